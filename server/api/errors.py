@@ -1,0 +1,75 @@
+"""HTTP side of the error hierarchy: every answer in Stream's shape, with `duration`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+from ..domain.errors import (
+    DoesNotExistError,
+    InputError,
+    PayloadTooLargeError,
+    TidingsError,
+    UnavailableError,
+)
+from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STARTED = web.RequestKey("started", float)
+
+
+def duration(request: web.Request) -> str:
+    return f"{(time.perf_counter() - request[STARTED]) * 1000:.2f}ms"
+
+
+def answer(request: web.Request, body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response({**body, "duration": duration(request)}, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _as_error(exc: web.HTTPException) -> TidingsError:
+    if exc.status == 413:
+        return PayloadTooLargeError("request body too large", {"body": ["too large"]})
+    if exc.status in (404, 405):
+        return DoesNotExistError(f"{exc.reason}: no such resource or method")
+    return InputError(exc.reason)
+
+
+@web.middleware
+async def stream_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Time the request, count it, and turn every failure into Stream's error body."""
+    request[STARTED] = time.perf_counter()
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except TidingsError as exc:
+        response = answer(request, exc.body(), exc.status)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/"):
+            raise
+        error = _as_error(exc)
+        response = answer(request, error.body(), error.status)
+    except (ConnectionFailure, ServerSelectionTimeoutError) as exc:
+        log.warning("store unavailable: %s", exc)
+        error = UnavailableError(
+            "the store is unavailable; retry the request (adds are idempotent)"
+        )
+        response = answer(request, error.body(), error.status)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        error = TidingsError("internal server error")
+        response = answer(request, error.body(), error.status)
+    HTTP_REQUESTS.labels(request.method, name, response.status).inc()
+    HTTP_LATENCY.labels(request.method, name).observe(time.perf_counter() - request[STARTED])
+    return response

@@ -1,0 +1,88 @@
+"""The composition root: `create_app(settings)` picks every concrete class and wires them.
+
+Each resource is one cleanup context, so shutdown undoes exactly what start did, in reverse:
+the store (embedded process or MongoDB client), then the feed service and the fanout runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from .api.errors import stream_errors
+from .api.routes import setup_routes
+from .config import Settings
+from .fanout.runner import FanoutRunner
+from .fanout.service import FeedService
+from .keys import DATABASE, RUNNER, SERVICE, SETTINGS, SIO
+from .realtime import handlers
+from .realtime.broadcaster import SocketIOBroadcaster
+from .realtime.transport import create_sio, no_websocket_compression
+from .store import mongo
+from .store.activities import ActivityStore
+from .store.embedded import embedded_store
+from .store.follows import FollowStore
+from .store.jobs import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with contextlib.AsyncExitStack() as stack:
+        url = str(settings.mongodb.url)
+        if not url:
+            url = await stack.enter_async_context(
+                embedded_store(settings.server.data_dir, settings.mongodb.embedded_cache_size)
+            )
+        client = mongo.connect(url)
+        stack.push_async_callback(client.close)
+        db = client[settings.mongodb.database]
+        await mongo.ensure_indexes(db)
+        app[DATABASE] = db
+        yield
+
+
+async def _feeds(app: web.Application) -> AsyncIterator[None]:
+    settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
+    activities, follows = ActivityStore(db), FollowStore(db)
+    jobs = JobStore(db, node_id(), timedelta(seconds=settings.fanout.lease_seconds))
+    realtime_groups = [name for name, group in settings.feeds.items() if group.realtime]
+    broadcaster = SocketIOBroadcaster(sio, realtime_groups)
+    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
+    app[RUNNER] = runner
+    app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
+    watcher = asyncio.create_task(runner.watch_abandoned())
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await runner.close(settings.server.shutdown_timeout)
+    await sio.shutdown()
+
+
+def create_app(settings: Settings) -> web.Application:
+    middlewares = [stream_errors]
+    if not settings.realtime.websocket_compression:
+        middlewares.insert(0, no_websocket_compression)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    sio = create_sio(settings)
+    app[SIO] = sio
+    sio.attach(app)
+    handlers.register(sio, settings, lambda: app[SERVICE])
+    setup_routes(app)
+    app.cleanup_ctx.extend([_store, _feeds])
+    return app

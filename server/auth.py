@@ -1,0 +1,100 @@
+"""JWT tokens, as Stream's SDKs sign them (HS256 with the app secret), and what each may do.
+
+Three kinds (DESIGN.md "Tokens"):
+- server token `{"resource": "*", "action": "*", "feed_id": "*"}`: everything;
+- scoped token `{"resource", "action", "feed_id"}`: one resource and action on one feed, the feed
+  written `timeline42` (as the SDKs do) or `timeline:42`;
+- user token `{"user_id": "bob"}`: read every feed of user id `bob`, write only `user:bob`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+from .domain.errors import NotAllowedError, SignatureError
+from .domain.feeds import FeedId
+
+Action = Literal["read", "write", "delete"]
+Resource = Literal["feed", "follower"]
+USER_WRITE_GROUP = "user"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a verified token allows."""
+
+    resource: str | None
+    action: str | None
+    feed_id: str | None
+    user_id: str | None
+    expires_at: float | None
+
+    def allows(self, resource: Resource, action: Action, feed: FeedId) -> bool:
+        if self.resource is not None:
+            return (
+                (self.resource == "*" or self.resource == resource)
+                and (self.action == "*" or self.action == action)
+                and self.feed_id in ("*", feed.compact, str(feed))
+            )
+        if self.user_id is None:
+            return False
+        if action == "read":
+            return feed.user_id == self.user_id
+        return feed == FeedId(USER_WRITE_GROUP, self.user_id)
+
+    def require(self, resource: Resource, action: Action, feed: FeedId) -> None:
+        if not self.allows(resource, action, feed):
+            raise NotAllowedError(f"you don't have permission to {action} {resource} {feed}")
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= time.time()
+
+
+def decode_token(token: str | None, secret: str) -> Grant:
+    """Verify a token (a `Bearer ` prefix is accepted) and say what it grants."""
+    if not token:
+        raise SignatureError("missing authentication token (Authorization header)")
+    token = token.removeprefix("Bearer ").strip()
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"verify_aud": False}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise SignatureError("token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise SignatureError(f"invalid token signature: {exc}") from exc
+    resource, action, feed_id = claims.get("resource"), claims.get("action"), claims.get("feed_id")
+    user_id = claims.get("user_id")
+    if resource is None and user_id is None:
+        raise SignatureError("token names neither a resource nor a user_id")
+    return Grant(
+        resource=None if resource is None else str(resource),
+        action=None if action is None else str(action),
+        feed_id=None if feed_id is None else str(feed_id),
+        user_id=None if user_id is None else str(user_id),
+        expires_at=float(claims["exp"]) if "exp" in claims else None,
+    )
+
+
+def server_token(secret: str, ttl: float | None = None) -> str:
+    return _sign({"resource": "*", "action": "*", "feed_id": "*"}, secret, ttl)
+
+
+def user_token(user_id: str, secret: str, ttl: float | None = None) -> str:
+    return _sign({"user_id": user_id}, secret, ttl)
+
+
+def feed_token(feed: FeedId, secret: str, ttl: float | None = None) -> str:
+    """A read token for one feed, as a backend hands to a client that only watches it."""
+    return _sign({"resource": "*", "action": "read", "feed_id": feed.compact}, secret, ttl)
+
+
+def _sign(claims: dict[str, Any], secret: str, ttl: float | None) -> str:
+    if ttl is not None:
+        claims["exp"] = int(time.time() + ttl)
+    return jwt.encode(claims, secret, algorithm="HS256")

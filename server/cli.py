@@ -1,0 +1,74 @@
+"""`tidings serve` and `tidings token`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from . import auth
+from .config import ConfigError, Settings, load_settings
+from .domain.errors import TidingsError
+from .domain.feeds import parse_feed_id
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidings", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", help="a TOML file over the built-in defaults")
+    serve.add_argument("--host", help="address to listen on (server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (server.port)")
+    serve.add_argument("--data-dir", help="where the embedded store keeps its data")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    token = commands.add_parser("token", help="print a JWT signed with the configured secret")
+    token.add_argument("--config", help="a TOML file over the built-in defaults")
+    kind = token.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--server", action="store_true", help="a server token: everything")
+    kind.add_argument("--user", metavar="ID", help="a user token for this user id")
+    kind.add_argument("--feed", metavar="FEED_ID", help="a read token for one feed (user:bob)")
+    token.add_argument("--ttl", type=float, help="seconds until it expires (default: never)")
+    return parser
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> str:
+    secret = str(settings.auth.api_secret)
+    if args.server:
+        return auth.server_token(secret, args.ttl)
+    if args.user:
+        return auth.user_token(args.user, secret, args.ttl)
+    return auth.feed_token(parse_feed_id(args.feed, settings.feeds.keys()), secret, args.ttl)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {}
+    if args.command == "serve":
+        flags = {"server": {"host": args.host, "port": args.port, "data_dir": args.data_dir}}
+    try:
+        settings = load_settings(args.config, overrides=flags)
+        if args.command == "token":
+            print(_token(args, settings))
+            return 0
+    except (ConfigError, TidingsError) as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 2
+    from .app import create_app
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        shutdown_timeout=settings.server.shutdown_timeout,
+        print=lambda line: logging.getLogger("tidings").info("%s", line.strip()),
+    )
+    return 0

@@ -1,0 +1,287 @@
+"""Settings: built-in defaults < config file < environment < command-line flags.
+
+`load_settings` is the one loader. Every key is checked by a marshmallow schema at start, and a bad
+value fails with the key's full name (`fanout.batch_size: Must be greater than or equal to 1.`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+ENV_PREFIX = "TIDINGS_"
+GROUP_NAME = r"^[a-z0-9_]{1,32}$"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class Secret(str):
+    """A string that never shows itself in a repr or a log line."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    port: int
+    data_dir: Path
+    cors_allowed_origins: str
+    max_body_bytes: int
+    shutdown_timeout: float
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    url: Secret
+    database: str
+    embedded_cache_size: str
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: Secret
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    api_key: str
+    api_secret: Secret
+
+
+@dataclass(frozen=True)
+class FanoutSettings:
+    batch_size: int
+    concurrency: int
+    lease_seconds: float
+    poll_seconds: float
+    default_copy_limit: int
+    max_copy_limit: int
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    websocket_compression: bool
+    ping_interval: float
+    ping_timeout: float
+    max_missed: int
+
+
+@dataclass(frozen=True)
+class ActivitySettings:
+    max_bytes: int
+    max_to: int
+
+
+@dataclass(frozen=True)
+class FeedGroup:
+    name: str
+    type: str = "flat"
+    followable: bool = True
+    realtime: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    mongodb: MongoSettings
+    redis: RedisSettings
+    auth: AuthSettings
+    fanout: FanoutSettings
+    realtime: RealtimeSettings
+    activities: ActivitySettings
+    feeds: Mapping[str, FeedGroup] = field(default_factory=dict)
+
+
+class _Section(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _positive(**kw: Any) -> Any:
+    return validate.Range(min=1, **kw)
+
+
+class _ServerSchema(_Section):
+    host = fields.String(required=True)
+    port = fields.Integer(required=True, validate=validate.Range(min=0, max=65535))
+    data_dir = fields.String(required=True)
+    cors_allowed_origins = fields.String(required=True)
+    max_body_bytes = fields.Integer(required=True, validate=_positive())
+    shutdown_timeout = fields.Float(required=True, validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ServerSettings:
+        return ServerSettings(**{**data, "data_dir": Path(data["data_dir"])})
+
+
+class _MongoSchema(_Section):
+    url = fields.String(required=True)
+    database = fields.String(required=True, validate=validate.Length(min=1))
+    embedded_cache_size = fields.String(required=True, validate=validate.Regexp(r"^\d+[MG]$"))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> MongoSettings:
+        return MongoSettings(**{**data, "url": Secret(data["url"])})
+
+
+class _RedisSchema(_Section):
+    url = fields.String(required=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> RedisSettings:
+        return RedisSettings(url=Secret(data["url"]))
+
+
+class _AuthSchema(_Section):
+    api_key = fields.String(required=True, validate=validate.Length(min=1))
+    api_secret = fields.String(required=True, validate=validate.Length(min=16))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> AuthSettings:
+        return AuthSettings(api_key=data["api_key"], api_secret=Secret(data["api_secret"]))
+
+
+class _FanoutSchema(_Section):
+    batch_size = fields.Integer(required=True, validate=_positive(max=10_000))
+    concurrency = fields.Integer(required=True, validate=_positive(max=256))
+    lease_seconds = fields.Float(required=True, validate=validate.Range(min=1))
+    poll_seconds = fields.Float(required=True, validate=validate.Range(min=0.05))
+    default_copy_limit = fields.Integer(required=True, validate=validate.Range(min=0))
+    max_copy_limit = fields.Integer(required=True, validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> FanoutSettings:
+        return FanoutSettings(**data)
+
+
+class _RealtimeSchema(_Section):
+    websocket_compression = fields.Boolean(required=True)
+    ping_interval = fields.Float(required=True, validate=validate.Range(min=1))
+    ping_timeout = fields.Float(required=True, validate=validate.Range(min=1))
+    max_missed = fields.Integer(required=True, validate=_positive(max=1000))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> RealtimeSettings:
+        return RealtimeSettings(**data)
+
+
+class _ActivitiesSchema(_Section):
+    max_bytes = fields.Integer(required=True, validate=_positive())
+    max_to = fields.Integer(required=True, validate=validate.Range(min=0, max=1000))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ActivitySettings:
+        return ActivitySettings(**data)
+
+
+class _FeedGroupSchema(_Section):
+    type = fields.String(load_default="flat", validate=validate.OneOf(["flat"]))
+    followable = fields.Boolean(load_default=True)
+    realtime = fields.Boolean(load_default=True)
+
+
+class _SettingsSchema(_Section):
+    server = fields.Nested(_ServerSchema, required=True)
+    mongodb = fields.Nested(_MongoSchema, required=True)
+    redis = fields.Nested(_RedisSchema, required=True)
+    auth = fields.Nested(_AuthSchema, required=True)
+    fanout = fields.Nested(_FanoutSchema, required=True)
+    realtime = fields.Nested(_RealtimeSchema, required=True)
+    activities = fields.Nested(_ActivitiesSchema, required=True)
+    feeds = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(GROUP_NAME)),
+        values=fields.Nested(_FeedGroupSchema),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Settings:
+        feeds = {name: FeedGroup(name=name, **opts) for name, opts in data.pop("feeds").items()}
+        return Settings(**data, feeds=feeds)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _environment_overrides(
+    defaults: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """TIDINGS_<SECTION>_<KEY> for every scalar key of every section (feed groups excepted)."""
+    overrides: dict[str, dict[str, str]] = {}
+    for section, keys in defaults.items():
+        if section == "feeds" or not isinstance(keys, Mapping):
+            continue
+        for key in keys:
+            name = f"{ENV_PREFIX}{section}_{key}".upper()
+            if name in environ:
+                overrides.setdefault(section, {})[key] = environ[name]
+    return overrides
+
+
+def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            out += _flatten_errors(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    return [f"{prefix}: {messages}"]
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build the settings once, at start. `overrides` are the command-line flags, by section."""
+    environ = os.environ if environ is None else environ
+    defaults = _read_toml(DEFAULTS_FILE)
+    raw = dict(defaults)
+    config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG") or None
+    if config_file:
+        raw = _merge(raw, _read_toml(Path(config_file)))
+    raw = _merge(raw, _environment_overrides(defaults, environ))
+    raw = _merge(
+        raw,
+        {
+            k: {kk: vv for kk, vv in v.items() if vv is not None}
+            for k, v in (overrides or {}).items()
+        },
+    )
+    try:
+        settings: Settings = _SettingsSchema().load(raw)
+    except ValidationError as exc:
+        raise ConfigError(
+            "invalid configuration: " + "; ".join(_flatten_errors(exc.messages))
+        ) from None
+    return settings

@@ -1,0 +1,161 @@
+"""Activities: validation of what clients send, and the shape they are given back in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+from .errors import CustomFieldError, InputError, PayloadTooLargeError
+from .feeds import parse_feed_id
+from .ids import activity_id, clock, format_time, parse_time
+
+RESERVED_FIELDS = frozenset({"id", "origin", "duration"})
+
+
+class _StreamString(fields.Field[str]):
+    """A string; numbers are taken and kept as strings, as Stream does for actor, verb, …"""
+
+    default_error_messages = {"invalid": "Not a valid string."}  # noqa: RUF012
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise self.make_error("invalid")
+
+
+class _TimeField(fields.Field[str]):
+    default_error_messages = {"invalid": "Not a valid ISO-8601 time."}  # noqa: RUF012
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return format_time(parse_time(value))
+        except ValueError as exc:
+            raise self.make_error("invalid") from exc
+
+
+def _text(required: bool) -> _StreamString:
+    return _StreamString(
+        required=required, allow_none=not required, validate=validate.Length(min=1, max=255)
+    )
+
+
+class ActivitySchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    actor = _text(required=True)
+    verb = _text(required=True)
+    object = _text(required=True)
+    target = _text(required=False)
+    foreign_id = _text(required=False)
+    time = _TimeField(allow_none=True)
+    to = fields.List(fields.String(), allow_none=True)
+
+
+_SCHEMA = ActivitySchema()
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A validated activity: `data` holds what the client sent (normalised), never `id` or
+    `origin`, which depend on storage and on the feed it is read from."""
+
+    id: str
+    time: str
+    foreign_id: str | None
+    to: tuple[str, ...]
+    data: dict[str, Any] = field(repr=False)
+
+    def public(self, origin: str | None = None) -> dict[str, Any]:
+        return public_activity(self.id, self.data, origin)
+
+
+def public_activity(
+    activity_id: str, data: Mapping[str, Any], origin: str | None
+) -> dict[str, Any]:
+    return {**data, "id": activity_id, "origin": origin}
+
+
+@dataclass(frozen=True)
+class Limits:
+    groups: Collection[str]
+    max_bytes: int
+    max_to: int
+
+
+def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
+    """Validate one activity as Stream would; raise an InputError naming the bad fields."""
+    if not isinstance(raw, dict):
+        raise InputError(
+            "an activity must be a JSON object", {prefix or "activity": ["not an object"]}
+        )
+    size = len(json.dumps(raw, separators=(",", ":"), default=str).encode())
+    if size > limits.max_bytes:
+        raise PayloadTooLargeError(
+            f"activity is {size} bytes of JSON, more than the {limits.max_bytes} allowed",
+            {prefix or "activity": [f"larger than {limits.max_bytes} bytes"]},
+        )
+    reserved = sorted(RESERVED_FIELDS & raw.keys())
+    if reserved:
+        raise CustomFieldError(
+            f"{', '.join(reserved)} cannot be set on an activity",
+            {prefix + name: ["reserved field"] for name in reserved},
+        )
+    try:
+        loaded: dict[str, Any] = _SCHEMA.load(raw)
+    except ValidationError as exc:
+        messages = exc.normalized_messages()
+        raise InputError(
+            "Errors for fields " + ", ".join(f"'{prefix}{name}'" for name in messages),
+            {f"{prefix}{name}": _as_list(msg) for name, msg in messages.items()},
+        ) from exc
+    data = {key: value for key, value in loaded.items() if value is not None}
+    to = _parse_to(data.pop("to", None) or [], limits, prefix)
+    time = parse_time(data["time"]) if "time" in data else clock.now()
+    data["time"] = format_time(time)
+    foreign_id = data.get("foreign_id")
+    try:
+        new_id = activity_id(time, foreign_id, data)
+    except ValueError as exc:
+        raise InputError("time out of range", {prefix + "time": ["must be after 1970"]}) from exc
+    if to:
+        data["to"] = list(to)
+    return Activity(id=new_id, time=data["time"], foreign_id=foreign_id, to=to, data=data)
+
+
+def parse_activities(raw: object, limits: Limits) -> list[Activity]:
+    """The body of an add: one activity, or `{"activities": [...]}`."""
+    if isinstance(raw, dict) and "activities" in raw and "actor" not in raw:
+        items = raw["activities"]
+        if not isinstance(items, list) or not items:
+            raise InputError(
+                "activities must be a non-empty list", {"activities": ["must be a non-empty list"]}
+            )
+        return [parse_activity(item, limits, f"activities[{i}].") for i, item in enumerate(items)]
+    return [parse_activity(raw, limits)]
+
+
+def _parse_to(to: list[str], limits: Limits, prefix: str) -> tuple[str, ...]:
+    if len(to) > limits.max_to:
+        raise InputError(
+            f"to may name at most {limits.max_to} feeds",
+            {prefix + "to": [f"at most {limits.max_to} feeds"]},
+        )
+    feeds = (str(parse_feed_id(item, limits.groups, prefix + "to")) for item in to)
+    return tuple(dict.fromkeys(feeds))
+
+
+def _as_list(message: Any) -> list[str]:
+    if isinstance(message, list):
+        return [str(m) for m in message]
+    if isinstance(message, dict):
+        return [f"{k}: {v}" for k, v in message.items()]
+    return [str(message)]

@@ -1,0 +1,89 @@
+"""The one error hierarchy. Each class is one of Stream's API exceptions (name, code, status).
+
+The HTTP layer answers `error.body()` with `error.status`; the Socket.IO layer acks
+`{"ok": False, "error": error.ack()}`. Nothing else decides how an error looks on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+FieldErrors = Mapping[str, Sequence[str]]
+
+
+class TidingsError(Exception):
+    code: ClassVar[int] = 1
+    status: ClassVar[int] = 500
+    exception: ClassVar[str] = "StreamApiException"
+
+    def __init__(self, detail: str, fields: FieldErrors | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields: dict[str, list[str]] = {k: list(v) for k, v in (fields or {}).items()}
+
+    def body(self) -> dict[str, Any]:
+        """Stream's error body (without `duration`, which the HTTP layer adds)."""
+        body: dict[str, Any] = {
+            "code": self.code,
+            "detail": self.detail,
+            "exception": self.exception,
+            "status_code": self.status,
+        }
+        if self.fields:
+            body["exception_fields"] = self.fields
+        return body
+
+    def ack(self) -> dict[str, Any]:
+        ack: dict[str, Any] = {
+            "code": self.code,
+            "detail": self.detail,
+            "exception": self.exception,
+        }
+        if self.fields:
+            ack["exception_fields"] = self.fields
+        return ack
+
+
+class ApiKeyError(TidingsError):
+    code, status, exception = 2, 401, "ApiKeyException"
+
+
+class SignatureError(TidingsError):
+    code, status, exception = 3, 401, "SignatureException"
+
+
+class InputError(TidingsError):
+    code, status, exception = 4, 400, "InputException"
+
+
+class CustomFieldError(TidingsError):
+    code, status, exception = 5, 400, "CustomFieldException"
+
+
+class FeedConfigError(TidingsError):
+    code, status, exception = 6, 400, "FeedConfigException"
+
+
+class RateLimitError(TidingsError):
+    code, status, exception = 9, 429, "RateLimitReached"
+
+
+class DoesNotExistError(TidingsError):
+    code, status, exception = 16, 404, "DoesNotExistException"
+
+
+class NotAllowedError(TidingsError):
+    code, status, exception = 17, 403, "NotAllowedException"
+
+
+class PayloadTooLargeError(InputError):
+    """Stream has no code of its own for this: an InputException answered with HTTP 413."""
+
+    status = 413
+
+
+class UnavailableError(TidingsError):
+    """The store cannot be reached; the request changed nothing and may be retried."""
+
+    code, status, exception = 1, 503, "StreamApiException"

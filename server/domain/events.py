@@ -1,0 +1,37 @@
+"""The `feed.update` event: the shape of Stream's real-time messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .ids import format_time
+
+FEED_UPDATE = "feed.update"
+
+
+def feed_update(
+    feed: str,
+    new: Sequence[dict[str, Any]] = (),
+    deleted: Sequence[str] = (),
+    deleted_foreign_ids: Sequence[str] = (),
+) -> dict[str, Any]:
+    return {
+        "feed": feed,
+        "new": list(new),
+        "deleted": list(deleted),
+        "deleted_foreign_ids": list(deleted_foreign_ids),
+        "published_at": format_time(datetime.now(UTC)),
+    }
+
+
+class Broadcaster(Protocol):
+    """Delivers events to the sockets subscribed to feeds (realtime/ implements it).
+
+    Called only after every listed feed durably holds what the event announces. One call sends
+    one identical event to the subscribers of all `feeds`; a socket subscribed to several of
+    them gets it once. Delivery is at most once per call: a socket that misses it recovers
+    through `subscribe` with `since`."""
+
+    async def feed_update(self, feeds: Sequence[str], event: dict[str, Any]) -> None: ...

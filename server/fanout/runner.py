@@ -1,0 +1,221 @@
+"""Runs fanout jobs: pages the followers of each source feed, writes a batch of follower entries
+in one unordered bulk insert, emits `feed.update` to that batch's feeds only once it is stored,
+then moves the job's cursor. Batches of a job run in an `asyncio.TaskGroup`, at most
+`fanout.concurrency` at once; the cursor only ever moves past batches that are all done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from ..config import FanoutSettings
+from ..domain.events import Broadcaster, feed_update
+from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
+from ..store.activities import ActivityStore, Entry
+from ..store.follows import FollowStore
+from ..store.jobs import Cursor, Job, JobStore
+
+log = logging.getLogger(__name__)
+Batch = Callable[[list[str]], Awaitable[None]]
+BatchMaker = Callable[[str, bool], Batch]
+
+
+class LeaseLost(Exception):
+    """Another node took the job over (this node was too slow to renew its lease)."""
+
+
+class _Progress:
+    """Moves the cursor of one source past the batches done, in order, one write at a time."""
+
+    def __init__(self, jobs: JobStore, job: Job, source: int) -> None:
+        self._jobs, self._job, self._source = jobs, job, source
+        self._order: list[ObjectId] = []
+        self._done: set[ObjectId] = set()
+        self._lock = asyncio.Lock()
+
+    def started(self, last: ObjectId) -> None:
+        self._order.append(last)
+
+    async def finished(self, last: ObjectId) -> None:
+        self._done.add(last)
+        async with self._lock:
+            head = None
+            while self._order and self._order[0] in self._done:
+                head = self._order.pop(0)
+                self._done.discard(head)
+            if head is not None and not await self._jobs.advance(
+                self._job, Cursor(self._source, head)
+            ):
+                raise LeaseLost(self._job.id)
+
+
+class FanoutRunner:
+    def __init__(
+        self,
+        activities: ActivityStore,
+        follows: FollowStore,
+        jobs: JobStore,
+        broadcaster: Broadcaster,
+        settings: FanoutSettings,
+    ) -> None:
+        self.activities, self.follows, self.jobs = activities, follows, jobs
+        self.broadcaster = broadcaster
+        self.settings = settings
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()
+        self._closing = False
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run `work` in the background, tracked so that shutdown can wait for it."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self, job: Job) -> None:
+        if job.id not in self._running and not self._closing:
+            self._running.add(job.id)
+            self.spawn(self.run(job))
+
+    async def run(self, job: Job) -> None:
+        FANOUT_JOBS.inc()
+        try:
+            await self._run(job)
+            await self.jobs.finish(job)
+        except LeaseLost:
+            log.warning("fanout job %s was taken over by another node", job.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease runs out and this node (or another) takes the job over and resumes it.
+            log.exception("fanout job %s failed; it will be resumed from its cursor", job.id)
+        finally:
+            FANOUT_JOBS.dec()
+            self._running.discard(job.id)
+
+    async def _run(self, job: Job) -> None:
+        make_batch = await self._batch_maker(job)
+        if make_batch is None:
+            return
+        for index in range(job.cursor.source, len(job.sources)):
+            after = job.cursor.after if index == job.cursor.source else None
+            await self._run_source(job, index, job.sources[index], after, make_batch)
+            if not await self.jobs.advance(job, Cursor(index + 1, None)):
+                raise LeaseLost(job.id)
+
+    async def _batch_maker(self, job: Job) -> BatchMaker | None:
+        """What one batch of `job` does, for a source feed (and whether it replays)."""
+        if job.kind == "remove":
+
+            def remove(source: str, replay: bool) -> Batch:
+                event = feed_update(
+                    source,
+                    deleted=[job.activity_id],
+                    deleted_foreign_ids=[job.foreign_id] if job.foreign_id else [],
+                )
+                return lambda feeds: self._remove_batch(job, feeds, event)
+
+            return remove
+        stored = await self.activities.get(job.activity_id)
+        if stored is None:  # removed meanwhile: the removal fans out on its own
+            return None
+
+        def add(source: str, replay: bool) -> Batch:
+            event = feed_update(source, new=[stored.public(origin=source)])
+            return lambda feeds: self._add_batch(job, source, feeds, event, replay)
+
+        return add
+
+    async def _run_source(
+        self,
+        job: Job,
+        index: int,
+        source: str,
+        after: ObjectId | None,
+        make_batch: BatchMaker,
+    ) -> None:
+        size, limit = self.settings.batch_size, self.settings.concurrency
+        progress = _Progress(self.jobs, job, index)
+        slots = asyncio.Semaphore(limit)
+        # After a takeover the batches that were in flight when the owner died may be stored
+        # but not emitted: emit those to every feed of the batch, not just to new entries.
+        replay = limit if job.resumed and index == job.cursor.source else 0
+        plain, replaying = make_batch(source, False), make_batch(source, True)
+
+        async def one(feeds: list[str], last: ObjectId, run: Batch) -> None:
+            try:
+                await run(feeds)
+                await progress.finished(last)
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as group:
+            while True:
+                page = await self.follows.follower_batch(source, after, size)
+                if not page:
+                    break
+                after = page[-1][0]
+                await slots.acquire()
+                progress.started(after)
+                run = replaying if replay > 0 else plain
+                replay -= 1
+                group.create_task(one([feed for _, feed in page], after, run))
+                if len(page) < size:
+                    break
+
+    async def _add_batch(
+        self, job: Job, source: str, feeds: list[str], event: dict[str, Any], replay: bool
+    ) -> None:
+        entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
+        inserted = await self.activities.insert_entries(entries)
+        FANOUT_BATCHES.labels("add").inc()
+        FANOUT_ENTRIES.labels("add").inc(len(inserted))
+        targets = feeds if replay else [e.feed for e in inserted]
+        if targets:
+            await self.broadcaster.feed_update(targets, event)
+            INSERT_TO_EMIT.labels("fanout").observe(_since(job.created_at))
+
+    async def _remove_batch(self, job: Job, feeds: list[str], event: dict[str, Any]) -> None:
+        removed = await self.activities.remove_entries(feeds, job.activity_id)
+        FANOUT_BATCHES.labels("remove").inc()
+        FANOUT_ENTRIES.labels("remove").inc(removed)
+        await self.broadcaster.feed_update(feeds, event)
+
+    async def watch_abandoned(self) -> None:
+        """Forever: take over jobs whose node died (their lease ran out) and resume them."""
+        while not self._closing:
+            try:
+                while (job := await self.jobs.claim_abandoned()) is not None:
+                    FANOUT_TAKEOVERS.inc()
+                    log.info("resuming fanout job %s from %s", job.id, job.cursor)
+                    self.start(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not look for abandoned fanout jobs")
+            await asyncio.sleep(self.settings.poll_seconds)
+
+    async def close(self, grace: float) -> None:
+        """Stop taking jobs, give the running ones `grace` seconds, then release the rest."""
+        self._closing = True
+        pending = set(self._tasks)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        released = await self.jobs.release_all()
+        if released:
+            log.info("released %d unfinished fanout jobs to other nodes", released)
+
+
+def _since(created_at: datetime) -> float:
+    return max(0.0, (datetime.now(UTC) - created_at).total_seconds())

@@ -1,0 +1,17 @@
+"""Typed application state: every shared object of the aiohttp app, by `web.AppKey`."""
+
+from __future__ import annotations
+
+import socketio
+from aiohttp import web
+
+from .config import Settings
+from .fanout.runner import FanoutRunner
+from .fanout.service import FeedService
+from .store.mongo import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+SERVICE = web.AppKey("service", FeedService)
+RUNNER = web.AppKey("runner", FanoutRunner)
+SIO = web.AppKey("sio", socketio.AsyncServer)

@@ -1,0 +1,35 @@
+"""Prometheus metrics, served on /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+HTTP_REQUESTS = Counter(
+    "tidings_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "tidings_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+FANOUT_BATCHES = Counter("tidings_fanout_batches_total", "Fanout batches stored", ["kind"])
+FANOUT_ENTRIES = Counter(
+    "tidings_fanout_entries_total", "Follower feed entries written or removed", ["kind"]
+)
+FANOUT_JOBS = Gauge("tidings_fanout_jobs_running", "Fanout jobs running on this node")
+FANOUT_TAKEOVERS = Counter("tidings_fanout_takeovers_total", "Abandoned jobs taken over")
+INSERT_TO_EMIT = Histogram(
+    "tidings_insert_to_emit_seconds",
+    "From an insert's arrival to the feed.update emit of a feed holding it",
+    ["path"],
+    buckets=LATENCY_BUCKETS,
+)
+SOCKETS = Gauge("tidings_connected_sockets", "Connected Socket.IO clients")
+SUBSCRIPTIONS = Counter("tidings_subscriptions_total", "Feed subscriptions", ["result"])
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,39 @@
+"""The MongoDB connection and the indexes every repository relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "activities": [IndexModel([("foreign_id", ASCENDING)], sparse=True)],
+    # The materialised feeds. Activity ids sort by time, so this one index both keeps entries
+    # unique (idempotent fanout) and serves newest-first reads of a feed.
+    "feed_entries": [IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True)],
+    "follows": [
+        IndexModel([("source", ASCENDING), ("target", ASCENDING)], unique=True),
+        IndexModel([("target", ASCENDING), ("_id", ASCENDING)]),
+    ],
+    "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],
+}
+
+
+def connect(url: str) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="tidings")
+
+
+async def ensure_indexes(db: Database) -> None:
+    for collection, indexes in INDEXES.items():
+        await db[collection].create_indexes(indexes)
+
+
+async def ping(db: Database) -> None:
+    await db.command("ping")
+
+
+__all__ = ["DESCENDING", "Database", "Document", "connect", "ensure_indexes", "ping"]

@@ -145,7 +145,7 @@ class _RedisSchema(_Section):
 
 class _AuthSchema(_Section):
     api_key = fields.String(required=True, validate=validate.Length(min=1))
-    api_secret = fields.String(required=True, validate=validate.Length(min=16))
+    api_secret = fields.String(required=True, validate=validate.Length(min=32))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> AuthSettings:

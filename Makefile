@@ -1,0 +1,65 @@
+# Tidings: `make run` starts a server on the embedded defaults; `make test` installs what the
+# tests need (Python packages, redis-server, the npm socket.io-client) and runs them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps install-test run test unit lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	touch $@
+
+install: $(STAMP) ## create .venv with Tidings and its embedded store
+
+$(VENV)/.installed-test: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[embedded,test,dev]'
+	touch $@
+
+tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+
+system-deps: ## redis-server and node (apt-get) where they are missing
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing nodejs and npm (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+install-test: system-deps $(VENV)/.installed-test tests/js/node_modules/.package-lock.json ## everything the tests need
+
+run: install ## start Tidings on 127.0.0.1:8080 with the embedded store (data under var/)
+	@echo "API key:       $$($(BIN)/python -c 'from server.config import load_settings as l; print(l().auth.api_key)')"
+	@echo "server token:  $$($(BIN)/tidings token --server)"
+	@echo "user token bob: $$($(BIN)/tidings token --user bob)"
+	$(BIN)/tidings serve
+
+test: install-test ## install what the tests need, then run them all
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed-test ## the fast tests only (no I/O)
+	$(BIN)/pytest tests/unit
+
+lint: $(VENV)/.installed-test ## ruff and mypy
+	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-test ## ruff format and autofix
+	$(BIN)/ruff check --fix server tests bench
+	$(BIN)/ruff format server tests bench
+
+bench: install-test ## the round-trip benchmark (JSON on stdout)
+	$(BIN)/python -m bench roundtrip
+
+clean: ## remove .venv, var/ and caches
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules

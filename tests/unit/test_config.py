@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load_settings
+
+
+def test_defaults_load_and_ship_the_flat_groups() -> None:
+    settings = load_settings(environ={})
+    assert settings.server.port == 8080
+    assert str(settings.mongodb.url) == ""
+    assert set(settings.feeds) == {"user", "timeline", "raid"}
+    assert all(group.type == "flat" for group in settings.feeds.values())
+
+
+def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "tidings.toml"
+    config.write_text('[server]\nport = 9000\nhost = "0.0.0.0"\n[fanout]\nbatch_size = 7\n')
+    env = {"TIDINGS_SERVER_PORT": "9100", "TIDINGS_FANOUT_CONCURRENCY": "3"}
+    settings = load_settings(config, environ=env, overrides={"server": {"port": 9200}})
+    assert settings.server.port == 9200  # flag beats environment beats file
+    assert settings.server.host == "0.0.0.0"  # file beats default
+    assert settings.fanout.batch_size == 7
+    assert settings.fanout.concurrency == 3
+    assert settings.fanout.lease_seconds == 30.0  # untouched default
+
+
+def test_config_file_from_environment_adds_feed_groups(tmp_path: Path) -> None:
+    config = tmp_path / "tidings.toml"
+    config.write_text('[feeds.notice]\ntype = "flat"\nfollowable = false\n')
+    settings = load_settings(environ={"TIDINGS_CONFIG": str(config)})
+    assert set(settings.feeds) == {"user", "timeline", "raid", "notice"}
+    assert settings.feeds["notice"].followable is False
+    assert settings.feeds["user"].followable is True
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"TIDINGS_FANOUT_BATCH_SIZE": "0"}, "fanout.batch_size"),
+        ({"TIDINGS_FANOUT_BATCH_SIZE": "many"}, "fanout.batch_size"),
+        ({"TIDINGS_SERVER_PORT": "70000"}, "server.port"),
+        ({"TIDINGS_REALTIME_WEBSOCKET_COMPRESSION": "perhaps"}, "realtime.websocket_compression"),
+        ({"TIDINGS_AUTH_API_SECRET": "short"}, "auth.api_secret"),
+    ],
+)
+def test_a_bad_value_names_its_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(environ=env)
+
+
+def test_unknown_keys_and_bad_groups_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[fanout]\nbatchsize = 3\n")
+    with pytest.raises(ConfigError, match=r"fanout\.batchsize"):
+        load_settings(config, environ={})
+    config.write_text('[feeds.Bad-Name]\ntype = "flat"\n')
+    with pytest.raises(ConfigError, match="feeds"):
+        load_settings(config, environ={})
+    config.write_text('[feeds.agg]\ntype = "ranked"\n')
+    with pytest.raises(ConfigError, match=r"feeds\.agg"):
+        load_settings(config, environ={})
+
+
+def test_unreadable_or_invalid_files_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\nport = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken, environ={})
+
+
+def test_secrets_never_show_in_a_repr() -> None:
+    secret = "a-very-secret-value-that-is-long-enough-0123"
+    settings = load_settings(
+        environ={"TIDINGS_AUTH_API_SECRET": secret, "TIDINGS_MONGODB_URL": "mongodb://u:pw@h/"}
+    )
+    assert str(settings.auth.api_secret) == secret
+    assert secret not in repr(settings)
+    assert "pw@" not in repr(settings)

@@ -10,6 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from ..domain.errors import InputError
 from ..domain.feeds import parse_feed_id
+from ..domain.validation import input_error
 from ..keys import SERVICE, SETTINGS
 from ..store.follows import Follow
 from . import params
@@ -31,13 +32,7 @@ async def follow(request: web.Request) -> web.Response:
     try:
         body: dict[str, Any] = FollowSchema().load(await json_body(request) or {})
     except ValidationError as exc:
-        raise InputError(
-            "Errors for fields " + ", ".join(f"'{f}'" for f in exc.normalized_messages()),
-            {
-                k: list(v) if isinstance(v, list) else [str(v)]
-                for k, v in exc.normalized_messages().items()
-            },
-        ) from exc
+        raise input_error(exc) from exc
     target = parse_feed_id(body["target"], settings.feeds.keys(), "target")
     limit = body["activity_copy_limit"]
     if limit is None:

@@ -12,6 +12,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from .errors import CustomFieldError, InputError, PayloadTooLargeError
 from .feeds import parse_feed_id
 from .ids import activity_id, clock, format_time, parse_time
+from .validation import input_error
 
 RESERVED_FIELDS = frozenset({"id", "origin", "duration"})
 
@@ -112,11 +113,7 @@ def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
     try:
         loaded: dict[str, Any] = _SCHEMA.load(raw)
     except ValidationError as exc:
-        messages = exc.normalized_messages()
-        raise InputError(
-            "Errors for fields " + ", ".join(f"'{prefix}{name}'" for name in messages),
-            {f"{prefix}{name}": _as_list(msg) for name, msg in messages.items()},
-        ) from exc
+        raise input_error(exc, prefix) from exc
     data = {key: value for key, value in loaded.items() if value is not None}
     to = _parse_to(data.pop("to", None) or [], limits, prefix)
     time = parse_time(data["time"]) if "time" in data else clock.now()
@@ -151,11 +148,3 @@ def _parse_to(to: list[str], limits: Limits, prefix: str) -> tuple[str, ...]:
         )
     feeds = (str(parse_feed_id(item, limits.groups, prefix + "to")) for item in to)
     return tuple(dict.fromkeys(feeds))
-
-
-def _as_list(message: Any) -> list[str]:
-    if isinstance(message, list):
-        return [str(m) for m in message]
-    if isinstance(message, dict):
-        return [f"{k}: {v}" for k, v in message.items()]
-    return [str(message)]

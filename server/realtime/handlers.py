@@ -44,7 +44,6 @@ def register(
     groups = settings.feeds.keys()
     secret = str(settings.auth.api_secret)
 
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
@@ -54,11 +53,9 @@ def register(
         await sio.save_session(sid, {"grant": grant})
         SOCKETS.inc()
 
-    @sio.event
     async def disconnect(sid: str, reason: Any = None) -> None:
         SOCKETS.dec()
 
-    @sio.on("subscribe")
     @_acked
     async def subscribe(sid: str, data: Any) -> Ack:
         if not isinstance(data, dict):
@@ -83,7 +80,6 @@ def register(
             ack.update(missed=missed.activities, more=missed.more)
         return ack
 
-    @sio.on("unsubscribe")
     @_acked
     async def unsubscribe(sid: str, data: Any) -> Ack:
         if not isinstance(data, dict):
@@ -91,3 +87,11 @@ def register(
         feed = parse_feed_id(data.get("feed"), groups)
         await sio.leave_room(sid, feed_room(str(feed)))
         return {"ok": True}
+
+    for event, handler in [
+        ("connect", connect),
+        ("disconnect", disconnect),
+        ("subscribe", subscribe),
+        ("unsubscribe", unsubscribe),
+    ]:
+        sio.on(event, handler)

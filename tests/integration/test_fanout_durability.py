@@ -1,0 +1,285 @@
+"""Durability of the fanout (DESIGN.md "Fanout"): an acknowledged insert reaches every follower
+feed exactly once, whether its node is killed mid-fanout (another node resumes the job from its
+cursor once the lease runs out) or stopped gracefully (the lease is released at once); removals
+fan out to every follower too, and a retried insert (same foreign_id + time) changes nothing.
+
+Followers are written straight into the `follows` collection (the shape FollowStore.follow
+writes): that is test setup, the fanout itself runs in real server processes on a real store.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import jwt
+import pytest
+import requests
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
+
+FOLLOWERS = 5_000
+SERVER_TOKEN = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET, "HS256")
+HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}
+
+Doc = dict[str, Any]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+class Spawn(Protocol):
+    def __call__(self, env: dict[str, str], database: str | None = None) -> ServerProcess: ...
+
+
+@pytest.fixture
+def mongo(store: Store) -> Iterator[MongoClient[Doc]]:
+    client: MongoClient[Doc] = MongoClient(store.url, tz_aware=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def spawn(store: Store, mongo: MongoClient[Doc], tmp_path: Path) -> Iterator[Spawn]:
+    """Starts dedicated server processes (own database unless given); stops them and drops
+    their databases at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str], database: str | None = None) -> ServerProcess:
+        log = tmp_path / f"server-{len(started)}.log"
+        node = ServerProcess(store.url, database=database, env=env, log_path=log)
+        started.append(node)
+        return node.start()
+
+    yield start
+    for node in started:
+        node.kill()
+    for name in {node.database for node in started}:
+        mongo.drop_database(name)
+
+
+def follower_feeds(prefix: str, count: int) -> list[str]:
+    return [f"timeline:{prefix}f{n}" for n in range(count)]
+
+
+def add_followers(db: Database[Doc], target: str, feeds: list[str], chunk: int = 1_000) -> None:
+    """`feeds` follow `target`, in order (the order a fanout job pages them in)."""
+    for start in range(0, len(feeds), chunk):
+        now = datetime.now(UTC)
+        db["follows"].insert_many(
+            [
+                {"source": feed, "target": target, "created_at": now, "updated_at": now}
+                for feed in feeds[start : start + chunk]
+            ],
+            ordered=True,
+        )
+
+
+def api(node: ServerProcess, method: str, path: str, **kwargs: Any) -> requests.Response:
+    params = {"api_key": API_KEY, **kwargs.pop("params", {})}
+    return requests.request(
+        method, f"{node.url}/api/v1.0/{path}", params=params, headers=HEADERS, timeout=30, **kwargs
+    )
+
+
+def post_activity(node: ServerProcess, feed: str, activity: Doc) -> Doc:
+    group, user = feed.split(":", 1)
+    answer = api(node, "POST", f"feed/{group}/{user}/", json=activity)
+    assert answer.status_code == 201, answer.text
+    body: Doc = answer.json()
+    return body
+
+
+def read_ids(node: ServerProcess, feed: str) -> list[str]:
+    group, user = feed.split(":", 1)
+    answer = api(node, "GET", f"feed/{group}/{user}/", params={"limit": 100})
+    assert answer.status_code == 200, answer.text
+    return [a["id"] for a in answer.json()["results"]]
+
+
+def entry_count(db: Database[Doc], activity_id: str) -> int:
+    return db["feed_entries"].count_documents({"activity_id": activity_id})
+
+
+def jobs_of(db: Database[Doc], activity_id: str) -> list[Doc]:
+    return list(db["fanout_jobs"].find({"activity_id": activity_id}))
+
+
+def wait_jobs_gone(db: Database[Doc], activity_id: str, timeout: float = 60) -> None:
+    wait_until(
+        lambda: not jobs_of(db, activity_id),
+        timeout,
+        0.1,
+        what=f"the fanout jobs of {activity_id} to finish",
+    )
+
+
+def follower_entries(db: Database[Doc], activity_id: str, prefix: str) -> dict[str, Doc]:
+    """Per follower feed (timeline:<prefix>f*): how many entries hold the activity, and their
+    origins."""
+    pipeline: list[Doc] = [
+        {
+            "$match": {
+                "activity_id": activity_id,
+                "feed": {"$regex": "^" + re.escape(f"timeline:{prefix}f")},
+            }
+        },
+        {"$group": {"_id": "$feed", "n": {"$sum": 1}, "origins": {"$addToSet": "$origin"}}},
+    ]
+    return {row["_id"]: row for row in db["feed_entries"].aggregate(pipeline)}
+
+
+def assert_fanned_out_once(
+    db: Database[Doc], activity_id: str, prefix: str, feeds: list[str], origin: str
+) -> None:
+    """Every follower feed holds the activity exactly once, as got through `origin`."""
+    rows = follower_entries(db, activity_id, prefix)
+    missing = set(feeds) - set(rows)
+    assert not missing, f"{len(missing)} follower feeds lack the activity, e.g. {min(missing)}"
+    assert set(rows) == set(feeds)
+    doubled = {feed: row["n"] for feed, row in rows.items() if row["n"] != 1}
+    assert not doubled, f"feeds holding the activity more than once: {list(doubled.items())[:5]}"
+    assert sum(row["n"] for row in rows.values()) == len(feeds)
+    origins = {o for row in rows.values() for o in row["origins"]}
+    assert origins == {origin}
+
+
+def wait_partway(db: Database[Doc], activity_id: str, low: int, high: int) -> int:
+    """Poll until some but not all entries of the activity exist; answer how many."""
+    seen = 0
+
+    def partway() -> bool:
+        nonlocal seen
+        seen = entry_count(db, activity_id)
+        assert seen < high, f"the fanout went too far ({seen}) before it could be interrupted"
+        return seen > low
+
+    wait_until(partway, 60, 0.01, what=f"more than {low} entries of {activity_id}")
+    return seen
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_crash_mid_fanout_is_resumed_by_another_node(
+    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
+) -> None:
+    env = {
+        "TIDINGS_FANOUT_BATCH_SIZE": "100",
+        "TIDINGS_FANOUT_CONCURRENCY": "2",
+        "TIDINGS_FANOUT_LEASE_SECONDS": "3",
+        "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
+    }
+    first = spawn(env)
+    db = mongo[first.database]
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
+    add_followers(db, celeb, feeds)
+
+    added = post_activity(first, celeb, {"actor": uid, "verb": "announce", "object": "concert:1"})
+    aid = added["id"]
+    wait_partway(db, aid, 300, 4_500)
+    first.kill()
+
+    at_crash = entry_count(db, aid) - 1  # less the entry of the origin feed
+    assert 0 < at_crash < FOLLOWERS, "the fanout was not interrupted"
+    [job] = jobs_of(db, aid)
+    assert job["kind"] == "add" and job["sources"] == [celeb]
+
+    second = spawn(env, database=first.database)
+    wait_jobs_gone(db, aid, timeout=120)
+
+    assert_fanned_out_once(db, aid, uid, feeds, origin=celeb)
+    assert entry_count(db, aid) == FOLLOWERS + 1
+    for feed in (feeds[0], feeds[at_crash], feeds[-1]):
+        assert read_ids(second, feed) == [aid]
+    group, user = feeds[-1].split(":")
+    [read] = api(second, "GET", f"feed/{group}/{user}/").json()["results"]
+    assert read["origin"] == celeb and read["object"] == "concert:1"
+
+
+def test_graceful_stop_releases_the_lease_at_once(
+    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
+) -> None:
+    env = {
+        "TIDINGS_FANOUT_BATCH_SIZE": "20",
+        "TIDINGS_FANOUT_CONCURRENCY": "1",
+        # Far longer than the test may take: a job left leased would not be resumed in time.
+        "TIDINGS_FANOUT_LEASE_SECONDS": "60",
+        "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
+        "TIDINGS_SERVER_SHUTDOWN_TIMEOUT": "1",
+    }
+    first = spawn(env)
+    db = mongo[first.database]
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
+    add_followers(db, celeb, feeds)
+
+    aid = post_activity(first, celeb, {"actor": uid, "verb": "raid", "object": "boss:7"})["id"]
+    wait_partway(db, aid, 300, 4_500)
+    # Bounded well below the lease: a stop that hangs until it is killed is not graceful.
+    assert first.stop(timeout=20) == 0
+
+    left = jobs_of(db, aid)
+    if left:  # not finished within the grace period: released for any node to take now
+        [job] = left
+        assert job["lease_until"] < datetime.now(UTC)
+        assert entry_count(db, aid) - 1 < FOLLOWERS
+
+    second = spawn(env, database=first.database)
+    # Well below the 60 s lease: only a released job can be resumed this soon.
+    wait_jobs_gone(db, aid, timeout=30)
+    assert_fanned_out_once(db, aid, uid, feeds, origin=celeb)
+    assert read_ids(second, feeds[-1]) == [aid]
+
+
+def test_removal_fans_out_to_every_follower(
+    server: ServerProcess, mongo: MongoClient[Doc], uid: str
+) -> None:
+    db = mongo[server.database]
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, 2_000)
+    add_followers(db, celeb, feeds)
+    aid = post_activity(server, celeb, {"actor": uid, "verb": "post", "object": "o:1"})["id"]
+    wait_jobs_gone(db, aid)
+    assert_fanned_out_once(db, aid, uid, feeds, origin=celeb)
+
+    group, user = celeb.split(":")
+    removed = api(server, "DELETE", f"feed/{group}/{user}/{aid}/")
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["removed"] == aid
+    wait_jobs_gone(db, aid)
+
+    assert entry_count(db, aid) == 0
+    assert follower_entries(db, aid, uid) == {}
+    for feed in (celeb, feeds[0], feeds[-1]):
+        assert read_ids(server, feed) == []
+
+
+def test_retried_insert_is_stored_once_everywhere(
+    server: ServerProcess, mongo: MongoClient[Doc], uid: str
+) -> None:
+    db = mongo[server.database]
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, 2_000)
+    add_followers(db, celeb, feeds)
+    activity = {
+        "actor": uid,
+        "verb": "sell",
+        "object": "tickets",
+        "foreign_id": f"sale:{uuid.uuid4().hex}",
+        "time": "2030-05-01T18:00:00.000000",
+    }
+    first = post_activity(server, celeb, activity)
+    again = post_activity(server, celeb, activity)  # a retry, while the first fanout may run
+    assert again["id"] == first["id"]
+    aid = first["id"]
+    wait_jobs_gone(db, aid)
+
+    assert_fanned_out_once(db, aid, uid, feeds, origin=celeb)
+    assert db["activities"].count_documents({"foreign_id": activity["foreign_id"]}) == 1
+    assert read_ids(server, celeb) == [aid]
+    assert read_ids(server, feeds[1234]) == [aid]

@@ -10,7 +10,7 @@ import socketio
 
 from ..auth import Grant, decode_token
 from ..config import Settings
-from ..domain.errors import InputError, TidingsError
+from ..domain.errors import InputError, SignatureError, TidingsError
 from ..domain.feeds import parse_feed_id
 from ..domain.ids import is_activity_id
 from ..fanout.service import FeedService
@@ -62,6 +62,8 @@ def register(
             raise InputError("subscribe takes {feed, since?}", {"feed": ["missing"]})
         feed = parse_feed_id(data.get("feed"), groups)
         grant: Grant = (await sio.get_session(sid))["grant"]
+        if grant.expired:
+            raise SignatureError("token has expired; reconnect with a new one")
         try:
             grant.require("feed", "read", feed)
         except TidingsError:

@@ -1,0 +1,851 @@
+"""Real-time delivery over Socket.IO (DESIGN.md "Real-time contract").
+
+Real clients only: python-socketio's AsyncClient and the official npm socket.io-client (driven
+through tests/js/subscriber.mjs), against real server processes. "No further event" is never
+checked by sleeping: a marker activity is posted afterwards and, once it arrives on the same
+socket, everything the server sent that socket before it has arrived too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+import socketio
+import websocket
+
+from tests.integration.conftest import SERVER_TOKEN, token
+from tests.support import API_KEY, ROOT, ServerProcess, Store
+
+WAIT = 15.0  # bound of every wait for an event or an ack, seconds
+Event = dict[str, Any]
+Predicate = Callable[[Event], bool]
+
+
+# --------------------------------------------------------------------------- REST helper
+
+
+class Rest:
+    """Stream's REST dialect over aiohttp, with the server token unless told otherwise."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+
+    def _path(self, feed: str, *tail: str) -> str:
+        slug, _, user_id = feed.partition(":")
+        return f"{self.url}/api/v1.0/feed/{slug}/{user_id}/" + "".join(f"{t}/" for t in tail)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        jwt_token: str = SERVER_TOKEN,
+    ) -> Any:
+        async with self.session.request(
+            method,
+            path,
+            params={"api_key": API_KEY, **(params or {})},
+            json=body,
+            headers={"Authorization": jwt_token, "stream-auth-type": "jwt"},
+            timeout=aiohttp.ClientTimeout(total=WAIT),
+        ) as response:
+            answer = await response.json()
+            assert response.status in (200, 201), (method, path, response.status, answer)
+            return answer
+
+    async def add(self, feed: str, **fields: Any) -> dict[str, Any]:
+        activity = {"actor": "someone", "verb": "post", "object": f"o:{uuid.uuid4().hex[:6]}"}
+        answer = await self.call("POST", self._path(feed), {**activity, **fields})
+        answer.pop("duration")  # of the HTTP answer, not of the activity
+        return dict(answer)
+
+    async def add_many(self, feed: str, count: int) -> list[dict[str, Any]]:
+        activities = [
+            {"actor": "someone", "verb": "post", "object": f"o:{i}"} for i in range(count)
+        ]
+        answer = await self.call("POST", self._path(feed), {"activities": activities})
+        return list(answer["activities"])
+
+    async def read(self, feed: str, limit: int = 100) -> list[dict[str, Any]]:
+        answer = await self.call("GET", self._path(feed), params={"limit": str(limit)})
+        return list(answer["results"])
+
+    async def remove(self, feed: str, activity_id: str) -> None:
+        await self.call("DELETE", self._path(feed, activity_id))
+
+    async def remove_foreign(self, feed: str, foreign_id: str) -> None:
+        await self.call("DELETE", self._path(feed, foreign_id), params={"foreign_id": "1"})
+
+    async def follow(self, source: str, target: str) -> None:
+        await self.call(
+            "POST", self._path(source, "follows"), {"target": target, "activity_copy_limit": 0}
+        )
+
+
+# --------------------------------------------------------------------------- Python client
+
+
+class PySubscriber:
+    """A python-socketio AsyncClient that records every `feed.update` it gets."""
+
+    def __init__(self, on_event: Callable[[Event], Awaitable[None]] | None = None) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[Event] = []
+        self.connect_errors: list[Any] = []
+        self._changed = asyncio.Event()
+        self._on_event = on_event
+        self.sio.on("feed.update", self._update)
+        self.sio.on("connect_error", self._connect_error)
+
+    async def _update(self, data: Event) -> None:
+        if self._on_event is not None:
+            await self._on_event(data)
+        self.events.append(data)
+        self._changed.set()
+
+    async def _connect_error(self, data: Any = None) -> None:
+        self.connect_errors.append(data)
+
+    async def connect(self, url: str, jwt_token: str | None) -> None:
+        auth = {"token": jwt_token} if jwt_token is not None else None
+        await self.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=WAIT)
+
+    async def subscribe(self, feed: Any, since: Any = None, **extra: Any) -> dict[str, Any]:
+        payload = {"feed": feed, **extra} if since is None else {"feed": feed, "since": since}
+        return await self.sio.call("subscribe", payload, timeout=WAIT)  # type: ignore[no-any-return]
+
+    async def unsubscribe(self, feed: Any) -> dict[str, Any]:
+        return await self.sio.call("unsubscribe", {"feed": feed}, timeout=WAIT)  # type: ignore[no-any-return]
+
+    def matching(self, predicate: Predicate) -> list[Event]:
+        return [e for e in self.events if predicate(e)]
+
+    async def wait_for(self, predicate: Predicate, what: str) -> Event:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while True:
+            found = self.matching(predicate)
+            if found:
+                return found[0]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no feed.update {what} within {WAIT}s; got {self.events}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+# --------------------------------------------------------------------------- node client
+
+
+class NodeSubscriber:
+    """tests/js/subscriber.mjs: the official socket.io-client, one JSON line per happening."""
+
+    def __init__(self, url: str, jwt_token: str | None, feeds: list[str], since: str = "") -> None:
+        options = {"url": url, "token": jwt_token or "", "feeds": feeds, "since": since or None}
+        self.process = subprocess.Popen(
+            ["node", "tests/js/subscriber.mjs", json.dumps(options)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self.lines.append(json.loads(raw))
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.stderr.append(raw.decode(errors="replace"))
+
+    def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        return [line for line in list(self.lines) if predicate(line)]
+
+    async def expect(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        """The first line matching `predicate`, waiting for it (bounded) without blocking."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while True:
+            found = self.matching(predicate)
+            if found:
+                return found[0]
+            if loop.time() > deadline or self.process.poll() is not None:
+                raise AssertionError(
+                    f"node subscriber: no {what} within {WAIT}s; "
+                    f"lines {self.lines}, stderr {''.join(self.stderr)[-2000:]}"
+                )
+            await asyncio.sleep(0.02)
+
+    async def subscribed(self, feed: str) -> dict[str, Any]:
+        line = await self.expect(
+            lambda line: line["type"] == "subscribed" and line["feed"] == feed, f"ack for {feed}"
+        )
+        return dict(line["ack"])
+
+    async def event(self, predicate: Predicate, what: str) -> Event:
+        line = await self.expect(
+            lambda line: line["type"] == "event" and predicate(line["data"]), what
+        )
+        assert line["name"] == "feed.update"
+        return dict(line["data"])
+
+    def events(self, predicate: Predicate) -> list[Event]:
+        return [line["data"] for line in self.matching(lambda x: x["type"] == "event")
+                if predicate(line["data"])]  # fmt: skip
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.terminate()
+                try:
+                    self.process.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(5)
+        for thread in self._threads:
+            thread.join(5)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def rest(http: aiohttp.ClientSession, server: ServerProcess) -> Rest:
+    return Rest(http, server.url)
+
+
+@pytest.fixture
+async def py_subs() -> AsyncIterator[list[PySubscriber]]:
+    """Python subscribers created by a test, all disconnected at its end."""
+    created: list[PySubscriber] = []
+    yield created
+    await asyncio.gather(*(s.close() for s in created), return_exceptions=True)
+
+
+@pytest.fixture
+def node_subs() -> Iterator[list[NodeSubscriber]]:
+    created: list[NodeSubscriber] = []
+    yield created
+    for sub in created:
+        sub.close()
+
+
+async def py_subscriber(
+    subs: list[PySubscriber],
+    url: str,
+    feeds: list[str],
+    jwt_token: str = SERVER_TOKEN,
+    on_event: Callable[[Event], Awaitable[None]] | None = None,
+) -> PySubscriber:
+    """A connected python subscriber of `feeds` (each ack checked)."""
+    sub = PySubscriber(on_event)
+    subs.append(sub)
+    await sub.connect(url, jwt_token)
+    for feed in feeds:
+        ack = await sub.subscribe(feed)
+        assert ack == {"ok": True, "feed": feed, "missed": [], "more": False}, ack
+    return sub
+
+
+async def node_subscriber(
+    subs: list[NodeSubscriber],
+    url: str,
+    feeds: list[str],
+    jwt_token: str = SERVER_TOKEN,
+    since: str = "",
+) -> NodeSubscriber:
+    sub = NodeSubscriber(url, jwt_token, feeds, since)
+    subs.append(sub)
+    return sub
+
+
+def _dedicated(store: Store, workdir: Path, name: str, env: dict[str, str]) -> ServerProcess:
+    return ServerProcess(store.url, env=env, log_path=workdir / f"{name}.log").start()
+
+
+@pytest.fixture(scope="module")
+def small_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+    """At most 3 missed activities per subscribe; fanout in batches of 4 follower feeds."""
+    env = {
+        "TIDINGS_REALTIME_MAX_MISSED": "3",
+        "TIDINGS_FANOUT_BATCH_SIZE": "4",
+        "TIDINGS_FANOUT_CONCURRENCY": "2",
+    }
+    process = _dedicated(store, workdir, "realtime-small", env)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def deflate_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+    process = _dedicated(
+        store, workdir, "realtime-deflate", {"TIDINGS_REALTIME_WEBSOCKET_COMPRESSION": "true"}
+    )
+    yield process
+    process.stop()
+
+
+# --------------------------------------------------------------------------- predicates
+
+
+def has_new(activity_id: str) -> Predicate:
+    return lambda e: any(a.get("id") == activity_id for a in e.get("new", []))
+
+
+def has_deleted(activity_id: str) -> Predicate:
+    return lambda e: activity_id in e.get("deleted", [])
+
+
+def in_feed(activities: list[dict[str, Any]], activity_id: str) -> dict[str, Any]:
+    found = [a for a in activities if a["id"] == activity_id]
+    assert len(found) == 1, (activity_id, activities)
+    return found[0]
+
+
+def assert_update_shape(event: Event, feed: str, new: list[dict[str, Any]]) -> None:
+    assert set(event) == {"feed", "new", "deleted", "deleted_foreign_ids", "published_at"}, event
+    assert event["feed"] == feed
+    assert event["new"] == new
+    assert event["deleted"] == []
+    assert event["deleted_foreign_ids"] == []
+    assert isinstance(event["published_at"], str)
+    datetime.fromisoformat(event["published_at"])
+
+
+# --------------------------------------------------------------------------- 1. delivery
+
+
+async def test_activity_reaches_subscribers_of_its_feed_followers_and_to_feeds(
+    server: ServerProcess,
+    rest: Rest,
+    py_subs: list[PySubscriber],
+    node_subs: list[NodeSubscriber],
+    uid: str,
+) -> None:
+    author, follower, to_feed = f"user:{uid}", f"timeline:{uid}f", f"raid:{uid}"
+    both = f"timeline:{uid}b"  # follows the author AND is named in `to`: must get it once
+    await rest.follow(follower, author)
+    await rest.follow(both, author)
+
+    py_author = await py_subscriber(py_subs, server.url, [author])
+    py_follower = await py_subscriber(py_subs, server.url, [follower])
+    py_to = await py_subscriber(py_subs, server.url, [to_feed])
+    py_both = await py_subscriber(py_subs, server.url, [both])
+    node_follower = await node_subscriber(node_subs, server.url, [follower])
+    node_author = await node_subscriber(node_subs, server.url, [author])
+    for node, feed in ((node_follower, follower), (node_author, author)):
+        assert await node.expect(lambda x: x["type"] == "connected", "connected")
+        ack = await node.subscribed(feed)
+        assert ack == {"ok": True, "feed": feed, "missed": [], "more": False}
+
+    posted = await rest.add(
+        author, actor=uid, verb="post", object="photo:1", to=[to_feed, both], extra={"n": 1}
+    )
+    aid = posted["id"]
+    assert posted["origin"] is None
+
+    # The follower feed: the event names the followed feed it came through, like `origin`.
+    event = await py_follower.wait_for(has_new(aid), f"of {aid} on {follower}")
+    held = in_feed(await rest.read(follower), aid)
+    assert held["origin"] == author
+    assert_update_shape(event, author, [held])
+    node_event = await node_follower.event(has_new(aid), f"of {aid} on {follower}")
+    assert node_event == event  # one emit: the same message for every client library
+
+    # The feed it was posted to, and the `to` feeds: `feed` is that feed, origin null.
+    event = await py_author.wait_for(has_new(aid), f"of {aid} on {author}")
+    assert_update_shape(event, author, [posted])
+    assert in_feed(await rest.read(author), aid) == posted
+    assert await node_author.event(has_new(aid), f"of {aid} on {author}") == event
+    for sub, feed in ((py_to, to_feed), (py_both, both)):
+        event = await sub.wait_for(has_new(aid), f"of {aid} on {feed}")
+        assert_update_shape(event, feed, [posted])
+        assert in_feed(await rest.read(feed), aid)["origin"] is None
+
+    # Once: a marker sent after everything above reaches every socket; nothing doubled before it.
+    marker = (await rest.add(author, to=[to_feed, both]))["id"]
+    for sub in (py_author, py_follower, py_to, py_both):
+        await sub.wait_for(has_new(marker), "of the marker")
+        assert len(sub.matching(has_new(aid))) == 1, sub.events
+    for node in (node_follower, node_author):
+        await node.event(has_new(marker), "of the marker")
+        assert len(node.events(has_new(aid))) == 1, node.lines
+
+
+# --------------------------------------------------------------------------- 2. durable first
+
+
+@pytest.mark.parametrize("which", ["shared", "small_batches"])
+async def test_event_never_arrives_before_the_feed_read_returns_the_activity(
+    which: str, request: pytest.FixtureRequest, http: aiohttp.ClientSession, uid: str
+) -> None:
+    name = "server" if which == "shared" else "small_server"
+    target: ServerProcess = request.getfixturevalue(name)
+    rest = Rest(http, target.url)
+    author = f"user:{uid}"
+    followers = [f"timeline:{uid}-{i}" for i in range(20)]
+    await asyncio.gather(*(rest.follow(f, author) for f in followers))
+
+    checks: list[tuple[str, str, bool]] = []  # (feed, activity id, held when the event came)
+
+    def checker(feed: str) -> Callable[[Event], Awaitable[None]]:
+        async def check(event: Event) -> None:
+            ids = {a["id"] for a in await rest.read(feed)}
+            checks.extend((feed, a["id"], a["id"] in ids) for a in event["new"])
+
+        return check
+
+    subs: list[PySubscriber] = []
+    try:
+        for feed in [author, *followers]:
+            await py_subscriber(subs, target.url, [feed], on_event=checker(feed))
+        posted = [(await rest.add(author))["id"] for _ in range(3)]
+        for sub, feed in zip(subs, [author, *followers], strict=True):
+            for aid in posted:
+                await sub.wait_for(has_new(aid), f"of {aid} on {feed}")
+    finally:
+        await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+
+    assert len(checks) == 21 * 3, checks
+    early = [c for c in checks if not c[2]]
+    assert not early, f"events that came before the feed held the activity: {early}"
+
+
+# --------------------------------------------------------------------------- 3. since
+
+
+async def test_resubscribe_with_since_returns_what_was_missed(
+    server: ServerProcess,
+    rest: Rest,
+    py_subs: list[PySubscriber],
+    node_subs: list[NodeSubscriber],
+    uid: str,
+) -> None:
+    author, follower = f"user:{uid}", f"timeline:{uid}f"
+    await rest.follow(follower, author)
+    first = await py_subscriber(py_subs, server.url, [follower])
+    seen = (await rest.add(author))["id"]
+    await first.wait_for(has_new(seen), "of the first activity")
+    await first.close()
+
+    posted = await rest.add_many(author, 5)
+    ids = [a["id"] for a in posted]
+    assert ids == sorted(ids)
+
+    async def fanned_out() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while loop.time() < deadline:
+            held = await rest.read(follower)
+            if {a["id"] for a in held} >= set(ids):
+                return held
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{follower} never got {ids}")
+
+    held = await fanned_out()
+    expected = sorted((a for a in held if a["id"] in ids), key=lambda a: a["id"])
+    assert [a["id"] for a in expected] == ids
+    assert all(a["origin"] == author for a in expected)
+
+    again = PySubscriber()
+    py_subs.append(again)
+    await again.connect(server.url, SERVER_TOKEN)
+    ack = await again.subscribe(follower, since=seen)
+    assert ack == {"ok": True, "feed": follower, "missed": expected, "more": False}
+    # Nothing newer than the newest: an empty page.
+    ack = await again.subscribe(follower, since=ids[-1])
+    assert ack == {"ok": True, "feed": follower, "missed": [], "more": False}
+    # ...and the socket is subscribed again: new activities arrive live.
+    live = (await rest.add(author))["id"]
+    await again.wait_for(has_new(live), "after the resubscribe")
+
+    node = await node_subscriber(node_subs, server.url, [follower], since=seen)
+    node_ack = await node.subscribed(follower)
+    assert node_ack["ok"] is True and node_ack["more"] is False
+    assert [a["id"] for a in node_ack["missed"]] == [*ids, live]
+    assert node_ack["missed"][:5] == expected
+
+
+async def test_since_with_more_missed_than_max_missed(
+    small_server: ServerProcess,
+    http: aiohttp.ClientSession,
+    py_subs: list[PySubscriber],
+    node_subs: list[NodeSubscriber],
+    uid: str,
+) -> None:
+    rest = Rest(http, small_server.url)
+    feed = f"user:{uid}"
+    sub = await py_subscriber(py_subs, small_server.url, [feed])
+    seen = (await rest.add(feed))["id"]
+    await sub.wait_for(has_new(seen), "of the first activity")
+    await sub.close()
+    posted = await rest.add_many(feed, 5)
+    held = {a["id"]: a for a in await rest.read(feed)}
+    oldest_three = [held[a["id"]] for a in posted[:3]]
+
+    again = PySubscriber()
+    py_subs.append(again)
+    await again.connect(small_server.url, SERVER_TOKEN)
+    ack = await again.subscribe(feed, since=seen)
+    assert ack == {"ok": True, "feed": feed, "missed": oldest_three, "more": True}
+    # The client pages on from the last one it got: the rest, and no more.
+    ack = await again.subscribe(feed, since=oldest_three[-1]["id"])
+    assert ack == {"ok": True, "feed": feed, "missed": [held[a["id"]] for a in posted[3:]],
+                   "more": False}  # fmt: skip
+
+    node = await node_subscriber(node_subs, small_server.url, [feed], since=seen)
+    assert await node.subscribed(feed) == {
+        "ok": True,
+        "feed": feed,
+        "missed": oldest_three,
+        "more": True,
+    }
+
+
+# --------------------------------------------------------------------------- 4. refusals
+
+
+def _bad_tokens() -> dict[str, str | None]:
+    claims = {"resource": "*", "action": "*", "feed_id": "*"}
+    return {
+        "missing": None,
+        "garbage": "not-a-jwt",
+        "other_secret": jwt.encode(claims, "another-secret-0123456789abcdef-01234", "HS256"),
+        "expired": token({**claims, "exp": int(time.time()) - 60}),
+        "no_grant": token({"sub": "nobody"}),
+        "alg_none": jwt.encode(claims, None, algorithm="none"),
+    }
+
+
+BAD_TOKENS = _bad_tokens()
+
+
+@pytest.mark.parametrize("kind", list(BAD_TOKENS))
+async def test_python_client_with_a_bad_token_is_refused_at_connect(
+    kind: str, server: ServerProcess, py_subs: list[PySubscriber]
+) -> None:
+    sub = PySubscriber()
+    py_subs.append(sub)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sub.connect(server.url, BAD_TOKENS[kind])
+    assert not sub.sio.connected
+    assert len(sub.connect_errors) == 1, sub.connect_errors
+    error = sub.connect_errors[0]
+    assert isinstance(error, dict) and isinstance(error.get("message"), str), error
+    assert error["data"]["code"] == 3
+    assert error["data"]["exception"] == "SignatureException"
+    assert error["data"]["detail"] == error["message"]
+
+
+@pytest.mark.parametrize("kind", list(BAD_TOKENS))
+async def test_node_client_with_a_bad_token_is_refused_at_connect(
+    kind: str, server: ServerProcess, node_subs: list[NodeSubscriber], uid: str
+) -> None:
+    node = await node_subscriber(node_subs, server.url, [f"user:{uid}"], BAD_TOKENS[kind])
+    line = await node.expect(lambda x: x["type"] == "connect_error", "connect_error")
+    assert isinstance(line["message"], str) and line["message"]
+    assert line["data"]["code"] == 3
+    assert line["data"]["exception"] == "SignatureException"
+    assert not node.matching(lambda x: x["type"] in ("connected", "subscribed"))
+
+
+def not_allowed(ack: dict[str, Any]) -> bool:
+    error = ack.get("error", {})
+    return (
+        ack.get("ok") is False
+        and error.get("code") == 17
+        and error.get("exception") == "NotAllowedException"
+        and isinstance(error.get("detail"), str)
+        and bool(error["detail"])
+    )
+
+
+async def test_subscribe_to_a_feed_the_token_may_not_read_is_refused(
+    server: ServerProcess,
+    rest: Rest,
+    py_subs: list[PySubscriber],
+    node_subs: list[NodeSubscriber],
+    uid: str,
+) -> None:
+    bob, alice = f"bob{uid}", f"alice{uid}"
+    bob_token = token({"user_id": bob})
+    sub = PySubscriber()
+    py_subs.append(sub)
+    await sub.connect(server.url, bob_token)
+    ack = await sub.subscribe(f"timeline:{alice}")
+    assert not_allowed(ack), ack
+    assert set(ack) == {"ok", "error"}
+    for feed in (f"timeline:{bob}", f"user:{bob}", f"raid:{bob}"):
+        assert await sub.subscribe(feed) == {"ok": True, "feed": feed, "missed": [], "more": False}
+
+    node_feeds = [f"timeline:{alice}", f"timeline:{bob}"]
+    node = await node_subscriber(node_subs, server.url, node_feeds, bob_token)
+    assert not_allowed(await node.subscribed(f"timeline:{alice}"))
+    assert (await node.subscribed(f"timeline:{bob}"))["ok"] is True
+
+    # Nothing of alice's timeline reaches bob; the marker on bob's timeline comes after it.
+    refused = (await rest.add(f"timeline:{alice}"))["id"]
+    marker = (await rest.add(f"timeline:{bob}"))["id"]
+    await sub.wait_for(has_new(marker), "of the marker")
+    assert not sub.matching(has_new(refused)), sub.events
+    assert not sub.matching(lambda e: e["feed"] == f"timeline:{alice}"), sub.events
+    await node.event(has_new(marker), "of the marker")
+    assert not node.events(lambda e: e["feed"] == f"timeline:{alice}"), node.lines
+    # The refusal left the socket usable: a later, allowed subscribe works.
+    assert (await sub.subscribe(f"user:{bob}"))["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "exception"),
+    [
+        ({"feed": "timeline"}, 4, "InputException"),
+        ({"feed": "Timeline:bob"}, 4, "InputException"),
+        ({"feed": "timeline:bad/id"}, 4, "InputException"),
+        ({"feed": "timeline:"}, 4, "InputException"),
+        ({"feed": 42}, 4, "InputException"),
+        ({}, 4, "InputException"),
+        ("timeline:bob", 4, "InputException"),
+        ({"feed": "nosuchgroup:bob"}, 6, "FeedConfigException"),
+        ({"feed": "notification:bob"}, 6, "FeedConfigException"),
+        ({"feed": "timeline:bob", "since": "not-an-id"}, 4, "InputException"),
+        ({"feed": "timeline:bob", "since": 12345}, 4, "InputException"),
+        ({"feed": "timeline:bob", "since": str(uuid.uuid4())}, 4, "InputException"),
+    ],
+    ids=lambda value: json.dumps(value) if not isinstance(value, int) else str(value),
+)
+async def test_subscribe_with_bad_input_is_refused(
+    payload: Any, code: int, exception: str, server: ServerProcess, py_subs: list[PySubscriber]
+) -> None:
+    sub = PySubscriber()
+    py_subs.append(sub)
+    await sub.connect(server.url, token({"user_id": "bob"}))
+    ack = await sub.sio.call("subscribe", payload, timeout=WAIT)
+    assert ack["ok"] is False, ack
+    assert ack["error"]["code"] == code, ack
+    assert ack["error"]["exception"] == exception, ack
+    assert isinstance(ack["error"]["detail"], str) and ack["error"]["detail"]
+
+
+async def test_feed_scoped_token_subscribes_to_its_feed_only(
+    server: ServerProcess, rest: Rest, py_subs: list[PySubscriber], uid: str
+) -> None:
+    timeline = f"timeline:{uid}"
+    for feed_id in (f"timeline{uid}", timeline):  # the SDKs' compact form, and the colon form
+        sub = PySubscriber()
+        py_subs.append(sub)
+        await sub.connect(
+            server.url, token({"resource": "*", "action": "read", "feed_id": feed_id})
+        )
+        for other in (f"user:{uid}", f"timeline:{uid}x", f"raid:{uid}"):
+            assert not_allowed(await sub.subscribe(other)), other
+        ack = await sub.subscribe(timeline)
+        assert ack == {"ok": True, "feed": timeline, "missed": [], "more": False}
+        aid = (await rest.add(timeline))["id"]
+        await sub.wait_for(has_new(aid), f"on {timeline}")
+
+    writer = PySubscriber()
+    py_subs.append(writer)
+    await writer.connect(
+        server.url, token({"resource": "feed", "action": "write", "feed_id": f"timeline{uid}"})
+    )
+    assert not_allowed(await writer.subscribe(timeline))
+
+
+# --------------------------------------------------------------------------- 5. unsubscribe
+
+
+async def test_unsubscribe_stops_events_of_that_feed(
+    server: ServerProcess, rest: Rest, py_subs: list[PySubscriber], uid: str
+) -> None:
+    author, follower, marker_feed = f"user:{uid}", f"timeline:{uid}f", f"raid:{uid}"
+    await rest.follow(follower, author)
+    leaving = await py_subscriber(py_subs, server.url, [author, follower, marker_feed])
+    staying = await py_subscriber(py_subs, server.url, [author, follower])
+
+    before = (await rest.add(author))["id"]
+    await leaving.wait_for(lambda e: has_new(before)(e) and e["new"][0]["origin"] == author,
+                           "through the follow")  # fmt: skip
+    await leaving.wait_for(lambda e: has_new(before)(e) and e["new"][0]["origin"] is None,
+                           "direct")  # fmt: skip
+
+    assert await leaving.unsubscribe(author) == {"ok": True}
+    assert await leaving.unsubscribe(follower) == {"ok": True}
+    assert await leaving.unsubscribe(f"timeline:{uid}never") == {"ok": True}
+    ack = await leaving.unsubscribe("nosuchgroup:x")
+    assert ack["ok"] is False and ack["error"]["code"] == 6, ack
+
+    after = (await rest.add(author))["id"]
+    # The other socket gets both emits (direct and through the follow); once it has them,
+    # post a marker to the leaving socket's remaining feed: it must come with nothing before it.
+    await staying.wait_for(lambda e: has_new(after)(e) and e["new"][0]["origin"] == author,
+                           "through the follow")  # fmt: skip
+    await staying.wait_for(lambda e: has_new(after)(e) and e["new"][0]["origin"] is None,
+                           "direct")  # fmt: skip
+    marker = (await rest.add(marker_feed))["id"]
+    await leaving.wait_for(has_new(marker), "of the marker")
+    assert not leaving.matching(has_new(after)), leaving.events
+
+
+# --------------------------------------------------------------------------- 6. removal
+
+
+async def test_removal_is_announced_to_the_feed_its_to_feeds_and_followers(
+    server: ServerProcess, rest: Rest, py_subs: list[PySubscriber], uid: str
+) -> None:
+    author, follower, to_feed = f"user:{uid}", f"timeline:{uid}f", f"raid:{uid}"
+    await rest.follow(follower, author)
+
+    gone_when_told: list[tuple[str, str, bool]] = []
+
+    def checker(feed: str) -> Callable[[Event], Awaitable[None]]:
+        async def check(event: Event) -> None:
+            if event["deleted"]:
+                ids = {a["id"] for a in await rest.read(feed)}
+                gone_when_told.extend((feed, d, d not in ids) for d in event["deleted"])
+
+        return check
+
+    subs = {
+        feed: await py_subscriber(py_subs, server.url, [feed], on_event=checker(feed))
+        for feed in (author, follower, to_feed)
+    }
+
+    foreign_id = f"fid:{uid}"
+    with_fid = (await rest.add(author, foreign_id=foreign_id, time="2024-01-01T10:00:00",
+                               to=[to_feed]))["id"]  # fmt: skip
+    plain = (await rest.add(author, to=[to_feed]))["id"]
+    for feed, sub in subs.items():
+        for aid in (with_fid, plain):
+            await sub.wait_for(has_new(aid), f"of {aid} on {feed}")
+
+    await rest.remove(author, plain)
+    for feed, sub in subs.items():
+        event = await sub.wait_for(has_deleted(plain), f"removal of {plain} on {feed}")
+        assert set(event) == {"feed", "new", "deleted", "deleted_foreign_ids", "published_at"}
+        assert event["feed"] == (author if feed == follower else feed)
+        assert event["new"] == [] and event["deleted"] == [plain]
+        assert event["deleted_foreign_ids"] == []
+
+    await rest.remove_foreign(author, foreign_id)
+    for feed, sub in subs.items():
+        event = await sub.wait_for(has_deleted(with_fid), f"removal of {with_fid} on {feed}")
+        assert event["feed"] == (author if feed == follower else feed)
+        assert event["new"] == [] and event["deleted"] == [with_fid]
+        assert event["deleted_foreign_ids"] == [foreign_id]
+
+    for feed in subs:
+        held = {a["id"] for a in await rest.read(feed)}
+        assert not held & {plain, with_fid}, (feed, held)
+    assert len(gone_when_told) == 6, gone_when_told
+    assert all(gone for _, _, gone in gone_when_told), gone_when_told
+
+
+# --------------------------------------------------------------------------- 7. compression
+
+
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+
+
+def _handshake_extensions(server: ServerProcess) -> str:
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
+        header=[DEFLATE_OFFER],
+        timeout=WAIT,
+    )
+    try:
+        headers = {k.lower(): v for k, v in (ws.getheaders() or {}).items()}
+        assert ws.getstatus() == 101
+        return str(headers.get("sec-websocket-extensions", ""))
+    finally:
+        ws.close()
+
+
+def test_websocket_compression_is_off_by_default(server: ServerProcess) -> None:
+    assert "permessage-deflate" not in _handshake_extensions(server)
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
+        header=[DEFLATE_OFFER],
+        timeout=WAIT,
+    )
+    try:  # an uncompressed session works: the Engine.IO open packet
+        opened = ws.recv()
+        assert isinstance(opened, str) and opened.startswith("0{"), opened
+        assert "sid" in json.loads(opened[1:])
+    finally:
+        ws.close()
+
+
+def test_websocket_compression_is_negotiated_when_enabled(deflate_server: ServerProcess) -> None:
+    assert "permessage-deflate" in _handshake_extensions(deflate_server)
+
+
+async def test_aiohttp_offer_of_deflate(
+    server: ServerProcess, deflate_server: ServerProcess, http: aiohttp.ClientSession
+) -> None:
+    for target, negotiated in ((server, False), (deflate_server, True)):
+        url = f"ws://127.0.0.1:{target.port}/socket.io/?EIO=4&transport=websocket"
+        timeout = aiohttp.ClientWSTimeout(ws_close=5)
+        async with http.ws_connect(url, compress=15, timeout=timeout) as ws:
+            assert bool(ws.compress) is negotiated, (target.port, ws.compress)
+            opened = await ws.receive_str(timeout=WAIT)
+            assert opened.startswith("0{"), opened
+
+
+async def test_events_flow_over_a_compressed_connection(
+    deflate_server: ServerProcess,
+    http: aiohttp.ClientSession,
+    py_subs: list[PySubscriber],
+    node_subs: list[NodeSubscriber],
+    uid: str,
+) -> None:
+    rest = Rest(http, deflate_server.url)
+    feed = f"user:{uid}"
+    sub = await py_subscriber(py_subs, deflate_server.url, [feed])
+    node = await node_subscriber(node_subs, deflate_server.url, [feed])
+    assert (await node.subscribed(feed))["ok"] is True
+    big = "x" * 4000  # large enough for the deflate path to matter
+    aid = (await rest.add(feed, body=big))["id"]
+    event = await sub.wait_for(has_new(aid), "over a deflated socket")
+    assert event["new"][0]["body"] == big
+    assert await node.event(has_new(aid), "over a deflated socket") == event

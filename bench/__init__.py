@@ -1,0 +1,1 @@
+"""Tidings benchmarks: each prints one JSON document on stdout (`python -m bench --help`)."""

@@ -1,0 +1,35 @@
+"""`python -m bench <benchmark> [options]`: run a benchmark, print its JSON on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import roundtrip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Tidings benchmarks (JSON on stdout)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    rt = commands.add_parser(
+        "roundtrip",
+        help="insert → fanout → feed.update latency per follower count, and the fanout rate "
+        "against the store's raw bulk-insert rate",
+        description=roundtrip.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    roundtrip.add_arguments(rt)
+    rt.set_defaults(run=roundtrip.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The subscriber process of the round-trip benchmark: one Socket.IO client per follower feed.
+
+Run by bench/roundtrip.py as `python -m bench.subscribers`; it talks JSON lines:
+
+1. stdin:  `{"url", "token", "feeds": [...], "concurrency", "connect_timeout"}`
+2. stdout: `{"event": "ready", "connected", "failed", "errors", "seconds"}` once every client is
+   connected (websocket transport, `auth: {"token"}`) and subscribed to its feed, or has failed;
+3. stdin:  `{"expect": [activity ids], "timeout": seconds}` once the poster is done;
+4. stdout: `{"event": "results", "received": {feed: {activity_id: time.time()}}, ...}` as soon
+   as every client holds every expected id, or at the timeout; then it disconnects and exits.
+
+Each `feed.update` is stamped with `time.time()` the moment its handler runs: the poster runs on
+the same machine, so the two clocks agree. Progress goes to stderr; stdout carries only the
+protocol. Every wait is bounded, and the process exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import socketio
+
+POLL_SECONDS = 0.02
+STDIN_TIMEOUT = 900.0
+DISCONNECT_TIMEOUT = 30.0
+
+
+def log(message: str) -> None:
+    print(f"[subscribers] {message}", file=sys.stderr, flush=True)
+
+
+def send(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+class Subscriber:
+    """One socket subscribed to one feed; records when each activity id reached it."""
+
+    def __init__(self, feed: str, http: aiohttp.ClientSession) -> None:
+        self.feed = feed
+        self.received: dict[str, float] = {}
+        self.duplicates = 0
+        self.events = 0
+        self.connected = False
+        self.dropped = 0  # disconnects the client did not ask for
+        self._closing = False
+        self.sio = socketio.AsyncClient(
+            reconnection=False, http_session=http, handle_sigint=False, request_timeout=10
+        )
+        self.sio.on("feed.update", self._on_update)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    async def _on_update(self, data: Any) -> None:
+        now = time.time()
+        self.events += 1
+        for activity in data.get("new", []) if isinstance(data, dict) else []:
+            activity_id = activity.get("id") if isinstance(activity, dict) else None
+            if not isinstance(activity_id, str):
+                continue
+            if activity_id in self.received:
+                self.duplicates += 1
+            else:
+                self.received[activity_id] = now
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        if not self._closing:
+            self.dropped += 1
+        self.connected = False
+
+    async def start(self, url: str, token: str, within: float) -> None:
+        await self.sio.connect(
+            url, transports=["websocket"], auth={"token": token}, wait_timeout=within
+        )
+        ack = await self.sio.call("subscribe", {"feed": self.feed}, timeout=within)
+        if not (isinstance(ack, dict) and ack.get("ok")):
+            await self.sio.disconnect()
+            raise RuntimeError(f"subscribe {self.feed} refused: {ack!r}")
+        self.connected = True
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def _read_message(reader: asyncio.StreamReader, within: float) -> dict[str, Any]:
+    line = await asyncio.wait_for(reader.readline(), within)
+    if not line:
+        raise EOFError("stdin closed")
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError(f"expected a JSON object, got {line[:80]!r}")
+    return message
+
+
+async def _connect_all(
+    subscribers: list[Subscriber], url: str, token: str, concurrency: int, within: float
+) -> list[str]:
+    """Connect and subscribe every client, `concurrency` at a time; answer the errors."""
+    slots = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+    done = 0
+
+    async def one(subscriber: Subscriber) -> None:
+        nonlocal done
+        async with slots:
+            try:
+                await asyncio.wait_for(subscriber.start(url, token, within), within * 2)
+            except Exception as exc:
+                errors.append(f"{subscriber.feed}: {type(exc).__name__}: {exc}")
+            done += 1
+            if done % 250 == 0:
+                log(f"{done}/{len(subscribers)} connected")
+
+    await asyncio.gather(*(one(s) for s in subscribers))
+    return errors
+
+
+async def _wait_for(subscribers: list[Subscriber], expect: list[str], within: float) -> bool:
+    """Until every connected client holds every expected id, or `within` seconds; answer
+    whether all did."""
+    wanted = set(expect)
+    deadline = time.monotonic() + within
+    pending = [s for s in subscribers if s.connected]
+    while time.monotonic() < deadline:
+        pending = [s for s in pending if not wanted.issubset(s.received)]
+        if not pending:
+            return True
+        await asyncio.sleep(POLL_SECONDS)
+    return False
+
+
+async def run() -> int:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    config = await _read_message(reader, STDIN_TIMEOUT)
+    feeds: list[str] = list(config["feeds"])
+    timeout = float(config.get("connect_timeout", 20.0))
+    connector = aiohttp.TCPConnector(limit=0)  # one held connection per websocket
+    async with aiohttp.ClientSession(connector=connector) as http:
+        subscribers = [Subscriber(feed, http) for feed in feeds]
+        started = time.monotonic()
+        errors = await _connect_all(
+            subscribers,
+            config["url"],
+            config["token"],
+            int(config.get("concurrency", 50)),
+            timeout,
+        )
+        connected = sum(s.connected for s in subscribers)
+        seconds = time.monotonic() - started
+        log(f"{connected}/{len(feeds)} subscribed in {seconds:.1f}s")
+        send({
+            "event": "ready",
+            "connected": connected,
+            "failed": len(feeds) - connected,
+            "errors": errors[:10],
+            "seconds": round(seconds, 3),
+        })  # fmt: skip
+
+        try:
+            request = await _read_message(reader, STDIN_TIMEOUT)
+            expect = [str(i) for i in request.get("expect", [])]
+            complete = await _wait_for(subscribers, expect, float(request.get("timeout", 30.0)))
+            send({
+                "event": "results",
+                "complete": complete,
+                "received": {s.feed: s.received for s in subscribers},
+                "connected_at_end": sum(s.connected for s in subscribers),
+                "dropped": sum(s.dropped for s in subscribers),
+                "duplicates": sum(s.duplicates for s in subscribers),
+                "events": sum(s.events for s in subscribers),
+            })  # fmt: skip
+        finally:
+            slots = asyncio.Semaphore(100)
+
+            async def stop(subscriber: Subscriber) -> None:
+                async with slots:
+                    try:
+                        await asyncio.wait_for(subscriber.stop(), 5)
+                    except Exception as exc:  # leaving anyway
+                        log(f"disconnect {subscriber.feed}: {type(exc).__name__}")
+
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(stop(s) for s in subscribers)), DISCONNECT_TIMEOUT
+                )
+            except TimeoutError:
+                log("some clients did not disconnect in time")
+    return 0
+
+
+def main() -> int:
+    try:
+        return asyncio.run(run())
+    except (EOFError, TimeoutError) as exc:
+        log(f"stopping: {type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

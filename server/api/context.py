@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from aiohttp import web
@@ -46,7 +47,13 @@ def authorize(request: web.Request, resource: Resource, action: Action) -> FeedI
 
 
 async def json_body(request: web.Request) -> Any:
+    text = await request.text()
     try:
-        return await request.json()
-    except ValueError as exc:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
         raise InputError("request body is not valid JSON", {"body": [str(exc)]}) from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON, and strict clients could not read them back."""
+    raise ValueError(f"{name} is not valid JSON")

@@ -38,7 +38,8 @@ async def read_feed(request: web.Request) -> web.Response:
     results, more = found[:limit], len(found) > limit
     next_page = ""
     if more:
-        next_query = {"id_lt": results[-1]["id"], "limit": limit}
+        lower = {k: v for k, v in bounds.items() if k in ("id_gt", "id_gte")}
+        next_query = {"id_lt": results[-1]["id"], **lower, "limit": limit}
         next_page = f"/api/v1.0/feed/{feed.group}/{feed.user_id}/?{urlencode(next_query)}"
     return answer(request, {"results": results, "next": next_page})
 

@@ -38,7 +38,7 @@ class _TimeField(fields.Field[str]):
             raise self.make_error("invalid")
         try:
             return format_time(parse_time(value))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise self.make_error("invalid") from exc
 
 

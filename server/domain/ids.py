@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MS = (1 << 48) - 1
@@ -52,7 +51,7 @@ def is_activity_id(value: str) -> bool:
 
 def format_time(time: datetime) -> str:
     """Stream's wire form: UTC, no offset, to the microsecond."""
-    return time.astimezone(UTC).strftime(TIME_FORMAT)
+    return time.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def parse_time(value: str) -> datetime:

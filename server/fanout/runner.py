@@ -1,7 +1,8 @@
 """Runs fanout jobs: pages the followers of each source feed, writes a batch of follower entries
 in one unordered bulk insert, emits `feed.update` to that batch's feeds only once it is stored,
-then moves the job's cursor. Batches of a job run in an `asyncio.TaskGroup`, at most
-`fanout.concurrency` at once; the cursor only ever moves past batches that are all done.
+then moves the job's cursor. Batches of a job run in an `asyncio.TaskGroup`; at most
+`fanout.concurrency` batches of all jobs run at once on a node, and a job's cursor only ever
+moves past batches that are all done.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class FanoutRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
         self._closing = False
+        # Batches in flight on this node, across all its jobs: the store's write load is bounded
+        # however many inserts arrive at once, and jobs are served in order of arrival.
+        self._slots = asyncio.Semaphore(settings.concurrency)
 
     def spawn(self, work: Awaitable[None]) -> None:
         """Run `work` in the background, tracked so that shutdown can wait for it."""
@@ -123,7 +127,7 @@ class FanoutRunner:
 
             return remove
         stored = await self.activities.get(job.activity_id)
-        if stored is None:  # removed meanwhile: the removal fans out on its own
+        if stored is None or stored.removed:  # the removal fans out on its own
             return None
 
         def add(source: str, replay: bool) -> Batch:
@@ -142,7 +146,7 @@ class FanoutRunner:
     ) -> None:
         size, limit = self.settings.batch_size, self.settings.concurrency
         progress = _Progress(self.jobs, job, index)
-        slots = asyncio.Semaphore(limit)
+        slots = self._slots
         # After a takeover the batches that were in flight when the owner died may be stored
         # but not emitted: emit those to every feed of the batch, not just to new entries.
         replay = limit if job.resumed and index == job.cursor.source else 0
@@ -174,6 +178,11 @@ class FanoutRunner:
     ) -> None:
         entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
         inserted = await self.activities.insert_entries(entries)
+        if inserted and await self.activities.is_removed(job.activity_id):
+            # Removed while this batch was being written: the removal's own pass may already
+            # be past these feeds, so take back what this batch put there, and stop the job.
+            await self.activities.remove_entries([e.feed for e in inserted], job.activity_id)
+            raise LeaseLost(job.id)
         FANOUT_BATCHES.labels("add").inc()
         FANOUT_ENTRIES.labels("add").inc(len(inserted))
         targets = feeds if replay else [e.feed for e in inserted]

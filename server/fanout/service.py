@@ -83,7 +83,11 @@ class FeedService:
             await self._remove_one(origin, stored)
 
     async def _remove_one(self, feed: str, stored: StoredActivity) -> None:
-        sources = [feed, *stored.to] if stored.feed == feed else [feed]
+        own = stored.feed == feed
+        sources = [feed, *stored.to] if own else [feed]
+        if own:
+            await self.activities.mark_removed(stored.id)
+            await self.jobs.cancel("add", stored.id)
         await self.activities.remove_entries(sources, stored.id)
         if await self.follows.has_followers(sources):
             job = await self.jobs.create("remove", stored.id, sources, stored.foreign_id)

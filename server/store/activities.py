@@ -36,6 +36,7 @@ class StoredActivity:
     to: tuple[str, ...]
     foreign_id: str | None
     data: dict[str, Any]
+    removed: bool = False
 
     def public(self, origin: str | None = None) -> dict[str, Any]:
         return public_activity(self.id, self.data, origin)
@@ -94,6 +95,15 @@ class ActivityStore:
         """Unfollow: drop what `feed` got through its follow of `origin`."""
         result = await self.entries.delete_many({"feed": feed, "origin": origin})
         return result.deleted_count
+
+    async def mark_removed(self, activity_id: str) -> None:
+        """Tombstone an activity removed from its own feed, so that a fanout still running or
+        resumed later never puts it back (see FanoutRunner._add_batch)."""
+        await self.activities.update_one({"_id": activity_id}, {"$set": {"removed": True}})
+
+    async def is_removed(self, activity_id: str) -> bool:
+        doc = await self.activities.find_one({"_id": activity_id}, {"removed": 1})
+        return doc is None or bool(doc.get("removed"))
 
     async def get(self, activity_id: str) -> StoredActivity | None:
         doc = await self.activities.find_one({"_id": activity_id})
@@ -180,4 +190,5 @@ def _stored(doc: Document) -> StoredActivity:
         to=tuple(doc.get("to", ())),
         foreign_id=doc.get("foreign_id"),
         data=json.loads(doc["data"]),
+        removed=bool(doc.get("removed")),
     )

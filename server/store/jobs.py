@@ -92,6 +92,11 @@ class JobStore:
     async def finish(self, job: Job) -> None:
         await self.jobs.delete_one({"_id": job.id, "owner": self.node_id})
 
+    async def cancel(self, kind: JobKind, activity_id: str) -> int:
+        """Drop the jobs of an activity, wherever they run: their owner loses its lease."""
+        result = await self.jobs.delete_many({"kind": kind, "activity_id": activity_id})
+        return result.deleted_count
+
     async def release_all(self) -> int:
         """On a graceful stop: let other nodes take our jobs now rather than after the lease."""
         result = await self.jobs.update_many(

@@ -10,7 +10,6 @@ writes): that is test setup, the fanout itself runs in real server processes on 
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -169,7 +168,7 @@ def wait_partway(db: Database[Doc], activity_id: str, low: int, high: int) -> in
 
 
 def test_crash_mid_fanout_is_resumed_by_another_node(
-    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
+    spawn: Spawn, mongo: MongoClient[Doc], uid: str
 ) -> None:
     env = {
         "TIDINGS_FANOUT_BATCH_SIZE": "100",
@@ -205,11 +204,11 @@ def test_crash_mid_fanout_is_resumed_by_another_node(
 
 
 def test_graceful_stop_releases_the_lease_at_once(
-    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
+    spawn: Spawn, mongo: MongoClient[Doc], uid: str
 ) -> None:
     env = {
-        "TIDINGS_FANOUT_BATCH_SIZE": "20",
-        "TIDINGS_FANOUT_CONCURRENCY": "1",
+        "TIDINGS_FANOUT_BATCH_SIZE": "100",
+        "TIDINGS_FANOUT_CONCURRENCY": "2",
         # Far longer than the test may take: a job left leased would not be resumed in time.
         "TIDINGS_FANOUT_LEASE_SECONDS": "60",
         "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
@@ -283,3 +282,33 @@ def test_retried_insert_is_stored_once_everywhere(
     assert db["activities"].count_documents({"foreign_id": activity["foreign_id"]}) == 1
     assert read_ids(server, celeb) == [aid]
     assert read_ids(server, feeds[1234]) == [aid]
+
+
+def test_removal_during_an_interrupted_fanout_is_not_undone_by_its_resumption(
+    spawn: Spawn, mongo: MongoClient[Doc], uid: str
+) -> None:
+    env = {
+        "TIDINGS_FANOUT_BATCH_SIZE": "100",
+        "TIDINGS_FANOUT_CONCURRENCY": "2",
+        # Long enough for the removal to be done before the dead node's job is taken over.
+        "TIDINGS_FANOUT_LEASE_SECONDS": "8",
+        "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
+    }
+    first = spawn(env)
+    db = mongo[first.database]
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
+    add_followers(db, celeb, feeds)
+    aid = post_activity(first, celeb, {"actor": uid, "verb": "post", "object": "oops"})["id"]
+    wait_partway(db, aid, 300, 4_500)
+    first.kill()
+
+    second = spawn(env, database=first.database)
+    group, user = celeb.split(":")
+    removed = api(second, "DELETE", f"feed/{group}/{user}/{aid}/")
+    assert removed.status_code == 200, removed.text
+    wait_jobs_gone(db, aid, timeout=60)
+
+    left = entry_count(db, aid)
+    assert left == 0, f"{left} feeds still hold the removed activity"
+    for feed in (celeb, feeds[0], feeds[-1]):
+        assert read_ids(second, feed) == []

@@ -39,6 +39,8 @@ class ServerSettings:
     cors_allowed_origins: str
     max_body_bytes: int
     shutdown_timeout: float
+    workers: int
+    reuse_port: bool
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class MongoSettings:
 @dataclass(frozen=True)
 class RedisSettings:
     url: Secret
+    channel: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class RealtimeSettings:
     ping_interval: float
     ping_timeout: float
     max_missed: int
+    max_queue_packets: int
+    token_grace_seconds: float
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class _ServerSchema(_Section):
     cors_allowed_origins = fields.String(required=True)
     max_body_bytes = fields.Integer(required=True, validate=_positive())
     shutdown_timeout = fields.Float(required=True, validate=validate.Range(min=0))
+    workers = fields.Integer(required=True, validate=_positive(max=256))
+    reuse_port = fields.Boolean(required=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ServerSettings:
@@ -137,10 +144,11 @@ class _MongoSchema(_Section):
 
 class _RedisSchema(_Section):
     url = fields.String(required=True)
+    channel = fields.String(required=True, validate=validate.Length(min=1))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RedisSettings:
-        return RedisSettings(url=Secret(data["url"]))
+        return RedisSettings(url=Secret(data["url"]), channel=data["channel"])
 
 
 class _AuthSchema(_Section):
@@ -170,6 +178,8 @@ class _RealtimeSchema(_Section):
     ping_interval = fields.Float(required=True, validate=validate.Range(min=1))
     ping_timeout = fields.Float(required=True, validate=validate.Range(min=1))
     max_missed = fields.Integer(required=True, validate=_positive(max=1000))
+    max_queue_packets = fields.Integer(required=True, validate=_positive())
+    token_grace_seconds = fields.Float(required=True, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RealtimeSettings:

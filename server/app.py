@@ -25,6 +25,8 @@ from .fanout.service import FeedService
 from .keys import DATABASE, RUNNER, SERVICE, SETTINGS, SIO
 from .realtime import handlers
 from .realtime.broadcaster import SocketIOBroadcaster
+from .realtime.pubsub import RESYNC, RedisPubSubManager
+from .realtime.slow_consumers import watch_slow_consumers
 from .realtime.transport import create_sio, no_websocket_compression
 from .store import mongo
 from .store.activities import ActivityStore
@@ -73,6 +75,22 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     await sio.shutdown()
 
 
+async def _realtime(app: web.Application) -> AsyncIterator[None]:
+    """The Redis link between nodes (when configured) and the slow-consumer watch."""
+    settings, sio = app[SETTINGS], app[SIO]
+    manager = sio.manager
+    if isinstance(manager, RedisPubSubManager):
+        manager.on_recovery = lambda: sio.emit(RESYNC, {"reason": "redis"}, ignore_queue=True)
+        manager.start()
+    watch = asyncio.create_task(watch_slow_consumers(sio, settings.realtime.max_queue_packets))
+    yield
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
+    if isinstance(manager, RedisPubSubManager):
+        await manager.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     middlewares = [stream_errors]
     if not settings.realtime.websocket_compression:
@@ -84,5 +102,5 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app)
     handlers.register(sio, settings, lambda: app[SERVICE])
     setup_routes(app)
-    app.cleanup_ctx.extend([_store, _feeds])
+    app.cleanup_ctx.extend([_store, _realtime, _feeds])
     return app

@@ -28,6 +28,13 @@ INSERT_TO_EMIT = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 SOCKETS = Gauge("tidings_connected_sockets", "Connected Socket.IO clients")
+SLOW_CONSUMERS = Counter(
+    "tidings_slow_consumer_disconnects_total", "Sockets dropped for not reading their events"
+)
+TOKEN_EXPIRIES = Counter(
+    "tidings_token_expiry_disconnects_total", "Sockets dropped after their token expired"
+)
+REDIS_UP = Gauge("tidings_redis_up", "1 while the Redis pub/sub link works, 0 while it is down")
 SUBSCRIPTIONS = Counter("tidings_subscriptions_total", "Feed subscriptions", ["result"])
 
 

@@ -6,7 +6,8 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..keys import DATABASE
+from ..keys import DATABASE, SIO
+from ..realtime.pubsub import RedisPubSubManager
 from ..store.mongo import ping
 
 
@@ -15,11 +16,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """503 without the store; 200 `degraded` without Redis: this node's sockets still get
+    their events, other nodes' sockets recover through `since` once Redis is back."""
+    manager = request.app[SIO].manager
+    redis = manager.state if isinstance(manager, RedisPubSubManager) else "off"
     try:
         await ping(request.app[DATABASE])
     except PyMongoError as exc:
-        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "store": "ok"})
+        body = {"status": "unavailable", "store": str(exc), "redis": redis}
+        return web.json_response(body, status=503)
+    status = "degraded" if redis == "down" else "ok"
+    return web.json_response({"status": status, "store": "ok", "redis": redis})
 
 
 async def prometheus(request: web.Request) -> web.Response:

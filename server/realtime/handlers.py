@@ -1,4 +1,4 @@
-"""Socket.IO events of namespace "/": connect (JWT), subscribe, unsubscribe (DESIGN.md)."""
+"""Socket.IO events of namespace "/": connect (JWT), subscribe, unsubscribe, token.refresh."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ import socketio
 from ..auth import Grant, decode_token
 from ..config import Settings
 from ..domain.errors import InputError, SignatureError, TidingsError
-from ..domain.feeds import parse_feed_id
+from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.ids import is_activity_id
 from ..fanout.service import FeedService
-from ..metrics import SOCKETS, SUBSCRIPTIONS
-from .rooms import feed_room
+from ..metrics import SOCKETS, SUBSCRIPTIONS, TOKEN_EXPIRIES
+from .expiry import TOKEN_EXPIRED, ExpiryTimers
+from .rooms import feed_room, room_feed
 
 log = logging.getLogger(__name__)
 Ack = dict[str, Any]
+Handler = Callable[[str, Any], Awaitable[Ack]]
 
 
-def _acked(handler: Callable[[str, Any], Awaitable[Ack]]) -> Callable[[str, Any], Awaitable[Ack]]:
+def _acked(handler: Handler) -> Handler:
     """Map the error hierarchy to acks, in this one place."""
 
     async def wrapper(sid: str, data: Any = None) -> Ack:
@@ -37,12 +39,38 @@ def _acked(handler: Callable[[str, Any], Awaitable[Ack]]) -> Callable[[str, Any]
     return wrapper
 
 
+def _payload(data: Any, usage: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InputError(f"expected {usage}", {"data": [f"expected {usage}"]})
+    return data
+
+
 def register(
     sio: socketio.AsyncServer, settings: Settings, service: Callable[[], FeedService]
-) -> None:
+) -> ExpiryTimers:
     """Register the handlers; `service` gives the feed service once the app has started."""
     groups = settings.feeds.keys()
     secret = str(settings.auth.api_secret)
+
+    async def warn(sid: str) -> None:
+        await sio.emit(TOKEN_EXPIRED, {"grace": timers.grace}, to=sid)
+
+    async def drop(sid: str) -> None:
+        log.info("disconnecting socket %s: its token expired and was not refreshed", sid)
+        TOKEN_EXPIRIES.inc()
+        await sio.disconnect(sid)
+
+    timers = ExpiryTimers(settings.realtime.token_grace_seconds, warn, drop)
+
+    async def grant_of(sid: str) -> Grant:
+        grant: Grant = (await sio.get_session(sid))["grant"]
+        if grant.expired:
+            raise SignatureError("token has expired; send token.refresh with a new one")
+        return grant
+
+    def subscribed(sid: str) -> list[FeedId]:
+        feeds = (room_feed(room) for room in sio.rooms(sid))
+        return [parse_feed_id(feed, groups) for feed in feeds if feed is not None]
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -51,19 +79,18 @@ def register(
         except TidingsError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.detail, exc.ack()) from exc
         await sio.save_session(sid, {"grant": grant})
+        timers.watch(sid, grant)
         SOCKETS.inc()
 
     async def disconnect(sid: str, reason: Any = None) -> None:
+        timers.forget(sid)
         SOCKETS.dec()
 
     @_acked
     async def subscribe(sid: str, data: Any) -> Ack:
-        if not isinstance(data, dict):
-            raise InputError("subscribe takes {feed, since?}", {"feed": ["missing"]})
+        data = _payload(data, "{feed, since?}")
         feed = parse_feed_id(data.get("feed"), groups)
-        grant: Grant = (await sio.get_session(sid))["grant"]
-        if grant.expired:
-            raise SignatureError("token has expired; reconnect with a new one")
+        grant = await grant_of(sid)
         try:
             grant.require("feed", "read", feed)
         except TidingsError:
@@ -84,16 +111,26 @@ def register(
 
     @_acked
     async def unsubscribe(sid: str, data: Any) -> Ack:
-        if not isinstance(data, dict):
-            raise InputError("unsubscribe takes {feed}", {"feed": ["missing"]})
-        feed = parse_feed_id(data.get("feed"), groups)
+        feed = parse_feed_id(_payload(data, "{feed}").get("feed"), groups)
         await sio.leave_room(sid, feed_room(str(feed)))
         return {"ok": True}
+
+    @_acked
+    async def refresh(sid: str, data: Any) -> Ack:
+        grant = decode_token(_payload(data, "{token}").get("token"), secret)
+        dropped = [feed for feed in subscribed(sid) if not grant.allows("feed", "read", feed)]
+        for feed in dropped:
+            await sio.leave_room(sid, feed_room(str(feed)))
+        await sio.save_session(sid, {"grant": grant})
+        timers.watch(sid, grant)
+        return {"ok": True, "expires_at": grant.expires_at, "dropped": [str(f) for f in dropped]}
 
     for event, handler in [
         ("connect", connect),
         ("disconnect", disconnect),
         ("subscribe", subscribe),
         ("unsubscribe", unsubscribe),
+        ("token.refresh", refresh),
     ]:
         sio.on(event, handler)
+    return timers

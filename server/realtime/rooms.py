@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+FEED_PREFIX = "feed:"
+
 
 def feed_room(feed: str) -> str:
     """The room of the sockets subscribed to a feed (`timeline:bob`)."""
-    return f"feed:{feed}"
+    return FEED_PREFIX + feed
+
+
+def room_feed(room: str) -> str | None:
+    """The feed a room is for, or None for the rooms that are not feed rooms (the sid's own)."""
+    return room.removeprefix(FEED_PREFIX) if room.startswith(FEED_PREFIX) else None

@@ -8,6 +8,7 @@ import socketio
 from aiohttp import hdrs, web
 
 from ..config import Settings
+from .pubsub import RedisPubSubManager
 
 SOCKETIO_PATH = "/socket.io/"
 
@@ -16,7 +17,7 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     origins = settings.server.cors_allowed_origins
     manager = None
     if settings.redis.url:
-        manager = socketio.AsyncRedisManager(str(settings.redis.url))
+        manager = RedisPubSubManager(str(settings.redis.url), settings.redis.channel)
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,

@@ -1,0 +1,144 @@
+"""Cross-node delivery through Redis pub/sub, that keeps local delivery going when Redis fails.
+
+A `socketio.AsyncPubSubManager` subclass with its own `_publish` and `_listen` (the extension
+points that class documents) on redis-py's `redis.asyncio`. Differences from python-socketio's
+own `AsyncRedisManager`, each needed for "no lost activity under Redis faults":
+- the local sockets of the emitting node always get the event (the base class delivers locally
+  before publishing); while Redis is down, publishing is skipped at once instead of retried per
+  emit, so a fanout is not slowed down by an outage;
+- one log line when Redis goes away and one when it is back, not one per emit;
+- reconnection is retried every `RETRY_MAX` seconds at most (the base class backs off to 60 s);
+- when Redis comes back, every node tells its own sockets `resync`: they may have missed events
+  published by other nodes meanwhile, and re-subscribe with `since` to get them from the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
+from socketio.async_pubsub_manager import AsyncPubSubManager
+
+from ..background import spawn
+from ..metrics import REDIS_UP
+
+log = logging.getLogger(__name__)
+RETRY_MIN, RETRY_MAX = 0.1, 2.0
+PUBLISH_TIMEOUT = 2.0
+RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
+OnRecovery = Callable[[], Awaitable[None]]
+
+
+def _connect(url: str, channel: str) -> aioredis.Redis:
+    if urlparse(url).scheme in ("redis+sentinel", "rediss+sentinel"):
+        from socketio.redis_manager import parse_redis_sentinel_url
+
+        sentinels, service, options = parse_redis_sentinel_url(url)
+        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
+        return cast(aioredis.Redis, sentinel.master_for(service or channel))
+    return aioredis.Redis.from_url(
+        url, socket_connect_timeout=PUBLISH_TIMEOUT, health_check_interval=10
+    )
+
+
+def _where(url: str) -> str:
+    """host:port of a URL, never its password."""
+    parsed = urlparse(url)
+    return f"{parsed.hostname}:{parsed.port or 6379}"
+
+
+class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
+    name = "tidings-redis"
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(channel=channel)
+        self.url = url
+        self.up = False
+        self._redis: aioredis.Redis | None = None
+        self._was_down = False
+        self.on_recovery: OnRecovery | None = None
+
+    @property
+    def state(self) -> str:
+        return "ok" if self.up else "down"
+
+    def _client(self) -> aioredis.Redis:
+        if self._redis is None:
+            self._redis = _connect(self.url, self.channel)
+        return self._redis
+
+    async def _publish(self, data: Any) -> None:
+        if not self.up:
+            return  # the other nodes' sockets recover through `since` after the outage
+        try:
+            await asyncio.wait_for(
+                self._client().publish(self.channel, self.json.dumps(data)), PUBLISH_TIMEOUT
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._went_down(exc)
+
+    async def _listen(self) -> AsyncIterator[bytes]:
+        delay = RETRY_MIN
+        while True:
+            pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._came_back()
+                delay = RETRY_MIN
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        yield message["data"]
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+            finally:
+                await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self.up or not self._was_down:
+            log.error(
+                "Redis at %s is unreachable (%s): delivering to this node's sockets only "
+                "until it is back", _where(self.url), exc.__class__.__name__,
+            )  # fmt: skip
+        self.up = False
+        self._was_down = True
+        REDIS_UP.set(0)
+
+    def _came_back(self) -> None:
+        recovered = self._was_down
+        self.up = True
+        REDIS_UP.set(1)
+        self._was_down = False
+        if recovered:
+            log.warning(
+                "Redis at %s is reachable again: cross-node delivery resumed", _where(self.url)
+            )
+            if self.on_recovery is not None:
+                spawn(self.on_recovery())
+
+    def start(self) -> None:
+        """Listen from now on, not from the first connection as python-socketio would: a node
+        with no sockets of its own must still publish for the others."""
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
+
+    async def close(self) -> None:
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.cancel()
+        if self._redis is not None:
+            await _quietly(self._redis.aclose())
+
+
+async def _quietly(closing: Awaitable[Any]) -> None:
+    with contextlib.suppress(RedisError, OSError):
+        await closing

@@ -22,8 +22,12 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from ..background import spawn
@@ -44,7 +48,12 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
         sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
         return cast(aioredis.Redis, sentinel.master_for(service or channel))
     return aioredis.Redis.from_url(
-        url, socket_connect_timeout=PUBLISH_TIMEOUT, health_check_interval=10
+        url,
+        socket_connect_timeout=PUBLISH_TIMEOUT,
+        health_check_interval=10,
+        # A pooled connection that died with a restarted Redis fails once: retry on a new one.
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
 
@@ -63,6 +72,7 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
         self.up = False
         self._redis: aioredis.Redis | None = None
         self._was_down = False
+        self._publish_failing = False
         self.on_recovery: OnRecovery | None = None
 
     @property
@@ -75,14 +85,25 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
         return self._redis
 
     async def _publish(self, data: Any) -> None:
+        """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
+        is down this returns at once (the other nodes' sockets recover through `since`)."""
         if not self.up:
-            return  # the other nodes' sockets recover through `since` after the outage
+            return
         try:
             await asyncio.wait_for(
                 self._client().publish(self.channel, self.json.dumps(data)), PUBLISH_TIMEOUT
             )
         except (RedisError, OSError, TimeoutError) as exc:
-            self._went_down(exc)
+            if not self._publish_failing:
+                log.error(
+                    "cannot publish to Redis at %s (%s): this event reaches this node's "
+                    "sockets only",
+                    _where(self.url),
+                    exc.__class__.__name__,
+                )
+            self._publish_failing = True
+        else:
+            self._publish_failing = False
 
     async def _listen(self) -> AsyncIterator[bytes]:
         delay = RETRY_MIN
@@ -90,7 +111,7 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
             pubsub = self._client().pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self._came_back()
+                await self._came_back()
                 delay = RETRY_MIN
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -112,8 +133,11 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
         self._was_down = True
         REDIS_UP.set(0)
 
-    def _came_back(self) -> None:
+    async def _came_back(self) -> None:
         recovered = self._was_down
+        if recovered:  # connections pooled before the outage are dead: start afresh
+            await _quietly(self._client().connection_pool.disconnect())
+        self._publish_failing = False
         self.up = True
         REDIS_UP.set(1)
         self._was_down = False

@@ -144,13 +144,12 @@ class FanoutRunner:
         after: ObjectId | None,
         make_batch: BatchMaker,
     ) -> None:
-        size, limit = self.settings.batch_size, self.settings.concurrency
+        size, slots = self.settings.batch_size, self._slots
         progress = _Progress(self.jobs, job, index)
-        slots = self._slots
-        # After a takeover the batches that were in flight when the owner died may be stored
-        # but not emitted: emit those to every feed of the batch, not just to new entries.
-        replay = limit if job.resumed and index == job.cursor.source else 0
-        plain, replaying = make_batch(source, False), make_batch(source, True)
+        # After a takeover, batches past the cursor may have been stored but not emitted when
+        # the owner died (any of them: batches finish out of order). A resumed job therefore
+        # emits to every feed of its batches, not just to the entries it adds: at least once.
+        run = make_batch(source, job.resumed)
 
         async def one(feeds: list[str], last: ObjectId, run: Batch) -> None:
             try:
@@ -167,8 +166,6 @@ class FanoutRunner:
                 after = page[-1][0]
                 await slots.acquire()
                 progress.started(after)
-                run = replaying if replay > 0 else plain
-                replay -= 1
                 group.create_task(one([feed for _, feed in page], after, run))
                 if len(page) < size:
                     break

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (server.port)")
     serve.add_argument("--data-dir", help="where the embedded store keeps its data")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes sharing the port (server.workers)"
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     token = commands.add_parser("token", help="print a JWT signed with the configured secret")
@@ -49,7 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     flags = {}
     if args.command == "serve":
-        flags = {"server": {"host": args.host, "port": args.port, "data_dir": args.data_dir}}
+        flags = {
+            "server": {
+                "host": args.host,
+                "port": args.port,
+                "data_dir": args.data_dir,
+                "workers": args.workers,
+            }
+        }
     try:
         settings = load_settings(args.config, overrides=flags)
         if args.command == "token":
@@ -58,17 +68,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, TidingsError) as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2
-    from .app import create_app
-
+    pid = "[%(process)d] " if settings.server.workers > 1 or settings.server.reuse_port else ""
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=args.log_level, format=f"%(asctime)s %(levelname)s {pid}%(name)s %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if settings.server.workers > 1:
+        from .cluster import supervise
+
+        return supervise(settings, args.config, args.log_level)
+    from .app import create_app
+
     web.run_app(
         create_app(settings),
         host=settings.server.host,
         port=settings.server.port,
         shutdown_timeout=settings.server.shutdown_timeout,
+        reuse_port=settings.server.reuse_port,
         print=lambda line: logging.getLogger("tidings").info("%s", line.strip()),
     )
     return 0

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
@@ -29,6 +30,11 @@ class Secret(str):
 
     def __repr__(self) -> str:
         return "Secret('**********')"
+
+
+def url_location(url: str) -> str:
+    """The host:port of a service URL, for log lines: never its credentials, path or options."""
+    return urlsplit(url).netloc.rpartition("@")[2] or "?"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
@@ -12,7 +14,7 @@ from ..store.mongo import ping
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok"}, headers={"X-Tidings-Pid": str(os.getpid())})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from ..background import spawn
+from ..config import url_location
 from ..metrics import REDIS_UP
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,6 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-
-
-def _where(url: str) -> str:
-    """host:port of a URL, never its password."""
-    parsed = urlparse(url)
-    return f"{parsed.hostname}:{parsed.port or 6379}"
 
 
 class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
@@ -98,7 +93,7 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
                 log.error(
                     "cannot publish to Redis at %s (%s): this event reaches this node's "
                     "sockets only",
-                    _where(self.url),
+                    url_location(self.url),
                     exc.__class__.__name__,
                 )
             self._publish_failing = True
@@ -127,7 +122,7 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
         if self.up or not self._was_down:
             log.error(
                 "Redis at %s is unreachable (%s): delivering to this node's sockets only "
-                "until it is back", _where(self.url), exc.__class__.__name__,
+                "until it is back", url_location(self.url), exc.__class__.__name__,
             )  # fmt: skip
         self.up = False
         self._was_down = True
@@ -143,7 +138,8 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
         self._was_down = False
         if recovered:
             log.warning(
-                "Redis at %s is reachable again: cross-node delivery resumed", _where(self.url)
+                "Redis at %s is reachable again: cross-node delivery resumed",
+                url_location(self.url),
             )
             if self.on_recovery is not None:
                 spawn(self.on_recovery())

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,20 +17,10 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from ..processes import die_with_parent, free_port
+
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _ping(url: str) -> bool:
@@ -73,7 +60,8 @@ async def embedded_store(data_dir: Path, cache_size: str) -> AsyncIterator[str]:
                 "--storage-path", str(store_dir), "--cache-size", cache_size,
                 "--log-level", "WARNING",
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                start_new_session=True,  # a Ctrl-C is ours to handle: stop the store last
+                preexec_fn=die_with_parent(),
             )  # fmt: skip
         url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
         while process.returncode is None and loop.time() < deadline:

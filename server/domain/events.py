@@ -35,3 +35,15 @@ class Broadcaster(Protocol):
     through `subscribe` with `since`."""
 
     async def feed_update(self, feeds: Sequence[str], event: dict[str, Any]) -> None: ...
+
+    async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
+        """An update of a *pull* feed (too many followers to copy into): one event to the
+        sockets subscribed to `feed` itself or to any feed that follows it, wherever they are
+        connected. Called once `feed` holds the activity: readers of follower feeds merge it in
+        at read time, so they hold it too."""
+        ...
+
+    async def follows_changed(self, source: str, target: str, following: bool) -> None:
+        """`source` now follows (or no longer follows) the pull feed `target`: on every node,
+        the sockets subscribed to `source` start (or stop) receiving `target`'s pull updates."""
+        ...

@@ -119,6 +119,10 @@ class FeedService:
         if not keep_history:
             await self.activities.remove_from_origin(str(source), str(target))
 
+    async def pull_sources(self, feed: FeedId) -> list[str]:
+        """The pull feeds that `feed` follows: its subscribers also get their pull updates."""
+        return []
+
     async def read(self, feed: FeedId, page: Page) -> list[dict[str, Any]]:
         return await self.activities.read(str(feed), page)
 

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_PREFIX = "TIDINGS_"
@@ -76,6 +84,8 @@ class FanoutSettings:
     poll_seconds: float
     default_copy_limit: int
     max_copy_limit: int
+    pull_threshold: int
+    push_threshold: int
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,13 @@ class _FanoutSchema(_Section):
     poll_seconds = fields.Float(required=True, validate=validate.Range(min=0.05))
     default_copy_limit = fields.Integer(required=True, validate=validate.Range(min=0))
     max_copy_limit = fields.Integer(required=True, validate=validate.Range(min=0))
+    pull_threshold = fields.Integer(required=True, validate=_positive())
+    push_threshold = fields.Integer(required=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def hysteresis(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("push_threshold", 0) > data.get("pull_threshold", 1):
+            raise ValidationError("must not be above pull_threshold", "push_threshold")
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> FanoutSettings:

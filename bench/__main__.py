@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import roundtrip
+from . import cluster, roundtrip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +23,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     roundtrip.add_arguments(rt)
     rt.set_defaults(run=roundtrip.main)
+    cl = commands.add_parser(
+        "cluster",
+        help="one feed fanned out to 10,000 subscribers spread over the workers of "
+        "`serve --workers W`, for W = 1 and 2: insert → delivered latency and deliveries/s",
+        description=cluster.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cluster.add_arguments(cl)
+    cl.set_defaults(run=cluster.main)
     return parser
 
 

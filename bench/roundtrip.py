@@ -16,46 +16,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
-import ipaddress
 import json
-import os
-import platform
-import signal
-import statistics
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import PyMongoError
 
-from server.auth import server_token
-from server.store.embedded import embedded_store, free_port
+from .children import SubscriberProcess, start_subscribers
+from .feeds import Posts, post_all, setup_follows
+from .options import (
+    DEV_API_KEY,
+    DEV_API_SECRET,
+    add_fanout_arguments,
+    add_subscriber_arguments,
+    counts,
+    positive_float,
+    positive_int,
+    require_loopback,
+)
+from .services import Target, log, machine, open_target
+from .stats import busy_seconds, match_deliveries, percentiles
+from .store import count_entries, raw_insert_rate, store_version
 
-ROOT = Path(__file__).resolve().parent.parent
-DEV_API_KEY = "tidings-dev-key"
-DEV_API_SECRET = "tidings-dev-secret-change-me-please"
-API = "/api/v1.0"
-SERVER_START_TIMEOUT = 90.0
-HTTP_TIMEOUT = 30.0
-REST_FOLLOW_CONCURRENCY = 20
 READY_MESSAGE_TIMEOUT_BASE = 120.0  # + 0.25 s per subscriber: connecting 1000 clients is slow
 RESULTS_MESSAGE_MARGIN = 60.0
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- options
@@ -89,303 +77,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load = parser.add_argument_group("load")
     load.add_argument(
         "--followers",
-        type=_counts,
+        type=counts,
         default=[10, 100, 1000],
         help="comma-separated follower counts (default 10,100,1000)",
     )
     load.add_argument(
         "--activities",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         help="activities posted per follower count (default 20)",
     )
     load.add_argument(
-        "--rate", type=_positive_float, default=5.0, help="activities per second (default 5)"
+        "--rate", type=positive_float, default=5.0, help="activities per second (default 5)"
     )
-    load.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=500,
-        help="fanout.batch_size of a started server, and the batch of the raw insert",
+    add_fanout_arguments(load)
+    add_subscriber_arguments(
+        parser,
+        client="socketio",
+        procs=1,
+        connect_concurrency=50,
+        connect_timeout=20.0,
+        drain_timeout=30.0,
     )
-    load.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=4,
-        help="fanout.concurrency of a started server, and batches in flight in the raw insert",
-    )
-    load.add_argument(
-        "--raw-docs",
-        type=_positive_int,
-        default=20_000,
-        help="documents of the raw bulk-insert measurement (default 20000)",
-    )
-
-    clients = parser.add_argument_group("subscribers")
-    clients.add_argument(
-        "--subscriber-procs",
-        type=_positive_int,
-        default=1,
-        help="processes the subscriber sockets are spread over (default 1)",
-    )
-    clients.add_argument(
-        "--connect-concurrency",
-        type=_positive_int,
-        default=50,
-        help="sockets connecting at once, per subscriber process (default 50)",
-    )
-    clients.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=20.0,
-        help="seconds for one socket to connect and subscribe",
-    )
-    clients.add_argument(
-        "--drain-timeout",
-        type=_positive_float,
-        default=30.0,
-        help="seconds to wait for the last deliveries after the last POST answered",
-    )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be greater than 0")
-    return value
-
-
-def _counts(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text}: comma-separated integers") from exc
-    if not counts or any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"{text}: comma-separated integers, each at least 1")
-    return counts
-
-
-def _require_loopback(url: str, what: str) -> None:
-    hosts = urlsplit(url).netloc.rpartition("@")[2].split(",")
-    for host in hosts:
-        name = urlsplit(f"//{host}").hostname or ""
-        if name.lower() in LOOPBACK_NAMES:
-            continue
-        try:
-            if ipaddress.ip_address(name).is_loopback:
-                continue
-        except ValueError:
-            pass
-        raise SystemExit(f"bench: {what} {url!r} is not a loopback address")
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float] | None:
-    """p50/p90/p99/max of `values`, rounded to 0.1 (None when there are none)."""
-    if not values:
-        return None
-    if len(values) == 1:
-        cuts = [values[0]] * 99
-    else:
-        cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {
-        "p50": round(cuts[49], 1),
-        "p90": round(cuts[89], 1),
-        "p99": round(cuts[98], 1),
-        "max": round(max(values), 1),
-    }
-
-
-def busy_seconds(intervals: Sequence[tuple[float, float]]) -> float:
-    """The length of the union of the intervals: the time some fanout was in progress."""
-    total, end = 0.0, float("-inf")
-    for start, stop in sorted(intervals):
-        if stop <= end:
-            continue
-        total += stop - max(start, end)
-        end = stop
-    return total
-
-
-# --------------------------------------------------------------------------- services
-
-
-@dataclass
-class Target:
-    """The Tidings under test and (when known) its database."""
-
-    url: str
-    api_key: str
-    token: str
-    store: str
-    db: Any = None  # AsyncDatabase when a MongoDB URL is known
-    server: asyncio.subprocess.Process | None = None
-    server_log: Path | None = None
-
-    def check_alive(self) -> None:
-        if self.server is not None and self.server.returncode is not None:
-            code = self.server.returncode
-            raise RuntimeError(f"the Tidings server exited ({code}); {self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        if self.server_log is None or not self.server_log.exists():
-            return "no server log"
-        text = self.server_log.read_text(errors="replace").splitlines()[-lines:]
-        return f"server log {self.server_log} ends with:\n" + "\n".join(text)
-
-
-async def _wait_ready(http: aiohttp.ClientSession, target: Target, within: float) -> None:
-    deadline = time.monotonic() + within
-    last = "no answer"
-    while time.monotonic() < deadline:
-        target.check_alive()
-        try:
-            async with http.get(target.url + "/readyz", timeout=aiohttp.ClientTimeout(2)) as rsp:
-                if rsp.status == 200:
-                    return
-                last = f"/readyz answered {rsp.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"Tidings at {target.url} is not ready after {within:.0f}s ({last})")
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    """Linux: SIGTERM the started server if the benchmark dies, even by kill -9."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@contextlib.asynccontextmanager
-async def _started_server(
-    args: argparse.Namespace, store_url: str, database: str, workdir: Path
-) -> AsyncIterator[tuple[str, asyncio.subprocess.Process, Path]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
-    env.update({
-        "TIDINGS_MONGODB_URL": store_url,
-        "TIDINGS_MONGODB_DATABASE": database,
-        "TIDINGS_REDIS_URL": "",
-        "TIDINGS_AUTH_API_KEY": args.api_key,
-        "TIDINGS_AUTH_API_SECRET": args.api_secret,
-        "TIDINGS_SERVER_HOST": "127.0.0.1",
-        "TIDINGS_SERVER_PORT": str(port),
-        "TIDINGS_SERVER_DATA_DIR": str(workdir / "var"),
-        "TIDINGS_FANOUT_BATCH_SIZE": str(args.batch_size),
-        "TIDINGS_FANOUT_CONCURRENCY": str(args.concurrency),
-    })  # fmt: skip
-    log_path = workdir / "server.log"
-    with log_path.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "serve", "--log-level", "WARNING",
-            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )  # fmt: skip
-    log(f"started Tidings pid {process.pid} on 127.0.0.1:{port} (log {log_path})")
-    try:
-        yield f"http://127.0.0.1:{port}", process, log_path
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        log(f"Tidings stopped ({process.returncode})")
-
-
-@contextlib.asynccontextmanager
-async def open_target(
-    args: argparse.Namespace, http: aiohttp.ClientSession, run: str
-) -> AsyncIterator[Target]:
-    token = server_token(args.api_secret)
-    async with contextlib.AsyncExitStack() as stack:
-        store_url = args.mongodb_url
-        store = "mongodb" if store_url else "unknown (no --mongodb-url)"
-        database = args.database
-        if args.start:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidings-")))
-            if not store_url:
-                log("starting the embedded store (SecantusDB)")
-                store_url = await stack.enter_async_context(
-                    embedded_store(workdir / "store-data", "256M")
-                )
-                store = "embedded SecantusDB"
-            database = f"bench_{run}"
-            url, process, log_path = await stack.enter_async_context(
-                _started_server(args, store_url, database, workdir)
-            )
-            target = Target(url, args.api_key, token, store, None, process, log_path)
-        else:
-            target = Target(args.url.rstrip("/"), args.api_key, token, store)
-        try:
-            await _wait_ready(http, target, SERVER_START_TIMEOUT if args.start else 5.0)
-        except RuntimeError as exc:
-            if args.start:
-                raise RuntimeError(f"{exc}\n{target.tail()}") from exc
-            raise RuntimeError(f"{exc}; start one (make run), or pass --start") from exc
-        if store_url:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                store_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="tidings-bench"
-            )
-            stack.push_async_callback(client.close)
-            target.db = client[database]
-        yield target
-
-
-# --------------------------------------------------------------------------- raw insert
-
-
-async def raw_insert_rate(db: Any, run: str, docs: int, batch: int, concurrency: int) -> float:
-    """Docs/s of unordered bulk inserts of feed-entry-shaped docs into a scratch collection with
-    the same unique index: what one fanout batch does, with the same batch size and number of
-    batches in flight. The collection is dropped afterwards."""
-    scratch = db[f"bench_raw_{run}"]
-    await scratch.create_indexes(
-        [IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True)]
-    )
-    try:
-        # As the fanout writes them: each "activity" goes to `batch` distinct follower feeds.
-        batches = [
-            [
-                {
-                    "feed": f"timeline:raw-{run}-{i % batch}",
-                    "activity_id": f"raw-{run}-{i // batch:08d}",
-                    "origin": f"user:raw-{run}",
-                }
-                for i in range(start, min(start + batch, docs))
-            ]
-            for start in range(0, docs, batch)
-        ]
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one(chunk: list[dict[str, Any]]) -> None:
-            async with slots:
-                try:
-                    await scratch.insert_many(chunk, ordered=False)
-                except BulkWriteError as exc:  # a repeat would be ignored, as in the fanout
-                    if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                        raise
-
-        started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(one(b) for b in batches)), 300)
-        seconds = time.perf_counter() - started
-        stored = await scratch.count_documents({})
-        if stored != docs:
-            raise RuntimeError(f"raw insert stored {stored} of {docs} documents")
-        return docs / seconds
-    finally:
-        await scratch.drop()
 
 
 # --------------------------------------------------------------------------- one round
@@ -415,159 +128,32 @@ async def _emit_totals(http: aiohttp.ClientSession, target: Target) -> tuple[flo
 @dataclass
 class Round:
     followers: int
-    target_feed: str
     feeds: list[str]
-    post_started: dict[str, float] = field(default_factory=dict)  # activity id -> time.time()
-    post_seconds: list[float] = field(default_factory=list)
-    post_errors: list[str] = field(default_factory=list)
-
-
-async def _setup_follows(http: aiohttp.ClientSession, target: Target, rnd: Round) -> str:
-    now = datetime.now(UTC)
-    if target.db is not None:
-        docs = [
-            {"source": feed, "target": rnd.target_feed, "created_at": now, "updated_at": now}
-            for feed in rnd.feeds
-        ]
-        for start in range(0, len(docs), 1000):
-            await target.db["follows"].insert_many(docs[start : start + 1000], ordered=False)
-        return "direct insert into follows"
-    slots = asyncio.Semaphore(REST_FOLLOW_CONCURRENCY)
-
-    async def follow(feed: str) -> None:
-        group, _, user_id = feed.partition(":")
-        async with (
-            slots,
-            http.post(
-                f"{target.url}{API}/feed/{group}/{user_id}/follows/",
-                params={"api_key": target.api_key},
-                json={"target": rnd.target_feed, "activity_copy_limit": 0},
-                headers=_headers(target),
-            ) as rsp,
-        ):
-            if rsp.status != 201 and rsp.status != 200:
-                raise RuntimeError(f"follow {feed}: HTTP {rsp.status}: {await rsp.text()}")
-
-    await asyncio.gather(*(follow(feed) for feed in rnd.feeds))
-    return "REST follows"
-
-
-def _headers(target: Target) -> dict[str, str]:
-    return {"Authorization": target.token, "stream-auth-type": "jwt"}
-
-
-class SubscriberProcess:
-    """bench/subscribers.py as a child process, spoken to in JSON lines."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    async def start(cls, config: dict[str, Any]) -> SubscriberProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.subscribers",
-            cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            limit=256 * 1024 * 1024,
-        )  # fmt: skip
-        child = cls(process)
-        await child.send(config)
-        return child
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        await self.process.stdin.drain()
-
-    async def receive(self, event: str, within: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), within)
-        if not line:
-            raise RuntimeError(f"the subscriber process exited ({await self.process.wait()})")
-        message: dict[str, Any] = json.loads(line)
-        if message.get("event") != event:
-            raise RuntimeError(f"expected {event!r} from the subscribers, got {line[:200]!r}")
-        return message
-
-    async def close(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.is_closing():
-            self.process.stdin.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), 45)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-
-
-async def _post_all(
-    http: aiohttp.ClientSession, target: Target, rnd: Round, count: int, rate: float, run: str
-) -> None:
-    """POST `count` activities to the followed feed, one every 1/rate s, each on its own task
-    so that a slow answer does not delay the next post."""
-    group, _, user_id = rnd.target_feed.partition(":")
-    url = f"{target.url}{API}/feed/{group}/{user_id}/"
-    timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
-
-    async def post(index: int) -> None:
-        body = {
-            "actor": rnd.target_feed,
-            "verb": "post",
-            "object": f"bench:{run}:{rnd.followers}:{index}",
-            "foreign_id": f"bench:{run}:{rnd.followers}:{index}",
-        }
-        started = time.time()
-        clock = time.perf_counter()
-        try:
-            async with http.post(
-                url,
-                params={"api_key": target.api_key},
-                json=body,
-                headers=_headers(target),
-                timeout=timeout,
-            ) as rsp:
-                answer = await rsp.json(content_type=None)
-                if rsp.status != 201:
-                    rnd.post_errors.append(f"HTTP {rsp.status}: {json.dumps(answer)[:300]}")
-                    return
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            rnd.post_errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        rnd.post_seconds.append(time.perf_counter() - clock)
-        rnd.post_started[str(answer["id"])] = started
-
-    loop = asyncio.get_running_loop()
-    first = loop.time()
-    tasks = []
-    for index in range(count):
-        await asyncio.sleep(max(0.0, first + index / rate - loop.time()))
-        tasks.append(asyncio.create_task(post(index)))
-    await asyncio.wait_for(asyncio.gather(*tasks), HTTP_TIMEOUT + 5)
+    posts: Posts
 
 
 async def run_round(
     args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str, n: int
 ) -> dict[str, Any]:
     target_feed = f"user:{run}-{n}"
-    rnd = Round(n, target_feed, [f"timeline:{run}-{n}-{i}" for i in range(n)])
+    rnd = Round(n, [f"timeline:{run}-{n}-{i}" for i in range(n)], Posts(target_feed, str(n)))
     result: dict[str, Any] = {"followers": n, "activities": args.activities}
-    started = time.monotonic()
-    how = await _setup_follows(http, target, rnd)
-    log(f"[{n}] {n} follows of {target_feed} ({how}) in {time.monotonic() - started:.1f}s")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    how = await setup_follows(http, target, target_feed, rnd.feeds)
+    log(f"[{n}] {n} follows of {target_feed} ({how}) in {loop.time() - started:.1f}s")
 
     procs = min(args.subscriber_procs, n)
     children: list[SubscriberProcess] = []
     try:
-        for k in range(procs):
-            children.append(
-                await SubscriberProcess.start(
-                    {
-                        "url": target.url,
-                        "token": target.token,
-                        "feeds": rnd.feeds[k::procs],
-                        "concurrency": args.connect_concurrency,
-                        "connect_timeout": args.connect_timeout,
-                    }
-                )
-            )
+        config = {
+            "url": target.url,
+            "token": target.token,
+            "client": args.client,
+            "concurrency": args.connect_concurrency,
+            "connect_timeout": args.connect_timeout,
+        }
+        await start_subscribers(rnd.feeds, procs, config, children)
         ready_timeout = READY_MESSAGE_TIMEOUT_BASE + 0.25 * n
         readies = await asyncio.gather(*(c.receive("ready", ready_timeout) for c in children))
         connected = sum(r["connected"] for r in readies)
@@ -581,8 +167,8 @@ async def run_round(
 
         log(f"[{n}] posting {args.activities} activities at {args.rate}/s")
         emits_before = await _emit_totals(http, target)
-        await _post_all(http, target, rnd, args.activities, args.rate, run)
-        ids = list(rnd.post_started)
+        await post_all(http, target, rnd.posts, args.activities, args.rate, run)
+        ids = list(rnd.posts.started)
         for child in children:
             await child.send({"expect": ids, "timeout": args.drain_timeout})
         outcomes = await asyncio.gather(
@@ -607,44 +193,34 @@ async def _measure(target: Target, rnd: Round, outcomes: list[dict[str, Any]]) -
     received: dict[str, dict[str, float]] = {}
     for outcome in outcomes:
         received.update(outcome["received"])
-    ids = set(rnd.post_started)
-    latencies: list[float] = []
-    last_delivery: dict[str, float] = {}
-    unexpected = 0
-    for feed in rnd.feeds:
-        for activity_id, at in received.get(feed, {}).items():
-            if activity_id not in ids:
-                unexpected += 1
-                continue
-            latencies.append((at - rnd.post_started[activity_id]) * 1000)
-            last_delivery[activity_id] = max(last_delivery.get(activity_id, at), at)
-    expected = rnd.followers * len(ids)
-    busy = busy_seconds([(rnd.post_started[a], t) for a, t in last_delivery.items()])
-    delivered = len(latencies)
+    posts = rnd.posts
+    got = match_deliveries(rnd.feeds, received, posts.started)
+    expected = rnd.followers * len(posts.started)
+    busy = busy_seconds([(posts.started[a], t) for a, t in got.last.items()])
     result: dict[str, Any] = {
-        "posted": len(ids),
+        "posted": len(posts.started),
         "deliveries_expected": expected,
-        "deliveries_received": delivered,
-        "deliveries_missing": expected - delivered,
-        "latency_ms": percentiles(latencies),
+        "deliveries_received": got.received,
+        "deliveries_missing": expected - got.received,
+        "latency_ms": percentiles(got.latencies_ms),
         # Per activity: from just before its POST until its last follower got it.
         "fanout_complete_ms": percentiles(
-            [(t - rnd.post_started[a]) * 1000 for a, t in last_delivery.items()]
+            [(t - posts.started[a]) * 1000 for a, t in got.last.items()]
         ),
-        "post_answer_ms": percentiles([s * 1000 for s in rnd.post_seconds]),
-        "fanout_entries_per_s": round(delivered / busy, 1) if busy > 0 else None,
+        "post_answer_ms": percentiles([s * 1000 for s in posts.seconds]),
+        "fanout_entries_per_s": round(got.received / busy, 1) if busy > 0 else None,
     }
     problems = {
-        "post_errors": rnd.post_errors[:10],
-        "unexpected_deliveries": unexpected,
+        "post_errors": posts.errors[:10],
+        "unexpected_deliveries": got.unexpected,
         "duplicate_deliveries": sum(o["duplicates"] for o in outcomes),
         "sockets_dropped": sum(o["dropped"] for o in outcomes),
         "complete_before_timeout": all(o["complete"] for o in outcomes),
     }
     result.update({k: v for k, v in problems.items() if v or k == "complete_before_timeout"})
     if target.db is not None:
-        result["entries_in_store"] = await target.db["feed_entries"].count_documents(
-            {"activity_id": {"$in": sorted(ids)}, "origin": rnd.target_feed}
+        result["entries_in_store"] = await count_entries(
+            target.db, posts.target_feed, posts.started
         )
     return result
 
@@ -652,30 +228,17 @@ async def _measure(target: Target, rnd: Round, outcomes: list[dict[str, Any]]) -
 # --------------------------------------------------------------------------- main
 
 
-async def _store_version(db: Any) -> str | None:
-    try:
-        info = await db.client.admin.command("buildInfo")
-    except PyMongoError:
-        return None
-    return str(info.get("version")) if info.get("version") is not None else None
-
-
 async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
     if not args.start:
-        _require_loopback(args.url, "--url")
+        require_loopback(args.url, "--url")
     if args.mongodb_url:
-        _require_loopback(args.mongodb_url, "--mongodb-url")
+        require_loopback(args.mongodb_url, "--mongodb-url")
     run = uuid.uuid4().hex[:8]
     report: dict[str, Any] = {
         "benchmark": "roundtrip",
         "run": run,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
     }
     connector = aiohttp.TCPConnector(limit=0)
     async with (
@@ -684,7 +247,7 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
     ):
         report["store"] = target.store
         if target.db is not None:
-            report["store_version"] = await _store_version(target.db)
+            report["store_version"] = await store_version(target.db)
         report["settings"] = {
             "started": args.start,
             "url": target.url,
@@ -696,6 +259,7 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
             "raw_insert_batch_size": args.batch_size,
             "raw_insert_concurrency": args.concurrency,
             "raw_insert_docs": args.raw_docs,
+            "subscriber_client": args.client,
             "subscriber_procs": args.subscriber_procs,
             "drain_timeout_s": args.drain_timeout,
         }

@@ -1,15 +1,19 @@
-"""The subscriber process of the round-trip benchmark: one Socket.IO client per follower feed.
+"""The subscriber process of the benchmarks: one subscribed socket per follower feed.
 
-Run by bench/roundtrip.py as `python -m bench.subscribers`; it talks JSON lines:
+Run by bench/children.py as `python -m bench.subscribers`; it talks JSON lines:
 
-1. stdin:  `{"url", "token", "feeds": [...], "concurrency", "connect_timeout"}`
-2. stdout: `{"event": "ready", "connected", "failed", "errors", "seconds"}` once every client is
+1. stdin:  `{"url", "token", "feeds": [...], "client", "concurrency", "connect_timeout"}`
+2. stdout: `{"event": "ready", "connected", "failed", "errors", "seconds"}` once every socket is
    connected (websocket transport, `auth: {"token"}`) and subscribed to its feed, or has failed;
-3. stdin:  `{"expect": [activity ids], "timeout": seconds}` once the poster is done;
+3. stdin:  `{"expect": [activity ids], "timeout": seconds, "idle_timeout"?: seconds}` once the
+   poster is done;
 4. stdout: `{"event": "results", "received": {feed: {activity_id: time.time()}}, ...}` as soon
-   as every client holds every expected id, or at the timeout; then it disconnects and exits.
+   as every socket holds every expected id, or at the timeout, or once no new delivery came
+   for `idle_timeout` seconds (when given); then it disconnects and exits.
 
-Each `feed.update` is stamped with `time.time()` the moment its handler runs: the poster runs on
+`client` is `socketio` (one python-socketio `AsyncClient` per feed, the default) or `raw` (one
+bare WebSocket per feed, bench/rawsocket.py: the same protocol, a fraction of the cost).
+Each `feed.update` is stamped with `time.time()` the moment it is handled: the poster runs on
 the same machine, so the two clocks agree. Progress goes to stderr; stdout carries only the
 protocol. Every wait is bounded, and the process exits when stdin closes.
 """
@@ -20,14 +24,19 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import socketio
 
+from .limits import raise_open_files
+from .rawsocket import RawSubscriber
+
 POLL_SECONDS = 0.02
 STDIN_TIMEOUT = 900.0
 DISCONNECT_TIMEOUT = 30.0
+PROGRESS_EVERY = 1000
 
 
 def log(message: str) -> None:
@@ -99,15 +108,18 @@ async def _read_message(reader: asyncio.StreamReader, within: float) -> dict[str
     return message
 
 
+AnySubscriber = Subscriber | RawSubscriber
+
+
 async def _connect_all(
-    subscribers: list[Subscriber], url: str, token: str, concurrency: int, within: float
+    subscribers: list[AnySubscriber], url: str, token: str, concurrency: int, within: float
 ) -> list[str]:
     """Connect and subscribe every client, `concurrency` at a time; answer the errors."""
     slots = asyncio.Semaphore(concurrency)
     errors: list[str] = []
     done = 0
 
-    async def one(subscriber: Subscriber) -> None:
+    async def one(subscriber: AnySubscriber) -> None:
         nonlocal done
         async with slots:
             try:
@@ -115,24 +127,35 @@ async def _connect_all(
             except Exception as exc:
                 errors.append(f"{subscriber.feed}: {type(exc).__name__}: {exc}")
             done += 1
-            if done % 250 == 0:
+            if done % PROGRESS_EVERY == 0:
                 log(f"{done}/{len(subscribers)} connected")
 
     await asyncio.gather(*(one(s) for s in subscribers))
     return errors
 
 
-async def _wait_for(subscribers: list[Subscriber], expect: list[str], within: float) -> bool:
-    """Until every connected client holds every expected id, or `within` seconds; answer
-    whether all did."""
+async def _wait_for(
+    subscribers: list[AnySubscriber], expect: list[str], within: float, idle: float | None
+) -> bool:
+    """Until every connected socket holds every expected id, or `within` seconds, or (when
+    `idle` is given) `idle` seconds without any new delivery; answer whether all did."""
     wanted = set(expect)
-    deadline = time.monotonic() + within
+    now = time.monotonic()
+    deadline, progress_at, delivered = now + within, now, -1
     pending = [s for s in subscribers if s.connected]
-    while time.monotonic() < deadline:
+    while now < deadline:
         pending = [s for s in pending if not wanted.issubset(s.received)]
         if not pending:
             return True
+        if idle is not None:
+            count = sum(len(s.received) for s in pending)
+            if count != delivered:
+                progress_at, delivered = now, count
+            elif now - progress_at > idle:
+                log(f"no new delivery for {idle:g}s: giving up")
+                return False
         await asyncio.sleep(POLL_SECONDS)
+        now = time.monotonic()
     return False
 
 
@@ -144,9 +167,17 @@ async def run() -> int:
     config = await _read_message(reader, STDIN_TIMEOUT)
     feeds: list[str] = list(config["feeds"])
     timeout = float(config.get("connect_timeout", 20.0))
+    kinds: dict[str, Callable[[str, aiohttp.ClientSession], AnySubscriber]] = {
+        "socketio": Subscriber,
+        "raw": RawSubscriber,
+    }
+    kind = kinds[config.get("client", "socketio")]
+    limit = raise_open_files()
+    if limit < len(feeds) + 100:
+        log(f"warning: {len(feeds)} sockets, but only {limit} open files allowed (ulimit -n)")
     connector = aiohttp.TCPConnector(limit=0)  # one held connection per websocket
     async with aiohttp.ClientSession(connector=connector) as http:
-        subscribers = [Subscriber(feed, http) for feed in feeds]
+        subscribers: list[AnySubscriber] = [kind(feed, http) for feed in feeds]
         started = time.monotonic()
         errors = await _connect_all(
             subscribers,
@@ -169,7 +200,11 @@ async def run() -> int:
         try:
             request = await _read_message(reader, STDIN_TIMEOUT)
             expect = [str(i) for i in request.get("expect", [])]
-            complete = await _wait_for(subscribers, expect, float(request.get("timeout", 30.0)))
+            within = float(request.get("timeout", 30.0))
+            idle = request.get("idle_timeout")
+            complete = await _wait_for(
+                subscribers, expect, within, None if idle is None else float(idle)
+            )
             send({
                 "event": "results",
                 "complete": complete,
@@ -182,7 +217,7 @@ async def run() -> int:
         finally:
             slots = asyncio.Semaphore(100)
 
-            async def stop(subscriber: Subscriber) -> None:
+            async def stop(subscriber: AnySubscriber) -> None:
                 async with slots:
                     try:
                         await asyncio.wait_for(subscriber.stop(), 5)

@@ -1,0 +1,120 @@
+"""Command-line option types and the option groups the benchmarks share."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from urllib.parse import urlsplit
+
+DEV_API_KEY = "tidings-dev-key"
+DEV_API_SECRET = "tidings-dev-secret-change-me-please"
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+CLIENTS = ("socketio", "raw")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be greater than 0")
+    return value
+
+
+def counts(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: comma-separated integers") from exc
+    if not values or any(c < 1 for c in values):
+        raise argparse.ArgumentTypeError(f"{text}: comma-separated integers, each at least 1")
+    return values
+
+
+def require_loopback(url: str, what: str) -> None:
+    hosts = urlsplit(url).netloc.rpartition("@")[2].split(",")
+    for host in hosts:
+        name = urlsplit(f"//{host}").hostname or ""
+        if name.lower() in LOOPBACK_NAMES:
+            continue
+        try:
+            if ipaddress.ip_address(name).is_loopback:
+                continue
+        except ValueError:
+            pass
+        raise SystemExit(f"bench: {what} {url!r} is not a loopback address")
+
+
+def add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
+    """--batch-size, --concurrency and --raw-docs: the fanout settings of a started server and
+    the shape of the raw bulk-insert measurement."""
+    group.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=500,
+        help="fanout.batch_size of a started server, and the batch of the raw insert",
+    )
+    group.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=4,
+        help="fanout.concurrency of a started server, and batches in flight in the raw insert",
+    )
+    group.add_argument(
+        "--raw-docs",
+        type=positive_int,
+        default=20_000,
+        help="documents of the raw bulk-insert measurement (default 20000)",
+    )
+
+
+def add_subscriber_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    client: str,
+    procs: int,
+    connect_concurrency: int,
+    connect_timeout: float,
+    drain_timeout: float,
+) -> argparse._ArgumentGroup:
+    """The subscriber processes' options, with this benchmark's defaults; the group."""
+    group = parser.add_argument_group("subscribers")
+    group.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default=client,
+        help="socketio: one python-socketio AsyncClient per feed (the real client, heavy); "
+        "raw: one bare WebSocket per feed speaking Engine.IO/Socket.IO by hand (cheap: "
+        f"thousands per process). Default {client}",
+    )
+    group.add_argument(
+        "--subscriber-procs",
+        type=positive_int,
+        default=procs,
+        help=f"processes the subscriber sockets are spread over (default {procs})",
+    )
+    group.add_argument(
+        "--connect-concurrency",
+        type=positive_int,
+        default=connect_concurrency,
+        help=f"sockets connecting at once, per subscriber process (default {connect_concurrency})",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=connect_timeout,
+        help="seconds for one socket to connect and subscribe",
+    )
+    group.add_argument(
+        "--drain-timeout",
+        type=positive_float,
+        default=drain_timeout,
+        help="seconds to wait for the last deliveries after the last POST answered "
+        f"(default {drain_timeout:g})",
+    )
+    return group

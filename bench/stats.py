@@ -1,0 +1,68 @@
+"""Percentiles, busy time, and the deliveries the subscribers reported, matched to the posts."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float] | None:
+    """p50/p90/p99/max of `values`, rounded to 0.1 (None when there are none)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        cuts = [values[0]] * 99
+    else:
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "p50": round(cuts[49], 1),
+        "p90": round(cuts[89], 1),
+        "p99": round(cuts[98], 1),
+        "max": round(max(values), 1),
+    }
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of the intervals: the time some fanout was in progress."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+@dataclass
+class Deliveries:
+    """What reached the subscribers, per posted activity."""
+
+    latencies_ms: list[float] = field(default_factory=list)  # receive time - time before POST
+    last: dict[str, float] = field(default_factory=dict)  # activity id -> its last delivery
+    count: dict[str, int] = field(default_factory=dict)  # activity id -> deliveries
+    unexpected: int = 0  # events for activities not posted in this round
+
+    @property
+    def received(self) -> int:
+        return len(self.latencies_ms)
+
+
+def match_deliveries(
+    feeds: Iterable[str],
+    received: Mapping[str, Mapping[str, float]],
+    posted: Mapping[str, float],
+) -> Deliveries:
+    """`received` (feed -> activity id -> time.time() at receipt) of the `feeds` of a round
+    against `posted` (activity id -> time.time() just before its POST)."""
+    out = Deliveries()
+    for feed in feeds:
+        for activity_id, at in received.get(feed, {}).items():
+            started = posted.get(activity_id)
+            if started is None:
+                out.unexpected += 1
+                continue
+            out.latencies_ms.append((at - started) * 1000)
+            out.last[activity_id] = max(out.last.get(activity_id, at), at)
+            out.count[activity_id] = out.count.get(activity_id, 0) + 1
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -65,15 +64,11 @@ async def store_version(db: Any) -> str | None:
 
 
 async def insert_follows(db: Any, target_feed: str, feeds: Sequence[str]) -> None:
-    """`feeds` follow `target_feed`, written straight into `follows` (as the API would store
-    them, without copying activities): fast, for thousands of followers."""
-    now = datetime.now(UTC)
-    docs = [
-        {"source": feed, "target": target_feed, "created_at": now, "updated_at": now}
-        for feed in feeds
-    ]
-    for start in range(0, len(docs), FOLLOW_INSERT_BATCH):
-        await db["follows"].insert_many(docs[start : start + FOLLOW_INSERT_BATCH], ordered=False)
+    """`feeds` follow `target_feed`, written straight into the store as the API stores them
+    (follows, follower chunks, counts; no activities copied): fast, for thousands of followers."""
+    from server.store.follows import FollowStore
+
+    await FollowStore(db).add_followers_bulk(target_feed, list(feeds))
 
 
 async def count_entries(db: Any, origin: str, activity_ids: Iterable[str]) -> int:

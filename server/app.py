@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -22,12 +23,17 @@ from .api.routes import setup_routes
 from .config import Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
-from .keys import DATABASE, RUNNER, SERVICE, SETTINGS, SIO
-from .realtime import handlers
-from .realtime.broadcaster import SocketIOBroadcaster
-from .realtime.pubsub import RESYNC, RedisPubSubManager
+from .keys import BROADCASTER, DATABASE, HEARTBEAT, HUB, REDIS, RUNNER, SERVICE, SETTINGS, SIO
+from .realtime.broadcaster import Broadcaster
+from .realtime.handlers import Handlers
+from .realtime.heartbeat import Heartbeat
+from .realtime.hub import Hub
+from .realtime.protocol import close_frame
+from .realtime.pubsub import RedisLink
+from .realtime.sio_peers import SioPeers
 from .realtime.slow_consumers import watch_slow_consumers
-from .realtime.transport import create_sio, no_websocket_compression
+from .realtime.transport import allowed_origins, create_sio, mount
+from .realtime.websocket import FastPath
 from .store import mongo
 from .store.activities import ActivityStore
 from .store.embedded import embedded_store
@@ -62,8 +68,7 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     activities, follows = ActivityStore(db), FollowStore(db)
     jobs = JobStore(db, node_id(), timedelta(seconds=settings.fanout.lease_seconds))
-    realtime_groups = [name for name, group in settings.feeds.items() if group.realtime]
-    broadcaster = SocketIOBroadcaster(sio, realtime_groups)
+    broadcaster = app[BROADCASTER]
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
@@ -77,25 +82,32 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _realtime(app: web.Application) -> AsyncIterator[None]:
-    """The Redis link between nodes (when configured) and the slow-consumer watch."""
+    """The Redis link between nodes (when configured), the fast path's heartbeat and the
+    slow-consumer watch of python-socketio's sockets."""
     settings, sio = app[SETTINGS], app[SIO]
-    manager = sio.manager
-    if isinstance(manager, RedisPubSubManager):
-        manager.on_recovery = lambda: sio.emit(RESYNC, {"reason": "redis"}, ignore_queue=True)
-        manager.start()
+    if settings.realtime.gc_threshold:  # see config/default.toml
+        gc.freeze()  # what start-up made lives as long as the process: never scan it again
+        gc.set_threshold(settings.realtime.gc_threshold, *gc.get_threshold()[1:])
+    link = app.get(REDIS)
+    if link is not None:
+        link.start()
+    heartbeat = app[HEARTBEAT]
+    heartbeat.start()
     watch = asyncio.create_task(watch_slow_consumers(sio, settings.realtime.max_queue_packets))
     yield
+    heartbeat.stop()
     watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watch
-    if isinstance(manager, RedisPubSubManager):
-        await manager.close()
+    if link is not None:
+        await link.close()
 
 
 async def _goodbye_sockets(app: web.Application) -> None:
     """On SIGTERM, close every Socket.IO connection (clients reconnect to another node and
     recover with `since`), so that the shutdown does not wait out `server.shutdown_timeout`
     for connections that never end by themselves."""
+    app[HUB].close_all(close_frame(1001))
     eio = app[SIO].eio
     if not eio.sockets:  # engineio's disconnect-all fails on an empty server
         return
@@ -105,15 +117,26 @@ async def _goodbye_sockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [stream_errors]
-    if not settings.realtime.websocket_compression:
-        middlewares.insert(0, no_websocket_compression)
-    app = web.Application(middlewares=middlewares, client_max_size=settings.server.max_body_bytes)
+    max_body = settings.server.max_body_bytes
+    app = web.Application(middlewares=[stream_errors], client_max_size=max_body)
     app[SETTINGS] = settings
+    realtime = settings.realtime
     sio = create_sio(settings)
-    app[SIO] = sio
-    sio.attach(app)
-    handlers.register(sio, settings, lambda: app[SERVICE])
+    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes)
+    handlers = Handlers(settings, lambda: app[SERVICE], hub)
+    sio_peers = SioPeers(sio, handlers)
+    heartbeat = Heartbeat(hub, realtime.ping_interval)
+    fast = None
+    if realtime.fast_websocket:
+        fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
+                        allowed_origins(settings), realtime.websocket_compression)  # fmt: skip
+    link = None
+    if settings.redis.url:
+        link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)
+    groups = [name for name, group in settings.feeds.items() if group.realtime]
+    app[SIO], app[HUB], app[HEARTBEAT] = sio, hub, heartbeat
+    app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node_id())
+    mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
     app.cleanup_ctx.extend([_store, _realtime, _feeds])
     app.on_shutdown.append(_goodbye_sockets)

@@ -90,11 +90,14 @@ class FanoutSettings:
 
 @dataclass(frozen=True)
 class RealtimeSettings:
+    fast_websocket: bool
     websocket_compression: bool
     ping_interval: float
     ping_timeout: float
     max_missed: int
     max_queue_packets: int
+    write_buffer_bytes: int
+    gc_threshold: int
     token_grace_seconds: float
 
 
@@ -197,11 +200,14 @@ class _FanoutSchema(_Section):
 
 
 class _RealtimeSchema(_Section):
+    fast_websocket = fields.Boolean(required=True)
     websocket_compression = fields.Boolean(required=True)
     ping_interval = fields.Float(required=True, validate=validate.Range(min=1))
     ping_timeout = fields.Float(required=True, validate=validate.Range(min=1))
     max_missed = fields.Integer(required=True, validate=_positive(max=1000))
     max_queue_packets = fields.Integer(required=True, validate=_positive())
+    write_buffer_bytes = fields.Integer(required=True, validate=_positive())
+    gc_threshold = fields.Integer(required=True, validate=validate.Range(min=0))
     token_grace_seconds = fields.Float(required=True, validate=validate.Range(min=0))
 
     @post_load

@@ -8,6 +8,10 @@ from aiohttp import web
 from .config import Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
+from .realtime.broadcaster import Broadcaster
+from .realtime.heartbeat import Heartbeat
+from .realtime.hub import Hub
+from .realtime.pubsub import RedisLink
 from .store.mongo import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,3 +19,7 @@ DATABASE = web.AppKey("database", Database)
 SERVICE = web.AppKey("service", FeedService)
 RUNNER = web.AppKey("runner", FanoutRunner)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+HUB = web.AppKey("hub", Hub)
+BROADCASTER = web.AppKey("broadcaster", Broadcaster)
+REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is
+HEARTBEAT = web.AppKey("heartbeat", Heartbeat)

@@ -28,6 +28,19 @@ INSERT_TO_EMIT = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 SOCKETS = Gauge("tidings_connected_sockets", "Connected Socket.IO clients")
+DELIVERIES = Counter(
+    "tidings_deliveries_total",
+    "feed.update events handed to sockets, by path (fast WebSocket path or python-socketio)",
+    ["path"],
+)
+BROADCAST_SECONDS = Histogram(
+    "tidings_broadcast_seconds",
+    "Time to hand one event to every socket of this node in its rooms",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+BACKLOGGED_SOCKETS = Gauge(
+    "tidings_backlogged_sockets", "Fast-path sockets with events waiting for their transport"
+)
 SLOW_CONSUMERS = Counter(
     "tidings_slow_consumer_disconnects_total", "Sockets dropped for not reading their events"
 )

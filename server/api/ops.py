@@ -8,8 +8,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..keys import DATABASE, SIO
-from ..realtime.pubsub import RedisPubSubManager
+from ..keys import DATABASE, REDIS
 from ..store.mongo import ping
 
 
@@ -20,8 +19,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """503 without the store; 200 `degraded` without Redis: this node's sockets still get
     their events, other nodes' sockets recover through `since` once Redis is back."""
-    manager = request.app[SIO].manager
-    redis = manager.state if isinstance(manager, RedisPubSubManager) else "off"
+    link = request.app.get(REDIS)
+    redis = link.state if link is not None else "off"
     try:
         await ping(request.app[DATABASE])
     except PyMongoError as exc:

@@ -80,3 +80,16 @@ class Clock:
 
 
 clock = Clock()
+
+
+def id_floor(time: datetime) -> str:
+    """The lowest id any activity at `time` (to the millisecond) can have: an id range bound
+    that stands for a time (see store/scan.py)."""
+    millis = max(0, min(_MAX_MS, (time - EPOCH) // timedelta(milliseconds=1)))
+    digits = f"{millis:012x}"
+    return f"{digits[:8]}-{digits[8:]}-0000-0000-000000000000"
+
+
+def id_time(value: str) -> datetime:
+    """The time of an activity id, to the millisecond."""
+    return EPOCH + timedelta(milliseconds=int(value[:8] + value[9:13], 16))

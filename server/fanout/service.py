@@ -2,6 +2,10 @@
 
 Writes follow DESIGN.md "Fanout": the activity and the entries of its own feed and `to` feeds
 are stored, then the fanout job, then the caller answers; events and the job run after that.
+A pull feed (step 4) gets no fanout job for a new activity: readers of its follower feeds merge
+it in (fanout/reads.py), and its live update goes once to its pull room. An activity dated at
+or before the newest one a pull feed had (back-dated, or a repeat) is copied into its followers
+as a push feed's would be: some of them do not merge it in.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from ..domain.events import Broadcaster, feed_update
 from ..domain.feeds import FeedId
 from ..metrics import INSERT_TO_EMIT
 from ..store.activities import ActivityStore, Entry, Page, StoredActivity
+from ..store.feeds import PULL, FeedMeta
 from ..store.follows import Follow, FollowStore
 from ..store.jobs import JobStore
+from .following import Following
+from .reads import Reads
 from .runner import FanoutRunner
+
+Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its followers, not copied
 
 
 @dataclass(frozen=True)
@@ -44,29 +53,80 @@ class FeedService:
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.runner = runner
         self.broadcaster = broadcaster
+        self.reads = Reads(activities, follows)
+        self.following_ = Following(settings.fanout, activities, follows, jobs, runner, broadcaster)
 
     async def add(self, feed: FeedId, new: Sequence[Activity]) -> list[dict[str, Any]]:
         """Store activities added to `feed`; once this returns, they are never lost."""
         started = time.perf_counter()
         origin = str(feed)
         await self.activities.save(new, origin)
-        direct = [Entry(target, a.id) for a in new for target in (origin, *a.to)]
-        await self.activities.insert_entries(direct)
+        feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
+        metas = await self.follows.meta.get_many(f for targets in feeds.values() for f in targets)
+        pulled = await self._pulled(new, feeds, metas)
+        await self.activities.insert_entries([
+            Entry(f, a.id, pulled=metas[f].period if (f, a.id) in pulled else None)
+            for a in new for f in feeds[a.id]
+        ])  # fmt: skip
+        await self._settle(pulled, metas)
         for activity in new:
-            sources = [origin, *activity.to]
-            if await self.follows.has_followers(sources):
+            sources = [
+                f for f in feeds[activity.id] if metas[f].slots and (f, activity.id) not in pulled
+            ]
+            if sources:
                 job = await self.jobs.create("add", activity.id, sources)
                 self.runner.start(job)
-        self.runner.spawn(self._announce_added(origin, new, started))
+        self.runner.spawn(self._announce_added(new, feeds, pulled, started))
         return [a.public() for a in new]
 
-    async def _announce_added(self, origin: str, new: Sequence[Activity], started: float) -> None:
-        by_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    async def _pulled(
+        self, new: Sequence[Activity], feeds: dict[str, list[str]], metas: dict[str, FeedMeta]
+    ) -> Pulled:
+        """Which new entries of pull feeds are merged into their followers: those above the
+        highest id the feed had (the others are back-dated, or repeats: they are copied)."""
+        highest: dict[str, str] = {}
         for activity in new:
-            for feed in (origin, *activity.to):
-                by_feed[feed].append(activity.public())
+            for f in feeds[activity.id]:
+                if metas[f].slots:
+                    highest[f] = max(highest.get(f, ""), activity.id)
+        before = {f: await self.follows.meta.raise_max(f, top) for f, top in highest.items()}
+        pulled: Pulled = set()
+        for activity in new:
+            for f in feeds[activity.id]:
+                if metas[f].mode != PULL or not metas[f].slots:
+                    continue
+                if activity.id > before[f]:
+                    pulled.add((f, activity.id))
+                else:  # a repeat of one merged in before: copied now
+                    await self.activities.unmark_pulled(f, activity.id)
+        return pulled
+
+    async def _settle(self, pulled: Pulled, metas: dict[str, FeedMeta]) -> None:
+        """A pull feed that started going back to push while its entries were written: those
+        are copied too (the backfill may have passed them)."""
+        if not pulled:
+            return
+        now = await self.follows.meta.get_many(f for f, _ in pulled)
+        for f, activity_id in list(pulled):
+            if now[f].mode != PULL or now[f].period != metas[f].period:
+                pulled.discard((f, activity_id))
+                await self.activities.unmark_pulled(f, activity_id)
+
+    async def _announce_added(
+        self, new: Sequence[Activity], feeds: dict[str, list[str]], pulled: Pulled, started: float
+    ) -> None:
+        by_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_pull_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for activity in new:
+            for feed in feeds[activity.id]:
+                if (feed, activity.id) in pulled:
+                    by_pull_feed[feed].append(activity.public(origin=feed))
+                else:
+                    by_feed[feed].append(activity.public())
         for feed, activities in by_feed.items():
             await self.broadcaster.feed_update([feed], feed_update(feed, new=activities))
+        for feed, activities in by_pull_feed.items():
+            await self.broadcaster.pull_update(feed, feed_update(feed, new=activities))
         INSERT_TO_EMIT.labels("direct").observe(time.perf_counter() - started)
 
     async def remove(self, feed: FeedId, activity_id: str | None, foreign_id: str | None) -> None:
@@ -84,18 +144,29 @@ class FeedService:
 
     async def _remove_one(self, feed: str, stored: StoredActivity) -> None:
         own = stored.feed == feed
-        sources = [feed, *stored.to] if own else [feed]
+        sources = list(dict.fromkeys([feed, *stored.to] if own else [feed]))
         if own:
             await self.activities.mark_removed(stored.id)
             await self.jobs.cancel("add", stored.id)
+        held = await self.activities.entries_of(sources, stored.id)
+        metas = await self.follows.meta.get_many(sources)
         await self.activities.remove_entries(sources, stored.id)
-        if await self.follows.has_followers(sources):
-            job = await self.jobs.create("remove", stored.id, sources, stored.foreign_id)
+        # Every follower of a push feed holds a copy; a pull feed's followers hold copies only
+        # of what was not merged into them in the current pull period.
+        pull = {s for s in sources if metas[s].mode == PULL and metas[s].slots}
+        merged_only = {s for s in pull if s in held and held[s].pulled == metas[s].period}
+        fanned = [s for s in sources if metas[s].slots and s not in merged_only]
+        if fanned:
+            silent = [s for s in fanned if s in pull]
+            job = await self.jobs.create("remove", stored.id, fanned, stored.foreign_id, silent)
             self.runner.start(job)
         foreign = [stored.foreign_id] if stored.foreign_id else []
         for source in sources:
             event = feed_update(source, deleted=[stored.id], deleted_foreign_ids=foreign)
-            self.runner.spawn(self.broadcaster.feed_update([source], event))
+            if source in pull:
+                self.runner.spawn(self.broadcaster.pull_update(source, event))
+            else:
+                self.runner.spawn(self.broadcaster.feed_update([source], event))
 
     async def follow(self, source: FeedId, target: FeedId, copy_limit: int) -> None:
         """`source` follows `target` and gets its latest `copy_limit` activities. Following a
@@ -107,28 +178,22 @@ class FeedService:
                 f"feeds of group {target.group} cannot be followed",
                 {"target": [f"feed group {target.group} is not followable"]},
             )
-        if not await self.follows.follow(str(source), str(target)):
-            return
-        ids = await self.activities.latest_own(str(target), copy_limit)
-        await self.activities.insert_entries(
-            [Entry(str(source), activity_id, origin=str(target)) for activity_id in ids]
-        )
+        await self.following_.follow(str(source), str(target), copy_limit)
 
     async def unfollow(self, source: FeedId, target: FeedId, keep_history: bool) -> None:
-        await self.follows.unfollow(str(source), str(target))
-        if not keep_history:
-            await self.activities.remove_from_origin(str(source), str(target))
+        await self.following_.unfollow(str(source), str(target), keep_history)
 
     async def pull_sources(self, feed: FeedId) -> list[str]:
-        """The pull feeds that `feed` follows: its subscribers also get their pull updates."""
-        return []
+        """The pull feeds whose updates the subscribers of `feed` get: the pull feeds it
+        follows, and itself when it is one."""
+        return await self.reads.pull_sources(str(feed))
 
     async def read(self, feed: FeedId, page: Page) -> list[dict[str, Any]]:
-        return await self.activities.read(str(feed), page)
+        return await self.reads.read(str(feed), page)
 
     async def missed(self, feed: FeedId, since: str, limit: int) -> Missed:
         """What a reconnecting client missed: activities newer than `since`, oldest first."""
-        found = await self.activities.since(str(feed), since, limit + 1)
+        found = await self.reads.since(str(feed), since, limit + 1)
         return Missed(found[:limit], more=len(found) > limit)
 
     async def followers(

@@ -1,36 +1,109 @@
-"""Delivers `feed.update` events to the Socket.IO rooms of feeds (the domain's Broadcaster)."""
+"""Delivers `feed.update` events to the rooms of feeds (the domain's Broadcaster), on every node.
+
+An event is encoded once, as a Socket.IO packet and as a WebSocket frame, published on Redis for
+the other nodes and, at the same time, written to this node's fast sockets (hub.py) and, with one
+`sio.emit`, to its python-socketio sockets; the other nodes deliver it to theirs the same way.
+The emitting node delivers locally and directly, whether Redis is up or not, so a Redis outage
+never stops local delivery.
+
+Messages on the Redis channel: a JSON header line, then the packet as it goes on the wire:
+    {"k": "emit", "n": NODE, "r": [ROOMS]}\\n42["feed.update",{...}]
+    {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
+A node skips its own messages (it delivered them already).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import socketio
-
 from ..domain.events import FEED_UPDATE
+from ..metrics import BROADCAST_SECONDS
+from . import protocol as p
+from .handlers import Handlers
+from .hub import Hub
+from .pubsub import RESYNC, RedisLink
 from .rooms import feed_room, pull_room
+from .sio_peers import SioPeers
 
 
-class SocketIOBroadcaster:
-    def __init__(self, sio: socketio.AsyncServer, realtime_groups: Collection[str]) -> None:
-        self._sio = sio
+class Broadcaster:
+    def __init__(
+        self, hub: Hub, sio_peers: SioPeers, handlers: Handlers, link: RedisLink | None,
+        realtime_groups: Collection[str], node: str,
+    ) -> None:  # fmt: skip
+        self.hub, self.sio_peers, self.handlers, self.link = hub, sio_peers, handlers, link
         self._groups = frozenset(realtime_groups)
+        self.node = node
+        if link is not None:
+            link.on_message = self.on_message
+            link.on_recovery = self.resync
+
+    def _realtime(self, feed: str) -> bool:
+        return feed.partition(":")[0] in self._groups
 
     async def feed_update(self, feeds: Sequence[str], event: dict[str, Any]) -> None:
-        rooms = [feed_room(f) for f in feeds if f.partition(":")[0] in self._groups]
-        if rooms:
-            # One emit to a list of rooms: encoded once; a socket in several rooms gets it once.
-            await self._sio.emit(FEED_UPDATE, event, to=rooms)
+        rooms = [feed_room(f) for f in feeds if self._realtime(f)]
+        if rooms:  # one packet for all the rooms: a socket in several of them gets it once
+            await self._emit(rooms, event)
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
-        if feed.partition(":")[0] in self._groups:
-            await self._sio.emit(FEED_UPDATE, event, to=pull_room(feed))
+        if self._realtime(feed):
+            await self._emit([pull_room(feed)], event)
 
     async def follows_changed(self, source: str, target: str, following: bool) -> None:
-        # This node's sockets only, for now; cross-node comes with the realtime rework.
-        room = pull_room(target)
-        for sid, _ in list(self._sio.manager.get_participants("/", feed_room(source))):
-            if following:
-                await self._sio.enter_room(sid, room)
-            else:
-                await self._sio.leave_room(sid, room)
+        self.handlers.follows_changed(source, target, following)
+        header = {"k": "follow", "n": self.node, "s": source, "t": target, "f": following}
+        await self._publish(header, b"")
+
+    async def _emit(self, rooms: list[str], event: dict[str, Any]) -> None:
+        packet = p.event(FEED_UPDATE, event).encode()
+        header = {"k": "emit", "n": self.node, "r": rooms}
+        if self.link is None:
+            await self.deliver(rooms, packet, event)
+            return
+        # Published first, so that the other nodes write to their sockets while this one writes
+        # to its own; local delivery does not wait for Redis (down: publish returns at once).
+        publishing = asyncio.ensure_future(self._publish(header, packet))
+        try:
+            await self.deliver(rooms, packet, event)
+        finally:
+            await publishing
+
+    async def deliver(self, rooms: Sequence[str], packet: bytes, data: Any = None) -> None:
+        """Write `packet` (an encoded feed.update) to this node's sockets in `rooms`."""
+        started = time.perf_counter()
+        others = await self.hub.broadcast(rooms, p.text_frame(packet))
+        if others:
+            if data is None:
+                _, data = p.event_data(packet.decode())
+            await self.sio_peers.deliver(others, FEED_UPDATE, data)
+        BROADCAST_SECONDS.observe(time.perf_counter() - started)
+
+    async def _publish(self, header: dict[str, Any], body: bytes) -> None:
+        if self.link is not None:
+            await self.link.publish(json.dumps(header).encode() + b"\n" + body)
+
+    async def on_message(self, raw: bytes) -> None:
+        """A message from Redis: another node's emit or follow change, for this node's sockets."""
+        line, _, body = raw.partition(b"\n")
+        header = json.loads(line)
+        if not isinstance(header, dict) or header.get("n") == self.node:
+            return
+        if header.get("k") == "emit":
+            await self.deliver([str(room) for room in header["r"]], body)
+        elif header.get("k") == "follow":
+            self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
+
+    async def resync(self) -> None:
+        """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).
+        Follow changes published meanwhile were missed too: the pull-source cache starts afresh."""
+        self.handlers.pull_sources.clear()
+        frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
+        for conn in list(self.hub.conns.values()):
+            if conn.grant is not None:
+                self.hub.send(conn, frame)
+        await self.sio_peers.emit_all(RESYNC, {"reason": "redis"})

@@ -1,15 +1,15 @@
 """Cross-node delivery through Redis pub/sub, that keeps local delivery going when Redis fails.
 
-A `socketio.AsyncPubSubManager` subclass with its own `_publish` and `_listen` (the extension
-points that class documents) on redis-py's `redis.asyncio`. Differences from python-socketio's
-own `AsyncRedisManager`, each needed for "no lost activity under Redis faults":
-- the local sockets of the emitting node always get the event (the base class delivers locally
-  before publishing); while Redis is down, publishing is skipped at once instead of retried per
-  emit, so a fanout is not slowed down by an outage;
+`RedisLink` publishes the broadcaster's messages on `redis.channel` and hands every message of
+the other nodes to `on_message`, on redis-py's `redis.asyncio`. For "no lost activity under
+Redis faults":
+- the emitting node delivers to its own sockets itself, before publishing (broadcaster.py); while
+  Redis is down, publishing is skipped at once instead of retried per emit, so a fanout is not
+  slowed down by an outage;
 - one log line when Redis goes away and one when it is back, not one per emit;
-- reconnection is retried every `RETRY_MAX` seconds at most (the base class backs off to 60 s);
-- when Redis comes back, every node tells its own sockets `resync`: they may have missed events
-  published by other nodes meanwhile, and re-subscribe with `since` to get them from the feed.
+- reconnection is retried every `RETRY_MAX` seconds at most;
+- when Redis comes back, `on_recovery` runs: every node tells its own sockets `resync`, since they
+  may have missed events published by other nodes meanwhile, and they re-subscribe with `since`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -28,7 +28,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from ..background import spawn
 from ..config import url_location
@@ -39,6 +38,7 @@ RETRY_MIN, RETRY_MAX = 0.1, 2.0
 PUBLISH_TIMEOUT = 2.0
 RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
 OnRecovery = Callable[[], Awaitable[None]]
+OnMessage = Callable[[bytes], Awaitable[None]]
 
 
 def _connect(url: str, channel: str) -> aioredis.Redis:
@@ -58,17 +58,16 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
     )
 
 
-class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
-    name = "tidings-redis"
-
+class RedisLink:
     def __init__(self, url: str, channel: str) -> None:
-        super().__init__(channel=channel)
-        self.url = url
+        self.url, self.channel = url, channel
         self.up = False
         self._redis: aioredis.Redis | None = None
         self._was_down = False
         self._publish_failing = False
+        self._listener: asyncio.Task[None] | None = None
         self.on_recovery: OnRecovery | None = None
+        self.on_message: OnMessage | None = None
 
     @property
     def state(self) -> str:
@@ -79,15 +78,13 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
             self._redis = _connect(self.url, self.channel)
         return self._redis
 
-    async def _publish(self, data: Any) -> None:
+    async def publish(self, data: bytes) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
         is down this returns at once (the other nodes' sockets recover through `since`)."""
         if not self.up:
             return
         try:
-            await asyncio.wait_for(
-                self._client().publish(self.channel, self.json.dumps(data)), PUBLISH_TIMEOUT
-            )
+            await asyncio.wait_for(self._client().publish(self.channel, data), PUBLISH_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
             if not self._publish_failing:
                 log.error(
@@ -100,7 +97,12 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
         else:
             self._publish_failing = False
 
-    async def _listen(self) -> AsyncIterator[bytes]:
+    def start(self) -> None:
+        """Listen from now on (a node with no sockets of its own still publishes)."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
         delay = RETRY_MIN
         while True:
             pubsub = self._client().pubsub(ignore_subscribe_messages=True)
@@ -109,14 +111,21 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
                 await self._came_back()
                 delay = RETRY_MIN
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        yield message["data"]
+                    if message.get("type") == "message" and self.on_message is not None:
+                        await self._deliver(message["data"])
             except (RedisError, OSError) as exc:
                 self._went_down(exc)
             finally:
                 await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    async def _deliver(self, data: Any) -> None:
+        assert self.on_message is not None
+        try:
+            await self.on_message(data)
+        except Exception:  # one bad message must not stop the listener
+            log.exception("cannot deliver a message from Redis")
 
     def _went_down(self, exc: BaseException) -> None:
         if self.up or not self._was_down:
@@ -144,17 +153,11 @@ class RedisPubSubManager(AsyncPubSubManager):  # type: ignore[misc]
             if self.on_recovery is not None:
                 spawn(self.on_recovery())
 
-    def start(self) -> None:
-        """Listen from now on, not from the first connection as python-socketio would: a node
-        with no sockets of its own must still publish for the others."""
-        if not self.server.manager_initialized:
-            self.server.manager_initialized = True
-            self.initialize()
-
     async def close(self) -> None:
-        thread = getattr(self, "thread", None)
-        if thread is not None:
-            thread.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self._redis is not None:
             await _quietly(self._redis.aclose())
 

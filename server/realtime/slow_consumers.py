@@ -1,10 +1,11 @@
-"""Slow consumers: a socket that does not read must not grow the server's memory without bound.
+"""Slow consumers among python-socketio's sockets (long-polling and upgraded connections).
 
-Every `INTERVAL` seconds, each Engine.IO socket whose outgoing queue holds more than
-`realtime.max_queue_packets` packets is dropped: its connection is aborted (it is not reading,
-so a goodbye would only join the queue) and it recovers through `subscribe` with `since` when it
-reconnects. Reads `engineio.AsyncServer.sockets` and each socket's `queue`, the one place where
-Tidings looks inside python-engineio; tests/integration/test_many_nodes.py guards it.
+The fast WebSocket path bounds its queues itself (hub.py). python-engineio has no public bound
+on a socket's outgoing queue, so for its sockets this watch looks every `INTERVAL` seconds at
+`engineio.AsyncServer.sockets` and each socket's `queue`: one holding more than
+`realtime.max_queue_packets` packets is dropped (its connection aborted; it recovers through
+`subscribe` with `since`). Should a python-engineio upgrade change those attributes, the watch
+says so once in the log and stops; delivery is not affected.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ INTERVAL = 1.0
 async def watch_slow_consumers(sio: socketio.AsyncServer, limit: int) -> None:
     while True:
         await asyncio.sleep(INTERVAL)
-        for eio_sid, socket in list(sio.eio.sockets.items()):
-            queued = socket.queue.qsize()
-            if queued > limit and not socket.closing:
-                log.warning(
-                    "disconnecting slow consumer %s: %d packets waiting (limit %d); it recovers "
-                    "with `since` on reconnect", eio_sid, queued, limit,
-                )  # fmt: skip
-                SLOW_CONSUMERS.inc()
-                await _drop(sio, eio_sid, socket)
+        try:
+            sockets = list(sio.eio.sockets.items())
+            for eio_sid, socket in sockets:
+                queued = socket.queue.qsize()
+                if queued > limit and not socket.closing:
+                    log.warning(
+                        "disconnecting slow consumer %s: %d packets waiting (limit %d); it "
+                        "recovers with `since` on reconnect", eio_sid, queued, limit,
+                    )  # fmt: skip
+                    SLOW_CONSUMERS.inc()
+                    await _drop(sio, eio_sid, socket)
+        except AttributeError as exc:
+            log.error("slow-consumer watch of python-socketio sockets stopped: %s", exc)
+            return
 
 
 async def _drop(sio: socketio.AsyncServer, eio_sid: str, socket: Any) -> None:

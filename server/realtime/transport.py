@@ -1,29 +1,31 @@
-"""The Socket.IO server object and its WebSocket transport settings."""
+"""The `/socket.io/` endpoint: the fast WebSocket path and python-socketio side by side."""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
 
 import socketio
 from aiohttp import hdrs, web
 
 from ..config import Settings
-from .pubsub import RedisPubSubManager
+from .websocket import FastPath
 
 SOCKETIO_PATH = "/socket.io/"
 
 
-def create_sio(settings: Settings) -> socketio.AsyncServer:
+def allowed_origins(settings: Settings) -> list[str] | None:
+    """The CORS origins of `server.cors_allowed_origins`; None for any."""
     origins = settings.server.cors_allowed_origins
-    manager = None
-    if settings.redis.url:
-        manager = RedisPubSubManager(str(settings.redis.url), settings.redis.channel)
+    if origins.strip() == "*":
+        return None
+    return [o.strip() for o in origins.split(",") if o.strip()]
+
+
+def create_sio(settings: Settings) -> socketio.AsyncServer:
+    """python-socketio, for what the fast path does not serve. Local to this node: cross-node
+    delivery is the broadcaster's (broadcaster.py), on Tidings' own Redis link."""
+    origins = allowed_origins(settings)
     return socketio.AsyncServer(
         async_mode="aiohttp",
-        client_manager=manager,
-        cors_allowed_origins="*"
-        if origins.strip() == "*"
-        else [o.strip() for o in origins.split(",") if o.strip()],
+        cors_allowed_origins="*" if origins is None else origins,
         ping_interval=settings.realtime.ping_interval,
         ping_timeout=settings.realtime.ping_timeout,
         logger=False,
@@ -31,18 +33,32 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     )
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def mount(
+    app: web.Application, sio: socketio.AsyncServer, fast: FastPath | None, compression: bool
+) -> None:
+    """Route `/socket.io/`: direct WebSocket connections to the fast path (when on), the rest
+    (long-polling, upgrades, CORS preflight) to python-socketio's request handler."""
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        if fast is not None and fast.accepts(request):
+            return await fast.serve(request)
+        if not compression and hdrs.SEC_WEBSOCKET_EXTENSIONS in request.headers:
+            request = without_compression(request)
+        response: web.StreamResponse = await sio.handle_request(request)
+        return response
+
+    app.router.add_get(SOCKETIO_PATH, get)
+    app.router.add_post(SOCKETIO_PATH, sio.handle_request)
+    app.router.add_route("OPTIONS", SOCKETIO_PATH, sio.handle_request)
 
 
-@web.middleware
-async def no_websocket_compression(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer a WebSocket upgrade without per-message deflate.
+def without_compression(request: web.Request) -> web.Request:
+    """The request without its per-message deflate offer, for python-socketio's WebSocket.
 
     Browsers always offer it, and aiohttp accepts what is offered; on a room of 10k sockets it
     made delivery 3.4x slower and used 5x the memory. Dropping the offer from the request is the
-    documented way to decline it (RFC 7692: the server may ignore the extension)."""
-    if request.path.startswith(SOCKETIO_PATH) and hdrs.SEC_WEBSOCKET_EXTENSIONS in request.headers:
-        headers = request.headers.copy()
-        del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
-        request = request.clone(headers=headers)
-    return await handler(request)
+    documented way to decline it (RFC 7692: the server may ignore the extension). The fast path
+    declines it itself (`WebSocketResponse(compress=False)`)."""
+    headers = request.headers.copy()
+    del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
+    return request.clone(headers=headers)

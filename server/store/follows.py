@@ -1,4 +1,23 @@
-"""Follows (`follows`): feed `source` follows feed `target`, and gets its new activities."""
+"""Follows (`follows`, `follower_chunks`): feed `source` follows feed `target`.
+
+- `follows`: one document per follow, the source of truth of the listings:
+  `{_id: ObjectId, source, target, chunk, created_at, updated_at, frontier?, period?,
+  pull_source?}`. `frontier` and `period` are written once the follow is complete (see
+  FollowRecord.merged_above); `pull_source` (= source) marks the follows of pull feeds: what a
+  reader of `source` merges in.
+- `follower_chunks`: the followers of a feed in chunks of at most CHUNK_SIZE, read by `_id`
+  equality: `{_id: "<target>#<n>", target, n, m: [{s: source, f: follow _id}]}`. A fanout reads
+  one chunk per batch, so paging the followers costs the same at 5,000 or 5,000,000 of them, on
+  any store, and the chunks of a feed live with it when the store is sharded by feed.
+
+A follow takes a chunk slot (store/feeds.py), inserts its `follows` document (unique per
+source and target) with its chunk number, then adds itself to that chunk. Every step can be
+retried: a retried follow finds its document (DuplicateKey) and adds it to its chunk again, so a
+crash between the steps loses no follower. An unfollow takes the follower out of its chunk,
+deletes the document, then takes it out again (a concurrent retry of the follow may have put it
+back in between). Chunk members name their follow document, so taking out an old follow never
+takes out a newer follow of the same feeds.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +27,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.ids import format_time
-from .mongo import Database, Document
+from ..domain.merge import Bounds
+from . import scan
+from .feeds import FeedMeta, FeedMetaStore
+from .mongo import DUPLICATE_KEY, Database, Document
+
+CHUNK_SIZE = 500
+Member = tuple[str, ObjectId]  # (follower feed, its follow's _id)
 
 
 @dataclass(frozen=True)
@@ -32,61 +57,235 @@ class Follow:
         }
 
 
+@dataclass(frozen=True)
+class FollowRecord:
+    id: ObjectId
+    source: str
+    target: str
+    chunk: int
+    frontier: str | None = None  # None until the follow is complete
+    period: int = 0
+    pull: bool = False  # marked as a follow of a pull feed
+
+    def merged_above(self, meta: FeedMeta) -> str | None:
+        """The ids of `target`'s own activities above which a reader of `source` merges them
+        in (None: it merges nothing in). A follow made in the target's current pull period
+        merges what it would have copied and got (its own frontier: the (copy limit + 1)-th
+        newest activity of the target when it followed); an older follow holds everything
+        up to the start of the period (copied, or backfilled at its end), and merges the rest."""
+        if not meta.merged or self.frontier is None:
+            return None
+        return self.frontier if self.period == meta.period else meta.pull_since
+
+
+def _record(doc: Document) -> FollowRecord:
+    return FollowRecord(
+        id=doc["_id"],
+        source=doc["source"],
+        target=doc["target"],
+        chunk=int(doc.get("chunk", 0)),
+        frontier=doc.get("frontier"),
+        period=int(doc.get("period", 0)),
+        pull="pull_source" in doc,
+    )
+
+
+def _chunk_id(target: str, n: int) -> str:
+    return f"{target}#{n}"
+
+
 class FollowStore:
     def __init__(self, db: Database) -> None:
         self.follows = db["follows"]
+        self.chunks = db["follower_chunks"]
+        self.entries = db["feed_entries"]
+        self.meta = FeedMetaStore(db)
 
-    async def follow(self, source: str, target: str) -> bool:
-        """Record the follow; answer False when it was there already (nothing changes)."""
+    # ------------------------------------------------------------------------ follow, unfollow
+
+    async def follow(self, source: str, target: str) -> tuple[FollowRecord, bool] | None:
+        """Record that `source` follows `target`. Answers the follow and whether it is new, when
+        it still has to be completed (a new follow, or one an earlier attempt left incomplete);
+        None when it was complete already (nothing changes) or was undone meanwhile."""
+        slot = await self.meta.take_slots(target, 1)
         now = datetime.now(UTC)
+        doc: Document = {
+            "_id": ObjectId(), "source": source, "target": target,
+            "chunk": slot // CHUNK_SIZE, "created_at": now, "updated_at": now,
+        }  # fmt: skip
         try:
-            await self.follows.insert_one(
-                {"source": source, "target": target, "created_at": now, "updated_at": now}
-            )
+            await self.follows.insert_one(doc)
+            new = True
         except DuplicateKeyError:
-            return False
-        return True
+            found = await self.follows.find_one({"source": source, "target": target})
+            if found is None:
+                return None
+            doc, new = found, False
+        record = _record(doc)
+        await self._enlist(record)
+        if await self.follows.find_one({"_id": record.id}, {"_id": 1}) is None:
+            await self._delist(record)  # unfollowed meanwhile
+            return None
+        if not new and record.frontier is not None:
+            return None
+        return record, new
 
-    async def unfollow(self, source: str, target: str) -> bool:
-        result = await self.follows.delete_one({"source": source, "target": target})
+    async def complete(self, record: FollowRecord, frontier: str, period: int, pull: bool) -> None:
+        update: Document = {"frontier": frontier, "period": period}
+        if pull:  # never unset here: a switch to pull may have set it meanwhile
+            update["pull_source"] = record.source
+        await self.follows.update_one({"_id": record.id}, {"$set": update})
+
+    async def get(self, source: str, target: str) -> FollowRecord | None:
+        doc = await self.follows.find_one({"source": source, "target": target})
+        return None if doc is None else _record(doc)
+
+    async def unfollow(self, record: FollowRecord) -> bool:
+        """Undo the follow; False when it was gone already."""
+        await self._delist(record)
+        result = await self.follows.delete_one({"_id": record.id})
+        await self._delist(record)
         return result.deleted_count == 1
+
+    async def _enlist(self, record: FollowRecord) -> None:
+        await self.chunks.update_one(
+            {"_id": _chunk_id(record.target, record.chunk)},
+            {
+                "$addToSet": {"m": {"s": record.source, "f": record.id}},
+                "$setOnInsert": {"target": record.target, "n": record.chunk},
+            },
+            upsert=True,
+        )
+
+    async def _delist(self, record: FollowRecord) -> None:
+        await self.chunks.update_one(
+            {"_id": _chunk_id(record.target, record.chunk)}, {"$pull": {"m": {"f": record.id}}}
+        )
+
+    # --------------------------------------------------------------------------- the fanout
+
+    async def last_chunk(self, target: str) -> int:
+        """The highest chunk number `target`'s followers may be in (-1: never followed)."""
+        meta = await self.meta.get(target)
+        return (meta.slots - 1) // CHUNK_SIZE if meta.slots else -1
+
+    async def chunk(self, target: str, n: int) -> list[Member]:
+        """The followers in chunk `n` of `target`, in follow order."""
+        doc = await self.chunks.find_one({"_id": _chunk_id(target, n)}, {"m": 1})
+        return [] if doc is None else [(m["s"], m["f"]) for m in doc.get("m", ())]
+
+    async def records(self, ids: Sequence[ObjectId]) -> dict[ObjectId, FollowRecord]:
+        return {d["_id"]: _record(d) async for d in self.follows.find({"_id": {"$in": list(ids)}})}
+
+    async def pull_follows(self, source: str) -> list[FollowRecord]:
+        """The follows of `source` marked as follows of pull feeds."""
+        return [_record(d) async for d in self.follows.find({"pull_source": source})]
+
+    async def mark_pull(self, target: str, pull: bool) -> None:
+        """Mark (or unmark) every follow of `target` as a follow of a pull feed."""
+        if pull:
+            await self.follows.update_many(
+                {"target": target}, [{"$set": {"pull_source": "$source"}}]
+            )
+        else:
+            await self.follows.update_many({"target": target}, {"$unset": {"pull_source": ""}})
+
+    # ---------------------------------------------------------------------------- listings
 
     async def followers(
         self, target: str, limit: int, offset: int, only: Sequence[str] = ()
     ) -> list[Follow]:
         """Who follows `target`, newest follow first; `only` narrows to those feeds."""
-        query: Document = {"target": target}
         if only:
-            query["source"] = {"$in": list(only)}
-        return await self._list(query, limit, offset)
+            # `source` first: the embedded store then looks the feeds up in the (source,
+            # target) index instead of reading every follower of the target.
+            query = {"source": {"$in": list(only)}, "target": target}
+            return await self._filtered(query, limit, offset)
+        return await self._newest({"target": target}, limit, offset)
 
     async def following(
         self, source: str, limit: int, offset: int, only: Sequence[str] = ()
     ) -> list[Follow]:
         """What `source` follows, newest follow first; `only` narrows to those feeds."""
-        query: Document = {"source": source}
         if only:
-            query["target"] = {"$in": list(only)}
-        return await self._list(query, limit, offset)
+            query = {"source": source, "target": {"$in": list(only)}}
+            return await self._filtered(query, limit, offset)
+        # A feed follows a bounded number of feeds (unlike the followers of a feed).
+        return await self._filtered({"source": source}, limit, offset)
 
-    async def has_followers(self, targets: Sequence[str]) -> bool:
-        return (
-            await self.follows.find_one({"target": {"$in": list(targets)}}, {"_id": 1}) is not None
+    async def _newest(self, query: Document, limit: int, offset: int) -> list[Follow]:
+        docs = await scan.newest_first(
+            self.follows, query, "_id", scan.OBJECT_IDS, Bounds(), offset + limit
         )
+        return [_public(d) for d in docs[offset:]]
 
-    async def follower_batch(
-        self, target: str, after: ObjectId | None, size: int
-    ) -> list[tuple[ObjectId, str]]:
-        """The next `size` followers of `target` after the cursor `after`, in follow order:
-        what a fanout job pages through. A follow made meanwhile lands at the end."""
-        query: Document = {"target": target}
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        cursor = self.follows.find(query, {"source": 1}).sort("_id", ASCENDING).limit(size)
-        return [(doc["_id"], doc["source"]) async for doc in cursor]
+    async def _filtered(self, query: Document, limit: int, offset: int) -> list[Follow]:
+        docs = await self.follows.find(query).to_list()
+        docs.sort(key=lambda d: d["_id"], reverse=True)
+        return [_public(d) for d in docs[offset : offset + limit]]
 
-    async def _list(self, query: Document, limit: int, offset: int) -> list[Follow]:
-        cursor = self.follows.find(query).sort("_id", DESCENDING).skip(offset).limit(limit)
-        return [
-            Follow(d["source"], d["target"], d["created_at"], d["updated_at"]) async for d in cursor
-        ]
+    # ------------------------------------------------------------------------- bulk set-up
+
+    async def add_followers_bulk(self, target: str, sources: Sequence[str]) -> int:
+        """Set-up for tests and benchmarks: `sources` follow `target`, in this order, as
+        follows with `activity_copy_limit` 0 would (no activity is copied), in a few bulk
+        writes. Feeds already following are left as they are. Answers how many follows were
+        added. The target's fanout mode is not re-evaluated here: the next follow or unfollow
+        through the API does that."""
+        sources = list(dict.fromkeys(sources))
+        if not sources:
+            return 0
+        first = await self.meta.take_slots(target, len(sources))
+        meta = await self.meta.get(target)
+        newest = await scan.newest_first(
+            self.entries, {"feed": target}, "activity_id", scan.ACTIVITY_IDS, Bounds(), 1,
+            {"activity_id": 1, "origin": 1}, keep=lambda e: e.get("origin") is None,
+        )  # fmt: skip
+        frontier = newest[0]["activity_id"] if newest else ""
+        if frontier:  # as a follow does: what a later switch to pull starts from
+            await self.meta.raise_max(target, frontier)
+        now = datetime.now(UTC)
+        docs: list[Document] = [
+            {
+                "_id": ObjectId(), "source": source, "target": target,
+                "chunk": (first + i) // CHUNK_SIZE, "created_at": now, "updated_at": now,
+                "frontier": frontier, "period": meta.period,
+                **({"pull_source": source} if meta.pull_rooms else {}),
+            }
+            for i, source in enumerate(sources)
+        ]  # fmt: skip
+        skipped: set[int] = set()
+        for start in range(0, len(docs), 1000):
+            try:
+                await self.follows.insert_many(docs[start : start + 1000], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                    raise
+                skipped |= {start + err["index"] for err in errors}
+        added = [d for i, d in enumerate(docs) if i not in skipped]
+        by_chunk: dict[int, list[Document]] = {}
+        for doc in added:
+            by_chunk.setdefault(doc["chunk"], []).append({"s": doc["source"], "f": doc["_id"]})
+        if by_chunk:
+            await self.chunks.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": _chunk_id(target, n)},
+                        {  # new follows only: nothing to dedupe
+                            "$push": {"m": {"$each": members}},
+                            "$setOnInsert": {"target": target, "n": n},
+                        },
+                        upsert=True,
+                    )
+                    for n, members in by_chunk.items()
+                ],
+                ordered=False,
+            )
+        if added:
+            await self.meta.count(target, len(added))
+        return len(added)
+
+
+def _public(doc: Document) -> Follow:
+    return Follow(doc["source"], doc["target"], doc["created_at"], doc["updated_at"])

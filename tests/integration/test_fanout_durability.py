@@ -3,12 +3,13 @@ feed exactly once, whether its node is killed mid-fanout (another node resumes t
 cursor once the lease runs out) or stopped gracefully (the lease is released at once); removals
 fan out to every follower too, and a retried insert (same foreign_id + time) changes nothing.
 
-Followers are written straight into the `follows` collection (the shape FollowStore.follow
-writes): that is test setup, the fanout itself runs in real server processes on a real store.
+Followers are written straight into the store (FollowStore.add_followers_bulk): that is test
+setup, the fanout itself runs in real server processes on a real store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
@@ -19,9 +20,10 @@ from typing import Any, Protocol
 import jwt
 import pytest
 import requests
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
+from server.store.follows import FollowStore
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
 FOLLOWERS = 5_000
@@ -68,17 +70,20 @@ def follower_feeds(prefix: str, count: int) -> list[str]:
     return [f"timeline:{prefix}f{n}" for n in range(count)]
 
 
-def add_followers(db: Database[Doc], target: str, feeds: list[str], chunk: int = 1_000) -> None:
-    """`feeds` follow `target`, in order (the order a fanout job pages them in)."""
-    for start in range(0, len(feeds), chunk):
-        now = datetime.now(UTC)
-        db["follows"].insert_many(
-            [
-                {"source": feed, "target": target, "created_at": now, "updated_at": now}
-                for feed in feeds[start : start + chunk]
-            ],
-            ordered=True,
-        )
+def add_followers(store: Store, db: Database[Doc], target: str, feeds: list[str]) -> None:
+    """`feeds` follow `target`, in order (the order a fanout job pages them in), written by the
+    store's bulk set-up helper (follows, follower chunks, follower count)."""
+
+    async def add() -> None:
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
+        try:
+            assert await FollowStore(client[db.name]).add_followers_bulk(target, feeds) == len(
+                feeds
+            )
+        finally:
+            await client.close()
+
+    asyncio.run(add())
 
 
 def api(node: ServerProcess, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -168,7 +173,7 @@ def wait_partway(db: Database[Doc], activity_id: str, low: int, high: int) -> in
 
 
 def test_crash_mid_fanout_is_resumed_by_another_node(
-    spawn: Spawn, mongo: MongoClient[Doc], uid: str
+    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
 ) -> None:
     env = {
         "TIDINGS_FANOUT_BATCH_SIZE": "100",
@@ -179,7 +184,7 @@ def test_crash_mid_fanout_is_resumed_by_another_node(
     first = spawn(env)
     db = mongo[first.database]
     celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
-    add_followers(db, celeb, feeds)
+    add_followers(store, db, celeb, feeds)
 
     added = post_activity(first, celeb, {"actor": uid, "verb": "announce", "object": "concert:1"})
     aid = added["id"]
@@ -204,7 +209,7 @@ def test_crash_mid_fanout_is_resumed_by_another_node(
 
 
 def test_graceful_stop_releases_the_lease_at_once(
-    spawn: Spawn, mongo: MongoClient[Doc], uid: str
+    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
 ) -> None:
     env = {
         "TIDINGS_FANOUT_BATCH_SIZE": "100",
@@ -217,7 +222,7 @@ def test_graceful_stop_releases_the_lease_at_once(
     first = spawn(env)
     db = mongo[first.database]
     celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
-    add_followers(db, celeb, feeds)
+    add_followers(store, db, celeb, feeds)
 
     aid = post_activity(first, celeb, {"actor": uid, "verb": "raid", "object": "boss:7"})["id"]
     wait_partway(db, aid, 300, 4_500)
@@ -238,11 +243,11 @@ def test_graceful_stop_releases_the_lease_at_once(
 
 
 def test_removal_fans_out_to_every_follower(
-    server: ServerProcess, mongo: MongoClient[Doc], uid: str
+    server: ServerProcess, store: Store, mongo: MongoClient[Doc], uid: str
 ) -> None:
     db = mongo[server.database]
     celeb, feeds = f"user:{uid}", follower_feeds(uid, 2_000)
-    add_followers(db, celeb, feeds)
+    add_followers(store, db, celeb, feeds)
     aid = post_activity(server, celeb, {"actor": uid, "verb": "post", "object": "o:1"})["id"]
     wait_jobs_gone(db, aid)
     assert_fanned_out_once(db, aid, uid, feeds, origin=celeb)
@@ -260,11 +265,11 @@ def test_removal_fans_out_to_every_follower(
 
 
 def test_retried_insert_is_stored_once_everywhere(
-    server: ServerProcess, mongo: MongoClient[Doc], uid: str
+    server: ServerProcess, store: Store, mongo: MongoClient[Doc], uid: str
 ) -> None:
     db = mongo[server.database]
     celeb, feeds = f"user:{uid}", follower_feeds(uid, 2_000)
-    add_followers(db, celeb, feeds)
+    add_followers(store, db, celeb, feeds)
     activity = {
         "actor": uid,
         "verb": "sell",
@@ -285,7 +290,7 @@ def test_retried_insert_is_stored_once_everywhere(
 
 
 def test_removal_during_an_interrupted_fanout_is_not_undone_by_its_resumption(
-    spawn: Spawn, mongo: MongoClient[Doc], uid: str
+    spawn: Spawn, store: Store, mongo: MongoClient[Doc], uid: str
 ) -> None:
     env = {
         "TIDINGS_FANOUT_BATCH_SIZE": "100",
@@ -297,7 +302,7 @@ def test_removal_during_an_interrupted_fanout_is_not_undone_by_its_resumption(
     first = spawn(env)
     db = mongo[first.database]
     celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
-    add_followers(db, celeb, feeds)
+    add_followers(store, db, celeb, feeds)
     aid = post_activity(first, celeb, {"actor": uid, "verb": "post", "object": "oops"})["id"]
     wait_partway(db, aid, 300, 4_500)
     first.kill()

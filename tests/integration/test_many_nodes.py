@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,10 @@ import jwt
 import pytest
 import socketio
 import websocket
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
+from server.store.follows import FollowStore
 from tests.support import API_KEY, API_SECRET, ROOT, RedisServer, ServerProcess, Store
 
 WAIT = 15.0  # bound of every wait for an event, an ack or a state, seconds
@@ -332,18 +332,14 @@ def mongo(store: Store) -> Iterator[MongoClient[Doc]]:
     client.close()
 
 
-def add_followers(db: Database[Doc], target: str, feeds: list[str], chunk: int = 1_000) -> None:
-    """`feeds` follow `target`, in order (the order a fanout job pages them in); the shape
-    FollowStore.follow writes."""
-    for start in range(0, len(feeds), chunk):
-        now = datetime.now(UTC)
-        db["follows"].insert_many(
-            [
-                {"source": feed, "target": target, "created_at": now, "updated_at": now}
-                for feed in feeds[start : start + chunk]
-            ],
-            ordered=True,
-        )
+async def add_followers(store: Store, db: Database[Doc], target: str, feeds: list[str]) -> None:
+    """`feeds` follow `target`, in order (the order a fanout job pages them in), written by the
+    store's bulk set-up helper (follows, follower chunks, follower count)."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
+    try:
+        assert await FollowStore(client[db.name]).add_followers_bulk(target, feeds) == len(feeds)
+    finally:
+        await client.close()
 
 
 def entry_count(db: Database[Doc], activity_id: str) -> int:
@@ -474,6 +470,7 @@ WATCHED = 30
 
 async def test_fanout_of_a_killed_node_is_finished_by_another_and_reaches_every_subscriber(
     cluster: Cluster,
+    store: Store,
     mongo: MongoClient[Doc],
     http: aiohttp.ClientSession,
     subs: list[Sub],
@@ -483,7 +480,7 @@ async def test_fanout_of_a_killed_node_is_finished_by_another_and_reaches_every_
     db = mongo[cluster.database]
     celeb = f"user:{uid}"
     feeds = [f"timeline:{uid}f{n}" for n in range(FOLLOWERS)]
-    add_followers(db, celeb, feeds)
+    await add_followers(store, db, celeb, feeds)
     # Early, middle and late followers: positions spread over the whole follower list.
     positions = sorted({round(i * (FOLLOWERS - 1) / (WATCHED - 1)) for i in range(WATCHED)})
     watched = [feeds[p] for p in positions]

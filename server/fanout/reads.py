@@ -1,0 +1,80 @@
+"""Reads of feeds (DESIGN.md "Fanout" step 4): a feed's own entries merged with the activities of
+the pull feeds it follows, exactly as if those had been copied into it.
+
+A reader of feed S finds the pull feeds S follows through its follows marked `pull`; for each,
+the follow and the pull feed's metadata give the floor above which S holds the pull feed's own
+activities (FollowRecord.merged_above). Each stream is read with the page's bounds and at most
+`offset + limit` items, then merged (domain/merge.py): what S holds itself wins over a merged
+copy of the same activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..domain.merge import merge_newest_first, merge_oldest_first
+from ..store.activities import ActivityStore, Item, Page
+from ..store.follows import FollowStore
+
+
+class Reads:
+    def __init__(self, activities: ActivityStore, follows: FollowStore) -> None:
+        self.activities, self.follows = activities, follows
+
+    async def merged(self, feed: str) -> list[tuple[str, str]]:
+        """The pull feeds `feed` merges in, each with its floor."""
+        records = await self.follows.pull_follows(feed)
+        if not records:
+            return []
+        metas = await self.follows.meta.get_many(r.target for r in records)
+        found = []
+        for record in records:
+            floor = record.merged_above(metas[record.target])
+            if floor is not None:
+                found.append((record.target, floor))
+        return found
+
+    async def pull_sources(self, feed: str) -> list[str]:
+        """The pull feeds whose updates the subscribers of `feed` get: those it follows, and
+        itself when it is one."""
+        records = await self.follows.pull_follows(feed)
+        metas = await self.follows.meta.get_many([feed, *(r.target for r in records)])
+        sources = [r.target for r in records if metas[r.target].pull_rooms]
+        if metas[feed].pull_rooms:
+            sources.append(feed)
+        return sources
+
+    async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
+        pulls = await self.merged(feed)
+        if not pulls:
+            return await self.activities.read(feed, page)
+        bounds, want = page.bounds(), page.offset + page.limit
+
+        async def pulled(target: str, floor: str) -> list[Item]:
+            ids = await self.activities.own_newest(target, bounds.above(floor), want)
+            return [(activity_id, target) for activity_id in ids]
+
+        streams = await asyncio.gather(
+            self.activities.newest(feed, bounds, want),
+            *(pulled(target, floor) for target, floor in pulls),
+        )
+        return await self.activities.load(
+            merge_newest_first(streams, bounds, page.offset, page.limit)
+        )
+
+    async def since(self, feed: str, since: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` activities newer than `since`, oldest first."""
+        pulls = await self.merged(feed)
+        if not pulls:
+            return await self.activities.since(feed, since, limit)
+
+        async def pulled(target: str, floor: str) -> list[Item]:
+            ids = await self.activities.own_after(target, max(since, floor), limit)
+            return [(activity_id, target) for activity_id in ids]
+
+        streams = await asyncio.gather(
+            self.activities.after(feed, since, limit),
+            *(pulled(target, floor) for target, floor in pulls),
+        )
+        return await self.activities.load(merge_oldest_first(streams, since, limit))

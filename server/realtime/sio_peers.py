@@ -1,0 +1,74 @@
+"""The python-socketio path: HTTP long-polling, polling→WebSocket upgrades, and every WebSocket
+when the fast path is off (`realtime.fast_websocket = false`).
+
+python-socketio carries the packets; what they mean is `Handlers`' (the same as on the fast
+path), and room membership is Tidings' own registry, not python-socketio's rooms: delivery to
+these sockets is one `sio.emit` to the list of their sids, encoded once by python-socketio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import socketio
+
+from ..domain.errors import TidingsError
+from ..metrics import DELIVERIES
+from .handlers import Ack, Handlers
+from .peers import Peer
+
+
+class SioPeer(Peer):
+    __slots__ = ()
+    fast = False
+
+
+class SioPeers:
+    """The python-socketio sockets of this node, and the `Outlet` that reaches them."""
+
+    def __init__(self, sio: socketio.AsyncServer, handlers: Handlers) -> None:
+        self.sio = sio
+        self.handlers = handlers
+        self.peers: dict[str, SioPeer] = {}
+        handlers.outlets[False] = self
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+        for event in ("subscribe", "unsubscribe", "token.refresh"):
+            sio.on(event, self._handler(event))
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            grant = self.handlers.authenticate(auth)
+        except TidingsError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.detail, exc.ack()) from exc
+        peer = self.peers[sid] = SioPeer(sid)
+        self.handlers.connected(peer, grant)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        peer = self.peers.pop(sid, None)
+        if peer is not None:
+            self.handlers.disconnected(peer)
+
+    def _handler(self, event: str) -> Any:
+        async def handler(sid: str, data: Any = None) -> Ack | None:
+            peer = self.peers.get(sid)
+            return None if peer is None else await self.handlers.handle(peer, event, data)
+
+        return handler
+
+    async def emit(self, peer: Peer, event: str, data: Any) -> None:
+        await self.sio.emit(event, data, to=peer.sid)
+
+    async def disconnect(self, peer: Peer) -> None:
+        await self.sio.disconnect(peer.sid)
+
+    async def deliver(self, peers: Sequence[Peer], event: str, data: Any) -> None:
+        """One emit to `peers` (python-socketio encodes it once and queues it per socket)."""
+        if peers:
+            await self.sio.emit(event, data, to=[peer.sid for peer in peers])
+            DELIVERIES.labels("socketio").inc(len(peers))
+
+    async def emit_all(self, event: str, data: Any) -> None:
+        if self.peers:
+            await self.sio.emit(event, data)

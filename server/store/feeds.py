@@ -1,0 +1,145 @@
+"""Per-feed metadata (`feeds`): follower count, follower chunk slots, fanout mode.
+
+`{_id: feed, followers, slots, mode, period, pull_since, max_id, switching?}`:
+- `followers`: how many feeds follow it (moves by one per follow / unfollow stored);
+- `slots`: follower chunk slots handed out so far (never decreases): follow number k goes to
+  chunk k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
+- `mode`: "push" (activities are copied into follower feeds), "pull" (readers merge them in),
+  or "draining" (going back to push: copied again, and still merged until the follower feeds
+  have been backfilled); `switching`: on the way from push to pull;
+- `period`: how many times it became a pull feed; `pull_since`: its newest own activity id when
+  it last did (what its older followers already hold);
+- `max_id`: the highest activity id it was given since it has had followers: an id at or below
+  it is *back-dated* (or a repeat) and must be copied even into a pull feed's followers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pymongo import ReturnDocument
+
+from .mongo import Database, Document
+
+PUSH, PULL, DRAINING = "push", "pull", "draining"
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    feed: str
+    followers: int = 0
+    slots: int = 0
+    mode: str = PUSH
+    period: int = 0
+    pull_since: str = ""
+    max_id: str = ""
+    switching: bool = False
+
+    @property
+    def merged(self) -> bool:
+        """Readers of its follower feeds merge its activities in."""
+        return self.mode in (PULL, DRAINING)
+
+    @property
+    def pull_rooms(self) -> bool:
+        """Its subscribers and its followers' get (or are about to get) its pull updates."""
+        return self.merged or self.switching
+
+
+def _meta(feed: str, doc: Document | None) -> FeedMeta:
+    if doc is None:
+        return FeedMeta(feed)
+    return FeedMeta(
+        feed=feed,
+        followers=int(doc.get("followers", 0)),
+        slots=int(doc.get("slots", 0)),
+        mode=str(doc.get("mode", PUSH)),
+        period=int(doc.get("period", 0)),
+        pull_since=str(doc.get("pull_since", "")),
+        max_id=str(doc.get("max_id", "")),
+        switching=bool(doc.get("switching")),
+    )
+
+
+class FeedMetaStore:
+    def __init__(self, db: Database) -> None:
+        self.feeds = db["feeds"]
+
+    async def get(self, feed: str) -> FeedMeta:
+        return _meta(feed, await self.feeds.find_one({"_id": feed}))
+
+    async def get_many(self, feeds: Iterable[str]) -> dict[str, FeedMeta]:
+        """The metadata of `feeds` (a feed never followed has the defaults)."""
+        wanted = list(dict.fromkeys(feeds))
+        found = {d["_id"]: d async for d in self.feeds.find({"_id": {"$in": wanted}})}
+        return {feed: _meta(feed, found.get(feed)) for feed in wanted}
+
+    async def take_slots(self, feed: str, count: int) -> int:
+        """Hand out `count` follower chunk slots; answer the first."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed},
+            {
+                "$inc": {"slots": count},
+                "$setOnInsert": {"followers": 0, "mode": PUSH, "period": 0, "pull_since": ""},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # upserted
+        return int(doc["slots"]) - count
+
+    async def count(self, feed: str, delta: int) -> FeedMeta:
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed}, {"$inc": {"followers": delta}}, return_document=ReturnDocument.AFTER
+        )
+        return _meta(feed, doc)
+
+    async def raise_max(self, feed: str, activity_id: str) -> str:
+        """Record that `feed` holds `activity_id`; answer the highest id it held before."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed}, {"$max": {"max_id": activity_id}}, {"max_id": 1}
+        )
+        return "" if doc is None else str(doc.get("max_id", ""))
+
+    async def start_switch(self, feed: str) -> FeedMeta | None:
+        """Push → switching (to pull); None when the feed is not a push feed."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed, "mode": PUSH},
+            {"$set": {"switching": True}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _meta(feed, doc)
+
+    async def flip_to_pull(self, feed: str) -> bool:
+        """Switching → pull: a new period, since the newest activity the feed holds."""
+        while True:
+            meta = await self.get(feed)
+            if meta.mode != PUSH:
+                return False
+            result = await self.feeds.update_one(
+                {"_id": feed, "mode": PUSH, "max_id": {"$in": [meta.max_id, None]}},
+                {
+                    "$set": {"mode": PULL, "pull_since": meta.max_id, "max_id": meta.max_id},
+                    "$inc": {"period": 1},
+                    "$unset": {"switching": ""},
+                },
+            )
+            if result.modified_count == 1:
+                return True
+            # An insert raised max_id meanwhile: read it again.
+
+    async def start_draining(self, feed: str) -> FeedMeta | None:
+        """Pull → draining (back to push); None when the feed is not a pull feed."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed, "mode": PULL},
+            {"$set": {"mode": DRAINING}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _meta(feed, doc)
+
+    async def flip_to_push(self, feed: str, period: int) -> bool:
+        result = await self.feeds.update_one(
+            {"_id": feed, "mode": DRAINING, "period": period}, {"$set": {"mode": PUSH}}
+        )
+        return result.modified_count == 1

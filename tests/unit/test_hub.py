@@ -1,0 +1,179 @@
+"""The fast path's write discipline (server/realtime/hub.py): order, backpressure, slow
+consumers, closed transports. The transports here are small stand-ins that implement the part of
+`asyncio.Transport` the hub uses and record what is written; tests/integration/test_fast_path.py
+checks the same over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from server.realtime import hub as hub_module
+from server.realtime.hub import FastConn, Hub
+from server.realtime.peers import Peer
+
+
+class Transport:
+    """Holds what it is given in `buffered` until `drain()`; `written` is what went out."""
+
+    def __init__(self, on_write: Any = None) -> None:
+        self.written: list[bytes] = []
+        self.buffered: list[bytes] = []
+        self.stuck = False  # a peer that does not read: everything stays buffered
+        self.closing = False
+        self.aborted = False
+        self.on_write = on_write
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "written after close"
+        (self.buffered if self.stuck else self.written).append(data)
+        if self.on_write is not None:
+            self.on_write()
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.buffered))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.closing = self.aborted = True
+
+    def close(self) -> None:
+        self.closing = True
+
+    def drain(self) -> None:
+        self.stuck = False
+        self.written += self.buffered
+        self.buffered.clear()
+
+
+def conn(name: str, transport: Transport) -> FastConn:
+    return FastConn(name, cast(asyncio.Transport, transport))
+
+
+def frames(n: int, size: int = 10) -> list[bytes]:
+    return [str(i).encode().ljust(size, b".") for i in range(n)]
+
+
+async def test_a_backlogged_connection_gets_every_frame_in_order() -> None:
+    hub = Hub(max_queue_packets=100, write_buffer_bytes=25)
+    slow, fast = Transport(), Transport()
+    a, b = conn("a", slow), conn("b", fast)
+    for c in (a, b):
+        hub.add(c)
+        hub.join(c, "room")
+    sent = frames(30)
+    slow.stuck = True
+    for frame in sent[:10]:
+        assert await hub.broadcast(["room"], frame) == []
+    hub.send(a, b"ack")  # a reply to this socket joins its queue too, in order
+    for frame in sent[10:]:
+        await hub.broadcast(["room"], frame)
+    assert fast.written == sent
+    assert a.pending is not None and len(slow.buffered) == 3  # 25 bytes buffered, then queued
+    slow.drain()
+    await asyncio.sleep(hub_module.FLUSH_INTERVAL * 5)
+    assert slow.written == [*sent[:10], b"ack", *sent[10:]]
+    assert a.pending is None and not slow.aborted
+
+
+async def test_a_connection_past_its_queue_bound_is_dropped_alone() -> None:
+    hub = Hub(max_queue_packets=5, write_buffer_bytes=10)
+    stuck, fine = Transport(), Transport()
+    a, b = conn("a", stuck), conn("b", fine)
+    for c in (a, b):
+        hub.add(c)
+        hub.join(c, "room")
+    stuck.stuck = True
+    for frame in frames(7):
+        await hub.broadcast(["room"], frame)
+    assert stuck.aborted and a.pending is None
+    assert len(fine.written) == 7 and not fine.aborted
+    await hub.broadcast(["room"], b"after")  # a dropped socket is skipped, never written to
+    assert fine.written[-1] == b"after"
+
+
+async def test_transports_closing_during_a_broadcast_are_skipped() -> None:
+    hub_module.CHUNK, chunk = 4, hub_module.CHUNK  # several chunks: the broadcast yields
+    try:
+        hub = Hub(max_queue_packets=10, write_buffer_bytes=100)
+        transports = [Transport() for _ in range(20)]
+        conns = [conn(str(i), t) for i, t in enumerate(transports)]
+
+        def close_the_odd_ones() -> None:  # at the first write, while the broadcast is on
+            for t in transports:
+                t.on_write = None
+            for t in transports[1::2]:
+                t.closing = True
+
+        for c, t in zip(conns, transports, strict=True):
+            t.on_write = close_the_odd_ones
+            hub.add(c)
+            hub.join(c, "room")
+
+        async def leave_meanwhile() -> None:  # runs when the broadcast yields between chunks
+            hub.remove(conns[-2])
+            transports[-2].closing = True
+
+        leaving = asyncio.ensure_future(leave_meanwhile())
+        await hub.broadcast(["room"], b"x")  # no write after a close (Transport asserts it)
+        await leaving
+        assert all(t.written == [b"x"] for t in transports[:-2:2])
+        assert sum(len(t.written) for t in transports[1::2]) <= 1  # only the very first
+        assert conns[-2] not in hub.recipients(["room"]) and len(hub.conns) == 19
+    finally:
+        hub_module.CHUNK = chunk
+
+
+async def test_other_peers_are_handed_back_and_each_peer_gets_a_frame_once() -> None:
+    hub = Hub(max_queue_packets=10, write_buffer_bytes=100)
+    t = Transport()
+    fast, other = conn("f", t), Peer("s")
+    hub.add(fast)
+    for room in ("r1", "r2"):
+        hub.join(fast, room)
+        hub.join(other, room)
+    assert await hub.broadcast(["r1", "r2", "none"], b"x") == [other]
+    assert t.written == [b"x"]
+    hub.remove(fast)
+    assert await hub.broadcast(["r1"], b"y") == [other] and t.written == [b"x"]
+    assert "f" not in hub.conns
+
+
+async def test_close_all_says_goodbye_to_open_connections() -> None:
+    hub = Hub(max_queue_packets=10, write_buffer_bytes=100)
+    open_, closed = Transport(), Transport()
+    closed.closing = True
+    for name, t in (("a", open_), ("b", closed)):
+        hub.add(conn(name, t))
+    hub.close_all(b"bye")
+    assert open_.written == [b"bye"] and open_.closing and closed.written == []
+
+
+async def test_broadcasts_queued_behind_a_big_one_are_joined_in_order() -> None:
+    hub_module.CHUNK, chunk = 2, hub_module.CHUNK  # the first broadcast yields: others queue up
+    try:
+        hub = Hub(max_queue_packets=10, write_buffer_bytes=1000)
+        transports = [Transport() for _ in range(5)]
+        for i, t in enumerate(transports):
+            c = conn(str(i), t)
+            hub.add(c)
+            hub.join(c, "room")
+        sent = frames(6)
+        first = asyncio.ensure_future(hub.broadcast(["room"], sent[0]))
+        for _ in range(3):  # the first broadcast is written, chunk by chunk, with yields
+            await asyncio.sleep(0)
+        assert any(t.written for t in transports) and not all(t.written for t in transports)
+        results = await asyncio.gather(
+            first,
+            *(hub.broadcast(["room"], f) for f in sent[1:4]),
+            hub.broadcast(["other"], sent[4]),  # other rooms: not joined with those before
+            hub.broadcast(["room"], sent[5]),
+        )
+        assert results == [[]] * 6
+        for t in transports:
+            assert b"".join(t.written) == b"".join(sent[:4] + sent[5:])  # every frame, in order
+            assert t.written == [sent[0], b"".join(sent[1:4]), sent[5]]  # 2-4: one write
+    finally:
+        hub_module.CHUNK = chunk

@@ -1,0 +1,94 @@
+"""Engine.IO v4 / Socket.IO v5 packets and WebSocket frames of the fast path (pure)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from server.realtime import protocol as p
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", p.Packet(p.CONNECT)),
+        ('0{"token":"abc"}', p.Packet(p.CONNECT, data={"token": "abc"})),
+        ("0/admin,", p.Packet(p.CONNECT, namespace="/admin")),
+        ('0/admin,{"token":"x"}', p.Packet(p.CONNECT, namespace="/admin", data={"token": "x"})),
+        ("0/admin", p.Packet(p.CONNECT, namespace="/admin")),
+        ("1", p.Packet(p.DISCONNECT)),
+        ('2["subscribe",{"feed":"a"}]', p.Packet(p.EVENT, data=["subscribe", {"feed": "a"}])),
+        ('212["subscribe",{}]', p.Packet(p.EVENT, id=12, data=["subscribe", {}])),
+        ('2/chat,7["x"]', p.Packet(p.EVENT, namespace="/chat", id=7, data=["x"])),
+        ("35[]", p.Packet(p.ACK, id=5, data=[])),
+        ('4{"message":"no"}', p.Packet(p.CONNECT_ERROR, data={"message": "no"})),
+    ],
+)
+def test_decode(text: str, expected: p.Packet) -> None:
+    assert p.decode(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "x", "9", '51-["a",{"_placeholder":true,"num":0}]', '61-0[{"_placeholder":true}]',
+     "2[not json", "0{"],
+)  # fmt: skip
+def test_decode_refuses_what_is_not_a_text_packet(text: str) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.decode(text)
+
+
+def test_encode_matches_the_wire_format() -> None:
+    assert p.encode(p.CONNECT, {"sid": "abc"}) == '40{"sid":"abc"}'
+    assert p.encode(p.ACK, [{"ok": True}], ack_id=3) == '433[{"ok":true}]'
+    assert p.encode(p.DISCONNECT) == "41"
+    refusal = {"message": "Invalid namespace"}
+    expected = '44/admin,{"message":"Invalid namespace"}'
+    assert p.encode(p.CONNECT_ERROR, refusal, "/admin") == expected
+    assert p.event("feed.update", {"feed": "user:a"}) == '42["feed.update",{"feed":"user:a"}]'
+
+
+def test_encoded_event_round_trips_and_is_ascii() -> None:
+    data = {"text": "héllo \ud800 ✓", "n": [1, 2.5, None, True]}
+    packet = p.event("feed.update", data)
+    assert packet.isascii()  # a lone surrogate cannot make the frame invalid UTF-8
+    assert p.event_data(packet) == ("feed.update", data)
+    assert p.decode(packet[1:]) == p.Packet(p.EVENT, data=["feed.update", data])
+
+
+def test_open_packet() -> None:
+    packet = p.open_packet("sid1", 25.0, 20.0, 1_000_000)
+    assert packet[0] == "0"
+    assert json.loads(packet[1:]) == {
+        "sid": "sid1", "upgrades": [], "pingInterval": 25000, "pingTimeout": 20000,
+        "maxPayload": 1_000_000,
+    }  # fmt: skip
+
+
+def parse_frame(frame: bytes) -> tuple[int, bytes]:
+    """(first byte, payload) of an unmasked frame, by RFC 6455 section 5.2."""
+    assert not frame[1] & 0x80, "server frames are not masked"
+    length, offset = frame[1] & 0x7F, 2
+    if length == 126:
+        (length,), offset = struct.unpack("!H", frame[2:4]), 4
+    elif length == 127:
+        (length,), offset = struct.unpack("!Q", frame[2:10]), 10
+    payload = frame[offset:]
+    assert len(payload) == length
+    return frame[0], payload
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_text_frame_lengths(size: int) -> None:
+    payload = "a" * size
+    first, body = parse_frame(p.text_frame(payload))
+    assert first == 0x81  # FIN, text
+    assert body == payload.encode()
+    assert p.text_frame(payload.encode()) == p.text_frame(payload)
+
+
+def test_close_frame() -> None:
+    first, body = parse_frame(p.close_frame(1001))
+    assert first == 0x88 and struct.unpack("!H", body) == (1001,)

@@ -19,10 +19,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from .mongo import Database, Document
 
 PUSH, PULL, DRAINING = "push", "pull", "draining"
+
+
+UPSERT_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,31 @@ class FeedMetaStore:
         return {feed: _meta(feed, found.get(feed)) for feed in wanted}
 
     async def take_slots(self, feed: str, count: int) -> int:
-        """Hand out `count` follower chunk slots; answer the first."""
-        doc = await self.feeds.find_one_and_update(
-            {"_id": feed},
-            {
-                "$inc": {"slots": count},
-                "$setOnInsert": {"followers": 0, "mode": PUSH, "period": 0, "pull_since": ""},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None  # upserted
-        return int(doc["slots"]) - count
+        """Hand out `count` follower chunk slots; answer the first.
+
+        Concurrent first follows of one feed race on the upsert: MongoDB may answer one of them
+        with a duplicate key error and the embedded store with no document; both are retried."""
+        for _ in range(UPSERT_TRIES):
+            try:
+                doc = await self.feeds.find_one_and_update(
+                    {"_id": feed},
+                    {
+                        "$inc": {"slots": count},
+                        "$setOnInsert": {
+                            "followers": 0,
+                            "mode": PUSH,
+                            "period": 0,
+                            "pull_since": "",
+                        },
+                    },
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                continue
+            if doc is not None:
+                return int(doc["slots"]) - count
+        raise RuntimeError(f"could not take follower slots of {feed}")
 
     async def count(self, feed: str, delta: int) -> FeedMeta:
         doc = await self.feeds.find_one_and_update(

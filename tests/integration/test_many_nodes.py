@@ -15,8 +15,6 @@ import contextlib
 import json
 import re
 import socket
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -34,7 +32,8 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
 from server.store.follows import FollowStore
-from tests.support import API_KEY, API_SECRET, ROOT, RedisServer, ServerProcess, Store
+from tests import node_client
+from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store
 
 WAIT = 15.0  # bound of every wait for an event, an ack or a state, seconds
 Doc = dict[str, Any]
@@ -236,82 +235,17 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 # --------------------------------------------------------------------------- node client
 
 
-class NodeSubscriber:
-    """tests/js/subscriber.mjs: the official socket.io-client, one JSON line per happening."""
+class NodeSubscriber(node_client.NodeSubscriber):
+    """The npm client with the server token, waiting for updates by activity id."""
 
     def __init__(self, url: str, feeds: list[str]) -> None:
-        options = {"url": url, "token": SERVER_TOKEN, "feeds": feeds, "since": None}
-        self.process = subprocess.Popen(
-            ["node", "tests/js/subscriber.mjs", json.dumps(options)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.lines: list[Doc] = []
-        self.stderr: list[str] = []
-        self._threads = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self.lines.append(json.loads(raw))
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            self.stderr.append(raw.decode(errors="replace"))
-
-    def matching(self, predicate: Predicate) -> list[Doc]:
-        return [line for line in list(self.lines) if predicate(line)]
-
-    async def expect(self, predicate: Predicate, what: str) -> Doc:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT
-        while True:
-            found = self.matching(predicate)
-            if found:
-                return found[0]
-            if loop.time() > deadline or self.process.poll() is not None:
-                raise AssertionError(
-                    f"node subscriber: no {what} within {WAIT}s; "
-                    f"lines {self.lines}, stderr {''.join(self.stderr)[-2000:]}"
-                )
-            await asyncio.sleep(0.02)
-
-    async def subscribed(self, feed: str) -> Doc:
-        line = await self.expect(
-            lambda x: x["type"] == "subscribed" and x["feed"] == feed, f"ack for {feed}"
-        )
-        return dict(line["ack"])
+        super().__init__(url, SERVER_TOKEN, feeds)
 
     async def update(self, activity_id: str) -> Event:
-        line = await self.expect(
-            lambda x: x["type"] == "event" and has_new(activity_id)(x["data"]),
-            f"feed.update of {activity_id}",
-        )
-        return dict(line["data"])
+        return await self.event(has_new(activity_id), f"feed.update of {activity_id}")
 
     def updates_of(self, activity_id: str) -> list[Event]:
-        return [x["data"] for x in self.matching(lambda x: x["type"] == "event")
-                if has_new(activity_id)(x["data"])]  # fmt: skip
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        for thread in self._threads:
-            thread.join(5)
+        return self.events(has_new(activity_id))
 
 
 @pytest.fixture

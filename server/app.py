@@ -39,6 +39,7 @@ from .store.activities import ActivityStore
 from .store.embedded import embedded_store
 from .store.follows import FollowStore
 from .store.jobs import JobStore
+from .store.migrations import migrate
 
 log = logging.getLogger(__name__)
 SOCKETS_GOODBYE_SECONDS = 2.0
@@ -60,6 +61,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(client.close)
         db = client[settings.mongodb.database]
         await mongo.ensure_indexes(db)
+        await migrate(db)
         app[DATABASE] = db
         yield
 

@@ -224,6 +224,70 @@ class FollowStore:
         docs.sort(key=lambda d: d["_id"], reverse=True)
         return [_public(d) for d in docs[offset : offset + limit]]
 
+    # --------------------------------------------------------------------------- migration
+
+    async def adopt_unchunked(self) -> int:
+        """Migration: follows stored before follower chunks existed (no `chunk`) are not in
+        any chunk, so no fanout reaches them. Give each a chunk slot, a membership and a
+        frontier, as a follow made now would get, and count them as followers of their
+        target. Several nodes may run it at once: a follow is adopted by one of them only, and
+        the memberships are added idempotently. Answers how many follows this call adopted."""
+        adopted = 0
+        unchunked = {"chunk": {"$exists": False}}
+        for target in await self.follows.distinct("target", unchunked):
+            ids = [d["_id"] async for d in self.follows.find({"target": target, **unchunked})]
+            if not ids:
+                continue
+            first = await self.meta.take_slots(target, len(ids))
+            meta = await self.meta.get(target)
+            # Push feeds only had push fanout: the follower holds everything it followed. A
+            # frontier of "" in the current period merges nothing extra if it ever switches.
+            adopt = [
+                UpdateOne(
+                    {"_id": follow, **unchunked},
+                    {
+                        "$set": {
+                            "chunk": (first + i) // CHUNK_SIZE,
+                            "frontier": "",
+                            "period": meta.period,
+                        }
+                    },
+                )
+                for i, follow in enumerate(ids)
+            ]
+            result = await self.follows.bulk_write(adopt, ordered=False)
+            records = [_record(d) async for d in self.follows.find({"_id": {"$in": ids}})]
+            await self._enlist_many(target, records)
+            if result.modified_count:
+                await self.meta.count(target, result.modified_count)
+            adopted += result.modified_count
+        return adopted
+
+    async def _enlist_many(
+        self, target: str, records: Sequence[FollowRecord], dedupe: bool = True
+    ) -> None:
+        """Add the follows of `target` to their chunks in one bulk write (`dedupe`: some may be
+        there already)."""
+        by_chunk: dict[int, list[Document]] = {}
+        for record in records:
+            by_chunk.setdefault(record.chunk, []).append({"s": record.source, "f": record.id})
+        add = "$addToSet" if dedupe else "$push"
+        if by_chunk:
+            await self.chunks.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": _chunk_id(target, n)},
+                        {
+                            add: {"m": {"$each": members}},
+                            "$setOnInsert": {"target": target, "n": n},
+                        },
+                        upsert=True,
+                    )
+                    for n, members in by_chunk.items()
+                ],
+                ordered=False,
+            )
+
     # ------------------------------------------------------------------------- bulk set-up
 
     async def add_followers_bulk(self, target: str, sources: Sequence[str]) -> int:
@@ -264,24 +328,8 @@ class FollowStore:
                     raise
                 skipped |= {start + err["index"] for err in errors}
         added = [d for i, d in enumerate(docs) if i not in skipped]
-        by_chunk: dict[int, list[Document]] = {}
-        for doc in added:
-            by_chunk.setdefault(doc["chunk"], []).append({"s": doc["source"], "f": doc["_id"]})
-        if by_chunk:
-            await self.chunks.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": _chunk_id(target, n)},
-                        {  # new follows only: nothing to dedupe
-                            "$push": {"m": {"$each": members}},
-                            "$setOnInsert": {"target": target, "n": n},
-                        },
-                        upsert=True,
-                    )
-                    for n, members in by_chunk.items()
-                ],
-                ordered=False,
-            )
+        # New follows only: nothing to dedupe.
+        await self._enlist_many(target, [_record(d) for d in added], dedupe=False)
         if added:
             await self.meta.count(target, len(added))
         return len(added)

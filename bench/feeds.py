@@ -1,21 +1,26 @@
-"""Through the API (or the store): the follows of a round, and the activities posted at a rate."""
+"""Through the API (or the store): the follows of a round, the activities posted at a rate,
+and the follower feeds read back."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from .services import Target, headers
-from .store import insert_follows
+from .services import Target, headers, log
+from .store import fanout_mode, insert_follows
 
 API = "/api/v1.0"
 HTTP_TIMEOUT = 30.0
 REST_FOLLOW_CONCURRENCY = 20
+PULL_BULK_CHUNK = 50_000  # follows per bulk write after the switch (progress logged per chunk)
+SWITCH_TIMEOUT = 300.0  # seconds for the to_pull job to mark the first followers and flip
+SWITCH_POLL = 0.5
+READ_PAGES = 20  # pages read at most per follower feed
 
 
 async def setup_follows(
@@ -29,21 +34,99 @@ async def setup_follows(
     slots = asyncio.Semaphore(REST_FOLLOW_CONCURRENCY)
 
     async def follow(feed: str) -> None:
-        group, _, user_id = feed.partition(":")
-        async with (
-            slots,
-            http.post(
-                f"{target.url}{API}/feed/{group}/{user_id}/follows/",
-                params={"api_key": target.api_key},
-                json={"target": target_feed, "activity_copy_limit": 0},
-                headers=headers(target),
-            ) as rsp,
-        ):
-            if rsp.status != 201 and rsp.status != 200:
-                raise RuntimeError(f"follow {feed}: HTTP {rsp.status}: {await rsp.text()}")
+        async with slots:
+            await follow_rest(http, target, feed, target_feed)
 
     await asyncio.gather(*(follow(feed) for feed in feeds))
     return "REST follows"
+
+
+async def follow_rest(
+    http: aiohttp.ClientSession, target: Target, feed: str, target_feed: str
+) -> None:
+    """`feed` follows `target_feed` through the REST API, copying no activity."""
+    group, _, user_id = feed.partition(":")
+    async with http.post(
+        f"{target.url}{API}/feed/{group}/{user_id}/follows/",
+        params={"api_key": target.api_key},
+        json={"target": target_feed, "activity_copy_limit": 0},
+        headers=headers(target),
+        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT),
+    ) as rsp:
+        if rsp.status != 201 and rsp.status != 200:
+            raise RuntimeError(f"follow {feed}: HTTP {rsp.status}: {await rsp.text()}")
+
+
+async def setup_pull_follows(
+    http: aiohttp.ClientSession,
+    target: Target,
+    target_feed: str,
+    feeds: Sequence[str],
+    threshold: int,
+) -> str:
+    """`feeds` (more than `threshold` of them) follow `target_feed`, which ends up a pull feed.
+
+    The server decides on a switch only on a follow through the API, and marking existing follows
+    is slow (a million takes minutes), so: the first `threshold` follows go straight into the
+    store, the next one through the API (the feed now has threshold + 1 followers: the server
+    starts its to_pull job), and once the feed is a pull feed the rest go straight into the store
+    again, written already marked as follows of a pull feed. Answers how."""
+    if target.db is None:
+        raise RuntimeError("a pull round needs the store (--mongodb-url, or --start)")
+    if len(feeds) <= threshold:
+        raise RuntimeError(f"{len(feeds)} followers do not pass the threshold {threshold}")
+    await insert_follows(target.db, target_feed, feeds[:threshold])
+    await follow_rest(http, target, feeds[threshold], target_feed)
+    await wait_for_pull(target, target_feed)
+    rest = feeds[threshold + 1 :]
+    for start in range(0, len(rest), PULL_BULK_CHUNK):
+        await insert_follows(target.db, target_feed, rest[start : start + PULL_BULK_CHUNK])
+        done = threshold + 1 + min(start + PULL_BULK_CHUNK, len(rest))
+        log(f"{target_feed}: {done}/{len(feeds)} follows")
+    return f"{threshold} direct, 1 REST (switch to pull), {len(rest)} direct"
+
+
+async def wait_for_pull(target: Target, feed: str) -> None:
+    """Until the store says `feed` is a pull feed (its to_pull job has flipped it)."""
+    assert target.db is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SWITCH_TIMEOUT
+    mode = None
+    while loop.time() < deadline:
+        target.check_alive()
+        mode = await fanout_mode(target.db, feed)
+        if mode == "pull":
+            return
+        await asyncio.sleep(SWITCH_POLL)
+    raise RuntimeError(
+        f"{feed} is still {mode!r}, not 'pull', {SWITCH_TIMEOUT:.0f}s after passing the "
+        "threshold: is the server's fanout.pull_threshold the --pull-threshold given?"
+    )
+
+
+async def read_missing(
+    http: aiohttp.ClientSession, target: Target, feed: str, wanted: Collection[str]
+) -> int:
+    """How many of the activity ids `wanted` a REST read of `feed` (newest first, page after
+    page) does not show."""
+    group, _, user_id = feed.partition(":")
+    missing = set(wanted)
+    path = f"{API}/feed/{group}/{user_id}/?limit={min(len(missing) + 5, 100)}"
+    for _ in range(READ_PAGES):
+        async with http.get(
+            target.url + path,
+            params={"api_key": target.api_key},
+            headers=headers(target),
+            timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT),
+        ) as rsp:
+            if rsp.status != 200:
+                raise RuntimeError(f"read {feed}: HTTP {rsp.status}: {await rsp.text()}")
+            page = await rsp.json()
+        missing -= {str(a.get("id")) for a in page.get("results", [])}
+        path = page.get("next") or ""
+        if not missing or not path:
+            break
+    return len(missing)
 
 
 @dataclass

@@ -10,6 +10,7 @@ DEV_API_KEY = "tidings-dev-key"
 DEV_API_SECRET = "tidings-dev-secret-change-me-please"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 CLIENTS = ("socketio", "raw")
+PUSH_THRESHOLD_SHARE = 0.8  # of pull_threshold, as the defaults (8000 of 10000)
 
 
 def positive_int(text: str) -> int:
@@ -71,6 +72,24 @@ def add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
         default=20_000,
         help="documents of the raw bulk-insert measurement (default 20000)",
     )
+
+
+def push_threshold(pull_threshold: int) -> int:
+    """The push_threshold of a started server whose pull_threshold is given: below it, so that a
+    feed does not flap between the modes around one count."""
+    return int(pull_threshold * PUSH_THRESHOLD_SHARE)
+
+
+def threshold_env(args: argparse.Namespace) -> dict[str, str]:
+    """TIDINGS_FANOUT_PULL_THRESHOLD / _PUSH_THRESHOLD of a started server, when the benchmark
+    has a `--pull-threshold` (roundtrip); none otherwise (the server's own)."""
+    pull = getattr(args, "pull_threshold", None)
+    if pull is None:
+        return {}
+    return {
+        "TIDINGS_FANOUT_PULL_THRESHOLD": str(pull),
+        "TIDINGS_FANOUT_PUSH_THRESHOLD": str(push_threshold(pull)),
+    }
 
 
 def add_subscriber_arguments(

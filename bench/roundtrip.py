@@ -2,10 +2,13 @@
 
 For each follower count n: a fresh feed `user:<run>-<n>` gets n followers
 `timeline:<run>-<n>-<i>`, a separate process (bench/subscribers.py) connects one Socket.IO
-client per follower feed, then activities are posted to the followed feed at a set rate and every
-delivery is timed from the moment just before its POST. In the same run, the raw bulk-insert rate
-of the same store is measured, for the ratio of the fanout rate to it. One JSON document goes to
-stdout; progress goes to stderr. See bench/README.md for what each figure means.
+client per follower feed (or per `--connected` of them, spread over the list), then activities
+are posted to the followed feed at a set rate and every delivery is timed from the moment just
+before its POST; afterwards a sample of follower feeds is read back through REST. Above
+`--pull-threshold` followers the feed is made a pull feed first (a pull round: nothing is copied,
+reads merge it in, one emit reaches every connected follower). In the same run, the raw
+bulk-insert rate of the same store is measured, for the ratio of the fanout rate to it. One JSON
+document goes to stdout; progress goes to stderr. See bench/README.md for what each figure means.
 
 It starts nothing unless asked (`--start`): by default it talks to a running Tidings on
 `--url`. Only loopback addresses are accepted: latencies subtract timestamps taken by two
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import uuid
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ import aiohttp
 from pymongo.errors import PyMongoError
 
 from .children import SubscriberProcess, start_subscribers
-from .feeds import Posts, post_all, setup_follows
+from .feeds import Posts, post_all, read_missing, setup_follows, setup_pull_follows
 from .options import (
     DEV_API_KEY,
     DEV_API_SECRET,
@@ -36,14 +40,18 @@ from .options import (
     counts,
     positive_float,
     positive_int,
+    push_threshold,
     require_loopback,
 )
 from .services import Target, log, machine, open_target
-from .stats import busy_seconds, match_deliveries, percentiles
-from .store import count_entries, raw_insert_rate, store_version
+from .stats import busy_seconds, distribution, match_deliveries, percentiles
+from .store import count_entries, fanout_mode, raw_insert_rate, store_version
 
 READY_MESSAGE_TIMEOUT_BASE = 120.0  # + 0.25 s per subscriber: connecting 1000 clients is slow
 RESULTS_MESSAGE_MARGIN = 60.0
+DEFAULT_PULL_THRESHOLD = 10_000  # the server's fanout.pull_threshold default
+READ_SAMPLE = 20  # random follower feeds read back per round, besides the first and the last
+READ_CONCURRENCY = 10
 
 
 # --------------------------------------------------------------------------- options
@@ -90,6 +98,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--rate", type=positive_float, default=5.0, help="activities per second (default 5)"
     )
+    load.add_argument(
+        "--connected",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="subscribe at most this many of a round's follower feeds, every (n/N)-th of them, "
+        "so that they sit in many follower chunks (default: all)",
+    )
+    load.add_argument(
+        "--pull-threshold",
+        type=positive_int,
+        metavar="T",
+        default=DEFAULT_PULL_THRESHOLD,
+        help="the server's fanout.pull_threshold: rounds with more followers are pull rounds "
+        f"(default {DEFAULT_PULL_THRESHOLD}, the server's default). With --start the server "
+        "gets it, and push_threshold = 0.8 x it; without, give the running server's own",
+    )
     add_fanout_arguments(load)
     add_subscriber_arguments(
         parser,
@@ -106,9 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 EMIT_METRIC = "tidings_insert_to_emit_seconds"
 
 
-async def _emit_totals(http: aiohttp.ClientSession, target: Target) -> tuple[float, float] | None:
-    """The server's own (sum, count) of `tidings_insert_to_emit_seconds{path="fanout"}`: from
-    a fanout job's creation to the emit of each of its batches. None when not available."""
+async def _emit_totals(
+    http: aiohttp.ClientSession, target: Target, path: str
+) -> tuple[float, float] | None:
+    """The server's own (sum, count) of `tidings_insert_to_emit_seconds{path=...}`: "fanout",
+    from a fanout job's creation to the emit of each of its batches; "direct", from an insert's
+    arrival to its own emits (a pull feed's one pull-room emit among them). None when not
+    available."""
     try:
         async with http.get(target.url + "/metrics", timeout=aiohttp.ClientTimeout(5)) as rsp:
             if rsp.status != 200:
@@ -120,7 +149,7 @@ async def _emit_totals(http: aiohttp.ClientSession, target: Target) -> tuple[flo
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         for part in ("sum", "count"):
-            if name == f'{EMIT_METRIC}_{part}{{path="fanout"}}':
+            if name == f'{EMIT_METRIC}_{part}{{path="{path}"}}':
                 found[part] = float(value)
     return (found.get("sum", 0.0), found.get("count", 0.0))
 
@@ -129,21 +158,37 @@ async def _emit_totals(http: aiohttp.ClientSession, target: Target) -> tuple[flo
 class Round:
     followers: int
     feeds: list[str]
+    connected: list[str]  # the follower feeds with a subscribed socket
     posts: Posts
+    pull: bool  # a pull round: more followers than the pull threshold
+
+
+def spread(feeds: list[str], count: int | None) -> list[str]:
+    """At most `count` of `feeds`, evenly spread over the list (every (n/count)-th, the first
+    included; the last is left out whenever some are): connected followers then sit in many
+    follower chunks, as the connected share of a big audience would."""
+    n = len(feeds)
+    if count is None or count >= n:
+        return list(feeds)
+    return [feeds[i * n // count] for i in range(count)]
 
 
 async def run_round(
     args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str, n: int
 ) -> dict[str, Any]:
     target_feed = f"user:{run}-{n}"
-    rnd = Round(n, [f"timeline:{run}-{n}-{i}" for i in range(n)], Posts(target_feed, str(n)))
-    result: dict[str, Any] = {"followers": n, "activities": args.activities}
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    how = await setup_follows(http, target, target_feed, rnd.feeds)
-    log(f"[{n}] {n} follows of {target_feed} ({how}) in {loop.time() - started:.1f}s")
+    feeds = [f"timeline:{run}-{n}-{i}" for i in range(n)]
+    pull = n > args.pull_threshold
+    rnd = Round(n, feeds, spread(feeds, args.connected), Posts(target_feed, str(n)), pull)
+    result: dict[str, Any] = {
+        "followers": n,
+        "connected": len(rnd.connected),
+        "activities": args.activities,
+    }
+    await _set_up(args, http, target, rnd, result)
 
-    procs = min(args.subscriber_procs, n)
+    procs = min(args.subscriber_procs, len(rnd.connected))
+    emit_path = "direct" if rnd.pull else "fanout"  # a pull feed's insert emits once, itself
     children: list[SubscriberProcess] = []
     try:
         config = {
@@ -153,8 +198,8 @@ async def run_round(
             "concurrency": args.connect_concurrency,
             "connect_timeout": args.connect_timeout,
         }
-        await start_subscribers(rnd.feeds, procs, config, children)
-        ready_timeout = READY_MESSAGE_TIMEOUT_BASE + 0.25 * n
+        await start_subscribers(rnd.connected, procs, config, children)
+        ready_timeout = READY_MESSAGE_TIMEOUT_BASE + 0.25 * len(rnd.connected)
         readies = await asyncio.gather(*(c.receive("ready", ready_timeout) for c in children))
         connected = sum(r["connected"] for r in readies)
         result["subscribers_connected"] = connected
@@ -162,11 +207,14 @@ async def run_round(
         errors = [e for r in readies for e in r["errors"]]
         if errors:
             result["subscribe_errors"] = errors[:10]
-        log(f"[{n}] {connected}/{n} sockets subscribed in {result['subscribe_seconds']:.1f}s")
+        log(
+            f"[{n}] {connected}/{len(rnd.connected)} sockets subscribed "
+            f"in {result['subscribe_seconds']:.1f}s"
+        )
         target.check_alive()
 
         log(f"[{n}] posting {args.activities} activities at {args.rate}/s")
-        emits_before = await _emit_totals(http, target)
+        emits_before = await _emit_totals(http, target, emit_path)
         await post_all(http, target, rnd.posts, args.activities, args.rate, run)
         ids = list(rnd.posts.started)
         for child in children:
@@ -177,10 +225,13 @@ async def run_round(
     finally:
         await asyncio.gather(*(c.close() for c in children), return_exceptions=True)
     target.check_alive()
-    result["offered_entries_per_s"] = round(args.rate * n, 1)
+    result["offered_entries_per_s"] = 0.0 if rnd.pull else round(args.rate * n, 1)
+    result["offered_deliveries_per_s"] = round(args.rate * len(rnd.connected), 1)
     result.update(await _measure(target, rnd, outcomes))
-    emits_after = await _emit_totals(http, target)
+    result.update(await _check_reads(http, target, rnd, run))
+    emits_after = await _emit_totals(http, target, emit_path)
     if emits_before is not None and emits_after is not None:
+        result["server_emit_path"] = emit_path
         batches = emits_after[1] - emits_before[1]
         seconds = emits_after[0] - emits_before[0]
         result["server_fanout_emit_mean_ms"] = (
@@ -189,14 +240,47 @@ async def run_round(
     return result
 
 
+async def _set_up(
+    args: argparse.Namespace,
+    http: aiohttp.ClientSession,
+    target: Target,
+    rnd: Round,
+    result: dict[str, Any],
+) -> None:
+    """The follows of the round (a pull round: with the switch to pull in the middle); into
+    `result`: how long that took and the feed's fanout mode the store then holds."""
+    n, target_feed = rnd.followers, rnd.posts.target_feed
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    if rnd.pull:
+        how = await setup_pull_follows(http, target, target_feed, rnd.feeds, args.pull_threshold)
+    else:
+        how = await setup_follows(http, target, target_feed, rnd.feeds)
+    result["follows_setup_s"] = round(loop.time() - started, 1)
+    result["fanout_mode"] = None if target.db is None else await fanout_mode(target.db, target_feed)
+    log(
+        f"[{n}] {n} follows of {target_feed} ({how}) in {result['follows_setup_s']:.1f}s; "
+        f"fanout mode {result['fanout_mode']}"
+    )
+    expected = "pull" if rnd.pull else "push"
+    if target.db is not None and result["fanout_mode"] != expected:
+        raise RuntimeError(
+            f"{target_feed} is a {result['fanout_mode']} feed after its set-up, not {expected}: "
+            "is the server's fanout.pull_threshold the --pull-threshold given?"
+        )
+
+
 async def _measure(target: Target, rnd: Round, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     received: dict[str, dict[str, float]] = {}
     for outcome in outcomes:
         received.update(outcome["received"])
     posts = rnd.posts
-    got = match_deliveries(rnd.feeds, received, posts.started)
-    expected = rnd.followers * len(posts.started)
+    got = match_deliveries(rnd.connected, received, posts.started)
+    expected = len(rnd.connected) * len(posts.started)
     busy = busy_seconds([(posts.started[a], t) for a, t in got.last.items()])
+    rate = round(got.received / busy, 1) if busy > 0 else None
+    # Entries per second only when each delivery stands for one stored entry.
+    entries_rate = rate if not rnd.pull and len(rnd.connected) == rnd.followers else None
     result: dict[str, Any] = {
         "posted": len(posts.started),
         "deliveries_expected": expected,
@@ -208,7 +292,9 @@ async def _measure(target: Target, rnd: Round, outcomes: list[dict[str, Any]]) -
             [(t - posts.started[a]) * 1000 for a, t in got.last.items()]
         ),
         "post_answer_ms": percentiles([s * 1000 for s in posts.seconds]),
-        "fanout_entries_per_s": round(got.received / busy, 1) if busy > 0 else None,
+        "deliveries_per_s": rate,
+        "fanout_entries_per_s": entries_rate,
+        "latency_cdf_ms": distribution(got.latencies_ms),
     }
     problems = {
         "post_errors": posts.errors[:10],
@@ -219,9 +305,41 @@ async def _measure(target: Target, rnd: Round, outcomes: list[dict[str, Any]]) -
     }
     result.update({k: v for k, v in problems.items() if v or k == "complete_before_timeout"})
     if target.db is not None:
+        result["entries_expected"] = 0 if rnd.pull else rnd.followers * len(posts.started)
         result["entries_in_store"] = await count_entries(
             target.db, posts.target_feed, posts.started
         )
+    return result
+
+
+def read_sample(feeds: list[str], seed: str) -> list[str]:
+    """The follower feeds read back: the first, the last (never connected when only some
+    are), and READ_SAMPLE others at random."""
+    middle = feeds[1:-1]
+    picked = random.Random(seed).sample(middle, min(READ_SAMPLE, len(middle)))
+    return list(dict.fromkeys([feeds[0], feeds[-1], *picked]))
+
+
+async def _check_reads(
+    http: aiohttp.ClientSession, target: Target, rnd: Round, run: str
+) -> dict[str, Any]:
+    """Read a sample of follower feeds through REST: each must show every posted activity
+    (copied into it in a push round, merged in by the read in a pull round)."""
+    sample = read_sample(rnd.feeds, f"{run}-{rnd.followers}")
+    slots = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def missing(feed: str) -> int:
+        async with slots:
+            return await read_missing(http, target, feed, rnd.posts.started)
+
+    counts_missing = await asyncio.gather(*(missing(feed) for feed in sample))
+    short = [feed for feed, m in zip(sample, counts_missing, strict=True) if m]
+    result: dict[str, Any] = {
+        "reads_checked": len(sample),
+        "reads_missing_activities": sum(counts_missing),
+    }
+    if short:
+        result["reads_short_feeds"] = short[:10]
     return result
 
 
@@ -233,6 +351,13 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
         require_loopback(args.url, "--url")
     if args.mongodb_url:
         require_loopback(args.mongodb_url, "--mongodb-url")
+    pull_rounds = [n for n in args.followers if n > args.pull_threshold]
+    if pull_rounds and not (args.start or args.mongodb_url):
+        raise SystemExit(
+            f"bench: {pull_rounds} followers are above --pull-threshold {args.pull_threshold}: "
+            "a pull round writes its follows into the store and watches the switch there; "
+            "give --mongodb-url (and --database), or --start"
+        )
     run = uuid.uuid4().hex[:8]
     report: dict[str, Any] = {
         "benchmark": "roundtrip",
@@ -252,6 +377,11 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
             "started": args.start,
             "url": target.url,
             "followers": args.followers,
+            "connected": args.connected if args.connected else "all",
+            "pull_threshold": args.pull_threshold,
+            "push_threshold": (
+                push_threshold(args.pull_threshold) if args.start else "the server's own"
+            ),
             "activities": args.activities,
             "rate_per_s": args.rate,
             "fanout_batch_size": args.batch_size if args.start else "the server's own",
@@ -286,7 +416,8 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
             rate = result.get("fanout_entries_per_s")
             result["fanout_vs_raw_insert_ratio"] = round(rate / raw, 3) if rate and raw else None
             results.append(result)
-            log(f"[{n}] {json.dumps(result)}")
+            shown = {k: v for k, v in result.items() if k != "latency_cdf_ms"}
+            log(f"[{n}] {json.dumps(shown)}")
         report["results"] = results
     return report
 
@@ -300,5 +431,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))
-    failed = any("error" in r or r.get("deliveries_missing") for r in report["results"])
+    failed = any(
+        "error" in r or r.get("deliveries_missing") or r.get("reads_missing_activities")
+        for r in report["results"]
+    )
     return 1 if failed else 0

@@ -24,6 +24,7 @@ from server.processes import die_with_parent, free_port
 from server.store.embedded import embedded_store
 
 from .limits import raise_open_files
+from .options import threshold_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 90.0
@@ -101,6 +102,7 @@ def server_env(args: argparse.Namespace, store_url: str, database: str) -> dict[
         "TIDINGS_FANOUT_BATCH_SIZE": str(args.batch_size),
         "TIDINGS_FANOUT_CONCURRENCY": str(args.concurrency),
     })  # fmt: skip
+    env.update(threshold_env(args))
     return env
 
 

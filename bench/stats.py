@@ -23,6 +23,17 @@ def percentiles(values: Sequence[float]) -> dict[str, float] | None:
     }
 
 
+def distribution(values: Sequence[float]) -> list[float] | None:
+    """The 101 percentiles p0, p1, ..., p100 of `values`, rounded to 0.1: enough to plot the
+    whole latency distribution (a CDF) from the JSON, without every sample in it."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return [round(values[0], 1)] * 101
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return [round(v, 1) for v in (min(values), *cuts, max(values))]
+
+
 def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
     """The length of the union of the intervals: the time some fanout was in progress."""
     total, end = 0.0, float("-inf")

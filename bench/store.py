@@ -1,4 +1,5 @@
-"""Straight to the store: the raw bulk-insert rate, follows written directly, entries counted."""
+"""Straight to the store: the raw bulk-insert rate, follows written directly, entries counted,
+a feed's fanout mode."""
 
 from __future__ import annotations
 
@@ -78,3 +79,13 @@ async def count_entries(db: Any, origin: str, activity_ids: Iterable[str]) -> in
             {"activity_id": {"$in": sorted(activity_ids)}, "origin": origin}
         )
     )
+
+
+async def fanout_mode(db: Any, feed: str) -> str | None:
+    """`feed`'s fanout mode as its `feeds` document says (push, pull, draining; "switching" on
+    the way from push to pull); None when it has none (never followed)."""
+    doc = await db["feeds"].find_one({"_id": feed}, {"mode": 1, "switching": 1})
+    if doc is None:
+        return None
+    mode = str(doc.get("mode", "push"))
+    return "switching" if mode == "push" and doc.get("switching") else mode

@@ -29,7 +29,8 @@ Measured, per target:
 - `latency_ms`: `--events` events, one at a time (the next once the last socket got the previous):
   from the HTTP post (Tidings: a REST insert of an activity, so its store write is included;
   node: a POST that emits) to arrival at each socket; p50, p99, max over all deliveries, and the
-  median time until the last socket has it;
+  median time until the last socket has it; `latency_cdf_ms`: the 101 percentiles p0..p100 of
+  the same deliveries (`bench.stats.distribution`), the whole distribution for a CDF plot;
 - `deliveries_per_s`: N / (median time until the last socket has an event), and
   `burst_deliveries_per_s`: `--burst` events posted back to back, N * burst / (last arrival - first
   post).
@@ -59,6 +60,8 @@ from typing import Any
 
 import aiohttp
 import jwt
+
+from .stats import distribution
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY, API_SECRET = "bench-key", "bench-secret-0123456789abcdef-0123456789"
@@ -562,6 +565,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             "max": round(max(latencies), 1),
             "last_socket_median": round(statistics.median(last) * 1000, 1),
         },
+        "latency_cdf_ms": distribution(latencies),
         "deliveries": len(latencies),
         "deliveries_per_s": round(args.sockets / statistics.median(last)),
         "burst_deliveries_per_s": round(args.sockets * len(burst) / burst_span),
@@ -596,7 +600,11 @@ async def run_target(
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median of each figure over the rounds (and every round, when there are several)."""
+    """The median of each figure over the rounds (and every round, when there are several).
+
+    `latency_cdf_ms` is the pointwise median: its k-th value is the median over the rounds of
+    their k-th percentile, as `latency_ms` holds the medians of the rounds' p50, p99, ...; the
+    median of non-decreasing lists is non-decreasing, so it is still a distribution."""
     good = [r for r in runs if "error" not in r]
     if len(good) < len(runs) or len(runs) == 1:
         return runs[0] if len(runs) == 1 else {"error": "a round failed", "runs": runs}
@@ -604,6 +612,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     def median(values: list[Any]) -> Any:
         if isinstance(values[0], dict):
             return {k: median([v[k] for v in values]) for k in values[0]}
+        if isinstance(values[0], list):  # latency_cdf_ms: percentile by percentile
+            return [round(statistics.median(column), 1) for column in zip(*values, strict=True)]
         return round(statistics.median(values), 2)
 
     return {**median(good), "dropped": sum(r["dropped"] for r in good), "runs": good}

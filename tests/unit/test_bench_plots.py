@@ -1,0 +1,114 @@
+"""bench.plots draws every PNG from minimal roundtrip.json / broadcast.json documents."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from bench import plots
+
+
+def cdf(median_ms: float) -> list[float]:
+    """101 increasing percentiles around `median_ms` (a log-normal-ish shape)."""
+    return [round(median_ms * math.exp((i - 50) / 40), 1) for i in range(101)]
+
+
+def roundtrip_report() -> dict[str, Any]:
+    def result(followers: int, mode: str, median: float, **extra: Any) -> dict[str, Any]:
+        return {
+            "followers": followers,
+            "fanout_mode": mode,
+            "latency_cdf_ms": cdf(median),
+            "latency_ms": {"p50": median, "p90": median * 2, "p99": median * 3, "max": median * 4},
+            "fanout_entries_per_s": 40.0 * followers**0.5,
+            "fanout_vs_raw_insert_ratio": 0.2,
+            **extra,
+        }
+
+    return {
+        "benchmark": "roundtrip",
+        "machine": {"cores": 2, "loadavg_at_start": [0.5, 0.4, 0.3]},
+        "store": "embedded SecantusDB",
+        "settings": {"activities": 10, "rate_per_s": 1},
+        "raw_bulk_insert_docs_per_s": 5000.0,
+        "results": [
+            result(10, "push", 12),
+            {"followers": 100, "latency_ms": {"p50": 20, "p90": 30, "p99": 40, "max": 50}},
+            result(1000, "push", 90),
+            result(1_000_000, "pull", 150, connected=10_000, fanout_entries_per_s=None),
+            {"followers": 10_000, "error": "RuntimeError: boom"},
+        ],
+    }
+
+
+def broadcast_report() -> dict[str, Any]:
+    def target(median: float, rate: int) -> dict[str, Any]:
+        return {
+            "connect_s": 3.2,
+            "rss_per_socket_kb": 21.5,
+            "latency_ms": {"p50": median, "p99": median * 2, "max": median * 3},
+            "latency_cdf_ms": cdf(median),
+            "deliveries_per_s": rate,
+            "burst_deliveries_per_s": rate * 2,
+        }
+
+    return {
+        "benchmark": "broadcast",
+        "sockets": 10_000,
+        "events": 20,
+        "burst": 20,
+        "rounds": 3,
+        "cpus": 2,
+        "node_socketio_version": "4.8.1",
+        "targets": {
+            "fast": target(40, 120_000),
+            "fast2": target(35, 150_000),
+            "socketio": {"error": "RuntimeError('gave up')"},
+            "node": target(60, 90_000),
+        },
+    }
+
+
+def test_every_plot_is_written(tmp_path: Path) -> None:
+    (tmp_path / "roundtrip.json").write_text(json.dumps(roundtrip_report()))
+    (tmp_path / "broadcast.json").write_text(json.dumps(broadcast_report()))
+
+    written = plots.make_all(tmp_path)
+
+    names = {
+        "roundtrip_latency.png",
+        "fanout_rate.png",
+        "broadcast_latency.png",
+        "broadcast_rates.png",
+    }
+    assert {p.name for p in written} == names
+    for name in names:
+        png = tmp_path / name
+        assert png.stat().st_size > 1000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missing_or_broken_json_only_skips_its_plots(tmp_path: Path) -> None:
+    (tmp_path / "roundtrip.json").write_text("")  # a benchmark that died before printing
+    (tmp_path / "broadcast.json").write_text(json.dumps(broadcast_report()))
+
+    written = plots.make_all(tmp_path)
+
+    assert sorted(p.name for p in written) == ["broadcast_latency.png", "broadcast_rates.png"]
+    assert plots.make_all(tmp_path / "nothing-here") == []
+
+
+def test_round_labels() -> None:
+    assert plots.round_label({"followers": 1000, "fanout_mode": "push"}) == (
+        "push 1,000 followers, all connected"
+    )
+    assert plots.round_label(
+        {"followers": 1_000_000, "connected": 10_000, "fanout_mode": "pull"}
+    ) == ("pull 1,000,000 followers, 10,000 connected")
+    assert plots.round_label({"followers": 10}) == "10 followers, all connected"

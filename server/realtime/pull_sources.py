@@ -7,10 +7,15 @@ switching between push and pull), which every node hears; it forgets that feed's
 Entries also expire after `TTL` seconds, and everything is forgotten when the Redis link comes
 back from an outage (follow changes may have been missed meanwhile). A lookup that raced with a
 change is not remembered (the generation counter).
+
+Subscribes of one feed that arrive while its lookup is out (10,000 sockets connecting to a raid
+room at once) wait for that lookup instead of each starting its own: one query per feed, not
+one per socket, until the answer is known.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,26 +28,47 @@ Lookup = Callable[[], Awaitable[list[str]]]
 class PullSources:
     def __init__(self) -> None:
         self._known: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._flights: dict[str, asyncio.Future[tuple[str, ...]]] = {}
         self._generation = 0
 
     async def get(self, feed: str, lookup: Lookup) -> tuple[str, ...]:
         known = self._known.get(feed)
-        now = time.monotonic()
-        if known is not None and known[0] > now:
+        if known is not None and known[0] > time.monotonic():
             return known[1]
-        generation = self._generation
-        found = tuple(await lookup())
+        flight = self._flights.get(feed)
+        if flight is None:
+            flight = self._flights[feed] = asyncio.ensure_future(self._look_up(feed, lookup))
+            flight.add_done_callback(_retrieve)
+        # Shielded: a subscriber that goes away does not cancel the others' lookup.
+        return await asyncio.shield(flight)
+
+    async def _look_up(self, feed: str, lookup: Lookup) -> tuple[str, ...]:
+        generation, started = self._generation, time.monotonic()
+        try:
+            found = tuple(await lookup())
+        finally:
+            if self._flights.get(feed) is asyncio.current_task():
+                del self._flights[feed]
         if generation == self._generation:
             if len(self._known) >= MAX_FEEDS:
                 self._known.clear()
-            self._known[feed] = (now + TTL, found)
+            self._known[feed] = (started + TTL, found)
         return found
 
     def changed(self, feed: str) -> None:
-        """The pull feeds `feed` brings changed: forget it (and any lookup in flight)."""
+        """The pull feeds `feed` brings changed: forget it; a lookup in flight serves those
+        already waiting for it, nobody after them."""
         self._known.pop(feed, None)
+        self._flights.pop(feed, None)
         self._generation += 1
 
     def clear(self) -> None:
         self._known.clear()
+        self._flights.clear()
         self._generation += 1
+
+
+def _retrieve(flight: asyncio.Future[tuple[str, ...]]) -> None:
+    """Mark a failed lookup's error as seen: its waiters got it, or were all gone."""
+    if not flight.cancelled():
+        flight.exception()

@@ -23,6 +23,14 @@ class Store:
             await self.gate.wait()
         return answer
 
+    async def started(self, lookups: int = 1) -> None:
+        """Until `lookups` lookups are out (each runs on a task of its own)."""
+        for _ in range(100):
+            if self.lookups >= lookups:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"{self.lookups} lookups started, expected {lookups}")
+
 
 async def test_one_lookup_serves_many_subscribes_until_a_follow_changes() -> None:
     cache, store = PullSources(), Store()
@@ -44,7 +52,7 @@ async def test_a_lookup_that_raced_with_a_change_is_not_remembered() -> None:
     cache, store = PullSources(), Store()
     store.gate = asyncio.Event()
     racing = asyncio.ensure_future(cache.get("timeline:a", store.lookup))
-    await asyncio.sleep(0)
+    await store.started()
     store.answer = []
     cache.changed("timeline:a")  # while the lookup is out: its answer may be stale
     store.gate.set()
@@ -63,3 +71,52 @@ async def test_entries_expire() -> None:
     finally:
         module.TTL = ttl
     assert store.lookups == 2
+
+
+async def test_concurrent_subscribes_share_one_lookup() -> None:
+    cache, store = PullSources(), Store()
+    store.gate = asyncio.Event()
+    waiting = [asyncio.ensure_future(cache.get("timeline:a", store.lookup)) for _ in range(100)]
+    await store.started()
+    waiting[0].cancel()  # one subscriber goes away: the others still get their answer
+    store.gate.set()
+    answers = await asyncio.gather(*waiting[1:])
+    assert answers == [("user:celeb",)] * 99
+    assert store.lookups == 1
+
+
+async def test_a_change_during_a_shared_lookup_starts_a_new_one_for_later_subscribes() -> None:
+    cache, store = PullSources(), Store()
+    store.gate = asyncio.Event()
+    early = asyncio.ensure_future(cache.get("timeline:a", store.lookup))
+    await store.started()
+    store.answer = []
+    cache.changed("timeline:a")
+    later = asyncio.ensure_future(cache.get("timeline:a", store.lookup))
+    await store.started(2)
+    store.gate.set()
+    assert await early == ("user:celeb",)
+    assert await later == ()
+    assert store.lookups == 2
+    store.gate = None
+    assert await cache.get("timeline:a", store.lookup) == ()  # the later answer is remembered
+    assert store.lookups == 2
+
+
+async def test_a_failed_lookup_reaches_every_waiter_and_is_not_remembered() -> None:
+    cache = PullSources()
+    calls = 0
+
+    async def failing() -> list[str]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise ConnectionError("store down")
+
+    results = await asyncio.gather(
+        *(cache.get("timeline:a", failing) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert calls == 1
+    await asyncio.gather(cache.get("timeline:a", failing), return_exceptions=True)
+    assert calls == 2

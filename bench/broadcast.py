@@ -12,14 +12,20 @@ For each server under test (`--targets`, default `fast,socketio,node`):
 Tidings runs as `python -m server serve` (of `--tidings-root`, default this checkout: point it at
 a `git worktree` of an older commit for a before/after) on an embedded SecantusDB started here.
 
-N raw WebSocket subscribers are spread over `--procs` client processes (niced). A subscriber is a
-non-blocking socket speaking HTTP/1.1 upgrade, RFC 6455 and Engine.IO v4 / Socket.IO v5 by hand
-(connect with a server token, `subscribe {feed: "raid:<run>"}`, answer pings), with no task and no
-JSON parse per message. An event's arrival time is the kernel's receive timestamp of its packet
-(SO_TIMESTAMPNS), not the time the client process got around to reading it: on a small machine
-the clients share the CPUs with the server, and reading 10k sockets costs them as much CPU as
-writing them costs the server, so arrival by read time would measure the clients. All N subscribe
-to the same feed: each event is one emit to one room of N sockets.
+Before measuring, a Tidings target must answer /readyz; `fast2` more: both workers must answer
+through the shared port and /readyz must keep saying `"redis": "ok"` (bench/nodes.py's
+`wait_ready`, as `bench cluster` waits), else a worker whose Redis link is not up yet would miss
+the events posted through the other one.
+
+N raw WebSocket subscribers (bench/wsclient.py) are spread over `--procs` client processes
+(niced): a non-blocking socket each, speaking HTTP/1.1 upgrade, RFC 6455 and Engine.IO v4 /
+Socket.IO v5 by hand (connect with a server token, `subscribe {feed: "raid:<run>"}`, answer
+pings), with no task per socket and no JSON parse per event (a scan for `bench_seq`). An event's
+arrival time is the kernel's receive timestamp of its packet (SO_TIMESTAMPNS), not the time the
+client process got around to reading it: on a small machine the clients share the CPUs with the
+server, and reading 10k sockets costs them as much CPU as writing them costs the server, so
+arrival by read time would measure the clients. All N subscribe to the same feed: each event is
+one emit to one room of N sockets.
 
 Measured, per target:
 - `connect`: seconds from the start of the connects until all N sockets are subscribed
@@ -41,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -49,7 +54,6 @@ import resource
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -61,11 +65,22 @@ from typing import Any
 import aiohttp
 import jwt
 
+from server.processes import die_with_parent
+
+from .nodes import STOP_TIMEOUT, Nodes, wait_ready
+from .services import stop_process
 from .stats import distribution
+from .wsclient import Subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY, API_SECRET = "bench-key", "bench-secret-0123456789abcdef-0123456789"
 SEQ = b'"bench_seq":'
+CONNECT_TIMEOUT = 60.0  # one socket: connect, upgrade, connect to "/", subscribe
+ONE_EVENT_TIMEOUT = 30.0  # until every socket has an event posted alone
+BURST_TIMEOUT = 60.0  # until every socket has each event of the burst
+READY_TIMEOUT = 300.0  # until every client process has all its sockets subscribed
+REPORT_TIMEOUT = 60.0
+POST_TIMEOUT = 60.0
 
 
 def log(*parts: Any) -> None:
@@ -85,23 +100,6 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def server_rss_kb(pid: int) -> int:
-    """RSS of a server: of `pid`, or with `--workers`, of its worker processes together."""
-    workers = [
-        int(child) for child in os.listdir("/proc") if child.isdigit()
-        and _parent(int(child)) == pid
-        and b"serve" in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]  # fmt: skip
-    return sum(map(rss_kb, workers)) if workers else rss_kb(pid)
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-    except (OSError, ValueError):
-        return -1
-
-
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -112,144 +110,15 @@ def rss_kb(pid: int) -> int:
 # =============================================================================== client side
 
 
-def _masked(payload: bytes, opcode: int = 0x1) -> bytes:
-    """A client-to-server frame (masked, as RFC 6455 requires; the clients send little)."""
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes((0x80 | opcode, 0x80 | n)) if n < 126 else bytes((0x80 | opcode, 0xFE))
-    if n >= 126:
-        head += n.to_bytes(2, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: receive time of each packet
-ANCILLARY = socket.CMSG_SPACE(16)  # one struct timespec
-
-
-class Sub:
-    """One raw subscriber on a non-blocking socket: handshake, subscribe, then record (seq,
-    arrival) of each event, the arrival being the kernel's receive timestamp of the packet."""
-
-    def __init__(self, path: str, host: str, token: str, feed: str, client: Client) -> None:
-        self.request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-        self.token, self.feed, self.client = token, feed, client
-        self.buffer = b""
-        self.upgraded = False
-        self.loop = asyncio.get_running_loop()
-        self.subscribed: asyncio.Future[None] = self.loop.create_future()
-        self.sock = socket.socket()
-        self.sock.setblocking(False)
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.at = 0.0  # receive time of what is being parsed
-
-    async def start(self, host: str, port: int) -> None:
-        await self.loop.sock_connect(self.sock, (host, port))
-        self.sock.send(self.request)
-        self.loop.add_reader(self.sock.fileno(), self.readable)
-
-    def readable(self) -> None:
-        try:
-            data, ancillary, _, _ = self.sock.recvmsg(1 << 16, ANCILLARY)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self.lost(exc)
-            return
-        if not data:
-            self.lost(None)
-            return
-        self.at = time.time()
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                seconds, nanoseconds = struct.unpack("qq", payload[:16])
-                self.at = seconds + nanoseconds / 1e9
-        self.data_received(data)
-
-    def lost(self, exc: Exception | None) -> None:
-        self.close()
-        if not self.subscribed.done():
-            self.subscribed.set_exception(ConnectionError(f"closed before subscribing: {exc}"))
-        else:
-            self.client.dropped += 1
-
-    def close(self) -> None:
-        if self.sock.fileno() >= 0:
-            self.loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-
-    def send(self, text: str) -> None:
-        with contextlib.suppress(BlockingIOError):  # a few bytes: the send buffer has room
-            self.sock.send(_masked(text.encode()))
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buffer + data
-        if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                self.buffer = buf
-                return
-            if not buf.startswith(b"HTTP/1.1 101"):
-                self._fail(f"upgrade refused: {buf[:200]!r}")
-                return
-            self.upgraded, buf = True, buf[end + 4 :]
-        pos = 0
-        while len(buf) - pos >= 2:
-            opcode, n = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
-            head = 2
-            if n == 126:
-                if len(buf) - pos < 4:
-                    break
-                n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif n == 127:
-                if len(buf) - pos < 10:
-                    break
-                n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if len(buf) - pos < head + n:
-                break
-            payload = buf[pos + head : pos + head + n]
-            pos += head + n
-            if opcode == 0x1:
-                self._packet(payload)
-            elif opcode == 0x8:
-                self.lost(None)
-                return
-            elif opcode == 0x9:
-                self.sock.send(_masked(payload, 0xA))
-        self.buffer = buf[pos:]
-
-    def _packet(self, packet: bytes) -> None:
-        if packet.startswith(b"42"):
-            at = packet.find(SEQ)
-            if at >= 0:
-                end = at + len(SEQ)
-                stop = end
-                while stop < len(packet) and 48 <= packet[stop] <= 57:
-                    stop += 1
-                self.client.arrived(int(packet[end:stop]), self.at)
-        elif packet == b"2":
-            self.send("3")
-        elif packet.startswith(b"0{"):
-            self.send("40" + json.dumps({"token": self.token}))
-        elif packet.startswith(b"40"):
-            self.send("420" + json.dumps(["subscribe", {"feed": self.feed}]))
-        elif packet.startswith(b"430"):
-            ack = json.loads(packet[3:])
-            if isinstance(ack, list) and ack and ack[0].get("ok") is True:
-                if not self.subscribed.done():
-                    self.subscribed.set_result(None)
-            else:
-                self._fail(f"subscribe refused: {packet[:200]!r}")
-        elif packet.startswith(b"44"):
-            self._fail(f"connect refused: {packet[:200]!r}")
-
-    def _fail(self, why: str) -> None:
-        if not self.subscribed.done():
-            self.subscribed.set_exception(ConnectionError(why))
-        self.close()
+def bench_seq(packet: bytes) -> int | None:
+    """The `bench_seq` of an event packet, found by a scan: no JSON parse of 10,000 copies."""
+    at = packet.find(SEQ)
+    if at < 0:
+        return None
+    start = stop = at + len(SEQ)
+    while stop < len(packet) and 48 <= packet[stop] <= 57:
+        stop += 1
+    return int(packet[start:stop]) if stop > start else None
 
 
 class Client:
@@ -258,8 +127,12 @@ class Client:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.arrivals: dict[int, list[float]] = {}
-        self.dropped = 0
-        self.subs: list[Sub] = []
+        self.subs: list[Subscriber] = []
+
+    def on_event(self, packet: bytes, at: float) -> None:
+        seq = bench_seq(packet)
+        if seq is not None:
+            self.arrived(seq, at)
 
     def arrived(self, seq: int, at: float) -> None:
         times = self.arrivals.setdefault(seq, [])
@@ -273,9 +146,8 @@ class Client:
 
         async def one() -> None:
             async with gate:
-                sub = Sub(o["path"], f"{o['host']}:{o['port']}", o["token"], o["feed"], self)
-                await sub.start(o["host"], o["port"])
-                await asyncio.wait_for(sub.subscribed, 60)
+                sub = Subscriber(o["host"], o["port"], o["token"], o["feed"], self.on_event)
+                await sub.start(CONNECT_TIMEOUT)
                 self.subs.append(sub)
 
         await asyncio.gather(*(one() for _ in range(o["count"])))
@@ -286,11 +158,17 @@ class Client:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         await reader.readline()  # "go"
         started = time.time()
-        await self.connect_all()
+        try:
+            await self.connect_all()
+        except Exception as exc:  # said to the coordinator, which stops this target
+            print(json.dumps({"error": f"client: {type(exc).__name__}: {exc}"}), flush=True)
+            await reader.readline()  # "quit" (or EOF)
+            return
         print(json.dumps({"ready": len(self.subs), "started": started, "at": time.time()}),
               flush=True)  # fmt: skip
         await reader.readline()  # "report"
-        print(json.dumps({"arrivals": self.arrivals, "dropped": self.dropped}), flush=True)
+        dropped = sum(sub.dropped for sub in self.subs)
+        print(json.dumps({"arrivals": self.arrivals, "dropped": dropped}), flush=True)
         await reader.readline()  # "quit" (or EOF)
 
 
@@ -330,42 +208,48 @@ http.listen(Number(process.argv[2]), "127.0.0.1");
 
 
 class Target:
-    """A server under test: start, pid, post one event, stop."""
+    """A server under test: start, the pids of its RSS, post one event, stop."""
 
     name = ""
-    pid = 0
 
     def __init__(self, port: int, feed: str) -> None:
         self.port, self.feed = port, feed
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.token = "unused"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        """The processes whose RSS is the server's."""
+        return [] if self.process is None else [self.process.pid]
+
+    def rss_kb(self) -> int:
+        return sum(map(rss_kb, self.pids()))
+
     async def wait_up(self, http: aiohttp.ClientSession, path: str) -> None:
+        """Until `path` answers 200."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            if self.process is not None and self.process.returncode is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(self.url + path) as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not start")
+        raise RuntimeError(f"{self.name}: {path} did not answer 200 within 60s")
 
     async def post(self, http: aiohttp.ClientSession, seq: int) -> None:
         raise NotImplementedError
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    async def stop(self) -> None:
+        if self.process is not None:
+            await stop_process(self.process, STOP_TIMEOUT)
 
 
 def activity(seq: int) -> dict[str, Any]:
@@ -374,29 +258,48 @@ def activity(seq: int) -> dict[str, Any]:
 
 
 class Tidings(Target):
+    """`python -m server serve` of `root`; `fast2` with `server.workers = 2` (a supervisor, two
+    workers on the port, and the redis-server the supervisor starts between them)."""
+
     def __init__(self, name: str, port: int, feed: str, store_url: str, root: Path,
                  workdir: Path) -> None:  # fmt: skip
         super().__init__(port, feed)
-        self.name = name
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
-        env.update({
+        self.name, self.root = name, root
+        self.workers = 2 if name == "fast2" else 1
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+        self.env.update({
             "TIDINGS_MONGODB_URL": store_url,
             "TIDINGS_MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:8]}",
             "TIDINGS_SERVER_PORT": str(port), "TIDINGS_AUTH_API_KEY": API_KEY,
             "TIDINGS_AUTH_API_SECRET": API_SECRET,
+            "TIDINGS_SERVER_DATA_DIR": str(workdir / f"{name}-var"),  # the supervisor's Redis
             "TIDINGS_REALTIME_FAST_WEBSOCKET": "false" if name == "socketio" else "true",
-            "TIDINGS_SERVER_WORKERS": "2" if name == "fast2" else "1",
+            "TIDINGS_SERVER_WORKERS": str(self.workers),
         })  # fmt: skip
-        log_file = (workdir / f"{name}.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1"],
-            cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.pid = self.process.pid
+        self.log_path = workdir / f"{name}.log"
+        self.nodes: Nodes | None = None
         self.token = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET)
 
     async def start(self, http: aiohttp.ClientSession) -> None:
-        await self.wait_up(http, "/readyz")
+        """Start it, and wait until it is ready: one worker, until /readyz answers 200; two,
+        until both answer through the port and their Redis links are up (bench/nodes.py)."""
+        with self.log_path.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
+                cwd=self.root, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent(),
+            )  # fmt: skip
+        redis = "started by the supervisor" if self.workers > 1 else "none (a single node)"
+        self.nodes = Nodes(self.workers, self.url, self.port, self.process, self.log_path, redis)
+        if self.workers == 1:  # also a --tidings-root older than X-Tidings-Pid
+            await self.wait_up(http, "/readyz")
+            return
+        await wait_ready(self.nodes)
+        log(f"{self.name}: workers {self.nodes.worker_pids} ready, Redis links up")
+
+    def pids(self) -> list[int]:
+        """The worker processes (with one worker: the server itself)."""
+        return self.nodes.find_workers() if self.nodes is not None else super().pids()
 
     async def post(self, http: aiohttp.ClientSession, seq: int) -> None:
         slug, _, user = self.feed.partition(":")
@@ -414,12 +317,14 @@ class NodeSocketIO(Target):
 
     def __init__(self, port: int, feed: str, folder: Path) -> None:
         super().__init__(port, feed)
+        self.folder = folder
         (folder / "server.mjs").write_text(NODE_SERVER)
-        self.process = subprocess.Popen(["node", "server.mjs", str(port)], cwd=folder)
-        self.pid = self.process.pid
-        self.token = "unused"
 
     async def start(self, http: aiohttp.ClientSession) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            "node", "server.mjs", str(self.port), cwd=self.folder,
+            stdin=asyncio.subprocess.DEVNULL, stdout=sys.stderr, preexec_fn=die_with_parent(),
+        )  # fmt: skip
         await self.wait_up(http, "/pid")
 
     async def post(self, http: aiohttp.ClientSession, seq: int) -> None:
@@ -444,16 +349,17 @@ def install_socketio(folder: Path) -> str:
 
 
 class Clients:
+    """The client processes of one target, spoken to in words on stdin and JSON lines back."""
+
     def __init__(self, target: Target, total: int, procs: int, concurrency: int) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.lines: list[asyncio.Queue[dict[str, Any]]] = []
         self._pumps: list[asyncio.Task[None]] = []
-        share = [total // procs + (i < total % procs) for i in range(procs)]
-        for count in share:
+        self.share = [total // procs + (i < total % procs) for i in range(procs)]
+        for count in self.share:
             options = {
                 "host": "127.0.0.1", "port": target.port, "count": count,
-                "path": "/socket.io/?EIO=4&transport=websocket", "token": target.token,
-                "feed": target.feed, "concurrency": concurrency,
+                "token": target.token, "feed": target.feed, "concurrency": concurrency,
             }  # fmt: skip
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "bench.broadcast", "--client", json.dumps(options)],
@@ -469,11 +375,16 @@ class Clients:
             reader = asyncio.StreamReader(limit=1 << 30)
             await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r),
                                          proc.stdout)  # fmt: skip
-            self._pumps.append(loop.create_task(self._pump(reader, queue)))
+            self._pumps.append(loop.create_task(self._pump(proc, reader, queue)))
 
-    async def _pump(self, reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> None:
+    async def _pump(
+        self, proc: subprocess.Popen[bytes], reader: asyncio.StreamReader,
+        queue: asyncio.Queue[Any],
+    ) -> None:  # fmt: skip
         while line := await reader.readline():
             await queue.put(json.loads(line))
+        why = f"client process {proc.pid} closed its output (exit status {proc.poll()})"
+        await queue.put({"error": why})
 
     def tell(self, word: str) -> None:
         for proc in self.procs:
@@ -485,15 +396,43 @@ class Clients:
     async def expect(self, key: str, within: float, value: Any = None) -> list[dict[str, Any]]:
         """The next line with `key` (and that value) from every client process."""
         found = []
-        for queue in self.lines:
+        deadline = time.monotonic() + within
+        for i, queue in enumerate(self.lines):
             while True:
-                line = await asyncio.wait_for(queue.get(), within)
+                try:
+                    line = await asyncio.wait_for(queue.get(), deadline - time.monotonic())
+                except TimeoutError:
+                    wanted = key if value is None else f"{key} {value}"
+                    raise TimeoutError(
+                        f"client process {i + 1} of {len(self.lines)} ({self.share[i]} sockets) "
+                        f"did not say {wanted!r} within {within:g}s"
+                    ) from None
                 if "error" in line:
                     raise RuntimeError(line["error"])
                 if key in line and (value is None or line[key] == value):
                     found.append(line)
                     break
         return found
+
+    async def reports(self, within: float = REPORT_TIMEOUT) -> list[dict[str, Any]]:
+        """What every client process received (said once: then they wait for "quit")."""
+        self.tell("report")
+        return await self.expect("arrivals", within)
+
+    async def missed(self, seq: int, within: float) -> TimeoutError:
+        """The error for event `seq` not reaching every socket within `within` seconds of its
+        post: how many sockets did get it, and how many were dropped."""
+        try:
+            reports = await self.reports(10)
+        except (TimeoutError, RuntimeError) as exc:
+            return TimeoutError(f"event {seq} did not reach every socket within {within:g}s of "
+                                f"its post, and the clients did not report ({exc})")  # fmt: skip
+        got = sum(len(r["arrivals"].get(str(seq), [])) for r in reports)
+        dropped = sum(r["dropped"] for r in reports)
+        return TimeoutError(
+            f"event {seq} had not reached every socket {within:g}s after its post: {got} of "
+            f"{sum(self.share)} sockets had it when asked just after ({dropped} dropped)"
+        )
 
     def stop(self) -> None:
         self.tell("quit")
@@ -512,38 +451,54 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+async def post(target: Target, http: aiohttp.ClientSession, seq: int) -> None:
+    """Post event `seq`; aiohttp's bare TimeoutError is given a message."""
+    try:
+        await target.post(http, seq)
+    except TimeoutError:
+        why = f"the post of event {seq} got no answer within {POST_TIMEOUT:g}s"
+        raise TimeoutError(why) from None
+
+
+async def wait_done(clients: Clients, seq: int, within: float) -> None:
+    """Until every socket has event `seq`; else a TimeoutError saying how many have it."""
+    try:
+        await clients.expect("done", within, seq)
+    except TimeoutError:
+        raise await clients.missed(seq, within) from None
+
+
 async def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=60)
+    timeout = aiohttp.ClientTimeout(total=POST_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         await target.start(http)
-        await target.post(http, 0)  # warm up (the store's first insert, imports, ...)
+        await post(target, http, 0)  # warm up (the store's first insert, imports, ...)
         await asyncio.sleep(1)
-        rss_before = server_rss_kb(target.pid)
+        rss_before = target.rss_kb()
         clients = Clients(target, args.sockets, args.procs, args.connect_concurrency)
         await clients.start_reading()
         try:
             log(f"{target.name}: connecting {args.sockets} sockets")
             clients.tell("go")
-            ready = await clients.expect("ready", 300)
+            ready = await clients.expect("ready", READY_TIMEOUT)
             connect_s = max(r["at"] for r in ready) - min(r["started"] for r in ready)
             await asyncio.sleep(2)  # idle
-            rss_after = server_rss_kb(target.pid)
+            rss_after = target.rss_kb()
             log(f"{target.name}: {args.sockets} subscribed in {connect_s:.2f}s, "
                 f"RSS +{(rss_after - rss_before) / 1024:.0f} MB")  # fmt: skip
             sent: dict[int, float] = {}
             for seq in range(1, args.events + 1):
                 sent[seq] = time.time()
-                await target.post(http, seq)
-                await clients.expect("done", 30, seq)
+                await post(target, http, seq)
+                await wait_done(clients, seq, ONE_EVENT_TIMEOUT)
                 await asyncio.sleep(args.pause)
             burst = list(range(args.events + 1, args.events + args.burst + 1))
             for seq in burst:
                 sent[seq] = time.time()
-                await target.post(http, seq)
+                await post(target, http, seq)
             for seq in burst:
-                await clients.expect("done", 60, seq)
-            clients.tell("report")
-            reports = await clients.expect("arrivals", 60)
+                await wait_done(clients, seq, BURST_TIMEOUT)
+            reports = await clients.reports()
         finally:
             clients.stop()
     arrivals: dict[int, list[float]] = {}
@@ -594,9 +549,12 @@ async def run_target(
         return await measure(target, args)
     except Exception as exc:  # report it and go on with the next target
         log(f"{name} failed: {exc!r}")
-        return {"error": repr(exc)}
+        failed: dict[str, Any] = {"error": repr(exc)}
+        if isinstance(target, Tidings) and target.nodes is not None:
+            failed["server_log"] = target.nodes.log_problems(5)
+        return failed
     finally:
-        target.stop()
+        await target.stop()
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 Reads what `python -m bench.report` (or the benchmarks by hand) left in the folder and writes the
 plots next to it; a JSON that is missing or unreadable only skips its plots:
 
-- `roundtrip.json` (`python -m bench roundtrip`) -> `roundtrip_latency.png` (CDF of insert ->
-  delivered per round, with the targets and the hosted anchor) and `fanout_rate.png` (the
-  fanout's entries/s per push round against the store's raw bulk-insert rate);
+- `roundtrip.json` and `roundtrip_pull.json` (`python -m bench roundtrip`: the push rounds and
+  the pull round of `bench.report`) -> `roundtrip_latency.png` (CDF of insert -> delivered per
+  round of both files, with the targets and the hosted anchor); `roundtrip.json` ->
+  `fanout_rate.png` (the fanout's entries/s per push round against the store's raw bulk-insert
+  rate);
 - `broadcast.json` (`python -m bench.broadcast`) -> `broadcast_latency.png` (CDF of one event
   to N sockets per target) and `broadcast_rates.png` (deliveries/s, connect time, RSS/socket).
 
@@ -149,19 +151,31 @@ def roundtrip_rounds(report: Result) -> list[Result]:
     return [r for r in report.get("results", []) if "error" not in r and "followers" in r]
 
 
-def roundtrip_title(report: Result, what: str) -> str:
+def pace(report: Result) -> str:
+    """e.g. "push rounds: 10 activities at 0.25/s" (the modes of its rounds, its settings)."""
     settings = report.get("settings", {})
-    store = report.get("store") or "store unknown"
-    cores = (report.get("machine") or {}).get("cores")
-    load = (report.get("machine") or {}).get("loadavg_at_start")
     how = f"{settings.get('activities', '?')} activities at {settings.get('rate_per_s', '?')}/s"
+    modes = sorted({r["fanout_mode"] for r in roundtrip_rounds(report) if r.get("fanout_mode")})
+    return f"{' and '.join(modes)} rounds: {how}" if modes else how
+
+
+def roundtrip_title(reports: Sequence[Result], what: str) -> str:
+    """The title over the rounds of `reports` (one JSON each): what, how each was paced, where
+    (the store and machine of the first)."""
+    first = reports[0]
+    store = first.get("store") or "store unknown"
+    cores = (first.get("machine") or {}).get("cores")
+    load = (first.get("machine") or {}).get("loadavg_at_start")
+    how = "; ".join(dict.fromkeys(pace(r) for r in reports))
     where = f"Tidings on {store}, {machine_words(cores)}"
-    return f"{what}\n{how}; {where}" + (f" (load {load[0]:.2f} at start)" if load else "")
+    return f"{what}\n{how}\n{where}" + (f" (load {load[0]:.2f} at start)" if load else "")
 
 
-def roundtrip_latency(report: Result, path: Path) -> Path | None:
-    """CDF of insert -> delivered, one line per round, against the targets and Stream."""
-    rounds = sorted(roundtrip_rounds(report), key=lambda r: (r["followers"], r.get("connected", 0)))
+def roundtrip_latency(reports: Sequence[Result], path: Path) -> Path | None:
+    """CDF of insert -> delivered, one line per round of every report (roundtrip.json and
+    roundtrip_pull.json), against the targets and Stream."""
+    every = [r for report in reports for r in roundtrip_rounds(report)]
+    rounds = sorted(every, key=lambda r: (r["followers"], r.get("connected", 0)))
     if not rounds:
         return None
     figure = new_figure()
@@ -207,7 +221,7 @@ def roundtrip_latency(report: Result, path: Path) -> Path | None:
         label=f"Stream (hosted) p99: {HOSTED_P99_MS} ms",
     )
     latency_axes(ax, [*drawn, PULL_TARGET_MS, HOSTED_P99_MS])
-    figure.suptitle(roundtrip_title(report, "insert → feed.update delivered, per round"))
+    figure.suptitle(roundtrip_title(reports, "insert → feed.update delivered, per round"))
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
     return save(figure, path)
 
@@ -260,7 +274,7 @@ def fanout_rate(report: Result, path: Path) -> Path | None:
     ax.yaxis.set_major_formatter(FuncFormatter(number_label))
     ax.set_xlabel("followers (push rounds)")
     ax.set_ylabel("entries (documents) per second")
-    ax.set_title(roundtrip_title(report, "fanout write rate against the store's raw insert rate"))
+    ax.set_title(roundtrip_title([report], "fanout write rate against the store's raw insert rate"))
     ax.legend(loc="upper left", fontsize=9)
     return save(figure, path)
 
@@ -370,32 +384,37 @@ def broadcast_rates(report: Result, path: Path) -> Path | None:
 
 # ------------------------------------------------------------------------------- main
 
-Plot = Callable[[Result, Path], Path | None]
-PLOTS: dict[str, list[tuple[Plot, str]]] = {
-    "roundtrip.json": [
-        (roundtrip_latency, "roundtrip_latency.png"),
-        (fanout_rate, "fanout_rate.png"),
-    ],
-    "broadcast.json": [
-        (broadcast_latency, "broadcast_latency.png"),
-        (broadcast_rates, "broadcast_rates.png"),
-    ],
-}
+Plot = Callable[[list[Result], Path], Path | None]  # the readable JSON of its sources
+
+
+def of_one(plot: Callable[[Result, Path], Path | None]) -> Plot:
+    """A plot of one JSON document, given the documents of its one source."""
+    return lambda reports, path: plot(reports[0], path)
+
+
+# (the PNG, the JSON it is drawn from, how): a PNG is drawn when one of its JSON is readable.
+PLOTS: list[tuple[str, tuple[str, ...], Plot]] = [
+    ("roundtrip_latency.png", ("roundtrip.json", "roundtrip_pull.json"), roundtrip_latency),
+    ("fanout_rate.png", ("roundtrip.json",), of_one(fanout_rate)),
+    ("broadcast_latency.png", ("broadcast.json",), of_one(broadcast_latency)),
+    ("broadcast_rates.png", ("broadcast.json",), of_one(broadcast_rates)),
+]
 
 
 def make_all(folder: Path) -> list[Path]:
-    """Every plot whose JSON is in `folder`; the PNGs written."""
+    """Every plot with some of its JSON in `folder`; the PNGs written."""
+    sources = dict.fromkeys(source for _, names, _ in PLOTS for source in names)
+    docs = {source: load(folder / source) for source in sources}
     written = []
-    for source, plots in PLOTS.items():
-        report = load(folder / source)
-        if report is None:
+    for name, names, plot in PLOTS:
+        reports = [doc for doc in (docs[source] for source in names) if doc is not None]
+        if not reports:
             continue
-        for plot, name in plots:
-            png = plot(report, folder / name)
-            if png is None:
-                log(f"plots: nothing to plot in {source} for {name}")
-            else:
-                written.append(png)
+        png = plot(reports, folder / name)
+        if png is None:
+            log(f"plots: nothing to plot in {' and '.join(names)} for {name}")
+        else:
+            written.append(png)
     return written
 
 

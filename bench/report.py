@@ -4,14 +4,24 @@
     .venv/bin/python -m bench.report --out /tmp/bench-quick --quick   # small: checks the tooling
     .venv/bin/python -m bench.report --out docs/benchmarks --only broadcast
 
+The runs, in this order (`--only` picks one: `push`, `pull`, `broadcast`, or `roundtrip` for
+push and pull):
+- `push` -> `roundtrip.json`: `bench roundtrip`, push rounds of 10 to 10,000 followers, every
+  one connected, at 0.25 activity/s: a 10,000-follower fanout takes ~2 s on the embedded store,
+  so each one ends before the next starts and the latencies are unloaded, not a queue;
+- `pull` -> `roundtrip_pull.json`: `bench roundtrip`, one pull round, a feed of 1,000,000
+  followers of which 10,000 are connected, at 1 activity/s (its set-up alone takes minutes);
+- `broadcast` -> `broadcast.json`: `bench.broadcast`, one event to 10,000 sockets of one room,
+  Tidings (one and two workers, fast path and python-socketio) against node's socket.io.
+
 Each benchmark runs as a subprocess of this same Python, never two at once (on a 2-core machine
 they would measure each other), with its stderr passed through and its stdout (its JSON
-document) written to `<out>/<benchmark>.json`, whatever its exit status: a benchmark that
-exits 1 (a missing delivery, a failed target) still prints its figures. `<out>/report.json`
-records, per benchmark, the exact command, its exit status, start and end times, the git commit
-(and whether the checkout had changes) and the load average before and after; with `--only`,
-the other benchmark's record from an earlier run is kept. Then `bench.plots` draws the PNGs of
-every JSON in `<out>` (needs matplotlib: `pip install -e '.[bench]'`).
+document) written to `<out>/<json>`, whatever its exit status: a benchmark that exits 1 (a
+missing delivery, a failed target) still prints its figures. `<out>/report.json` records, per
+run, the exact command, its exit status, start and end times, the git commit (and whether the
+checkout had changes) and the load average before and after; with `--only`, the other runs'
+records from an earlier run are kept. Then `bench.plots` draws the PNGs of every JSON in
+`<out>` (needs matplotlib: `pip install -e '.[bench]'`).
 
 Exit status: 0 when every benchmark run exited 0 and the plots were drawn, 1 otherwise.
 """
@@ -26,28 +36,49 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The benchmarks, in the order they run: (full, --quick) arguments after `python -m`.
-BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
-    "roundtrip": (
-        ["bench", "roundtrip", "--start", "--client", "raw", "--subscriber-procs", "2",
-         "--rate", "1", "--activities", "10", "--followers", "10,100,1000,10000,1000000",
-         "--connected", "10000"],
-        ["bench", "roundtrip", "--start", "--client", "raw", "--subscriber-procs", "2",
-         "--rate", "1", "--activities", "5", "--followers", "10,100,1000"],
+ROUNDTRIP = ["bench", "roundtrip", "--start", "--client", "raw", "--subscriber-procs", "2"]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One run: the JSON file its stdout goes to, and its arguments after `python -m` (full,
+    and with --quick)."""
+
+    json: str
+    full: list[str]
+    quick: list[str]
+
+
+# The runs, in the order they run.
+BENCHMARKS: dict[str, Benchmark] = {
+    "push": Benchmark(
+        "roundtrip.json",
+        [*ROUNDTRIP, "--rate", "0.25", "--activities", "10", "--followers", "10,100,1000,10000"],
+        [*ROUNDTRIP, "--rate", "1", "--activities", "5", "--followers", "10,100,1000"],
     ),
-    "broadcast": (
+    "pull": Benchmark(
+        "roundtrip_pull.json",
+        [*ROUNDTRIP, "--rate", "1", "--activities", "10", "--followers", "1000000",
+         "--connected", "10000"],
+        [*ROUNDTRIP, "--rate", "1", "--activities", "5", "--followers", "3000",
+         "--connected", "500", "--pull-threshold", "1000"],
+    ),
+    "broadcast": Benchmark(
+        "broadcast.json",
         ["bench.broadcast", "--sockets", "10000", "--targets", "fast,fast2,socketio,node",
          "--rounds", "3"],
         ["bench.broadcast", "--sockets", "2000", "--targets", "fast,fast2,socketio,node",
          "--rounds", "1"],
     ),
 }  # fmt: skip
+GROUPS = {"roundtrip": ["push", "pull"]}  # --only roundtrip: both
 
 
 def log(*parts: Any) -> None:
@@ -87,9 +118,8 @@ def is_json(path: Path) -> bool:
     return True
 
 
-def run_benchmark(name: str, argv: list[str], out: Path) -> dict[str, Any]:
-    """Run one benchmark, its stdout into `<out>/<name>.json`; what report.json says of it."""
-    target = out / f"{name}.json"
+def run_benchmark(name: str, argv: list[str], target: Path) -> dict[str, Any]:
+    """Run one benchmark, its stdout into `target`; what report.json says of it."""
     record: dict[str, Any] = {
         "command": shown(argv),
         "argv": argv,
@@ -140,7 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON and PNGs")
     parser.add_argument("--quick", action="store_true", help="much smaller runs, to check tooling")
-    parser.add_argument("--only", choices=list(BENCHMARKS), help="run this benchmark only")
+    parser.add_argument(
+        "--only",
+        choices=[*GROUPS, *BENCHMARKS],
+        help="run this only (roundtrip: push and pull)",
+    )
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)
     out = args.out.resolve()
@@ -150,12 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["report_command"] = shown([sys.executable, "-m", "bench.report", *given])
     report["cpus"] = os.cpu_count()
     runs = report.setdefault("benchmarks", {})
+    for stale in set(runs) - set(BENCHMARKS):  # records of an older layout
+        del runs[stale]
+    chosen = GROUPS.get(args.only, [args.only]) if args.only else list(BENCHMARKS)
     failed = False
-    for name, (full, quick) in BENCHMARKS.items():
-        if args.only and name != args.only:
-            continue
-        command = [sys.executable, "-m", *(quick if args.quick else full)]
-        runs[name] = {"quick": args.quick, **run_benchmark(name, command, out)}
+    for name in chosen:
+        benchmark = BENCHMARKS[name]
+        command = [sys.executable, "-m", *(benchmark.quick if args.quick else benchmark.full)]
+        runs[name] = {"quick": args.quick, **run_benchmark(name, command, out / benchmark.json)}
         failed |= runs[name]["exit_code"] != 0
         report_path.write_text(json.dumps(report, indent=2) + "\n")  # kept if a later one hangs
     report["plots"] = draw(out)

@@ -12,16 +12,20 @@ Run by bench/children.py as `python -m bench.subscribers`; it talks JSON lines:
    for `idle_timeout` seconds (when given); then it disconnects and exits.
 
 `client` is `socketio` (one python-socketio `AsyncClient` per feed, the default) or `raw` (one
-bare WebSocket per feed, bench/rawsocket.py: the same protocol, a fraction of the cost).
-Each `feed.update` is stamped with `time.time()` the moment it is handled: the poster runs on
-the same machine, so the two clocks agree. Progress goes to stderr; stdout carries only the
-protocol. Every wait is bounded, and the process exits when stdin closes.
+bare non-blocking socket per feed, bench/wsclient.py: the same protocol, a fraction of the
+cost). A `socketio` client stamps each `feed.update` with `time.time()` when its handler runs; a
+`raw` one with the kernel's receive timestamp of the packet that brought it (SO_TIMESTAMPNS),
+so that the figures do not include the time this process, busy with thousands of sockets, took
+to read it; a `raw` process also lowers its priority (nice 10): the server comes first. Both
+clocks are the poster's (`time.time()`: same machine). Progress goes to stderr; stdout carries
+only the protocol. Every wait is bounded, and the process exits when stdin closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,9 +34,10 @@ from typing import Any
 import aiohttp
 import socketio
 
+from . import wsclient
 from .limits import raise_open_files
-from .rawsocket import RawSubscriber
 
+FEED_UPDATE = "feed.update"
 POLL_SECONDS = 0.02
 STDIN_TIMEOUT = 900.0
 DISCONNECT_TIMEOUT = 30.0
@@ -48,25 +53,17 @@ def send(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-class Subscriber:
-    """One socket subscribed to one feed; records when each activity id reached it."""
+class Receipts:
+    """When each activity id reached one socket subscribed to one feed."""
 
-    def __init__(self, feed: str, http: aiohttp.ClientSession) -> None:
+    def __init__(self, feed: str) -> None:
         self.feed = feed
         self.received: dict[str, float] = {}
         self.duplicates = 0
         self.events = 0
-        self.connected = False
-        self.dropped = 0  # disconnects the client did not ask for
-        self._closing = False
-        self.sio = socketio.AsyncClient(
-            reconnection=False, http_session=http, handle_sigint=False, request_timeout=10
-        )
-        self.sio.on("feed.update", self._on_update)
-        self.sio.on("disconnect", self._on_disconnect)
 
-    async def _on_update(self, data: Any) -> None:
-        now = time.time()
+    def record(self, data: Any, at: float) -> None:
+        """One `feed.update` (its data) that arrived at `at`."""
         self.events += 1
         for activity in data.get("new", []) if isinstance(data, dict) else []:
             activity_id = activity.get("id") if isinstance(activity, dict) else None
@@ -75,7 +72,25 @@ class Subscriber:
             if activity_id in self.received:
                 self.duplicates += 1
             else:
-                self.received[activity_id] = now
+                self.received[activity_id] = at
+
+
+class Subscriber(Receipts):
+    """A python-socketio `AsyncClient`; an event's time is when its handler runs."""
+
+    def __init__(self, feed: str, http: aiohttp.ClientSession) -> None:
+        super().__init__(feed)
+        self.connected = False
+        self.dropped = 0  # disconnects the client did not ask for
+        self._closing = False
+        self.sio = socketio.AsyncClient(
+            reconnection=False, http_session=http, handle_sigint=False, request_timeout=10
+        )
+        self.sio.on(FEED_UPDATE, self._on_update)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    async def _on_update(self, data: Any) -> None:
+        self.record(data, time.time())
 
     async def _on_disconnect(self, reason: Any = None) -> None:
         if not self._closing:
@@ -96,6 +111,40 @@ class Subscriber:
         self._closing = True
         if self.sio.connected:
             await self.sio.disconnect()
+
+
+class RawSubscriber(Receipts):
+    """A bare socket (bench/wsclient.py); an event's time is the kernel's receive timestamp of
+    its packet. Each `feed.update` packet is parsed for its activity ids."""
+
+    def __init__(self, feed: str, http: aiohttp.ClientSession) -> None:
+        super().__init__(feed)  # `http` unused: the socket is its own
+        self._socket: wsclient.Subscriber | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._socket is not None and self._socket.connected
+
+    @property
+    def dropped(self) -> int:
+        return int(self._socket is not None and self._socket.dropped)
+
+    async def start(self, url: str, token: str, within: float) -> None:
+        host, port = wsclient.address(url)
+        self._socket = wsclient.Subscriber(host, port, token, self.feed, self._on_event)
+        await self._socket.start(within)
+
+    def _on_event(self, packet: bytes, at: float) -> None:
+        try:
+            name, data, *_ = json.loads(packet[2:])
+        except (ValueError, TypeError):
+            return
+        if name == FEED_UPDATE:
+            self.record(data, at)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.stop()
 
 
 async def _read_message(reader: asyncio.StreamReader, within: float) -> dict[str, Any]:
@@ -171,7 +220,10 @@ async def run() -> int:
         "socketio": Subscriber,
         "raw": RawSubscriber,
     }
-    kind = kinds[config.get("client", "socketio")]
+    client = config.get("client", "socketio")
+    kind = kinds[client]
+    if client == "raw":
+        os.nice(10)  # arrival times are the kernel's: the server under test comes first
     limit = raise_open_files()
     if limit < len(feeds) + 100:
         log(f"warning: {len(feeds)} sockets, but only {limit} open files allowed (ulimit -n)")

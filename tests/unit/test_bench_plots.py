@@ -1,4 +1,5 @@
-"""bench.plots draws every PNG from minimal roundtrip.json / broadcast.json documents."""
+"""bench.plots draws every PNG from minimal roundtrip.json / roundtrip_pull.json /
+broadcast.json documents, as bench.report leaves them."""
 
 from __future__ import annotations
 
@@ -19,32 +20,46 @@ def cdf(median_ms: float) -> list[float]:
     return [round(median_ms * math.exp((i - 50) / 40), 1) for i in range(101)]
 
 
-def roundtrip_report() -> dict[str, Any]:
-    def result(followers: int, mode: str, median: float, **extra: Any) -> dict[str, Any]:
-        return {
-            "followers": followers,
-            "fanout_mode": mode,
-            "latency_cdf_ms": cdf(median),
-            "latency_ms": {"p50": median, "p90": median * 2, "p99": median * 3, "max": median * 4},
-            "fanout_entries_per_s": 40.0 * followers**0.5,
-            "fanout_vs_raw_insert_ratio": 0.2,
-            **extra,
-        }
+def result(followers: int, mode: str, median: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "followers": followers,
+        "fanout_mode": mode,
+        "latency_cdf_ms": cdf(median),
+        "latency_ms": {"p50": median, "p90": median * 2, "p99": median * 3, "max": median * 4},
+        "fanout_entries_per_s": 40.0 * followers**0.5,
+        "fanout_vs_raw_insert_ratio": 0.2,
+        **extra,
+    }
 
+
+def roundtrip_report(rate: float, results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "benchmark": "roundtrip",
         "machine": {"cores": 2, "loadavg_at_start": [0.5, 0.4, 0.3]},
         "store": "embedded SecantusDB",
-        "settings": {"activities": 10, "rate_per_s": 1},
+        "settings": {"activities": 10, "rate_per_s": rate},
         "raw_bulk_insert_docs_per_s": 5000.0,
-        "results": [
+        "results": results,
+    }
+
+
+def push_report() -> dict[str, Any]:
+    """roundtrip.json: the push rounds (one without a CDF, one failed)."""
+    return roundtrip_report(
+        0.25,
+        [
             result(10, "push", 12),
             {"followers": 100, "latency_ms": {"p50": 20, "p90": 30, "p99": 40, "max": 50}},
             result(1000, "push", 90),
-            result(1_000_000, "pull", 150, connected=10_000, fanout_entries_per_s=None),
             {"followers": 10_000, "error": "RuntimeError: boom"},
         ],
-    }
+    )
+
+
+def pull_report() -> dict[str, Any]:
+    """roundtrip_pull.json: the pull round."""
+    pulled = result(1_000_000, "pull", 150, connected=10_000, fanout_entries_per_s=None)
+    return roundtrip_report(1, [pulled])
 
 
 def broadcast_report() -> dict[str, Any]:
@@ -75,9 +90,14 @@ def broadcast_report() -> dict[str, Any]:
     }
 
 
+def write(folder: Path, name: str, doc: dict[str, Any]) -> None:
+    (folder / name).write_text(json.dumps(doc))
+
+
 def test_every_plot_is_written(tmp_path: Path) -> None:
-    (tmp_path / "roundtrip.json").write_text(json.dumps(roundtrip_report()))
-    (tmp_path / "broadcast.json").write_text(json.dumps(broadcast_report()))
+    write(tmp_path, "roundtrip.json", push_report())
+    write(tmp_path, "roundtrip_pull.json", pull_report())
+    write(tmp_path, "broadcast.json", broadcast_report())
 
     written = plots.make_all(tmp_path)
 
@@ -96,12 +116,42 @@ def test_every_plot_is_written(tmp_path: Path) -> None:
 
 def test_a_missing_or_broken_json_only_skips_its_plots(tmp_path: Path) -> None:
     (tmp_path / "roundtrip.json").write_text("")  # a benchmark that died before printing
-    (tmp_path / "broadcast.json").write_text(json.dumps(broadcast_report()))
+    write(tmp_path, "broadcast.json", broadcast_report())
 
     written = plots.make_all(tmp_path)
 
     assert sorted(p.name for p in written) == ["broadcast_latency.png", "broadcast_rates.png"]
     assert plots.make_all(tmp_path / "nothing-here") == []
+
+
+def test_the_latency_plot_draws_the_rounds_of_both_roundtrip_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "roundtrip_pull.json", pull_report())  # the push run died: no roundtrip.json
+
+    assert [p.name for p in plots.make_all(tmp_path)] == ["roundtrip_latency.png"]
+
+    drawn: list[str] = []
+    original = plots.plot_cdf
+
+    def recording(ax: Any, result: dict[str, Any], label: str, **style: Any) -> list[float]:
+        drawn.append(label)
+        return original(ax, result, label, **style)
+
+    monkeypatch.setattr(plots, "plot_cdf", recording)
+    plots.roundtrip_latency([push_report(), pull_report()], tmp_path / "both.png")
+    assert drawn == [
+        "push 10 followers, all connected",
+        "100 followers, all connected",
+        "push 1,000 followers, all connected",
+        "pull 1,000,000 followers, 10,000 connected",
+    ]
+
+
+def test_the_title_says_how_each_file_was_paced() -> None:
+    title = plots.roundtrip_title([push_report(), pull_report()], "latency")
+
+    assert "push rounds: 10 activities at 0.25/s; pull rounds: 10 activities at 1/s" in title
 
 
 def test_round_labels() -> None:

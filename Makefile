@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps install-test run test unit lint format bench clean
+.PHONY: help install system-deps install-test run test unit lint format bench bench-report clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ format: $(VENV)/.installed-test ## ruff format and autofix
 
 bench: install-test ## the round-trip benchmark (JSON on stdout)
 	$(BIN)/python -m bench roundtrip
+
+bench-report: install-test ## every benchmark of docs/BENCHMARKS.md, JSON and plots (~30 min)
+	$(BIN)/pip install --quiet -e '.[embedded,test,dev,bench]'
+	$(BIN)/python -m bench.report --out docs/benchmarks
 
 clean: ## remove .venv, var/ and caches
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules

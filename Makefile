@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv with Tidings and its embedded store
 
 $(VENV)/.installed-test: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[embedded,test,dev]'
+	$(BIN)/pip install --quiet -e '.[embedded,test,dev,bench]'
 	touch $@
 
 tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
@@ -62,7 +62,6 @@ bench: install-test ## the round-trip benchmark (JSON on stdout)
 	$(BIN)/python -m bench roundtrip
 
 bench-report: install-test ## every benchmark of docs/BENCHMARKS.md, JSON and plots (~30 min)
-	$(BIN)/pip install --quiet -e '.[embedded,test,dev,bench]'
 	$(BIN)/python -m bench.report --out docs/benchmarks
 
 clean: ## remove .venv, var/ and caches

@@ -38,7 +38,7 @@ system-deps: ## redis-server and node (apt-get) where they are missing
 install-test: system-deps $(VENV)/.installed-test tests/js/node_modules/.package-lock.json ## everything the tests need
 
 run: install ## start Tidings on 127.0.0.1:8080 with the embedded store (data under var/)
-	@echo "API key:       $$($(BIN)/python -c 'from server.config import load_settings as l; print(l().auth.api_key)')"
+	@echo "API key:       $$($(BIN)/python -c 'from tidings.config import load_settings as l; print(l().auth.api_key)')"
 	@echo "server token:  $$($(BIN)/tidings token --server)"
 	@echo "user token bob: $$($(BIN)/tidings token --user bob)"
 	$(BIN)/tidings serve

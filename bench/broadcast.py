@@ -9,7 +9,7 @@ For each server under test (`--targets`, default `fast,socketio,node`):
   machine (the supervisor adds a redis-server between them); RSS is the workers' together;
 - `node`: node's socket.io 4 (installed with npm into a temporary folder at run time), a tiny
   server with a `subscribe` event that joins a room and an HTTP endpoint that emits to it.
-Tidings runs as `python -m server serve` (of `--tidings-root`, default this checkout: point it at
+Tidings runs as `python -m tidings serve` (of `--tidings-root`, default this checkout: point it at
 a `git worktree` of an older commit for a before/after) on an embedded SecantusDB started here.
 
 Before measuring, a Tidings target must answer /readyz; `fast2` more: both workers must answer
@@ -65,7 +65,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from server.processes import die_with_parent
+from tidings.processes import die_with_parent
 
 from .nodes import STOP_TIMEOUT, Nodes, wait_ready
 from .services import stop_process
@@ -258,7 +258,7 @@ def activity(seq: int) -> dict[str, Any]:
 
 
 class Tidings(Target):
-    """`python -m server serve` of `root`; `fast2` with `server.workers = 2` (a supervisor, two
+    """`python -m tidings serve` of `root`; `fast2` with `server.workers = 2` (a supervisor, two
     workers on the port, and the redis-server the supervisor starts between them)."""
 
     def __init__(self, name: str, port: int, feed: str, store_url: str, root: Path,
@@ -276,6 +276,11 @@ class Tidings(Target):
             "TIDINGS_REALTIME_FAST_WEBSOCKET": "false" if name == "socketio" else "true",
             "TIDINGS_SERVER_WORKERS": str(self.workers),
         })  # fmt: skip
+        # The package of `root`: `server/tidings` (import `tidings`), or `server` in a checkout
+        # from before the rename.
+        renamed = (root / "server" / "tidings").is_dir()
+        self.module = "tidings" if renamed else "server"
+        self.env["PYTHONPATH"] = str(root / "server" if renamed else root)
         self.log_path = workdir / f"{name}.log"
         self.nodes: Nodes | None = None
         self.token = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET)
@@ -285,7 +290,7 @@ class Tidings(Target):
         until both answer through the port and their Redis links are up (bench/nodes.py)."""
         with self.log_path.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
+                sys.executable, "-m", self.module, "serve", "--host", "127.0.0.1",
                 cwd=self.root, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent(),
             )  # fmt: skip
@@ -578,7 +583,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from server.store.embedded import embedded_store
+    from tidings.store.embedded import embedded_store
 
     nofile = raise_nofile()
     result: dict[str, Any] = {"benchmark": "broadcast", "sockets": args.sockets,

@@ -2,7 +2,7 @@
 
 For each worker count W of `--workers` (default 1,2), one after the other, each on fresh data:
 a fresh store (an embedded SecantusDB the benchmark starts, or a fresh database of
-`--mongodb-url`) and `python -m server serve --workers W` on a free port. The feed
+`--mongodb-url`) and `python -m tidings serve --workers W` on a free port. The feed
 `user:<run>-w<W>` gets `--subscribers` followers `timeline:<run>-w<W>-<i>`, written straight into
 the store; the subscriber processes connect one socket per follower feed through the shared
 port, so the kernel spreads them over the workers; then `--activities` activities are posted at
@@ -35,9 +35,9 @@ from typing import Any
 import aiohttp
 from pymongo.errors import PyMongoError
 
-from server.auth import server_token
-from server.local_redis import local_redis
-from server.store.embedded import embedded_store
+from tidings.auth import server_token
+from tidings.local_redis import local_redis
+from tidings.store.embedded import embedded_store
 
 from . import procinfo
 from .children import SubscriberProcess, start_subscribers

@@ -1,4 +1,4 @@
-"""The nodes of `python -m bench cluster`: `python -m server serve --workers W` started on a free
+"""The nodes of `python -m bench cluster`: `python -m tidings serve --workers W` started on a free
 port, its worker processes found, every one of them waited for, and what each one reports.
 
 With W > 1 the process started is the supervisor (server/cluster.py) and the workers are its
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from server.processes import free_port
+from tidings.processes import free_port
 
 from . import procinfo
 from .services import server_env, spawn_server, stop_process
@@ -85,7 +85,7 @@ async def started_nodes(
     database: str,
     workdir: Path,
 ) -> AsyncIterator[Nodes]:
-    """`python -m server serve --workers W` with this store (and Redis, when given: else the
+    """`python -m tidings serve --workers W` with this store (and Redis, when given: else the
     supervisor starts one for W > 1, and a single node runs without); stopped at the end."""
     port = free_port()
     env = server_env(args, store_url, database)

@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from server.auth import server_token
-from server.processes import die_with_parent, free_port
-from server.store.embedded import embedded_store
+from tidings.auth import server_token
+from tidings.processes import die_with_parent, free_port
+from tidings.store.embedded import embedded_store
 
 from .limits import raise_open_files
 from .options import threshold_env
@@ -109,13 +109,13 @@ def server_env(args: argparse.Namespace, store_url: str, database: str) -> dict[
 async def spawn_server(
     argv: list[str], env: dict[str, str], log_path: Path
 ) -> asyncio.subprocess.Process:
-    """`python -m server <argv>` with stdout and stderr appended to `log_path`; it gets SIGTERM
+    """`python -m tidings <argv>` with stdout and stderr appended to `log_path`; it gets SIGTERM
     if the benchmark dies, even by kill -9. The open-file limit is raised first: the server
     inherits it, and holds a file descriptor per socket."""
     raise_open_files()
     with log_path.open("ab") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", *argv,
+            sys.executable, "-m", "tidings", *argv,
             cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
             preexec_fn=die_with_parent(),
         )  # fmt: skip

@@ -67,7 +67,7 @@ async def store_version(db: Any) -> str | None:
 async def insert_follows(db: Any, target_feed: str, feeds: Sequence[str]) -> None:
     """`feeds` follow `target_feed`, written straight into the store as the API stores them
     (follows, follower chunks, counts; no activities copied): fast, for thousands of followers."""
-    from server.store.follows import FollowStore
+    from tidings.store.follows import FollowStore
 
     await FollowStore(db).add_followers_bulk(target_feed, list(feeds))
 

@@ -107,7 +107,7 @@ def _port_open(port: int) -> bool:
 
 
 class ServerProcess:
-    """`python -m server serve` as a child process, on a free port."""
+    """`python -m tidings serve` as a child process, on a free port."""
 
     def __init__(
         self,
@@ -145,7 +145,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> ServerProcess:
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1"],
+            [sys.executable, "-m", "tidings", "serve", "--host", "127.0.0.1"],
             cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_until(self.ready, timeout, 0.1, what=f"tidings on port {self.port}")

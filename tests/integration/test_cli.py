@@ -1,4 +1,4 @@
-"""`python -m server token` and `python -m server serve`, as an operator runs them."""
+"""`python -m tidings token` and `python -m tidings serve`, as an operator runs them."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        [sys.executable, "-m", "tidings", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -198,7 +198,7 @@ def test_serve_launches_and_stops_the_embedded_store(tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port),
+            [sys.executable, "-m", "tidings", "serve", "--port", str(port),
              "--data-dir", str(data_dir)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -62,7 +62,7 @@ def children(parent: int) -> dict[int, list[str]]:
 
 
 def is_worker(cmdline: list[str]) -> bool:
-    return cmdline[1:4] == ["-m", "server", "serve"]
+    return cmdline[1:4] == ["-m", "tidings", "serve"]
 
 
 def mentioning(text: str) -> dict[int, list[str]]:
@@ -102,7 +102,7 @@ class Cluster:
     def start(self) -> Cluster:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--workers", str(WORKERS),
+                [sys.executable, "-m", "tidings", "serve", "--workers", str(WORKERS),
                  "--port", str(self.port), "--data-dir", str(self.data_dir)],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip

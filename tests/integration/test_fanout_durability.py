@@ -23,8 +23,8 @@ import requests
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
-from server.store.follows import FollowStore
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
+from tidings.store.follows import FollowStore
 
 FOLLOWERS = 5_000
 SERVER_TOKEN = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET, "HS256")

@@ -1,4 +1,4 @@
-"""The fast WebSocket path (server/realtime/websocket.py, hub.py) next to python-socketio's.
+"""The fast WebSocket path (server/tidings/realtime/websocket.py, hub.py) next to python-socketio's.
 
 Direct WebSocket connections (`transports: ["websocket"]`) are served by Tidings' own Engine.IO /
 Socket.IO; long-polling and polling→WebSocket upgrades by python-socketio. Both must speak the

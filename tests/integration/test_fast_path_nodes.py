@@ -24,11 +24,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.app import create_app
-from server.config import load_settings
-from server.domain.events import feed_update
-from server.domain.feeds import parse_feed_id
-from server.keys import BROADCASTER, SERVICE
 from tests.integration.test_fast_path import (
     PyClient,
     RawClient,
@@ -39,6 +34,11 @@ from tests.integration.test_fast_path import (
     raw_client,
 )
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store, free_port
+from tidings.app import create_app
+from tidings.config import load_settings
+from tidings.domain.events import feed_update
+from tidings.domain.feeds import parse_feed_id
+from tidings.keys import BROADCASTER, SERVICE
 
 # --------------------------------------------------------------------------- 1. processes
 

@@ -33,9 +33,9 @@ from hypothesis import strategies as st
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
-from server.store.follows import FollowStore
 from tests.integration.conftest import SERVER_TOKEN
 from tests.support import API_KEY, ServerProcess, Store, wait_until
+from tidings.store.follows import FollowStore
 
 Doc = dict[str, Any]
 Row = tuple[str, str | None, str]  # (id, origin, object): what a reader sees of an activity

@@ -1,6 +1,6 @@
 """Many nodes (issue 3): N stateless Tidings nodes against one store and one Redis.
 
-Real things only: several `python -m server serve` processes sharing one database, real
+Real things only: several `python -m tidings serve` processes sharing one database, real
 redis-server processes (a private one wherever a test stops Redis), python-socketio clients, the
 npm socket.io-client (tests/js/subscriber.mjs) and a raw WebSocket speaking Engine.IO/Socket.IO
 v5 by hand for a client that stops reading. "No further event" is never checked by sleeping: a
@@ -31,9 +31,9 @@ import websocket
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
-from server.store.follows import FollowStore
 from tests import node_client
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store
+from tidings.store.follows import FollowStore
 
 WAIT = 15.0  # bound of every wait for an event, an ack or a state, seconds
 Doc = dict[str, Any]

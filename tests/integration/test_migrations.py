@@ -1,5 +1,5 @@
-"""Data migrations at start (server/store/migrations.py), against a database written the way an
-older Tidings wrote it.
+"""Data migrations at start (server/tidings/store/migrations.py), against a database written
+the way an older Tidings wrote it.
 
 Follows stored before follower chunks existed have no `chunk`: without the migration no fanout
 reaches them. Two nodes starting at once on such a database must adopt each follow once.
@@ -18,8 +18,8 @@ import pytest
 import stream
 from pymongo import MongoClient
 
-from server.store.follows import CHUNK_SIZE
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
+from tidings.store.follows import CHUNK_SIZE
 
 Doc = dict[str, Any]
 FOLLOWERS = 1203  # more than two follower chunks (CHUNK_SIZE 500)

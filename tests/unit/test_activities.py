@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.domain.activities import Limits, parse_activities, parse_activity
-from server.domain.errors import (
+from tidings.domain.activities import Limits, parse_activities, parse_activity
+from tidings.domain.errors import (
     CustomFieldError,
     FeedConfigError,
     InputError,

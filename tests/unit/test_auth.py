@@ -5,9 +5,9 @@ import time
 import jwt
 import pytest
 
-from server.auth import decode_token, feed_token, server_token, user_token
-from server.domain.errors import NotAllowedError, SignatureError
-from server.domain.feeds import FeedId
+from tidings.auth import decode_token, feed_token, server_token, user_token
+from tidings.domain.errors import NotAllowedError, SignatureError
+from tidings.domain.feeds import FeedId
 
 SECRET = "unit-test-secret-0123456789-abcdef"
 ALICE, BOB_TIMELINE, BOB_USER = (

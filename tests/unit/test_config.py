@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_settings
+from tidings.config import ConfigError, load_settings
 
 
 def test_defaults_load_and_ship_the_flat_groups() -> None:

@@ -1,4 +1,4 @@
-"""The fast path's write discipline (server/realtime/hub.py): order, backpressure, slow
+"""The fast path's write discipline (server/tidings/realtime/hub.py): order, backpressure, slow
 consumers, closed transports. The transports here are small stand-ins that implement the part of
 `asyncio.Transport` the hub uses and record what is written; tests/integration/test_fast_path.py
 checks the same over real sockets."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from server.realtime import hub as hub_module
-from server.realtime.hub import FastConn, Hub
-from server.realtime.peers import Peer
+from tidings.realtime import hub as hub_module
+from tidings.realtime.hub import FastConn, Hub
+from tidings.realtime.peers import Peer
 
 
 class Transport:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.domain.ids import activity_id, clock, format_time, is_activity_id, parse_time
+from tidings.domain.ids import activity_id, clock, format_time, is_activity_id, parse_time
 
 times = st.datetimes(
     min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)

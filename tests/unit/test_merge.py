@@ -1,13 +1,13 @@
 """The merge of sorted id streams behind reads of follower feeds of pull feeds
-(server/domain/merge.py), against the obvious definition: the union of the streams, one item per
-id (the first stream's), within the bounds, sorted, then offset and limit."""
+(server/tidings/domain/merge.py), against the obvious definition: the union of the streams,
+one item per id (the first stream's), within the bounds, sorted, then offset and limit."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.domain.merge import Bound, Bounds, merge_newest_first, merge_oldest_first
+from tidings.domain.merge import Bound, Bounds, merge_newest_first, merge_oldest_first
 
 ids = st.integers(0, 60).map(lambda n: f"{n:04d}")
 maybe_id = st.none() | ids

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.realtime.peers import Peer, Rooms
-from server.realtime.rooms import feed_room, pull_room
+from tidings.realtime.peers import Peer, Rooms
+from tidings.realtime.rooms import feed_room, pull_room
 
 
 def test_join_leave_and_recipients_once() -> None:

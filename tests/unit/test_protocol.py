@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from server.realtime import protocol as p
+from tidings.realtime import protocol as p
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from server.realtime import pull_sources as module
-from server.realtime.pull_sources import PullSources
+from tidings.realtime import pull_sources as module
+from tidings.realtime.pull_sources import PullSources
 
 
 class Store:

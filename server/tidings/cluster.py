@@ -2,7 +2,7 @@
 
 The supervisor does not serve. It loads the settings once; starts what the workers share when
 it is not configured (the embedded store when `mongodb.url` is empty, a local redis-server when
-`redis.url` is empty); spawns N `python -m server serve` workers that bind the same port with
+`redis.url` is empty); spawns N `python -m tidings serve` workers that bind the same port with
 SO_REUSEPORT (the kernel spreads new connections over them) and share Socket.IO emits through
 Redis; restarts a worker that dies; and on SIGTERM or SIGINT stops the workers (each drains as a
 single node does, within `server.shutdown_timeout`), then the store, then Redis, and exits 0.
@@ -46,7 +46,7 @@ def describe(code: int | None) -> str:
 def worker_argv(settings: Settings, config_file: str | None, log_level: str) -> list[str]:
     """The worker's command line: the supervisor's resolved address, never `--workers`."""
     server = settings.server
-    argv = [sys.executable, "-m", "server", "serve", "--host", server.host,
+    argv = [sys.executable, "-m", "tidings", "serve", "--host", server.host,
             "--port", str(server.port), "--data-dir", str(server.data_dir),
             "--log-level", log_level]  # fmt: skip
     if config_file:

@@ -24,7 +24,7 @@ from marshmallow import (
     validates_schema,
 )
 
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "config" / "default.toml"
 ENV_PREFIX = "TIDINGS_"
 GROUP_NAME = r"^[a-z0-9_]{1,32}$"
 

@@ -1,6 +1,7 @@
 # Tidings: the server alone. Point it at MongoDB (TIDINGS_MONGODB_URL) and, for many nodes,
 # Redis (TIDINGS_REDIS_URL). Without a MongoDB URL it runs the embedded store (the `embedded`
-# extra, GPL-2.0, installed here) with its data in /data.
+# extra, GPL-2.0, installed here) with its data in /data. It listens on 0.0.0.0, so it refuses to
+# start with the public development secret: pass TIDINGS_AUTH_API_SECRET (32+ bytes).
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from . import auth
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, check_serving, load_settings
 from .domain.errors import TidingsError
 from .domain.feeds import parse_feed_id
 
@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             print(_token(args, settings))
             return 0
+        check_serving(settings)
     except (ConfigError, TidingsError) as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ value fails with the key's full name (`fanout.batch_size: Must be greater than o
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -324,3 +325,27 @@ def load_settings(
             "invalid configuration: " + "; ".join(_flatten_errors(exc.messages))
         ) from None
     return settings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or `localhost`) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_serving(settings: Settings) -> None:
+    """Refuse to serve anything but loopback with the public development secret of
+    config/default.toml: anyone could sign server tokens with it."""
+    development = _read_toml(DEFAULTS_FILE)["auth"]["api_secret"]
+    host = settings.server.host
+    if str(settings.auth.api_secret) == development and not is_loopback(host):
+        raise ConfigError(
+            f"server.host {host!r} is not a loopback address and auth.api_secret is the public "
+            "development secret of config/default.toml: set your own (32+ bytes) in "
+            f"{ENV_PREFIX}AUTH_API_SECRET or [auth] api_secret, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )

@@ -248,3 +248,45 @@ def test_serve_launches_and_stops_the_embedded_store(tmp_path: Path) -> None:
         for pid in processes_mentioning(str(data_dir)):
             os.kill(pid, signal.SIGKILL)
     assert API_SECRET not in log_path.read_text()
+
+
+# --- the public development secret -------------------------------------------------------
+
+
+def test_public_dev_secret_is_refused_off_loopback(tmp_path: Path) -> None:
+    """The image listens on 0.0.0.0: with the secret of config/default.toml anyone could sign
+    server tokens, so it does not start, and says which variable to set."""
+    env = clean_env(
+        TIDINGS_SERVER_HOST="0.0.0.0",
+        TIDINGS_MONGODB_URL="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100",
+        TIDINGS_SERVER_PORT=str(free_port()),
+    )
+    done = run_cli("serve", "--data-dir", str(tmp_path), env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "TIDINGS_AUTH_API_SECRET" in done.stderr
+    assert not (tmp_path / "store").exists()  # refused before launching anything
+    done = run_cli("serve", "--host", "10.1.2.3", "--data-dir", str(tmp_path), env=env)
+    assert done.returncode == 2 and "TIDINGS_AUTH_API_SECRET" in done.stderr
+
+
+def test_public_dev_secret_still_serves_loopback(tmp_path: Path) -> None:
+    """`make run` on a fresh machine: the development secret on 127.0.0.1 starts."""
+    port = free_port()
+    env = clean_env(TIDINGS_SERVER_PORT=str(port), TIDINGS_SERVER_DATA_DIR=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidings", "serve", "--host", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        def healthy() -> bool:
+            assert process.poll() is None, "the server exited"
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(healthy, 60, 0.2, what="tidings on the development secret")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings.config import ConfigError, load_settings
+from tidings.config import ConfigError, check_serving, is_loopback, load_settings
 
 
 def test_defaults_load_and_ship_the_flat_groups() -> None:
@@ -81,3 +81,21 @@ def test_secrets_never_show_in_a_repr() -> None:
     assert str(settings.auth.api_secret) == secret
     assert secret not in repr(settings)
     assert "pw@" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("[::1]", True),
+     ("localhost", True), ("0.0.0.0", False), ("", False), ("::", False),
+     ("10.0.0.1", False), ("example.com", False)],
+)  # fmt: skip
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_dev_secret_refused_off_loopback_only() -> None:
+    check_serving(load_settings(environ={}))  # 127.0.0.1 by default
+    with pytest.raises(ConfigError, match="TIDINGS_AUTH_API_SECRET"):
+        check_serving(load_settings(environ={"TIDINGS_SERVER_HOST": "0.0.0.0"}))
+    own = {"TIDINGS_SERVER_HOST": "0.0.0.0", "TIDINGS_AUTH_API_SECRET": "x" * 40}
+    check_serving(load_settings(environ=own))

@@ -23,7 +23,18 @@ from .api.routes import setup_routes
 from .config import Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
-from .keys import BROADCASTER, DATABASE, HEARTBEAT, HUB, REDIS, RUNNER, SERVICE, SETTINGS, SIO
+from .keys import (
+    BROADCASTER,
+    DATABASE,
+    HEARTBEAT,
+    HUB,
+    NODE_ID,
+    REDIS,
+    RUNNER,
+    SERVICE,
+    SETTINGS,
+    SIO,
+)  # fmt: skip
 from .realtime.broadcaster import Broadcaster
 from .realtime.handlers import Handlers
 from .realtime.heartbeat import Heartbeat
@@ -57,7 +68,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             url = await stack.enter_async_context(
                 embedded_store(settings.server.data_dir, settings.mongodb.embedded_cache_size)
             )
-        client = mongo.connect(url)
+        client = mongo.connect(url, settings.mongodb)
         stack.push_async_callback(client.close)
         db = client[settings.mongodb.database]
         await mongo.ensure_indexes(db)
@@ -69,7 +80,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     activities, follows = ActivityStore(db), FollowStore(db)
-    jobs = JobStore(db, node_id(), timedelta(seconds=settings.fanout.lease_seconds))
+    jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
     app[RUNNER] = runner
@@ -122,6 +133,7 @@ def create_app(settings: Settings) -> web.Application:
     max_body = settings.server.max_body_bytes
     app = web.Application(middlewares=[stream_errors], client_max_size=max_body)
     app[SETTINGS] = settings
+    app[NODE_ID] = node = node_id()  # one per process: it owns leases and signs its publishes
     realtime = settings.realtime
     sio = create_sio(settings)
     hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes)
@@ -137,7 +149,7 @@ def create_app(settings: Settings) -> web.Application:
         link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)
     groups = [name for name, group in settings.feeds.items() if group.realtime]
     app[SIO], app[HUB], app[HEARTBEAT] = sio, hub, heartbeat
-    app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node_id())
+    app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
     mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
     app.cleanup_ctx.extend([_store, _realtime, _feeds])

@@ -63,6 +63,8 @@ class MongoSettings:
     url: Secret
     database: str
     embedded_cache_size: str
+    write_concern: str
+    journal: bool
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,10 @@ class _MongoSchema(_Section):
     url = fields.String(required=True)
     database = fields.String(required=True, validate=validate.Length(min=1))
     embedded_cache_size = fields.String(required=True, validate=validate.Regexp(r"^\d+[MG]$"))
+    write_concern = fields.String(
+        required=True, validate=validate.Regexp(r"^(majority|[1-9]\d{0,1})$")
+    )
+    journal = fields.Boolean(required=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> MongoSettings:

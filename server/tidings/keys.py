@@ -15,6 +15,7 @@ from .realtime.pubsub import RedisLink
 from .store.mongo import Database
 
 SETTINGS = web.AppKey("settings", Settings)
+NODE_ID = web.AppKey("node_id", str)  # this process's, in job leases and Redis publishes
 DATABASE = web.AppKey("database", Database)
 SERVICE = web.AppKey("service", FeedService)
 RUNNER = web.AppKey("runner", FanoutRunner)

@@ -38,7 +38,7 @@ from tidings.app import create_app
 from tidings.config import load_settings
 from tidings.domain.events import feed_update
 from tidings.domain.feeds import parse_feed_id
-from tidings.keys import BROADCASTER, SERVICE
+from tidings.keys import BROADCASTER, DATABASE, NODE_ID, SERVICE
 
 # --------------------------------------------------------------------------- 1. processes
 
@@ -260,3 +260,21 @@ async def test_a_follow_made_while_connected_brings_pull_updates_once_on_every_n
     finally:
         for node in (b, a):
             await node.runner.cleanup()
+
+
+async def test_one_node_id_per_process_for_leases_and_publishes(in_process: list[Node]) -> None:
+    """The id that owns a node's fanout leases is the one its Redis publishes carry (a node
+    skips its own messages by it): one per process, not one per component."""
+    ids = set()
+    for node in in_process:
+        service, broadcaster = node.app[SERVICE], node.app[BROADCASTER]
+        assert service.jobs.node_id == broadcaster.node == node.app[NODE_ID]
+        ids.add(node.app[NODE_ID])
+    assert len(ids) == len(in_process)
+
+
+async def test_writes_are_majority_and_journaled(in_process: list[Node]) -> None:
+    """What "the feed durably holds the activity" means is set on the client, explicitly."""
+    db = in_process[0].app[DATABASE]
+    assert db.write_concern.document == {"w": "majority", "j": True}
+    assert db["feed_entries"].write_concern.document == {"w": "majority", "j": True}

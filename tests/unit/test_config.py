@@ -99,3 +99,12 @@ def test_dev_secret_refused_off_loopback_only() -> None:
         check_serving(load_settings(environ={"TIDINGS_SERVER_HOST": "0.0.0.0"}))
     own = {"TIDINGS_SERVER_HOST": "0.0.0.0", "TIDINGS_AUTH_API_SECRET": "x" * 40}
     check_serving(load_settings(environ=own))
+
+
+def test_write_concern_is_majority_journaled_by_default_and_checked() -> None:
+    mongodb = load_settings(environ={}).mongodb
+    assert (mongodb.write_concern, mongodb.journal) == ("majority", True)
+    assert load_settings(environ={"TIDINGS_MONGODB_WRITE_CONCERN": "2"}).mongodb.write_concern
+    for bad in ("0", "abc", "-1"):
+        with pytest.raises(ConfigError, match="mongodb.write_concern"):
+            load_settings(environ={"TIDINGS_MONGODB_WRITE_CONCERN": bad})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
+
+from ..config import MongoSettings
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
@@ -28,8 +30,19 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def connect(url: str) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="tidings")
+def write_concern(settings: MongoSettings) -> WriteConcern:
+    """What "the feed durably holds the activity" means (DESIGN.md): set explicitly, so that
+    a URL or a server default cannot weaken it unnoticed."""
+    w = settings.write_concern
+    return WriteConcern(w=int(w) if w.isdigit() else w, j=settings.journal)
+
+
+def connect(url: str, settings: MongoSettings) -> AsyncMongoClient[Document]:
+    concern = write_concern(settings)
+    return AsyncMongoClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="tidings",
+        w=concern.document["w"], journal=concern.document["j"],
+    )  # fmt: skip
 
 
 async def ensure_indexes(db: Database) -> None:

@@ -106,5 +106,5 @@ def test_write_concern_is_majority_journaled_by_default_and_checked() -> None:
     assert (mongodb.write_concern, mongodb.journal) == ("majority", True)
     assert load_settings(environ={"TIDINGS_MONGODB_WRITE_CONCERN": "2"}).mongodb.write_concern
     for bad in ("0", "abc", "-1"):
-        with pytest.raises(ConfigError, match="mongodb.write_concern"):
+        with pytest.raises(ConfigError, match=r"mongodb\.write_concern"):
             load_settings(environ={"TIDINGS_MONGODB_WRITE_CONCERN": bad})

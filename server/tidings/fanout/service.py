@@ -21,6 +21,7 @@ from ..domain.activities import Activity
 from ..domain.errors import FeedConfigError, InputError
 from ..domain.events import Broadcaster, feed_update
 from ..domain.feeds import FeedId
+from ..faults import fault_point
 from ..metrics import INSERT_TO_EMIT
 from ..store.activities import ActivityStore, Entry, Page, StoredActivity
 from ..store.feeds import PULL, FeedMeta
@@ -151,6 +152,7 @@ class FeedService:
         held = await self.activities.entries_of(sources, stored.id)
         metas = await self.follows.meta.get_many(sources)
         await self.activities.remove_entries(sources, stored.id)
+        fault_point("remove.between_steps")
         # Every follower of a push feed holds a copy; a pull feed's followers hold copies only
         # of what was not merged into them in the current pull period.
         pull = {s for s in sources if metas[s].mode == PULL and metas[s].slots}

@@ -15,6 +15,7 @@ from typing import Any
 import pymongo
 import pytest
 import requests
+import stream.exceptions
 from pymongo import AsyncMongoClient
 from stream.client import StreamClient
 
@@ -90,11 +91,14 @@ def test_same_id_through_two_feeds_is_owned_by_both_and_removed_per_feed(
     ta, tb = client.feed("timeline", f"{uid}a"), client.feed("timeline", f"{uid}b")
     ta.follow("user", f"{uid}a")
     tb.follow("user", f"{uid}b")
-    sent = activity(uid, foreign_id=f"post:{uid}", time=dt.datetime(2024, 1, 2, 3, 4, 5))
+    sent = activity(uid, foreign_id=f"post:{uid}", time="2024-01-02T03:04:05.000000")
     first = fa.add_activity({**sent, "to": [f"raid:{uid}a"]})
-    second = fb.add_activity({**sent, "object": "o:2", "to": [f"raid:{uid}b"]})
+    # The SDK signs with feed b's own scoped token: it may not replace what feed a published.
+    with pytest.raises(stream.exceptions.NotAllowedException):
+        fb.add_activity({**sent, "object": "o:2", "to": [f"raid:{uid}b"]})
+    second = add(server, f"user:{uid}b", {**sent, "object": "o:2", "to": [f"raid:{uid}b"]})
     aid = first["id"]
-    assert second["id"] == aid  # Stream's rule: same foreign_id + time, same activity
+    assert second.json()["id"] == aid  # Stream's rule: same foreign_id + time, same activity
     every = [f"user:{uid}a", f"raid:{uid}a", f"timeline:{uid}a"]
     others = [f"user:{uid}b", f"raid:{uid}b", f"timeline:{uid}b"]
     wait_until(lambda: all(ids(server, f) == [aid] for f in every + others), WAIT, what="fanout")
@@ -133,6 +137,13 @@ def test_user_token_cannot_replace_what_another_feed_published(
     [read] = call(server, "GET", f"feed/user/{alice}/").json()["results"]
     assert read["object"] == "o:1"
 
+    # The same time and content through another feed changes nothing: accepted (Stream).
+    same = add(server, f"user:{mallory}", sent, user_token(mallory))
+    assert same.status_code == 201, same.text
+    assert db["activities"].find_one({"_id": aid})["data"] == before["data"]
+    assert ids(server, f"user:{mallory}") == [aid]
+    # Joining gives no say over the fields: still alice's to change, not mallory's.
+    assert_refused(add(server, f"user:{mallory}", forged, user_token(mallory)), 403, 17)
     # Alice may replace her own; a server token may replace anyone's (Stream's behaviour).
     again = add(server, f"user:{alice}", {**sent, "object": "edited"}, user_token(alice))
     assert again.status_code == 201, again.text
@@ -330,4 +341,3 @@ def test_unfollow_reads_only_the_entries_of_that_follow(
     assert gone.status_code == 200, gone.text
     assert len(ids(server, timeline)) == 100  # the page; the timeline's own entries stay
     assert db["feed_entries"].count_documents({"feed": timeline}) == 300
-

@@ -68,7 +68,8 @@ def test_removal_killed_midway_is_finished_by_a_retry(
 
     with pytest.raises(requests.ConnectionError):
         call(armed, "DELETE", f"feed/user/{uid}/{aid}/")
-    assert armed.process is not None and armed.process.wait(10) == -9, "the fault point did not fire"
+    assert armed.process is not None
+    assert armed.process.wait(10) == -9, "the fault point did not fire"
 
     restarted = ServerProcess(
         store.url, database=armed.database, env=FAULT_ENV, log_path=tmp_path / "restarted.log"

@@ -1,5 +1,14 @@
 """Activities and the materialised feeds (`activities`, `feed_entries`).
 
+An activity document is `{_id, owners: [{feed, to}], by, v, time, data, foreign_id?,
+removed?}`. Its id is a function of its time and foreign id (domain/ids.py), so two feeds may
+add the same activity: each is an owner, with the `to` feeds it named; the fields are the last
+writer's (`by`; as in Stream, the same id replaces), and only a token that may write `by` may
+change them. `v` counts the changes of the document: every write of the
+owners is conditional on the `v` it read (optimistic concurrency), so concurrent adds and
+removals never lose an owner. Documents written before ownership was a set have `{feed, to}`
+and no `v`: they read as one owner, and their first write here converts them.
+
 An entry is `{feed, activity_id, origin}`: the feed holds the activity, which reached it directly
 (`origin` None: added to it, or named in its `to`) or through a follow (`origin` = followed feed).
 Entry inserts are idempotent: the unique (feed, activity_id) index turns a repeat into a no-op,
@@ -10,19 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne, ReplaceOne
-from pymongo.errors import BulkWriteError
+from pymongo import DeleteOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
+from ..domain.errors import NotAllowedError
 from ..domain.merge import Bounds
 from . import scan
 from .mongo import DUPLICATE_KEY, Database, Document
 
 Item = tuple[str, str | None]  # (activity id, origin): an entry as a read merges it
+Owners = dict[str, tuple[str, ...]]  # owning feed -> the `to` feeds it named
+RETRIES = 20  # conditional writes of one document that lost a race, before giving up
 
 
 @dataclass(frozen=True)
@@ -38,14 +50,21 @@ class Entry:
 @dataclass(frozen=True)
 class StoredActivity:
     id: str
-    feed: str
-    to: tuple[str, ...]
+    owners: Owners
     foreign_id: str | None
     data: dict[str, Any]
     removed: bool = False
 
     def public(self, origin: str | None = None) -> dict[str, Any]:
         return public_activity(self.id, self.data, origin)
+
+    def reach(self, owners: Iterable[str]) -> set[str]:
+        """The feeds that `owners` put this activity in directly: themselves and their `to`."""
+        return {f for owner in owners for f in (owner, *self.owners.get(owner, ()))}
+
+
+class ConcurrentUpdateError(Exception):
+    """An activity document kept changing under a conditional write (RETRIES times)."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +87,86 @@ class ActivityStore:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
 
-    async def save(self, activities: Sequence[Activity], feed: str) -> None:
-        """Store activities added to `feed`; the same id again replaces the stored one."""
-        await self.activities.bulk_write(
-            [ReplaceOne({"_id": a.id}, _activity_doc(a, feed), upsert=True) for a in activities],
-            ordered=True,
-        )
+    async def save(
+        self, activities: Sequence[Activity], feed: str, may_change: Callable[[str], bool]
+    ) -> None:
+        """Store activities added to `feed`, which becomes an owner of each, with its `to`
+        feeds (added to those it named before). The same id again replaces the stored fields.
+        `may_change(owner)` says whether the caller may change what another feed `owner`
+        published: when not, NotAllowedError, and (checked for all first) nothing is stored."""
+        found = await self._snapshots([a.id for a in activities])
+        for activity in activities:
+            _check_owners(activity, found.get(activity.id), feed, may_change)
+        new = [a for a in activities if a.id not in found]
+        retry = [a for a in activities if a.id in found]
+        if new:
+            try:
+                await self.activities.insert_many(
+                    [_activity_doc(a, {feed: a.to}, feed) for a in new], ordered=False
+                )
+            except BulkWriteError as exc:  # added meanwhile by another request: replace it
+                errors = exc.details.get("writeErrors", [])
+                if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                    raise
+                retry += [new[err["index"]] for err in errors]
+        for activity in retry:
+            await self._replace(activity, feed, found.get(activity.id), may_change)
+
+    async def _replace(
+        self,
+        activity: Activity,
+        feed: str,
+        doc: Document | None,
+        may_change: Callable[[str], bool],
+    ) -> None:
+        for _ in range(RETRIES):
+            if doc is None:
+                doc = await self.activities.find_one({"_id": activity.id}, _OWNERSHIP)
+                if doc is None:  # removed from the store meanwhile: write it anew
+                    try:
+                        fresh = _activity_doc(activity, {feed: activity.to}, feed)
+                        await self.activities.insert_one(fresh)
+                        return
+                    except DuplicateKeyError:
+                        continue
+            replace = _check_owners(activity, doc, feed, may_change)
+            owners = {} if doc.get("removed") else _owners(doc)
+            named = owners.get(feed, ())
+            owners[feed] = tuple(dict.fromkeys((*named, *activity.to)))
+            new = _activity_doc(activity, owners, feed)
+            del new["_id"], new["v"]
+            if not replace:  # the same content: `feed` joins its owners, the fields stay
+                new = {"owners": new["owners"]}
+            result = await self.activities.update_one(
+                _unchanged(doc),
+                {"$set": new, "$unset": _LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return
+            doc = None  # changed since it was read: read it again
+        raise ConcurrentUpdateError(activity.id)
+
+    async def _snapshots(self, ids: Sequence[str]) -> dict[str, Document]:
+        cursor = self.activities.find({"_id": {"$in": list(ids)}}, _OWNERSHIP)
+        return {d["_id"]: d async for d in cursor}
+
+    async def remove_owner(self, activity_id: str, feed: str) -> None:
+        """`feed` no longer owns the activity (its removal through `feed` is done)."""
+        for _ in range(RETRIES):
+            doc = await self.activities.find_one({"_id": activity_id}, _OWNERSHIP)
+            if doc is None:
+                return
+            owners = _owners(doc)
+            if feed not in owners:
+                return
+            del owners[feed]
+            result = await self.activities.update_one(
+                _unchanged(doc),
+                {"$set": {"owners": _owner_list(owners)}, "$unset": _LEGACY, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return
+        raise ConcurrentUpdateError(activity_id)
 
     async def insert_entries(self, entries: Sequence[Entry]) -> list[Entry]:
         """Insert entries in one unordered bulk write; answer those that were not there yet."""
@@ -103,14 +196,17 @@ class ActivityStore:
         return result.deleted_count
 
     async def remove_from_origin(self, feed: str, origin: str) -> int:
-        """Unfollow: drop what `feed` got through its follow of `origin`."""
+        """Unfollow: drop what `feed` got through its follow of `origin`. An index read on
+        (feed, origin, activity_id) (store/mongo.py): it costs what it deletes, not the feed."""
         result = await self.entries.delete_many({"feed": feed, "origin": origin})
         return result.deleted_count
 
     async def mark_removed(self, activity_id: str) -> None:
         """Tombstone an activity removed from its own feed, so that a fanout still running or
         resumed later never puts it back (see FanoutRunner._add_batch)."""
-        await self.activities.update_one({"_id": activity_id}, {"$set": {"removed": True}})
+        await self.activities.update_one(
+            {"_id": activity_id}, {"$set": {"removed": True}, "$inc": {"v": 1}}
+        )
 
     async def is_removed(self, activity_id: str) -> bool:
         doc = await self.activities.find_one({"_id": activity_id}, {"removed": 1})
@@ -231,11 +327,67 @@ def _entry_doc(entry: Entry) -> Document:
     return doc
 
 
-def _activity_doc(activity: Activity, feed: str) -> Document:
+_OWNERSHIP = {"owners": 1, "by": 1, "feed": 1, "to": 1, "v": 1, "removed": 1, "data": 1}
+_LEGACY = {"feed": "", "to": ""}
+_LEGACY_AND_TOMBSTONE = {**_LEGACY, "removed": ""}
+
+
+def _owners(doc: Document) -> Owners:
+    """The owners of a document, of either shape (`owners`, or an older single `feed`)."""
+    if "owners" in doc:
+        return {o["feed"]: tuple(o.get("to") or ()) for o in doc["owners"]}
+    if "feed" in doc:
+        return {doc["feed"]: tuple(doc.get("to") or ())}
+    return {}
+
+
+def _owner_list(owners: Mapping[str, Sequence[str]]) -> list[Document]:
+    return [{"feed": feed, "to": list(to)} for feed, to in owners.items()]
+
+
+def _unchanged(doc: Document) -> Document:
+    """A filter that matches the document only as it was read."""
+    return {"_id": doc["_id"], "v": doc.get("v", {"$exists": False})}
+
+
+def _check_owners(
+    activity: Activity, doc: Document | None, feed: str, may_change: Callable[[str], bool]
+) -> bool:
+    """Whether adding `activity` through `feed` may replace the stored fields: yes when the
+    feed that set them (`by`; else every other owner) is `feed` or the caller may write it.
+    Else the content must be what that feed published (the same time and content added to two
+    feeds, as in Stream: `feed` joins the owners, nothing changes), or NotAllowedError."""
+    if doc is None or doc.get("removed"):
+        return True
+    owners = _owners(doc)
+    author = doc.get("by", doc.get("feed"))
+    if author in owners:  # who set the fields decides; an owner that joined does not
+        barred = [] if author == feed or may_change(author) else [author]
+    else:
+        barred = [o for o in owners if o != feed and not may_change(o)]
+    if not barred:
+        return True
+    stored = json.loads(doc["data"]) if "data" in doc else None
+    if stored is not None and _content(stored) == _content(activity.data):
+        return False
+    raise NotAllowedError(
+        f"activity {activity.id} was published by {barred[0]}: only a token that may write "
+        f"{barred[0]} may change it",
+        {"activity": [f"{activity.id} belongs to {barred[0]}"]},
+    )
+
+
+def _content(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An activity's fields but its `to` (each owner names its own)."""
+    return {k: v for k, v in data.items() if k != "to"}
+
+
+def _activity_doc(activity: Activity, owners: Mapping[str, Sequence[str]], by: str) -> Document:
     doc: Document = {
         "_id": activity.id,
-        "feed": feed,
-        "to": list(activity.to),
+        "owners": _owner_list(owners),
+        "by": by,  # the owner whose add set the fields
+        "v": 1,
         "time": activity.time,
         # Custom fields are the client's: kept as JSON text so that no field name of theirs
         # ($-prefixed, dotted) can clash with MongoDB's rules.
@@ -249,8 +401,7 @@ def _activity_doc(activity: Activity, feed: str) -> Document:
 def _stored(doc: Document) -> StoredActivity:
     return StoredActivity(
         id=doc["_id"],
-        feed=doc["feed"],
-        to=tuple(doc.get("to", ())),
+        owners=_owners(doc),
         foreign_id=doc.get("foreign_id"),
         data=json.loads(doc["data"]),
         removed=bool(doc.get("removed")),

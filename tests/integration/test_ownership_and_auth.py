@@ -172,13 +172,18 @@ def test_documents_with_a_single_feed_still_read_and_remove(
     ])  # fmt: skip
     assert ids(server, owner) == [aid] and ids(server, target) == [aid]
 
-    # Another feed adds the same activity (a server token may): both own it now.
+    # The same content through another feed with a user token joins its owners; the feed
+    # that published it may still change it; a server token may change anyone's.
     sent = {k: v for k, v in data.items() if k != "to"}
+    joiner = f"{uid}joiner"
+    assert add(server, f"user:{joiner}", sent, user_token(joiner)).status_code == 201
+    edited = add(server, owner, {**sent, "object": "edited"}, user_token(f"{uid}old"))
+    assert edited.status_code == 201, edited.text
     assert add(server, other, sent).json()["id"] == aid
     removed = call(server, "DELETE", f"feed/user/{uid}old/{aid}/")
     assert removed.status_code == 200, removed.text
     assert ids(server, owner) == [] and ids(server, target) == []
-    assert ids(server, other) == [aid]
+    assert ids(server, other) == [aid] and ids(server, f"user:{joiner}") == [aid]
 
 
 def test_removal_through_one_owner_does_not_cancel_another_owners_fanout(

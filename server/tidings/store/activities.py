@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,23 @@ from pymongo import DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
-from ..domain.errors import NotAllowedError
 from ..domain.merge import Bounds
 from . import scan
 from .mongo import DUPLICATE_KEY, Database, Document
+from .owners import (
+    LEGACY,
+    LEGACY_AND_TOMBSTONE,
+    OWNERSHIP,
+    Owners,
+    activity_doc,
+    author,
+    check_owners,
+    owner_list,
+    owners_of,
+    unchanged,
+)
 
 Item = tuple[str, str | None]  # (activity id, origin): an entry as a read merges it
-Owners = dict[str, tuple[str, ...]]  # owning feed -> the `to` feeds it named
 RETRIES = 20  # conditional writes of one document that lost a race, before giving up
 
 
@@ -96,13 +106,13 @@ class ActivityStore:
         published: when not, NotAllowedError, and (checked for all first) nothing is stored."""
         found = await self._snapshots([a.id for a in activities])
         for activity in activities:
-            _check_owners(activity, found.get(activity.id), feed, may_change)
+            check_owners(activity, found.get(activity.id), feed, may_change)
         new = [a for a in activities if a.id not in found]
         retry = [a for a in activities if a.id in found]
         if new:
             try:
                 await self.activities.insert_many(
-                    [_activity_doc(a, {feed: a.to}, feed) for a in new], ordered=False
+                    [activity_doc(a, {feed: a.to}, feed) for a in new], ordered=False
                 )
             except BulkWriteError as exc:  # added meanwhile by another request: replace it
                 errors = exc.details.get("writeErrors", [])
@@ -121,25 +131,25 @@ class ActivityStore:
     ) -> None:
         for _ in range(RETRIES):
             if doc is None:
-                doc = await self.activities.find_one({"_id": activity.id}, _OWNERSHIP)
+                doc = await self.activities.find_one({"_id": activity.id}, OWNERSHIP)
                 if doc is None:  # removed from the store meanwhile: write it anew
                     try:
-                        fresh = _activity_doc(activity, {feed: activity.to}, feed)
+                        fresh = activity_doc(activity, {feed: activity.to}, feed)
                         await self.activities.insert_one(fresh)
                         return
                     except DuplicateKeyError:
                         continue
-            replace = _check_owners(activity, doc, feed, may_change)
-            owners = {} if doc.get("removed") else _owners(doc)
+            replace = check_owners(activity, doc, feed, may_change)
+            owners = {} if doc.get("removed") else owners_of(doc)
             named = owners.get(feed, ())
             owners[feed] = tuple(dict.fromkeys((*named, *activity.to)))
-            new = _activity_doc(activity, owners, feed)
+            new = activity_doc(activity, owners, feed)
             del new["_id"], new["v"]
             if not replace:  # the same content: `feed` joins its owners, the fields stay
-                new = {"owners": new["owners"]}
+                new = {"owners": new["owners"], "by": author(doc)}
             result = await self.activities.update_one(
-                _unchanged(doc),
-                {"$set": new, "$unset": _LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+                unchanged(doc),
+                {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
             )
             if result.matched_count:
                 return
@@ -147,22 +157,22 @@ class ActivityStore:
         raise ConcurrentUpdateError(activity.id)
 
     async def _snapshots(self, ids: Sequence[str]) -> dict[str, Document]:
-        cursor = self.activities.find({"_id": {"$in": list(ids)}}, _OWNERSHIP)
+        cursor = self.activities.find({"_id": {"$in": list(ids)}}, OWNERSHIP)
         return {d["_id"]: d async for d in cursor}
 
     async def remove_owner(self, activity_id: str, feed: str) -> None:
         """`feed` no longer owns the activity (its removal through `feed` is done)."""
         for _ in range(RETRIES):
-            doc = await self.activities.find_one({"_id": activity_id}, _OWNERSHIP)
+            doc = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
             if doc is None:
                 return
-            owners = _owners(doc)
+            owners = owners_of(doc)
             if feed not in owners:
                 return
             del owners[feed]
             result = await self.activities.update_one(
-                _unchanged(doc),
-                {"$set": {"owners": _owner_list(owners)}, "$unset": _LEGACY, "$inc": {"v": 1}},
+                unchanged(doc),
+                {"$set": {"owners": owner_list(owners)}, "$unset": LEGACY, "$inc": {"v": 1}},
             )
             if result.matched_count:
                 return
@@ -327,81 +337,10 @@ def _entry_doc(entry: Entry) -> Document:
     return doc
 
 
-_OWNERSHIP = {"owners": 1, "by": 1, "feed": 1, "to": 1, "v": 1, "removed": 1, "data": 1}
-_LEGACY = {"feed": "", "to": ""}
-_LEGACY_AND_TOMBSTONE = {**_LEGACY, "removed": ""}
-
-
-def _owners(doc: Document) -> Owners:
-    """The owners of a document, of either shape (`owners`, or an older single `feed`)."""
-    if "owners" in doc:
-        return {o["feed"]: tuple(o.get("to") or ()) for o in doc["owners"]}
-    if "feed" in doc:
-        return {doc["feed"]: tuple(doc.get("to") or ())}
-    return {}
-
-
-def _owner_list(owners: Mapping[str, Sequence[str]]) -> list[Document]:
-    return [{"feed": feed, "to": list(to)} for feed, to in owners.items()]
-
-
-def _unchanged(doc: Document) -> Document:
-    """A filter that matches the document only as it was read."""
-    return {"_id": doc["_id"], "v": doc.get("v", {"$exists": False})}
-
-
-def _check_owners(
-    activity: Activity, doc: Document | None, feed: str, may_change: Callable[[str], bool]
-) -> bool:
-    """Whether adding `activity` through `feed` may replace the stored fields: yes when the
-    feed that set them (`by`; else every other owner) is `feed` or the caller may write it.
-    Else the content must be what that feed published (the same time and content added to two
-    feeds, as in Stream: `feed` joins the owners, nothing changes), or NotAllowedError."""
-    if doc is None or doc.get("removed"):
-        return True
-    owners = _owners(doc)
-    author = doc.get("by", doc.get("feed"))
-    if author in owners:  # who set the fields decides; an owner that joined does not
-        barred = [] if author == feed or may_change(author) else [author]
-    else:
-        barred = [o for o in owners if o != feed and not may_change(o)]
-    if not barred:
-        return True
-    stored = json.loads(doc["data"]) if "data" in doc else None
-    if stored is not None and _content(stored) == _content(activity.data):
-        return False
-    raise NotAllowedError(
-        f"activity {activity.id} was published by {barred[0]}: only a token that may write "
-        f"{barred[0]} may change it",
-        {"activity": [f"{activity.id} belongs to {barred[0]}"]},
-    )
-
-
-def _content(data: Mapping[str, Any]) -> dict[str, Any]:
-    """An activity's fields but its `to` (each owner names its own)."""
-    return {k: v for k, v in data.items() if k != "to"}
-
-
-def _activity_doc(activity: Activity, owners: Mapping[str, Sequence[str]], by: str) -> Document:
-    doc: Document = {
-        "_id": activity.id,
-        "owners": _owner_list(owners),
-        "by": by,  # the owner whose add set the fields
-        "v": 1,
-        "time": activity.time,
-        # Custom fields are the client's: kept as JSON text so that no field name of theirs
-        # ($-prefixed, dotted) can clash with MongoDB's rules.
-        "data": json.dumps(activity.data, separators=(",", ":")),
-    }
-    if activity.foreign_id is not None:
-        doc["foreign_id"] = activity.foreign_id
-    return doc
-
-
 def _stored(doc: Document) -> StoredActivity:
     return StoredActivity(
         id=doc["_id"],
-        owners=_owners(doc),
+        owners=owners_of(doc),
         foreign_id=doc.get("foreign_id"),
         data=json.loads(doc["data"]),
         removed=bool(doc.get("removed")),

@@ -2,8 +2,9 @@
 
 The server dies at the fault point `remove.between_steps` (server/tidings/faults.py), between
 writing the removal's durable record (its fanout job) and deleting any entry. After a restart,
-the retried DELETE must still find the activity and finish the removal everywhere: its feed, its
-`to` feed and every follower feed.
+the job's takeover clears the follower feeds, and the retried DELETE still finds the activity
+and finishes the removal everywhere: its feed, its `to` feed and every follower feed. (Before
+the fix the entries went first: a crash there left the followers holding it for good.)
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def test_removal_killed_midway_is_finished_by_a_retry(
         store.url, database=armed.database, env=FAULT_ENV, log_path=tmp_path / "restarted.log"
     )
     nodes.append(restarted.start())
+    # The removal's job was stored before the crash: its takeover (once the dead node's lease
+    # ran out) clears the follower feeds even before any retry.
+    wait_until(
+        lambda: all(ids(restarted, f) == [] for f in followers), 20,
+        what="the removal job's takeover to clear the follower feeds",
+    )  # fmt: skip
+    assert ids(restarted, author) == [aid]  # the retry still finds it
     retried = call(restarted, "DELETE", f"feed/user/{uid}/{aid}/")
     assert retried.status_code == 200, retried.text
     every = [author, target, *followers]

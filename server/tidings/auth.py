@@ -10,11 +10,13 @@ Three kinds (DESIGN.md "Tokens"):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import jwt
 
+from .domain.activities import Activity
 from .domain.errors import NotAllowedError, SignatureError
 from .domain.feeds import FeedId
 
@@ -50,9 +52,48 @@ class Grant:
         if not self.allows(resource, action, feed):
             raise NotAllowedError(f"you don't have permission to {action} {resource} {feed}")
 
+    def may_write(self, feed: str) -> bool:
+        """Whether this token may add activities to `feed` (a stored `group:user_id`)."""
+        group, _, user_id = feed.partition(":")
+        return self.allows("feed", "write", FeedId(group, user_id))
+
     @property
     def expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= time.time()
+
+
+def authorize_targets(
+    grant: Grant, activities: Sequence[Activity], secret: str, batch: bool = False
+) -> None:
+    """DESIGN.md: every `to` feed is authorised. A token that may write the feed (a server
+    token may write anywhere) authorises it; else the entry's own feed token (after the space,
+    as the SDKs send it) must allow writing it. One unauthorised entry refuses the request
+    whole (NotAllowedError), before anything is stored. `batch`: name the fields as in a
+    batch add (`activities[i].to`)."""
+    entry_grants: dict[str, Grant | None] = {}  # each distinct entry token verified once
+    for index, activity in enumerate(activities):
+        for feed in activity.to:
+            if grant.may_write(feed):
+                continue
+            token = activity.to_tokens.get(feed)
+            if token is not None and token not in entry_grants:
+                entry_grants[token] = _entry_grant(token, secret)
+            entry = entry_grants.get(token) if token is not None else None
+            if entry is not None and not entry.expired and entry.may_write(feed):
+                continue
+            field = f"activities[{index}].to" if batch else "to"
+            why = "its feed token does not allow writing it" if token else "no token allows it"
+            raise NotAllowedError(
+                f"you don't have permission to write feed {feed} (named in to)",
+                {field: [f"{feed}: {why}"]},
+            )
+
+
+def _entry_grant(token: str, secret: str) -> Grant | None:
+    try:
+        return decode_token(token, secret)
+    except SignatureError:
+        return None
 
 
 def decode_token(token: str | None, secret: str) -> Grant:

@@ -108,6 +108,10 @@ class RealtimeSettings:
 class ActivitySettings:
     max_bytes: int
     max_to: int
+    max_batch: int = 100
+    max_batch_bytes: int = 524288
+    max_future_seconds: float = 600.0
+    max_offset: int = 1000
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,10 @@ class _RealtimeSchema(_Section):
 class _ActivitiesSchema(_Section):
     max_bytes = fields.Integer(required=True, validate=_positive())
     max_to = fields.Integer(required=True, validate=validate.Range(min=0, max=1000))
+    max_batch = fields.Integer(required=True, validate=_positive())
+    max_batch_bytes = fields.Integer(required=True, validate=_positive())
+    max_future_seconds = fields.Float(required=True, validate=validate.Range(min=0))
+    max_offset = fields.Integer(required=True, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ActivitySettings:

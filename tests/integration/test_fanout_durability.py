@@ -275,7 +275,7 @@ def test_retried_insert_is_stored_once_everywhere(
         "verb": "sell",
         "object": "tickets",
         "foreign_id": f"sale:{uuid.uuid4().hex}",
-        "time": "2030-05-01T18:00:00.000000",
+        "time": "2025-05-01T18:00:00.000000",  # in the past: a far-future time is refused
     }
     first = post_activity(server, celeb, activity)
     again = post_activity(server, celeb, activity)  # a retry, while the first fanout may run

@@ -10,20 +10,22 @@ from ..domain.activities import Limits, parse_activities
 from ..keys import SERVICE, SETTINGS
 from ..store.activities import Page
 from . import params
-from .context import authorize, json_body
+from .context import GRANT, authorize, json_body
 from .errors import answer
 
 
 async def add_activities(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "write")
     settings = request.app[SETTINGS]
+    bounds = settings.activities
     limits = Limits(
-        settings.feeds.keys(), settings.activities.max_bytes, settings.activities.max_to
-    )
+        settings.feeds.keys(), bounds.max_bytes, bounds.max_to, bounds.max_batch,
+        bounds.max_batch_bytes, bounds.max_future_seconds,
+    )  # fmt: skip
     body = await json_body(request)
     batch = isinstance(body, dict) and "activities" in body and "actor" not in body
     activities = parse_activities(body, limits)
-    added = await request.app[SERVICE].add(feed, activities)
+    added = await request.app[SERVICE].add(feed, activities, request[GRANT], batch)
     return answer(request, {"activities": added} if batch else added[0], status=201)
 
 
@@ -31,7 +33,8 @@ async def read_feed(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "read")
     query = request.query
     limit = params.integer(query, "limit", 25, 1, params.MAX_LIMIT)
-    offset = params.integer(query, "offset", 0, 0, params.MAX_OFFSET)
+    max_offset = request.app[SETTINGS].activities.max_offset
+    offset = params.integer(query, "offset", 0, 0, max_offset)
     bounds = params.activity_ids(query, "id_lt", "id_lte", "id_gt", "id_gte")
     page = Page(limit=limit + 1, offset=offset, **bounds)
     found = await request.app[SERVICE].read(feed, page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
@@ -74,6 +75,9 @@ class Activity:
     foreign_id: str | None
     to: tuple[str, ...]
     data: dict[str, Any] = field(repr=False)
+    # The feed token a `to` entry carried after the space (`"user:44 <token>"`, as the SDKs
+    # send it), by feed id: what may authorise writing that feed (auth.authorize_targets).
+    to_tokens: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def public(self, origin: str | None = None) -> dict[str, Any]:
         return public_activity(self.id, self.data, origin)
@@ -90,6 +94,11 @@ class Limits:
     groups: Collection[str]
     max_bytes: int
     max_to: int
+    max_batch: int = 100
+    max_batch_bytes: int = 524288
+    # How far ahead of the server's clock a `time` may be: a far-future activity would stay on
+    # top of its feeds and raise its feed's highest id for good (fanout/service.py _pulled).
+    max_future_seconds: float = 600.0
 
 
 def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
@@ -115,8 +124,11 @@ def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
     except ValidationError as exc:
         raise input_error(exc, prefix) from exc
     data = {key: value for key, value in loaded.items() if value is not None}
-    to = _parse_to(data.pop("to", None) or [], limits, prefix)
-    time = parse_time(data["time"]) if "time" in data else clock.now()
+    to, to_tokens = _parse_to(data.pop("to", None) or [], limits, prefix)
+    now = clock.now()
+    time = parse_time(data["time"]) if "time" in data else now
+    if time > now + timedelta(seconds=limits.max_future_seconds):
+        raise _future(prefix, limits, now)
     data["time"] = format_time(time)
     foreign_id = data.get("foreign_id")
     try:
@@ -125,7 +137,17 @@ def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
         raise InputError("time out of range", {prefix + "time": ["must be after 1970"]}) from exc
     if to:
         data["to"] = list(to)
-    return Activity(id=new_id, time=data["time"], foreign_id=foreign_id, to=to, data=data)
+    return Activity(
+        id=new_id, time=data["time"], foreign_id=foreign_id, to=to, data=data, to_tokens=to_tokens
+    )
+
+
+def _future(prefix: str, limits: Limits, now: datetime) -> InputError:
+    latest = format_time(now + timedelta(seconds=limits.max_future_seconds))
+    return InputError(
+        f"time is more than {limits.max_future_seconds:g} seconds in the future",
+        {prefix + "time": [f"at most {limits.max_future_seconds:g} s ahead ({latest})"]},
+    )
 
 
 def parse_activities(raw: object, limits: Limits) -> list[Activity]:
@@ -136,15 +158,39 @@ def parse_activities(raw: object, limits: Limits) -> list[Activity]:
             raise InputError(
                 "activities must be a non-empty list", {"activities": ["must be a non-empty list"]}
             )
+        _check_batch(items, limits)
         return [parse_activity(item, limits, f"activities[{i}].") for i, item in enumerate(items)]
     return [parse_activity(raw, limits)]
 
 
-def _parse_to(to: list[str], limits: Limits, prefix: str) -> tuple[str, ...]:
+def _check_batch(items: list[Any], limits: Limits) -> None:
+    """A batch is bounded whole, before any of it is validated or stored."""
+    if len(items) > limits.max_batch:
+        raise InputError(
+            f"a batch may add at most {limits.max_batch} activities, not {len(items)}",
+            {"activities": [f"at most {limits.max_batch} activities"]},
+        )
+    size = len(json.dumps(items, separators=(",", ":"), default=str).encode())
+    if size > limits.max_batch_bytes:
+        raise PayloadTooLargeError(
+            f"the batch is {size} bytes of JSON, more than the {limits.max_batch_bytes} allowed",
+            {"activities": [f"larger than {limits.max_batch_bytes} bytes in all"]},
+        )
+
+
+def _parse_to(to: list[str], limits: Limits, prefix: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The bare feed ids of `to` (in order, once each), and the token each carried."""
     if len(to) > limits.max_to:
         raise InputError(
             f"to may name at most {limits.max_to} feeds",
             {prefix + "to": [f"at most {limits.max_to} feeds"]},
         )
-    feeds = (str(parse_feed_id(item, limits.groups, prefix + "to")) for item in to)
-    return tuple(dict.fromkeys(feeds))
+    feeds: dict[str, None] = {}
+    tokens: dict[str, str] = {}
+    for item in to:
+        feed = str(parse_feed_id(item, limits.groups, prefix + "to"))
+        feeds[feed] = None
+        token = item.split(" ", 1)[1].strip() if " " in item else ""
+        if token:
+            tokens.setdefault(feed, token)
+    return tuple(feeds), tokens

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..auth import Grant, authorize_targets
 from ..config import Settings
 from ..domain.activities import Activity
 from ..domain.errors import FeedConfigError, InputError
 from ..domain.events import Broadcaster, feed_update
 from ..domain.feeds import FeedId
+from ..faults import fault_point
 from ..metrics import INSERT_TO_EMIT
 from ..store.activities import ActivityStore, Entry, Page, StoredActivity
 from ..store.feeds import PULL, FeedMeta
@@ -56,11 +58,20 @@ class FeedService:
         self.reads = Reads(activities, follows)
         self.following_ = Following(settings.fanout, activities, follows, jobs, runner, broadcaster)
 
-    async def add(self, feed: FeedId, new: Sequence[Activity]) -> list[dict[str, Any]]:
-        """Store activities added to `feed`; once this returns, they are never lost."""
+    async def add(
+        self, feed: FeedId, new: Sequence[Activity], grant: Grant, batch: bool = False
+    ) -> list[dict[str, Any]]:
+        """Store activities added to `feed`; once this returns, they are never lost.
+
+        Authorised whole before anything is stored (DESIGN.md): `grant` must allow writing
+        `feed` and every `to` feed (or the entry carries a feed token that does), and may not
+        replace what another feed published unless it may write that feed too (a server token
+        may). `batch` names refused fields as in a batch add."""
+        grant.require("feed", "write", feed)
+        authorize_targets(grant, new, str(self.settings.auth.api_secret), batch)
         started = time.perf_counter()
         origin = str(feed)
-        await self.activities.save(new, origin)
+        await self.activities.save(new, origin, grant.may_write)
         feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
         metas = await self.follows.meta.get_many(f for targets in feeds.values() for f in targets)
         pulled = await self._pulled(new, feeds, metas)
@@ -130,8 +141,9 @@ class FeedService:
         INSERT_TO_EMIT.labels("direct").observe(time.perf_counter() - started)
 
     async def remove(self, feed: FeedId, activity_id: str | None, foreign_id: str | None) -> None:
-        """Remove by id or by foreign id from `feed`, its `to` feeds and every follower feed.
-        An activity the feed does not hold changes nothing."""
+        """Remove by id or by foreign id what `feed` put there: from `feed`, the `to` feeds it
+        named and every follower feed of those. An activity the feed does not hold changes
+        nothing."""
         origin = str(feed)
         if foreign_id is not None:
             found = await self.activities.find_by_foreign_id(origin, foreign_id)
@@ -143,22 +155,38 @@ class FeedService:
             await self._remove_one(origin, stored)
 
     async def _remove_one(self, feed: str, stored: StoredActivity) -> None:
-        own = stored.feed == feed
-        sources = list(dict.fromkeys([feed, *stored.to] if own else [feed]))
-        if own:
-            await self.activities.mark_removed(stored.id)
-            await self.jobs.cancel("add", stored.id)
+        """Ownership is per feed (store/activities.py): `feed` loses the activity, and so do
+        the `to` feeds it named that no other owner named, and their followers; the tombstone
+        (which stops every fanout of it) only when no owner is left.
+
+        Crash safety: the removal's fanout job is written before any entry is deleted, and
+        `feed` stays an owner until its entries are gone. A crash anywhere in between leaves
+        the activity in `feed`, where a retried DELETE finds it again and does it all again
+        (every step is idempotent), while the job's takeover clears the follower feeds."""
+        own = feed in stored.owners
+        others = await self._live_owners(stored, feed)
+        kept = stored.reach(others)
+        named = stored.owners.get(feed, ()) if own else ()
+        sources = list(dict.fromkeys([feed, *(f for f in named if f not in kept)]))
         held = await self.activities.entries_of(sources, stored.id)
         metas = await self.follows.meta.get_many(sources)
-        await self.activities.remove_entries(sources, stored.id)
-        # Every follower of a push feed holds a copy; a pull feed's followers hold copies only
-        # of what was not merged into them in the current pull period.
-        pull = {s for s in sources if metas[s].mode == PULL and metas[s].slots}
-        merged_only = {s for s in pull if s in held and held[s].pulled == metas[s].period}
-        fanned = [s for s in sources if metas[s].slots and s not in merged_only]
+        pull, fanned = _fanned(sources, held, metas)
+        job = None
         if fanned:
             silent = [s for s in fanned if s in pull]
             job = await self.jobs.create("remove", stored.id, fanned, stored.foreign_id, silent)
+        fault_point("remove.between_steps")
+        if own and not others:
+            await self.activities.mark_removed(stored.id)
+            await self.jobs.cancel("add", stored.id)
+        elif own and await self.jobs.cancel("add", stored.id):
+            # Jobs are per activity, not per owner: the other owners' fanout starts again
+            # (entries are idempotent; it announces only what it adds).
+            await self._fan_out_again(stored, others)
+        await self.activities.remove_entries(sources, stored.id)
+        if own:
+            await self.activities.remove_owner(stored.id, feed)
+        if job is not None:
             self.runner.start(job)
         foreign = [stored.foreign_id] if stored.foreign_id else []
         for source in sources:
@@ -167,6 +195,23 @@ class FeedService:
                 self.runner.spawn(self.broadcaster.pull_update(source, event))
             else:
                 self.runner.spawn(self.broadcaster.feed_update([source], event))
+
+    async def _live_owners(self, stored: StoredActivity, besides: str) -> list[str]:
+        """The owners other than `besides` that still hold the activity they added (an owner
+        whose removal a crash cut short after its entries went is no owner any more)."""
+        others = [owner for owner in stored.owners if owner != besides]
+        if not others:
+            return []
+        held = await self.activities.entries_of(others, stored.id)
+        return [o for o in others if o in held and held[o].origin is None]
+
+    async def _fan_out_again(self, stored: StoredActivity, owners: Sequence[str]) -> None:
+        sources = sorted(stored.reach(owners))
+        held = await self.activities.entries_of(sources, stored.id)
+        metas = await self.follows.meta.get_many(sources)
+        _, fanned = _fanned(sources, held, metas)
+        if fanned:
+            self.runner.start(await self.jobs.create("add", stored.id, fanned))
 
     async def follow(self, source: FeedId, target: FeedId, copy_limit: int) -> None:
         """`source` follows `target` and gets its latest `copy_limit` activities. Following a
@@ -205,3 +250,14 @@ class FeedService:
         self, feed: FeedId, limit: int, offset: int, only: Sequence[str]
     ) -> list[Follow]:
         return await self.follows.following(str(feed), limit, offset, only)
+
+
+def _fanned(
+    sources: Sequence[str], held: dict[str, Entry], metas: dict[str, FeedMeta]
+) -> tuple[set[str], list[str]]:
+    """The pull feeds among `sources`, and the sources whose followers hold copies of the
+    activity: every follower of a push feed does; a pull feed's followers hold copies only of
+    what was not merged into them in the current pull period."""
+    pull = {s for s in sources if metas[s].mode == PULL and metas[s].slots}
+    merged_only = {s for s in pull if s in held and held[s].pulled == metas[s].period}
+    return pull, [s for s in sources if metas[s].slots and s not in merged_only]

@@ -1,5 +1,14 @@
 """Activities and the materialised feeds (`activities`, `feed_entries`).
 
+An activity document is `{_id, owners: [{feed, to}], by, v, time, data, foreign_id?,
+removed?}`. Its id is a function of its time and foreign id (domain/ids.py), so two feeds may
+add the same activity: each is an owner, with the `to` feeds it named; the fields are the last
+writer's (`by`; as in Stream, the same id replaces), and only a token that may write `by` may
+change them. `v` counts the changes of the document: every write of the
+owners is conditional on the `v` it read (optimistic concurrency), so concurrent adds and
+removals never lose an owner. Documents written before ownership was a set have `{feed, to}`
+and no `v`: they read as one owner, and their first write here converts them.
+
 An entry is `{feed, activity_id, origin}`: the feed holds the activity, which reached it directly
 (`origin` None: added to it, or named in its `to`) or through a follow (`origin` = followed feed).
 Entry inserts are idempotent: the unique (feed, activity_id) index turns a repeat into a no-op,
@@ -10,19 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne, ReplaceOne
-from pymongo.errors import BulkWriteError
+from pymongo import DeleteOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
 from ..domain.merge import Bounds
 from . import scan
 from .mongo import DUPLICATE_KEY, Database, Document
+from .owners import (
+    LEGACY,
+    LEGACY_AND_TOMBSTONE,
+    OWNERSHIP,
+    Owners,
+    activity_doc,
+    author,
+    check_owners,
+    owner_list,
+    owners_of,
+    unchanged,
+)
 
 Item = tuple[str, str | None]  # (activity id, origin): an entry as a read merges it
+RETRIES = 20  # conditional writes of one document that lost a race, before giving up
 
 
 @dataclass(frozen=True)
@@ -38,14 +60,21 @@ class Entry:
 @dataclass(frozen=True)
 class StoredActivity:
     id: str
-    feed: str
-    to: tuple[str, ...]
+    owners: Owners
     foreign_id: str | None
     data: dict[str, Any]
     removed: bool = False
 
     def public(self, origin: str | None = None) -> dict[str, Any]:
         return public_activity(self.id, self.data, origin)
+
+    def reach(self, owners: Iterable[str]) -> set[str]:
+        """The feeds that `owners` put this activity in directly: themselves and their `to`."""
+        return {f for owner in owners for f in (owner, *self.owners.get(owner, ()))}
+
+
+class ConcurrentUpdateError(Exception):
+    """An activity document kept changing under a conditional write (RETRIES times)."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +97,86 @@ class ActivityStore:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
 
-    async def save(self, activities: Sequence[Activity], feed: str) -> None:
-        """Store activities added to `feed`; the same id again replaces the stored one."""
-        await self.activities.bulk_write(
-            [ReplaceOne({"_id": a.id}, _activity_doc(a, feed), upsert=True) for a in activities],
-            ordered=True,
-        )
+    async def save(
+        self, activities: Sequence[Activity], feed: str, may_change: Callable[[str], bool]
+    ) -> None:
+        """Store activities added to `feed`, which becomes an owner of each, with its `to`
+        feeds (added to those it named before). The same id again replaces the stored fields.
+        `may_change(owner)` says whether the caller may change what another feed `owner`
+        published: when not, NotAllowedError, and (checked for all first) nothing is stored."""
+        found = await self._snapshots([a.id for a in activities])
+        for activity in activities:
+            check_owners(activity, found.get(activity.id), feed, may_change)
+        new = [a for a in activities if a.id not in found]
+        retry = [a for a in activities if a.id in found]
+        if new:
+            try:
+                await self.activities.insert_many(
+                    [activity_doc(a, {feed: a.to}, feed) for a in new], ordered=False
+                )
+            except BulkWriteError as exc:  # added meanwhile by another request: replace it
+                errors = exc.details.get("writeErrors", [])
+                if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                    raise
+                retry += [new[err["index"]] for err in errors]
+        for activity in retry:
+            await self._replace(activity, feed, found.get(activity.id), may_change)
+
+    async def _replace(
+        self,
+        activity: Activity,
+        feed: str,
+        doc: Document | None,
+        may_change: Callable[[str], bool],
+    ) -> None:
+        for _ in range(RETRIES):
+            if doc is None:
+                doc = await self.activities.find_one({"_id": activity.id}, OWNERSHIP)
+                if doc is None:  # removed from the store meanwhile: write it anew
+                    try:
+                        fresh = activity_doc(activity, {feed: activity.to}, feed)
+                        await self.activities.insert_one(fresh)
+                        return
+                    except DuplicateKeyError:
+                        continue
+            replace = check_owners(activity, doc, feed, may_change)
+            owners = {} if doc.get("removed") else owners_of(doc)
+            named = owners.get(feed, ())
+            owners[feed] = tuple(dict.fromkeys((*named, *activity.to)))
+            new = activity_doc(activity, owners, feed)
+            del new["_id"], new["v"]
+            if not replace:  # the same content: `feed` joins its owners, the fields stay
+                new = {"owners": new["owners"], "by": author(doc)}
+            result = await self.activities.update_one(
+                unchanged(doc),
+                {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return
+            doc = None  # changed since it was read: read it again
+        raise ConcurrentUpdateError(activity.id)
+
+    async def _snapshots(self, ids: Sequence[str]) -> dict[str, Document]:
+        cursor = self.activities.find({"_id": {"$in": list(ids)}}, OWNERSHIP)
+        return {d["_id"]: d async for d in cursor}
+
+    async def remove_owner(self, activity_id: str, feed: str) -> None:
+        """`feed` no longer owns the activity (its removal through `feed` is done)."""
+        for _ in range(RETRIES):
+            doc = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
+            if doc is None:
+                return
+            owners = owners_of(doc)
+            if feed not in owners:
+                return
+            del owners[feed]
+            result = await self.activities.update_one(
+                unchanged(doc),
+                {"$set": {"owners": owner_list(owners)}, "$unset": LEGACY, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return
+        raise ConcurrentUpdateError(activity_id)
 
     async def insert_entries(self, entries: Sequence[Entry]) -> list[Entry]:
         """Insert entries in one unordered bulk write; answer those that were not there yet."""
@@ -103,14 +206,17 @@ class ActivityStore:
         return result.deleted_count
 
     async def remove_from_origin(self, feed: str, origin: str) -> int:
-        """Unfollow: drop what `feed` got through its follow of `origin`."""
+        """Unfollow: drop what `feed` got through its follow of `origin`. An index read on
+        (feed, origin, activity_id) (store/mongo.py): it costs what it deletes, not the feed."""
         result = await self.entries.delete_many({"feed": feed, "origin": origin})
         return result.deleted_count
 
     async def mark_removed(self, activity_id: str) -> None:
         """Tombstone an activity removed from its own feed, so that a fanout still running or
         resumed later never puts it back (see FanoutRunner._add_batch)."""
-        await self.activities.update_one({"_id": activity_id}, {"$set": {"removed": True}})
+        await self.activities.update_one(
+            {"_id": activity_id}, {"$set": {"removed": True}, "$inc": {"v": 1}}
+        )
 
     async def is_removed(self, activity_id: str) -> bool:
         doc = await self.activities.find_one({"_id": activity_id}, {"removed": 1})
@@ -231,26 +337,10 @@ def _entry_doc(entry: Entry) -> Document:
     return doc
 
 
-def _activity_doc(activity: Activity, feed: str) -> Document:
-    doc: Document = {
-        "_id": activity.id,
-        "feed": feed,
-        "to": list(activity.to),
-        "time": activity.time,
-        # Custom fields are the client's: kept as JSON text so that no field name of theirs
-        # ($-prefixed, dotted) can clash with MongoDB's rules.
-        "data": json.dumps(activity.data, separators=(",", ":")),
-    }
-    if activity.foreign_id is not None:
-        doc["foreign_id"] = activity.foreign_id
-    return doc
-
-
 def _stored(doc: Document) -> StoredActivity:
     return StoredActivity(
         id=doc["_id"],
-        feed=doc["feed"],
-        to=tuple(doc.get("to", ())),
+        owners=owners_of(doc),
         foreign_id=doc.get("foreign_id"),
         data=json.loads(doc["data"]),
         removed=bool(doc.get("removed")),

@@ -17,7 +17,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "activities": [IndexModel([("foreign_id", ASCENDING)], sparse=True)],
     # The materialised feeds. Activity ids sort by time, so this one index both keeps entries
     # unique (idempotent fanout) and serves newest-first reads of a feed.
-    "feed_entries": [IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True)],
+    # (feed, origin, activity_id): what a feed got through one follow (an unfollow deletes it)
+    # is an index range, not a scan of the feed.
+    "feed_entries": [
+        IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True),
+        IndexModel([("feed", ASCENDING), ("origin", ASCENDING), ("activity_id", ASCENDING)]),
+    ],
     # Followers listings page by (target, _id); a reader finds the pull feeds a feed follows by
     # `pull_source`, set only on follows of pull feeds (sparse: the others cost nothing there).
     # Fanouts read `follower_chunks` and `feeds` by _id only.

@@ -1,7 +1,8 @@
 """Per-feed metadata (`feeds`): follower count, follower chunk slots, fanout mode.
 
 `{_id: feed, followers, slots, mode, period, pull_since, max_id, switching?}`:
-- `followers`: how many feeds follow it (moves by one per follow / unfollow stored);
+- `followers`: how many feeds follow it (moves by one per follow / unfollow stored; written apart
+  from the follows, so a crash can leave it off: repaired from them before it switches a mode);
 - `slots`: follower chunk slots handed out so far (never decreases): follow number k goes to
   chunk k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
 - `mode`: "push" (activities are copied into follower feeds), "pull" (readers merge them in),
@@ -109,6 +110,13 @@ class FeedMetaStore:
     async def count(self, feed: str, delta: int) -> FeedMeta:
         doc = await self.feeds.find_one_and_update(
             {"_id": feed}, {"$inc": {"followers": delta}}, return_document=ReturnDocument.AFTER
+        )
+        return _meta(feed, doc)
+
+    async def set_followers(self, feed: str, followers: int) -> FeedMeta:
+        """Repair the follower counter (see FollowStore.recount)."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed}, {"$set": {"followers": followers}}, return_document=ReturnDocument.AFTER
         )
         return _meta(feed, doc)
 

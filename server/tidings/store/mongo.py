@@ -16,12 +16,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     # The materialised feeds. Activity ids sort by time, so this one index both keeps entries
     # unique (idempotent fanout) and serves newest-first reads of a feed.
     "feed_entries": [IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True)],
-    # Followers listings page by (target, _id); a reader finds the pull feeds a feed follows by
-    # `pull_source`, set only on follows of pull feeds (sparse: the others cost nothing there).
+    # Followers listings page by (target, _id), following listings by (source, _id); a reader
+    # finds the pull feeds a feed follows by `pull_source`, set only on follows of pull feeds
+    # (sparse: the others cost nothing there).
     # Fanouts read `follower_chunks` and `feeds` by _id only.
     "follows": [
         IndexModel([("source", ASCENDING), ("target", ASCENDING)], unique=True),
         IndexModel([("target", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("source", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("pull_source", ASCENDING)], sparse=True),
     ],
     "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],

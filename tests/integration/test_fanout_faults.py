@@ -402,3 +402,33 @@ def test_a_drifted_follower_counter_is_repaired_before_it_switches_a_feed(
     assert meta is not None
     assert meta["followers"] == 3, meta
     assert meta["mode"] == "push" and not meta.get("switching"), meta
+
+
+def test_a_follower_counter_left_off_by_a_crash_mid_follow_is_recounted(
+    spawn: Spawn,  # noqa: F811
+    mongo: MongoClient[Doc],  # noqa: F811
+    uid: str,
+) -> None:
+    """A node dying between a follow's document and its count leaves the counter low (a retry
+    finds the follow and counts nothing), one dying mid-unfollow leaves it high: what the store
+    holds then is written here directly, and a node recounts it from the follows."""
+    node = spawn({"TIDINGS_FANOUT_LEASE_SECONDS": "1", "TIDINGS_FANOUT_POLL_SECONDS": "0.2"})
+    db = mongo[node.database]
+    low, high = f"user:{uid}low", f"user:{uid}high"
+    for target in (low, high):
+        for n in range(3):
+            assert follow(node, f"timeline:{uid}f{n}", target).status_code == 201
+    now = datetime.now(UTC)
+    db["feeds"].update_one({"_id": low}, {"$inc": {"followers": -1}, "$set": {"changed_at": now}})
+    db["feeds"].update_one({"_id": high}, {"$inc": {"followers": 5}, "$set": {"changed_at": now}})
+    assert follow(node, f"timeline:{uid}f1", low).status_code == 201  # the retry: no count
+
+    def counters() -> tuple[int, int]:
+        docs = {d["_id"]: d["followers"] for d in db["feeds"].find({"_id": {"$in": [low, high]}})}
+        return docs[low], docs[high]
+
+    wait_until(lambda: counters() == (3, 3), 15, 0.1, what=f"recounted followers, {counters()}")
+    assert (
+        db["feeds"].count_documents({"_id": {"$in": [low, high]}, "changed_at": {"$exists": 1}})
+        == 0
+    )

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from ..background import TaskSet
@@ -267,8 +267,17 @@ class FanoutRunner:
             await self.broadcaster.feed_update(feeds, event)
 
     async def watch_abandoned(self) -> None:
-        """Forever: take over jobs whose node died (their lease ran out) and resume them."""
+        """Forever: take over jobs whose node died (their lease ran out) and resume them, and
+        repair the follower counters that a node dying mid-follow left off."""
         while not self._closing:
+            try:
+                settled = datetime.now(UTC) - timedelta(seconds=self.settings.lease_seconds)
+                if repaired := await self.follows.repair_counters(settled):
+                    log.info("recounted the followers of %d feeds", repaired)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not repair follower counters")
             try:
                 # Only what this node can run: a job claimed and left waiting for slots would
                 # hold back a node that has them free.

@@ -1,8 +1,11 @@
 """Per-feed metadata (`feeds`): follower count, follower chunk slots, fanout mode.
 
 `{_id: feed, followers, slots, mode, period, pull_since, max_id, switching?}`:
-- `followers`: how many feeds follow it (moves by one per follow / unfollow stored; written apart
-  from the follows, so a crash can leave it off: repaired from them before it switches a mode);
+- `followers`: how many feeds follow it (moves by one per follow / unfollow stored). It is
+  written apart from the follows, so a crash between the two leaves it off: `changed_at` (the
+  time of the last follow or unfollow begun) marks a feed whose counter is recounted from its
+  follows once no change is in flight any more (FollowStore.repair_counters), and a switch of
+  mode is decided on a recount too;
 - `slots`: follower chunk slots handed out so far (never decreases): follow number k goes to
   chunk k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
 - `mode`: "push" (activities are copied into follower feeds), "pull" (readers merge them in),
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -80,6 +84,24 @@ class FeedMetaStore:
         found = {d["_id"]: d async for d in self.feeds.find({"_id": {"$in": wanted}})}
         return {feed: _meta(feed, found.get(feed)) for feed in wanted}
 
+    async def mark_changing(self, feed: str) -> None:
+        """A follow or unfollow of `feed` begins: its counter is to be recounted once it is
+        settled (it may crash between its writes)."""
+        await self.feeds.update_one({"_id": feed}, {"$max": {"changed_at": datetime.now(UTC)}})
+
+    async def changed_before(self, when: datetime, limit: int) -> list[tuple[str, datetime]]:
+        """Feeds marked changing, whose last change began before `when` (index read)."""
+        docs = self.feeds.find({"changed_at": {"$lt": when}}, {"changed_at": 1}, limit=limit)
+        return [(d["_id"], d["changed_at"]) async for d in docs]
+
+    async def settle(self, feed: str, changed_at: datetime, followers: int) -> bool:
+        """Set the counter from a recount, unless a change began since `changed_at`."""
+        result = await self.feeds.update_one(
+            {"_id": feed, "changed_at": changed_at},
+            {"$set": {"followers": followers}, "$unset": {"changed_at": ""}},
+        )
+        return result.modified_count == 1
+
     async def take_slots(self, feed: str, count: int) -> int:
         """Hand out `count` follower chunk slots; answer the first.
 
@@ -91,6 +113,7 @@ class FeedMetaStore:
                     {"_id": feed},
                     {
                         "$inc": {"slots": count},
+                        "$max": {"changed_at": datetime.now(UTC)},  # see mark_changing
                         "$setOnInsert": {
                             "followers": 0,
                             "mode": PUSH,

@@ -149,6 +149,16 @@ class FollowStore:
         `limit` follows)."""
         return await self.follows.count_documents({"source": source}, limit=limit)
 
+    async def repair_counters(self, settled: datetime, limit: int = 100) -> int:
+        """Recount the follower counters of the feeds whose follows changed before `settled`
+        (a follow or unfollow still in flight then is taken as dead): a crash between a
+        follow's document and its count leaves the counter off. Answers how many were set."""
+        repaired = 0
+        for feed, changed_at in await self.meta.changed_before(settled, limit):
+            truth = await self.follows.count_documents({"target": feed})
+            repaired += await self.meta.settle(feed, changed_at, truth)
+        return repaired
+
     async def recount(self, target: str) -> FeedMeta:
         """Repair `target`'s follower counter from the truth, its follows documents: the counter
         moves apart from them (a crash between the two writes leaves it off by one)."""
@@ -158,6 +168,7 @@ class FollowStore:
 
     async def unfollow(self, record: FollowRecord) -> bool:
         """Undo the follow; False when it was gone already."""
+        await self.meta.mark_changing(record.target)
         await self._delist(record)
         result = await self.follows.delete_one({"_id": record.id})
         await self._delist(record)

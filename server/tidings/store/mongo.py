@@ -27,6 +27,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("pull_source", ASCENDING)], sparse=True),
     ],
     "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],
+    # Feeds whose follower counter is to be recounted (store/feeds.py): few at any time.
+    "feeds": [IndexModel([("changed_at", ASCENDING)], sparse=True)],
 }
 
 

@@ -76,6 +76,10 @@ def test_a_batch_failed_by_a_removal_does_not_stall_later_fanouts(
     assert removed.status_code == 200, removed.text
     wait_jobs_gone(db, aid, timeout=30)
     assert db["feed_entries"].count_documents({"activity_id": aid}) == 0
+    assert node.log_path is not None
+    log = node.log_path.read_text()
+    assert "stopped: its activity was removed" in log  # not blamed on another node
+    assert "taken over by another node" not in log
 
     later = post_activity(node, celeb, {"actor": uid, "verb": "post", "object": "fine"})["id"]
     wait_jobs_gone(db, later, timeout=30)

@@ -126,10 +126,11 @@ class FanoutRunner:
             self._running.discard(job.id)
 
     async def lost(self, job: Job) -> NoReturn:
-        """The job's document no longer names this node: say why."""
-        if await self.jobs.exists(job):
-            raise LeaseLost(job.id)
-        raise ActivityRemoved(job.id)  # only a removal drops a job that is not done
+        """The job's document no longer names this node (another node took it over, or a
+        removal dropped it): say which."""
+        if job.kind == "add" and await self.activities.is_removed(job.activity_id):
+            raise ActivityRemoved(job.id)
+        raise LeaseLost(job.id)
 
     async def _keep_alive(self, job: Job) -> None:
         """Renew the job's lease while it runs or waits for slots; raise once it is lost (or

@@ -113,10 +113,6 @@ class JobStore:
         )
         return result.matched_count == 1
 
-    async def exists(self, job: Job) -> bool:
-        """Whether the job is still to do (by any node): only its end or a removal drops it."""
-        return await self.jobs.find_one({"_id": job.id}, {"_id": 1}) is not None
-
     async def finish(self, job: Job) -> None:
         await self.jobs.delete_one({"_id": job.id, "owner": self.node_id})
 

@@ -10,6 +10,7 @@ the same real store (the only stand-in is a recording Broadcaster, our own port)
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -208,6 +209,33 @@ async def test_a_cancelled_job_frees_its_slots(db: Database, uid: str) -> None:
     job = await runner.jobs.create("add", "y", [celeb])
     await asyncio.wait_for(runner.run(job), 30)
     assert await db["fanout_jobs"].find_one({"_id": job.id}) is None
+
+
+# --- item 11: background work of the runner is logged when it fails, and drained ----------------
+
+
+async def test_the_runners_background_failures_are_logged_and_shutdown_waits_for_its_work(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = make_runner(db, Recorder())
+    done = asyncio.Event()
+
+    async def fails() -> None:
+        raise RuntimeError("publish failed")
+
+    async def slow() -> None:
+        await asyncio.sleep(0.3)
+        done.set()
+
+    with caplog.at_level(logging.ERROR):
+        runner.spawn(fails())
+        runner.spawn(slow())
+        await asyncio.sleep(0.05)
+        assert any(r.exc_info and "publish failed" in str(r.exc_info[1]) for r in caplog.records), (
+            "a failed background task went unnoticed"
+        )
+        await runner.close(grace=5)
+    assert done.is_set(), "close did not wait for the runner's background work"
 
 
 # --- item 6: a removed activity never comes back ------------------------------------------------

@@ -363,6 +363,37 @@ def test_repeat_follows_take_no_chunk_slot(
     assert db["follows"].count_documents({"target": celeb}) == 1
 
 
+def test_follow_unfollow_cycles_reuse_the_room_they_free(
+    server: ServerProcess,
+    mongo: MongoClient[Doc],  # noqa: F811
+    uid: str,
+) -> None:
+    """Slots never shrink, so a follow reuses the room an unfollow left in a chunk: cycling
+    follows must not make every fanout of the target read ever more (empty) chunks."""
+    db = mongo[server.database]
+    celeb = f"user:{uid}"
+    stay = f"timeline:{uid}stay"
+    assert follow(server, stay, celeb, activity_copy_limit=0).status_code == 201
+    for n in range(6):
+        fan = f"timeline:{uid}c{n}"
+        assert follow(server, fan, celeb, activity_copy_limit=0).status_code == 201
+        group, user = fan.split(":")
+        gone = api(server, "DELETE", f"feed/{group}/{user}/follows/{celeb}/")
+        assert gone.status_code == 200, gone.text
+    last = f"timeline:{uid}last"
+    assert follow(server, last, celeb, activity_copy_limit=0).status_code == 201
+    meta = db["feeds"].find_one({"_id": celeb})
+    assert meta is not None
+    assert (meta["slots"], meta["followers"]) == (2, 2), meta
+    [chunk] = db["follower_chunks"].find({"target": celeb})
+    assert sorted(m["s"] for m in chunk["m"]) == sorted([stay, last])
+
+    aid = post_activity(server, celeb, {"actor": uid, "verb": "post", "object": "o"})["id"]
+    wait_jobs_gone(db, aid, timeout=20)
+    assert read_ids(server, stay) == [aid] and read_ids(server, last) == [aid]
+    assert read_ids(server, f"timeline:{uid}c0") == []
+
+
 # --- item 10: what a feed follows, paged and capped ---------------------------------------------
 
 

@@ -6,8 +6,11 @@
   time of the last follow or unfollow begun) marks a feed whose counter is recounted from its
   follows once no change is in flight any more (FollowStore.repair_counters), and a switch of
   mode is decided on a recount too;
-- `slots`: follower chunk slots handed out so far (never decreases): follow number k goes to
-  chunk k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
+- `slots`: follower chunk slots handed out so far (never decreases): slot k is in chunk
+  k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
+  `holes`: the chunks of slots that unfollows freed (one entry per slot, at most MAX_HOLES),
+  taken by new follows before any new slot: follow and unfollow cycles do not grow the chunks
+  (a hole lost in a crash only wastes its slot);
 - `mode`: "push" (activities are copied into follower feeds), "pull" (readers merge them in),
   or "draining" (going back to push: copied again, and still merged until the follower feeds
   have been backfilled); `switching`: on the way from push to pull;
@@ -32,6 +35,7 @@ PUSH, PULL, DRAINING = "push", "pull", "draining"
 
 
 UPSERT_TRIES = 5
+MAX_HOLES = 1000
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,21 @@ class FeedMetaStore:
             {"$set": {"followers": followers}, "$unset": {"changed_at": ""}},
         )
         return result.modified_count == 1
+
+    async def take_hole(self, feed: str) -> int | None:
+        """Take a slot an unfollow freed: answer its chunk (None: there is none)."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed, "holes.0": {"$exists": True}},
+            {"$pop": {"holes": 1}, "$max": {"changed_at": datetime.now(UTC)}},
+            {"holes": 1},
+        )  # the document before the update: its last hole is the one taken
+        return None if doc is None else int(doc["holes"][-1])
+
+    async def add_hole(self, feed: str, chunk: int) -> None:
+        """An unfollow freed a slot in `chunk`."""
+        await self.feeds.update_one(
+            {"_id": feed}, {"$push": {"holes": {"$each": [chunk], "$slice": -MAX_HOLES}}}
+        )
 
     async def take_slots(self, feed: str, count: int) -> int:
         """Hand out `count` follower chunk slots; answer the first.

@@ -10,12 +10,13 @@
   one chunk per batch, so paging the followers costs the same at 5,000 or 5,000,000 of them, on
   any store, and the chunks of a feed live with it when the store is sharded by feed.
 
-A new follow takes a chunk slot (store/feeds.py), inserts its `follows` document (unique per
-source and target) with its chunk number, then adds itself to that chunk. Every step can be
-retried: a retried follow finds its document and adds it to its chunk again (taking no slot), so
-a crash between the steps loses no follower. An unfollow takes the follower out of its chunk,
-deletes the document, then takes it out again (a concurrent retry of the follow may have put it
-back in between). Chunk members name their follow document, so taking out an old follow never
+A new follow takes a chunk slot (store/feeds.py: one an unfollow freed, else a new one), inserts
+its `follows` document (unique per source and target) with its chunk number, then adds itself
+to that chunk. Every step can be retried: a retried follow finds its document and adds it to its
+chunk again (taking no slot), so a crash between the steps loses no follower. An unfollow takes
+the follower out of its chunk, deletes the document, then takes it out again (a concurrent retry
+of the follow may have put it back in between), and gives its slot back as a hole for the next
+follow. Chunk members name their follow document, so taking out an old follow never
 takes out a newer follow of the same feeds.
 """
 
@@ -106,21 +107,24 @@ class FollowStore:
         """Record that `source` follows `target`. Answers the follow and whether it is new, when
         it still has to be completed (a new follow, or one an earlier attempt left incomplete);
         None when it was complete already (nothing changes) or was undone meanwhile. A follow
-        that exists takes no chunk slot (slots never come back)."""
+        that exists takes no chunk slot."""
         found = await self.follows.find_one({"source": source, "target": target})
         if found is not None:
             doc, new = found, False
         else:
-            slot = await self.meta.take_slots(target, 1)
+            chunk = await self.meta.take_hole(target)
+            if chunk is None:
+                chunk = await self.meta.take_slots(target, 1) // CHUNK_SIZE
             now = datetime.now(UTC)
             doc = {
                 "_id": ObjectId(), "source": source, "target": target,
-                "chunk": slot // CHUNK_SIZE, "created_at": now, "updated_at": now,
+                "chunk": chunk, "created_at": now, "updated_at": now,
             }  # fmt: skip
             try:
                 await self.follows.insert_one(doc)
                 new = True
-            except DuplicateKeyError:  # a concurrent first follow won (its slot is the one used)
+            except DuplicateKeyError:  # a concurrent first follow won: the slot is not used
+                await self.meta.add_hole(target, chunk)
                 found = await self.follows.find_one({"source": source, "target": target})
                 if found is None:
                     return None
@@ -172,7 +176,10 @@ class FollowStore:
         await self._delist(record)
         result = await self.follows.delete_one({"_id": record.id})
         await self._delist(record)
-        return result.deleted_count == 1
+        if result.deleted_count != 1:
+            return False
+        await self.meta.add_hole(record.target, record.chunk)  # once per follow: its delete
+        return True
 
     async def _enlist(self, record: FollowRecord) -> None:
         await self.chunks.update_one(

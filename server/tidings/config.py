@@ -89,6 +89,7 @@ class FanoutSettings:
     max_copy_limit: int
     pull_threshold: int
     push_threshold: int
+    max_following: int
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class _FanoutSchema(_Section):
     max_copy_limit = fields.Integer(required=True, validate=validate.Range(min=0))
     pull_threshold = fields.Integer(required=True, validate=_positive())
     push_threshold = fields.Integer(required=True, validate=validate.Range(min=0))
+    max_following = fields.Integer(required=True, validate=_positive())
 
     @validates_schema
     def hysteresis(self, data: dict[str, Any], **_: Any) -> None:

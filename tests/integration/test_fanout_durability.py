@@ -3,7 +3,7 @@ feed exactly once, whether its node is killed mid-fanout (another node resumes t
 cursor once the lease runs out) or stopped gracefully (the lease is released at once); removals
 fan out to every follower too, and a retried insert (same foreign_id + time) changes nothing.
 
-Followers are written straight into the store (FollowStore.add_followers_bulk): that is test
+Followers are written straight into the store (bench.store.add_followers_bulk): that is test
 setup, the fanout itself runs in real server processes on a real store.
 """
 
@@ -23,8 +23,8 @@ import requests
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
+from bench.store import add_followers_bulk
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
-from tidings.store.follows import FollowStore
 
 FOLLOWERS = 5_000
 SERVER_TOKEN = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET, "HS256")
@@ -77,9 +77,7 @@ def add_followers(store: Store, db: Database[Doc], target: str, feeds: list[str]
     async def add() -> None:
         client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
         try:
-            assert await FollowStore(client[db.name]).add_followers_bulk(target, feeds) == len(
-                feeds
-            )
+            assert await add_followers_bulk(client[db.name], target, feeds) == len(feeds)
         finally:
             await client.close()
 

@@ -33,9 +33,9 @@ from hypothesis import strategies as st
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
+from bench.store import add_followers_bulk
 from tests.integration.conftest import SERVER_TOKEN
 from tests.support import API_KEY, ServerProcess, Store, wait_until
-from tidings.store.follows import FollowStore
 
 Doc = dict[str, Any]
 Row = tuple[str, str | None, str]  # (id, origin, object): what a reader sees of an activity
@@ -398,7 +398,7 @@ def test_removing_a_pulled_activity_removes_it_from_every_follower(pair: Pair) -
 def test_followers_added_in_bulk_then_a_switch_to_pull_keep_reads_identical(
     pair: Pair, store: Store
 ) -> None:
-    """The set-up helper of tests and benchmarks (FollowStore.add_followers_bulk) makes follows
+    """The set-up helper of tests and benchmarks (bench.store.add_followers_bulk) makes follows
     like the API's with `activity_copy_limit` 0."""
     world = World()
     celeb = world.celebs[0]
@@ -408,9 +408,7 @@ def test_followers_added_in_bulk_then_a_switch_to_pull_keep_reads_identical(
     async def bulk(database: str) -> None:
         client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
         try:
-            added = await FollowStore(client[database]).add_followers_bulk(
-                celeb, world.followers[:5]
-            )
+            added = await add_followers_bulk(client[database], celeb, world.followers[:5])
             assert added == 5
         finally:
             await client.close()

@@ -31,9 +31,9 @@ import websocket
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
+from bench.store import add_followers_bulk
 from tests import node_client
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store
-from tidings.store.follows import FollowStore
 
 WAIT = 15.0  # bound of every wait for an event, an ack or a state, seconds
 Doc = dict[str, Any]
@@ -271,7 +271,7 @@ async def add_followers(store: Store, db: Database[Doc], target: str, feeds: lis
     store's bulk set-up helper (follows, follower chunks, follower count)."""
     client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
     try:
-        assert await FollowStore(client[db.name]).add_followers_bulk(target, feeds) == len(feeds)
+        assert await add_followers_bulk(client[db.name], target, feeds) == len(feeds)
     finally:
         await client.close()
 

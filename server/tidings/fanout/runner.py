@@ -5,17 +5,25 @@ moves the job's cursor past the chunk once all its batches are done. Batches of 
 `asyncio.TaskGroup`; at most `fanout.concurrency` batches of all jobs run at once on a node, and
 a job's cursor only ever moves past chunks that are all done. Jobs that switch a feed's fanout
 mode walk its followers the same way (fanout/switches.py).
+
+A slot is taken before a batch's task is made and given back by the task's done callback, which
+runs however the task ends: done, failed, or cancelled before it ever started (a TaskGroup
+cancels the tasks it has not started when one fails). While a job runs or waits for slots, a
+keep-alive task renews its lease every third of `fanout.lease_seconds`, so that no other node
+takes over a job that is only queued; it ends with the job. A node takes over abandoned jobs
+only while it runs fewer than `fanout.concurrency` jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable
-from datetime import UTC, datetime
-from typing import Any
+import time
+from collections.abc import Awaitable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
+from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
@@ -31,11 +39,15 @@ class LeaseLost(Exception):
     """Another node took the job over (this node was too slow to renew its lease)."""
 
 
+class ActivityRemoved(Exception):
+    """The job's activity was removed while it ran: the job was dropped (or is to be)."""
+
+
 class _Progress:
     """Moves the cursor of one source past the chunks done, in order, one write at a time."""
 
-    def __init__(self, jobs: JobStore, job: Job, source: int) -> None:
-        self._jobs, self._job, self._source = jobs, job, source
+    def __init__(self, runner: FanoutRunner, job: Job, source: int) -> None:
+        self._runner, self._jobs, self._job, self._source = runner, runner.jobs, job, source
         self._order: list[int] = []
         self._done: set[int] = set()
         self._lock = asyncio.Lock()
@@ -53,7 +65,7 @@ class _Progress:
             if head is not None and not await self._jobs.advance(
                 self._job, Cursor(self._source, head)
             ):
-                raise LeaseLost(self._job.id)
+                await self._runner.lost(self._job)
 
 
 class FanoutRunner:
@@ -69,7 +81,7 @@ class FanoutRunner:
         self.broadcaster = broadcaster
         self.settings = settings
         self.switches = Switches(activities, follows, broadcaster)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("fanout task")
         self._running: set[str] = set()
         self._closing = False
         # Batches in flight on this node, across all its jobs: the store's write load is bounded
@@ -77,10 +89,9 @@ class FanoutRunner:
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     def spawn(self, work: Awaitable[None]) -> None:
-        """Run `work` in the background, tracked so that shutdown can wait for it."""
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Run `work` in the background (failures logged), tracked so that shutdown can wait
+        for it."""
+        self._tasks.spawn(work)
 
     def start(self, job: Job) -> None:
         if job.id not in self._running and not self._closing:
@@ -90,31 +101,60 @@ class FanoutRunner:
     async def run(self, job: Job) -> None:
         FANOUT_JOBS.inc()
         try:
-            await self._run(job)
+            async with asyncio.TaskGroup() as group:
+                keeper = group.create_task(self._keep_alive(job))
+                await self._run(job)
+                keeper.cancel()
             await self.jobs.finish(job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if isinstance(exc, LeaseLost) or (
-                isinstance(exc, ExceptionGroup) and exc.split(LeaseLost)[1] is None
-            ):
+            causes = set(map(type, _leaves(exc)))
+            if causes <= {ActivityRemoved}:
+                log.info("fanout job %s stopped: its activity was removed", job.id)
+            elif causes <= {ActivityRemoved, LeaseLost}:
                 log.warning("fanout job %s was taken over by another node", job.id)
             else:
-                # The lease runs out and this node (or another) takes the job over and
+                # Its lease runs out and this node (or another) takes the job over and
                 # resumes it.
-                log.exception("fanout job %s failed; it will be resumed from its cursor", job.id)
+                log.error(
+                    "fanout job %s failed; it will be resumed from its cursor", job.id,
+                    exc_info=exc,
+                )  # fmt: skip
         finally:
             FANOUT_JOBS.dec()
             self._running.discard(job.id)
 
+    async def lost(self, job: Job) -> NoReturn:
+        """The job's document no longer names this node (another node took it over, or a
+        removal dropped it): say which."""
+        if job.kind == "add" and await self.activities.is_removed(job.activity_id):
+            raise ActivityRemoved(job.id)
+        raise LeaseLost(job.id)
+
+    async def _keep_alive(self, job: Job) -> None:
+        """Renew the job's lease while it runs or waits for slots; raise once it is lost (or
+        could not be renewed for a whole lease: another node may hold it by now)."""
+        lease = self.settings.lease_seconds
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                alive = await self.jobs.renew(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("could not renew the lease of fanout job %s", job.id, exc_info=True)
+                if time.monotonic() - renewed >= lease:
+                    raise LeaseLost(job.id) from None
+                continue
+            if not alive:
+                await self.lost(job)
+            renewed = time.monotonic()
+
     async def _run(self, job: Job) -> None:
         if job.kind in ("to_pull", "to_push"):
-
-            async def keep_alive() -> None:
-                if not await self.jobs.renew(job):
-                    raise LeaseLost(job.id)
-
-            plan = await self.switches.plan(job, keep_alive)
+            plan = await self.switches.plan(job)
         else:
             plan = await self._plan(job)
         if plan is None:
@@ -123,17 +163,16 @@ class FanoutRunner:
             after = job.cursor.after if index == job.cursor.source else None
             await self._run_source(job, index, job.sources[index], after, plan.batch)
             if not await self.jobs.advance(job, Cursor(index + 1, None)):
-                raise LeaseLost(job.id)
+                await self.lost(job)
         if plan.end is not None:
             await plan.end()
 
     async def _plan(self, job: Job) -> Plan | None:
-        """What one batch of an add or remove job does, for a source feed (and whether it
-        replays)."""
+        """What one batch of an add or remove job does, for a source feed."""
         silent = frozenset(job.silent)
         if job.kind == "remove":
 
-            def remove(source: str, replay: bool) -> Batch:
+            def remove(source: str) -> Batch:
                 event = feed_update(
                     source,
                     deleted=[job.activity_id],
@@ -147,12 +186,10 @@ class FanoutRunner:
         if stored is None or stored.removed:  # the removal fans out on its own
             return None
 
-        def add(source: str, replay: bool) -> Batch:
+        def add(source: str) -> Batch:
             event = feed_update(source, new=[stored.public(origin=source)])
             emit = source not in silent
-            return lambda members: self._add_batch(
-                job, source, _feeds(members), event, replay, emit
-            )
+            return lambda members: self._add_batch(job, source, _feeds(members), event, emit)
 
         return Plan(add)
 
@@ -165,23 +202,20 @@ class FanoutRunner:
         make_batch: BatchMaker,
     ) -> None:
         size, slots = self.settings.batch_size, self._slots
-        progress = _Progress(self.jobs, job, index)
-        # After a takeover, batches past the cursor may have been stored but not emitted when
-        # the owner died (any of them: batches finish out of order). A resumed job therefore
-        # emits to every feed of its batches, not just to the entries it adds: at least once.
-        run = make_batch(source, job.resumed)
+        progress = _Progress(self, job, index)
+        run = make_batch(source)
         # Follows made from here on may land past the last chunk: they copied the activity
         # when they followed (it was stored before this job started).
         last = await self.follows.last_chunk(source)
 
         async def one(members: list[Member], chunk: int, left: list[int]) -> None:
-            try:
-                await run(members)
-            finally:
-                slots.release()
+            await run(members)  # a failed or cancelled batch never counts as done
             left[0] -= 1
             if not left[0]:
                 await progress.finished(chunk)
+
+        def release(_: asyncio.Task[None]) -> None:
+            slots.release()
 
         async with asyncio.TaskGroup() as group:
             for chunk in range(0 if after is None else after + 1, last + 1):
@@ -189,28 +223,34 @@ class FanoutRunner:
                 parts = [members[i : i + size] for i in range(0, len(members), size)]
                 progress.started(chunk)
                 if not parts:
-                    group.create_task(progress.finished(chunk))
+                    await progress.finished(chunk)
+                    continue
                 left = [len(parts)]
                 for part in parts:
                     await slots.acquire()
-                    group.create_task(one(part, chunk, left))
+                    try:
+                        task = group.create_task(one(part, chunk, left))
+                    except BaseException:  # the group is shutting down: no task holds it
+                        slots.release()
+                        raise
+                    # Runs however the task ends, also when it is cancelled before it starts.
+                    task.add_done_callback(release)
 
     async def _add_batch(
-        self,
-        job: Job,
-        source: str,
-        feeds: list[str],
-        event: dict[str, Any],
-        replay: bool,
-        emit: bool,
+        self, job: Job, source: str, feeds: list[str], event: dict[str, Any], emit: bool
     ) -> None:
+        # After a takeover, batches past the cursor may have been stored but not emitted when
+        # the owner died (any of them: batches finish out of order). A resumed job therefore
+        # emits to every feed of its batches, not just to the entries it adds: at least once.
+        replay = job.resumed
         entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
         inserted = await self.activities.insert_entries(entries)
-        if inserted and await self.activities.is_removed(job.activity_id):
+        if (inserted or (replay and emit)) and await self.activities.is_removed(job.activity_id):
             # Removed while this batch was being written: the removal's own pass may already
-            # be past these feeds, so take back what this batch put there, and stop the job.
+            # be past these feeds, so take back what this batch put there, announce nothing,
+            # and stop the job.
             await self.activities.remove_entries([e.feed for e in inserted], job.activity_id)
-            raise LeaseLost(job.id)
+            raise ActivityRemoved(job.id)
         FANOUT_BATCHES.labels("add").inc()
         FANOUT_ENTRIES.labels("add").inc(len(inserted))
         targets = feeds if replay else [e.feed for e in inserted]
@@ -228,10 +268,24 @@ class FanoutRunner:
             await self.broadcaster.feed_update(feeds, event)
 
     async def watch_abandoned(self) -> None:
-        """Forever: take over jobs whose node died (their lease ran out) and resume them."""
+        """Forever: take over jobs whose node died (their lease ran out) and resume them, and
+        repair the follower counters that a node dying mid-follow left off."""
         while not self._closing:
             try:
-                while (job := await self.jobs.claim_abandoned()) is not None:
+                settled = datetime.now(UTC) - timedelta(seconds=self.settings.lease_seconds)
+                if repaired := await self.follows.repair_counters(settled):
+                    log.info("recounted the followers of %d feeds", repaired)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not repair follower counters")
+            try:
+                # Only what this node can run: a job claimed and left waiting for slots would
+                # hold back a node that has them free.
+                while (
+                    len(self._running) < self.settings.concurrency
+                    and (job := await self.jobs.claim_abandoned()) is not None
+                ):
                     FANOUT_TAKEOVERS.inc()
                     log.info("resuming fanout job %s from %s", job.id, job.cursor)
                     self.start(job)
@@ -244,17 +298,19 @@ class FanoutRunner:
     async def close(self, grace: float) -> None:
         """Stop taking jobs, give the running ones `grace` seconds, then release the rest."""
         self._closing = True
-        pending = set(self._tasks)
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=grace)
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.drain(grace)
         released = await self.jobs.release_all()
         if released:
             log.info("released %d unfinished fanout jobs to other nodes", released)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions an exception (group) is made of."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
 
 
 def _feeds(members: list[Member]) -> list[str]:

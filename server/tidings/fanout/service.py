@@ -28,7 +28,7 @@ from ..store.activities import ActivityStore, Entry, Page, StoredActivity
 from ..store.feeds import PULL, FeedMeta
 from ..store.follows import Follow, FollowStore
 from ..store.jobs import JobStore
-from .following import Following
+from .following import FollowService
 from .reads import Reads
 from .runner import FanoutRunner
 
@@ -56,7 +56,9 @@ class FeedService:
         self.runner = runner
         self.broadcaster = broadcaster
         self.reads = Reads(activities, follows)
-        self.following_ = Following(settings.fanout, activities, follows, jobs, runner, broadcaster)
+        self.follow_service = FollowService(
+            settings.fanout, activities, follows, jobs, runner, broadcaster
+        )
 
     async def add(
         self, feed: FeedId, new: Sequence[Activity], grant: Grant, batch: bool = False
@@ -223,10 +225,10 @@ class FeedService:
                 f"feeds of group {target.group} cannot be followed",
                 {"target": [f"feed group {target.group} is not followable"]},
             )
-        await self.following_.follow(str(source), str(target), copy_limit)
+        await self.follow_service.follow(str(source), str(target), copy_limit)
 
     async def unfollow(self, source: FeedId, target: FeedId, keep_history: bool) -> None:
-        await self.following_.unfollow(str(source), str(target), keep_history)
+        await self.follow_service.unfollow(str(source), str(target), keep_history)
 
     async def pull_sources(self, feed: FeedId) -> list[str]:
         """The pull feeds whose updates the subscribers of `feed` get: the pull feeds it
@@ -249,7 +251,7 @@ class FeedService:
     async def following(
         self, feed: FeedId, limit: int, offset: int, only: Sequence[str]
     ) -> list[Follow]:
-        return await self.follows.following(str(feed), limit, offset, only)
+        return await self.follows.followed_by(str(feed), limit, offset, only)
 
 
 def _fanned(

@@ -26,8 +26,8 @@ from ..store.follows import FollowStore, Member
 from ..store.jobs import Job
 
 Batch = Callable[[list[Member]], Awaitable[None]]
-BatchMaker = Callable[[str, bool], Batch]  # (source feed, replay) -> batch
-KeepAlive = Callable[[], Awaitable[None]]  # renews a job's lease (raises if it was lost)
+# The batch of one source feed of a job. (Whether a batch replays is the job's: `job.resumed`.)
+BatchMaker = Callable[[str], Batch]
 INSERT_BATCH = 1000
 
 
@@ -43,7 +43,6 @@ async def copy_merged(
     activities: ActivityStore,
     target: str,
     floors: Mapping[str, str],
-    keep_alive: KeepAlive | None = None,
 ) -> int:
     """Copy into each follower feed of `floors` the activities of `target` it merges in (those
     above its floor), as a push fanout would have: what a reader sees does not change."""
@@ -58,8 +57,6 @@ async def copy_merged(
             if len(batch) == INSERT_BATCH:
                 await activities.insert_entries(batch)
                 copied, batch = copied + len(batch), []
-                if keep_alive is not None:  # a big backfill must not outlive its job's lease
-                    await keep_alive()
     await activities.insert_entries(batch)
     # An activity removed from the target meanwhile must not stay: its removal may have
     # passed these feeds already.
@@ -75,11 +72,14 @@ class Switches:
     ) -> None:
         self.activities, self.follows, self.broadcaster = activities, follows, broadcaster
 
-    async def plan(self, job: Job, keep_alive: KeepAlive) -> Plan | None:
+    async def plan(self, job: Job) -> Plan | None:
+        """The plan of a switch job. (Its lease is renewed by the runner while it runs, however
+        long a backfill takes.) Its batches are idempotent and act on every member they are
+        given, so a resumed job's batches do as a first run's."""
         [feed] = job.sources
         if job.kind == "to_pull":
             return await self._to_pull(feed)
-        return await self._to_push(feed, keep_alive)
+        return await self._to_push(feed)
 
     async def _to_pull(self, feed: str) -> Plan | None:
         if await self.follows.meta.start_switch(feed) is None:
@@ -87,10 +87,10 @@ class Switches:
         await self.follows.mark_pull(feed, True)
         await self.broadcaster.follows_changed(feed, feed, True)  # its own subscribers
 
-        def joining(source: str, replay: bool) -> Batch:
+        def joining(source: str) -> Batch:
             async def batch(members: list[Member]) -> None:
                 for follower, _ in members:
-                    await self.broadcaster.follows_changed(follower, feed, True)
+                    await self.broadcaster.follows_changed(follower, source, True)
                 FANOUT_BATCHES.labels("to_pull").inc()
 
             return batch
@@ -100,12 +100,12 @@ class Switches:
 
         return Plan(joining, end)
 
-    async def _to_push(self, feed: str, keep_alive: KeepAlive) -> Plan | None:
+    async def _to_push(self, feed: str) -> Plan | None:
         meta = await self.follows.meta.get(feed)
         if meta.mode != DRAINING:
             return None
 
-        def backfill(source: str, replay: bool) -> Batch:
+        def backfill(source: str) -> Batch:
             async def batch(members: list[Member]) -> None:
                 records = await self.follows.records([follow for _, follow in members])
                 floors = {}
@@ -113,11 +113,11 @@ class Switches:
                     floor = record.merged_above(meta)
                     if floor is not None:
                         floors[record.source] = floor
-                copied = await copy_merged(self.activities, feed, floors, keep_alive)
+                copied = await copy_merged(self.activities, source, floors)
                 FANOUT_BATCHES.labels("to_push").inc()
                 FANOUT_ENTRIES.labels("to_push").inc(copied)
                 for follower, _ in members:
-                    await self.broadcaster.follows_changed(follower, feed, False)
+                    await self.broadcaster.follows_changed(follower, source, False)
 
             return batch
 

@@ -1,9 +1,16 @@
 """Per-feed metadata (`feeds`): follower count, follower chunk slots, fanout mode.
 
 `{_id: feed, followers, slots, mode, period, pull_since, max_id, switching?}`:
-- `followers`: how many feeds follow it (moves by one per follow / unfollow stored);
-- `slots`: follower chunk slots handed out so far (never decreases): follow number k goes to
-  chunk k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
+- `followers`: how many feeds follow it (moves by one per follow / unfollow stored). It is
+  written apart from the follows, so a crash between the two leaves it off: `changed_at` (the
+  time of the last follow or unfollow begun) marks a feed whose counter is recounted from its
+  follows once no change is in flight any more (FollowStore.repair_counters), and a switch of
+  mode is decided on a recount too;
+- `slots`: follower chunk slots handed out so far (never decreases): slot k is in chunk
+  k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
+  `holes`: the chunks of slots that unfollows freed (one entry per slot, at most MAX_HOLES),
+  taken by new follows before any new slot: follow and unfollow cycles do not grow the chunks
+  (a hole lost in a crash only wastes its slot);
 - `mode`: "push" (activities are copied into follower feeds), "pull" (readers merge them in),
   or "draining" (going back to push: copied again, and still merged until the follower feeds
   have been backfilled); `switching`: on the way from push to pull;
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -27,6 +35,7 @@ PUSH, PULL, DRAINING = "push", "pull", "draining"
 
 
 UPSERT_TRIES = 5
+MAX_HOLES = 1000
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,39 @@ class FeedMetaStore:
         found = {d["_id"]: d async for d in self.feeds.find({"_id": {"$in": wanted}})}
         return {feed: _meta(feed, found.get(feed)) for feed in wanted}
 
+    async def mark_changing(self, feed: str) -> None:
+        """A follow or unfollow of `feed` begins: its counter is to be recounted once it is
+        settled (it may crash between its writes)."""
+        await self.feeds.update_one({"_id": feed}, {"$max": {"changed_at": datetime.now(UTC)}})
+
+    async def changed_before(self, when: datetime, limit: int) -> list[tuple[str, datetime]]:
+        """Feeds marked changing, whose last change began before `when` (index read)."""
+        docs = self.feeds.find({"changed_at": {"$lt": when}}, {"changed_at": 1}, limit=limit)
+        return [(d["_id"], d["changed_at"]) async for d in docs]
+
+    async def settle(self, feed: str, changed_at: datetime, followers: int) -> bool:
+        """Set the counter from a recount, unless a change began since `changed_at`."""
+        result = await self.feeds.update_one(
+            {"_id": feed, "changed_at": changed_at},
+            {"$set": {"followers": followers}, "$unset": {"changed_at": ""}},
+        )
+        return result.modified_count == 1
+
+    async def take_hole(self, feed: str) -> int | None:
+        """Take a slot an unfollow freed: answer its chunk (None: there is none)."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed, "holes.0": {"$exists": True}},
+            {"$pop": {"holes": 1}, "$max": {"changed_at": datetime.now(UTC)}},
+            {"holes": 1},
+        )  # the document before the update: its last hole is the one taken
+        return None if doc is None else int(doc["holes"][-1])
+
+    async def add_hole(self, feed: str, chunk: int) -> None:
+        """An unfollow freed a slot in `chunk`."""
+        await self.feeds.update_one(
+            {"_id": feed}, {"$push": {"holes": {"$each": [chunk], "$slice": -MAX_HOLES}}}
+        )
+
     async def take_slots(self, feed: str, count: int) -> int:
         """Hand out `count` follower chunk slots; answer the first.
 
@@ -90,6 +132,7 @@ class FeedMetaStore:
                     {"_id": feed},
                     {
                         "$inc": {"slots": count},
+                        "$max": {"changed_at": datetime.now(UTC)},  # see mark_changing
                         "$setOnInsert": {
                             "followers": 0,
                             "mode": PUSH,
@@ -109,6 +152,13 @@ class FeedMetaStore:
     async def count(self, feed: str, delta: int) -> FeedMeta:
         doc = await self.feeds.find_one_and_update(
             {"_id": feed}, {"$inc": {"followers": delta}}, return_document=ReturnDocument.AFTER
+        )
+        return _meta(feed, doc)
+
+    async def set_followers(self, feed: str, followers: int) -> FeedMeta:
+        """Repair the follower counter (see FollowStore.recount)."""
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed}, {"$set": {"followers": followers}}, return_document=ReturnDocument.AFTER
         )
         return _meta(feed, doc)
 

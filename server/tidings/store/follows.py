@@ -10,12 +10,13 @@
   one chunk per batch, so paging the followers costs the same at 5,000 or 5,000,000 of them, on
   any store, and the chunks of a feed live with it when the store is sharded by feed.
 
-A follow takes a chunk slot (store/feeds.py), inserts its `follows` document (unique per
-source and target) with its chunk number, then adds itself to that chunk. Every step can be
-retried: a retried follow finds its document (DuplicateKey) and adds it to its chunk again, so a
-crash between the steps loses no follower. An unfollow takes the follower out of its chunk,
-deletes the document, then takes it out again (a concurrent retry of the follow may have put it
-back in between). Chunk members name their follow document, so taking out an old follow never
+A new follow takes a chunk slot (store/feeds.py: one an unfollow freed, else a new one), inserts
+its `follows` document (unique per source and target) with its chunk number, then adds itself
+to that chunk. Every step can be retried: a retried follow finds its document and adds it to its
+chunk again (taking no slot), so a crash between the steps loses no follower. An unfollow takes
+the follower out of its chunk, deletes the document, then takes it out again (a concurrent retry
+of the follow may have put it back in between), and gives its slot back as a hole for the next
+follow. Chunk members name their follow document, so taking out an old follow never
 takes out a newer follow of the same feeds.
 """
 
@@ -28,13 +29,13 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from ..domain.ids import format_time
 from ..domain.merge import Bounds
 from . import scan
 from .feeds import FeedMeta, FeedMetaStore
-from .mongo import DUPLICATE_KEY, Database, Document
+from .mongo import Database, Document
 
 CHUNK_SIZE = 500
 Member = tuple[str, ObjectId]  # (follower feed, its follow's _id)
@@ -98,7 +99,6 @@ class FollowStore:
     def __init__(self, db: Database) -> None:
         self.follows = db["follows"]
         self.chunks = db["follower_chunks"]
-        self.entries = db["feed_entries"]
         self.meta = FeedMetaStore(db)
 
     # ------------------------------------------------------------------------ follow, unfollow
@@ -106,21 +106,29 @@ class FollowStore:
     async def follow(self, source: str, target: str) -> tuple[FollowRecord, bool] | None:
         """Record that `source` follows `target`. Answers the follow and whether it is new, when
         it still has to be completed (a new follow, or one an earlier attempt left incomplete);
-        None when it was complete already (nothing changes) or was undone meanwhile."""
-        slot = await self.meta.take_slots(target, 1)
-        now = datetime.now(UTC)
-        doc: Document = {
-            "_id": ObjectId(), "source": source, "target": target,
-            "chunk": slot // CHUNK_SIZE, "created_at": now, "updated_at": now,
-        }  # fmt: skip
-        try:
-            await self.follows.insert_one(doc)
-            new = True
-        except DuplicateKeyError:
-            found = await self.follows.find_one({"source": source, "target": target})
-            if found is None:
-                return None
+        None when it was complete already (nothing changes) or was undone meanwhile. A follow
+        that exists takes no chunk slot."""
+        found = await self.follows.find_one({"source": source, "target": target})
+        if found is not None:
             doc, new = found, False
+        else:
+            chunk = await self.meta.take_hole(target)
+            if chunk is None:
+                chunk = await self.meta.take_slots(target, 1) // CHUNK_SIZE
+            now = datetime.now(UTC)
+            doc = {
+                "_id": ObjectId(), "source": source, "target": target,
+                "chunk": chunk, "created_at": now, "updated_at": now,
+            }  # fmt: skip
+            try:
+                await self.follows.insert_one(doc)
+                new = True
+            except DuplicateKeyError:  # a concurrent first follow won: the slot is not used
+                await self.meta.add_hole(target, chunk)
+                found = await self.follows.find_one({"source": source, "target": target})
+                if found is None:
+                    return None
+                doc, new = found, False
         record = _record(doc)
         await self._enlist(record)
         if await self.follows.find_one({"_id": record.id}, {"_id": 1}) is None:
@@ -140,12 +148,38 @@ class FollowStore:
         doc = await self.follows.find_one({"source": source, "target": target})
         return None if doc is None else _record(doc)
 
+    async def count_followed(self, source: str, limit: int) -> int:
+        """How many feeds `source` follows, counted up to `limit` (an index read of at most
+        `limit` follows)."""
+        return await self.follows.count_documents({"source": source}, limit=limit)
+
+    async def repair_counters(self, settled: datetime, limit: int = 100) -> int:
+        """Recount the follower counters of the feeds whose follows changed before `settled`
+        (a follow or unfollow still in flight then is taken as dead): a crash between a
+        follow's document and its count leaves the counter off. Answers how many were set."""
+        repaired = 0
+        for feed, changed_at in await self.meta.changed_before(settled, limit):
+            truth = await self.follows.count_documents({"target": feed})
+            repaired += await self.meta.settle(feed, changed_at, truth)
+        return repaired
+
+    async def recount(self, target: str) -> FeedMeta:
+        """Repair `target`'s follower counter from the truth, its follows documents: the counter
+        moves apart from them (a crash between the two writes leaves it off by one)."""
+        return await self.meta.set_followers(
+            target, await self.follows.count_documents({"target": target})
+        )
+
     async def unfollow(self, record: FollowRecord) -> bool:
         """Undo the follow; False when it was gone already."""
+        await self.meta.mark_changing(record.target)
         await self._delist(record)
         result = await self.follows.delete_one({"_id": record.id})
         await self._delist(record)
-        return result.deleted_count == 1
+        if result.deleted_count != 1:
+            return False
+        await self.meta.add_hole(record.target, record.chunk)  # once per follow: its delete
+        return True
 
     async def _enlist(self, record: FollowRecord) -> None:
         await self.chunks.update_one(
@@ -203,15 +237,16 @@ class FollowStore:
             return await self._filtered(query, limit, offset)
         return await self._newest({"target": target}, limit, offset)
 
-    async def following(
+    async def followed_by(
         self, source: str, limit: int, offset: int, only: Sequence[str] = ()
     ) -> list[Follow]:
-        """What `source` follows, newest follow first; `only` narrows to those feeds."""
+        """The feeds `source` follows, newest follow first; `only` narrows to those feeds. An
+        index range read of `offset + limit` follows (the (source, _id) index), whatever the
+        number of feeds it follows."""
         if only:
             query = {"source": source, "target": {"$in": list(only)}}
             return await self._filtered(query, limit, offset)
-        # A feed follows a bounded number of feeds (unlike the followers of a feed).
-        return await self._filtered({"source": source}, limit, offset)
+        return await self._newest({"source": source}, limit, offset)
 
     async def _newest(self, query: Document, limit: int, offset: int) -> list[Follow]:
         docs = await scan.newest_first(
@@ -257,13 +292,13 @@ class FollowStore:
             ]
             result = await self.follows.bulk_write(adopt, ordered=False)
             records = [_record(d) async for d in self.follows.find({"_id": {"$in": ids}})]
-            await self._enlist_many(target, records)
+            await self.enlist_many(target, records)
             if result.modified_count:
                 await self.meta.count(target, result.modified_count)
             adopted += result.modified_count
         return adopted
 
-    async def _enlist_many(
+    async def enlist_many(
         self, target: str, records: Sequence[FollowRecord], dedupe: bool = True
     ) -> None:
         """Add the follows of `target` to their chunks in one bulk write (`dedupe`: some may be
@@ -288,51 +323,10 @@ class FollowStore:
                 ordered=False,
             )
 
-    # ------------------------------------------------------------------------- bulk set-up
 
-    async def add_followers_bulk(self, target: str, sources: Sequence[str]) -> int:
-        """Set-up for tests and benchmarks: `sources` follow `target`, in this order, as
-        follows with `activity_copy_limit` 0 would (no activity is copied), in a few bulk
-        writes. Feeds already following are left as they are. Answers how many follows were
-        added. The target's fanout mode is not re-evaluated here: the next follow or unfollow
-        through the API does that."""
-        sources = list(dict.fromkeys(sources))
-        if not sources:
-            return 0
-        first = await self.meta.take_slots(target, len(sources))
-        meta = await self.meta.get(target)
-        newest = await scan.newest_first(
-            self.entries, {"feed": target}, "activity_id", scan.ACTIVITY_IDS, Bounds(), 1,
-            {"activity_id": 1, "origin": 1}, keep=lambda e: e.get("origin") is None,
-        )  # fmt: skip
-        frontier = newest[0]["activity_id"] if newest else ""
-        if frontier:  # as a follow does: what a later switch to pull starts from
-            await self.meta.raise_max(target, frontier)
-        now = datetime.now(UTC)
-        docs: list[Document] = [
-            {
-                "_id": ObjectId(), "source": source, "target": target,
-                "chunk": (first + i) // CHUNK_SIZE, "created_at": now, "updated_at": now,
-                "frontier": frontier, "period": meta.period,
-                **({"pull_source": source} if meta.pull_rooms else {}),
-            }
-            for i, source in enumerate(sources)
-        ]  # fmt: skip
-        skipped: set[int] = set()
-        for start in range(0, len(docs), 1000):
-            try:
-                await self.follows.insert_many(docs[start : start + 1000], ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                    raise
-                skipped |= {start + err["index"] for err in errors}
-        added = [d for i, d in enumerate(docs) if i not in skipped]
-        # New follows only: nothing to dedupe.
-        await self._enlist_many(target, [_record(d) for d in added], dedupe=False)
-        if added:
-            await self.meta.count(target, len(added))
-        return len(added)
+def record_of(doc: Document) -> FollowRecord:
+    """The record of a `follows` document."""
+    return _record(doc)
 
 
 def _public(doc: Document) -> Follow:

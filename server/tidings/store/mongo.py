@@ -23,15 +23,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True),
         IndexModel([("feed", ASCENDING), ("origin", ASCENDING), ("activity_id", ASCENDING)]),
     ],
-    # Followers listings page by (target, _id); a reader finds the pull feeds a feed follows by
-    # `pull_source`, set only on follows of pull feeds (sparse: the others cost nothing there).
+    # Followers listings page by (target, _id), following listings by (source, _id); a reader
+    # finds the pull feeds a feed follows by `pull_source`, set only on follows of pull feeds
+    # (sparse: the others cost nothing there).
     # Fanouts read `follower_chunks` and `feeds` by _id only.
     "follows": [
         IndexModel([("source", ASCENDING), ("target", ASCENDING)], unique=True),
         IndexModel([("target", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("source", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("pull_source", ASCENDING)], sparse=True),
     ],
     "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],
+    # Feeds whose follower counter is to be recounted (store/feeds.py): few at any time.
+    "feeds": [IndexModel([("changed_at", ASCENDING)], sparse=True)],
 }
 
 

@@ -1,0 +1,49 @@
+"""The one way of spawning background work (tidings.background): failures are logged by the
+task's own done callback, and a TaskSet drains its tasks on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from tidings.background import TaskSet, spawn
+
+
+async def test_a_failed_task_is_logged_with_its_exception(caplog: pytest.LogCaptureFixture) -> None:
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+        task = spawn(fails())
+        await asyncio.wait([task])
+        await asyncio.sleep(0)  # the done callback runs on the next loop iteration
+    [record] = [r for r in caplog.records if r.name == "tidings.background"]
+    assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
+
+
+async def test_a_cancelled_task_is_not_logged_as_failed(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = TaskSet()
+    task = tasks.spawn(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    task.cancel()
+    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+        await asyncio.wait([task])
+        await asyncio.sleep(0)
+    assert not [r for r in caplog.records if r.name == "tidings.background"]
+    assert len(tasks) == 0
+
+
+async def test_drain_waits_for_the_grace_then_cancels_the_rest() -> None:
+    tasks = TaskSet()
+    quick_done = asyncio.Event()
+
+    async def quick() -> None:
+        await asyncio.sleep(0.05)
+        quick_done.set()
+
+    tasks.spawn(quick())
+    slow = tasks.spawn(asyncio.sleep(30))
+    assert await tasks.drain(grace=0.5) == 1
+    assert quick_done.is_set() and slow.cancelled() and len(tasks) == 0

@@ -19,10 +19,10 @@ import stream.exceptions
 from pymongo import AsyncMongoClient
 from stream.client import StreamClient
 
+from bench.store import add_followers_bulk
 from tests.integration.conftest import SERVER_TOKEN, token
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 from tidings.domain.ids import activity_id
-from tidings.store.follows import FollowStore
 
 Doc = dict[str, Any]
 WAIT = 15.0
@@ -223,7 +223,7 @@ def _add_followers(store: Store, database: str, target: str, feeds: list[str]) -
     async def run() -> None:
         client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
         try:
-            await FollowStore(client[database]).add_followers_bulk(target, feeds)
+            await add_followers_bulk(client[database], target, feeds)
         finally:
             await client.close()
 

@@ -219,6 +219,46 @@ def test_removal_through_one_owner_does_not_cancel_another_owners_fanout(
         client.close()
 
 
+def test_removal_through_one_owner_leaves_it_where_another_owner_reaches(
+    store: Store, tmp_path: Path, uid: str
+) -> None:
+    """The star removes what the fan also added, while the star's own fanout still runs: the
+    star's followers lose it (also those its in-flight batches reach after the removal's pass),
+    but a feed that follows both keeps it, and so does every follower of the fan."""
+    node = ServerProcess(
+        store.url,
+        env={"TIDINGS_FANOUT_BATCH_SIZE": "25", "TIDINGS_FANOUT_CONCURRENCY": "1"},
+        log_path=tmp_path / "server.log",
+    ).start()
+    client: pymongo.MongoClient[Doc] = pymongo.MongoClient(store.url, tz_aware=True)
+    try:
+        db = client[node.database]
+        star, fan = f"user:{uid}star", f"user:{uid}fan"
+        both = f"timeline:{uid}both"
+        only_star = [f"timeline:{uid}s{i}" for i in range(1000)]
+        only_fan = [f"timeline:{uid}g{i}" for i in range(3)]
+        _add_followers(store, node.database, star, [both, *only_star])
+        _add_followers(store, node.database, fan, [both, *only_fan])
+        sent = activity(uid, foreign_id=f"p:{uid}", time="2024-03-03T03:03:03.000000")
+        aid = add(node, star, sent).json()["id"]  # the star's fanout starts now
+        assert add(node, fan, sent).json()["id"] == aid
+        removed = call(node, "DELETE", f"feed/user/{uid}star/{aid}/")
+        assert removed.status_code == 200, removed.text
+
+        def settled() -> bool:
+            return db["fanout_jobs"].count_documents({"activity_id": aid}) == 0
+
+        wait_until(settled, 60, 0.1, what="the fanouts and the removal to finish")
+        holders = {e["feed"] for e in db["feed_entries"].find({"activity_id": aid})}
+        assert holders & set(only_star) == set()
+        assert {both, fan, *only_fan} <= holders
+        assert star not in holders
+    finally:
+        node.stop()
+        client.drop_database(node.database)
+        client.close()
+
+
 def _add_followers(store: Store, database: str, target: str, feeds: list[str]) -> None:
     async def run() -> None:
         client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)

@@ -170,7 +170,14 @@ class FanoutRunner:
     async def _plan(self, job: Job) -> Plan | None:
         """What one batch of an add or remove job does, for a source feed."""
         silent = frozenset(job.silent)
+        stored = await self.activities.get(job.activity_id)
         if job.kind == "remove":
+            # Removed through one of its owners while others keep it: what they still put
+            # in feeds directly, whose followers keep it. (The removing owner may still be
+            # listed, when its node died midway: what it reaches is the job's sources.)
+            kept = set()
+            if stored is not None and not stored.removed:
+                kept = stored.reach(stored.owners) - set(job.sources)
 
             def remove(source: str) -> Batch:
                 event = feed_update(
@@ -179,10 +186,11 @@ class FanoutRunner:
                     deleted_foreign_ids=[job.foreign_id] if job.foreign_id else [],
                 )
                 emit = source not in silent
-                return lambda members: self._remove_batch(job, _feeds(members), event, emit)
+                return lambda members: self._remove_batch(
+                    job, source, _feeds(members), kept, event, emit
+                )
 
             return Plan(remove)
-        stored = await self.activities.get(job.activity_id)
         if stored is None or stored.removed:  # the removal fans out on its own
             return None
 
@@ -245,11 +253,15 @@ class FanoutRunner:
         replay = job.resumed
         entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
         inserted = await self.activities.insert_entries(entries)
-        if (inserted or (replay and emit)) and await self.activities.is_removed(job.activity_id):
-            # Removed while this batch was being written: the removal's own pass may already
-            # be past these feeds, so take back what this batch put there, announce nothing,
-            # and stop the job.
-            await self.activities.remove_entries([e.feed for e in inserted], job.activity_id)
+        if (inserted or (replay and emit)) and not await self.activities.reaches(
+            job.activity_id, source
+        ):
+            # Removed (through `source`, or altogether) while this batch was being written:
+            # the removal's own pass may already be past these feeds, so take back what this
+            # batch put there, announce nothing, and stop the job (a removal through one of
+            # several owners starts a new job for the others: fanout/service.py).
+            inserted_feeds = [e.feed for e in inserted]
+            await self.activities.remove_copies(inserted_feeds, job.activity_id, source)
             raise ActivityRemoved(job.id)
         FANOUT_BATCHES.labels("add").inc()
         FANOUT_ENTRIES.labels("add").inc(len(inserted))
@@ -259,9 +271,15 @@ class FanoutRunner:
             INSERT_TO_EMIT.labels("fanout").observe(_since(job.created_at))
 
     async def _remove_batch(
-        self, job: Job, feeds: list[str], event: dict[str, Any], emit: bool
-    ) -> None:
-        removed = await self.activities.remove_entries(feeds, job.activity_id)
+        self, job: Job, source: str, feeds: list[str], kept: set[str], event: dict[str, Any],
+        emit: bool,
+    ) -> None:  # fmt: skip
+        """Take the copies that came through `source` out of `feeds`, but not from a feed that
+        another owner still reaches: directly (`kept`), or through a follow of such a feed."""
+        if kept:
+            keep = kept | await self.follows.following_any(feeds, kept)
+            feeds = [f for f in feeds if f not in keep]
+        removed = await self.activities.remove_copies(feeds, job.activity_id, source)
         FANOUT_BATCHES.labels("remove").inc()
         FANOUT_ENTRIES.labels("remove").inc(removed)
         if emit:

@@ -205,6 +205,26 @@ class ActivityStore:
         )
         return result.deleted_count
 
+    async def remove_copies(self, feeds: Sequence[str], activity_id: str, origin: str) -> int:
+        """Remove from `feeds` the copies of the activity that came through `origin` (a
+        follow), not those that reached them otherwise: one delete per feed, by index."""
+        if not feeds:
+            return 0
+        result = await self.entries.bulk_write(
+            [DeleteOne({"feed": f, "activity_id": activity_id, "origin": origin}) for f in feeds],
+            ordered=False,
+        )
+        return result.deleted_count
+
+    async def reaches(self, activity_id: str, feed: str) -> bool:
+        """Whether the activity is still put in `feed` directly by one of its owners (it is
+        an owner, or named in an owner's `to`): what a fanout from `feed` checks after each
+        batch, since a removal through one owner leaves the others' fanouts running."""
+        doc = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
+        if doc is None or doc.get("removed"):
+            return False
+        return any(feed == owner or feed in to for owner, to in owners_of(doc).items())
+
     async def remove_from_origin(self, feed: str, origin: str) -> int:
         """Unfollow: drop what `feed` got through its follow of `origin`. An index read on
         (feed, origin, activity_id) (store/mongo.py): it costs what it deletes, not the feed."""

@@ -22,7 +22,8 @@ takes out a newer follow of the same feeds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -147,6 +148,16 @@ class FollowStore:
     async def get(self, source: str, target: str) -> FollowRecord | None:
         doc = await self.follows.find_one({"source": source, "target": target})
         return None if doc is None else _record(doc)
+
+    async def following_any(self, sources: Sequence[str], targets: Collection[str]) -> set[str]:
+        """Those of `sources` that follow any of `targets` (one lookup by the unique (source,
+        target) index per pair: for the few feeds that still own an activity that one of its
+        owners removed)."""
+        pairs = [(s, t) for s in sources for t in targets if s != t]
+        found = await asyncio.gather(
+            *(self.follows.find_one({"source": s, "target": t}, {"_id": 1}) for s, t in pairs)
+        )
+        return {s for (s, _), doc in zip(pairs, found, strict=True) if doc is not None}
 
     async def count_followed(self, source: str, limit: int) -> int:
         """How many feeds `source` follows, counted up to `limit` (an index read of at most

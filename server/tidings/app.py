@@ -124,14 +124,15 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     realtime = settings.realtime
     sio = create_sio(settings)
-    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes)
+    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
     handlers = Handlers(settings, lambda: app[SERVICE], hub)
     sio_peers = SioPeers(sio, handlers)
     heartbeat = Heartbeat(hub, realtime.ping_interval)
     fast = None
     if realtime.fast_websocket:
         fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
-                        allowed_origins(settings), realtime.websocket_compression)  # fmt: skip
+                        allowed_origins(settings), realtime.websocket_compression,
+                        realtime.connect_timeout)  # fmt: skip
     link = None
     if settings.redis.url:
         link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)

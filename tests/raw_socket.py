@@ -13,12 +13,14 @@ import base64
 import contextlib
 import json
 import os
+import re
 import socket
 import struct
 from typing import Any
 
 WAIT = 15.0
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
+ACK = re.compile(r"43(\d+)\[")
 
 
 class Closed(Exception):
@@ -34,6 +36,7 @@ class RawSocket:
         self.reader, self.writer = reader, writer
         self.received: list[str] = []  # every text packet, pings included
         self.open: dict[str, Any] = {}
+        self.acks: dict[int, Any] = {}  # acks read, not asked for yet
 
     @classmethod
     async def open_(cls, port: int, rcvbuf: int | None = None) -> RawSocket:
@@ -121,14 +124,16 @@ class RawSocket:
             return closed
 
     async def ack(self, ack_id: int, within: float = WAIT) -> Any:
-        """The (first argument of the) ack `43<ack_id>[...]`, skipping other packets."""
-        prefix = f"43{ack_id}["
+        """The (first argument of the) ack `43<ack_id>[...]`; acks of other ids that arrive
+        meanwhile are kept for their turn (acks may come in any order)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while True:
+        while ack_id not in self.acks:
             text = await self.packet(max(0.01, deadline - loop.time()))
-            if text.startswith(prefix):
-                return json.loads(text[len(prefix) - 1 :])[0]
+            found = ACK.match(text)
+            if found:
+                self.acks[int(found.group(1))] = json.loads(text[found.end() - 1 :])[0]
+        return self.acks.pop(ack_id)
 
     def emit(self, ack_id: int, event: str, *args: Any) -> None:
         self.send(f"42{ack_id}" + json.dumps([event, *args]))

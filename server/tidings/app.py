@@ -95,7 +95,10 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
         link.start()
     heartbeat = app[HEARTBEAT]
     heartbeat.start()
-    watch = asyncio.create_task(watch_slow_consumers(sio, settings.realtime.max_queue_packets))
+    realtime = settings.realtime
+    watch = asyncio.create_task(
+        watch_slow_consumers(sio, realtime.max_queue_packets, realtime.max_queue_bytes)
+    )
     yield
     heartbeat.stop()
     watch.cancel()

@@ -197,10 +197,6 @@ class Hub(Rooms):
         self._unbacklog(conn)
         conn.transport.abort()
 
-    def drop_queue(self, conn: FastConn) -> None:
-        """Forget what waits for `conn` (it is being closed)."""
-        self._unbacklog(conn)
-
     def _unbacklog(self, conn: FastConn) -> None:
         conn.pending = None
         conn.queued = 0

@@ -34,7 +34,6 @@ MAX_PAYLOAD = 1_000_000  # largest message a client may send (python-engineio's 
 CONNECT_TIMEOUT = 45.0  # seconds for a new connection to send its Socket.IO connect
 MAX_PING_ECHO = 64  # a client's ping payload echoed in the pong (`2probe`); longer: closed
 DISCONNECT_FRAME = p.text_frame(p.encode(p.DISCONNECT))
-CLOSE_FRAME = p.close_frame(1000)
 PONG_FRAME = p.text_frame(p.PONG)
 
 
@@ -72,6 +71,8 @@ class FastPath:
         self.connect_timeout = connect_timeout
         self.origins = origins  # None: any origin
         self.compression = compression
+        self._sockets: dict[FastConn, web.WebSocketResponse] = {}
+        self._closing: dict[FastConn, asyncio.Future[bool]] = {}  # goodbyes under way
         handlers.outlets[True] = self
 
     def accepts(self, request: web.Request) -> bool:
@@ -97,18 +98,23 @@ class FastPath:
         self.goodbye(peer, DISCONNECT_FRAME)
 
     def goodbye(self, conn: FastConn, last: bytes = b"") -> None:
-        """End a connection cleanly: `last` (a Socket.IO packet's frame), then a close frame.
+        """End a connection cleanly: `last` (a Socket.IO packet's frame), then the WebSocket
+        closing handshake (aiohttp's `close()`: a close frame, then it reads until the client's,
+        so nothing the client still sends makes the kernel answer with a reset).
 
-        Written to the transport at once, ahead of what is queued for the socket (a backlogged
-        one too: the queue is dropped, the socket recovers through `since`), so the client
-        always learns why it was closed. asyncio's `close()` sends what the transport holds
-        first; a client that reads nothing meanwhile is aborted after `ping_timeout`."""
-        transport = conn.transport
-        if transport.is_closing():
+        `last` is written at once, ahead of what is queued for the socket (a backlogged one
+        too: the queue is dropped, the socket recovers through `since`), so the client always
+        learns why it was closed; the socket leaves every room and the hub at once. One that
+        reads nothing meanwhile is aborted after `ping_timeout`."""
+        transport, ws = conn.transport, self._sockets.get(conn)
+        if transport.is_closing() or ws is None or conn in self._closing:
             return
-        self.hub.drop_queue(conn)
-        transport.write(last + CLOSE_FRAME)
-        transport.close()
+        self.hub.remove(conn)
+        for task in list(conn.tasks or ()):
+            task.cancel()
+        if last:
+            transport.write(last)
+        self._closing[conn] = asyncio.ensure_future(ws.close())
         asyncio.get_running_loop().call_later(self.ping_timeout, transport.abort)
 
     # ------------------------------------------------------------------------- a connection
@@ -128,6 +134,7 @@ class FastPath:
             self.heartbeat.assign(conn)
             opening = p.open_packet(new_sid(), self.ping_interval, self.ping_timeout, MAX_PAYLOAD)
             self.hub.send(conn, p.text_frame(opening))
+        self._sockets[conn] = ws
         try:
             await self._read(conn, ws)
         except TimeoutError:
@@ -140,7 +147,12 @@ class FastPath:
                 task.cancel()
             self.handlers.disconnected(conn)
             self.hub.remove(conn)
-        if not ws.closed and not transport.is_closing():
+            del self._sockets[conn]
+        closing = self._closing.pop(conn, None)
+        if closing is not None:  # a goodbye: its closing handshake ends the connection
+            with contextlib.suppress(Exception):
+                await closing
+        elif not ws.closed and not transport.is_closing():
             await ws.close()
         return ws
 

@@ -99,3 +99,47 @@ class NodeSubscriber:
                     self.process.wait(5)
         for thread in self._threads:
             thread.join(5)
+
+
+class NodeDriver(NodeSubscriber):
+    """tests/js/driver.mjs: the official socket.io-client, emitting what the test tells it."""
+
+    def __init__(self, url: str, jwt_token: str | None, namespace: str = "/",
+                 transports: list[str] | None = None) -> None:  # fmt: skip
+        options = {"url": url, "token": jwt_token or "", "namespace": namespace,
+                   "transports": transports or ["websocket"]}  # fmt: skip
+        self.process = subprocess.Popen(
+            ["node", "tests/js/driver.mjs", json.dumps(options)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines = []
+        self.stderr = []
+        self._next_id = 0
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Emit `event` with an ack; `{"$buffer": "text"}` arguments go as binary."""
+        assert self.process.stdin is not None
+        self._next_id += 1
+        command = {"id": self._next_id, "emit": event, "args": list(args)}
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        self.process.stdin.flush()
+        return self._next_id
+
+    async def ack(self, ack_id: int) -> list[Any]:
+        line = await self.expect(
+            lambda x: x["type"] in ("ack", "ack_timeout") and x["id"] == ack_id, f"ack {ack_id}"
+        )
+        assert line["type"] == "ack", line
+        return list(line["args"])
+
+    async def call(self, event: str, *args: Any) -> list[Any]:
+        return await self.ack(self.emit(event, *args))

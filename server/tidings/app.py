@@ -106,7 +106,10 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
         link.start()
     heartbeat = app[HEARTBEAT]
     heartbeat.start()
-    watch = asyncio.create_task(watch_slow_consumers(sio, settings.realtime.max_queue_packets))
+    realtime = settings.realtime
+    watch = asyncio.create_task(
+        watch_slow_consumers(sio, realtime.max_queue_packets, realtime.max_queue_bytes)
+    )
     yield
     heartbeat.stop()
     watch.cancel()
@@ -136,14 +139,15 @@ def create_app(settings: Settings) -> web.Application:
     app[NODE_ID] = node = node_id()  # one per process: it owns leases and signs its publishes
     realtime = settings.realtime
     sio = create_sio(settings)
-    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes)
+    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
     handlers = Handlers(settings, lambda: app[SERVICE], hub)
     sio_peers = SioPeers(sio, handlers)
     heartbeat = Heartbeat(hub, realtime.ping_interval)
     fast = None
     if realtime.fast_websocket:
         fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
-                        allowed_origins(settings), realtime.websocket_compression)  # fmt: skip
+                        allowed_origins(settings), realtime.websocket_compression,
+                        realtime.connect_timeout)  # fmt: skip
     link = None
     if settings.redis.url:
         link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)

@@ -100,9 +100,12 @@ class RealtimeSettings:
     ping_timeout: float
     max_missed: int
     max_queue_packets: int
+    max_queue_bytes: int
     write_buffer_bytes: int
     gc_threshold: int
     token_grace_seconds: float
+    connect_timeout: float
+    max_events_in_flight: int
 
 
 @dataclass(frozen=True)
@@ -219,9 +222,12 @@ class _RealtimeSchema(_Section):
     ping_timeout = fields.Float(required=True, validate=validate.Range(min=1))
     max_missed = fields.Integer(required=True, validate=_positive(max=1000))
     max_queue_packets = fields.Integer(required=True, validate=_positive())
+    max_queue_bytes = fields.Integer(required=True, validate=validate.Range(min=65536))
     write_buffer_bytes = fields.Integer(required=True, validate=_positive())
     gc_threshold = fields.Integer(required=True, validate=validate.Range(min=0))
     token_grace_seconds = fields.Float(required=True, validate=validate.Range(min=0))
+    connect_timeout = fields.Float(required=True, validate=validate.Range(min=0.5))
+    max_events_in_flight = fields.Integer(required=True, validate=_positive(max=1000))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RealtimeSettings:

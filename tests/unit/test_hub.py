@@ -177,3 +177,20 @@ async def test_broadcasts_queued_behind_a_big_one_are_joined_in_order() -> None:
             assert t.written == [sent[0], b"".join(sent[1:4]), sent[5]]  # 2-4: one write
     finally:
         hub_module.CHUNK = chunk
+
+
+async def test_a_connection_is_dropped_by_bytes_queued_as_well_as_by_frames() -> None:
+    hub = Hub(max_queue_packets=1000, write_buffer_bytes=25, max_queue_bytes=1000)
+    slow, fine = Transport(), Transport()
+    a, b = conn("a", slow), conn("b", fine)
+    for c in (a, b):
+        hub.add(c)
+        hub.join(c, "room")
+    slow.stuck = True
+    await hub.broadcast(["room"], b"x" * 30)  # in its transport: past write_buffer_bytes
+    for _ in range(3):
+        await hub.broadcast(["room"], b"y" * 300)  # queued: 900 bytes, three frames
+    assert a.pending is not None and a.queued == 900 and not slow.aborted
+    await hub.broadcast(["room"], b"z" * 300)  # 1,200 bytes waiting: a slow consumer
+    assert slow.aborted and a.pending is None and a.queued == 0
+    assert not fine.aborted and len(fine.written) == 5

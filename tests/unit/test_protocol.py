@@ -32,12 +32,52 @@ def test_decode(text: str, expected: p.Packet) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "x", "9", '51-["a",{"_placeholder":true,"num":0}]', '61-0[{"_placeholder":true}]',
-     "2[not json", "0{"],
+    ["", "x", "9", "2[not json", "0{", "5[]", "5-[]", "50-[]", "599-[]"],
 )  # fmt: skip
 def test_decode_refuses_what_is_not_a_text_packet(text: str) -> None:
     with pytest.raises(p.ProtocolError):
         p.decode(text)
+
+
+MALFORMED = {
+    "superscript type": "²",
+    "superscript ack id": '2²["a"]',
+    "arabic-indic ack id": '2\u0663["a"]',
+    "fullwidth ack id": '2\uff11["a"]',
+    "thousands of digits": "2" + "1" * 5000 + '["a"]',
+    "sixteen digits": "2" + "1" * 16 + '["a"]',
+    "deep array": "2" + "[" * 100_000,
+    "deep closed array": "2" + "[" * 40 + "]" * 40,
+    "deep object": "2" + '{"a":' * 50_000,
+    "long namespace": "0/" + "n" * 1000,
+    "superscript attachments": '5²-["a"]',
+}
+
+
+@pytest.mark.parametrize("text", MALFORMED.values(), ids=MALFORMED.keys())
+def test_decode_raises_only_protocol_error_on_malformed_packets(text: str) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.decode(text)
+
+
+def test_decode_keeps_brackets_inside_strings_out_of_the_depth() -> None:
+    text = '2["a",' + json.dumps("[{" * 1000) + "]"
+    assert p.decode(text).data == ["a", "[{" * 1000]
+    assert p.decode("2" + "[" * 32 + "]" * 32).data is not None
+    assert p.decode("2" + "1" * 15 + '["a"]').id == int("1" * 15)
+
+
+def test_decode_head_does_not_parse_the_payload() -> None:
+    head, pos = p.decode_head('2/chat,7["x", not even json')
+    assert head == p.Packet(p.EVENT, namespace="/chat", id=7) and pos == 8
+
+
+def test_binary_packets_announce_their_attachments() -> None:
+    packet = p.decode('51-3["subscribe",{"_placeholder":true,"num":0}]')
+    assert packet == p.Packet(p.BINARY_EVENT, id=3, attachments=1,
+                              data=["subscribe", {"_placeholder": True, "num": 0}])  # fmt: skip
+    assert p.without_placeholders(packet.data) == ["subscribe", b""]
+    assert p.decode('62-/x,1[{"a":{"_placeholder":true,"num":1}}]').attachments == 2
 
 
 def test_encode_matches_the_wire_format() -> None:

@@ -9,6 +9,7 @@ never stops local delivery.
 Messages on the Redis channel: a JSON header line, then the packet as it goes on the wire:
     {"k": "emit", "n": NODE, "r": [ROOMS]}\\n42["feed.update",{...}]
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
+    {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
 A node skips its own messages (it delivered them already).
 """
 
@@ -41,6 +42,7 @@ class Broadcaster:
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
+            link.resync_request = json.dumps({"k": "resync", "n": node}).encode() + b"\n"
 
     def _realtime(self, feed: str) -> bool:
         return feed.partition(":")[0] in self._groups
@@ -97,6 +99,8 @@ class Broadcaster:
             await self.deliver([str(room) for room in header["r"]], body)
         elif header.get("k") == "follow":
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
+        elif header.get("k") == "resync":  # that node could not publish some of its events
+            await self.resync()
 
     async def resync(self) -> None:
         """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).

@@ -9,12 +9,13 @@ disconnect one of their peers.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ..auth import Grant, decode_token
 from ..config import Settings
-from ..domain.errors import InputError, SignatureError, TidingsError
+from ..domain.errors import InputError, RateLimitError, SignatureError, TidingsError
 from ..domain.feeds import parse_feed_id
 from ..domain.ids import is_activity_id
 from ..fanout.service import FeedService
@@ -27,6 +28,79 @@ from .rooms import feed_room, pull_room
 log = logging.getLogger(__name__)
 Ack = dict[str, Any]
 GRANT_CACHE = 4096  # verified tokens remembered (a reconnect storm decodes each token once)
+GRANT_CACHE_BYTES = 4 << 20  # ... holding at most this many characters of tokens in all
+MAX_TOKEN = 8192  # longest token accepted, padding included (Stream's are a few hundred bytes)
+MAX_DETAIL = 512  # longest `detail` (and field message) of an error ack: they may quote input
+MAX_FIELDS = 16  # most `exception_fields` entries of an error ack
+NOT_AN_EVENT = "an event is a JSON array: [name, argument]"
+
+
+def _cap(text: str, limit: int = MAX_DETAIL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_ack(exc: TidingsError) -> dict[str, Any]:
+    """`exc.ack()` with its texts capped: error details quote what the client sent, and an
+    ack must not echo a megabyte back. Every error a socket is answered goes through here."""
+    ack = exc.ack()
+    ack["detail"] = _cap(str(ack["detail"]))
+    fields = ack.get("exception_fields")
+    if fields:
+        ack["exception_fields"] = {
+            _cap(str(name), 64): [_cap(str(message)) for message in messages[:4]]
+            for name, messages in list(fields.items())[:MAX_FIELDS]
+        }
+    return ack
+
+
+def failure(exc: TidingsError) -> Ack:
+    """The ack of an event that failed with `exc`."""
+    return {"ok": False, "error": error_ack(exc)}
+
+
+def refusal(exc: TidingsError) -> dict[str, Any]:
+    """The data of a refused connect (`44{message, data}`, as socket.io's `connect_error`)."""
+    data = error_ack(exc)
+    return {"message": data["detail"], "data": data}
+
+
+def normalised_token(auth: Any) -> str:
+    """The token of a connect's `auth: {token}`, without `Bearer ` and whitespace; raises
+    SignatureError for a missing one or one longer than MAX_TOKEN (padding included)."""
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if not isinstance(token, str) or not token:
+        raise SignatureError("missing authentication token ({token: JWT})")
+    if len(token) > MAX_TOKEN:
+        raise SignatureError(f"token is longer than {MAX_TOKEN} characters")
+    return token.strip().removeprefix("Bearer ").strip()
+
+
+class GrantCache:
+    """Verified tokens (normalised) -> grants, least recently used first out, bounded by
+    entries and by the characters of the tokens it holds."""
+
+    def __init__(self, entries: int = GRANT_CACHE, chars: int = GRANT_CACHE_BYTES) -> None:
+        self.max_entries, self.max_chars = entries, chars
+        self.chars = 0
+        self._grants: OrderedDict[str, Grant] = OrderedDict()
+
+    def get(self, token: str) -> Grant | None:
+        grant = self._grants.get(token)
+        if grant is not None:
+            self._grants.move_to_end(token)
+        return grant
+
+    def put(self, token: str, grant: Grant) -> None:
+        if token in self._grants:
+            return
+        self._grants[token] = grant
+        self.chars += len(token)
+        while len(self._grants) > self.max_entries or self.chars > self.max_chars:
+            oldest, _ = self._grants.popitem(last=False)
+            self.chars -= len(oldest)
+
+    def __len__(self) -> int:
+        return len(self._grants)
 
 
 class Outlet(Protocol):
@@ -48,11 +122,12 @@ class Handlers:
         self._groups = settings.feeds.keys()
         self._secret = str(settings.auth.api_secret)
         self._max_missed = settings.realtime.max_missed
+        self.max_in_flight = settings.realtime.max_events_in_flight
         self._service = service
         self.rooms = rooms
         self.outlets: dict[bool, Outlet] = {}  # by Peer.fast
         self.timers = ExpiryTimers(settings.realtime.token_grace_seconds, self._warn, self._drop)
-        self._grants: dict[str, Grant] = {}
+        self.grants = GrantCache()
         self.pull_sources = PullSources()
         self._events: dict[str, Callable[[Peer, Any], Awaitable[Ack]]] = {
             "subscribe": self.subscribe,
@@ -63,14 +138,13 @@ class Handlers:
     # ------------------------------------------------------------------ connect / disconnect
 
     def authenticate(self, auth: Any) -> Grant:
-        """The grant of the connect's `auth: {token}`; raises SignatureError."""
-        token = auth.get("token") if isinstance(auth, dict) else None
-        grant = self._grants.get(token) if isinstance(token, str) else None
+        """The grant of the connect's `auth: {token}`; raises SignatureError. Cached by the
+        token as verified (normalised), so padded copies of one token are one entry."""
+        token = normalised_token(auth)
+        grant = self.grants.get(token)
         if grant is None:
             grant = decode_token(token, self._secret)
-            if len(self._grants) >= GRANT_CACHE:
-                self._grants.clear()
-            self._grants[token] = grant  # type: ignore[index]  # decode_token refuses non-str
+            self.grants.put(token, grant)
         elif grant.expired:
             raise SignatureError("token has expired")
         return grant
@@ -101,19 +175,44 @@ class Handlers:
 
     # ------------------------------------------------------------------------------ events
 
-    async def handle(self, peer: Peer, event: Any, data: Any) -> Ack | None:
-        """Run the handler of `event`; its ack, or None for an event this server ignores.
+    def knows(self, event: Any) -> bool:
+        """Whether `event` is one this server answers (others get no ack, as in socket.io)."""
+        return isinstance(event, str) and event in self._events
+
+    def busy(self) -> Ack:
+        """The ack of an event refused because its socket has too many in flight."""
+        return failure(RateLimitError(
+            f"more than {self.max_in_flight} events of this socket in flight; retry later"
+        ))  # fmt: skip
+
+    def not_an_event(self) -> Ack:
+        """The ack of a packet whose payload is not `[name, argument]`."""
+        return failure(InputError(NOT_AN_EVENT, {"data": [NOT_AN_EVENT]}))
+
+    async def handle(self, peer: Peer, event: Any, args: list[Any]) -> Ack | None:
+        """Run the handler of `event` with the event's arguments `args` (one is expected); its
+        ack, or None for an event this server ignores. At most `max_events_in_flight` of one
+        socket run at once: a client that pipelines more (each `since` is a store read) is
+        answered RateLimitReached at once instead of queueing work without bound.
         Errors map to acks here, in this one place."""
         handler = self._events.get(event) if isinstance(event, str) else None
         if handler is None or peer.grant is None:
             return None
+        if peer.in_flight >= self.max_in_flight:
+            return self.busy()
+        peer.in_flight += 1
         try:
-            return await handler(peer, data)
+            if len(args) > 1:
+                raise InputError(f"{event} takes one argument, not {len(args)}",
+                                 {"data": ["expected one argument"]})  # fmt: skip
+            return await handler(peer, args[0] if args else None)
         except TidingsError as exc:
-            return {"ok": False, "error": exc.ack()}
+            return failure(exc)
         except Exception:
             log.exception("%s failed for socket %s", event, peer.sid)
-            return {"ok": False, "error": TidingsError("internal error").ack()}
+            return failure(TidingsError("internal error"))
+        finally:
+            peer.in_flight -= 1
 
     def _grant(self, peer: Peer) -> Grant:
         grant = peer.grant
@@ -156,7 +255,7 @@ class Handlers:
         return {"ok": True}
 
     async def refresh(self, peer: Peer, data: Any) -> Ack:
-        grant = decode_token(_payload(data, "{token}").get("token"), self._secret)
+        grant = decode_token(normalised_token(_payload(data, "{token}")), self._secret)
         feeds = [parse_feed_id(feed, self._groups) for feed in peer.feeds()]
         dropped = [str(feed) for feed in feeds if not grant.allows("feed", "read", feed)]
         for feed in dropped:

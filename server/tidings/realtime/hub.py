@@ -10,7 +10,8 @@ Order and backpressure, per connection:
 - otherwise it is appended to the connection's pending queue (a reference to the shared frame,
   not a copy), behind what is already there, so every socket gets its frames in order;
 - one timer for the whole hub moves pending frames into transports as they drain;
-- a connection with more than `max_queue_packets` frames pending is a slow consumer: its
+- a connection with more than `max_queue_packets` frames, or `max_queue_bytes` bytes, pending
+  (counted per connection, though the frames are shared) is a slow consumer: its
   transport is aborted (it is not reading, so a goodbye would only join the queue) and it
   recovers through `subscribe` with `since` when it reconnects.
 A connection whose transport is closing is skipped: a socket closing mid-broadcast never raises.
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from ..background import spawn
 from ..metrics import BACKLOGGED_SOCKETS, DELIVERIES, SLOW_CONSUMERS
 from .peers import Peer, Rooms
+from .protocol import Packet
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.01  # seconds between two passes over the backlogged connections
@@ -36,21 +38,28 @@ MAX_JOINED = 32  # queued broadcasts to the same rooms written to a socket in on
 class FastConn(Peer):
     """A direct WebSocket connection served by the fast path."""
 
-    __slots__ = ("alive", "pending", "slot", "transport")
+    __slots__ = ("alive", "attachments", "binary", "pending", "queued", "slot", "tasks",
+                 "transport")  # fmt: skip
     fast = True
 
     def __init__(self, sid: str, transport: asyncio.Transport) -> None:
         super().__init__(sid)
         self.transport = transport
         self.pending: deque[bytes] | None = None
+        self.queued = 0  # bytes in `pending`
+        self.tasks: set[asyncio.Task[None]] | None = None  # its events being handled
+        self.attachments = 0  # binary frames still due for the binary packet being read
+        self.binary: Packet | None = None  # that packet, when it is an event
         self.alive = True  # answered the last ping (or has not been pinged yet)
         self.slot = 0  # which tick of the heartbeat pings it
 
 
 class Hub(Rooms):
-    def __init__(self, max_queue_packets: int, write_buffer_bytes: int) -> None:
+    def __init__(self, max_queue_packets: int, write_buffer_bytes: int,
+                 max_queue_bytes: int = 1 << 62) -> None:  # fmt: skip
         super().__init__()
         self.max_pending = max_queue_packets
+        self.max_bytes = max_queue_bytes
         self.high = write_buffer_bytes
         self.conns: dict[str, FastConn] = {}
         self._backlogged: set[FastConn] = set()
@@ -82,7 +91,8 @@ class Hub(Rooms):
             pending = conn.pending = deque()
             self._backlog(conn)
         pending.append(frame)
-        if len(pending) > self.max_pending:
+        conn.queued += len(frame)
+        if len(pending) > self.max_pending or conn.queued > self.max_bytes:
             self._drop_slow(conn)
             return False
         return True
@@ -158,11 +168,15 @@ class Hub(Rooms):
             if pending is None or transport.is_closing():
                 self._backlogged.discard(conn)
                 conn.pending = None
+                conn.queued = 0
                 continue
             while pending and transport.get_write_buffer_size() < self.high:
-                transport.write(pending.popleft())
+                frame = pending.popleft()
+                conn.queued -= len(frame)
+                transport.write(frame)
             if not pending:
                 conn.pending = None
+                conn.queued = 0
                 self._backlogged.discard(conn)
         BACKLOGGED_SOCKETS.set(len(self._backlogged))
         if self._backlogged:
@@ -171,8 +185,9 @@ class Hub(Rooms):
     def _drop_slow(self, conn: FastConn) -> None:
         queued = len(conn.pending or ())
         log.warning(
-            "disconnecting slow consumer %s: %d packets waiting (limit %d); it recovers with "
-            "`since` on reconnect", conn.sid, queued, self.max_pending,
+            "disconnecting slow consumer %s: %d packets, %d bytes waiting (limits %d, %d); it "
+            "recovers with `since` on reconnect", conn.sid, queued, conn.queued,
+            self.max_pending, self.max_bytes,
         )  # fmt: skip
         SLOW_CONSUMERS.inc()
         self.abort(conn)
@@ -184,6 +199,7 @@ class Hub(Rooms):
 
     def _unbacklog(self, conn: FastConn) -> None:
         conn.pending = None
+        conn.queued = 0
         if conn in self._backlogged:
             self._backlogged.discard(conn)
             BACKLOGGED_SOCKETS.set(len(self._backlogged))

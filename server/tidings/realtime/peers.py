@@ -18,7 +18,7 @@ from .rooms import room_feed
 class Peer:
     """One connected socket of namespace "/". `grant` is None until the Socket.IO connect."""
 
-    __slots__ = ("grant", "pulls", "rooms", "sid")
+    __slots__ = ("grant", "in_flight", "pulls", "rooms", "sid")
     fast = False  # written to directly by the hub (True) or through python-socketio (False)
 
     def __init__(self, sid: str) -> None:
@@ -27,6 +27,7 @@ class Peer:
         self.rooms: tuple[str, ...] = ()
         # pull room -> the subscribed feeds that bring it (None while there is none: the usual)
         self.pulls: dict[str, set[str]] | None = None
+        self.in_flight = 0  # its events being handled now (Handlers.handle bounds them)
 
     def feeds(self) -> list[str]:
         """The feeds this socket is subscribed to."""

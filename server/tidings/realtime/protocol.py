@@ -12,14 +12,16 @@ digit is the Engine.IO type, the second, in a message packet, the Socket.IO type
     server  2 / client 3                ping / pong (the server pings, in v4)
     either  41 (Socket.IO DISCONNECT) or 1 (Engine.IO close)
 
-Binary packets (Socket.IO types 5 and 6) are not used by Tidings and are refused.
+Binary packets (Socket.IO types 5 and 6) carry no data Tidings takes: their attachments are read
+and dropped, and the event is answered as python-socketio's handlers answer it (an error ack).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
@@ -38,38 +40,102 @@ def dumps(data: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Packet:
-    """A Socket.IO packet received from a client (inside an Engine.IO message)."""
+    """A Socket.IO packet received from a client (inside an Engine.IO message). `data` is the
+    parsed payload; `attachments` the number of binary frames that follow a binary packet."""
 
     type: int
     namespace: str = ROOT
     id: int | None = None
     data: Any = None
+    attachments: int = 0
 
 
-def decode(text: str) -> Packet:
-    """Decode the Socket.IO part of an Engine.IO message: `<type>[<ns>,][<id>][<json>]`."""
-    if not text or not text[0].isdigit():
+MAX_ACK_ID_DIGITS = 15  # ack ids stay exact JavaScript numbers (below 2**53)
+MAX_NAMESPACE = 256
+MAX_ATTACHMENTS = 16  # binary frames one packet may announce
+MAX_DEPTH = 32  # nesting of a payload's arrays and objects
+_DIGITS = frozenset("0123456789")  # str.isdigit() also takes "²" and "\u0663": int() may not
+_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]')  # strings, then brackets
+
+
+def _digits(text: str, pos: int, limit: int) -> int:
+    """The end of the run of ASCII digits at `pos`, at most `limit` of them."""
+    end = pos
+    while end < len(text) and text[end] in _DIGITS:
+        end += 1
+        if end - pos > limit:
+            raise ProtocolError(f"more than {limit} digits")
+    return end
+
+
+def decode_head(text: str) -> tuple[Packet, int]:
+    """The type, namespace, ack id (and attachment count) of a Socket.IO packet
+    `<type>[<n>-][<ns>,][<id>][<json>]`, and where its payload starts: nothing is parsed
+    beyond that, so a packet of a socket that is not connected yet costs no JSON decode."""
+    if not text or text[0] not in _DIGITS:
         raise ProtocolError("empty or untyped packet")
     kind = int(text[0])
     if kind > BINARY_ACK:
         raise ProtocolError(f"unknown packet type {kind}")
+    pos, attachments = 1, 0
     if kind in (BINARY_EVENT, BINARY_ACK):
-        raise ProtocolError("binary packets are not supported")
-    pos, namespace = 1, ROOT
+        end = _digits(text, pos, 2)
+        if end == pos or not text.startswith("-", end):
+            raise ProtocolError("binary packet without an attachment count")
+        attachments = int(text[pos:end])
+        if not 0 < attachments <= MAX_ATTACHMENTS:
+            raise ProtocolError(f"binary packet with {attachments} attachments")
+        pos = end + 1
+    namespace = ROOT
     if text.startswith("/", pos):
-        end = text.find(",", pos)
+        end = text.find(",", pos, pos + MAX_NAMESPACE + 1)
+        if end < 0 and len(text) - pos > MAX_NAMESPACE:
+            raise ProtocolError("namespace too long")
         namespace, pos = (text[pos:], len(text)) if end < 0 else (text[pos:end], end + 1)
-    start = pos
-    while pos < len(text) and text[pos].isdigit():
-        pos += 1
-    ack_id = int(text[start:pos]) if pos > start else None
-    data: Any = None
-    if pos < len(text):
-        try:
-            data = json.loads(text[pos:])
-        except ValueError as exc:
-            raise ProtocolError("payload is not JSON") from exc
-    return Packet(kind, namespace, ack_id, data)
+    end = _digits(text, pos, MAX_ACK_ID_DIGITS)
+    ack_id = int(text[pos:end]) if end > pos else None
+    return Packet(kind, namespace, ack_id, None, attachments), end
+
+
+def decode_payload(text: str) -> Any:
+    """A packet's JSON payload, refusing nesting deeper than MAX_DEPTH (json.loads would
+    recurse, and raise RecursionError, on a deep one)."""
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        depth = 0
+        for match in _NESTING.finditer(text):
+            token = match.group()
+            if token in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ProtocolError(f"payload nested deeper than {MAX_DEPTH}")
+            elif token in "]}":
+                depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("payload is not JSON") from exc
+
+
+def decode(text: str) -> Packet:
+    """Decode the Socket.IO part of an Engine.IO message: `<type>[<ns>,][<id>][<json>]`.
+    Raises ProtocolError, and only that, for anything else."""
+    head, pos = decode_head(text)
+    if pos == len(text):
+        return head
+    return replace(head, data=decode_payload(text[pos:]))
+
+
+def without_placeholders(data: Any) -> Any:
+    """A binary packet's payload with each attachment placeholder
+    (`{"_placeholder": true, "num": n}`) replaced by empty bytes: Tidings takes no binary
+    data, and validates what it got as python-socketio's handlers would see it (bytes)."""
+    if isinstance(data, dict):
+        if data.get("_placeholder") is True and isinstance(data.get("num"), int):
+            return b""
+        return {key: without_placeholders(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [without_placeholders(value) for value in data]
+    return data
 
 
 def encode(kind: int, data: Any = None, namespace: str = ROOT, ack_id: int | None = None) -> str:

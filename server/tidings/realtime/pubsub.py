@@ -9,7 +9,12 @@ Redis faults":
 - one log line when Redis goes away and one when it is back, not one per emit;
 - reconnection is retried every `RETRY_MAX` seconds at most;
 - when Redis comes back, `on_recovery` runs: every node tells its own sockets `resync`, since they
-  may have missed events published by other nodes meanwhile, and they re-subscribe with `since`.
+  may have missed events published by other nodes meanwhile, and they re-subscribe with `since`;
+- the listener survives any error (not only Redis's): it counts as Redis being down (`up` false,
+  with a traceback in the log for an error that is not a connection's), and it starts again;
+- an event this node did not publish (Redis down, or the publish failed while the listener was
+  up) was missed by the other nodes: this node owes them a resync, and publishes
+  `resync_request` (the broadcaster's "resync" message) as soon as Redis takes it again.
 """
 
 from __future__ import annotations
@@ -66,8 +71,11 @@ class RedisLink:
         self._was_down = False
         self._publish_failing = False
         self._listener: asyncio.Task[None] | None = None
+        self._owed = False  # events were not published: the other nodes must resync
+        self._repaying: asyncio.Task[None] | None = None
         self.on_recovery: OnRecovery | None = None
         self.on_message: OnMessage | None = None
+        self.resync_request = b""  # published to make the other nodes resync their sockets
 
     @property
     def state(self) -> str:
@@ -80,22 +88,55 @@ class RedisLink:
 
     async def publish(self, data: bytes) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
-        is down this returns at once (the other nodes' sockets recover through `since`)."""
+        is down this returns at once (the other nodes' sockets recover through `since`, once
+        this node tells them to resync)."""
         if not self.up:
+            self._owe()
             return
+        if await self._send(data):
+            self._publish_failing = False
+            return
+        self._owe()
+        if not self._publish_failing:
+            log.error(
+                "cannot publish to Redis at %s: this event reaches this node's sockets only; "
+                "the other nodes are told to resync once Redis takes messages again",
+                url_location(self.url),
+            )
+        self._publish_failing = True
+
+    async def _send(self, data: bytes) -> bool:
         try:
             await asyncio.wait_for(self._client().publish(self.channel, data), PUBLISH_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
-            if not self._publish_failing:
-                log.error(
-                    "cannot publish to Redis at %s (%s): this event reaches this node's "
-                    "sockets only",
-                    url_location(self.url),
-                    exc.__class__.__name__,
-                )
-            self._publish_failing = True
-        else:
-            self._publish_failing = False
+            log.debug("publish failed: %r", exc)
+            return False
+        return True
+
+    def _owe(self) -> None:
+        """The other nodes missed an event of this node: make them resync (once) soon."""
+        self._owed = True
+        if self._repaying is None and self.resync_request:
+            self._repaying = spawn(self._repay())
+
+    async def _repay(self) -> None:
+        """Publish `resync_request` once Redis takes it (while the listener is up)."""
+        delay = RETRY_MIN
+        try:
+            while self._owed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                if not self.up:
+                    continue
+                self._owed = False  # events skipped from now on owe a new one
+                if await self._send(self.resync_request):
+                    self._publish_failing = False
+                    log.warning("told the other nodes to resync: they missed events of this "
+                                "node while it could not publish")  # fmt: skip
+                else:
+                    self._owed = True
+        finally:
+            self._repaying = None
 
     def start(self) -> None:
         """Listen from now on (a node with no sockets of its own still publishes)."""
@@ -103,20 +144,28 @@ class RedisLink:
             self._listener = asyncio.create_task(self._listen())
 
     async def _listen(self) -> None:
+        """Subscribe and hand messages over, for as long as the node runs: any error is an
+        outage (`up` false), retried with backoff; the listener never dies of one."""
         delay = RETRY_MIN
         while True:
-            pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                pubsub = self._client().pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.channel)
                 await self._came_back()
                 delay = RETRY_MIN
                 async for message in pubsub.listen():
                     if message.get("type") == "message" and self.on_message is not None:
                         await self._deliver(message["data"])
+                raise RedisConnectionError("the subscription ended")
             except (RedisError, OSError) as exc:
                 self._went_down(exc)
+            except Exception as exc:  # a bug of redis-py or of Tidings: the same, logged loud
+                log.exception("the Redis listener failed; it starts again")
+                self._went_down(exc)
             finally:
-                await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
@@ -152,8 +201,12 @@ class RedisLink:
             )
             if self.on_recovery is not None:
                 spawn(self.on_recovery())
+        if self._owed:
+            self._owe()
 
     async def close(self) -> None:
+        if self._repaying is not None:
+            self._repaying.cancel()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -163,5 +216,5 @@ class RedisLink:
 
 
 async def _quietly(closing: Awaitable[Any]) -> None:
-    with contextlib.suppress(RedisError, OSError):
+    with contextlib.suppress(Exception):
         await closing

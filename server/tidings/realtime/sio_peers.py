@@ -15,8 +15,11 @@ import socketio
 
 from ..domain.errors import TidingsError
 from ..metrics import DELIVERIES
-from .handlers import Ack, Handlers
+from .handlers import Ack, Handlers, refusal
 from .peers import Peer
+from .transport import SioServer
+
+INVALID_NAMESPACE = "Invalid namespace"  # node's socket.io refuses a namespace it lacks so
 
 
 class SioPeer(Peer):
@@ -32,8 +35,11 @@ class SioPeers:
         self.handlers = handlers
         self.peers: dict[str, SioPeer] = {}
         handlers.outlets[False] = self
+        if isinstance(sio, SioServer):
+            sio.not_an_event = handlers.not_an_event
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
+        sio.on("connect", _refuse_namespace, namespace="*")  # any namespace but "/"
         for event in ("subscribe", "unsubscribe", "token.refresh"):
             sio.on(event, self._handler(event))
 
@@ -41,7 +47,9 @@ class SioPeers:
         try:
             grant = self.handlers.authenticate(auth)
         except TidingsError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.detail, exc.ack()) from exc
+            answer = refusal(exc)
+            raise socketio.exceptions.ConnectionRefusedError(answer["message"],
+                                                             answer["data"]) from exc  # fmt: skip
         peer = self.peers[sid] = SioPeer(sid)
         self.handlers.connected(peer, grant)
 
@@ -51,9 +59,9 @@ class SioPeers:
             self.handlers.disconnected(peer)
 
     def _handler(self, event: str) -> Any:
-        async def handler(sid: str, data: Any = None) -> Ack | None:
+        async def handler(sid: str, *args: Any) -> Ack | None:
             peer = self.peers.get(sid)
-            return None if peer is None else await self.handlers.handle(peer, event, data)
+            return None if peer is None else await self.handlers.handle(peer, event, list(args))
 
         return handler
 
@@ -72,3 +80,9 @@ class SioPeers:
     async def emit_all(self, event: str, data: Any) -> None:
         if self.peers:
             await self.sio.emit(event, data)
+
+
+async def _refuse_namespace(namespace: str, sid: str, environ: Any, auth: Any = None) -> None:
+    """`44{"message": "Invalid namespace"}`, as node's socket.io answers (python-socketio's own
+    answer would be "Unable to connect"): the server is created with `namespaces="*"`."""
+    raise socketio.exceptions.ConnectionRefusedError(INVALID_NAMESPACE)

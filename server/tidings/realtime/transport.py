@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import socketio
 from aiohttp import hdrs, web
+from socketio import packet
 
 from ..config import Settings
 from .websocket import FastPath
@@ -19,12 +23,36 @@ def allowed_origins(settings: Settings) -> list[str] | None:
     return [o.strip() for o in origins.split(",") if o.strip()]
 
 
-def create_sio(settings: Settings) -> socketio.AsyncServer:
+class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
+    """python-socketio, answering one thing as the fast path does that its own dispatch cannot:
+    an event whose payload is not `[name, ...]` (python-socketio reads `data[0]` and raises, or
+    takes the first character of a string for the name) gets the error ack `not_an_event()`.
+    (`_handle_event` is python-socketio's; pyproject pins python-socketio below 6.)"""
+
+    not_an_event: Callable[[], dict[str, Any]] | None = None
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None,
+                            data: Any) -> None:  # fmt: skip
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            await super()._handle_event(eio_sid, namespace, id, data)
+            return
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if id is None or self.not_an_event is None or not self.manager.is_connected(sid, namespace):
+            return
+        answer = self.packet_class(packet.ACK, namespace=namespace, id=id,
+                                   data=[self.not_an_event()])  # fmt: skip
+        await self._send_packet(eio_sid, answer)
+
+
+def create_sio(settings: Settings) -> SioServer:
     """python-socketio, for what the fast path does not serve. Local to this node: cross-node
-    delivery is the broadcaster's (broadcaster.py), on Tidings' own Redis link."""
+    delivery is the broadcaster's (broadcaster.py), on Tidings' own Redis link. Every namespace
+    is accepted up to its connect handler, which refuses all but "/" as node's server does."""
     origins = allowed_origins(settings)
-    return socketio.AsyncServer(
+    return SioServer(
         async_mode="aiohttp",
+        namespaces="*",
         cors_allowed_origins="*" if origins is None else origins,
         ping_interval=settings.realtime.ping_interval,
         ping_timeout=settings.realtime.ping_timeout,

@@ -17,13 +17,14 @@ import logging
 import secrets
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import WSMsgType, hdrs, web
 
 from ..domain.errors import TidingsError
 from . import protocol as p
-from .handlers import Handlers
+from .handlers import Handlers, refusal
 from .heartbeat import Heartbeat
 from .hub import FastConn, Hub
 from .peers import Peer
@@ -31,6 +32,7 @@ from .peers import Peer
 log = logging.getLogger(__name__)
 MAX_PAYLOAD = 1_000_000  # largest message a client may send (python-engineio's default too)
 CONNECT_TIMEOUT = 45.0  # seconds for a new connection to send its Socket.IO connect
+MAX_PING_ECHO = 64  # a client's ping payload echoed in the pong (`2probe`); longer: closed
 DISCONNECT_FRAME = p.text_frame(p.encode(p.DISCONNECT))
 PONG_FRAME = p.text_frame(p.PONG)
 
@@ -62,11 +64,15 @@ class FastPath:
     def __init__(
         self, hub: Hub, heartbeat: Heartbeat, handlers: Handlers, ping_interval: float,
         ping_timeout: float, origins: list[str] | None, compression: bool,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:  # fmt: skip
         self.hub, self.heartbeat, self.handlers = hub, heartbeat, handlers
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.connect_timeout = connect_timeout
         self.origins = origins  # None: any origin
         self.compression = compression
+        self._sockets: dict[FastConn, web.WebSocketResponse] = {}
+        self._closing: dict[FastConn, asyncio.Future[bool]] = {}  # goodbyes under way
         handlers.outlets[True] = self
 
     def accepts(self, request: web.Request) -> bool:
@@ -89,11 +95,27 @@ class FastPath:
         """A server-side Socket.IO disconnect: `41`, then the WebSocket is closed."""
         assert isinstance(peer, FastConn)
         self.handlers.disconnected(peer)
-        if self.hub.send(peer, DISCONNECT_FRAME) and peer.pending is None:
-            peer.transport.write(p.close_frame(1000))
-            peer.transport.close()
-        else:
-            self.hub.abort(peer)
+        self.goodbye(peer, DISCONNECT_FRAME)
+
+    def goodbye(self, conn: FastConn, last: bytes = b"") -> None:
+        """End a connection cleanly: `last` (a Socket.IO packet's frame), then the WebSocket
+        closing handshake (aiohttp's `close()`: a close frame, then it reads until the client's,
+        so nothing the client still sends makes the kernel answer with a reset).
+
+        `last` is written at once, ahead of what is queued for the socket (a backlogged one
+        too: the queue is dropped, the socket recovers through `since`), so the client always
+        learns why it was closed; the socket leaves every room and the hub at once. One that
+        reads nothing meanwhile is aborted after `ping_timeout`."""
+        transport, ws = conn.transport, self._sockets.get(conn)
+        if transport.is_closing() or ws is None or conn in self._closing:
+            return
+        self.hub.remove(conn)
+        for task in list(conn.tasks or ()):
+            task.cancel()
+        if last:
+            transport.write(last)
+        self._closing[conn] = asyncio.ensure_future(ws.close())
+        asyncio.get_running_loop().call_later(self.ping_timeout, transport.abort)
 
     # ------------------------------------------------------------------------- a connection
 
@@ -112,74 +134,143 @@ class FastPath:
             self.heartbeat.assign(conn)
             opening = p.open_packet(new_sid(), self.ping_interval, self.ping_timeout, MAX_PAYLOAD)
             self.hub.send(conn, p.text_frame(opening))
+        self._sockets[conn] = ws
         try:
             await self._read(conn, ws)
         except TimeoutError:
             log.info("closing socket %s: no Socket.IO connect within %ss", conn.sid,
-                     CONNECT_TIMEOUT)  # fmt: skip
+                     self.connect_timeout)  # fmt: skip
+        except p.ProtocolError as exc:
+            log.info("closing socket %s: %s", conn.sid, exc)
         finally:
+            for task in list(conn.tasks or ()):
+                task.cancel()
             self.handlers.disconnected(conn)
             self.hub.remove(conn)
-        if not ws.closed and not transport.is_closing():
+            del self._sockets[conn]
+        closing = self._closing.pop(conn, None)
+        if closing is not None:  # a goodbye: its closing handshake ends the connection
+            with contextlib.suppress(Exception):
+                await closing
+        elif not ws.closed and not transport.is_closing():
             await ws.close()
         return ws
 
     async def _read(self, conn: FastConn, ws: web.WebSocketResponse) -> None:
+        """Read frames until the connection ends. Events are handled in tasks of their own
+        (at most `max_events_in_flight` per socket), so a slow one never keeps this loop from
+        reading the pongs behind it. Until the Socket.IO connect, a fixed deadline counts from
+        the open (as node's `connectTimeout`): pings do not extend it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
         while True:
-            timeout = CONNECT_TIMEOUT if conn.grant is None else None
+            timeout = None
+            if conn.grant is None:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    raise TimeoutError
             message = await ws.receive(timeout)
-            if message.type is not WSMsgType.TEXT:
-                return  # closed, or a binary frame: Tidings speaks text packets only
-            text: str = message.data
             conn.alive = True
+            if message.type is WSMsgType.BINARY and conn.attachments:
+                self._attachment(conn)  # attachments of a binary packet: dropped unread
+                continue
+            if message.type is not WSMsgType.TEXT:
+                if message.type is WSMsgType.BINARY:
+                    raise p.ProtocolError("a binary frame that no binary packet announced")
+                return  # closed
+            text: str = message.data
+            if conn.attachments:
+                raise p.ProtocolError("a text frame where an attachment was due")
             kind = text[:1]
             if kind == p.MESSAGE:
-                if not await self._packet(conn, text[1:]):
+                if not self._packet(conn, text[1:]):
                     return
-            elif kind == p.PING:  # a client may probe; answer like Engine.IO does
+            elif kind == p.PING:  # the upgrade probe (`2probe`); answered as Engine.IO does
+                if len(text) > 1 + MAX_PING_ECHO:
+                    raise p.ProtocolError(f"a ping of {len(text)} characters")
                 self.hub.send(conn, p.text_frame(p.PONG + text[1:]))
             elif kind == p.CLOSE:
                 return
             elif kind not in (p.PONG, p.NOOP):
-                log.info("closing socket %s: unexpected Engine.IO packet %r", conn.sid, kind)
-                return
+                raise p.ProtocolError(f"unexpected Engine.IO packet {kind!r}")
 
-    async def _packet(self, conn: FastConn, text: str) -> bool:
-        """Handle one Socket.IO packet; False to close the connection."""
-        try:
-            packet = p.decode(text)
-        except p.ProtocolError as exc:
-            log.info("closing socket %s: %s", conn.sid, exc)
-            return False
+    def _packet(self, conn: FastConn, text: str) -> bool:
+        """Handle one Socket.IO packet; False to close the connection (raises ProtocolError
+        for one that is malformed). Before the connect, only a CONNECT's payload is parsed."""
+        packet, pos = p.decode_head(text)
+        connecting = packet.type == p.CONNECT
+        if connecting or conn.grant is not None:
+            if pos < len(text):
+                packet = replace(packet, data=p.decode_payload(text[pos:]))
+        elif packet.type in (p.BINARY_EVENT, p.BINARY_ACK):
+            conn.attachments = packet.attachments  # read and dropped
+            return True
         if packet.namespace != p.ROOT:
-            if packet.type == p.CONNECT:  # as socket.io does for a namespace it does not serve
+            if connecting:  # as socket.io does for a namespace it does not serve
                 refusal = {"message": "Invalid namespace"}
                 self.hub.send(conn, p.text_frame(p.encode(p.CONNECT_ERROR, refusal,
                                                           packet.namespace)))  # fmt: skip
             return True
-        if packet.type == p.CONNECT:
+        if connecting:
             if conn.grant is None:
-                self._connect(conn, packet.data)
+                return self._connect(conn, packet.data)
+        elif conn.grant is None:
+            pass  # no namespace joined: ignored, as socket.io does
         elif packet.type == p.EVENT:
-            await self._event(conn, packet)
+            self._event(conn, packet)
+        elif packet.type == p.BINARY_EVENT:
+            conn.attachments = packet.attachments
+            conn.binary = packet
+        elif packet.type == p.BINARY_ACK:
+            conn.attachments = packet.attachments  # Tidings asks no acks: dropped
         elif packet.type == p.DISCONNECT:
             return False
         return True
 
-    def _connect(self, conn: FastConn, auth: Any) -> None:
+    def _attachment(self, conn: FastConn) -> None:
+        conn.attachments -= 1
+        if conn.attachments == 0 and conn.binary is not None:
+            packet, conn.binary = conn.binary, None
+            self._event(conn, replace(packet, data=p.without_placeholders(packet.data)))
+
+    def _connect(self, conn: FastConn, auth: Any) -> bool:
+        """Authenticate; a refused connect is answered `44{message, data}` and closed (the
+        official client closes it too, once its only namespace was refused)."""
         try:
             grant = self.handlers.authenticate(auth)
         except TidingsError as exc:
-            refusal = {"message": exc.detail, "data": exc.ack()}
-            self.hub.send(conn, p.text_frame(p.encode(p.CONNECT_ERROR, refusal)))
-            return
+            self.goodbye(conn, p.text_frame(p.encode(p.CONNECT_ERROR, refusal(exc))))
+            return False
         self.handlers.connected(conn, grant)
         self.hub.send(conn, p.text_frame(p.encode(p.CONNECT, {"sid": conn.sid})))
+        return True
 
-    async def _event(self, conn: FastConn, packet: p.Packet) -> None:
+    def _event(self, conn: FastConn, packet: p.Packet) -> None:
         args = packet.data
         if not (isinstance(args, list) and args and isinstance(args[0], str)):
+            self._ack(conn, packet.id, self.handlers.not_an_event())
             return
-        ack = await self.handlers.handle(conn, args[0], args[1] if len(args) > 1 else None)
-        if ack is not None and packet.id is not None:
-            self.hub.send(conn, p.text_frame(p.encode(p.ACK, [ack], ack_id=packet.id)))
+        name = args[0]
+        if not self.handlers.knows(name):
+            return  # no ack, as python-socketio does for an event it has no handler for
+        tasks = conn.tasks
+        if tasks is None:
+            tasks = conn.tasks = set()  # made at the first event: idle sockets hold none
+        elif len(tasks) >= self.handlers.max_in_flight:
+            self._ack(conn, packet.id, self.handlers.busy())
+            return
+        task = asyncio.ensure_future(self._handle(conn, name, args[1:], packet.id))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _handle(self, conn: FastConn, name: str, args: list[Any], ack_id: int | None) -> None:
+        try:
+            ack = await self.handlers.handle(conn, name, args)
+        except Exception:  # handle() maps errors to acks: this is a bug, not the client's
+            log.exception("%s failed for socket %s", name, conn.sid)
+            return
+        self._ack(conn, ack_id, ack)
+
+    def _ack(self, conn: FastConn, ack_id: int | None, ack: Any) -> None:
+        if ack is not None and ack_id is not None:
+            self.hub.send(conn, p.text_frame(p.encode(p.ACK, [ack], ack_id=ack_id)))

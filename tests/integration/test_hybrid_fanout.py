@@ -453,7 +453,7 @@ class Listener:
         self.client.disconnect()
 
 
-def test_pull_update_reaches_each_follower_subscriber_once(pair: Pair) -> None:
+def test_pull_update_reaches_each_subscribed_feed_once_naming_it(pair: Pair) -> None:
     node, world = pair.hybrid, World()
     celeb, (early, late, other, *rest) = world.celebs[0], world.followers
     for feed in (early, other, *rest[:2]):
@@ -461,7 +461,7 @@ def test_pull_update_reaches_each_follower_subscriber_once(pair: Pair) -> None:
     node.idle()
     assert node.mode(celeb) == "pull"
     # Subscribed after its feed followed (joins the pull room at subscribe), to two follower
-    # feeds and the pull feed itself: one event all the same.
+    # feeds and the pull feed itself: one event for each of them.
     first = Listener(node.server.url)
     for feed in (early, other, celeb):
         first.subscribe(feed)
@@ -478,10 +478,12 @@ def test_pull_update_reaches_each_follower_subscriber_once(pair: Pair) -> None:
         late_marker = node.add(late, world.activity(late, 0))
         first.wait_for(marker)
         second.wait_for(late_marker)
-        for listener in (first, second):
-            [event] = listener.carrying(activity_id)
-            assert event["feed"] == celeb
-            assert [a["origin"] for a in event["new"]] == [celeb]
+        # One event per subscribed feed, each naming that feed (as Stream's channels do).
+        for listener, feeds in ((first, {early, other, celeb}), (second, {late})):
+            events = listener.carrying(activity_id)
+            assert sorted(e["feed"] for e in events) == sorted(feeds)
+            for event in events:
+                assert [a["origin"] for a in event["new"]] == [celeb]
         assert node.follower_entries(activity_id) == 0
 
         node.remove(celeb, activity_id)
@@ -489,8 +491,8 @@ def test_pull_update_reaches_each_follower_subscriber_once(pair: Pair) -> None:
         late_marker = node.add(late, world.activity(late, 0))
         first.wait_for(marker)
         second.wait_for(late_marker)
-        for listener in (first, second):
-            assert len(listener.deleting(activity_id)) == 1
+        for listener, count in ((first, 3), (second, 1)):
+            assert len(listener.deleting(activity_id)) == count
     finally:
         first.close()
         second.close()

@@ -378,11 +378,12 @@ async def test_activity_inserted_on_one_node_reaches_subscribers_on_the_others_o
     aid = await b.add(author, extra={"n": 1})
     for sub, feed in ((sub_a, on_a), (sub_c, on_c)):
         event = await sub.wait_update(aid, f"on {feed}")
-        assert event["feed"] == author and event["new"][0]["origin"] == author
+        # `feed` names the feed the socket subscribed to; `origin` where it came from
+        assert event["feed"] == feed and event["new"][0]["origin"] == author
     event = await sub_author.wait_update(aid, f"on {author}")
     assert event["feed"] == author and event["new"][0]["origin"] is None
     node_event = await node_c.update(aid)
-    assert node_event["feed"] == author and node_event["new"][0]["origin"] == author
+    assert node_event["feed"] == on_c_node and node_event["new"][0]["origin"] == author
     for rest, feed in ((a, on_a), (c, on_c), (b, on_c_node)):
         assert aid in await rest.read_ids(feed)
 

@@ -299,11 +299,12 @@ async def test_activity_reaches_subscribers_of_its_feed_followers_and_to_feeds(
     aid = posted["id"]
     assert posted["origin"] is None
 
-    # The follower feed: the event names the followed feed it came through, like `origin`.
+    # The follower feed: the event names the feed subscribed to (as Stream's channels do);
+    # `origin` names the followed feed it came through.
     event = await py_follower.wait_for(has_new(aid), f"of {aid} on {follower}")
     held = in_feed(await rest.read(follower), aid)
     assert held["origin"] == author
-    assert_update_shape(event, author, [held])
+    assert_update_shape(event, follower, [held])
     node_event = await node_follower.event(has_new(aid), f"of {aid} on {follower}")
     assert node_event == event  # one emit: the same message for every client library
 
@@ -325,6 +326,34 @@ async def test_activity_reaches_subscribers_of_its_feed_followers_and_to_feeds(
     for node in (node_follower, node_author):
         await node.event(has_new(marker), "of the marker")
         assert len(node.events(has_new(aid))) == 1, node.lines
+
+
+async def test_a_stream_client_filtering_by_its_feed_gets_every_fanned_out_activity(
+    server: ServerProcess,
+    rest: Rest,
+    py_subs: list[PySubscriber],
+    node_subs: list[NodeSubscriber],
+    uid: str,
+) -> None:
+    """As a new user would (issue 8): the official socket.io-client, subscribed to bob's
+    timeline with bob's own token, keeps the `feed.update` events whose `feed` is
+    `timeline:bob`, as every Stream client does: each of 20 activities fanned out from alice
+    arrives so (python-socketio's client too; the python-socketio server path is checked in
+    test_fast_path_nodes.py)."""
+    bob, alice = f"{uid}bob", f"user:{uid}alice"
+    timeline = f"timeline:{bob}"
+    await rest.follow(timeline, alice)
+    bobs_token = token({"user_id": bob})
+    node = await node_subscriber(node_subs, server.url, [timeline], bobs_token)
+    assert (await node.subscribed(timeline))["ok"] is True
+    py = await py_subscriber(py_subs, server.url, [timeline], bobs_token)
+    sent = [(await rest.add(alice, n=n))["id"] for n in range(20)]
+    await node.event(has_new(sent[-1]), "of the last activity")
+    await py.wait_for(has_new(sent[-1]), "of the last activity")
+    mine = node.events(lambda e: e["feed"] == timeline)
+    assert [a["id"] for e in mine for a in e["new"]] == sent
+    assert [a["id"] for e in py.matching(lambda e: e["feed"] == timeline) for a in e["new"]] == sent
+    assert all(a["origin"] == alice for e in mine for a in e["new"])
 
 
 # --------------------------------------------------------------------------- 2. durable first
@@ -677,14 +706,14 @@ async def test_removal_is_announced_to_the_feed_its_to_feeds_and_followers(
     for feed, sub in subs.items():
         event = await sub.wait_for(has_deleted(plain), f"removal of {plain} on {feed}")
         assert set(event) == {"feed", "new", "deleted", "deleted_foreign_ids", "published_at"}
-        assert event["feed"] == (author if feed == follower else feed)
+        assert event["feed"] == feed
         assert event["new"] == [] and event["deleted"] == [plain]
         assert event["deleted_foreign_ids"] == []
 
     await rest.remove_foreign(author, foreign_id)
     for feed, sub in subs.items():
         event = await sub.wait_for(has_deleted(with_fid), f"removal of {with_fid} on {feed}")
-        assert event["feed"] == (author if feed == follower else feed)
+        assert event["feed"] == feed
         assert event["new"] == [] and event["deleted"] == [with_fid]
         assert event["deleted_foreign_ids"] == [foreign_id]
 

@@ -11,6 +11,21 @@ from typing import Any, cast
 from tidings.realtime import hub as hub_module
 from tidings.realtime.hub import FastConn, Hub
 from tidings.realtime.peers import Peer
+from tidings.realtime.protocol import FeedFrames
+from tidings.realtime.rooms import feed_room, pull_room
+
+ROOM, OTHER = feed_room("user:room"), feed_room("user:other")
+
+
+class Raw(FeedFrames):
+    """An event whose frame is `data` whatever the feed: the write discipline alone."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(b"", b"")
+        self.data = data
+
+    def frame(self, feed: str) -> bytes:
+        return self.data
 
 
 class Transport:
@@ -62,14 +77,14 @@ async def test_a_backlogged_connection_gets_every_frame_in_order() -> None:
     a, b = conn("a", slow), conn("b", fast)
     for c in (a, b):
         hub.add(c)
-        hub.join(c, "room")
+        hub.join(c, ROOM)
     sent = frames(30)
     slow.stuck = True
     for frame in sent[:10]:
-        assert await hub.broadcast(["room"], frame) == []
+        assert await hub.broadcast([ROOM], Raw(frame)) == []
     hub.send(a, b"ack")  # a reply to this socket joins its queue too, in order
     for frame in sent[10:]:
-        await hub.broadcast(["room"], frame)
+        await hub.broadcast([ROOM], Raw(frame))
     assert fast.written == sent
     assert a.pending is not None and len(slow.buffered) == 3  # 25 bytes buffered, then queued
     slow.drain()
@@ -84,13 +99,13 @@ async def test_a_connection_past_its_queue_bound_is_dropped_alone() -> None:
     a, b = conn("a", stuck), conn("b", fine)
     for c in (a, b):
         hub.add(c)
-        hub.join(c, "room")
+        hub.join(c, ROOM)
     stuck.stuck = True
     for frame in frames(7):
-        await hub.broadcast(["room"], frame)
+        await hub.broadcast([ROOM], Raw(frame))
     assert stuck.aborted and a.pending is None
     assert len(fine.written) == 7 and not fine.aborted
-    await hub.broadcast(["room"], b"after")  # a dropped socket is skipped, never written to
+    await hub.broadcast([ROOM], Raw(b"after"))  # a dropped socket is skipped, never written to
     assert fine.written[-1] == b"after"
 
 
@@ -110,35 +125,54 @@ async def test_transports_closing_during_a_broadcast_are_skipped() -> None:
         for c, t in zip(conns, transports, strict=True):
             t.on_write = close_the_odd_ones
             hub.add(c)
-            hub.join(c, "room")
+            hub.join(c, ROOM)
 
         async def leave_meanwhile() -> None:  # runs when the broadcast yields between chunks
             hub.remove(conns[-2])
             transports[-2].closing = True
 
         leaving = asyncio.ensure_future(leave_meanwhile())
-        await hub.broadcast(["room"], b"x")  # no write after a close (Transport asserts it)
+        await hub.broadcast([ROOM], Raw(b"x"))  # no write after a close (Transport asserts it)
         await leaving
         assert all(t.written == [b"x"] for t in transports[:-2:2])
         assert sum(len(t.written) for t in transports[1::2]) <= 1  # only the very first
-        assert conns[-2] not in hub.recipients(["room"]) and len(hub.conns) == 19
+        assert conns[-2] not in hub.recipients([ROOM]) and len(hub.conns) == 19
     finally:
         hub_module.CHUNK = chunk
 
 
-async def test_other_peers_are_handed_back_and_each_peer_gets_a_frame_once() -> None:
-    hub = Hub(max_queue_packets=10, write_buffer_bytes=100)
+async def test_each_subscribed_feed_gets_its_own_frame_and_other_peers_are_handed_back() -> None:
+    """`feed.update` names the feed the socket subscribed to: a socket in two feed rooms gets
+    one frame for each, and python-socketio's peers come back with the feed to name."""
+    hub = Hub(max_queue_packets=10, write_buffer_bytes=1000)
     t = Transport()
     fast, other = conn("f", t), Peer("s")
     hub.add(fast)
-    for room in ("r1", "r2"):
+    rooms = [feed_room("timeline:a"), feed_room("user:b")]
+    for room in rooms:
         hub.join(fast, room)
         hub.join(other, room)
-    assert await hub.broadcast(["r1", "r2", "none"], b"x") == [other]
-    assert t.written == [b"x"]
+    event = FeedFrames.of("feed.update", {"feed": "user:x", "new": [{"id": "1"}]})
+    others = await hub.broadcast([*rooms, feed_room("user:none")], event)
+    assert others == [(other, "timeline:a"), (other, "user:b")]
+    assert t.written == [event.frame("timeline:a"), event.frame("user:b")]
+    assert t.written[0].endswith(b'42["feed.update",{"feed":"timeline:a","new":[{"id":"1"}]}]')
     hub.remove(fast)
-    assert await hub.broadcast(["r1"], b"y") == [other] and t.written == [b"x"]
-    assert "f" not in hub.conns
+    assert await hub.broadcast(rooms[:1], event) == [(other, "timeline:a")]
+    assert len(t.written) == 2 and "f" not in hub.conns
+
+
+async def test_a_pull_room_names_each_subscribed_feed_that_follows_the_pull_feed() -> None:
+    hub = Hub(max_queue_packets=10, write_buffer_bytes=1000)
+    t = Transport()
+    fast = conn("f", t)
+    hub.add(fast)
+    celeb = pull_room("user:celeb")
+    hub.add_pull(fast, celeb, "timeline:a")
+    hub.add_pull(fast, celeb, "timeline:b")
+    event = FeedFrames.of("feed.update", {"feed": "user:celeb", "new": []})
+    assert await hub.broadcast([celeb], event) == []
+    assert sorted(t.written) == sorted([event.frame("timeline:a"), event.frame("timeline:b")])
 
 
 async def test_close_all_says_goodbye_to_open_connections() -> None:
@@ -159,17 +193,17 @@ async def test_broadcasts_queued_behind_a_big_one_are_joined_in_order() -> None:
         for i, t in enumerate(transports):
             c = conn(str(i), t)
             hub.add(c)
-            hub.join(c, "room")
+            hub.join(c, ROOM)
         sent = frames(6)
-        first = asyncio.ensure_future(hub.broadcast(["room"], sent[0]))
+        first = asyncio.ensure_future(hub.broadcast([ROOM], Raw(sent[0])))
         for _ in range(3):  # the first broadcast is written, chunk by chunk, with yields
             await asyncio.sleep(0)
         assert any(t.written for t in transports) and not all(t.written for t in transports)
         results = await asyncio.gather(
             first,
-            *(hub.broadcast(["room"], f) for f in sent[1:4]),
-            hub.broadcast(["other"], sent[4]),  # other rooms: not joined with those before
-            hub.broadcast(["room"], sent[5]),
+            *(hub.broadcast([ROOM], Raw(f)) for f in sent[1:4]),
+            hub.broadcast([OTHER], Raw(sent[4])),  # other rooms: not joined with those before
+            hub.broadcast([ROOM], Raw(sent[5])),
         )
         assert results == [[]] * 6
         for t in transports:
@@ -185,12 +219,12 @@ async def test_a_connection_is_dropped_by_bytes_queued_as_well_as_by_frames() ->
     a, b = conn("a", slow), conn("b", fine)
     for c in (a, b):
         hub.add(c)
-        hub.join(c, "room")
+        hub.join(c, ROOM)
     slow.stuck = True
-    await hub.broadcast(["room"], b"x" * 30)  # in its transport: past write_buffer_bytes
+    await hub.broadcast([ROOM], Raw(b"x" * 30))  # in its transport: past write_buffer_bytes
     for _ in range(3):
-        await hub.broadcast(["room"], b"y" * 300)  # queued: 900 bytes, three frames
+        await hub.broadcast([ROOM], Raw(b"y" * 300))  # queued: 900 bytes, three frames
     assert a.pending is not None and a.queued == 900 and not slow.aborted
-    await hub.broadcast(["room"], b"z" * 300)  # 1,200 bytes waiting: a slow consumer
+    await hub.broadcast([ROOM], Raw(b"z" * 300))  # 1,200 bytes waiting: a slow consumer
     assert slow.aborted and a.pending is None and a.queued == 0
     assert not fine.aborted and len(fine.written) == 5

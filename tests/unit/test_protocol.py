@@ -132,3 +132,15 @@ def test_text_frame_lengths(size: int) -> None:
 def test_close_frame() -> None:
     first, body = parse_frame(p.close_frame(1001))
     assert first == 0x88 and struct.unpack("!H", body) == (1001,)
+
+
+def test_feed_frames_name_each_feed_and_equal_a_whole_encode() -> None:
+    data = {"feed": "user:alice", "new": [{"id": "a", "text": "é"}], "deleted": []}
+    frames = p.FeedFrames.of("feed.update", data)
+    for feed in ("timeline:bob", "user:alice", 'odd"feed'):
+        whole = p.event("feed.update", {**data, "feed": feed})
+        assert frames.packet(feed).decode() == whole
+        assert frames.frame(feed) == p.text_frame(whole)
+    assert frames.frame("timeline:bob") is frames.frame("timeline:bob")  # made once
+    empty = p.FeedFrames.of("feed.update", {"feed": "x"})
+    assert empty.packet("y").decode() == p.event("feed.update", {"feed": "y"})

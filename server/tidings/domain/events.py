@@ -30,17 +30,19 @@ class Broadcaster(Protocol):
     """Delivers events to the sockets subscribed to feeds (realtime/ implements it).
 
     Called only after every listed feed durably holds what the event announces. One call sends
-    one identical event to the subscribers of all `feeds`; a socket subscribed to several of
-    them gets it once. Delivery is at most once per call: a socket that misses it recovers
+    the event to the subscribers of all `feeds`, each time with its `feed` set to the feed the
+    socket subscribed to (as Stream's channels do): a socket subscribed to several of them gets
+    one event per feed. Delivery is at most once per call: a socket that misses it recovers
     through `subscribe` with `since`."""
 
     async def feed_update(self, feeds: Sequence[str], event: dict[str, Any]) -> None: ...
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
-        """An update of a *pull* feed (too many followers to copy into): one event to the
-        sockets subscribed to `feed` itself or to any feed that follows it, wherever they are
-        connected. Called once `feed` holds the activity: readers of follower feeds merge it in
-        at read time, so they hold it too."""
+        """An update of a *pull* feed (too many followers to copy into): to the sockets
+        subscribed to `feed` itself or to any feed that follows it, wherever they are
+        connected, one event per such subscribed feed, naming it. Called once `feed` holds
+        the activity: readers of follower feeds merge it in at read time, so they hold it
+        too."""
         ...
 
     async def follows_changed(self, source: str, target: str, following: bool) -> None:

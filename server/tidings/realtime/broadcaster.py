@@ -7,7 +7,8 @@ The emitting node delivers locally and directly, whether Redis is up or not, so 
 never stops local delivery.
 
 Messages on the Redis channel: a JSON header line, then the packet as it goes on the wire:
-    {"k": "emit", "n": NODE, "r": [ROOMS]}\\n42["feed.update",{...}]
+    {"k": "emit", "n": NODE, "r": [ROOMS], "p": N}\\n42["feed.update",{"feed":,...}]
+        (the packet without its feed id: `p` bytes, then the feed's JSON, then the rest)
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
     {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
 A node skips its own messages (it delivered them already).
@@ -62,26 +63,29 @@ class Broadcaster:
         await self._publish(header, b"")
 
     async def _emit(self, rooms: list[str], event: dict[str, Any]) -> None:
-        packet = p.event(FEED_UPDATE, event).encode()
-        header = {"k": "emit", "n": self.node, "r": rooms}
+        frames = p.FeedFrames.of(FEED_UPDATE, event)
+        header = {"k": "emit", "n": self.node, "r": rooms, "p": len(frames.prefix)}
         if self.link is None:
-            await self.deliver(rooms, packet, event)
+            await self.deliver(rooms, frames, event)
             return
         # Published first, so that the other nodes write to their sockets while this one writes
         # to its own; local delivery does not wait for Redis (down: publish returns at once).
-        publishing = asyncio.ensure_future(self._publish(header, packet))
+        publishing = asyncio.ensure_future(self._publish(header, frames.prefix + frames.suffix))
         try:
-            await self.deliver(rooms, packet, event)
+            await self.deliver(rooms, frames, event)
         finally:
             await publishing
 
-    async def deliver(self, rooms: Sequence[str], packet: bytes, data: Any = None) -> None:
-        """Write `packet` (an encoded feed.update) to this node's sockets in `rooms`."""
+    async def deliver(
+        self, rooms: Sequence[str], frames: p.FeedFrames, data: dict[str, Any] | None = None
+    ) -> None:
+        """Write the event to this node's sockets in `rooms`, each time naming the feed the
+        socket subscribed to (hub.py)."""
         started = time.perf_counter()
-        others = await self.hub.broadcast(rooms, p.text_frame(packet))
+        others = await self.hub.broadcast(rooms, frames)
         if others:
             if data is None:
-                _, data = p.event_data(packet.decode())
+                _, data = p.event_data(frames.packet("").decode())
             await self.sio_peers.deliver(others, FEED_UPDATE, data)
         BROADCAST_SECONDS.observe(time.perf_counter() - started)
 
@@ -96,7 +100,9 @@ class Broadcaster:
         if not isinstance(header, dict) or header.get("n") == self.node:
             return
         if header.get("k") == "emit":
-            await self.deliver([str(room) for room in header["r"]], body)
+            split = int(header["p"])
+            frames = p.FeedFrames(body[:split], body[split:])
+            await self.deliver([str(room) for room in header["r"]], frames)
         elif header.get("k") == "follow":
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
         elif header.get("k") == "resync":  # that node could not publish some of its events

@@ -1,8 +1,12 @@
-"""The fast path's delivery: one encoded WebSocket frame written to many transports.
+"""The fast path's delivery: encoded WebSocket frames written to many transports.
 
-A broadcast encodes its Socket.IO packet and its WebSocket frame once (the server's frames are
-unmasked, so the bytes are the same for every recipient) and, per recipient, writes the frame
-straight to the connection's asyncio transport, with no task and no copy per socket.
+A broadcast encodes its Socket.IO packet once (protocol.FeedFrames) and makes one WebSocket
+frame per feed it is delivered for, from shared bytes and the feed's id (the server's frames are
+unmasked, so the bytes are the same for every subscriber of that feed). `feed.update` names the
+feed the socket subscribed to: the members of a feed room get the frame of that feed; the
+members of a pull room one frame for each of their subscribed feeds that follows the pull feed.
+Per recipient the frame goes straight to the connection's asyncio transport, with no task and
+no copy per socket.
 
 Order and backpressure, per connection:
 - while nothing is pending for it and its transport buffers less than `write_buffer_bytes`
@@ -22,14 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..background import spawn
 from ..metrics import BACKLOGGED_SOCKETS, DELIVERIES, SLOW_CONSUMERS
 from .peers import Peer, Rooms
-from .protocol import Packet
+from .protocol import FeedFrames, Packet
+from .rooms import room_feed
 
 log = logging.getLogger(__name__)
+Others = list[tuple[Peer, str]]  # python-socketio's peers of a broadcast, each with its feed
 FLUSH_INTERVAL = 0.01  # seconds between two passes over the backlogged connections
 CHUNK = 2048  # recipients written between two yields to the event loop in a big broadcast
 MAX_JOINED = 32  # queued broadcasts to the same rooms written to a socket in one write
@@ -64,7 +70,7 @@ class Hub(Rooms):
         self.conns: dict[str, FastConn] = {}
         self._backlogged: set[FastConn] = set()
         self._flusher: asyncio.TimerHandle | None = None
-        self._queue: deque[tuple[tuple[str, ...], bytes, asyncio.Future[list[Peer]]]] = deque()
+        self._queue: deque[tuple[tuple[str, ...], FeedFrames, asyncio.Future[Others]]] = deque()
         self._sender: asyncio.Task[None] | None = None
 
     def add(self, conn: FastConn) -> None:
@@ -97,30 +103,31 @@ class Hub(Rooms):
             return False
         return True
 
-    async def broadcast(self, rooms: Sequence[str], frame: bytes) -> list[Peer]:
-        """Write `frame` to every fast connection in any of `rooms`, once each. Answers the
-        other peers (python-socketio's sockets) for the caller to deliver to.
+    async def broadcast(self, rooms: Sequence[str], frames: FeedFrames) -> Others:
+        """Write the event to every fast connection in `rooms`, once for each feed it is
+        subscribed to that the room is for. Answers the other peers (python-socketio's
+        sockets), each with the feed to deliver it for, for the caller to deliver to.
 
         Broadcasts are written one after the other, in call order, by one sender task. Those
         that queued up behind a big one, for the same rooms, are joined: each socket gets
         their frames in one write (one system call instead of one per event)."""
-        done: asyncio.Future[list[Peer]] = asyncio.get_running_loop().create_future()
-        self._queue.append((tuple(rooms), frame, done))
+        done: asyncio.Future[Others] = asyncio.get_running_loop().create_future()
+        self._queue.append((tuple(rooms), frames, done))
         if self._sender is None:
             self._sender = spawn(self._send_queued())
         return await done
 
     async def _send_queued(self) -> None:
-        waiters: list[asyncio.Future[list[Peer]]] = []
+        waiters: list[asyncio.Future[Others]] = []
         try:
             while self._queue:
-                rooms, frame, done = self._queue.popleft()
-                frames, waiters = [frame], [done]
-                while self._queue and self._queue[0][0] == rooms and len(frames) < MAX_JOINED:
+                rooms, first, done = self._queue.popleft()
+                events, waiters = [first], [done]
+                while self._queue and self._queue[0][0] == rooms and len(events) < MAX_JOINED:
                     _, more, waiter = self._queue.popleft()
-                    frames.append(more)
+                    events.append(more)
                     waiters.append(waiter)
-                others = await self._write(rooms, b"".join(frames), len(frames))
+                others = await self._write(rooms, _joined(events), len(events))
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(others)
@@ -131,27 +138,39 @@ class Hub(Rooms):
                     waiter.cancel()
             self._queue.clear()
 
-    async def _write(self, rooms: Sequence[str], frame: bytes, count: int) -> list[Peer]:
-        others: list[Peer] = []
-        sent, high, send = 0, self.high, self.send
-        recipients = self.recipients(rooms)
-        for start in range(0, len(recipients), CHUNK):
-            if start:
-                await asyncio.sleep(0)  # let the loop breathe between chunks
-            for peer in recipients[start : start + CHUNK]:
-                if not isinstance(peer, FastConn):
-                    others.append(peer)
-                    continue
-                transport = peer.transport  # the common case of `send`, inlined: hot loop
-                if (
-                    peer.pending is None
-                    and not transport.is_closing()
-                    and transport.get_write_buffer_size() < high
-                ):
-                    transport.write(frame)
-                    sent += 1
-                else:
-                    sent += send(peer, frame)
+    async def _write(
+        self, rooms: Sequence[str], frame_of: Callable[[str], bytes], count: int
+    ) -> Others:
+        others: Others = []
+        sent, written, high, send = 0, 0, self.high, self.send
+        for room in rooms:
+            members = list(self.members(room))  # a snapshot: joins may happen between chunks
+            room_of = room_feed(room)
+            single: tuple[str, ...] = () if room_of is None else (room_of,)
+            for start in range(0, len(members), CHUNK):
+                if written >= CHUNK:
+                    written = 0
+                    await asyncio.sleep(0)  # let the loop breathe between chunks
+                for peer in members[start : start + CHUNK]:
+                    written += 1
+                    # A feed room is for its feed; a pull room, for each of the peer's
+                    # subscribed feeds that brings it.
+                    feeds = single or (peer.pulls or {}).get(room, ())
+                    if not isinstance(peer, FastConn):
+                        others.extend((peer, feed) for feed in feeds)
+                        continue
+                    for feed in feeds:
+                        frame = frame_of(feed)
+                        transport = peer.transport  # `send`'s common case inlined: hot loop
+                        if (
+                            peer.pending is None
+                            and not transport.is_closing()
+                            and transport.get_write_buffer_size() < high
+                        ):
+                            transport.write(frame)
+                            sent += 1
+                        else:
+                            sent += send(peer, frame)
         DELIVERIES.labels("fast").inc(sent * count)
         return others
 
@@ -210,3 +229,18 @@ class Hub(Rooms):
             if not conn.transport.is_closing():
                 conn.transport.write(frame)
                 conn.transport.close()
+
+
+def _joined(events: list[FeedFrames]) -> Callable[[str], bytes]:
+    """The frames of `events` for one feed, as one write, made once per feed."""
+    if len(events) == 1:
+        return events[0].frame
+    cache: dict[str, bytes] = {}
+
+    def frame_of(feed: str) -> bytes:
+        frame = cache.get(feed)
+        if frame is None:
+            frame = cache[feed] = b"".join(event.frame(feed) for event in events)
+        return frame
+
+    return frame_of

@@ -154,6 +154,37 @@ def event(name: str, data: Any) -> str:
     return encode(EVENT, [name, data])
 
 
+class FeedFrames:
+    """An event that names the feed it is delivered for (`feed.update`'s `feed` is the feed the
+    socket subscribed to), encoded once: every packet is `prefix + json(feed) + suffix`, so a
+    frame for one more feed costs a concatenation and a frame header, never a JSON encode.
+    Frames are made once per feed and kept for the broadcast."""
+
+    __slots__ = ("_frames", "prefix", "suffix")
+
+    def __init__(self, prefix: bytes, suffix: bytes) -> None:
+        self.prefix, self.suffix = prefix, suffix
+        self._frames: dict[str, bytes] = {}
+
+    @classmethod
+    def of(cls, name: str, data: dict[str, Any]) -> FeedFrames:
+        """The event `name` with `data` (whose own `feed` is left out: each frame names its)."""
+        head = event(name, {})  # 42["name",{}]
+        rest = dumps({k: v for k, v in data.items() if k != "feed"})
+        suffix = ("}" if rest == "{}" else "," + rest[1:]) + "]"
+        return cls((head[:-2] + '"feed":').encode(), suffix.encode())
+
+    def packet(self, feed: str) -> bytes:
+        return self.prefix + dumps(feed).encode() + self.suffix
+
+    def frame(self, feed: str) -> bytes:
+        """The WebSocket frame of the event for `feed`."""
+        frame = self._frames.get(feed)
+        if frame is None:
+            frame = self._frames[feed] = text_frame(self.packet(feed))
+        return frame
+
+
 def open_packet(sid: str, ping_interval: float, ping_timeout: float, max_payload: int) -> str:
     handshake = {
         "sid": sid,

@@ -71,11 +71,17 @@ class SioPeers:
     async def disconnect(self, peer: Peer) -> None:
         await self.sio.disconnect(peer.sid)
 
-    async def deliver(self, peers: Sequence[Peer], event: str, data: Any) -> None:
-        """One emit to `peers` (python-socketio encodes it once and queues it per socket)."""
-        if peers:
-            await self.sio.emit(event, data, to=[peer.sid for peer in peers])
-            DELIVERIES.labels("socketio").inc(len(peers))
+    async def deliver(
+        self, targets: Sequence[tuple[Peer, str]], event: str, data: dict[str, Any]
+    ) -> None:
+        """`event` to each (peer, feed) of `targets`, naming that feed: one emit per feed
+        (python-socketio encodes it once and queues it per socket)."""
+        by_feed: dict[str, list[str]] = {}
+        for peer, feed in targets:
+            by_feed.setdefault(feed, []).append(peer.sid)
+        for feed, sids in by_feed.items():
+            await self.sio.emit(event, {**data, "feed": feed}, to=sids)
+        DELIVERIES.labels("socketio").inc(len(targets))
 
     async def emit_all(self, event: str, data: Any) -> None:
         if self.peers:

@@ -1,0 +1,346 @@
+"""The rest of Stream's v1.0 feed API (issue 8 part 3), called through stream-python.
+
+get_activities, update_activities, activity(-ies)_partial_update, update_activity_to_targets,
+add_to_many, follow_stats: answers as the SDK reads them, Stream's exceptions on bad input,
+refused batches that store nothing, and updates that reach follower feeds, their readers and
+their live subscribers (python-socketio and the npm socket.io-client), through a pull feed too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import pytest
+import socketio
+import stream
+from stream.client import StreamClient
+from stream.exceptions import (
+    DoesNotExistException,
+    InputException,
+    NotAllowedException,
+    StreamApiException,
+)
+
+from tests.integration.conftest import SERVER_TOKEN, token
+from tests.node_client import NodeSubscriber
+from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
+
+WAIT = 15.0
+Doc = dict[str, Any]
+
+
+def eventually(check: Callable[[], Any], what: str) -> None:
+    wait_until(check, WAIT, 0.05, what=what)
+
+
+def when(minutes: int) -> dt.datetime:
+    return dt.datetime(2024, 5, 1, 12, 0, 0) + dt.timedelta(minutes=minutes)
+
+
+def post(feed: Any, fid: str, minutes: int = 0, **extra: Any) -> Doc:
+    activity = {"actor": "bob", "verb": "post", "object": fid, "foreign_id": fid}
+    return dict(feed.add_activity({**activity, "time": when(minutes), **extra}))
+
+
+def scoped(claims: Doc, server: ServerProcess) -> StreamClient:
+    """A client whose every call carries `claims` instead of the SDK's own token."""
+    client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+    fixed = token(claims)
+    client.create_jwt_token = lambda *a, **k: fixed  # type: ignore[method-assign]
+    return client
+
+
+@pytest.fixture(scope="module")
+def db(store: Store, server: ServerProcess) -> Iterator[pymongo.database.Database[Doc]]:
+    mongo: pymongo.MongoClient[Doc] = pymongo.MongoClient(store.url, tz_aware=True)
+    yield mongo[server.database]
+    mongo.close()
+
+
+class Listener:
+    """A python-socketio client that records every `feed.update`."""
+
+    def __init__(self, url: str, feeds: list[str]) -> None:
+        self.events: list[Doc] = []
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("feed.update", self.events.append)
+        self.client.connect(
+            url, auth={"token": SERVER_TOKEN}, transports=["websocket"], wait_timeout=WAIT
+        )
+        for feed in feeds:
+            ack = self.client.call("subscribe", {"feed": feed}, timeout=WAIT)
+            assert ack["ok"], ack
+
+    def carrying(self, activity_id: str, check: Callable[[Doc], bool]) -> list[Doc]:
+        return [
+            e
+            for e in self.events
+            if any(a["id"] == activity_id and check(a) for a in e["new"])
+        ]
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+# --- GET activities/ -------------------------------------------------------------------------
+
+
+def test_get_activities_by_ids_and_by_foreign_id_time(client: StreamClient, uid: str) -> None:
+    feed = client.feed("user", uid)
+    first, second = post(feed, f"a:{uid}", 1), post(feed, f"b:{uid}", 2)
+    got = client.get_activities(ids=[first["id"], second["id"]])["results"]
+    assert sorted(a["id"] for a in got) == sorted([first["id"], second["id"]])
+    assert {a["object"] for a in got} == {f"a:{uid}", f"b:{uid}"}
+    by_foreign = client.get_activities(foreign_id_times=[(f"b:{uid}", when(2))])["results"]
+    assert [a["id"] for a in by_foreign] == [second["id"]]
+    assert client.get_activities(foreign_id_times=[(f"b:{uid}", when(3))])["results"] == []
+
+
+def test_get_activities_refuses_bad_and_too_many_ids(client: StreamClient) -> None:
+    with pytest.raises(InputException):
+        client.get_activities(ids=["not-an-id"])
+    with pytest.raises(InputException):
+        client.get_activities(ids=["0190a0f0-0000-7000-8000-000000000000"] * 101)
+
+
+def test_get_activities_needs_an_app_wide_token(server: ServerProcess, uid: str) -> None:
+    mine = scoped({"resource": "feed", "action": "read", "feed_id": f"user{uid}"}, server)
+    with pytest.raises(NotAllowedException):
+        mine.get_activities(ids=["0190a0f0-0000-7000-8000-000000000000"])
+
+
+# --- POST activities/ (full update) ----------------------------------------------------------
+
+
+def test_update_activities_replaces_fields_in_follower_feeds(client: StreamClient, uid: str) -> None:
+    feed, timeline = client.feed("user", uid), client.feed("timeline", uid)
+    timeline.follow("user", uid)
+    added = post(feed, f"u:{uid}", 1, colour="red")
+    eventually(lambda: timeline.get()["results"], "the fanout")
+    fresh = {"actor": "bob", "verb": "edit", "object": "o2", "foreign_id": f"u:{uid}",
+             "time": when(1), "size": 3}  # fmt: skip
+    client.update_activities([fresh])
+    for read in (feed.get()["results"][0], timeline.get()["results"][0]):
+        assert read["id"] == added["id"]
+        assert (read["verb"], read["size"]) == ("edit", 3)
+        assert "colour" not in read
+    assert timeline.get()["results"][0]["origin"] == f"user:{uid}"
+
+
+def test_update_of_unknown_or_invalid_activity_refuses_the_whole_batch(
+    client: StreamClient, uid: str
+) -> None:
+    feed = client.feed("user", uid)
+    post(feed, f"k:{uid}", 1)
+    good = {"actor": "bob", "verb": "changed", "object": "o", "foreign_id": f"k:{uid}",
+            "time": when(1)}  # fmt: skip
+    unknown = {**good, "foreign_id": f"nope:{uid}"}
+    with pytest.raises(DoesNotExistException):
+        client.update_activities([good, unknown])
+    with pytest.raises(InputException):
+        client.update_activities([good, {"actor": "bob", "verb": "v", "object": "o"}])
+    assert feed.get()["results"][0]["verb"] == "post"  # nothing of either batch stored
+
+
+# --- POST activity/ (partial update) --------------------------------------------------------
+
+
+def test_partial_update_sets_and_unsets_by_id_and_by_foreign_id(
+    client: StreamClient, uid: str
+) -> None:
+    feed = client.feed("user", uid)
+    added = post(feed, f"p:{uid}", 1, product={"price": 5, "name": "x"}, popularity=9)
+    answer = client.activity_partial_update(
+        id=added["id"], set={"product.price": 7, "tag": "new"}, unset=["popularity"]
+    )
+    assert answer["activities"][0]["id"] == added["id"]
+    read = feed.get()["results"][0]
+    assert read["product"] == {"price": 7, "name": "x"} and read["tag"] == "new"
+    assert "popularity" not in read
+    client.activity_partial_update(foreign_id=f"p:{uid}", time=when(1), set={"tag": "fid"})
+    assert feed.get()["results"][0]["tag"] == "fid"
+
+
+def test_partial_update_refuses_reserved_fields_and_stores_nothing_of_a_batch(
+    client: StreamClient, uid: str
+) -> None:
+    feed = client.feed("user", uid)
+    added = post(feed, f"r:{uid}", 1)
+    for change in ({"set": {"foreign_id": "x"}}, {"set": {"time": "2020-01-01T00:00:00"}},
+                   {"set": {"to": ["user:x"]}}, {"unset": ["id"]}, {"unset": ["actor"]}):  # fmt: skip
+        with pytest.raises(InputException) as raised:
+            client.activities_partial_update([
+                {"id": added["id"], "set": {"ok": 1}},
+                {"id": added["id"], **change},
+            ])  # fmt: skip
+        assert raised.value.status_code == 400
+    with pytest.raises(DoesNotExistException):
+        client.activities_partial_update([
+            {"id": added["id"], "set": {"ok": 1}},
+            {"id": "0190a0f0-0000-7000-8000-000000000000", "set": {"ok": 1}},
+        ])  # fmt: skip
+    assert "ok" not in feed.get()["results"][0]
+
+
+def test_partial_update_goes_live_to_a_follower_feeds_subscribers(
+    client: StreamClient, server: ServerProcess, uid: str
+) -> None:
+    feed, timeline = client.feed("user", uid), client.feed("timeline", uid)
+    timeline.follow("user", uid)
+    added = post(feed, f"l:{uid}", 1)
+    eventually(lambda: timeline.get()["results"], "the fanout")
+    listener = Listener(server.url, [f"timeline:{uid}"])
+    node = NodeSubscriber(server.url, SERVER_TOKEN, [f"timeline:{uid}"])
+    try:
+        asyncio.run(node.subscribed(f"timeline:{uid}"))
+        client.activity_partial_update(id=added["id"], set={"likes": 3})
+
+        def updated(a: Doc) -> bool:
+            return a.get("likes") == 3
+
+        eventually(lambda: listener.carrying(added["id"], updated), "the python event")
+        event = listener.carrying(added["id"], updated)[0]
+        assert event["feed"] == f"timeline:{uid}"
+        assert event["new"][0]["origin"] == f"user:{uid}"
+        got = asyncio.run(
+            node.event(lambda e: any(a["id"] == added["id"] and updated(a) for a in e["new"]),
+                       "the npm event")
+        )  # fmt: skip
+        assert got["feed"] == f"timeline:{uid}"
+    finally:
+        listener.close()
+        node.close()
+
+
+# --- feed_targets/…/activity_to_targets/ ------------------------------------------------------
+
+
+def test_activity_to_targets_adds_and_removes_targets_and_their_followers(
+    client: StreamClient, uid: str
+) -> None:
+    feed = client.feed("user", uid)
+    old, new = client.feed("user", f"{uid}o"), client.feed("user", f"{uid}n")
+    reader = client.feed("timeline", uid)
+    reader.follow("user", f"{uid}o")
+    added = post(feed, f"t:{uid}", 1, to=[f"user:{uid}o"])
+    eventually(lambda: reader.get()["results"], "the fanout through the old target")
+    feed.update_activity_to_targets(
+        f"t:{uid}", when(1), added_targets=[f"user:{uid}n"], removed_targets=[f"user:{uid}o"]
+    )
+    assert [a["id"] for a in new.get()["results"]] == [added["id"]]
+    assert old.get()["results"] == []
+    eventually(lambda: reader.get()["results"] == [], "removal from the old target's follower")
+    feed.update_activity_to_targets(f"t:{uid}", when(1), new_targets=[f"user:{uid}o"])
+    assert [a["id"] for a in old.get()["results"]] == [added["id"]]
+    assert new.get()["results"] == []
+
+
+def test_activity_to_targets_authorises_targets(server: ServerProcess, uid: str) -> None:
+    client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+    post(client.feed("user", uid), f"z:{uid}", 1)
+    # A user token may change its own feed's activity, but not send it to another user's feed.
+    bob = scoped({"user_id": uid}, server)
+    with pytest.raises(NotAllowedException):
+        bob.feed("user", uid).update_activity_to_targets(
+            f"z:{uid}", when(1), added_targets=[f"user:{uid}x"]
+        )
+    assert client.feed("user", f"{uid}x").get()["results"] == []
+    with pytest.raises(DoesNotExistException):
+        client.feed("user", uid).update_activity_to_targets(
+            f"missing:{uid}", when(1), added_targets=[f"user:{uid}x"]
+        )
+
+
+# --- feed/add_to_many/ -----------------------------------------------------------------------
+
+
+def test_add_to_many_adds_one_activity_to_each_feed(client: StreamClient, uid: str) -> None:
+    feeds = [f"user:{uid}{i}" for i in range(3)]
+    follower = client.feed("timeline", uid)
+    follower.follow("user", f"{uid}0")
+    client.add_to_many({"actor": "bob", "verb": "v", "object": "o", "foreign_id": f"m:{uid}",
+                        "time": when(1)}, feeds)  # fmt: skip
+    got = [client.feed("user", f"{uid}{i}").get()["results"] for i in range(3)]
+    assert len({rows[0]["id"] for rows in got}) == 1 and all(len(r) == 1 for r in got)
+    eventually(lambda: follower.get()["results"], "the fanout of one of the feeds")
+
+
+def test_add_to_many_refuses_a_bad_batch_whole_and_non_server_tokens(
+    client: StreamClient, server: ServerProcess, uid: str
+) -> None:
+    activity = {"actor": "bob", "verb": "v", "object": "o"}
+    with pytest.raises(StreamApiException):
+        client.add_to_many(activity, [f"user:{uid}", "nogroup:x"])
+    with pytest.raises(InputException):
+        client.add_to_many({"verb": "v"}, [f"user:{uid}"])
+    with pytest.raises(InputException):
+        client.add_to_many(activity, [f"user:{uid}{i}" for i in range(5001)])
+    mine = scoped({"resource": "feed", "action": "write", "feed_id": f"user{uid}"}, server)
+    with pytest.raises(NotAllowedException):
+        mine.add_to_many(activity, [f"user:{uid}"])
+    assert client.feed("user", uid).get()["results"] == []
+
+
+# --- stats/follow/ ---------------------------------------------------------------------------
+
+
+def test_follow_stats_counts_followers_and_following(client: StreamClient, uid: str) -> None:
+    for i in range(3):
+        client.feed("timeline", f"{uid}{i}").follow("user", uid)
+    client.feed("user", uid).follow("user", f"{uid}x")
+    stats = client.follow_stats(f"user:{uid}")["results"]
+    assert stats["followers"] == {"feed": f"user:{uid}", "count": 3}
+    assert stats["following"] == {"feed": f"user:{uid}", "count": 1}
+    only = client.follow_stats(f"user:{uid}", followers_slugs=["user"], following_slugs=["user"])
+    assert only["results"]["followers"]["count"] == 0
+    assert only["results"]["following"]["count"] == 1
+    with pytest.raises(InputException):
+        client.follow_stats("no-colon")
+
+
+# --- an update through a pull feed -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hybrid(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+    env = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
+    process = ServerProcess(store.url, env=env, log_path=workdir / "rest-more.log").start()
+    yield process
+    process.stop()
+
+
+def test_partial_update_reaches_readers_and_subscribers_through_a_pull_feed(
+    hybrid: ServerProcess, store: Store, uid: str
+) -> None:
+    client = stream.connect(API_KEY, API_SECRET, base_url=hybrid.base_url)
+    for i in range(4):
+        client.feed("timeline", f"{uid}{i}").follow("user", uid)
+    mongo: pymongo.MongoClient[Doc] = pymongo.MongoClient(store.url)
+    try:
+        feeds = mongo[hybrid.database]["feeds"]
+        eventually(
+            lambda: (feeds.find_one({"_id": f"user:{uid}"}) or {}).get("mode") == "pull",
+            "the switch to pull",
+        )
+    finally:
+        mongo.close()
+    listener = Listener(hybrid.url, [f"timeline:{uid}0"])
+    try:
+        added = post(client.feed("user", uid), f"pull:{uid}", 1)
+        reader = client.feed("timeline", f"{uid}0")
+        assert [a["id"] for a in reader.get()["results"]] == [added["id"]]
+        client.activity_partial_update(id=added["id"], set={"likes": 5})
+        assert reader.get()["results"][0]["likes"] == 5
+
+        def updated(a: Doc) -> bool:
+            return a.get("likes") == 5
+
+        eventually(lambda: listener.carrying(added["id"], updated), "the pull update")
+        assert listener.carrying(added["id"], updated)[0]["feed"] == f"timeline:{uid}0"
+    finally:
+        listener.close()

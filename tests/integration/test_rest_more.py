@@ -78,9 +78,7 @@ class Listener:
 
     def carrying(self, activity_id: str, check: Callable[[Doc], bool]) -> list[Doc]:
         return [
-            e
-            for e in self.events
-            if any(a["id"] == activity_id and check(a) for a in e["new"])
+            e for e in self.events if any(a["id"] == activity_id and check(a) for a in e["new"])
         ]
 
     def close(self) -> None:
@@ -117,7 +115,9 @@ def test_get_activities_needs_an_app_wide_token(server: ServerProcess, uid: str)
 # --- POST activities/ (full update) ----------------------------------------------------------
 
 
-def test_update_activities_replaces_fields_in_follower_feeds(client: StreamClient, uid: str) -> None:
+def test_update_activities_replaces_fields_in_follower_feeds(
+    client: StreamClient, uid: str
+) -> None:
     feed, timeline = client.feed("user", uid), client.feed("timeline", uid)
     timeline.follow("user", uid)
     added = post(feed, f"u:{uid}", 1, colour="red")
@@ -171,14 +171,22 @@ def test_partial_update_refuses_reserved_fields_and_stores_nothing_of_a_batch(
 ) -> None:
     feed = client.feed("user", uid)
     added = post(feed, f"r:{uid}", 1)
-    for change in ({"set": {"foreign_id": "x"}}, {"set": {"time": "2020-01-01T00:00:00"}},
-                   {"set": {"to": ["user:x"]}}, {"unset": ["id"]}, {"unset": ["actor"]}):  # fmt: skip
+    refused: list[Doc] = [
+        {"set": {"foreign_id": "x"}},
+        {"set": {"time": "2020-01-01T00:00:00"}},
+        {"set": {"to": ["user:x"]}},
+        {"unset": ["id"]},
+        {"unset": ["actor"]},
+    ]
+    for change in refused:
         with pytest.raises(InputException) as raised:
             client.activities_partial_update([
                 {"id": added["id"], "set": {"ok": 1}},
                 {"id": added["id"], **change},
             ])  # fmt: skip
         assert raised.value.status_code == 400
+        named = next(iter(change.get("set", {})), None) or change["unset"][0]
+        assert named in str(raised.value.detail)
     with pytest.raises(DoesNotExistException):
         client.activities_partial_update([
             {"id": added["id"], "set": {"ok": 1}},

@@ -31,6 +31,7 @@ from ..store.jobs import JobStore
 from .following import FollowService
 from .reads import Reads
 from .runner import FanoutRunner
+from .updates import Updates
 
 Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its followers, not copied
 
@@ -59,6 +60,7 @@ class FeedService:
         self.follow_service = FollowService(
             settings.fanout, activities, follows, jobs, runner, broadcaster
         )
+        self.updates = Updates(self)
 
     async def add(
         self, feed: FeedId, new: Sequence[Activity], grant: Grant, batch: bool = False
@@ -75,6 +77,26 @@ class FeedService:
         origin = str(feed)
         await self.activities.save(new, origin, grant.may_write)
         feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
+        await self.place(new, feeds, started)
+        return [a.public() for a in new]
+
+    async def add_to_many(self, feeds: Sequence[FeedId], activity: Activity, grant: Grant) -> None:
+        """feed/add_to_many/: the one activity added to each feed (the same id in all), each
+        as an add of its own. The caller authorised every feed and the `to` up front."""
+        authorize_targets(grant, [activity], str(self.settings.auth.api_secret))
+        for feed in feeds:
+            grant.require("feed", "write", feed)
+        for feed in dict.fromkeys(feeds):
+            await self.add(feed, [activity], grant)
+
+    async def follow_count(self, feed: FeedId, followers: bool, groups: Sequence[str]) -> int:
+        return await self.follows.count_of(str(feed), followers, groups)
+
+    async def place(
+        self, new: Sequence[Activity], feeds: dict[str, list[str]], started: float
+    ) -> None:
+        """Put stored activities in `feeds` (by activity id) directly, as an add does its own
+        feed and `to` feeds: entries, pull marks, fanout jobs, then the live events."""
         metas = await self.follows.meta.get_many(f for targets in feeds.values() for f in targets)
         pulled = await self._pulled(new, feeds, metas)
         await self.activities.insert_entries([
@@ -90,7 +112,6 @@ class FeedService:
                 job = await self.jobs.create("add", activity.id, sources)
                 self.runner.start(job)
         self.runner.spawn(self._announce_added(new, feeds, pulled, started))
-        return [a.public() for a in new]
 
     async def _pulled(
         self, new: Sequence[Activity], feeds: dict[str, list[str]], metas: dict[str, FeedMeta]

@@ -220,6 +220,14 @@ def test_partial_update_goes_live_to_a_follower_feeds_subscribers(
                        "the npm event")
         )  # fmt: skip
         assert got["feed"] == f"timeline:{uid}"
+        whole = {"actor": "bob", "verb": "edit", "object": "o", "foreign_id": f"l:{uid}",
+                 "time": when(1)}  # fmt: skip
+        client.update_activities([whole])
+
+        def edited(a: Doc) -> bool:
+            return a.get("verb") == "edit" and "likes" not in a
+
+        eventually(lambda: listener.carrying(added["id"], edited), "the full update's event")
     finally:
         listener.close()
         node.close()
@@ -229,7 +237,7 @@ def test_partial_update_goes_live_to_a_follower_feeds_subscribers(
 
 
 def test_activity_to_targets_adds_and_removes_targets_and_their_followers(
-    client: StreamClient, uid: str
+    client: StreamClient, server: ServerProcess, uid: str
 ) -> None:
     feed = client.feed("user", uid)
     old, new = client.feed("user", f"{uid}o"), client.feed("user", f"{uid}n")
@@ -237,9 +245,19 @@ def test_activity_to_targets_adds_and_removes_targets_and_their_followers(
     reader.follow("user", f"{uid}o")
     added = post(feed, f"t:{uid}", 1, to=[f"user:{uid}o"])
     eventually(lambda: reader.get()["results"], "the fanout through the old target")
-    feed.update_activity_to_targets(
-        f"t:{uid}", when(1), added_targets=[f"user:{uid}n"], removed_targets=[f"user:{uid}o"]
-    )
+    listener = Listener(server.url, [f"user:{uid}n", f"timeline:{uid}"])
+    try:
+        feed.update_activity_to_targets(
+            f"t:{uid}", when(1), added_targets=[f"user:{uid}n"], removed_targets=[f"user:{uid}o"]
+        )
+        eventually(lambda: listener.carrying(added["id"], lambda a: True), "the added target's")
+        assert listener.carrying(added["id"], lambda a: True)[0]["feed"] == f"user:{uid}n"
+        eventually(
+            lambda: [e for e in listener.events if added["id"] in e["deleted"]],
+            "the removal from the old target's follower",
+        )
+    finally:
+        listener.close()
     assert [a["id"] for a in new.get()["results"]] == [added["id"]]
     assert old.get()["results"] == []
     eventually(lambda: reader.get()["results"] == [], "removal from the old target's follower")

@@ -294,6 +294,19 @@ def test_add_to_many_adds_one_activity_to_each_feed(client: StreamClient, uid: s
     got = [client.feed("user", f"{uid}{i}").get()["results"] for i in range(3)]
     assert len({rows[0]["id"] for rows in got}) == 1 and all(len(r) == 1 for r in got)
     eventually(lambda: follower.get()["results"], "the fanout of one of the feeds")
+    # Each feed owns it: removing it from one leaves it in the others.
+    client.feed("user", f"{uid}0").remove_activity(foreign_id=f"m:{uid}")
+    assert client.feed("user", f"{uid}0").get()["results"] == []
+    assert len(client.feed("user", f"{uid}1").get()["results"]) == 1
+    eventually(lambda: follower.get()["results"] == [], "the removal from the follower")
+
+
+def test_add_to_many_of_many_feeds_is_one_write(client: StreamClient, uid: str) -> None:
+    feeds = [f"user:{uid}{i}" for i in range(2000)]
+    started = dt.datetime.now()
+    client.add_to_many({"actor": "bob", "verb": "v", "object": "o"}, feeds)
+    assert (dt.datetime.now() - started).total_seconds() < 10
+    assert len(client.feed("user", f"{uid}1999").get()["results"]) == 1
 
 
 def test_add_to_many_refuses_a_bad_batch_whole_and_non_server_tokens(

@@ -122,6 +122,32 @@ class ActivityStore:
         for activity in retry:
             await self._replace(activity, feed, found.get(activity.id), may_change)
 
+    async def save_to_many(self, activity: Activity, feeds: Sequence[str]) -> None:
+        """add_to_many: store one activity owned by each of `feeds` (each naming the
+        activity's `to`), in one conditional write whatever the feed count. The caller may
+        write every feed (a server token), so the fields are replaced, `by` the first feed."""
+        for _ in range(RETRIES):
+            doc = await self.activities.find_one({"_id": activity.id}, OWNERSHIP)
+            if doc is None:
+                try:
+                    owners = {f: activity.to for f in feeds}
+                    await self.activities.insert_one(activity_doc(activity, owners, feeds[0]))
+                    return
+                except DuplicateKeyError:
+                    continue
+            owners = {} if doc.get("removed") else owners_of(doc)
+            for feed in feeds:
+                owners[feed] = tuple(dict.fromkeys((*owners.get(feed, ()), *activity.to)))
+            new = activity_doc(activity, owners, feeds[0])
+            del new["_id"], new["v"]
+            result = await self.activities.update_one(
+                unchanged(doc),
+                {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return
+        raise ConcurrentUpdateError(activity.id)
+
     async def _replace(
         self,
         activity: Activity,

@@ -97,6 +97,10 @@ def test_get_activities_by_ids_and_by_foreign_id_time(client: StreamClient, uid:
     by_foreign = client.get_activities(foreign_id_times=[(f"b:{uid}", when(2))])["results"]
     assert [a["id"] for a in by_foreign] == [second["id"]]
     assert client.get_activities(foreign_id_times=[(f"b:{uid}", when(3))])["results"] == []
+    feed.remove_activity(first["id"])
+    assert [a["id"] for a in client.get_activities(ids=[first["id"], second["id"]])["results"]] == [
+        second["id"]
+    ]
 
 
 def test_get_activities_refuses_bad_and_too_many_ids(client: StreamClient) -> None:

@@ -12,6 +12,7 @@ target; stats/follow/ takes any token that may read the follows of each feed it 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from ..domain.activities import (
     parse_activity,
     parse_changes,
     parse_full_updates,
+    public_activity,
 )
 from ..domain.errors import InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
@@ -72,7 +74,12 @@ async def get_activities(request: web.Request) -> web.Response:
     for index, value in enumerate(ids):
         if not is_activity_id(value):
             raise InputError("ids must be activity ids", {f"ids[{index}]": ["not an activity id"]})
-    results = await request.app[SERVICE].activities.load((i, None) for i in dict.fromkeys(ids))
+    found = await request.app[SERVICE].activities.documents(list(dict.fromkeys(ids)))
+    results = [
+        public_activity(i, json.loads(found[i]["data"]), None)
+        for i in dict.fromkeys(ids)
+        if i in found
+    ]
     return answer(request, {"results": results})
 
 

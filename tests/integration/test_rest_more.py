@@ -114,6 +114,14 @@ def test_get_activities_needs_an_app_wide_token(server: ServerProcess, uid: str)
     mine = scoped({"resource": "feed", "action": "read", "feed_id": f"user{uid}"}, server)
     with pytest.raises(NotAllowedException):
         mine.get_activities(ids=["0190a0f0-0000-7000-8000-000000000000"])
+    user = scoped({"user_id": uid}, server)
+    client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+    added = post(client.feed("user", uid), f"s:{uid}", 1)
+    with pytest.raises(NotAllowedException):
+        user.activity_partial_update(id=added["id"], set={"x": 1})
+    with pytest.raises(NotAllowedException):
+        user.update_activities([{**added, "verb": "other"}])
+    assert client.get_activities(ids=[added["id"]])["results"][0]["verb"] == "post"
 
 
 # --- POST activities/ (full update) ----------------------------------------------------------

@@ -210,7 +210,7 @@ class FeedService:
         elif own and await self.jobs.cancel("add", stored.id):
             # Jobs are per activity, not per owner: the other owners' fanout starts again
             # (entries are idempotent; it announces only what it adds).
-            await self._fan_out_again(stored, others)
+            await self.fan_out_again(stored, others)
         await self.activities.remove_entries(sources, stored.id)
         if own:
             await self.activities.remove_owner(stored.id, feed)
@@ -233,7 +233,7 @@ class FeedService:
         held = await self.activities.entries_of(others, stored.id)
         return [o for o in others if o in held and held[o].origin is None]
 
-    async def _fan_out_again(self, stored: StoredActivity, owners: Sequence[str]) -> None:
+    async def fan_out_again(self, stored: StoredActivity, owners: Sequence[str]) -> None:
         sources = sorted(stored.reach(owners))
         held = await self.activities.entries_of(sources, stored.id)
         metas = await self.follows.meta.get_many(sources)

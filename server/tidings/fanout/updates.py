@@ -33,7 +33,9 @@ from ..domain.errors import DoesNotExistError, InputError
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..domain.ids import activity_id, parse_time
+from ..store.activities import Entry
 from ..store.feeds import PULL
+from ..store.jobs import Job
 from ..store.mongo import Document
 
 if TYPE_CHECKING:
@@ -166,8 +168,12 @@ class Updates:
             raise InputError(
                 f"to may name at most {limits.max_to} feeds", {"to": [f"at most {limits.max_to}"]}
             )
-        gained = [t for t in final if t not in current and t != origin]
-        lost = [t for t in current if t not in final]
+        # What to add and drop is read from the entries, not only from the owners' `to`: a
+        # retry after a crash midway (between the `to` write and the entries) finishes it.
+        held = await self.activities.entries_of(list({*current, *final, *removed}), stored.id)
+        direct = {f for f, e in held.items() if e.origin is None}
+        gained = [t for t in final if t not in direct and t != origin]
+        lost = [t for t in dict.fromkeys((*current, *removed)) if t not in final]
         secret = str(self.service.settings.auth.api_secret)
         # A token scoped to retargeting this feed (as the SDK signs it server-side) names any
         # target; a user token or a `feed` token only those it may write (or their tokens).
@@ -183,10 +189,24 @@ class Updates:
         started = time.perf_counter()
         others = [o for o in stored.owners if o != origin]
         kept = stored.reach(others) | {origin}
-        for target in lost:
-            if target not in kept:
-                await self._drop(target, stored.id, stored.foreign_id)
+        # Order (as a removal's): the remove jobs are written and the entries deleted, then
+        # the owner's `to` changes, and only then do the jobs run, once a fanout of the
+        # activity still running can no longer copy it through a dropped target (its batches
+        # check `reaches`; it is cancelled and started again for what is still reached).
+        jobs = [
+            job
+            for target in lost
+            if target not in kept and target in direct
+            for job in [await self._drop(target, stored.id, stored.foreign_id, held[target])]
+            if job is not None
+        ]
         await self.activities.set_targets(stored.id, origin, final)
+        if jobs and await self.service.jobs.cancel("add", stored.id):
+            fresh = await self.activities.get(stored.id)
+            if fresh is not None and not fresh.removed:
+                await self.service.fan_out_again(fresh, list(fresh.owners))
+        for job in jobs:
+            self.service.runner.start(job)
         if gained:
             data = {**stored.data, "to": list(final)} if final else stored.data
             activity = Activity(stored.id, data["time"], stored.foreign_id, final, data)
@@ -197,29 +217,28 @@ class Updates:
             "removed": lost,
         }
 
-    async def _drop(self, target: str, activity: str, foreign_id: str | None) -> None:
-        """The activity leaves `target` (named in `to` no more) and its followers: the remove
-        job (written first, as a removal's) takes the copies that came through `target`."""
+    async def _drop(
+        self, target: str, activity: str, foreign_id: str | None, held: Entry
+    ) -> Job | None:
+        """The activity leaves `target` (named in `to` no more): its entry now; its
+        followers' copies through the remove job answered (written here, started by the
+        caller), which takes only the copies that came through `target`."""
         service = self.service
-        held = await self.activities.entries_of([target], activity)
-        if target not in held or held[target].origin is not None:
-            return  # not there, or there through a follow: not the target's to lose
         metas = await service.follows.meta.get_many([target])
         pull = metas[target].mode == PULL and bool(metas[target].slots)
-        merged = pull and held[target].pulled == metas[target].period
+        merged = pull and held.pulled == metas[target].period
         job = None
         if metas[target].slots and not merged:
             silent = [target] if pull else []
             job = await service.jobs.create("remove", activity, [target], foreign_id, silent)
         await self.activities.remove_entries([target], activity)
-        if job is not None:
-            service.runner.start(job)
         foreign = [foreign_id] if foreign_id else []
         event = feed_update(target, deleted=[activity], deleted_foreign_ids=foreign)
         if pull:
             service.runner.spawn(service.broadcaster.pull_update(target, event))
         else:
             service.runner.spawn(service.broadcaster.feed_update([target], event))
+        return job
 
 
 def _fields(doc: Document) -> dict[str, Any]:

@@ -278,6 +278,35 @@ def test_activity_to_targets_adds_and_removes_targets_and_their_followers(
     assert new.get()["results"] == []
 
 
+@pytest.mark.parametrize("point", ["targets.before_to", "targets.after_to"])
+def test_activity_to_targets_retried_after_a_crash_midway_finishes(
+    store: Store, workdir: Path, point: str, uid: str
+) -> None:
+    log = workdir / f"targets-{point}.log"
+    lease = {"TIDINGS_FANOUT_LEASE_SECONDS": "1"}  # the dead node's remove job taken over soon
+    env = {"TIDINGS_TEST_FAULT": point, **lease}
+    crashing = ServerProcess(store.url, env=env, log_path=log).start()
+    client = stream.connect(API_KEY, API_SECRET, base_url=crashing.base_url)
+    reader = client.feed("timeline", uid)
+    reader.follow("user", f"{uid}o")
+    added = post(client.feed("user", uid), f"c:{uid}", 1, to=[f"user:{uid}o"])
+    eventually(lambda: reader.get()["results"], "the fanout through the old target")
+    move = {"added_targets": [f"user:{uid}n"], "removed_targets": [f"user:{uid}o"]}
+    with pytest.raises(Exception):  # noqa: B017 - the node dies mid-request
+        client.feed("user", uid).update_activity_to_targets(f"c:{uid}", when(1), **move)
+    assert crashing.process is not None and crashing.process.wait(10) != 0
+    healthy = ServerProcess(store.url, crashing.database, env=lease, log_path=log).start()
+    try:
+        client = stream.connect(API_KEY, API_SECRET, base_url=healthy.base_url)
+        client.feed("user", uid).update_activity_to_targets(f"c:{uid}", when(1), **move)
+        assert [a["id"] for a in client.feed("user", f"{uid}n").get()["results"]] == [added["id"]]
+        assert client.feed("user", f"{uid}o").get()["results"] == []
+        reader = client.feed("timeline", uid)
+        eventually(lambda: reader.get()["results"] == [], "the old target's follower cleared")
+    finally:
+        healthy.stop()
+
+
 def test_activity_to_targets_authorises_targets(server: ServerProcess, uid: str) -> None:
     client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
     post(client.feed("user", uid), f"z:{uid}", 1)

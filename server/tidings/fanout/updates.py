@@ -33,6 +33,7 @@ from ..domain.errors import DoesNotExistError, InputError
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..domain.ids import activity_id, parse_time
+from ..faults import fault_point
 from ..store.activities import Entry
 from ..store.feeds import PULL
 from ..store.jobs import Job
@@ -200,7 +201,9 @@ class Updates:
             for job in [await self._drop(target, stored.id, stored.foreign_id, held[target])]
             if job is not None
         ]
+        fault_point("targets.before_to")
         await self.activities.set_targets(stored.id, origin, final)
+        fault_point("targets.after_to")
         if jobs and await self.service.jobs.cancel("add", stored.id):
             fresh = await self.activities.get(stored.id)
             if fresh is not None and not fresh.removed:

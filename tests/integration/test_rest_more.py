@@ -207,6 +207,24 @@ def test_partial_update_refuses_reserved_fields_and_stores_nothing_of_a_batch(
     assert "ok" not in feed.get()["results"][0]
 
 
+def test_concurrent_partial_updates_of_one_activity_lose_nothing(
+    client: StreamClient, uid: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    feed = client.feed("user", uid)
+    added = post(feed, f"cc:{uid}", 1)
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(
+            lambda i: client.activity_partial_update(id=added["id"], set={f"f{i}": i}),
+            range(20),
+        ))  # fmt: skip
+    read = feed.get()["results"][0]
+    assert {k: v for k, v in read.items() if k.startswith("f") and k != "foreign_id"} == {
+        f"f{i}": i for i in range(20)
+    }
+
+
 def test_partial_update_goes_live_to_a_follower_feeds_subscribers(
     client: StreamClient, server: ServerProcess, uid: str
 ) -> None:

@@ -144,6 +144,16 @@ def test_update_activities_replaces_fields_in_follower_feeds(
     assert timeline.get()["results"][0]["origin"] == f"user:{uid}"
 
 
+def test_update_activities_takes_an_activity_as_read_back(client: StreamClient, uid: str) -> None:
+    feed = client.feed("user", uid)
+    post(feed, f"rb:{uid}", 1)
+    read = feed.get()["results"][0]  # with its id and origin
+    client.update_activity({**read, "likes": 2})
+    assert feed.get()["results"][0]["likes"] == 2
+    with pytest.raises(InputException):
+        client.update_activity({**read, "id": "0190a0f0-0000-7000-8000-000000000000"})
+
+
 def test_update_of_unknown_or_invalid_activity_refuses_the_whole_batch(
     client: StreamClient, uid: str
 ) -> None:

@@ -258,7 +258,17 @@ def parse_full_updates(raw: object, limits: Limits, most: int) -> list[Activity]
                 "an updated activity needs its foreign_id and time",
                 {prefix + "foreign_id": ["foreign_id and time are required"]},
             )
-        parsed.append(parse_activity(item, limits, prefix))
+        # An activity as read back carries its id and origin: the id must be the one its
+        # foreign_id and time name; origin and duration are the read's, not the activity's.
+        given = item.get("id")
+        item = {k: v for k, v in item.items() if k not in ("id", "origin", "duration")}
+        activity = parse_activity(item, limits, prefix)
+        if given is not None and given != activity.id:
+            raise InputError(
+                "id is not the id of this foreign_id and time",
+                {prefix + "id": [f"foreign_id and time name {activity.id}"]},
+            )
+        parsed.append(activity)
     return parsed
 
 

@@ -438,7 +438,9 @@ def test_partial_update_reaches_readers_and_subscribers_through_a_pull_feed(
     finally:
         mongo.close()
     listener = Listener(hybrid.url, [f"timeline:{uid}0"])
+    node = NodeSubscriber(hybrid.url, SERVER_TOKEN, [f"timeline:{uid}1"])
     try:
+        asyncio.run(node.subscribed(f"timeline:{uid}1"))
         added = post(client.feed("user", uid), f"pull:{uid}", 1)
         reader = client.feed("timeline", f"{uid}0")
         assert [a["id"] for a in reader.get()["results"]] == [added["id"]]
@@ -450,5 +452,11 @@ def test_partial_update_reaches_readers_and_subscribers_through_a_pull_feed(
 
         eventually(lambda: listener.carrying(added["id"], updated), "the pull update")
         assert listener.carrying(added["id"], updated)[0]["feed"] == f"timeline:{uid}0"
+        got = asyncio.run(
+            node.event(lambda e: any(a["id"] == added["id"] and updated(a) for a in e["new"]),
+                       "the npm pull update")
+        )  # fmt: skip
+        assert got["feed"] == f"timeline:{uid}1"
     finally:
         listener.close()
+        node.close()

@@ -10,7 +10,7 @@ Three kinds (DESIGN.md "Tokens"):
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from .domain.errors import NotAllowedError, SignatureError
 from .domain.feeds import FeedId
 
 Action = Literal["read", "write", "delete"]
-Resource = Literal["feed", "follower"]
+Resource = Literal["feed", "follower", "activities", "feed_targets"]
 USER_WRITE_GROUP = "user"
 
 
@@ -51,6 +51,23 @@ class Grant:
     def require(self, resource: Resource, action: Action, feed: FeedId) -> None:
         if not self.allows(resource, action, feed):
             raise NotAllowedError(f"you don't have permission to {action} {resource} {feed}")
+
+    def app_wide(self, resource: Resource, action: Action) -> bool:
+        """Whether this is a token for `resource` on every feed (`feed_id: "*"`), as Stream's
+        SDKs sign server-side for the calls that name no feed of their own (activities/,
+        activity/, add_to_many/, stats/follow/). A server token is one."""
+        return (
+            self.resource in ("*", resource)
+            and self.action in ("*", action)
+            and self.feed_id == "*"
+        )
+
+    def require_app_wide(self, resource: Resource, action: Action) -> None:
+        if not self.app_wide(resource, action):
+            raise NotAllowedError(
+                f"you don't have permission to {action} {resource}: this call needs a "
+                f'server-side token for every feed (feed_id "*")'
+            )
 
     def may_write(self, feed: str) -> bool:
         """Whether this token may add activities to `feed` (a stored `group:user_id`)."""
@@ -87,6 +104,34 @@ def authorize_targets(
                 f"you don't have permission to write feed {feed} (named in to)",
                 {field: [f"{feed}: {why}"]},
             )
+
+
+def authorize_feeds(
+    grant: Grant,
+    feeds: Sequence[str],
+    tokens: Mapping[str, str],
+    secret: str,
+    field: str,
+    allowed: Callable[[str], bool] | None = None,
+) -> None:
+    """As `authorize_targets`, for a plain list of feeds (the targets of
+    activity_to_targets): each is allowed when `grant` may write it, or `allowed(feed)`, or
+    the token the entry carried after a space allows writing it. One refusal refuses all."""
+    entry_grants: dict[str, Grant | None] = {}
+    for feed in feeds:
+        if grant.may_write(feed) or (allowed is not None and allowed(feed)):
+            continue
+        token = tokens.get(feed)
+        if token is not None and token not in entry_grants:
+            entry_grants[token] = _entry_grant(token, secret)
+        entry = entry_grants.get(token) if token is not None else None
+        if entry is not None and not entry.expired and entry.may_write(feed):
+            continue
+        why = "its feed token does not allow writing it" if token else "no token allows it"
+        raise NotAllowedError(
+            f"you don't have permission to write feed {feed} (named in {field})",
+            {field: [f"{feed}: {why}"]},
+        )
 
 
 def _entry_grant(token: str, secret: str) -> Grant | None:

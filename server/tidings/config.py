@@ -116,6 +116,10 @@ class ActivitySettings:
     max_batch_bytes: int = 524288
     max_future_seconds: float = 600.0
     max_offset: int = 1000
+    max_ids: int = 100
+    max_changes: int = 100
+    max_add_to_many_feeds: int = 5000
+    max_stats_slugs: int = 50
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,10 @@ class _ActivitiesSchema(_Section):
     max_batch_bytes = fields.Integer(required=True, validate=_positive())
     max_future_seconds = fields.Float(required=True, validate=validate.Range(min=0))
     max_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    max_ids = fields.Integer(load_default=100, validate=_positive())
+    max_changes = fields.Integer(load_default=100, validate=_positive())
+    max_add_to_many_feeds = fields.Integer(load_default=5000, validate=_positive())
+    max_stats_slugs = fields.Integer(load_default=50, validate=_positive())
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ActivitySettings:

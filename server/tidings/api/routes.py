@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import feeds, follows, ops
+from . import activities, feeds, follows, ops
 
 BASE = "/api/v1.0"
 FEED = BASE + "/feed/{slug}/{user_id}"
@@ -16,6 +16,16 @@ def setup_routes(app: web.Application) -> None:
         web.get("/healthz", ops.healthz),
         web.get("/readyz", ops.readyz),
         web.get("/metrics", ops.prometheus),
+        # The rest of Stream's v1.0 calls on activities (api/activities.py).
+        web.get(BASE + "/activities" + SLASH, activities.get_activities, allow_head=False),
+        web.post(BASE + "/activities" + SLASH, activities.update_activities),
+        web.post(BASE + "/activity" + SLASH, activities.partial_update),
+        web.post(BASE + "/feed/add_to_many" + SLASH, activities.add_to_many),
+        web.post(
+            BASE + "/feed_targets/{slug}/{user_id}/activity_to_targets" + SLASH,
+            activities.activity_to_targets,
+        ),
+        web.get(BASE + "/stats/follow" + SLASH, activities.follow_stats, allow_head=False),
         web.post(FEED + SLASH, feeds.add_activities),
         web.get(FEED + SLASH, feeds.read_feed, allow_head=False),
         web.post(FEED + "/follows" + SLASH, follows.follow),

@@ -12,7 +12,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from .errors import CustomFieldError, InputError, PayloadTooLargeError
 from .feeds import parse_feed_id
-from .ids import activity_id, clock, format_time, parse_time
+from .ids import ID_RE, activity_id, clock, format_time, parse_time
 from .validation import input_error
 
 RESERVED_FIELDS = frozenset({"id", "origin", "duration"})
@@ -124,7 +124,7 @@ def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
     except ValidationError as exc:
         raise input_error(exc, prefix) from exc
     data = {key: value for key, value in loaded.items() if value is not None}
-    to, to_tokens = _parse_to(data.pop("to", None) or [], limits, prefix)
+    to, to_tokens = _parse_to(data.pop("to", None) or [], limits, prefix + "to")
     now = clock.now()
     time = parse_time(data["time"]) if "time" in data else now
     if time > now + timedelta(seconds=limits.max_future_seconds):
@@ -178,19 +178,185 @@ def _check_batch(items: list[Any], limits: Limits) -> None:
         )
 
 
-def _parse_to(to: list[str], limits: Limits, prefix: str) -> tuple[tuple[str, ...], dict[str, str]]:
+def _parse_to(to: list[str], limits: Limits, field: str) -> tuple[tuple[str, ...], dict[str, str]]:
     """The bare feed ids of `to` (in order, once each), and the token each carried."""
     if len(to) > limits.max_to:
         raise InputError(
-            f"to may name at most {limits.max_to} feeds",
-            {prefix + "to": [f"at most {limits.max_to} feeds"]},
+            f"{field} may name at most {limits.max_to} feeds",
+            {field: [f"at most {limits.max_to} feeds"]},
         )
     feeds: dict[str, None] = {}
     tokens: dict[str, str] = {}
     for item in to:
-        feed = str(parse_feed_id(item, limits.groups, prefix + "to"))
+        feed = str(parse_feed_id(item, limits.groups, field))
         feeds[feed] = None
         token = item.split(" ", 1)[1].strip() if " " in item else ""
         if token:
             tokens.setdefault(feed, token)
     return tuple(feeds), tokens
+
+
+# --- updates (POST activities/, POST activity/, activity_to_targets) ---------------------------
+
+# What an update may not change (Stream: the id is a function of foreign_id + time, and `to`
+# changes only through activity_to_targets); `origin` and `duration` are never stored.
+UPDATE_RESERVED = frozenset({"id", "foreign_id", "time", "to", "origin", "duration"})
+
+
+@dataclass(frozen=True)
+class Change:
+    """One partial update: the activity it names, and its set/unset operations (dotted
+    paths reach into nested objects, as in Stream: `"product.price": 7`)."""
+
+    id: str
+    set: Mapping[str, Any]
+    unset: tuple[str, ...]
+    prefix: str
+
+
+def _bounded_list(raw: object, name: str, most: int) -> list[Any]:
+    if not isinstance(raw, list) or not raw:
+        raise InputError(f"{name} must be a non-empty list", {name: ["must be a non-empty list"]})
+    if len(raw) > most:
+        raise InputError(
+            f"{name} may hold at most {most} items, not {len(raw)}", {name: [f"at most {most}"]}
+        )
+    return raw
+
+
+def reference(raw: Mapping[str, Any], prefix: str) -> str:
+    """The id an update names: `id`, or `foreign_id` + `time` (the id is a function of them)."""
+    given = raw.get("id")
+    if given is not None:
+        if not isinstance(given, str) or not ID_RE.match(given):
+            raise InputError("id must be an activity id", {prefix + "id": ["not an activity id"]})
+        return given
+    foreign_id, time = raw.get("foreign_id"), raw.get("time")
+    if not isinstance(foreign_id, str) or not foreign_id or not isinstance(time, str):
+        raise InputError(
+            "an update names its activity by id, or by foreign_id and time",
+            {prefix + "foreign_id": ["id, or foreign_id and time, required"]},
+        )
+    try:
+        return activity_id(parse_time(time), foreign_id, {})
+    except (ValueError, OverflowError) as exc:
+        raise InputError("time is not a valid time", {prefix + "time": [str(exc)]}) from exc
+
+
+def parse_full_updates(raw: object, limits: Limits, most: int) -> list[Activity]:
+    """`{activities: [...]}` of a full update: each a whole activity with foreign_id and time
+    (what names it), validated as an add's; the whole list before any is stored."""
+    items = _bounded_list(
+        raw.get("activities") if isinstance(raw, dict) else None, "activities", most
+    )
+    _check_batch(items, limits)
+    parsed = []
+    for index, item in enumerate(items):
+        prefix = f"activities[{index}]."
+        if not isinstance(item, dict) or not item.get("foreign_id") or not item.get("time"):
+            raise InputError(
+                "an updated activity needs its foreign_id and time",
+                {prefix + "foreign_id": ["foreign_id and time are required"]},
+            )
+        # An activity as read back carries its id and origin: the id must be the one its
+        # foreign_id and time name; origin and duration are the read's, not the activity's.
+        given = item.get("id")
+        item = {k: v for k, v in item.items() if k not in ("id", "origin", "duration")}
+        activity = parse_activity(item, limits, prefix)
+        if given is not None and given != activity.id:
+            raise InputError(
+                "id is not the id of this foreign_id and time",
+                {prefix + "id": [f"foreign_id and time name {activity.id}"]},
+            )
+        parsed.append(activity)
+    return parsed
+
+
+def parse_changes(raw: object, most: int) -> list[Change]:
+    """`{changes: [...]}` (or one change at the top level) of a partial update."""
+    if isinstance(raw, dict) and "changes" not in raw:
+        raw = {"changes": [raw]}
+    items = _bounded_list(raw.get("changes") if isinstance(raw, dict) else None, "changes", most)
+    changes = []
+    for index, item in enumerate(items):
+        prefix = f"changes[{index}]."
+        if not isinstance(item, dict):
+            raise InputError("a change must be an object", {prefix[:-1]: ["not an object"]})
+        sets, unsets = item.get("set") or {}, item.get("unset") or []
+        if not isinstance(sets, dict) or not isinstance(unsets, list):
+            raise InputError(
+                "set must be an object and unset a list", {prefix + "set": ["set {}, unset []"]}
+            )
+        for path in [*sets, *unsets]:
+            _check_path(path, prefix)
+        changes.append(Change(reference(item, prefix), sets, tuple(unsets), prefix))
+    return changes
+
+
+def _check_path(path: object, prefix: str) -> None:
+    if not isinstance(path, str) or not path or "" in path.split("."):
+        raise InputError(f"invalid field path {path!r}", {prefix + "set": ["invalid field path"]})
+    head = path.split(".", 1)[0]
+    if head in UPDATE_RESERVED:
+        raise InputError(
+            f"{head} cannot be changed by an update",
+            {head: [f"{head} cannot be set or unset"]},
+        )
+
+
+def apply_change(data: Mapping[str, Any], change: Change, limits: Limits) -> dict[str, Any]:
+    """The stored fields after `change`, validated as an activity's (actor, verb and object
+    stay required; the size bound holds)."""
+    new: dict[str, Any] = json.loads(json.dumps(data))
+    for path, value in change.set.items():
+        *parents, last = path.split(".")
+        _walk(new, parents, change, create=True)[last] = value
+    for path in change.unset:
+        *parents, last = path.split(".")
+        _walk(new, parents, change, create=False).pop(last, None)
+    return validate_fields(new, limits, change.prefix)
+
+
+def _walk(data: dict[str, Any], parents: list[str], change: Change, create: bool) -> dict[str, Any]:
+    node = data
+    for name in parents:
+        child = node.get(name)
+        if child is None and create:
+            child = node[name] = {}
+        if not isinstance(child, dict):
+            if not create:
+                return {}
+            raise InputError(
+                f"{name} is not an object", {change.prefix + "set": [f"{name} is not an object"]}
+            )
+        node = child
+    return node
+
+
+def validate_fields(data: dict[str, Any], limits: Limits, prefix: str) -> dict[str, Any]:
+    """Check updated fields as an add would (the schema, the size); answer them."""
+    size = len(json.dumps(data, separators=(",", ":")).encode())
+    if size > limits.max_bytes:
+        raise PayloadTooLargeError(
+            f"activity is {size} bytes of JSON, more than the {limits.max_bytes} allowed",
+            {prefix[:-1] or "activity": [f"larger than {limits.max_bytes} bytes"]},
+        )
+    try:
+        _SCHEMA.load(data)
+    except ValidationError as exc:
+        raise input_error(exc, prefix) from exc
+    for name in ("actor", "verb", "object", "target"):
+        if name in data and not isinstance(data[name], str):
+            data[name] = str(data[name])
+    return data
+
+
+def parse_targets(
+    raw: object, limits: Limits, field: str
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A list of target feeds (`to` entries, each may carry its feed token after a space)."""
+    if raw is None:
+        return (), {}
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise InputError(f"{field} must be a list of feed ids", {field: ["list of feed ids"]})
+    return _parse_to(raw, limits, field)

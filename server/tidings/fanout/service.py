@@ -31,6 +31,7 @@ from ..store.jobs import JobStore
 from .following import FollowService
 from .reads import Reads
 from .runner import FanoutRunner
+from .updates import Updates
 
 Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its followers, not copied
 
@@ -59,6 +60,7 @@ class FeedService:
         self.follow_service = FollowService(
             settings.fanout, activities, follows, jobs, runner, broadcaster
         )
+        self.updates = Updates(self)
 
     async def add(
         self, feed: FeedId, new: Sequence[Activity], grant: Grant, batch: bool = False
@@ -75,6 +77,31 @@ class FeedService:
         origin = str(feed)
         await self.activities.save(new, origin, grant.may_write)
         feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
+        await self.place(new, feeds, started)
+        return [a.public() for a in new]
+
+    async def add_to_many(self, feeds: Sequence[FeedId], activity: Activity, grant: Grant) -> None:
+        """feed/add_to_many/: the one activity added to each feed (the same id in all), as an
+        add to each would, but in one activity write, one entries write and one fanout job
+        whatever the feed count. Every feed and `to` feed is authorised before anything."""
+        for feed in feeds:
+            grant.require("feed", "write", feed)
+        authorize_targets(grant, [activity], str(self.settings.auth.api_secret))
+        started = time.perf_counter()
+        owners = list(dict.fromkeys(str(f) for f in feeds))
+        await self.activities.save_to_many(activity, owners)
+        await self.place(
+            [activity], {activity.id: list(dict.fromkeys((*owners, *activity.to)))}, started
+        )
+
+    async def follow_count(self, feed: FeedId, followers: bool, groups: Sequence[str]) -> int:
+        return await self.follows.count_of(str(feed), followers, groups)
+
+    async def place(
+        self, new: Sequence[Activity], feeds: dict[str, list[str]], started: float
+    ) -> None:
+        """Put stored activities in `feeds` (by activity id) directly, as an add does its own
+        feed and `to` feeds: entries, pull marks, fanout jobs, then the live events."""
         metas = await self.follows.meta.get_many(f for targets in feeds.values() for f in targets)
         pulled = await self._pulled(new, feeds, metas)
         await self.activities.insert_entries([
@@ -90,7 +117,6 @@ class FeedService:
                 job = await self.jobs.create("add", activity.id, sources)
                 self.runner.start(job)
         self.runner.spawn(self._announce_added(new, feeds, pulled, started))
-        return [a.public() for a in new]
 
     async def _pulled(
         self, new: Sequence[Activity], feeds: dict[str, list[str]], metas: dict[str, FeedMeta]
@@ -184,7 +210,7 @@ class FeedService:
         elif own and await self.jobs.cancel("add", stored.id):
             # Jobs are per activity, not per owner: the other owners' fanout starts again
             # (entries are idempotent; it announces only what it adds).
-            await self._fan_out_again(stored, others)
+            await self.fan_out_again(stored, others)
         await self.activities.remove_entries(sources, stored.id)
         if own:
             await self.activities.remove_owner(stored.id, feed)
@@ -207,7 +233,7 @@ class FeedService:
         held = await self.activities.entries_of(others, stored.id)
         return [o for o in others if o in held and held[o].origin is None]
 
-    async def _fan_out_again(self, stored: StoredActivity, owners: Sequence[str]) -> None:
+    async def fan_out_again(self, stored: StoredActivity, owners: Sequence[str]) -> None:
         sources = sorted(stored.reach(owners))
         held = await self.activities.entries_of(sources, stored.id)
         metas = await self.follows.meta.get_many(sources)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,32 @@ class ActivityStore:
         for activity in retry:
             await self._replace(activity, feed, found.get(activity.id), may_change)
 
+    async def save_to_many(self, activity: Activity, feeds: Sequence[str]) -> None:
+        """add_to_many: store one activity owned by each of `feeds` (each naming the
+        activity's `to`), in one conditional write whatever the feed count. The caller may
+        write every feed (a server token), so the fields are replaced, `by` the first feed."""
+        for _ in range(RETRIES):
+            doc = await self.activities.find_one({"_id": activity.id}, OWNERSHIP)
+            if doc is None:
+                try:
+                    owners = {f: activity.to for f in feeds}
+                    await self.activities.insert_one(activity_doc(activity, owners, feeds[0]))
+                    return
+                except DuplicateKeyError:
+                    continue
+            owners = {} if doc.get("removed") else owners_of(doc)
+            for feed in feeds:
+                owners[feed] = tuple(dict.fromkeys((*owners.get(feed, ()), *activity.to)))
+            new = activity_doc(activity, owners, feeds[0])
+            del new["_id"], new["v"]
+            result = await self.activities.update_one(
+                unchanged(doc),
+                {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return
+        raise ConcurrentUpdateError(activity.id)
+
     async def _replace(
         self,
         activity: Activity,
@@ -159,6 +185,73 @@ class ActivityStore:
     async def _snapshots(self, ids: Sequence[str]) -> dict[str, Document]:
         cursor = self.activities.find({"_id": {"$in": list(ids)}}, OWNERSHIP)
         return {d["_id"]: d async for d in cursor}
+
+    async def documents(self, ids: Sequence[str]) -> dict[str, Document]:
+        """The ownership and fields of the stored (not removed) activities among `ids`."""
+        found = await self._snapshots(ids)
+        return {i: d for i, d in found.items() if not d.get("removed") and "data" in d}
+
+    async def change_data(
+        self, activity_id: str, doc: Document, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Write `change(fields)` of the activity as its new fields, conditional on the
+        document being as read (`doc`; re-read and re-applied when it changed meanwhile).
+        Answers the new fields, or None when the activity is gone."""
+        for _ in range(RETRIES):
+            data = change(json.loads(doc["data"]))
+            text = json.dumps(data, separators=(",", ":"))
+            result = await self.activities.update_one(
+                {**unchanged(doc), "removed": {"$ne": True}},
+                {"$set": {"data": text}, "$inc": {"v": 1}},
+            )
+            if result.matched_count:
+                return data
+            fresh = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
+            if fresh is None or fresh.get("removed"):
+                return None
+            doc = fresh
+        raise ConcurrentUpdateError(activity_id)
+
+    async def set_targets(self, activity_id: str, feed: str, to: Sequence[str]) -> bool:
+        """`feed`, an owner, now names `to` (activity_to_targets); the fields' `to` follows
+        when `feed` set them. False when the activity or that owner is gone."""
+        for _ in range(RETRIES):
+            doc = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
+            if doc is None or doc.get("removed"):
+                return False
+            owners = owners_of(doc)
+            if feed not in owners:
+                return False
+            owners[feed] = tuple(to)
+            update: Document = {"owners": owner_list(owners)}
+            if author(doc) == feed:
+                data = json.loads(doc["data"])
+                if to:
+                    data["to"] = list(to)
+                else:
+                    data.pop("to", None)
+                update["data"] = json.dumps(data, separators=(",", ":"))
+            result = await self.activities.update_one(
+                unchanged(doc), {"$set": update, "$unset": LEGACY, "$inc": {"v": 1}}
+            )
+            if result.matched_count:
+                return True
+        raise ConcurrentUpdateError(activity_id)
+
+    async def holders(self, activity_id: str, batch: int = 500) -> AsyncIterator[list[Entry]]:
+        """Every entry of the activity (each feed that holds it), `batch` at a time, by the
+        activity_id index (store/mongo.py)."""
+        cursor = self.entries.find(
+            {"activity_id": activity_id}, {"feed": 1, "origin": 1, "pulled": 1, "_id": 0}
+        ).batch_size(batch)
+        page: list[Entry] = []
+        async for d in cursor:
+            page.append(Entry(d["feed"], activity_id, d.get("origin"), d.get("pulled")))
+            if len(page) >= batch:
+                yield page
+                page = []
+        if page:
+            yield page
 
     async def remove_owner(self, activity_id: str, feed: str) -> None:
         """`feed` no longer owns the activity (its removal through `feed` is done)."""

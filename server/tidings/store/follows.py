@@ -164,6 +164,19 @@ class FollowStore:
         `limit` follows)."""
         return await self.follows.count_documents({"source": source}, limit=limit)
 
+    async def count_of(self, feed: str, followers: bool, groups: Sequence[str] = ()) -> int:
+        """stats/follow/: how many feeds follow `feed` (`followers`) or `feed` follows, only
+        those of `groups` when given: index reads ((target, source) or (source, target)), one
+        range per group."""
+        mine, theirs = ("target", "source") if followers else ("source", "target")
+        if not groups:
+            return await self.follows.count_documents({mine: feed})
+        total = 0
+        for group in groups:  # "group:" up to "group;" (";" follows ":")
+            span = {"$gte": f"{group}:", "$lt": f"{group};"}
+            total += await self.follows.count_documents({mine: feed, theirs: span})
+        return total
+
     async def repair_counters(self, settled: datetime, limit: int = 100) -> int:
         """Recount the follower counters of the feeds whose follows changed before `settled`
         (a follow or unfollow still in flight then is taken as dead): a crash between a

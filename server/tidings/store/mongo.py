@@ -22,6 +22,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "feed_entries": [
         IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True),
         IndexModel([("feed", ASCENDING), ("origin", ASCENDING), ("activity_id", ASCENDING)]),
+        # Every feed that holds one activity (an update goes live to each of them).
+        IndexModel([("activity_id", ASCENDING)]),
     ],
     # Followers listings page by (target, _id), following listings by (source, _id); a reader
     # finds the pull feeds a feed follows by `pull_source`, set only on follows of pull feeds
@@ -32,6 +34,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("target", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("source", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("pull_source", ASCENDING)], sparse=True),
+        # stats/follow/ with followers_slugs: a feed's followers of some groups, by range.
+        IndexModel([("target", ASCENDING), ("source", ASCENDING)]),
     ],
     "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],
     # Feeds whose follower counter is to be recounted (store/feeds.py): few at any time.

@@ -49,6 +49,7 @@ from .store import mongo
 from .store.activities import ActivityStore
 from .store.embedded import embedded_store
 from .store.follows import FollowStore
+from .store.groups import GroupStore
 from .store.jobs import JobStore
 from .store.migrations import migrate
 
@@ -79,7 +80,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
-    activities, follows = ActivityStore(db), FollowStore(db)
+    activities = ActivityStore(db, GroupStore(db, settings.feeds))
+    follows = FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)

@@ -11,11 +11,24 @@ copy of the same activity.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
+from ..config import NOTIFICATION
 from ..domain.merge import merge_newest_first, merge_oldest_first
 from ..store.activities import ActivityStore, Item, Page
 from ..store.follows import FollowStore
+from ..store.groups import MarkAll, public_group
+
+
+@dataclass(frozen=True)
+class GroupedRead:
+    """A read of an aggregated or notification feed, as Stream answers it."""
+
+    groups: list[dict[str, Any]]
+    unseen: int | None  # notification feeds only: counts from before the marks
+    unread: int | None
+    marked: bool  # the read marked some groups seen or read
 
 
 class Reads:
@@ -44,6 +57,34 @@ class Reads:
         if metas[feed].pull_rooms:
             sources.append(feed)
         return sources
+
+    async def read_groups(
+        self, feed: str, page: Page, mark_seen: MarkAll = False, mark_read: MarkAll = False
+    ) -> GroupedRead:
+        """A page of groups, newest updated first, then the marks: the answer shows the state
+        from before them, as Stream's does. (Activities of pull feeds a grouped feed follows
+        are not merged into its groups: see README.)"""
+        groups = self.activities.groups
+        group = groups.group_of_feed(feed) if groups is not None else None
+        if groups is None or group is None:
+            raise ValueError(f"{feed} is not an aggregated or notification feed")
+        found = await groups.read(feed, page.bounds(), page.offset, page.limit)
+        loaded = await self.activities.load(
+            (i, None) for doc in found.groups for i in doc["activity_ids"]
+        )
+        by_id = {a["id"]: a for a in loaded}
+        notification = group.type == NOTIFICATION
+        public = [
+            public_group(doc, [by_id[i] for i in doc["activity_ids"] if i in by_id], notification)
+            for doc in found.groups
+        ]
+        marked = notification and await groups.mark(feed, mark_seen, mark_read)
+        return GroupedRead(
+            public,
+            found.unseen if notification else None,
+            found.unread if notification else None,
+            marked,
+        )
 
     async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
         pulls = await self.merged(feed)

@@ -1,0 +1,210 @@
+"""Groups of aggregated and notification feeds (`feed_groups`).
+
+A group document is `{feed, group, gid, verb, activity_ids, activity_count, actors,
+created_at, updated_at, is_seen, is_read}`: one per (feed, group key). `activity_ids` holds the
+newest MAX_GROUP_ACTIVITIES ids, newest first; `actors` the first MAX_GROUP_ACTORS distinct
+actors (sorted). `gid`, the group's id, is its newest activity id: activity ids sort by time,
+so group ids sort by `updated_at` (the time of the newest activity) and a read pages on them as
+a flat feed pages on activity ids. An activity is in one group of a feed, so `gid` is unique
+within the feed.
+
+Groups are derived from the feed's entries (store/activities.py), which carry their `group`
+key (and `actor`) in such feeds: ActivityStore calls `join` with the entries it inserted (a
+repeated insert inserts nothing, so it joins nothing) and `recompute` after removing entries
+(a group is recomputed from its entries; an empty one disappears). Joins are conditional on
+the group not holding the ids yet, so two racing inserts of one entry count it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from ..config import NOTIFICATION, FeedGroup
+from ..domain.aggregation import MAX_GROUP_ACTIVITIES, MAX_GROUP_ACTORS, Joining, joinings
+from ..domain.errors import FeedConfigError
+from ..domain.ids import format_time, id_time
+from ..domain.merge import Bounds
+from . import scan
+from .mongo import DUPLICATE_KEY, Database, Document
+
+MarkAll = bool | Collection[str]  # mark_seen / mark_read: every group, or these group ids
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    groups: list[Document]  # as stored, newest updated first
+    unseen: int
+    unread: int
+
+
+class GroupStore:
+    def __init__(self, db: Database, feed_groups: Mapping[str, FeedGroup]) -> None:
+        self.groups = db["feed_groups"]
+        self.entries = db["feed_entries"]
+        self._feed_groups = {n: g for n, g in feed_groups.items() if g.grouped}
+
+    def group_of_feed(self, feed: str) -> FeedGroup | None:
+        """The feed's group when it is an aggregated or notification one."""
+        return self._feed_groups.get(feed.partition(":")[0])
+
+    def keys(
+        self, feeds_and_ids: Sequence[tuple[str, str]], activities: Mapping[str, Mapping[str, Any]]
+    ) -> list[tuple[str, str] | None]:
+        """For each (feed, activity id): (group key, actor) in a grouped feed, else None. An
+        activity the format cannot be rendered for is a group of its own (its id is the key):
+        an entry is never refused here, where a fanout batch would retry it for ever."""
+        found: list[tuple[str, str] | None] = []
+        for feed, activity_id in feeds_and_ids:
+            group = self.group_of_feed(feed)
+            activity = activities.get(activity_id)
+            if group is None or group.aggregation is None or activity is None:
+                found.append(None)
+                continue
+            try:
+                key = group.aggregation.group_of(activity)
+            except FeedConfigError:
+                key = activity_id
+            found.append((key, str(activity.get("actor", ""))))
+        return found
+
+    async def join(self, joined: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+        """(feed, activity id, activity) newly inserted into grouped feeds join their groups:
+        one conditional upsert per (feed, group), in one bulk write. Answers the feeds whose
+        groups changed."""
+        by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+        for feed, activity_id, activity in joined:
+            by_feed.setdefault(feed, []).append((activity_id, activity))
+        ops, op_feeds = [], []
+        for feed, members in by_feed.items():
+            group = self.group_of_feed(feed)
+            if group is None or group.aggregation is None:
+                continue
+            for joining in joinings(members, group.aggregation).values():
+                ops.append(_join_op(feed, joining))
+                op_feeds.append(feed)
+        if not ops:
+            return []
+        try:
+            result = await self.groups.bulk_write(ops, ordered=False)
+            upserted = result.upserted_ids or {}
+        except BulkWriteError as exc:  # a group that holds these ids already: a no-op
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+            upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
+        await self._bound_actors(by_feed)
+        for feed in {op_feeds[index] for index in upserted}:  # a new group: maybe one too many
+            await self._age_out(feed)
+        return list(by_feed)
+
+    async def _bound_actors(self, feeds: Iterable[str]) -> None:
+        """Keep the first MAX_GROUP_ACTORS actors (sorted) of groups that went over."""
+        for feed in feeds:
+            await self.groups.update_many(
+                {"feed": feed, f"actors.{MAX_GROUP_ACTORS}": {"$exists": True}},
+                {"$push": {"actors": {"$each": [], "$sort": 1, "$slice": MAX_GROUP_ACTORS}}},
+            )
+
+    async def _age_out(self, feed: str) -> None:
+        """`max_length`: the least recently updated groups beyond it go."""
+        group = self.group_of_feed(feed)
+        if group is None:
+            return
+        kept = await scan.newest_first(
+            self.groups, {"feed": feed}, "gid", scan.ACTIVITY_IDS, Bounds(),
+            group.max_length + 1, {"gid": 1},
+        )  # fmt: skip
+        if len(kept) > group.max_length:
+            floor = kept[group.max_length - 1]["gid"]
+            await self.groups.delete_many({"feed": feed, "gid": {"$lt": floor}})
+
+    async def recompute(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(feed, group key) pairs whose entries were removed: each group is read back from its
+        entries; an empty one disappears. Groups aged out stay out."""
+        for feed, key in set(pairs):
+            docs = await self.entries.find(
+                {"feed": feed, "group": key}, {"activity_id": 1, "actor": 1, "_id": 0}
+            ).to_list()
+            if not docs:
+                await self.groups.delete_one({"feed": feed, "group": key})
+                continue
+            ids = sorted((d["activity_id"] for d in docs), reverse=True)
+            actors = sorted({str(d.get("actor", "")) for d in docs})[:MAX_GROUP_ACTORS]
+            await self.groups.update_one(
+                {"feed": feed, "group": key},
+                {"$set": {
+                    "activity_ids": ids[:MAX_GROUP_ACTIVITIES], "activity_count": len(ids),
+                    "actors": actors, "gid": ids[0], "updated_at": id_time(ids[0]),
+                    "created_at": id_time(ids[-1]),
+                }},
+            )  # fmt: skip
+
+    async def read(self, feed: str, bounds: Bounds, offset: int, limit: int) -> GroupPage:
+        """A page of the feed's groups, newest updated first, with the unseen/unread counts."""
+        docs = await scan.newest_first(
+            self.groups, {"feed": feed}, "gid", scan.ACTIVITY_IDS, bounds, offset + limit
+        )
+        unseen = unread = 0
+        group = self.group_of_feed(feed)
+        if group is not None and group.type == NOTIFICATION:
+            unseen = await self.groups.count_documents({"feed": feed, "is_seen": False})
+            unread = await self.groups.count_documents({"feed": feed, "is_read": False})
+        return GroupPage(docs[offset:], unseen, unread)
+
+    async def counts(self, feed: str) -> tuple[int, int]:
+        """(unseen, unread) groups of the feed."""
+        unseen = await self.groups.count_documents({"feed": feed, "is_seen": False})
+        unread = await self.groups.count_documents({"feed": feed, "is_read": False})
+        return unseen, unread
+
+    async def mark(self, feed: str, seen: MarkAll, read: MarkAll) -> bool:
+        """Mark every group (True) or these group ids seen / read (independently, as Stream);
+        answers whether anything was asked."""
+        asked = False
+        for field, which in (("is_seen", seen), ("is_read", read)):
+            if which is False or (not isinstance(which, bool) and not which):
+                continue
+            asked = True
+            query: Document = {"feed": feed, field: False}
+            if not isinstance(which, bool):
+                query["gid"] = {"$in": list(which)}
+            await self.groups.update_many(query, {"$set": {field: True}})
+        return asked
+
+
+def _join_op(feed: str, joining: Joining) -> UpdateOne:
+    return UpdateOne(
+        {"feed": feed, "group": joining.key, "activity_ids": {"$nin": list(joining.activity_ids)}},
+        {
+            "$push": {"activity_ids": {
+                "$each": list(joining.activity_ids), "$sort": -1, "$slice": MAX_GROUP_ACTIVITIES,
+            }},
+            "$inc": {"activity_count": joining.count},
+            "$addToSet": {"actors": {"$each": list(joining.actors)}},
+            "$max": {"gid": joining.newest, "updated_at": id_time(joining.newest)},
+            "$min": {"created_at": id_time(joining.oldest)},
+            "$set": {"is_seen": False, "is_read": False, "verb": joining.verb},
+        },
+        upsert=True,
+    )  # fmt: skip
+
+
+def public_group(doc: Document, activities: list[dict[str, Any]], notification: bool) -> Document:
+    """A group as Stream answers it."""
+    found = {
+        "id": doc["gid"],
+        "group": doc["group"],
+        "verb": doc.get("verb", ""),
+        "activities": activities,
+        "activity_count": doc["activity_count"],
+        "actor_count": len(doc.get("actors", ())),
+        "created_at": format_time(doc["created_at"]),
+        "updated_at": format_time(doc["updated_at"]),
+    }
+    if notification:
+        found["is_seen"], found["is_read"] = bool(doc["is_seen"]), bool(doc["is_read"])
+    return found

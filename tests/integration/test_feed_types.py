@@ -7,6 +7,7 @@ The shared server runs the default config: `notification` (notification) and
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -89,6 +90,31 @@ def test_an_aggregated_feed_has_groups_without_seen_and_read(
     (group,) = answer["results"]
     assert group["activity_count"] == 2
     assert "is_seen" not in group and "is_read" not in group
+
+
+def test_a_batch_groups_as_the_same_activities_added_one_by_one(
+    client: StreamClient, uid: str
+) -> None:
+    """The store's groups against the same stream cut differently: one batch of 40 (more
+    than a group keeps), and one by one in a shuffled order."""
+    rng = random.Random(8)
+    stream_ = [
+        like(rng.choice("abcdefghij"), n % 60, rng.choice(["like", "follow"]), n=n)
+        for n in range(40)
+    ]
+    for activity in stream_:
+        activity["time"] = f"{DAY}12:{activity['n'] // 60:02d}:{activity['n'] % 60:02d}"
+    at_once, one_by_one = client.feed("notification", f"a{uid}"), client.feed("notification", uid)
+    at_once.add_activities(stream_)
+    for activity in rng.sample(stream_, len(stream_)):
+        one_by_one.add_activity(activity)
+    assert one_by_one.get()["results"] == at_once.get()["results"]
+    likes = groups_of(at_once)["like_2026-11-30"]
+    assert len(likes["activities"]) == 15
+    assert likes["activity_count"] == sum(a["verb"] == "like" for a in stream_)
+    assert likes["actor_count"] == len({a["actor"] for a in stream_ if a["verb"] == "like"})
+    oldest = min(a["n"] for a in stream_ if a["verb"] == "like")  # the oldest of all 40
+    assert likes["created_at"].second == oldest and likes["created_at"] < likes["updated_at"]
 
 
 def test_paging_on_group_ids(client: StreamClient, uid: str) -> None:

@@ -84,14 +84,11 @@ class Joining:
     count: int
     actors: tuple[str, ...]  # distinct, sorted, the first MAX_GROUP_ACTORS (whatever the order)
     verb: str  # of the newest activity
+    oldest: str  # the oldest id of all (activity_ids keeps the newest only)
 
     @property
     def newest(self) -> str:
         return self.activity_ids[0]
-
-    @property
-    def oldest(self) -> str:
-        return self.activity_ids[-1]
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ def joinings(
         actors = sorted({_actor(a) for a in members.values()})
         found[key] = Joining(
             key, tuple(ids[:MAX_GROUP_ACTIVITIES]), len(ids), tuple(actors[:MAX_GROUP_ACTORS]),
-            str(members[ids[0]].get("verb", "")),
+            str(members[ids[0]].get("verb", "")), ids[-1],
         )  # fmt: skip
     return found
 

@@ -79,7 +79,7 @@ class GroupStore:
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for feed, activity_id, activity in joined:
             by_feed.setdefault(feed, []).append((activity_id, activity))
-        ops, op_feeds = [], []
+        ops, op_feeds, verbs = [], [], []
         for feed, members in by_feed.items():
             group = self.group_of_feed(feed)
             if group is None or group.aggregation is None:
@@ -87,6 +87,7 @@ class GroupStore:
             for joining in joinings(members, group.aggregation).values():
                 ops.append(_join_op(feed, joining))
                 op_feeds.append(feed)
+                verbs.append((feed, joining))
         if not ops:
             return []
         try:
@@ -96,6 +97,11 @@ class GroupStore:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
             upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
+        await self.groups.bulk_write(  # the verb of a group is its newest activity's
+            [UpdateOne({"feed": f, "group": j.key, "gid": j.newest}, {"$set": {"verb": j.verb}})
+             for f, j in verbs],
+            ordered=False,
+        )  # fmt: skip
         await self._bound_actors(by_feed)
         for feed in {op_feeds[index] for index in upserted}:  # a new group: maybe one too many
             await self._age_out(feed)
@@ -187,7 +193,8 @@ def _join_op(feed: str, joining: Joining) -> UpdateOne:
             "$addToSet": {"actors": {"$each": list(joining.actors)}},
             "$max": {"gid": joining.newest, "updated_at": id_time(joining.newest)},
             "$min": {"created_at": id_time(joining.oldest)},
-            "$set": {"is_seen": False, "is_read": False, "verb": joining.verb},
+            "$set": {"is_seen": False, "is_read": False},
+            "$setOnInsert": {"verb": joining.verb},
         },
         upsert=True,
     )  # fmt: skip

@@ -14,11 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import stream
 from stream.client import StreamClient
 from stream.exceptions import FeedConfigException, InputException
 
+from tests.integration.conftest import SERVER_TOKEN
+from tests.integration.test_realtime import PySubscriber, Rest
 from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, Store, free_port, wait_until
 
 DAY = "2026-11-30T"
@@ -229,3 +232,37 @@ def test_a_bad_aggregation_format_stops_the_start(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "feeds.notification.aggregation_format" in done.stdout + done.stderr
+
+
+# --- live counts ---------------------------------------------------------------------------
+
+
+async def test_every_socket_of_a_notification_feed_gets_the_counts(
+    server: ServerProcess, uid: str
+) -> None:
+    """After an add (with the new activity in `new`) and after each mark, on both devices."""
+    feed = f"notification:{uid}"
+    devices = [PySubscriber(), PySubscriber()]
+    async with aiohttp.ClientSession() as session:
+        rest = Rest(session, server.url)
+        try:
+            for device in devices:
+                await device.connect(server.url, SERVER_TOKEN)
+                assert "error" not in await device.subscribe(feed)
+            added = await rest.add(feed, **like("ann", 1))
+            for device in devices:
+                event = await device.wait_for(lambda e: e["new"], "with the new activity")
+                assert event["feed"] == feed
+                assert [a["id"] for a in event["new"]] == [added["id"]]
+                assert (event["unseen"], event["unread"]) == (1, 1)
+            path = f"{server.url}/api/v1.0/feed/notification/{uid}/"
+            await rest.call("GET", path, params={"mark_seen": "true"})
+            for device in devices:
+                event = await device.wait_for(lambda e: e.get("unseen") == 0, "after mark_seen")
+                assert (event["new"], event["deleted"], event["unread"]) == ([], [], 1)
+            await rest.call("GET", path, params={"mark_read": "true"})
+            for device in devices:
+                await device.wait_for(lambda e: e.get("unread") == 0, "after mark_read")
+        finally:
+            for device in devices:
+                await device.close()

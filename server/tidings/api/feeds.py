@@ -70,13 +70,9 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
 
 
 async def _announce_counts(request: web.Request, feed: str) -> None:
-    """After a mark, every socket of the feed gets the new counts (other devices' badges)."""
-    groups = request.app[SERVICE].activities.groups
-    if groups is None:
-        return
-    unseen, unread = await groups.counts(feed)
-    event = {**feed_update(feed), "unseen": unseen, "unread": unread}
-    await request.app[SERVICE].broadcaster.feed_update([feed], event)
+    """After a mark, every socket of the feed gets the new counts (other devices' badges):
+    the broadcaster adds them to a notification feed's events."""
+    await request.app[SERVICE].broadcaster.feed_update([feed], feed_update(feed))
 
 
 def _mark(query: Mapping[str, str], name: str) -> bool | list[str]:

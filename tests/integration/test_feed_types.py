@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import requests
 import stream
 from stream.client import StreamClient
 from stream.exceptions import FeedConfigException, InputException
@@ -266,3 +267,40 @@ async def test_every_socket_of_a_notification_feed_gets_the_counts(
         finally:
             for device in devices:
                 await device.close()
+
+
+# --- a crash between an entry and its group ------------------------------------------------
+
+
+def test_an_add_killed_before_its_group_is_joined_by_the_retry(
+    store: Store, tmp_path: Path, uid: str
+) -> None:
+    """The server dies (kill -9) at `groups.before_join`: the entry is stored, its group not.
+    The client's retry (same activity, same id) finds the entry still pending and joins it,
+    once; a further retry changes nothing."""
+    armed = ServerProcess(
+        store.url, env={"TIDINGS_TEST_FAULT": "groups.before_join"},
+        log_path=tmp_path / "armed.log",
+    ).start()  # fmt: skip
+    restarted = None
+    try:
+        feed = stream.connect(API_KEY, API_SECRET, base_url=armed.base_url).feed(
+            "notification", uid
+        )
+        activity = like("ann", 1, foreign_id="like:1")
+        with pytest.raises(requests.ConnectionError):
+            feed.add_activity(activity)
+        assert armed.process is not None and armed.process.wait(10) == -9
+        restarted = ServerProcess(store.url, database=armed.database).start()
+        client = stream.connect(API_KEY, API_SECRET, base_url=restarted.base_url)
+        feed = client.feed("notification", uid)
+        assert feed.get()["results"] == []  # the entry is there, its group is not
+        feed.add_activity(activity)
+        feed.add_activity(activity)
+        answer = feed.get()
+        assert [g["activity_count"] for g in answer["results"]] == [1]
+        assert answer["unseen"] == 1
+    finally:
+        armed.stop()
+        if restarted is not None:
+            restarted.stop()

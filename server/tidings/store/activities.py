@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne
+from pymongo import DeleteOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
 from ..domain.merge import Bounds
+from ..faults import fault_point
 from . import scan
 from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
@@ -191,22 +192,45 @@ class ActivityStore:
             return []
         docs = [_entry_doc(e) for e in entries]
         grouped = await self._group_keys(entries, docs)
+        skipped: set[int] = set()
         try:
             await self.entries.insert_many(docs, ordered=False)
-            inserted = list(entries)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(err.get("code") != DUPLICATE_KEY for err in errors):
                 raise
             skipped = {err["index"] for err in errors}
-            inserted = [e for i, e in enumerate(entries) if i not in skipped]
-        if grouped and self.groups is not None:  # only what was not there yet joins a group
-            await self.groups.join(
-                (e.feed, e.activity_id, grouped[e.activity_id])
-                for e in inserted
-                if e.activity_id in grouped and self.groups.group_of_feed(e.feed)
-            )
+        inserted = [e for i, e in enumerate(entries) if i not in skipped]
+        if grouped:
+            await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
         return inserted
+
+    async def _join(
+        self, inserted: Sequence[Entry], repeated: Sequence[Entry], found: dict[str, Any]
+    ) -> None:
+        """New entries of grouped feeds join their groups; a repeated one joins only when it is
+        still `pending` (its insert was cut short before its join: a crash). An entry stops
+        being pending once joined; a crash in between is a no-op join (the group holds it)."""
+        groups = self.groups
+        if groups is None:
+            return
+        inserted = [e for e in inserted if e.activity_id in found and groups.group_of_feed(e.feed)]
+        repeated = [e for e in repeated if e.activity_id in found and groups.group_of_feed(e.feed)]
+        pending = await asyncio.gather(*(
+            self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id, "pending": True},
+                                  {"_id": 1})
+            for e in repeated
+        ))  # fmt: skip
+        joining = [*inserted, *(e for e, doc in zip(repeated, pending, strict=True) if doc)]
+        if not joining:
+            return
+        fault_point("groups.before_join")
+        await groups.join((e.feed, e.activity_id, found[e.activity_id]) for e in joining)
+        await self.entries.bulk_write(
+            [UpdateOne({"feed": e.feed, "activity_id": e.activity_id}, {"$unset": {"pending": ""}})
+             for e in joining],
+            ordered=False,
+        )  # fmt: skip
 
     async def _group_keys(
         self, entries: Sequence[Entry], docs: list[Document]
@@ -225,6 +249,7 @@ class ActivityStore:
         for doc, key in zip(docs, keys, strict=True):
             if key is not None:
                 doc["group"], doc["actor"] = key
+                doc["pending"] = True  # until it joined its group (see _join)
         return found
 
     async def _grouped_entries(

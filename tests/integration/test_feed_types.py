@@ -121,6 +121,15 @@ def test_a_batch_groups_as_the_same_activities_added_one_by_one(
     assert likes["created_at"].second == oldest and likes["created_at"] < likes["updated_at"]
 
 
+def test_actor_count_stops_at_100_distinct_actors(client: StreamClient, uid: str) -> None:
+    feed = client.feed("timeline_aggregated", uid)
+    feed.add_activities([like(f"actor{n:03d}", n % 60, n=n) for n in range(60)])
+    feed.add_activities([like(f"actor{n:03d}", n % 60, n=n) for n in range(60, 110)])
+    (group,) = feed.get()["results"]
+    assert group["activity_count"] == 110
+    assert group["actor_count"] == 100
+
+
 def test_paging_on_group_ids(client: StreamClient, uid: str) -> None:
     feed = client.feed("notification", uid)
     feed.add_activities([like("ann", n, f"verb{n}") for n in range(1, 6)])

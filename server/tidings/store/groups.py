@@ -17,6 +17,7 @@ the group not holding the ids yet, so two racing inserts of one entry count it o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from ..domain.merge import Bounds
 from . import scan
 from .mongo import DUPLICATE_KEY, Database, Document
 
+AGE_OUT_CONCURRENCY = 16  # feeds whose groups are trimmed at once (a fanout batch: up to 500)
 MarkAll = bool | Collection[str]  # mark_seen / mark_read: every group, or these group ids
 
 
@@ -79,7 +81,7 @@ class GroupStore:
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for feed, activity_id, activity in joined:
             by_feed.setdefault(feed, []).append((activity_id, activity))
-        ops, op_feeds, verbs = [], [], []
+        ops, op_feeds, joined_groups = [], [], []
         for feed, members in by_feed.items():
             group = self.group_of_feed(feed)
             if group is None or group.aggregation is None:
@@ -87,7 +89,7 @@ class GroupStore:
             for joining in joinings(members, group.aggregation).values():
                 ops.append(_join_op(feed, joining))
                 op_feeds.append(feed)
-                verbs.append((feed, joining))
+                joined_groups.append((feed, joining))
         if not ops:
             return []
         try:
@@ -97,23 +99,26 @@ class GroupStore:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
             upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
-        await self.groups.bulk_write(  # the verb of a group is its newest activity's
-            [UpdateOne({"feed": f, "group": j.key, "gid": j.newest}, {"$set": {"verb": j.verb}})
-             for f, j in verbs],
-            ordered=False,
-        )  # fmt: skip
-        await self._bound_actors(by_feed)
-        for feed in {op_feeds[index] for index in upserted}:  # a new group: maybe one too many
-            await self._age_out(feed)
-        return list(by_feed)
-
-    async def _bound_actors(self, feeds: Iterable[str]) -> None:
-        """Keep the first MAX_GROUP_ACTORS actors (sorted) of groups that went over."""
-        for feed in feeds:
-            await self.groups.update_many(
-                {"feed": feed, f"actors.{MAX_GROUP_ACTORS}": {"$exists": True}},
+        after = [  # the verb of a group is its newest activity's; actors stay bounded
+            UpdateOne({"feed": f, "group": j.key, "gid": j.newest}, {"$set": {"verb": j.verb}})
+            for f, j in joined_groups
+        ] + [
+            UpdateOne(
+                {"feed": f, "group": j.key, f"actors.{MAX_GROUP_ACTORS}": {"$exists": True}},
                 {"$push": {"actors": {"$each": [], "$sort": 1, "$slice": MAX_GROUP_ACTORS}}},
             )
+            for f, j in joined_groups
+        ]
+        await self.groups.bulk_write(after, ordered=False)
+        created = {op_feeds[index] for index in upserted}  # a new group: maybe one too many
+        limit = asyncio.Semaphore(AGE_OUT_CONCURRENCY)
+
+        async def age_out(feed: str) -> None:
+            async with limit:
+                await self._age_out(feed)
+
+        await asyncio.gather(*(age_out(f) for f in created))
+        return list(by_feed)
 
     async def _age_out(self, feed: str) -> None:
         """`max_length`: the least recently updated groups beyond it go."""

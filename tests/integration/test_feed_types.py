@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pymongo
 import pytest
 import requests
 import stream
@@ -313,3 +314,48 @@ def test_an_add_killed_before_its_group_is_joined_by_the_retry(
         armed.stop()
         if restarted is not None:
             restarted.stop()
+
+
+# --- groups of a pull feed's activities ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hybrid_server(store: Store) -> Iterator[ServerProcess]:
+    env = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
+    process = ServerProcess(store.url, env=env).start()
+    yield process
+    process.stop()
+
+
+def test_a_pull_feeds_activities_are_grouped_at_read_time(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """A popular (pull) feed's new activities are merged into its followers when they read:
+    an aggregated follower groups them with what it holds."""
+    client = stream.connect(API_KEY, API_SECRET, base_url=hybrid_server.base_url)
+    celeb = f"c{uid}"
+    client.feed("user", celeb).add_activity(like(celeb, 1))  # copied by the follows
+    followers = [client.feed("timeline_aggregated", f"{uid}{n}") for n in range(4)]
+    for follower in followers:
+        follower.follow("user", celeb)
+    db = pymongo.MongoClient(store.url)[hybrid_server.database]
+
+    def mode() -> str:
+        return str((db["feeds"].find_one({"_id": f"user:{celeb}"}) or {}).get("mode", "push"))
+
+    eventually(lambda: mode() == "pull", "the celebrity's feed to become a pull feed")
+    eventually(lambda: db["fanout_jobs"].count_documents({}) == 0, "the follows' copies")
+    client.feed("user", celeb).add_activities([like(f"{celeb}b", 2), like(celeb, 3, "share")])
+    assert (
+        db["feed_entries"].count_documents({"feed": followers[0].id, "origin": {"$ne": None}}) == 1
+    )
+    groups = groups_of(followers[0])
+    assert set(groups) == {"like_2026-11-30", "share_2026-11-30"}
+    assert groups["like_2026-11-30"]["activity_count"] == 2
+    assert groups["like_2026-11-30"]["actor_count"] == 2
+    assert [g["group"] for g in followers[0].get()["results"]] == [
+        "share_2026-11-30", "like_2026-11-30",
+    ]  # fmt: skip
+    assert [g["group"] for g in followers[0].get(limit=1, offset=1)["results"]] == [
+        "like_2026-11-30"
+    ]

@@ -14,11 +14,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import NOTIFICATION
-from ..domain.merge import merge_newest_first, merge_oldest_first
+from ..config import NOTIFICATION, FeedGroup
+from ..domain.aggregation import joinings
+from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
 from ..store.activities import ActivityStore, Item, Page
 from ..store.follows import FollowStore
-from ..store.groups import MarkAll, public_group
+from ..store.groups import GroupPage, MarkAll, combined, public_group
+
+PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,11 @@ class Reads:
         group = groups.group_of_feed(feed) if groups is not None else None
         if groups is None or group is None:
             raise ValueError(f"{feed} is not an aggregated or notification feed")
-        found = await groups.read(feed, page.bounds(), page.offset, page.limit)
+        pulls = await self.merged(feed)
+        if pulls:
+            found = await self._with_pulled(feed, group, page, pulls)
+        else:
+            found = await groups.read(feed, page.bounds(), page.offset, page.limit)
         loaded = await self.activities.load(
             (i, None) for doc in found.groups for i in doc["activity_ids"]
         )
@@ -85,6 +92,39 @@ class Reads:
             found.unread if notification else None,
             marked,
         )
+
+    async def _with_pulled(
+        self, feed: str, group: FeedGroup, page: Page, pulls: list[tuple[str, str]]
+    ) -> GroupPage:
+        """The stored groups combined with the groups of the newest PULL_WINDOW activities of
+        each pull feed it follows (merged at read time, never copied): as if they had been
+        copied. A group only merged in is unseen and unread (marks are stored per group)."""
+        groups = self.activities.groups
+        assert groups is not None and group.aggregation is not None
+        pulled_ids = await asyncio.gather(*(
+            self.activities.own_newest(target, Bounds().above(floor), PULL_WINDOW)
+            for target, floor in pulls
+        ))  # fmt: skip
+        ids = sorted({i for found in pulled_ids for i in found}, reverse=True)
+        held = await self.activities.held_of(feed, ids)  # what it holds is in its groups
+        ids = [i for i in ids if i not in held]
+        loaded = {a["id"]: a for a in await self.activities.load((i, None) for i in ids)}
+        pulled = joinings(((i, a) for i, a in loaded.items()), group.aggregation)
+        bounds, want = page.bounds(), page.offset + page.limit
+        stored = await groups.read(feed, bounds, 0, want)
+        by_key = {doc["group"]: doc for doc in stored.groups}
+        by_key.update({d["group"]: d for d in await groups.by_keys(feed, list(pulled))})
+        unseen, unread = stored.unseen, stored.unread
+        for key, joining in pulled.items():
+            doc = by_key.get(key)
+            if doc is None:
+                unseen, unread = unseen + 1, unread + 1
+            by_key[key] = combined(doc, joining)
+        docs = sorted(
+            (d for d in by_key.values() if bounds.admits(d["gid"])),
+            key=lambda d: d["gid"], reverse=True,
+        )  # fmt: skip
+        return GroupPage(docs[page.offset : want], unseen, unread)
 
     async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
         pulls = await self.merged(feed)

@@ -348,6 +348,13 @@ class ActivityStore:
         doc = await self.entries.find_one({"feed": feed, "activity_id": activity_id})
         return None if doc is None else Entry(feed, activity_id, doc.get("origin"))
 
+    async def held_of(self, feed: str, activity_ids: Sequence[str]) -> set[str]:
+        """Which of these activities `feed` holds (one index range read)."""
+        if not activity_ids:
+            return set()
+        query = {"feed": feed, "activity_id": {"$in": list(activity_ids)}}
+        return {d["activity_id"] async for d in self.entries.find(query, _ITEM)}
+
     async def entries_of(self, feeds: Sequence[str], activity_id: str) -> dict[str, Entry]:
         """The entries of `activity_id` in `feeds`, by feed (one indexed lookup each)."""
         docs = await asyncio.gather(

@@ -26,7 +26,14 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from ..config import NOTIFICATION, FeedGroup
-from ..domain.aggregation import MAX_GROUP_ACTIVITIES, MAX_GROUP_ACTORS, Joining, joinings
+from ..domain.aggregation import (
+    MAX_GROUP_ACTIVITIES,
+    MAX_GROUP_ACTORS,
+    Group,
+    Joining,
+    apply,
+    joinings,
+)
 from ..domain.errors import FeedConfigError
 from ..domain.ids import format_time, id_time
 from ..domain.merge import Bounds
@@ -166,6 +173,13 @@ class GroupStore:
             unread = await self.groups.count_documents({"feed": feed, "is_read": False})
         return GroupPage(docs[offset:], unseen, unread)
 
+    async def by_keys(self, feed: str, keys: Sequence[str]) -> list[Document]:
+        """The feed's stored groups of these keys (one indexed lookup each)."""
+        docs = await asyncio.gather(
+            *(self.groups.find_one({"feed": feed, "group": key}) for key in keys)
+        )
+        return [d for d in docs if d is not None]
+
     async def counts(self, feed: str) -> tuple[int, int]:
         """(unseen, unread) groups of the feed."""
         unseen = await self.groups.count_documents({"feed": feed, "is_seen": False})
@@ -203,6 +217,30 @@ def _join_op(feed: str, joining: Joining) -> UpdateOne:
         },
         upsert=True,
     )  # fmt: skip
+
+
+def combined(doc: Document | None, joining: Joining) -> Document:
+    """A stored group (or none) with activities merged in at read time (a pull feed's), as the
+    group would be had they been copied (domain/aggregation.apply)."""
+    base = None
+    if doc is not None:
+        base = Group(
+            doc["group"], tuple(doc["activity_ids"]), doc["activity_count"],
+            tuple(doc.get("actors", ())), doc.get("verb", ""), doc["gid"],
+            min(doc["activity_ids"]) if doc["activity_ids"] else doc["gid"],
+        )  # fmt: skip
+    group = apply(base, joining)
+    newer = doc is None or joining.newest > doc["gid"]
+    created = id_time(joining.oldest)
+    return {
+        "feed": doc["feed"] if doc else "", "group": group.key, "gid": group.newest,
+        "verb": group.verb, "activity_ids": list(group.activity_ids),
+        "activity_count": group.activity_count, "actors": list(group.actors),
+        "created_at": min(doc["created_at"], created) if doc else created,
+        "updated_at": id_time(group.newest),
+        "is_seen": bool(doc and doc["is_seen"] and not newer),
+        "is_read": bool(doc and doc["is_read"] and not newer),
+    }  # fmt: skip
 
 
 def public_group(doc: Document, activities: list[dict[str, Any]], notification: bool) -> Document:

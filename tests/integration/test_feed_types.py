@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,16 @@ def test_actor_count_stops_at_100_distinct_actors(client: StreamClient, uid: str
     (group,) = feed.get()["results"]
     assert group["activity_count"] == 110
     assert group["actor_count"] == 100
+
+
+def test_concurrent_adds_into_a_new_group_all_count(client: StreamClient, uid: str) -> None:
+    """Racing joins that create one group: the loser of the race to insert it joins it."""
+    for round_ in range(3):
+        feed = client.feed("notification", f"{uid}{round_}")
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(lambda n, f=feed: f.add_activity(like(f"actor{n}", n)), range(12)))
+        (group,) = feed.get()["results"]
+        assert (group["activity_count"], group["actor_count"]) == (12, 12)
 
 
 def test_paging_on_group_ids(client: StreamClient, uid: str) -> None:

@@ -40,6 +40,7 @@ from ..domain.merge import Bounds
 from . import scan
 from .mongo import DUPLICATE_KEY, Database, Document
 
+JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
 AGE_OUT_CONCURRENCY = 16  # feeds whose groups are trimmed at once (a fanout batch: up to 500)
 MarkAll = bool | Collection[str]  # mark_seen / mark_read: every group, or these group ids
 
@@ -99,13 +100,7 @@ class GroupStore:
                 joined_groups.append((feed, joining))
         if not ops:
             return []
-        try:
-            result = await self.groups.bulk_write(ops, ordered=False)
-            upserted = result.upserted_ids or {}
-        except BulkWriteError as exc:  # a group that holds these ids already: a no-op
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                raise
-            upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
+        upserted = await self._upsert(ops)
         after = [  # the verb of a group is its newest activity's; actors stay bounded
             UpdateOne({"feed": f, "group": j.key, "gid": j.newest}, {"$set": {"verb": j.verb}})
             for f, j in joined_groups
@@ -126,6 +121,25 @@ class GroupStore:
 
         await asyncio.gather(*(age_out(f) for f in created))
         return list(by_feed)
+
+    async def _upsert(self, ops: list[UpdateOne]) -> set[int]:
+        """Run the joins; answers the indexes of those that created a group. A join that hit
+        the unique (feed, group) index either found its ids in the group already (a no-op) or
+        raced another join creating that group: run again (the group exists now), it updates
+        it or is a no-op for good."""
+        upserted: set[int] = set()
+        todo = list(range(len(ops)))
+        for _ in range(JOIN_ATTEMPTS):
+            try:
+                result = await self.groups.bulk_write([ops[i] for i in todo], ordered=False)
+                return upserted | {todo[i] for i in (result.upserted_ids or {})}
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                upserted |= {todo[u["index"]] for u in exc.details.get("upserted", [])}
+                todo = [todo[e["index"]] for e in errors]
+        return upserted
 
     async def _age_out(self, feed: str) -> None:
         """`max_length`: the least recently updated groups beyond it go."""

@@ -1,6 +1,6 @@
 """Groups of aggregated and notification feeds (`feed_groups`).
 
-A group document is `{feed, group, gid, verb, activity_ids, activity_count, actors,
+A group document is `{feed, group, gid, newest_verb, activity_ids, activity_count, actors,
 created_at, updated_at, is_seen, is_read}`: one per (feed, group key). `activity_ids` holds the
 newest MAX_GROUP_ACTIVITIES ids, newest first; `actors` the first MAX_GROUP_ACTORS distinct
 actors (sorted). `gid`, the group's id, is its newest activity id: activity ids sort by time,
@@ -101,15 +101,13 @@ class GroupStore:
         if not ops:
             return []
         upserted = await self._upsert(ops)
-        after = [  # the verb of a group is its newest activity's; actors stay bounded
-            UpdateOne({"feed": f, "group": j.key, "gid": j.newest}, {"$set": {"verb": j.verb}})
-            for f, j in joined_groups
-        ] + [
+        after = [  # actors stay bounded
             UpdateOne(
                 {"feed": f, "group": j.key, f"actors.{MAX_GROUP_ACTORS}": {"$exists": True}},
                 {"$push": {"actors": {"$each": [], "$sort": 1, "$slice": MAX_GROUP_ACTORS}}},
             )
             for f, j in joined_groups
+            if j.actors
         ]
         await self.groups.bulk_write(after, ordered=False)
         created = {op_feeds[index] for index in upserted}  # a new group: maybe one too many
@@ -146,6 +144,8 @@ class GroupStore:
         group = self.group_of_feed(feed)
         if group is None:
             return
+        if await self.groups.count_documents({"feed": feed}) <= group.max_length:
+            return  # an index count: the usual case costs no read of the groups
         kept = await scan.newest_first(
             self.groups, {"feed": feed}, "gid", scan.ACTIVITY_IDS, Bounds(),
             group.max_length + 1, {"gid": 1},
@@ -224,10 +224,13 @@ def _join_op(feed: str, joining: Joining) -> UpdateOne:
             }},
             "$inc": {"activity_count": joining.count},
             "$addToSet": {"actors": {"$each": list(joining.actors)}},
-            "$max": {"gid": joining.newest, "updated_at": id_time(joining.newest)},
+            # `newest_verb` ("<newest id> <verb>"): its $max is the newest activity's verb
+            "$max": {
+                "gid": joining.newest, "updated_at": id_time(joining.newest),
+                "newest_verb": f"{joining.newest} {joining.verb}",
+            },
             "$min": {"created_at": id_time(joining.oldest)},
             "$set": {"is_seen": False, "is_read": False},
-            "$setOnInsert": {"verb": joining.verb},
         },
         upsert=True,
     )  # fmt: skip
@@ -240,7 +243,7 @@ def combined(doc: Document | None, joining: Joining) -> Document:
     if doc is not None:
         base = Group(
             doc["group"], tuple(doc["activity_ids"]), doc["activity_count"],
-            tuple(doc.get("actors", ())), doc.get("verb", ""), doc["gid"],
+            tuple(doc.get("actors", ())), _verb(doc), doc["gid"],
             min(doc["activity_ids"]) if doc["activity_ids"] else doc["gid"],
         )  # fmt: skip
     group = apply(base, joining)
@@ -248,7 +251,7 @@ def combined(doc: Document | None, joining: Joining) -> Document:
     created = id_time(joining.oldest)
     return {
         "feed": doc["feed"] if doc else "", "group": group.key, "gid": group.newest,
-        "verb": group.verb, "activity_ids": list(group.activity_ids),
+        "newest_verb": f"{group.newest} {group.verb}", "activity_ids": list(group.activity_ids),
         "activity_count": group.activity_count, "actors": list(group.actors),
         "created_at": min(doc["created_at"], created) if doc else created,
         "updated_at": id_time(group.newest),
@@ -262,7 +265,7 @@ def public_group(doc: Document, activities: list[dict[str, Any]], notification: 
     found = {
         "id": doc["gid"],
         "group": doc["group"],
-        "verb": doc.get("verb", ""),
+        "verb": _verb(doc),
         "activities": activities,
         "activity_count": doc["activity_count"],
         "actor_count": len(doc.get("actors", ())),
@@ -272,3 +275,7 @@ def public_group(doc: Document, activities: list[dict[str, Any]], notification: 
     if notification:
         found["is_seen"], found["is_read"] = bool(doc["is_seen"]), bool(doc["is_read"])
     return found
+
+
+def _verb(doc: Document) -> str:
+    return str(doc.get("newest_verb", "")).partition(" ")[2]

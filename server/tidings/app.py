@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .api.errors import stream_errors
 from .api.routes import setup_routes
-from .config import Settings
+from .config import NOTIFICATION, Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
 from .keys import (
@@ -49,6 +49,7 @@ from .store import mongo
 from .store.activities import ActivityStore
 from .store.embedded import embedded_store
 from .store.follows import FollowStore
+from .store.groups import GroupStore
 from .store.jobs import JobStore
 from .store.migrations import migrate
 
@@ -79,9 +80,12 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
-    activities, follows = ActivityStore(db), FollowStore(db)
+    groups = GroupStore(db, settings.feeds)
+    activities, follows = ActivityStore(db, groups), FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
+    notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
+    broadcaster.count_groups(groups.counts, notification)
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)

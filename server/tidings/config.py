@@ -25,6 +25,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from .domain.aggregation import DEFAULT_FORMAT, AggregationFormat, AggregationFormatError
+
 DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "config" / "default.toml"
 ENV_PREFIX = "TIDINGS_"
 GROUP_NAME = r"^[a-z0-9_]{1,32}$"
@@ -122,12 +124,25 @@ class ActivitySettings:
     max_stats_slugs: int = 50
 
 
+FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
+GROUPED_TYPES = (AGGREGATED, NOTIFICATION)
+
+
 @dataclass(frozen=True)
 class FeedGroup:
+    """A feed group. Aggregated and notification groups (`aggregation` set) keep groups of
+    activities (store/groups.py); `max_length` bounds the groups of one feed."""
+
     name: str
-    type: str = "flat"
+    type: str = FLAT
     followable: bool = True
     realtime: bool = True
+    aggregation: AggregationFormat | None = None
+    max_length: int = 100
+
+    @property
+    def grouped(self) -> bool:
+        return self.aggregation is not None
 
 
 @dataclass(frozen=True)
@@ -256,9 +271,36 @@ class _ActivitiesSchema(_Section):
 
 
 class _FeedGroupSchema(_Section):
-    type = fields.String(load_default="flat", validate=validate.OneOf(["flat"]))
-    followable = fields.Boolean(load_default=True)
+    type = fields.String(load_default=FLAT, validate=validate.OneOf([FLAT, *GROUPED_TYPES]))
+    followable = fields.Boolean()
     realtime = fields.Boolean(load_default=True)
+    aggregation_format = fields.String(validate=validate.Length(min=1, max=4096))
+    max_length = fields.Integer(load_default=100, validate=_positive(max=10_000))
+
+    @validates_schema
+    def feed_type(self, data: dict[str, Any], **_: Any) -> None:
+        grouped = data.get("type") in GROUPED_TYPES
+        if not grouped and "aggregation_format" in data:
+            raise ValidationError(
+                "only aggregated and notification feeds have one", "aggregation_format"
+            )
+        if grouped and data.get("followable"):
+            raise ValidationError(
+                "aggregated and notification feeds cannot be followed (as in Stream)", "followable"
+            )
+        if grouped:
+            try:
+                AggregationFormat(data.get("aggregation_format", DEFAULT_FORMAT))
+            except AggregationFormatError as exc:
+                raise ValidationError(f"not a valid format: {exc}", "aggregation_format") from None
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        grouped = data["type"] in GROUPED_TYPES
+        source = data.pop("aggregation_format", DEFAULT_FORMAT)
+        data["aggregation"] = AggregationFormat(source) if grouped else None
+        data.setdefault("followable", not grouped)
+        return data
 
 
 class _SettingsSchema(_Section):
@@ -321,6 +363,9 @@ def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, dict):
         out: list[str] = []
         for key, value in messages.items():
+            if key == "value" and prefix.startswith("feeds."):  # marshmallow's Dict values
+                out += _flatten_errors(value, prefix)
+                continue
             out += _flatten_errors(value, f"{prefix}.{key}" if prefix else str(key))
         return out
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):

@@ -590,7 +590,7 @@ async def test_subscribe_to_a_feed_the_token_may_not_read_is_refused(
         ({}, 4, "InputException"),
         ("timeline:bob", 4, "InputException"),
         ({"feed": "nosuchgroup:bob"}, 6, "FeedConfigException"),
-        ({"feed": "notification:bob"}, 6, "FeedConfigException"),
+        ({"feed": "digest:bob"}, 6, "FeedConfigException"),
         ({"feed": "timeline:bob", "since": "not-an-id"}, 4, "InputException"),
         ({"feed": "timeline:bob", "since": 12345}, 4, "InputException"),
         ({"feed": "timeline:bob", "since": str(uuid.uuid4())}, 4, "InputException"),

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 
 from tidings.domain.aggregation import (
     DEFAULT_FORMAT,
+    MAX_GROUP_ACTIVITIES,
     MAX_GROUP_CHARS,
     AggregationFormat,
     AggregationFormatError,
+    Group,
+    apply,
+    joinings,
 )
 from tidings.domain.errors import FeedConfigError
 
@@ -91,3 +95,72 @@ def test_default_format_is_a_function_of_verb_and_day(verb: str, day: date) -> N
     fmt = AggregationFormat(DEFAULT_FORMAT)
     activity = {"actor": "a", "verb": verb, "object": "o", "time": f"{day}T12:00:00"}
     assert fmt.group_of(activity) == f"{verb}_{day}".strip()[:MAX_GROUP_CHARS]
+
+
+# Grouping (joinings / apply): what store/groups.py writes, as pure functions.
+
+DAY = "2026-11-30T"
+
+
+def _activity(n: int, verb: str = "like", actor: str = "alice") -> tuple[str, dict[str, str]]:
+    # ids sort as times do (domain/ids.py); a zero-padded counter stands in for one here
+    return f"{n:08d}", {"actor": actor, "verb": verb, "time": f"{DAY}12:00:{n % 60:02d}"}
+
+
+def test_a_batch_groups_by_key_newest_first_with_distinct_actors() -> None:
+    fmt = AggregationFormat(DEFAULT_FORMAT)
+    found = joinings(
+        [_activity(1), _activity(2, actor="bob"), _activity(3, "follow"), _activity(4)], fmt
+    )
+    assert set(found) == {"like_2026-11-30", "follow_2026-11-30"}
+    like = found["like_2026-11-30"]
+    assert like.activity_ids == ("00000004", "00000002", "00000001")
+    assert like.count == 3
+    assert like.actors == ("alice", "bob")
+    assert found["follow_2026-11-30"].count == 1
+
+
+def test_a_group_keeps_its_newest_15_and_counts_them_all() -> None:
+    fmt = AggregationFormat("{{ verb }}")
+    group = None
+    for n in range(1, 21):
+        group = apply(group, joinings([_activity(n)], fmt)["like"])
+    assert group is not None
+    assert group.activity_count == 20
+    assert len(group.activity_ids) == MAX_GROUP_ACTIVITIES
+    assert group.activity_ids[0] == group.newest == "00000020"
+    assert group.oldest == "00000001"
+
+
+def test_a_back_dated_activity_does_not_change_the_groups_id_or_verb() -> None:
+    fmt = AggregationFormat("{{ actor }}")
+    group = apply(None, joinings([_activity(5, "like")], fmt)["alice"])
+    group = apply(group, joinings([_activity(2, "share")], fmt)["alice"])
+    assert (group.newest, group.verb, group.oldest) == ("00000005", "like", "00000002")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40), st.sampled_from(["like", "follow"]), st.sampled_from("abcdefg")
+        ),
+        max_size=60,
+        unique_by=lambda t: t[0],
+    ),
+    st.data(),
+)
+def test_grouping_a_stream_at_once_equals_grouping_it_piece_by_piece(
+    stream: list[tuple[int, str, str]], data: st.DataObject
+) -> None:
+    """A fanout batch, a follow's copy and single adds may bring the same activities in any
+    cut and order: the groups come out the same."""
+    fmt = AggregationFormat("{{ verb }}")
+    activities = [_activity(n, verb, actor) for n, verb, actor in stream]
+    at_once = {key: apply(None, j) for key, j in joinings(activities, fmt).items()}
+    pieces = data.draw(st.permutations(activities))
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(pieces)), max_size=5)))
+    one_by_one: dict[str, Group] = {}
+    for start, end in zip([0, *cuts], [*cuts, len(pieces)], strict=True):
+        for key, joining in joinings(pieces[start:end], fmt).items():
+            one_by_one[key] = apply(one_by_one.get(key), joining)
+    assert one_by_one == at_once

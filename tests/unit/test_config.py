@@ -11,8 +11,17 @@ def test_defaults_load_and_ship_the_flat_groups() -> None:
     settings = load_settings(environ={})
     assert settings.server.port == 8080
     assert str(settings.mongodb.url) == ""
-    assert set(settings.feeds) == {"user", "timeline", "raid"}
-    assert all(group.type == "flat" for group in settings.feeds.values())
+    assert set(settings.feeds) == {
+        "user",
+        "timeline",
+        "raid",
+        "notification",
+        "timeline_aggregated",
+    }
+    assert {name: group.type for name, group in settings.feeds.items()} == {
+        "user": "flat", "timeline": "flat", "raid": "flat",
+        "notification": "notification", "timeline_aggregated": "aggregated",
+    }  # fmt: skip
 
 
 def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
@@ -31,7 +40,7 @@ def test_config_file_from_environment_adds_feed_groups(tmp_path: Path) -> None:
     config = tmp_path / "tidings.toml"
     config.write_text('[feeds.notice]\ntype = "flat"\nfollowable = false\n')
     settings = load_settings(environ={"TIDINGS_CONFIG": str(config)})
-    assert set(settings.feeds) == {"user", "timeline", "raid", "notice"}
+    assert set(settings.feeds) >= {"user", "timeline", "raid", "notice"}
     assert settings.feeds["notice"].followable is False
     assert settings.feeds["user"].followable is True
 
@@ -108,3 +117,38 @@ def test_write_concern_is_majority_journaled_by_default_and_checked() -> None:
     for bad in ("0", "abc", "-1"):
         with pytest.raises(ConfigError, match=r"mongodb\.write_concern"):
             load_settings(environ={"TIDINGS_MONGODB_WRITE_CONCERN": bad})
+
+
+def test_aggregated_groups_compile_their_format_and_are_not_followable(tmp_path: Path) -> None:
+    settings = load_settings(environ={})
+    notification = settings.feeds["notification"]
+    assert notification.aggregation is not None
+    assert notification.aggregation.source == "{{ verb }}_{{ time.strftime('%Y-%m-%d') }}"
+    assert notification.max_length > 0
+    assert notification.followable is False  # as in Stream: only flat feeds can be followed
+    assert settings.feeds["timeline_aggregated"].followable is False
+    assert settings.feeds["user"].aggregation is None
+    config = tmp_path / "agg.toml"
+    config.write_text(
+        '[feeds.digest]\ntype = "aggregated"\naggregation_format = "{{ actor }}"\nmax_length = 7\n'
+    )
+    digest = load_settings(config, environ={}).feeds["digest"]
+    assert digest.aggregation is not None
+    assert digest.aggregation.group_of({"actor": "ann", "verb": "x"}) == "ann"
+    assert digest.max_length == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('type = "notification"\naggregation_format = "{{ verb "', "feeds.n.aggregation_format"),
+        ('type = "aggregated"\nmax_length = 0', "feeds.n.max_length"),
+        ('type = "aggregated"\nfollowable = true', "feeds.n.followable"),
+        ('type = "flat"\naggregation_format = "{{ verb }}"', "feeds.n.aggregation_format"),
+    ],
+)
+def test_bad_feed_type_settings_name_their_key(tmp_path: Path, body: str, key: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(f"[feeds.n]\n{body}\n")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(config, environ={})

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from ..domain.activities import Limits, parse_activities
+from ..domain.events import feed_update
+from ..domain.feeds import FeedId
 from ..keys import SERVICE, SETTINGS
 from ..store.activities import Page
 from . import params
@@ -37,6 +41,8 @@ async def read_feed(request: web.Request) -> web.Response:
     offset = params.integer(query, "offset", 0, 0, max_offset)
     bounds = params.activity_ids(query, "id_lt", "id_lte", "id_gt", "id_gte")
     page = Page(limit=limit + 1, offset=offset, **bounds)
+    if request.app[SETTINGS].feeds[feed.group].grouped:
+        return await _read_groups(request, feed, page)
     found = await request.app[SERVICE].read(feed, page)
     results, more = found[:limit], len(found) > limit
     next_page = ""
@@ -45,6 +51,49 @@ async def read_feed(request: web.Request) -> web.Response:
         next_query = {"id_lt": results[-1]["id"], **lower, "limit": limit}
         next_page = f"/api/v1.0/feed/{feed.group}/{feed.user_id}/?{urlencode(next_query)}"
     return answer(request, {"results": results, "next": next_page})
+
+
+async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Response:
+    """An aggregated or notification feed: groups, paged on group ids, and the marks."""
+    query, limit = request.query, page.limit - 1
+    marks = {name: _mark(query, name) for name in ("mark_seen", "mark_read")}
+    found = await request.app[SERVICE].reads.read_groups(
+        str(feed), page, marks["mark_seen"], marks["mark_read"]
+    )
+    results, more = found.groups[:limit], len(found.groups) > limit
+    body: dict[str, object] = {"results": results, "next": _next(feed, query, results, more)}
+    if found.unseen is not None:
+        body["unseen"], body["unread"] = found.unseen, found.unread
+    if found.marked:
+        await _announce_counts(request, str(feed))
+    return answer(request, body)
+
+
+async def _announce_counts(request: web.Request, feed: str) -> None:
+    """After a mark, every socket of the feed gets the new counts (other devices' badges):
+    the broadcaster adds them to a notification feed's events."""
+    await request.app[SERVICE].broadcaster.feed_update([feed], feed_update(feed))
+
+
+def _mark(query: Mapping[str, str], name: str) -> bool | list[str]:
+    """`mark_seen=true` (every group), or a comma-separated list of group ids."""
+    raw = query.get(name, "")
+    if raw.lower() in ("true", "1", "yes", "on"):
+        return True
+    if raw.lower() in ("", "false", "0", "no", "off"):
+        return False
+    ids = params.id_list(query, name)
+    for value in ids:
+        params.activity_ids({name: value}, name)
+    return ids
+
+
+def _next(feed: FeedId, query: Mapping[str, str], results: list[dict[str, Any]], more: bool) -> str:
+    if not more:
+        return ""
+    lower = {k: v for k in ("id_gt", "id_gte") if (v := query.get(k))}
+    next_query = {"id_lt": results[-1]["id"], **lower, "limit": len(results)}
+    return f"/api/v1.0/feed/{feed.group}/{feed.user_id}/?{urlencode(next_query)}"
 
 
 async def remove_activity(request: web.Request) -> web.Response:

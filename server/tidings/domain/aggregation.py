@@ -9,7 +9,8 @@ the result is bounded. A format that does not compile stops the start with its k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -67,3 +68,78 @@ def _variables(activity: Mapping[str, Any]) -> dict[str, Any]:
     elif not isinstance(raw_time, datetime):
         variables["time"] = None
     return variables
+
+
+MAX_GROUP_ACTIVITIES = 15  # activity ids a group keeps (newest first), as Stream
+MAX_GROUP_ACTORS = 100  # distinct actors a group remembers; actor_count stops counting there
+
+
+@dataclass(frozen=True)
+class Joining:
+    """What one batch of new activities brings to one group of one feed: applied to the
+    stored group in one conditional update (store/groups.py)."""
+
+    key: str
+    activity_ids: tuple[str, ...]  # newest first, at most MAX_GROUP_ACTIVITIES
+    count: int
+    actors: tuple[str, ...]  # distinct, sorted, the first MAX_GROUP_ACTORS (whatever the order)
+    verb: str  # of the newest activity
+    oldest: str  # the oldest id of all (activity_ids keeps the newest only)
+
+    @property
+    def newest(self) -> str:
+        return self.activity_ids[0]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group as stored (without its seen/read state): what `apply` computes."""
+
+    key: str
+    activity_ids: tuple[str, ...]
+    activity_count: int
+    actors: tuple[str, ...]
+    verb: str
+    newest: str  # the group's id: its newest activity id, so ids sort by `updated_at`
+    oldest: str
+
+
+def joinings(
+    activities: Iterable[tuple[str, Mapping[str, Any]]], fmt: AggregationFormat
+) -> dict[str, Joining]:
+    """Group `(activity id, activity)` pairs by their group key; ids repeated in the input
+    count once."""
+    by_key: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for activity_id, activity in activities:
+        by_key.setdefault(fmt.group_of(activity), {})[activity_id] = activity
+    found = {}
+    for key, members in by_key.items():
+        ids = sorted(members, reverse=True)
+        actors = sorted({_actor(a) for a in members.values()})
+        found[key] = Joining(
+            key, tuple(ids[:MAX_GROUP_ACTIVITIES]), len(ids), tuple(actors[:MAX_GROUP_ACTORS]),
+            str(members[ids[0]].get("verb", "")), ids[-1],
+        )  # fmt: skip
+    return found
+
+
+def apply(group: Group | None, joining: Joining) -> Group:
+    """The group once `joining` joined it: what the store's update does, as a pure function."""
+    if group is None:
+        return Group(
+            joining.key, joining.activity_ids, joining.count, joining.actors, joining.verb,
+            joining.newest, joining.oldest,
+        )  # fmt: skip
+    ids = sorted({*group.activity_ids, *joining.activity_ids}, reverse=True)
+    actors = sorted({*group.actors, *joining.actors})
+    newer = joining.newest > group.newest
+    return Group(
+        group.key, tuple(ids[:MAX_GROUP_ACTIVITIES]), group.activity_count + joining.count,
+        tuple(actors[:MAX_GROUP_ACTORS]), joining.verb if newer else group.verb,
+        max(group.newest, joining.newest), min(group.oldest, joining.oldest),
+    )  # fmt: skip
+
+
+def _actor(activity: Mapping[str, Any]) -> str:
+    actor = activity.get("actor", "")
+    return actor if isinstance(actor, str) else str(actor)

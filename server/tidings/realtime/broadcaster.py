@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from ..domain.events import FEED_UPDATE
@@ -31,6 +31,12 @@ from .pubsub import RESYNC, RedisLink
 from .rooms import feed_room, pull_room
 from .sio_peers import SioPeers
 
+Counts = Callable[[str], Awaitable[tuple[int, int]]]
+
+
+async def _no_counts(feed: str) -> tuple[int, int]:
+    return 0, 0
+
 
 class Broadcaster:
     def __init__(
@@ -39,6 +45,8 @@ class Broadcaster:
     ) -> None:  # fmt: skip
         self.hub, self.sio_peers, self.handlers, self.link = hub, sio_peers, handlers, link
         self._groups = frozenset(realtime_groups)
+        self._notification: frozenset[str] = frozenset()
+        self._counts: Counts = _no_counts
         self.node = node
         if link is not None:
             link.on_message = self.on_message
@@ -48,10 +56,20 @@ class Broadcaster:
     def _realtime(self, feed: str) -> bool:
         return feed.partition(":")[0] in self._groups
 
+    def count_groups(self, counts: Counts, notification_groups: Collection[str]) -> None:
+        """Notification feeds' events carry `unseen` and `unread` (counts of groups, read by
+        `counts(feed)` once the feed holds what the event announces)."""
+        self._counts, self._notification = counts, frozenset(notification_groups)
+
     async def feed_update(self, feeds: Sequence[str], event: dict[str, Any]) -> None:
-        rooms = [feed_room(f) for f in feeds if self._realtime(f)]
+        realtime = [f for f in feeds if self._realtime(f)]
+        counted = [f for f in realtime if f.partition(":")[0] in self._notification]
+        rooms = [feed_room(f) for f in realtime if f not in counted]
         if rooms:  # one packet for all the rooms: a socket in several of them gets it once
             await self._emit(rooms, event)
+        for feed in counted:  # counts are per feed: an event of its own (one feed per room)
+            unseen, unread = await self._counts(feed)
+            await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
         if self._realtime(feed):

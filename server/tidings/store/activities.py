@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne
+from pymongo import DeleteOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
 from ..domain.merge import Bounds
+from ..faults import fault_point
 from . import scan
+from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
 from .owners import (
     LEGACY,
@@ -93,9 +95,15 @@ class Page:
 
 
 class ActivityStore:
-    def __init__(self, db: Database) -> None:
+    """`groups` (store/groups.py) keeps the groups of aggregated and notification feeds: every
+    entry goes through insert_entries and every removal through remove_entries, remove_copies
+    or remove_from_origin, whatever its path (an add, `to`, a fanout batch, a follow's copy, a
+    switch's backfill), so these are the one place groups are kept in step with entries."""
+
+    def __init__(self, db: Database, groups: GroupStore | None = None) -> None:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
+        self.groups = groups
 
     async def save(
         self, activities: Sequence[Activity], feed: str, may_change: Callable[[str], bool]
@@ -276,6 +284,8 @@ class ActivityStore:
         if not entries:
             return []
         docs = [_entry_doc(e) for e in entries]
+        grouped = await self._group_keys(entries, docs)
+        skipped: set[int] = set()
         try:
             await self.entries.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -283,8 +293,73 @@ class ActivityStore:
             if any(err.get("code") != DUPLICATE_KEY for err in errors):
                 raise
             skipped = {err["index"] for err in errors}
-            return [e for i, e in enumerate(entries) if i not in skipped]
-        return list(entries)
+        inserted = [e for i, e in enumerate(entries) if i not in skipped]
+        if grouped:
+            await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
+        return inserted
+
+    async def _join(
+        self, inserted: Sequence[Entry], repeated: Sequence[Entry], found: dict[str, Any]
+    ) -> None:
+        """New entries of grouped feeds join their groups; a repeated one joins only when it is
+        still `pending` (its insert was cut short before its join: a crash). An entry stops
+        being pending once joined; a crash in between is a no-op join (the group holds it)."""
+        groups = self.groups
+        if groups is None:
+            return
+        inserted = [e for e in inserted if e.activity_id in found and groups.group_of_feed(e.feed)]
+        repeated = [e for e in repeated if e.activity_id in found and groups.group_of_feed(e.feed)]
+        pending = await asyncio.gather(*(
+            self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id, "pending": True},
+                                  {"_id": 1})
+            for e in repeated
+        ))  # fmt: skip
+        joining = [*inserted, *(e for e, doc in zip(repeated, pending, strict=True) if doc)]
+        if not joining:
+            return
+        fault_point("groups.before_join")
+        await groups.join((e.feed, e.activity_id, found[e.activity_id]) for e in joining)
+        await self.entries.bulk_write(
+            [UpdateOne({"feed": e.feed, "activity_id": e.activity_id}, {"$unset": {"pending": ""}})
+             for e in joining],
+            ordered=False,
+        )  # fmt: skip
+
+    async def _group_keys(
+        self, entries: Sequence[Entry], docs: list[Document]
+    ) -> dict[str, dict[str, Any]]:
+        """Entries of aggregated and notification feeds carry their group key and actor (what
+        a removal recomputes their group from): answers those entries' activities, by id."""
+        groups = self.groups
+        if groups is None or not any(groups.group_of_feed(e.feed) for e in entries):
+            return {}
+        ids = list({e.activity_id for e in entries if groups.group_of_feed(e.feed)})
+        found = {
+            d["_id"]: public_activity(d["_id"], json.loads(d["data"]), None)
+            async for d in self.activities.find({"_id": {"$in": ids}}, {"data": 1})
+        }
+        keys = groups.keys([(e.feed, e.activity_id) for e in entries], found)
+        for doc, key in zip(docs, keys, strict=True):
+            if key is not None:
+                doc["group"], doc["actor"] = key
+                doc["pending"] = True  # until it joined its group (see _join)
+        return found
+
+    async def _grouped_entries(
+        self, feeds: Sequence[str], activity_id: str, origin: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(feed, group key) of the activity's entries in those of `feeds` that are grouped."""
+        groups = self.groups
+        if groups is None:
+            return []
+        query: Document = {"activity_id": activity_id}
+        if origin is not None:
+            query["origin"] = origin
+        grouped = [f for f in feeds if groups.group_of_feed(f)]
+        docs = await asyncio.gather(
+            *(self.entries.find_one({**query, "feed": f}, {"group": 1}) for f in grouped)
+        )
+        return [(f, d["group"]) for f, d in zip(grouped, docs, strict=True) if d and "group" in d]
 
     async def remove_entries(self, feeds: Sequence[str], activity_id: str) -> int:
         """Remove the activity from `feeds`: one delete per feed, each by the (feed,
@@ -292,10 +367,13 @@ class ActivityStore:
         embedded store read every entry of those feeds: 22 s for 500 feeds of 100 entries.)"""
         if not feeds:
             return 0
+        grouped = await self._grouped_entries(feeds, activity_id)
         result = await self.entries.bulk_write(
             [DeleteOne({"feed": feed, "activity_id": activity_id}) for feed in feeds],
             ordered=False,
         )
+        if grouped and self.groups is not None:
+            await self.groups.recompute(grouped)
         return result.deleted_count
 
     async def remove_copies(self, feeds: Sequence[str], activity_id: str, origin: str) -> int:
@@ -303,10 +381,13 @@ class ActivityStore:
         follow), not those that reached them otherwise: one delete per feed, by index."""
         if not feeds:
             return 0
+        grouped = await self._grouped_entries(feeds, activity_id, origin)
         result = await self.entries.bulk_write(
             [DeleteOne({"feed": f, "activity_id": activity_id, "origin": origin}) for f in feeds],
             ordered=False,
         )
+        if grouped and self.groups is not None:
+            await self.groups.recompute(grouped)
         return result.deleted_count
 
     async def reaches(self, activity_id: str, feed: str) -> bool:
@@ -321,7 +402,13 @@ class ActivityStore:
     async def remove_from_origin(self, feed: str, origin: str) -> int:
         """Unfollow: drop what `feed` got through its follow of `origin`. An index read on
         (feed, origin, activity_id) (store/mongo.py): it costs what it deletes, not the feed."""
+        keys: set[str] = set()
+        if self.groups is not None and self.groups.group_of_feed(feed):
+            found = self.entries.find({"feed": feed, "origin": origin}, {"group": 1})
+            keys = {d["group"] async for d in found if "group" in d}
         result = await self.entries.delete_many({"feed": feed, "origin": origin})
+        if keys and self.groups is not None:
+            await self.groups.recompute((feed, key) for key in keys)
         return result.deleted_count
 
     async def mark_removed(self, activity_id: str) -> None:
@@ -353,6 +440,13 @@ class ActivityStore:
     async def holds(self, feed: str, activity_id: str) -> Entry | None:
         doc = await self.entries.find_one({"feed": feed, "activity_id": activity_id})
         return None if doc is None else Entry(feed, activity_id, doc.get("origin"))
+
+    async def held_of(self, feed: str, activity_ids: Sequence[str]) -> set[str]:
+        """Which of these activities `feed` holds (one index range read)."""
+        if not activity_ids:
+            return set()
+        query = {"feed": feed, "activity_id": {"$in": list(activity_ids)}}
+        return {d["activity_id"] async for d in self.entries.find(query, _ITEM)}
 
     async def entries_of(self, feeds: Sequence[str], activity_id: str) -> dict[str, Entry]:
         """The entries of `activity_id` in `feeds`, by feed (one indexed lookup each)."""

@@ -24,6 +24,17 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("feed", ASCENDING), ("origin", ASCENDING), ("activity_id", ASCENDING)]),
         # Every feed that holds one activity (an update goes live to each of them).
         IndexModel([("activity_id", ASCENDING)]),
+        # Entries of aggregated/notification feeds carry their group: a removal recomputes
+        # the group from them (sparse: flat feeds' entries cost nothing there).
+        IndexModel([("feed", ASCENDING), ("group", ASCENDING)], sparse=True),
+    ],
+    # Groups of aggregated/notification feeds (store/groups.py): one per (feed, group key);
+    # reads page newest updated first by `gid`, counts read unseen/unread groups of a feed.
+    "feed_groups": [
+        IndexModel([("feed", ASCENDING), ("group", ASCENDING)], unique=True),
+        IndexModel([("feed", ASCENDING), ("gid", ASCENDING)]),
+        IndexModel([("feed", ASCENDING), ("is_seen", ASCENDING)]),
+        IndexModel([("feed", ASCENDING), ("is_read", ASCENDING)]),
     ],
     # Followers listings page by (target, _id), following listings by (source, _id); a reader
     # finds the pull feeds a feed follows by `pull_source`, set only on follows of pull feeds

@@ -1,0 +1,281 @@
+"""Groups of aggregated and notification feeds (`feed_groups`).
+
+A group document is `{feed, group, gid, newest_verb, activity_ids, activity_count, actors,
+created_at, updated_at, is_seen, is_read}`: one per (feed, group key). `activity_ids` holds the
+newest MAX_GROUP_ACTIVITIES ids, newest first; `actors` the first MAX_GROUP_ACTORS distinct
+actors (sorted). `gid`, the group's id, is its newest activity id: activity ids sort by time,
+so group ids sort by `updated_at` (the time of the newest activity) and a read pages on them as
+a flat feed pages on activity ids. An activity is in one group of a feed, so `gid` is unique
+within the feed.
+
+Groups are derived from the feed's entries (store/activities.py), which carry their `group`
+key (and `actor`) in such feeds: ActivityStore calls `join` with the entries it inserted (a
+repeated insert inserts nothing, so it joins nothing) and `recompute` after removing entries
+(a group is recomputed from its entries; an empty one disappears). Joins are conditional on
+the group not holding the ids yet, so two racing inserts of one entry count it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from ..config import NOTIFICATION, FeedGroup
+from ..domain.aggregation import (
+    MAX_GROUP_ACTIVITIES,
+    MAX_GROUP_ACTORS,
+    Group,
+    Joining,
+    apply,
+    joinings,
+)
+from ..domain.errors import FeedConfigError
+from ..domain.ids import format_time, id_time
+from ..domain.merge import Bounds
+from . import scan
+from .mongo import DUPLICATE_KEY, Database, Document
+
+JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
+AGE_OUT_CONCURRENCY = 16  # feeds whose groups are trimmed at once (a fanout batch: up to 500)
+MarkAll = bool | Collection[str]  # mark_seen / mark_read: every group, or these group ids
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    groups: list[Document]  # as stored, newest updated first
+    unseen: int
+    unread: int
+
+
+class GroupStore:
+    def __init__(self, db: Database, feed_groups: Mapping[str, FeedGroup]) -> None:
+        self.groups = db["feed_groups"]
+        self.entries = db["feed_entries"]
+        self._feed_groups = {n: g for n, g in feed_groups.items() if g.grouped}
+
+    def group_of_feed(self, feed: str) -> FeedGroup | None:
+        """The feed's group when it is an aggregated or notification one."""
+        return self._feed_groups.get(feed.partition(":")[0])
+
+    def keys(
+        self, feeds_and_ids: Sequence[tuple[str, str]], activities: Mapping[str, Mapping[str, Any]]
+    ) -> list[tuple[str, str] | None]:
+        """For each (feed, activity id): (group key, actor) in a grouped feed, else None. An
+        activity the format cannot be rendered for is a group of its own (its id is the key):
+        an entry is never refused here, where a fanout batch would retry it for ever."""
+        found: list[tuple[str, str] | None] = []
+        for feed, activity_id in feeds_and_ids:
+            group = self.group_of_feed(feed)
+            activity = activities.get(activity_id)
+            if group is None or group.aggregation is None or activity is None:
+                found.append(None)
+                continue
+            try:
+                key = group.aggregation.group_of(activity)
+            except FeedConfigError:
+                key = activity_id
+            found.append((key, str(activity.get("actor", ""))))
+        return found
+
+    async def join(self, joined: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+        """(feed, activity id, activity) newly inserted into grouped feeds join their groups:
+        one conditional upsert per (feed, group), in one bulk write. Answers the feeds whose
+        groups changed."""
+        by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+        for feed, activity_id, activity in joined:
+            by_feed.setdefault(feed, []).append((activity_id, activity))
+        ops, op_feeds, joined_groups = [], [], []
+        for feed, members in by_feed.items():
+            group = self.group_of_feed(feed)
+            if group is None or group.aggregation is None:
+                continue
+            for joining in joinings(members, group.aggregation).values():
+                ops.append(_join_op(feed, joining))
+                op_feeds.append(feed)
+                joined_groups.append((feed, joining))
+        if not ops:
+            return []
+        upserted = await self._upsert(ops)
+        after = [  # actors stay bounded
+            UpdateOne(
+                {"feed": f, "group": j.key, f"actors.{MAX_GROUP_ACTORS}": {"$exists": True}},
+                {"$push": {"actors": {"$each": [], "$sort": 1, "$slice": MAX_GROUP_ACTORS}}},
+            )
+            for f, j in joined_groups
+            if j.actors
+        ]
+        await self.groups.bulk_write(after, ordered=False)
+        created = {op_feeds[index] for index in upserted}  # a new group: maybe one too many
+        limit = asyncio.Semaphore(AGE_OUT_CONCURRENCY)
+
+        async def age_out(feed: str) -> None:
+            async with limit:
+                await self._age_out(feed)
+
+        await asyncio.gather(*(age_out(f) for f in created))
+        return list(by_feed)
+
+    async def _upsert(self, ops: list[UpdateOne]) -> set[int]:
+        """Run the joins; answers the indexes of those that created a group. A join that hit
+        the unique (feed, group) index either found its ids in the group already (a no-op) or
+        raced another join creating that group: run again (the group exists now), it updates
+        it or is a no-op for good."""
+        upserted: set[int] = set()
+        todo = list(range(len(ops)))
+        for _ in range(JOIN_ATTEMPTS):
+            try:
+                result = await self.groups.bulk_write([ops[i] for i in todo], ordered=False)
+                return upserted | {todo[i] for i in (result.upserted_ids or {})}
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                upserted |= {todo[u["index"]] for u in exc.details.get("upserted", [])}
+                todo = [todo[e["index"]] for e in errors]
+        return upserted
+
+    async def _age_out(self, feed: str) -> None:
+        """`max_length`: the least recently updated groups beyond it go."""
+        group = self.group_of_feed(feed)
+        if group is None:
+            return
+        if await self.groups.count_documents({"feed": feed}) <= group.max_length:
+            return  # an index count: the usual case costs no read of the groups
+        kept = await scan.newest_first(
+            self.groups, {"feed": feed}, "gid", scan.ACTIVITY_IDS, Bounds(),
+            group.max_length + 1, {"gid": 1},
+        )  # fmt: skip
+        if len(kept) > group.max_length:
+            floor = kept[group.max_length - 1]["gid"]
+            await self.groups.delete_many({"feed": feed, "gid": {"$lt": floor}})
+
+    async def recompute(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(feed, group key) pairs whose entries were removed: each group is read back from its
+        entries; an empty one disappears. Groups aged out stay out."""
+        for feed, key in set(pairs):
+            docs = await self.entries.find(
+                {"feed": feed, "group": key}, {"activity_id": 1, "actor": 1, "_id": 0}
+            ).to_list()
+            if not docs:
+                await self.groups.delete_one({"feed": feed, "group": key})
+                continue
+            ids = sorted((d["activity_id"] for d in docs), reverse=True)
+            actors = sorted({str(d.get("actor", "")) for d in docs})[:MAX_GROUP_ACTORS]
+            await self.groups.update_one(
+                {"feed": feed, "group": key},
+                {"$set": {
+                    "activity_ids": ids[:MAX_GROUP_ACTIVITIES], "activity_count": len(ids),
+                    "actors": actors, "gid": ids[0], "updated_at": id_time(ids[0]),
+                    "created_at": id_time(ids[-1]),
+                }},
+            )  # fmt: skip
+
+    async def read(self, feed: str, bounds: Bounds, offset: int, limit: int) -> GroupPage:
+        """A page of the feed's groups, newest updated first, with the unseen/unread counts."""
+        docs = await scan.newest_first(
+            self.groups, {"feed": feed}, "gid", scan.ACTIVITY_IDS, bounds, offset + limit
+        )
+        unseen = unread = 0
+        group = self.group_of_feed(feed)
+        if group is not None and group.type == NOTIFICATION:
+            unseen = await self.groups.count_documents({"feed": feed, "is_seen": False})
+            unread = await self.groups.count_documents({"feed": feed, "is_read": False})
+        return GroupPage(docs[offset:], unseen, unread)
+
+    async def by_keys(self, feed: str, keys: Sequence[str]) -> list[Document]:
+        """The feed's stored groups of these keys (one indexed lookup each)."""
+        docs = await asyncio.gather(
+            *(self.groups.find_one({"feed": feed, "group": key}) for key in keys)
+        )
+        return [d for d in docs if d is not None]
+
+    async def counts(self, feed: str) -> tuple[int, int]:
+        """(unseen, unread) groups of the feed."""
+        unseen = await self.groups.count_documents({"feed": feed, "is_seen": False})
+        unread = await self.groups.count_documents({"feed": feed, "is_read": False})
+        return unseen, unread
+
+    async def mark(self, feed: str, seen: MarkAll, read: MarkAll) -> bool:
+        """Mark every group (True) or these group ids seen / read (independently, as Stream);
+        answers whether anything was asked."""
+        asked = False
+        for field, which in (("is_seen", seen), ("is_read", read)):
+            if which is False or (not isinstance(which, bool) and not which):
+                continue
+            asked = True
+            query: Document = {"feed": feed, field: False}
+            if not isinstance(which, bool):
+                query["gid"] = {"$in": list(which)}
+            await self.groups.update_many(query, {"$set": {field: True}})
+        return asked
+
+
+def _join_op(feed: str, joining: Joining) -> UpdateOne:
+    return UpdateOne(
+        {"feed": feed, "group": joining.key, "activity_ids": {"$nin": list(joining.activity_ids)}},
+        {
+            "$push": {"activity_ids": {
+                "$each": list(joining.activity_ids), "$sort": -1, "$slice": MAX_GROUP_ACTIVITIES,
+            }},
+            "$inc": {"activity_count": joining.count},
+            "$addToSet": {"actors": {"$each": list(joining.actors)}},
+            # `newest_verb` ("<newest id> <verb>"): its $max is the newest activity's verb
+            "$max": {
+                "gid": joining.newest, "updated_at": id_time(joining.newest),
+                "newest_verb": f"{joining.newest} {joining.verb}",
+            },
+            "$min": {"created_at": id_time(joining.oldest)},
+            "$set": {"is_seen": False, "is_read": False},
+        },
+        upsert=True,
+    )  # fmt: skip
+
+
+def combined(doc: Document | None, joining: Joining) -> Document:
+    """A stored group (or none) with activities merged in at read time (a pull feed's), as the
+    group would be had they been copied (domain/aggregation.apply)."""
+    base = None
+    if doc is not None:
+        base = Group(
+            doc["group"], tuple(doc["activity_ids"]), doc["activity_count"],
+            tuple(doc.get("actors", ())), _verb(doc), doc["gid"],
+            min(doc["activity_ids"]) if doc["activity_ids"] else doc["gid"],
+        )  # fmt: skip
+    group = apply(base, joining)
+    newer = doc is None or joining.newest > doc["gid"]
+    created = id_time(joining.oldest)
+    return {
+        "feed": doc["feed"] if doc else "", "group": group.key, "gid": group.newest,
+        "newest_verb": f"{group.newest} {group.verb}", "activity_ids": list(group.activity_ids),
+        "activity_count": group.activity_count, "actors": list(group.actors),
+        "created_at": min(doc["created_at"], created) if doc else created,
+        "updated_at": id_time(group.newest),
+        "is_seen": bool(doc and doc["is_seen"] and not newer),
+        "is_read": bool(doc and doc["is_read"] and not newer),
+    }  # fmt: skip
+
+
+def public_group(doc: Document, activities: list[dict[str, Any]], notification: bool) -> Document:
+    """A group as Stream answers it."""
+    found = {
+        "id": doc["gid"],
+        "group": doc["group"],
+        "verb": _verb(doc),
+        "activities": activities,
+        "activity_count": doc["activity_count"],
+        "actor_count": len(doc.get("actors", ())),
+        "created_at": format_time(doc["created_at"]),
+        "updated_at": format_time(doc["updated_at"]),
+    }
+    if notification:
+        found["is_seen"], found["is_read"] = bool(doc["is_seen"]), bool(doc["is_read"])
+    return found
+
+
+def _verb(doc: Document) -> str:
+    return str(doc.get("newest_verb", "")).partition(" ")[2]

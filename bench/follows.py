@@ -208,5 +208,9 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     single, many = report["single_rest_follows"], report["follow_many"]
-    ok = single["finished"] and "error" not in many and many["followers_stored"] in (None, many["follows"])
+    ok = (
+        single["finished"]
+        and "error" not in many
+        and many["followers_stored"] in (None, many["follows"])
+    )
     return 0 if ok else 1

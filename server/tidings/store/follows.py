@@ -30,7 +30,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.ids import format_time
 from ..domain.merge import Bounds
@@ -39,6 +39,7 @@ from .feeds import FeedMeta, FeedMetaStore
 from .mongo import Database, Document
 
 CHUNK_SIZE = 500
+DUPLICATE_KEY = 11000
 Member = tuple[str, ObjectId]  # (follower feed, its follow's _id)
 
 
@@ -138,6 +139,110 @@ class FollowStore:
         if not new and record.frontier is not None:
             return None
         return record, new
+
+    async def follow_many(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> tuple[list[tuple[FollowRecord, bool]], dict[str, FeedMeta]]:
+        """`follow` of many (source, target) pairs in a few bulk writes, whatever their number:
+        one read of the follows that exist, per target one write of its `feeds` document
+        (take_many: slots, counter), one insert of the new follows, one write of their chunk
+        memberships, one read to see none was undone meanwhile. Same guarantees as `follow`
+        (every step can be retried; a crash leaves at most a counter to repair). Answers the
+        follows still to complete (with whether each is new) and, per target with new
+        follows, its metadata after they were counted."""
+        existing = await self.existing(pairs)
+        todo: list[tuple[FollowRecord, bool]] = [
+            (r, False) for r in existing.values() if r.frontier is None
+        ]
+        wanted: dict[str, list[str]] = {}
+        for source, target in dict.fromkeys(pairs):
+            if (source, target) not in existing:
+                wanted.setdefault(target, []).append(source)
+        metas: dict[str, FeedMeta] = {}
+        docs: list[Document] = []
+        now = datetime.now(UTC)
+        for target, sources in wanted.items():
+            chunks, metas[target] = await self.meta.take_many(target, len(sources), CHUNK_SIZE)
+            docs += [
+                {
+                    "_id": ObjectId(),
+                    "source": source,
+                    "target": target,
+                    "chunk": chunk,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for source, chunk in zip(sources, chunks, strict=True)
+            ]
+        lost: set[int] = set()
+        if docs:
+            try:
+                await self.follows.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                lost = {int(e["index"]) for e in errors}
+        if lost:  # concurrent first follows won: their slots are not used
+            back: dict[str, list[int]] = {}
+            for i in lost:
+                back.setdefault(docs[i]["target"], []).append(docs[i]["chunk"])
+            for target, chunks in back.items():
+                await self.meta.give_back(target, chunks)
+            won = await self.existing([(docs[i]["source"], docs[i]["target"]) for i in lost])
+            todo += [(r, False) for r in won.values() if r.frontier is None]
+        todo += [(_record(d), True) for i, d in enumerate(docs) if i not in lost]
+        records = [r for r, _ in todo]
+        by_target: dict[str, list[FollowRecord]] = {}
+        for record in records:
+            by_target.setdefault(record.target, []).append(record)
+        await self.enlist_all(by_target)
+        if not records:
+            return [], metas
+        ids = [r.id for r in records]
+        alive = {d["_id"] async for d in self.follows.find({"_id": {"$in": ids}}, {"_id": 1})}
+        gone = [r for r in records if r.id not in alive]
+        for record in gone:
+            await self._delist(record)  # unfollowed meanwhile
+        return [(r, new) for r, new in todo if r.id in alive], metas
+
+    async def existing(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], FollowRecord]:
+        """The follows of these (source, target) pairs that exist (one read)."""
+        if not pairs:
+            return {}
+        wanted = set(pairs)
+        sources = sorted({s for s, _ in wanted})
+        targets = sorted({t for _, t in wanted})
+        found = self.follows.find({"source": {"$in": sources}, "target": {"$in": targets}})
+        return {
+            (d["source"], d["target"]): _record(d)
+            async for d in found
+            if (d["source"], d["target"]) in wanted
+        }
+
+    async def count_followed_many(self, sources: Collection[str]) -> dict[str, int]:
+        """How many feeds each of `sources` follows (one aggregation)."""
+        if not sources:
+            return {}
+        rows = await self.follows.aggregate([
+            {"$match": {"source": {"$in": sorted(sources)}}},
+            {"$group": {"_id": "$source", "n": {"$sum": 1}}},
+        ])  # fmt: skip
+        return {d["_id"]: int(d["n"]) async for d in rows}
+
+    async def complete_many(self, done: Sequence[tuple[FollowRecord, str, int, bool]]) -> None:
+        """`complete` of many follows in one bulk write: (record, frontier, period, pull)."""
+        if not done:
+            return
+        writes = []
+        for record, frontier, period, pull in done:
+            update: Document = {"frontier": frontier, "period": period}
+            if pull:
+                update["pull_source"] = record.source
+            writes.append(UpdateOne({"_id": record.id}, {"$set": update}))
+        await self.follows.bulk_write(writes, ordered=False)
 
     async def complete(self, record: FollowRecord, frontier: str, period: int, pull: bool) -> None:
         update: Document = {"frontier": frontier, "period": period}
@@ -308,6 +413,28 @@ class FollowStore:
                 await self.meta.count(target, result.modified_count)
             adopted += result.modified_count
         return adopted
+
+    async def enlist_all(self, by_target: dict[str, list[FollowRecord]]) -> None:
+        """Add follows of several targets to their chunks in one bulk write ($addToSet: some
+        may be there already)."""
+        writes = []
+        for target, records in by_target.items():
+            by_chunk: dict[int, list[Document]] = {}
+            for record in records:
+                by_chunk.setdefault(record.chunk, []).append({"s": record.source, "f": record.id})
+            writes += [
+                UpdateOne(
+                    {"_id": _chunk_id(target, n)},
+                    {
+                        "$addToSet": {"m": {"$each": members}},
+                        "$setOnInsert": {"target": target, "n": n},
+                    },
+                    upsert=True,
+                )
+                for n, members in by_chunk.items()
+            ]
+        if writes:
+            await self.chunks.bulk_write(writes, ordered=False)
 
     async def enlist_many(
         self, target: str, records: Sequence[FollowRecord], dedupe: bool = True

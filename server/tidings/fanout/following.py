@@ -120,9 +120,9 @@ class FollowService:
         by_target: dict[str, list[FollowRecord]] = {}
         for record, _ in started:
             by_target.setdefault(record.target, []).append(record)
-        missing = [t for t in by_target if t not in metas]
-        if missing:
-            metas.update(await self.follows.meta.get_many(missing))
+        # Read after the follows were stored, as a switch to pull marks the follows it finds:
+        # either it found these, or they see the new mode here.
+        metas = await self.follows.meta.get_many(by_target)
         copies: list[Entry] = []
         done: list[tuple[FollowRecord, str, int, bool]] = []
         for target, records in by_target.items():

@@ -229,8 +229,29 @@ class Batches:
         future: asyncio.Future[InputError | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append((item, future))
         if key not in self._tasks:
-            self._tasks[key] = asyncio.create_task(self._drain(key))
+            task = asyncio.create_task(self._drain(key))
+            self._tasks[key] = task
+            # Also when it is cancelled before it ever ran (its `finally` never runs then).
+            task.add_done_callback(lambda done: self._drop(key, done, []))
         return await asyncio.shield(future)
+
+    def _drop(
+        self,
+        key: Key,
+        task: asyncio.Task[None] | None,
+        batch: list[tuple[str, asyncio.Future[InputError | None]]],
+    ) -> None:
+        """The drain `task` of `key` ends: cancel what it still holds (nothing, unless it was
+        cancelled). A later drain of the same key is left alone."""
+        if task is None or self._tasks.get(key) is not task:
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()
+            return
+        del self._tasks[key]
+        for _, future in batch + self._pending.pop(key, []):
+            if not future.done():
+                future.cancel()
 
     async def _drain(self, key: Key) -> None:
         batch: list[tuple[str, asyncio.Future[InputError | None]]] = []
@@ -250,7 +271,4 @@ class Batches:
                             future.set_result(failed.get(item))
                 batch = []
         finally:
-            del self._tasks[key]
-            for _, future in batch + self._pending.pop(key, []):
-                if not future.done():
-                    future.cancel()
+            self._drop(key, asyncio.current_task(), batch)

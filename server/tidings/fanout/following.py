@@ -93,7 +93,17 @@ class FollowService:
                 if whole:
                     return failed
                 pairs = [p for p in pairs if p not in failed]
-        started, metas = await self.follows.follow_many(pairs)
+        prefilled: dict[str, tuple[str, int, bool]] = {}
+        if copy_limit == 0:  # nothing to copy: the follows are inserted complete
+            targets = list(dict.fromkeys(t for _, t in pairs))
+            before = await self.follows.meta.get_many(targets)
+            for target in targets:
+                ids = await self.activities.latest_own(target, 1)
+                if ids:  # as in _complete
+                    await self.follows.meta.raise_max(target, ids[0])
+                meta = before[target]
+                prefilled[target] = (ids[0] if ids else "", meta.period, meta.pull_rooms)
+        started, metas = await self.follows.follow_many(pairs, prefilled)
         new_sources = {r.source for r, new in started if new}
         if new_sources:  # concurrent follows of a source went past the cap: undo the new ones
             counts = await self.follows.count_followed_many(new_sources)
@@ -125,9 +135,12 @@ class FollowService:
         metas = await self.follows.meta.get_many(by_target)
         copies: list[Entry] = []
         done: list[tuple[FollowRecord, str, int, bool]] = []
+        pulled: list[FollowRecord] = []
         for target, records in by_target.items():
             meta = metas[target]
-            ids = await self.activities.latest_own(target, copy_limit + 1)
+            ids: list[str] = []
+            if any(r.frontier is None for r in records):  # else read before their insert
+                ids = await self.activities.latest_own(target, copy_limit + 1)
             frontier = ids[copy_limit] if len(ids) > copy_limit else ""
             if ids:  # a later activity at or below what a follower may merge in is back-dated
                 await self.follows.meta.raise_max(target, ids[0])
@@ -137,12 +150,18 @@ class FollowService:
                     for r in records
                     for activity_id in ids[:copy_limit]
                 ]
-            done += [(r, frontier, meta.period, meta.pull_rooms) for r in records]
+            if meta.pull_rooms:
+                pulled += records
+            for r in records:
+                if r.frontier is None:
+                    done.append((r, frontier, meta.period, meta.pull_rooms))
+                elif (r.period, r.pull) != (meta.period, meta.pull_rooms):
+                    # inserted complete, but the mode changed meanwhile: as if completed now
+                    done.append((r, r.frontier, meta.period, meta.pull_rooms or r.pull))
         await self._drop_removed(await self.activities.insert_entries(copies))
         await self.follows.complete_many(done)
-        for record, _, _, pull_rooms in done:
-            if pull_rooms:
-                await self.broadcaster.follows_changed(record.source, record.target, True)
+        for record in pulled:
+            await self.broadcaster.follows_changed(record.source, record.target, True)
         for target in {r.target for r, new in started if new}:
             await self._check(metas[target])
 

@@ -144,7 +144,9 @@ class FollowStore:
         return record, new
 
     async def follow_many(
-        self, pairs: Sequence[tuple[str, str]]
+        self,
+        pairs: Sequence[tuple[str, str]],
+        complete: dict[str, tuple[str, int, bool]] | None = None,
     ) -> tuple[list[tuple[FollowRecord, bool]], dict[str, FeedMeta]]:
         """`follow` of many (source, target) pairs in a few bulk writes, whatever their number:
         one read of the follows that exist, per target one write of its `feeds` document
@@ -152,7 +154,10 @@ class FollowStore:
         memberships, one read to see none was undone meanwhile. Same guarantees as `follow`
         (every step can be retried; a crash leaves at most a counter to repair). Answers the
         follows still to complete (with whether each is new) and, per target with new
-        follows, its metadata after they were counted."""
+        follows, its metadata after they were counted. `complete` (target → frontier, period,
+        pull): new follows of those targets are inserted complete (nothing to copy; the
+        caller checks the mode did not change meanwhile)."""
+        complete = complete or {}
         existing = await self.existing(pairs)
         todo: list[tuple[FollowRecord, bool]] = [
             (r, False) for r in existing.values() if r.frontier is None
@@ -166,6 +171,10 @@ class FollowStore:
         now = datetime.now(UTC)
         for target, sources in wanted.items():
             chunks, metas[target] = await self.meta.take_many(target, len(sources), CHUNK_SIZE)
+            done: Document = {}
+            if target in complete:
+                frontier, period, pull = complete[target]
+                done = {"frontier": frontier, "period": period}
             docs += [
                 {
                     "_id": ObjectId(),
@@ -174,6 +183,8 @@ class FollowStore:
                     "chunk": chunk,
                     "created_at": now,
                     "updated_at": now,
+                    **done,
+                    **({"pull_source": source} if done and pull else {}),
                 }
                 for source, chunk in zip(sources, chunks, strict=True)
             ]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, roundtrip
+from . import cluster, follows, roundtrip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     cluster.add_arguments(cl)
     cl.set_defaults(run=cluster.main)
+    fo = commands.add_parser(
+        "follows",
+        help="single REST follows of one feed up to 10,000 followers (rate per 1,000) and "
+        "follow_many of 10,000 follows: follows/s",
+        description=follows.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    follows.add_arguments(fo)
+    fo.set_defaults(run=follows.main)
     return parser
 
 

@@ -92,6 +92,7 @@ class FanoutSettings:
     pull_threshold: int
     push_threshold: int
     max_following: int
+    max_follow_many: int = 2500
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ class _FanoutSchema(_Section):
     pull_threshold = fields.Integer(required=True, validate=_positive())
     push_threshold = fields.Integer(required=True, validate=validate.Range(min=0))
     max_following = fields.Integer(required=True, validate=_positive())
+    max_follow_many = fields.Integer(load_default=2500, validate=_positive())
 
     @validates_schema
     def hysteresis(self, data: dict[str, Any], **_: Any) -> None:

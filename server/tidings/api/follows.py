@@ -1,20 +1,23 @@
-"""Follows: `POST feed/{slug}/{user_id}/follows/`, `DELETE …/follows/{target}/`, and the
-`followers/` and `follows/` listings."""
+"""Follows: `POST feed/{slug}/{user_id}/follows/`, `DELETE …/follows/{target}/`, the
+`followers/` and `follows/` listings, and the batch calls `follow_many/` and `unfollow_many/`
+(server token only, as Stream: at most `fanout.max_follow_many` entries, the whole batch
+validated before anything is stored)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from ..domain.errors import InputError
-from ..domain.feeds import parse_feed_id
+from ..domain.errors import FeedConfigError, InputError, NotAllowedError
+from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.validation import input_error
 from ..keys import SERVICE, SETTINGS
 from ..store.follows import Follow
 from . import params
-from .context import authorize, json_body
+from .context import authenticate, authorize, json_body
 from .errors import answer
 
 
@@ -34,14 +37,7 @@ async def follow(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise input_error(exc) from exc
     target = parse_feed_id(body["target"], settings.feeds.keys(), "target")
-    limit = body["activity_copy_limit"]
-    if limit is None:
-        limit = settings.fanout.default_copy_limit
-    if limit > settings.fanout.max_copy_limit:
-        raise InputError(
-            f"activity_copy_limit must be at most {settings.fanout.max_copy_limit}",
-            {"activity_copy_limit": [f"at most {settings.fanout.max_copy_limit}"]},
-        )
+    limit = _copy_limit(request, body["activity_copy_limit"])
     await request.app[SERVICE].follow(source, target, limit)
     return answer(request, {}, status=201)
 
@@ -82,3 +78,111 @@ def _listing(request: web.Request) -> tuple[int, int, list[str]]:
 
 def _rows(follows: list[Follow]) -> list[dict[str, str]]:
     return [f.public() for f in follows]
+
+
+def _copy_limit(request: web.Request, limit: int | None) -> int:
+    fanout = request.app[SETTINGS].fanout
+    if limit is None:
+        return fanout.default_copy_limit
+    if limit > fanout.max_copy_limit:
+        raise InputError(
+            f"activity_copy_limit must be at most {fanout.max_copy_limit}",
+            {"activity_copy_limit": [f"at most {fanout.max_copy_limit}"]},
+        )
+    return limit
+
+
+class FollowManySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    source = fields.String(required=True)
+    target = fields.String(required=True)
+
+
+class UnfollowManySchema(FollowManySchema):
+    keep_history = fields.Boolean(load_default=False)
+
+
+UNFOLLOW_CONCURRENCY = 16
+
+
+def _server_only(request: web.Request) -> None:
+    """Stream answers the batch follow calls to server tokens only (the SDK signs them
+    `follower`/`*`/`*`)."""
+    grant = authenticate(request)
+    if not (
+        grant.resource in ("*", "follower")
+        and grant.action in ("*", "write", "delete")
+        and grant.feed_id == "*"
+    ):
+        raise NotAllowedError("follow_many/ and unfollow_many/ need a server token")
+
+
+async def _entries(request: web.Request, schema: Schema) -> list[tuple[FeedId, FeedId, Any]]:
+    """The batch's entries, every one validated before any is used."""
+    settings = request.app[SETTINGS]
+    body = await json_body(request)
+    limit = settings.fanout.max_follow_many
+    if not isinstance(body, list):
+        raise InputError("the body must be a list of follows", {"body": ["must be a list"]})
+    if len(body) > limit:
+        raise InputError(
+            f"at most {limit} follows per call", {"body": [f"{len(body)} entries; at most {limit}"]}
+        )
+    groups = settings.feeds.keys()
+    entries = []
+    for i, raw in enumerate(body):
+        if not isinstance(raw, dict):
+            raise InputError(f"entry {i} is not an object", {f"[{i}]": ["must be an object"]})
+        try:
+            loaded: dict[str, Any] = schema.load(raw)
+        except ValidationError as exc:
+            raise input_error(exc, f"[{i}].") from exc
+        source = parse_feed_id(loaded["source"], groups, f"[{i}].source")
+        target = parse_feed_id(loaded["target"], groups, f"[{i}].target")
+        if source == target:
+            raise InputError(
+                "a feed cannot follow itself", {f"[{i}].target": ["cannot follow itself"]}
+            )
+        entries.append((source, target, loaded.get("keep_history", False)))
+    return entries
+
+
+async def follow_many(request: web.Request) -> web.Response:
+    """`POST follow_many/?activity_copy_limit=n [{source, target}, ...]`."""
+    _server_only(request)
+    raw = request.query.get("activity_copy_limit")
+    limit = None
+    if raw is not None:
+        limit = params.integer(request.query, "activity_copy_limit", 0, 0, 1 << 31)
+    limit = _copy_limit(request, limit)
+    entries = await _entries(request, FollowManySchema())
+    feeds = request.app[SETTINGS].feeds
+    for i, (_, target, _) in enumerate(entries):
+        if not feeds[target.group].followable:
+            raise FeedConfigError(
+                f"feeds of group {target.group} cannot be followed",
+                {f"[{i}].target": [f"feed group {target.group} is not followable"]},
+            )
+    pairs = [(str(s), str(t)) for s, t, _ in entries]
+    await request.app[SERVICE].follow_service.follow_many(pairs, limit)
+    return answer(request, {}, status=201)
+
+
+async def unfollow_many(request: web.Request) -> web.Response:
+    """`POST unfollow_many/ [{source, target, keep_history}, ...]`: each as a single unfollow,
+    a few at once."""
+    _server_only(request)
+    entries = await _entries(request, UnfollowManySchema())
+    service = request.app[SERVICE]
+    slots = asyncio.Semaphore(UNFOLLOW_CONCURRENCY)
+
+    async def one(source: FeedId, target: FeedId, keep: bool) -> None:
+        async with slots:
+            await service.unfollow(source, target, bool(keep))
+
+    async with asyncio.TaskGroup() as group:
+        for source, target, keep in dict.fromkeys(entries):
+            group.create_task(one(source, target, keep))
+    return answer(request, {})

@@ -33,4 +33,7 @@ def setup_routes(app: web.Application) -> None:
         web.get(FEED + "/followers" + SLASH, follows.followers, allow_head=False),
         web.delete(FEED + "/follows/{target}" + SLASH, follows.unfollow),
         web.delete(FEED + "/{activity_id}" + SLASH, feeds.remove_activity),
+        # follows in batches (issue 8 part 3)
+        web.post(BASE + "/follow_many" + SLASH, follows.follow_many),
+        web.post(BASE + "/unfollow_many" + SLASH, follows.unfollow_many),
     ])  # fmt: skip

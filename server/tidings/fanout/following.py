@@ -16,13 +16,15 @@ The follower counter of a feed is repaired from its follows before it switches t
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..config import FanoutSettings
 from ..domain.errors import InputError
 from ..domain.events import Broadcaster
 from ..store.activities import ActivityStore, Entry
 from ..store.feeds import DRAINING, PULL, PUSH, FeedMeta
-from ..store.follows import FollowStore
+from ..store.follows import FollowRecord, FollowStore
 from ..store.jobs import JobStore
 from .runner import FanoutRunner
 from .switches import copy_merged
@@ -44,47 +46,136 @@ class FollowService:
         self.settings = settings
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.runner, self.broadcaster = runner, broadcaster
+        self._batches = Batches(self._follow_targets, settings.max_follow_many)
 
     async def follow(self, source: str, target: str, copy_limit: int) -> None:
+        """`source` follows `target`. Concurrent follows of one feed (with the same copy limit)
+        are stored together, in the few bulk writes of one `follow_many` batch: a follow costs
+        O(1) store round trips whatever the feed's follower count, and the feed's `feeds`
+        document is written once per batch instead of three times per follow."""
+        error = await self._batches.submit((target, copy_limit), source)
+        if error is not None:
+            raise error
+
+    async def follow_many(self, pairs: Sequence[tuple[str, str]], copy_limit: int) -> None:
+        """`follow_many/`: every (source, target) pair followed in bulk writes. A source that
+        would follow more than `fanout.max_following` feeds refuses the whole batch (nothing
+        stored). Validation of the feed ids is the caller's."""
+        failed = await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=True)
+        if failed:
+            raise next(iter(failed.values()))
+
+    async def _follow_targets(
+        self, key: tuple[str, int], sources: list[str]
+    ) -> dict[str, InputError]:
+        target, copy_limit = key
+        failed = await self._follow_batch(
+            [(s, target) for s in dict.fromkeys(sources)], copy_limit, whole=False
+        )
+        return {source: error for (source, _), error in failed.items()}
+
+    async def _follow_batch(
+        self, pairs: list[tuple[str, str]], copy_limit: int, whole: bool
+    ) -> dict[tuple[str, str], InputError]:
+        """Store the follows of `pairs`; answer those refused by the follow cap (`whole`: any
+        refusal refuses every pair, before anything is stored)."""
         cap = self.settings.max_following
-        if await self.follows.get(source, target) is None:  # a repeat follow is not counted
-            await self._check_cap(source, cap)
-        started = await self.follows.follow(source, target)
-        if started is None:
-            return
-        record, new = started
-        if new and await self.follows.count_followed(source, cap + 1) > cap:
-            await self.follows.unfollow(record)  # concurrent follows went past the cap
-            await self._check_cap(source, cap, force=True)
-        meta = await (self.follows.meta.count(target, 1) if new else self.follows.meta.get(target))
-        ids = await self.activities.latest_own(target, copy_limit + 1)
-        frontier = ids[copy_limit] if len(ids) > copy_limit else ""
-        if ids:  # a later activity at or below what this follower may merge in is back-dated
-            await self.follows.meta.raise_max(target, ids[0])
-        if meta.mode in (PUSH, DRAINING):
-            copied = await self.activities.insert_entries(
-                [Entry(source, activity_id, origin=target) for activity_id in ids[:copy_limit]]
-            )
-            await self._drop_removed(source, copied)
-        await self.follows.complete(record, frontier, meta.period, meta.pull_rooms)
-        if meta.pull_rooms:
-            await self.broadcaster.follows_changed(source, target, True)
-        if new:
-            await self._check(meta)
+        existing = await self.follows.existing(pairs)
+        adding = Counter(s for s, t in pairs if (s, t) not in existing)
+        failed: dict[tuple[str, str], InputError] = {}
+        if adding:
+            counts = await self.follows.count_followed_many(adding)
+            over = {s for s, n in adding.items() if counts.get(s, 0) + n > cap}
+            if over:
+                for pair in pairs:
+                    if pair[0] in over and pair not in existing:
+                        failed[pair] = _cap_error(pair[0], cap)
+                if whole:
+                    return failed
+                pairs = [p for p in pairs if p not in failed]
+        prefilled: dict[str, tuple[str, int, bool]] = {}
+        if copy_limit == 0:  # nothing to copy: the follows are inserted complete
+            targets = list(dict.fromkeys(t for _, t in pairs))
+            before = await self.follows.meta.get_many(targets)
+            for target in targets:
+                ids = await self.activities.latest_own(target, 1)
+                if ids:  # as in _complete
+                    await self.follows.meta.raise_max(target, ids[0])
+                meta = before[target]
+                prefilled[target] = (ids[0] if ids else "", meta.period, meta.pull_rooms)
+        started, metas = await self.follows.follow_many(pairs, prefilled)
+        new_sources = {r.source for r, new in started if new}
+        if new_sources:  # concurrent follows of a source went past the cap: undo the new ones
+            counts = await self.follows.count_followed_many(new_sources)
+            over = {s for s in new_sources if counts.get(s, 0) > cap}
+            if over:
+                undone = [r for r, new in started if new and r.source in over]
+                for record in undone:
+                    if await self.follows.unfollow(record):
+                        metas[record.target] = await self.follows.meta.count(record.target, -1)
+                    failed[(record.source, record.target)] = _cap_error(record.source, cap)
+                started = [(r, new) for r, new in started if not (new and r.source in over)]
+        await self._complete(started, copy_limit, metas)
+        return failed
 
-    async def _check_cap(self, source: str, cap: int, force: bool = False) -> None:
-        if force or await self.follows.count_followed(source, cap) >= cap:
-            raise InputError(
-                f"a feed can follow at most {cap} feeds",
-                {"target": [f"{source} follows {cap} feeds already"]},
-            )
+    async def _complete(
+        self,
+        started: list[tuple[FollowRecord, bool]],
+        copy_limit: int,
+        metas: dict[str, FeedMeta],
+    ) -> None:
+        """Copy (push feeds) or frontier (pull feeds) of the follows started, in bulk: per
+        target one read of its newest activities; one insert of every copy; one write that
+        completes every follow. Then the mode switches the new follower counts call for."""
+        by_target: dict[str, list[FollowRecord]] = {}
+        for record, _ in started:
+            by_target.setdefault(record.target, []).append(record)
+        # Read after the follows were stored, as a switch to pull marks the follows it finds:
+        # either it found these, or they see the new mode here.
+        metas = await self.follows.meta.get_many(by_target)
+        copies: list[Entry] = []
+        done: list[tuple[FollowRecord, str, int, bool]] = []
+        pulled: list[FollowRecord] = []
+        for target, records in by_target.items():
+            meta = metas[target]
+            ids: list[str] = []
+            if any(r.frontier is None for r in records):  # else read before their insert
+                ids = await self.activities.latest_own(target, copy_limit + 1)
+            frontier = ids[copy_limit] if len(ids) > copy_limit else ""
+            if ids:  # a later activity at or below what a follower may merge in is back-dated
+                await self.follows.meta.raise_max(target, ids[0])
+            if meta.mode in (PUSH, DRAINING):
+                copies += [
+                    Entry(r.source, activity_id, origin=target)
+                    for r in records
+                    for activity_id in ids[:copy_limit]
+                ]
+            if meta.pull_rooms:
+                pulled += records
+            for r in records:
+                if r.frontier is None:
+                    done.append((r, frontier, meta.period, meta.pull_rooms))
+                elif (r.period, r.pull) != (meta.period, meta.pull_rooms):
+                    # inserted complete, but the mode changed meanwhile: as if completed now
+                    done.append((r, r.frontier, meta.period, meta.pull_rooms or r.pull))
+        await self._drop_removed(await self.activities.insert_entries(copies))
+        await self.follows.complete_many(done)
+        for record in pulled:
+            await self.broadcaster.follows_changed(record.source, record.target, True)
+        for target in {r.target for r, new in started if new}:
+            await self._check(metas[target])
 
-    async def _drop_removed(self, feed: str, copied: list[Entry]) -> None:
-        """Take back copies of activities removed meanwhile (tombstoned), as fanout batches do."""
-        removed = await asyncio.gather(*(self.activities.is_removed(e.activity_id) for e in copied))
-        for entry, gone in zip(copied, removed, strict=True):
+    async def _drop_removed(self, copied: list[Entry]) -> None:
+        """Take back copies of activities removed meanwhile (tombstoned), as fanout batches do
+        (one check per distinct activity)."""
+        feeds: dict[str, list[str]] = {}
+        for entry in copied:
+            feeds.setdefault(entry.activity_id, []).append(entry.feed)
+        ids = list(feeds)
+        removed = await asyncio.gather(*(self.activities.is_removed(i) for i in ids))
+        for activity_id, gone in zip(ids, removed, strict=True):
             if gone:
-                await self.activities.remove_entries([feed], entry.activity_id)
+                await self.activities.remove_entries(feeds[activity_id], activity_id)
 
     async def unfollow(self, source: str, target: str, keep_history: bool) -> None:
         record = await self.follows.get(source, target)
@@ -127,3 +218,76 @@ class FollowService:
         job = await self.jobs.create_once(job_id, kind, [feed])  # type: ignore[arg-type]
         if job is not None:
             self.runner.start(job)
+
+
+def _cap_error(source: str, cap: int) -> InputError:
+    return InputError(
+        f"a feed can follow at most {cap} feeds",
+        {"target": [f"{source} follows {cap} feeds already"]},
+    )
+
+
+Key = tuple[str, int]
+Run = Callable[[Key, list[str]], Awaitable[dict[str, InputError]]]
+
+
+class Batches:
+    """Group commit: items submitted under one key while a batch of that key is being stored
+    wait and are stored together in the next batch (at most `max_size`). The first item of an
+    idle key is stored at once (no timer, no added latency). A caller cancelled while waiting
+    does not cancel its batch (others wait on it; the follow is stored or not, as a follow cut
+    off mid-way would be); a batch that fails fails each of its items; a drain task cancelled
+    (shutdown) cancels the items it still holds."""
+
+    def __init__(self, run: Run, max_size: int) -> None:
+        self._run, self._max = run, max_size
+        self._pending: dict[Key, list[tuple[str, asyncio.Future[InputError | None]]]] = {}
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+
+    async def submit(self, key: Key, item: str) -> InputError | None:
+        future: asyncio.Future[InputError | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append((item, future))
+        if key not in self._tasks:
+            task = asyncio.create_task(self._drain(key))
+            self._tasks[key] = task
+            # Also when it is cancelled before it ever ran (its `finally` never runs then).
+            task.add_done_callback(lambda done: self._drop(key, done, []))
+        return await asyncio.shield(future)
+
+    def _drop(
+        self,
+        key: Key,
+        task: asyncio.Task[None] | None,
+        batch: list[tuple[str, asyncio.Future[InputError | None]]],
+    ) -> None:
+        """The drain `task` of `key` ends: cancel what it still holds (nothing, unless it was
+        cancelled). A later drain of the same key is left alone."""
+        if task is None or self._tasks.get(key) is not task:
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()
+            return
+        del self._tasks[key]
+        for _, future in batch + self._pending.pop(key, []):
+            if not future.done():
+                future.cancel()
+
+    async def _drain(self, key: Key) -> None:
+        batch: list[tuple[str, asyncio.Future[InputError | None]]] = []
+        try:
+            while self._pending.get(key):
+                queued = self._pending[key]
+                batch, self._pending[key] = queued[: self._max], queued[self._max :]
+                try:
+                    failed = await self._run(key, [item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for item, future in batch:
+                        if not future.done():
+                            future.set_result(failed.get(item))
+                batch = []
+        finally:
+            self._drop(key, asyncio.current_task(), batch)

@@ -149,6 +149,53 @@ class FeedMetaStore:
                 return int(doc["slots"]) - count
         raise RuntimeError(f"could not take follower slots of {feed}")
 
+    async def take_many(self, feed: str, count: int, chunk_size: int) -> tuple[list[int], FeedMeta]:
+        """`count` new follows of `feed` at once: take that many chunk slots (holes first, the
+        last ones first, as take_hole does; then new slots), count them as followers and mark
+        the feed changing, in ONE write to its document. Answers the chunk of each slot and
+        the metadata after the write. The holes are taken by compare-and-set on the list (at
+        most MAX_HOLES entries): a concurrent change of the holes retries with a fresh read."""
+        for _ in range(UPSERT_TRIES):
+            doc = await self.feeds.find_one({"_id": feed}, {"holes": 1})
+            holes = [int(h) for h in (doc or {}).get("holes", ())]
+            reuse = min(count, len(holes))
+            now = datetime.now(UTC)
+            update: Document = {
+                "$inc": {"slots": count - reuse, "followers": count},
+                "$max": {"changed_at": now},  # see mark_changing
+            }
+            if reuse:
+                query: Document = {"_id": feed, "holes": holes}
+                update["$set"] = {"holes": holes[: len(holes) - reuse]}
+            else:
+                query = {"_id": feed}
+                update["$setOnInsert"] = {"mode": PUSH, "period": 0, "pull_since": ""}
+            try:
+                after = await self.feeds.find_one_and_update(
+                    query, update, upsert=not reuse, return_document=ReturnDocument.AFTER
+                )
+            except DuplicateKeyError:  # concurrent first follows raced on the upsert
+                continue
+            if after is None:  # the holes changed meanwhile (or the embedded store's race)
+                continue
+            first = int(after["slots"]) - (count - reuse)
+            taken = holes[len(holes) - reuse :][::-1]
+            chunks = taken + [(first + i) // chunk_size for i in range(count - reuse)]
+            return chunks, _meta(feed, after)
+        raise RuntimeError(f"could not take follower slots of {feed}")
+
+    async def give_back(self, feed: str, chunks: list[int]) -> None:
+        """Slots taken by take_many that no follow used (a concurrent first follow of the same
+        feeds won): holes again, and not followers."""
+        if chunks:
+            await self.feeds.update_one(
+                {"_id": feed},
+                {
+                    "$push": {"holes": {"$each": chunks, "$slice": -MAX_HOLES}},
+                    "$inc": {"followers": -len(chunks)},
+                },
+            )
+
     async def count(self, feed: str, delta: int) -> FeedMeta:
         doc = await self.feeds.find_one_and_update(
             {"_id": feed}, {"$inc": {"followers": delta}}, return_document=ReturnDocument.AFTER

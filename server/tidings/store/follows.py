@@ -30,7 +30,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.ids import format_time
 from ..domain.merge import Bounds
@@ -39,6 +39,10 @@ from .feeds import FeedMeta, FeedMetaStore
 from .mongo import Database, Document
 
 CHUNK_SIZE = 500
+DUPLICATE_KEY = 11000
+# Values per `$in` of a bulk read: the embedded store matches each candidate against the whole
+# list (2,500 ids in one `$in` took 4 s, in 25 reads of 100 a few ms each).
+IN_BATCH = 100
 Member = tuple[str, ObjectId]  # (follower feed, its follow's _id)
 
 
@@ -138,6 +142,144 @@ class FollowStore:
         if not new and record.frontier is not None:
             return None
         return record, new
+
+    async def follow_many(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        complete: dict[str, tuple[str, int, bool]] | None = None,
+    ) -> tuple[list[tuple[FollowRecord, bool]], dict[str, FeedMeta]]:
+        """`follow` of many (source, target) pairs in a few bulk writes, whatever their number:
+        one read of the follows that exist, per target one write of its `feeds` document
+        (take_many: slots, counter), one insert of the new follows, one write of their chunk
+        memberships, one read to see none was undone meanwhile. Same guarantees as `follow`
+        (every step can be retried; a crash leaves at most a counter to repair). Answers the
+        follows still to complete (with whether each is new) and, per target with new
+        follows, its metadata after they were counted. `complete` (target → frontier, period,
+        pull): new follows of those targets are inserted complete (nothing to copy; the
+        caller checks the mode did not change meanwhile)."""
+        complete = complete or {}
+        existing = await self.existing(pairs)
+        todo: list[tuple[FollowRecord, bool]] = [
+            (r, False) for r in existing.values() if r.frontier is None
+        ]
+        wanted: dict[str, list[str]] = {}
+        for source, target in dict.fromkeys(pairs):
+            if (source, target) not in existing:
+                wanted.setdefault(target, []).append(source)
+        metas: dict[str, FeedMeta] = {}
+        docs: list[Document] = []
+        now = datetime.now(UTC)
+        for target, sources in wanted.items():
+            chunks, metas[target] = await self.meta.take_many(target, len(sources), CHUNK_SIZE)
+            done: Document = {}
+            if target in complete:
+                frontier, period, pull = complete[target]
+                done = {"frontier": frontier, "period": period}
+            docs += [
+                {
+                    "_id": ObjectId(),
+                    "source": source,
+                    "target": target,
+                    "chunk": chunk,
+                    "created_at": now,
+                    "updated_at": now,
+                    **done,
+                    **({"pull_source": source} if done and pull else {}),
+                }
+                for source, chunk in zip(sources, chunks, strict=True)
+            ]
+        lost: set[int] = set()
+        if docs:
+            try:
+                await self.follows.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                lost = {int(e["index"]) for e in errors}
+        if lost:  # concurrent first follows won: their slots are not used
+            back: dict[str, list[int]] = {}
+            for i in lost:
+                back.setdefault(docs[i]["target"], []).append(docs[i]["chunk"])
+            for target, chunks in back.items():
+                await self.meta.give_back(target, chunks)
+            won = await self.existing([(docs[i]["source"], docs[i]["target"]) for i in lost])
+            todo += [(r, False) for r in won.values() if r.frontier is None]
+        todo += [(_record(d), True) for i, d in enumerate(docs) if i not in lost]
+        records = [r for r, _ in todo]
+        await self.enlist_all([r for r, new in todo if not new], dedupe=True)
+        await self.enlist_all([r for r, new in todo if new], dedupe=False)
+        if not records:
+            return [], metas
+        alive = await self._alive([r.id for r in records])
+        gone = [r for r in records if r.id not in alive]
+        for record in gone:
+            await self._delist(record)  # unfollowed meanwhile
+        return [(r, new) for r, new in todo if r.id in alive], metas
+
+    async def existing(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], FollowRecord]:
+        """The follows of these (source, target) pairs that exist (one read)."""
+        if not pairs:
+            return {}
+        wanted = set(pairs)
+        by_target: dict[str, list[str]] = {}
+        for source, target in sorted(wanted):
+            by_target.setdefault(target, []).append(source)
+        queries = [
+            {"source": {"$in": sources[i : i + IN_BATCH]}, "target": target}
+            for target, sources in by_target.items()
+            for i in range(0, len(sources), IN_BATCH)
+        ]
+        found = await asyncio.gather(*(self.follows.find(q).to_list() for q in queries))
+        return {(d["source"], d["target"]): _record(d) for docs in found for d in docs}
+
+    async def _alive(self, ids: Sequence[ObjectId]) -> set[ObjectId]:
+        """Those of these follows that still exist."""
+        found = await asyncio.gather(
+            *(
+                self.follows.find(
+                    {"_id": {"$in": list(ids[i : i + IN_BATCH])}}, {"_id": 1}
+                ).to_list()
+                for i in range(0, len(ids), IN_BATCH)
+            )
+        )
+        return {d["_id"] for docs in found for d in docs}
+
+    async def count_followed_many(self, sources: Collection[str]) -> dict[str, int]:
+        """How many feeds each of `sources` follows (an aggregation per IN_BATCH sources)."""
+        wanted = sorted(sources)
+
+        async def count(part: list[str]) -> list[Document]:
+            rows = await self.follows.aggregate([
+                {"$match": {"source": {"$in": part}}},
+                {"$group": {"_id": "$source", "n": {"$sum": 1}}},
+            ])  # fmt: skip
+            return await rows.to_list()
+
+        found = await asyncio.gather(
+            *(count(wanted[i : i + IN_BATCH]) for i in range(0, len(wanted), IN_BATCH))
+        )
+        return {d["_id"]: int(d["n"]) for rows in found for d in rows}
+
+    async def complete_many(self, done: Sequence[tuple[FollowRecord, str, int, bool]]) -> None:
+        """`complete` of many follows: (record, frontier, period, pull), one update of IN_BATCH
+        follows per same frontier, period and mark (cheaper on the embedded store than one
+        update per follow)."""
+        groups: dict[tuple[str, int, bool], list[ObjectId]] = {}
+        for record, frontier, period, pull in done:
+            groups.setdefault((frontier, period, pull), []).append(record.id)
+        writes = []
+        for (frontier, period, pull), ids in groups.items():
+            update: list[Document] = [{"$set": {"frontier": frontier, "period": period}}]
+            if pull:  # never unset here: a switch to pull may have set it meanwhile
+                update[0]["$set"]["pull_source"] = "$source"
+            writes += [
+                self.follows.update_many({"_id": {"$in": ids[i : i + IN_BATCH]}}, update)
+                for i in range(0, len(ids), IN_BATCH)
+            ]
+        await asyncio.gather(*writes)
 
     async def complete(self, record: FollowRecord, frontier: str, period: int, pull: bool) -> None:
         update: Document = {"frontier": frontier, "period": period}
@@ -321,6 +463,33 @@ class FollowStore:
                 await self.meta.count(target, result.modified_count)
             adopted += result.modified_count
         return adopted
+
+    async def enlist_all(self, records: Sequence[FollowRecord], dedupe: bool) -> None:
+        """Add follows of several targets to their chunks in one bulk write (`dedupe`: some
+        may be there already: $addToSet, which costs the chunk's size per member on the
+        embedded store; new follows are $push-ed)."""
+        by_target: dict[str, list[FollowRecord]] = {}
+        for record in records:
+            by_target.setdefault(record.target, []).append(record)
+        add = "$addToSet" if dedupe else "$push"
+        writes = []
+        for target, records in by_target.items():
+            by_chunk: dict[int, list[Document]] = {}
+            for record in records:
+                by_chunk.setdefault(record.chunk, []).append({"s": record.source, "f": record.id})
+            writes += [
+                UpdateOne(
+                    {"_id": _chunk_id(target, n)},
+                    {
+                        add: {"m": {"$each": members}},
+                        "$setOnInsert": {"target": target, "n": n},
+                    },
+                    upsert=True,
+                )
+                for n, members in by_chunk.items()
+            ]
+        if writes:
+            await self.chunks.bulk_write(writes, ordered=False)
 
     async def enlist_many(
         self, target: str, records: Sequence[FollowRecord], dedupe: bool = True

@@ -1,0 +1,216 @@
+"""The follow benchmark: how fast one feed gains followers through the API.
+
+(a) single REST follows (`POST feed/timeline/<i>/follows/ {target}`) of ONE feed, `--in-flight`
+at once, until it has `--followers` followers: the rate over each `--step` follows, so that a
+rate falling with the follower count shows; (b) `POST follow_many/` of `--many` follows of
+another feed, in calls of `--many-batch` follows (Stream documents 2,500 per call; its SDK sends
+one call per `client.follow_many(...)`), one call after the other: follows/s over all of them.
+Both follow with `activity_copy_limit` = `--copy-limit` (0: a follow's own cost, not its
+copies). Phase (a) stops after `--budget` seconds (the old code took over 20 minutes for
+10,000): the steps done so far are reported. One JSON document on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pymongo.errors import PyMongoError
+
+from .feeds import API, HTTP_TIMEOUT
+from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int, require_loopback
+from .services import Target, headers, log, machine, open_target
+from .store import store_version
+
+MANY_TIMEOUT = 300.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("what to measure")
+    target.add_argument(
+        "--start",
+        action="store_true",
+        help="start a store (embedded SecantusDB, or --mongodb-url) and a Tidings server "
+        "process with a fresh database, and stop them at the end",
+    )
+    target.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="a running Tidings (loopback only; ignored with --start)",
+    )
+    target.add_argument("--api-key", default=DEV_API_KEY)
+    target.add_argument("--api-secret", default=DEV_API_SECRET)
+    target.add_argument(
+        "--mongodb-url",
+        default="",
+        help="with --start: use this store instead of starting an embedded one",
+    )
+    target.add_argument("--database", default="tidings", help="ignored with --start")
+    load = parser.add_argument_group("load")
+    load.add_argument("--followers", type=positive_int, default=10_000)
+    load.add_argument("--step", type=positive_int, default=1000, help="follows per rate sample")
+    load.add_argument("--in-flight", type=positive_int, default=100)
+    load.add_argument("--budget", type=positive_float, default=600.0, help="seconds for (a)")
+    load.add_argument("--many", type=positive_int, default=10_000)
+    load.add_argument("--many-batch", type=positive_int, default=2500)
+    load.add_argument("--copy-limit", type=int, default=0)
+    # The started server's fanout settings (bench/services.py): its defaults.
+    parser.set_defaults(batch_size=500, concurrency=4)
+
+
+async def _follow_one(
+    http: aiohttp.ClientSession, target: Target, source: str, feed: str, copy_limit: int
+) -> None:
+    group, _, user_id = source.partition(":")
+    async with http.post(
+        f"{target.url}{API}/feed/{group}/{user_id}/follows/",
+        params={"api_key": target.api_key},
+        json={"target": feed, "activity_copy_limit": copy_limit},
+        headers=headers(target),
+        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT),
+    ) as rsp:
+        if rsp.status not in (200, 201):
+            raise RuntimeError(f"follow {source}: HTTP {rsp.status}: {await rsp.text()}")
+
+
+async def single_follows(
+    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str
+) -> dict[str, Any]:
+    feed = f"user:{run}-single"
+    queue = iter(range(args.followers))
+    done = 0
+    steps: list[dict[str, Any]] = []
+    started = step_started = time.perf_counter()
+    deadline = started + args.budget
+
+    async def worker() -> None:
+        nonlocal done, step_started
+        for i in queue:
+            if time.perf_counter() > deadline:
+                return
+            await _follow_one(http, target, f"timeline:{run}-s{i}", feed, args.copy_limit)
+            done += 1
+            if done % args.step == 0:
+                now = time.perf_counter()
+                rate = args.step / (now - step_started)
+                steps.append({"followers": done, "follows_per_s": round(rate, 1)})
+                log(f"(a) {done} followers: {rate:.1f} follows/s over the last {args.step}")
+                step_started = now
+
+    await asyncio.gather(*(worker() for _ in range(args.in_flight)))
+    seconds = time.perf_counter() - started
+    return {
+        "feed": feed,
+        "in_flight": args.in_flight,
+        "follows_done": done,
+        "finished": done == args.followers,
+        "seconds": round(seconds, 2),
+        "mean_follows_per_s": round(done / seconds, 1),
+        "per_step": steps,
+    }
+
+
+async def follow_many(
+    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str
+) -> dict[str, Any]:
+    feed = f"user:{run}-many"
+    calls = []
+    started = time.perf_counter()
+    for first in range(0, args.many, args.many_batch):
+        body = [
+            {"source": f"timeline:{run}-m{i}", "target": feed}
+            for i in range(first, min(first + args.many_batch, args.many))
+        ]
+        call_started = time.perf_counter()
+        async with http.post(
+            f"{target.url}{API}/follow_many/",
+            params={"api_key": target.api_key, "activity_copy_limit": str(args.copy_limit)},
+            json=body,
+            headers=headers(target),
+            timeout=aiohttp.ClientTimeout(total=MANY_TIMEOUT),
+        ) as rsp:
+            if rsp.status not in (200, 201):
+                raise RuntimeError(f"follow_many: HTTP {rsp.status}: {await rsp.text()}")
+        call = time.perf_counter() - call_started
+        calls.append({"follows": len(body), "seconds": round(call, 3)})
+        log(f"(b) follow_many of {len(body)}: {len(body) / call:.0f} follows/s")
+    seconds = time.perf_counter() - started
+    return {
+        "feed": feed,
+        "follows": args.many,
+        "batch": args.many_batch,
+        "seconds": round(seconds, 3),
+        "follows_per_s": round(args.many / seconds, 1),
+        "calls": calls,
+    }
+
+
+async def _followers(target: Target, feed: str) -> int | None:
+    if target.db is None:
+        return None
+    return int(await target.db["follows"].count_documents({"target": feed}))
+
+
+async def bench_follows(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.start:
+        require_loopback(args.url, "--url")
+    run = uuid.uuid4().hex[:8]
+    report: dict[str, Any] = {
+        "benchmark": "follows",
+        "run": run,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+        open_target(args, http, run) as target,
+    ):
+        report["store"] = target.store
+        if target.db is not None:
+            report["store_version"] = await store_version(target.db)
+        if target.server is not None:
+            report["server_pid"] = target.server.pid
+        report["settings"] = {
+            "followers": args.followers,
+            "in_flight": args.in_flight,
+            "step": args.step,
+            "budget_s": args.budget,
+            "many": args.many,
+            "many_batch": args.many_batch,
+            "activity_copy_limit": args.copy_limit,
+        }
+        single = await single_follows(args, http, target, run)
+        single["followers_stored"] = await _followers(target, single["feed"])
+        report["single_rest_follows"] = single
+        try:
+            many = await follow_many(args, http, target, run)
+        except (RuntimeError, aiohttp.ClientError) as exc:  # e.g. no follow_many/ (404)
+            many = {"feed": f"user:{run}-many", "follows": args.many, "error": str(exc)}
+        many["followers_stored"] = await _followers(target, many["feed"])
+        report["follow_many"] = many
+    return report
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        report = asyncio.run(bench_follows(args))
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, OSError, PyMongoError, aiohttp.ClientError) as exc:
+        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    single, many = report["single_rest_follows"], report["follow_many"]
+    ok = (
+        single["finished"]
+        and "error" not in many
+        and many["followers_stored"] in (None, many["follows"])
+    )
+    return 0 if ok else 1

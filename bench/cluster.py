@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pymongo.errors import PyMongoError
 
 from tidings.auth import server_token
 from tidings.local_redis import local_redis
@@ -62,7 +60,7 @@ from .options import (
     positive_int,
     require_loopback,
 )
-from .services import EMBEDDED_CACHE_SIZE, Target, log, machine, mongo_client
+from .services import EMBEDDED_CACHE_SIZE, Target, log, machine, mongo_client, run_report
 from .stats import busy_seconds, match_deliveries, percentiles
 from .store import count_entries, raw_insert_rate, store_version
 
@@ -369,13 +367,6 @@ async def cluster(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        report = asyncio.run(cluster(args))
-    except KeyboardInterrupt:
-        return 130
-    except (RuntimeError, OSError, PyMongoError, aiohttp.ClientError) as exc:
-        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report, indent=2))
-    failed = any("error" in r or r.get("deliveries_missing") for r in report["results"])
-    return 1 if failed else 0
+    return run_report(cluster(args), lambda report: any(
+        "error" in r or r.get("deliveries_missing") for r in report["results"]
+    ))  # fmt: skip

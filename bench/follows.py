@@ -14,45 +14,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from pymongo.errors import PyMongoError
 
 from .feeds import API, HTTP_TIMEOUT
-from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int, require_loopback
-from .services import Target, headers, log, machine, open_target
+from .options import (
+    add_target_arguments,
+    positive_float,
+    positive_int,
+    require_loopback,
+)
+from .services import Report, Target, headers, log, machine, open_target, run_report
 from .store import store_version
 
 MANY_TIMEOUT = 300.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_argument_group("what to measure")
-    target.add_argument(
-        "--start",
-        action="store_true",
-        help="start a store (embedded SecantusDB, or --mongodb-url) and a Tidings server "
-        "process with a fresh database, and stop them at the end",
-    )
-    target.add_argument(
-        "--url",
-        default="http://127.0.0.1:8080",
-        help="a running Tidings (loopback only; ignored with --start)",
-    )
-    target.add_argument("--api-key", default=DEV_API_KEY)
-    target.add_argument("--api-secret", default=DEV_API_SECRET)
-    target.add_argument(
-        "--mongodb-url",
-        default="",
-        help="with --start: use this store instead of starting an embedded one",
-    )
-    target.add_argument("--database", default="tidings", help="ignored with --start")
+    add_target_arguments(parser, "with --start: use this store instead of starting an embedded one")
     load = parser.add_argument_group("load")
     load.add_argument("--followers", type=positive_int, default=10_000)
     load.add_argument("--step", type=positive_int, default=1000, help="follows per rate sample")
@@ -199,18 +182,12 @@ async def bench_follows(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        report = asyncio.run(bench_follows(args))
-    except KeyboardInterrupt:
-        return 130
-    except (RuntimeError, OSError, PyMongoError, aiohttp.ClientError) as exc:
-        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report, indent=2))
-    single, many = report["single_rest_follows"], report["follow_many"]
-    ok = (
-        single["finished"]
-        and "error" not in many
-        and many["followers_stored"] in (None, many["follows"])
-    )
-    return 0 if ok else 1
+    def failed(report: Report) -> bool:
+        single, many = report["single_rest_follows"], report["follow_many"]
+        return not (
+            single["finished"]
+            and "error" not in many
+            and many["followers_stored"] in (None, many["follows"])
+        )
+
+    return run_report(bench_follows(args), failed)

@@ -51,6 +51,28 @@ def require_loopback(url: str, what: str) -> None:
         raise SystemExit(f"bench: {what} {url!r} is not a loopback address")
 
 
+def add_target_arguments(parser: argparse.ArgumentParser, mongodb_help: str) -> None:
+    """The Tidings a benchmark measures: one it starts (`--start`) or one already running."""
+    target = parser.add_argument_group("what to measure")
+    target.add_argument(
+        "--start",
+        action="store_true",
+        help="start a store (embedded SecantusDB, or --mongodb-url) and a Tidings server "
+        "process with a fresh database, and stop them at the end",
+    )
+    target.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="a running Tidings (loopback only; ignored with --start)",
+    )
+    target.add_argument("--api-key", default=DEV_API_KEY)
+    target.add_argument("--api-secret", default=DEV_API_SECRET)
+    target.add_argument("--mongodb-url", default="", help=mongodb_help)
+    target.add_argument(
+        "--database", default="tidings", help="Tidings' database (ignored with --start)"
+    )
+
+
 def add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
     """--batch-size, --concurrency and --raw-docs: the fanout settings of a started server and
     the shape of the raw bulk-insert measurement."""

@@ -21,29 +21,26 @@ import argparse
 import asyncio
 import json
 import random
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from pymongo.errors import PyMongoError
 
 from .children import SubscriberProcess, start_subscribers
 from .feeds import Posts, post_all, read_missing, setup_follows, setup_pull_follows
 from .options import (
-    DEV_API_KEY,
-    DEV_API_SECRET,
     add_fanout_arguments,
     add_subscriber_arguments,
+    add_target_arguments,
     counts,
     positive_float,
     positive_int,
     push_threshold,
     require_loopback,
 )
-from .services import Target, log, machine, open_target
+from .services import Target, log, machine, open_target, run_report
 from .stats import busy_seconds, distribution, match_deliveries, percentiles
 from .store import count_entries, fanout_mode, raw_insert_rate, store_version
 
@@ -58,28 +55,10 @@ READ_CONCURRENCY = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_argument_group("what to measure")
-    target.add_argument(
-        "--start",
-        action="store_true",
-        help="start a store (embedded SecantusDB, or --mongodb-url) and a Tidings server "
-        "process with a fresh database, and stop them at the end",
-    )
-    target.add_argument(
-        "--url",
-        default="http://127.0.0.1:8080",
-        help="a running Tidings (loopback only; ignored with --start)",
-    )
-    target.add_argument("--api-key", default=DEV_API_KEY)
-    target.add_argument("--api-secret", default=DEV_API_SECRET)
-    target.add_argument(
-        "--mongodb-url",
-        default="",
-        help="the store Tidings uses (loopback only): for fast follow setup and the raw "
-        "insert rate; with --start, use it instead of starting an embedded store",
-    )
-    target.add_argument(
-        "--database", default="tidings", help="Tidings' database (ignored with --start)"
+    add_target_arguments(
+        parser,
+        "the store Tidings uses (loopback only): for fast follow setup and the raw insert "
+        "rate; with --start, use it instead of starting an embedded store",
     )
 
     load = parser.add_argument_group("load")
@@ -423,16 +402,7 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        report = asyncio.run(roundtrip(args))
-    except KeyboardInterrupt:
-        return 130
-    except (RuntimeError, OSError, PyMongoError, aiohttp.ClientError) as exc:
-        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report, indent=2))
-    failed = any(
+    return run_report(roundtrip(args), lambda report: any(
         "error" in r or r.get("deliveries_missing") or r.get("reads_missing_activities")
         for r in report["results"]
-    )
-    return 1 if failed else 0
+    ))  # fmt: skip

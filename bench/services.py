@@ -6,18 +6,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from tidings.auth import server_token
 from tidings.processes import die_with_parent, free_port
@@ -194,3 +196,20 @@ async def open_target(
             stack.push_async_callback(client.close)
             target.db = client[database]
         yield target
+
+
+Report = dict[str, Any]
+
+
+def run_report(benchmark: Coroutine[Any, Any, Report], failed: Callable[[Report], bool]) -> int:
+    """Run a benchmark, print its JSON report on stdout; the exit status is 1 when it could not
+    run or when `failed(report)` (something was missing), 130 on ^C, else 0."""
+    try:
+        report = asyncio.run(benchmark)
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, OSError, PyMongoError, aiohttp.ClientError) as exc:
+        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 1 if failed(report) else 0

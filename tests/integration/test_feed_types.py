@@ -214,6 +214,10 @@ CONFIG = """
 type = "notification"
 aggregation_format = "{{ actor }}"
 max_length = 3
+
+[feeds.scores]
+type = "aggregated"
+aggregation_format = "{{ verb }}-{{ 100 // points }}"
 """
 
 
@@ -236,6 +240,25 @@ def test_max_length_ages_the_least_recently_updated_groups_out(
     assert [g["group"] for g in feed.get()["results"]] == ["e", "d", "c"]
     feed.add_activity(like("c", 9))
     assert [g["group"] for g in feed.get()["results"]] == ["c", "e", "d"]
+
+
+def test_an_activity_its_own_grouped_feeds_cannot_group_is_refused_whole(
+    own_server: ServerProcess, uid: str
+) -> None:
+    """The format of `scores` divides by the activity's `points`: one with 0 cannot be grouped
+    in a feed it is added to or names in `to`, so the add is refused (FeedConfigException,
+    code 6), a batch whole, and nothing of it is stored."""
+    client = stream.connect(API_KEY, API_SECRET, base_url=own_server.base_url)
+    scores, author = client.feed("scores", uid), client.feed("user", uid)
+    with pytest.raises(FeedConfigException):
+        scores.add_activity(like("a", 1, points=0))
+    with pytest.raises(FeedConfigException):
+        scores.add_activities([like("a", 2, points=5), like("b", 3, points=0)])
+    with pytest.raises(FeedConfigException):
+        author.add_activity(like("a", 4, points=0, to=[f"scores:{uid}"]))
+    assert scores.get()["results"] == [] and author.get()["results"] == []
+    scores.add_activity(like("a", 5, points=5))
+    assert [g["group"] for g in scores.get()["results"]] == ["like-20"]
 
 
 def test_a_bad_aggregation_format_stops_the_start(tmp_path: Path) -> None:

@@ -75,8 +75,9 @@ class FeedService:
         authorize_targets(grant, new, str(self.settings.auth.api_secret), batch)
         started = time.perf_counter()
         origin = str(feed)
-        await self.activities.save(new, origin, grant.may_write)
         feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
+        self._check_groupable(new, feeds, batch)
+        await self.activities.save(new, origin, grant.may_write)
         await self.place(new, feeds, started)
         return [a.public() for a in new]
 
@@ -89,10 +90,29 @@ class FeedService:
         authorize_targets(grant, [activity], str(self.settings.auth.api_secret))
         started = time.perf_counter()
         owners = list(dict.fromkeys(str(f) for f in feeds))
+        placed = {activity.id: list(dict.fromkeys((*owners, *activity.to)))}
+        self._check_groupable([activity], placed, batch=False)
         await self.activities.save_to_many(activity, owners)
-        await self.place(
-            [activity], {activity.id: list(dict.fromkeys((*owners, *activity.to)))}, started
-        )
+        await self.place([activity], placed, started)
+
+    def _check_groupable(
+        self, new: Sequence[Activity], feeds: dict[str, list[str]], batch: bool
+    ) -> None:
+        """Refuse, before anything is stored, an activity that an aggregated or notification
+        feed it is added to (or names in `to`) cannot group: its format does not render for
+        it (FeedConfigException). A follower feed that gets it later groups it on its own."""
+        for index, activity in enumerate(new):
+            for feed in feeds[activity.id]:
+                group = self.settings.feeds.get(feed.partition(":")[0])
+                if group is None or group.aggregation is None:
+                    continue
+                try:
+                    group.aggregation.group_of(activity.public())
+                except FeedConfigError as exc:
+                    field = f"activities[{index}]" if batch else "activity"
+                    raise FeedConfigError(
+                        exc.detail, {field: [f"does not fit the aggregation_format of {feed}"]}
+                    ) from None
 
     async def follow_count(self, feed: FeedId, followers: bool, groups: Sequence[str]) -> int:
         return await self.follows.count_of(str(feed), followers, groups)

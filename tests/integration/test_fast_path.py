@@ -15,10 +15,7 @@ sleeping: a marker posted afterwards arrives after anything the socket got befor
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import json
-import os
 import re
 import socket
 import struct
@@ -32,6 +29,7 @@ import pytest
 import socketio
 
 from tests.integration.conftest import SERVER_TOKEN, token
+from tests.raw_socket import RawSocket
 from tests.support import API_KEY, ServerProcess, Store
 
 WAIT = 15.0  # bound of every wait, seconds
@@ -133,63 +131,29 @@ def _now(check: Callable[[], Any]) -> Callable[[], Any]:
     return wrapped
 
 
-class RawClient:
-    """Engine.IO v4 / Socket.IO v5 over a WebSocket spoken by hand on an asyncio stream.
+class RawClient(RawSocket):
+    """Engine.IO v4 / Socket.IO v5 over a WebSocket spoken by hand (tests/raw_socket.py),
+    connected, recording the `feed.update` events it reads.
 
     `rcvbuf` shrinks the kernel receive buffer, and the stream buffers at most a few KB: a test
     can stop reading and the server's sends back up at once."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+        super().__init__(reader, writer)
         self.events: list[Event] = []
         self.closed = False
 
     @classmethod
     async def connect(cls, port: int, jwt_token: str = SERVER_TOKEN,
                       rcvbuf: int | None = None) -> RawClient:  # fmt: skip
-        sock = socket.socket()
-        if rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=2048)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        client = cls(reader, writer)
-        opened = await client.packet()
-        assert opened.startswith("0{") and json.loads(opened[1:])["upgrades"] == [], opened
+        client = await cls.open_(port, rcvbuf)
+        assert client.open["upgrades"] == [], client.open
         client.send("40" + json.dumps({"token": jwt_token}))
         connected = await client.packet()
         assert connected.startswith("40{") and "sid" in json.loads(connected[2:]), connected
         return client
 
-    def send(self, text: str) -> None:
-        payload, mask = text.encode(), os.urandom(4)
-        assert len(payload) < 1 << 16
-        head = (
-            bytes((0x81, 0x80 | len(payload)))
-            if len(payload) < 126
-            else (bytes((0x81, 0x80 | 126)) + struct.pack("!H", len(payload)))
-        )
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + masked)
-
-    async def frame(self) -> tuple[int, bytes]:
-        first, second = await self.reader.readexactly(2)
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return first & 0x0F, await self.reader.readexactly(length)
-
-    async def packet(self, events_too: bool = False) -> str:
+    async def reply(self, events_too: bool = False) -> str:
         """The next packet that is not a ping (answered) nor, unless `events_too`, an event
         (recorded either way)."""
         while True:
@@ -209,7 +173,7 @@ class RawClient:
 
     async def subscribe(self, feed: str) -> dict[str, Any]:
         self.send("420" + json.dumps(["subscribe", {"feed": feed}]))
-        answer = await self.packet()
+        answer = await self.reply()
         assert answer.startswith("430["), answer
         return dict(json.loads(answer[3:])[0])
 
@@ -218,7 +182,7 @@ class RawClient:
 
         async def reading() -> None:
             while activity_id not in new_ids(self.events):
-                await self.packet(events_too=True)
+                await self.reply(events_too=True)
 
         await asyncio.wait_for(reading(), within)
 
@@ -227,11 +191,6 @@ class RawClient:
         sock = self.writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -485,20 +444,20 @@ async def test_fast_path_protocol_edges(
     sockets = await rest.metric("tidings_connected_sockets")
     raw = await raw_client(clients, fast_server.port, [f"user:{uid}"])
     raw.send("2probe")  # an Engine.IO ping from the client is answered
-    assert await raw.packet() == "3probe"
+    assert await raw.reply() == "3probe"
     raw.send('421["no.such.event",{}]')  # an event nobody handles: no ack, as in python-socketio
     raw.send("41")  # Socket.IO disconnect: the server closes the connection
     with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
-        await raw.packet()
+        await raw.reply()
 
     binary = await raw_client(clients, fast_server.port, [])
     binary.writer.write(bytes((0x82, 0x80 | 3)) + b"\0\0\0\0" + b"abc")  # a binary frame
     with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
-        await binary.packet()
+        await binary.reply()
     attachment = await raw_client(clients, fast_server.port, [])
     attachment.send('451-1["subscribe",{"_placeholder":true,"num":0}]')  # a binary event
     attachment.writer.write(bytes((0x82, 0x80 | 3)) + b"\0\0\0\0" + b"abc")  # its attachment
-    answer = await attachment.packet()  # answered as python-socketio does: an error ack
+    answer = await attachment.reply()  # answered as python-socketio does: an error ack
     assert answer.startswith("431[") and json.loads(answer[3:])[0]["ok"] is False, answer
     await attachment.close()
     await poll(lambda: _equals(rest.metric("tidings_connected_sockets"), sockets),

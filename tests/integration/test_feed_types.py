@@ -242,6 +242,25 @@ def test_max_length_ages_the_least_recently_updated_groups_out(
     assert [g["group"] for g in feed.get()["results"]] == ["c", "e", "d"]
 
 
+def test_removing_a_groups_newest_activity_recomputes_every_derived_field(
+    own_server: ServerProcess, uid: str
+) -> None:
+    """`short` groups by actor: a group of a like and a newer share. Without the share its
+    id, verb, updated_at, activity_count and actor_count are the like's alone."""
+    client = stream.connect(API_KEY, API_SECRET, base_url=own_server.base_url)
+    feed = client.feed("short", uid)
+    liked = feed.add_activity(like("a", 1))
+    shared = feed.add_activity(like("a", 2, "share"))
+    (group,) = feed.get()["results"]
+    assert (group["id"], group["verb"], group["activity_count"]) == (shared["id"], "share", 2)
+    feed.remove_activity(shared["id"])
+    (group,) = feed.get()["results"]
+    assert (group["id"], group["verb"]) == (liked["id"], "like")
+    assert (group["activity_count"], group["actor_count"]) == (1, 1)
+    assert group["updated_at"] == group["created_at"]
+    assert group["updated_at"].second == 1
+
+
 def test_an_activity_its_own_grouped_feeds_cannot_group_is_refused_whole(
     own_server: ServerProcess, uid: str
 ) -> None:

@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne, UpdateOne
+from bson import ObjectId
+from pymongo import DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
@@ -103,6 +104,7 @@ class ActivityStore:
     def __init__(self, db: Database, groups: GroupStore | None = None) -> None:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
+        self.joins = db["group_joins"]  # inserts of grouped entries not joined yet (_join)
         self.groups = groups
 
     async def save(
@@ -284,7 +286,10 @@ class ActivityStore:
         if not entries:
             return []
         docs = [_entry_doc(e) for e in entries]
-        grouped = await self._group_keys(entries, docs)
+        token = ObjectId()
+        grouped = await self._group_keys(entries, docs, token)
+        if grouped:
+            await self.joins.insert_one({"_id": token})  # until they joined (see _join)
         skipped: set[int] = set()
         try:
             await self.entries.insert_many(docs, ordered=False)
@@ -296,40 +301,48 @@ class ActivityStore:
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
+            await self.joins.delete_one({"_id": token})
         return inserted
 
     async def _join(
         self, inserted: Sequence[Entry], repeated: Sequence[Entry], found: dict[str, Any]
     ) -> None:
-        """New entries of grouped feeds join their groups; a repeated one joins only when it is
-        still `pending` (its insert was cut short before its join: a crash). An entry stops
-        being pending once joined; a crash in between is a no-op join (the group holds it)."""
+        """New entries of grouped feeds join their groups; a repeated one joins only when its
+        join is still pending: its insert was cut short before its join (a crash). Entries of
+        grouped feeds name the insert that wrote them (`join`: a token in `group_joins` from
+        before the entries until after their join, so no write per entry marks them joined);
+        a crash after the join leaves the token, and a retry's join is a no-op (the group
+        holds the ids). (`pending: true`: entries written before the tokens.)"""
         groups = self.groups
         if groups is None:
             return
         inserted = [e for e in inserted if e.activity_id in found and groups.group_of_feed(e.feed)]
         repeated = [e for e in repeated if e.activity_id in found and groups.group_of_feed(e.feed)]
-        pending = await asyncio.gather(*(
-            self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id, "pending": True},
-                                  {"_id": 1})
+        stored = await asyncio.gather(*(
+            self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id},
+                                  {"_id": 0, "join": 1, "pending": 1})
             for e in repeated
         ))  # fmt: skip
-        joining = [*inserted, *(e for e, doc in zip(repeated, pending, strict=True) if doc)]
+        tokens = list({d["join"] for d in stored if d and "join" in d})
+        live = set()
+        if tokens:
+            live = {d["_id"] async for d in self.joins.find({"_id": {"$in": tokens}}, {"_id": 1})}
+        joining = [
+            *inserted,
+            *(e for e, d in zip(repeated, stored, strict=True)
+              if d and (d.get("pending") is True or d.get("join") in live)),
+        ]  # fmt: skip
         if not joining:
             return
         fault_point("groups.before_join")
         await groups.join((e.feed, e.activity_id, found[e.activity_id]) for e in joining)
-        await self.entries.bulk_write(
-            [UpdateOne({"feed": e.feed, "activity_id": e.activity_id}, {"$unset": {"pending": ""}})
-             for e in joining],
-            ordered=False,
-        )  # fmt: skip
 
     async def _group_keys(
-        self, entries: Sequence[Entry], docs: list[Document]
+        self, entries: Sequence[Entry], docs: list[Document], token: ObjectId
     ) -> dict[str, dict[str, Any]]:
-        """Entries of aggregated and notification feeds carry their group key and actor (what
-        a removal recomputes their group from): answers those entries' activities, by id."""
+        """Entries of aggregated and notification feeds carry their group key, actor and verb
+        (what a removal recomputes their group from) and the token of their insert: answers
+        those entries' activities, by id."""
         groups = self.groups
         if groups is None or not any(groups.group_of_feed(e.feed) for e in entries):
             return {}
@@ -341,8 +354,8 @@ class ActivityStore:
         keys = groups.keys([(e.feed, e.activity_id) for e in entries], found)
         for doc, key in zip(docs, keys, strict=True):
             if key is not None:
-                doc["group"], doc["actor"] = key
-                doc["pending"] = True  # until it joined its group (see _join)
+                doc["group"], doc["actor"], doc["verb"] = key
+                doc["join"] = token
         return found
 
     async def _grouped_entries(

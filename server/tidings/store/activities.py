@@ -210,10 +210,17 @@ class ActivityStore:
         for _ in range(RETRIES):
             data = change(json.loads(doc["data"]))
             text = json.dumps(data, separators=(",", ":"))
+            # `written`: the fields as first written, what groups are formed from (Stream
+            # applies aggregation formats at write time only: an update moves no activity
+            # between groups, neither copied nor merged at read time from a pull feed).
             result = await self.activities.update_one(
                 {**unchanged(doc), "removed": {"$ne": True}},
-                {"$set": {"data": text}, "$inc": {"v": 1}},
-            )
+                [{"$set": {
+                    "data": {"$literal": text},
+                    "written": {"$ifNull": ["$written", "$data"]},
+                    "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
+                }}],
+            )  # fmt: skip
             if result.matched_count:
                 return data
             fresh = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
@@ -347,10 +354,7 @@ class ActivityStore:
         if groups is None or not any(groups.group_of_feed(e.feed) for e in entries):
             return {}
         ids = list({e.activity_id for e in entries if groups.group_of_feed(e.feed)})
-        found = {
-            d["_id"]: public_activity(d["_id"], json.loads(d["data"]), None)
-            async for d in self.activities.find({"_id": {"$in": ids}}, {"data": 1})
-        }
+        found = await self.as_written(ids)
         keys = groups.keys([(e.feed, e.activity_id) for e in entries], found)
         for doc, key in zip(docs, keys, strict=True):
             if key is not None:
@@ -527,6 +531,16 @@ class ActivityStore:
     async def latest_own(self, feed: str, limit: int) -> list[str]:
         """Ids of the newest activities that `feed` holds directly (what a new follower copies)."""
         return await self.own_newest(feed, Bounds(), limit)
+
+    async def as_written(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored activities among `ids` as first written (before any update: what their
+        group keys and actors come from), by id."""
+        cursor = self.activities.find({"_id": {"$in": list(ids)}}, {"data": 1, "written": 1})
+        return {
+            d["_id"]: public_activity(d["_id"], json.loads(d.get("written") or d["data"]), None)
+            async for d in cursor
+            if "data" in d
+        }
 
     async def load(self, entries: Iterable[Item]) -> list[dict[str, Any]]:
         """The public activities of entries, in their order; entries of activities no longer

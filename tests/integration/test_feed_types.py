@@ -535,3 +535,33 @@ def test_an_update_shows_in_its_group_whose_key_stays(
         assert [(a["verb"], a["note"]) for a in group["activities"]] == [
             ("share", "full"), ("share", "partial"),
         ]  # fmt: skip
+
+
+async def test_live_counts_of_a_notification_feed_count_merged_groups(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """The counts in a notification feed's events are those its read answers: groups merged
+    from the pull feeds it follows count (`share` exists only by the merge), before and after
+    a mark."""
+    celeb = f"c{uid}"
+    client, followers = _pull_followers(hybrid_server, store, celeb, "notification", uid)
+    client.feed("user", celeb).add_activity(like(celeb, 3, "share"))
+    feed = followers[0]
+    subscriber = PySubscriber()
+    async with aiohttp.ClientSession() as session:
+        rest = Rest(session, hybrid_server.url)
+        try:
+            await subscriber.connect(hybrid_server.url, SERVER_TOKEN)
+            assert "error" not in await subscriber.subscribe(feed.id)
+            await rest.add(feed.id, **like("ann", 4, "comment"))
+            event = await subscriber.wait_for(lambda e: e["new"], "the comment")
+            assert (event["unseen"], event["unread"]) == (3, 3) == (
+                feed.get()["unseen"], feed.get()["unread"],
+            )  # fmt: skip
+            share = groups_of(feed)["share_2026-11-30"]
+            path = f"{hybrid_server.url}/api/v1.0/feed/notification/{feed.user_id}/"
+            await rest.call("GET", path, params={"mark_seen": share["id"]})
+            event = await subscriber.wait_for(lambda e: e.get("unseen") == 2, "after the mark")
+            assert event["unread"] == 3
+        finally:
+            await subscriber.close()

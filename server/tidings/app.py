@@ -88,7 +88,7 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
-    broadcaster.count_groups(app[SERVICE].reads.counts, notification)  # merged groups too
+    broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())
     yield
     watcher.cancel()

@@ -223,6 +223,34 @@ class GroupStore:
         unread = await self.groups.count_documents({"feed": feed, "is_read": False})
         return unseen, unread
 
+    async def counts_many(self, feeds: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(unseen, unread) groups of each feed (the counts of a fanout batch's events): two
+        aggregates per COUNT_CHUNK feeds, on the (feed, is_seen) and (feed, is_read) indexes,
+        not two counts per feed."""
+        found = {feed: [0, 0] for feed in feeds}
+        for start in range(0, len(feeds), COUNT_CHUNK):
+            chunk = list(feeds[start : start + COUNT_CHUNK])
+            for index, flag in enumerate(("is_seen", "is_read")):
+                cursor = await self.groups.aggregate([
+                    {"$match": {"feed": {"$in": chunk}, flag: False}},
+                    {"$group": {"_id": "$feed", "n": {"$sum": 1}}},
+                ])  # fmt: skip
+                async for d in cursor:
+                    found[d["_id"]][index] = d["n"]
+        return {feed: (unseen, unread) for feed, (unseen, unread) in found.items()}
+
+    async def following_pull(self, feeds: Sequence[str]) -> set[str]:
+        """Those of `feeds` that follow some pull feed (their follows carry `pull_source`, a
+        sparse index of `follows`): their groups merge at read time. One query per
+        COUNT_CHUNK feeds."""
+        follows = self.groups.database["follows"]
+        found: set[str] = set()
+        for start in range(0, len(feeds), COUNT_CHUNK):
+            chunk = list(feeds[start : start + COUNT_CHUNK])
+            query = {"pull_source": {"$in": chunk}}
+            found |= {d["pull_source"] async for d in follows.find(query, {"pull_source": 1})}
+        return found
+
     async def mark(self, feed: str, seen: MarkAll, read: MarkAll) -> bool:
         """Mark every group (True) or these group ids seen / read (independently, as Stream);
         answers whether anything was asked."""

@@ -20,7 +20,8 @@ from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
 from ..store.activities import ActivityStore, Item, Page
 from ..store.follows import FollowStore
-from ..store.groups import GroupPage, GroupStore, MarkAll, combined, public_group
+from ..store.groups import GroupPage, GroupStore, public_group
+from ..store.merged_groups import MarkAll, combined
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
 
@@ -89,7 +90,7 @@ class Reads:
         if notification:
             marked = await groups.mark(feed, mark_seen, mark_read)
             if merged:
-                await groups.mark_merged(feed, merged, mark_seen, mark_read)
+                await groups.merged.mark_merged(feed, merged, mark_seen, mark_read)
         return GroupedRead(
             public,
             found.unseen if notification else None,
@@ -120,7 +121,7 @@ class Reads:
         groups = self.activities.groups
         if groups is None or not feeds:
             return {}
-        pulling = await groups.following_pull(feeds)
+        pulling = await groups.merged.following_pull(feeds)
         found = await groups.counts_many([f for f in feeds if f not in pulling])
         for feed in pulling:
             found[feed] = await self.counts(feed)
@@ -149,7 +150,7 @@ class Reads:
         by_key = {doc["group"]: doc for doc in stored.groups}
         own = {d["group"]: d for d in await groups.by_keys(feed, list(pulled))}
         by_key.update(own)
-        marks = await groups.merge_marks(feed, list(pulled))
+        marks = await groups.merged.merge_marks(feed, list(pulled))
         unseen, unread = stored.unseen, stored.unread
         merged = []
         for key, joining in pulled.items():

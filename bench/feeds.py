@@ -108,7 +108,7 @@ async def read_missing(
     http: aiohttp.ClientSession, target: Target, feed: str, wanted: Collection[str]
 ) -> int:
     """How many of the activity ids `wanted` a REST read of `feed` (newest first, page after
-    page) does not show."""
+    page; a grouped feed's groups' activities) does not show."""
     group, _, user_id = feed.partition(":")
     missing = set(wanted)
     path = f"{API}/feed/{group}/{user_id}/?limit={min(len(missing) + 5, 100)}"
@@ -122,7 +122,8 @@ async def read_missing(
             if rsp.status != 200:
                 raise RuntimeError(f"read {feed}: HTTP {rsp.status}: {await rsp.text()}")
             page = await rsp.json()
-        missing -= {str(a.get("id")) for a in page.get("results", [])}
+        for result in page.get("results", []):  # activities, or groups of them
+            missing -= {str(a.get("id")) for a in result.get("activities", [result])}
         path = page.get("next") or ""
         if not missing or not path:
             break
@@ -138,6 +139,7 @@ class Posts:
     started: dict[str, float] = field(default_factory=dict)  # activity id -> time.time()
     seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    verbs: int = 1  # the posts' verbs: post, or post0, post1, ... in turn
 
 
 async def post_all(
@@ -152,7 +154,7 @@ async def post_all(
     async def post(index: int) -> None:
         body = {
             "actor": posts.target_feed,
-            "verb": "post",
+            "verb": "post" if posts.verbs == 1 else f"post{index % posts.verbs}",
             "object": f"bench:{run}:{posts.label}:{index}",
             "foreign_id": f"bench:{run}:{posts.label}:{index}",
         }

@@ -1,14 +1,16 @@
 """The round-trip benchmark: HTTP insert → stored → fanned out → `feed.update` received.
 
 For each follower count n: a fresh feed `user:<run>-<n>` gets n followers
-`timeline:<run>-<n>-<i>`, a separate process (bench/subscribers.py) connects one Socket.IO
-client per follower feed (or per `--connected` of them, spread over the list), then activities
-are posted to the followed feed at a set rate and every delivery is timed from the moment just
-before its POST; afterwards a sample of follower feeds is read back through REST. Above
-`--pull-threshold` followers the feed is made a pull feed first (a pull round: nothing is copied,
-reads merge it in, one emit reaches every connected follower). In the same run, the raw
-bulk-insert rate of the same store is measured, for the ratio of the fanout rate to it. One JSON
-document goes to stdout; progress goes to stderr. See bench/README.md for what each figure means.
+`timeline:<run>-<n>-<i>` (or of the group `--feed-group`: `notification` measures the fanout
+into notification feeds, which group each activity as it arrives), a separate process
+(bench/subscribers.py) connects one Socket.IO client per follower feed (or per `--connected` of
+them, spread over the list), then activities are posted to the followed feed at a set rate and
+every delivery is timed from the moment just before its POST; afterwards a sample of follower
+feeds is read back through REST. Above `--pull-threshold` followers the feed is made a pull feed
+first (a pull round: nothing is copied, reads merge it in, one emit reaches every connected
+follower). In the same run, the raw bulk-insert rate of the same store is measured, for the
+ratio of the fanout rate to it. One JSON document goes to stdout; progress goes to stderr. See
+bench/README.md for what each figure means.
 
 It starts nothing unless asked (`--start`): by default it talks to a running Tidings on
 `--url`. Only loopback addresses are accepted: latencies subtract timestamps taken by two
@@ -49,6 +51,7 @@ RESULTS_MESSAGE_MARGIN = 60.0
 DEFAULT_PULL_THRESHOLD = 10_000  # the server's fanout.pull_threshold default
 READ_SAMPLE = 20  # random follower feeds read back per round, besides the first and the last
 READ_CONCURRENCY = 10
+GROUPED_VERBS = 4  # verbs of the posts into grouped follower feeds (groups by verb and day)
 
 
 # --------------------------------------------------------------------------- options
@@ -93,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server's fanout.pull_threshold: rounds with more followers are pull rounds "
         f"(default {DEFAULT_PULL_THRESHOLD}, the server's default). With --start the server "
         "gets it, and push_threshold = 0.8 x it; without, give the running server's own",
+    )
+    load.add_argument(
+        "--feed-group",
+        default="timeline",
+        metavar="GROUP",
+        help="the follower feeds' group (default timeline, flat): notification or "
+        "timeline_aggregated measure a fanout into grouped feeds (push rounds only; the posts "
+        "then use 4 verbs, so that no group holds more than the 15 activities a read shows)",
     )
     add_fanout_arguments(load)
     add_subscriber_arguments(
@@ -156,9 +167,11 @@ async def run_round(
     args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str, n: int
 ) -> dict[str, Any]:
     target_feed = f"user:{run}-{n}"
-    feeds = [f"timeline:{run}-{n}-{i}" for i in range(n)]
+    feeds = [f"{args.feed_group}:{run}-{n}-{i}" for i in range(n)]
     pull = n > args.pull_threshold
-    rnd = Round(n, feeds, spread(feeds, args.connected), Posts(target_feed, str(n)), pull)
+    verbs = 1 if args.feed_group == "timeline" else GROUPED_VERBS
+    posts = Posts(target_feed, str(n), verbs=verbs)
+    rnd = Round(n, feeds, spread(feeds, args.connected), posts, pull)
     result: dict[str, Any] = {
         "followers": n,
         "connected": len(rnd.connected),
@@ -356,6 +369,7 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
             "started": args.start,
             "url": target.url,
             "followers": args.followers,
+            "feed_group": args.feed_group,
             "connected": args.connected if args.connected else "all",
             "pull_threshold": args.pull_threshold,
             "push_threshold": (

@@ -85,10 +85,10 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
-    broadcaster.count_groups(groups.counts, notification)
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
+    broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())
     yield
     watcher.cancel()

@@ -242,6 +242,25 @@ def test_max_length_ages_the_least_recently_updated_groups_out(
     assert [g["group"] for g in feed.get()["results"]] == ["c", "e", "d"]
 
 
+def test_removing_a_groups_newest_activity_recomputes_every_derived_field(
+    own_server: ServerProcess, uid: str
+) -> None:
+    """`short` groups by actor: a group of a like and a newer share. Without the share its
+    id, verb, updated_at, activity_count and actor_count are the like's alone."""
+    client = stream.connect(API_KEY, API_SECRET, base_url=own_server.base_url)
+    feed = client.feed("short", uid)
+    liked = feed.add_activity(like("a", 1))
+    shared = feed.add_activity(like("a", 2, "share"))
+    (group,) = feed.get()["results"]
+    assert (group["id"], group["verb"], group["activity_count"]) == (shared["id"], "share", 2)
+    feed.remove_activity(shared["id"])
+    (group,) = feed.get()["results"]
+    assert (group["id"], group["verb"]) == (liked["id"], "like")
+    assert (group["activity_count"], group["actor_count"]) == (1, 1)
+    assert group["updated_at"] == group["created_at"]
+    assert group["updated_at"].second == 1
+
+
 def test_an_activity_its_own_grouped_feeds_cannot_group_is_refused_whole(
     own_server: ServerProcess, uid: str
 ) -> None:
@@ -393,3 +412,156 @@ def test_a_pull_feeds_activities_are_grouped_at_read_time(
     assert [g["group"] for g in followers[0].get(limit=1, offset=1)["results"]] == [
         "like_2026-11-30"
     ]
+
+
+def _pull_followers(
+    server: ServerProcess, store: Store, celeb: str, group: str, uid: str
+) -> tuple[StreamClient, list[Any]]:
+    """Four `group` feeds follow user:<celeb>, which becomes a pull feed (threshold 3); its
+    first activity (second 1) is copied by the follows, the next ones are merged at read."""
+    client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+    client.feed("user", celeb).add_activity(like(celeb, 1))
+    followers = [client.feed(group, f"{uid}{n}") for n in range(4)]
+    for follower in followers:
+        follower.follow("user", celeb)
+    db = pymongo.MongoClient(store.url)[server.database]
+
+    def mode() -> str:
+        return str((db["feeds"].find_one({"_id": f"user:{celeb}"}) or {}).get("mode", "push"))
+
+    eventually(lambda: mode() == "pull", "the celebrity's feed to become a pull feed")
+    eventually(lambda: db["fanout_jobs"].count_documents({}) == 0, "the follows' copies")
+    return client, followers
+
+
+def test_marks_of_groups_merged_from_a_pull_feed_stick(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """A notification feed following a pull feed: `like` is stored (a copy) and merged (a
+    newer like), `share` exists only by the merge. Marks (true, or by group ids) stick on the
+    next read and in the counts; a newer merged activity makes its group unseen again."""
+    celeb = f"c{uid}"
+    client, followers = _pull_followers(hybrid_server, store, celeb, "notification", uid)
+    author = client.feed("user", celeb)
+    author.add_activities([like(f"{celeb}b", 2), like(celeb, 3, "share")])
+    feed = followers[0]
+    before = feed.get(mark_seen=True)
+    assert (before["unseen"], before["unread"]) == (2, 2)
+    assert [g["activity_count"] for g in before["results"]] == [1, 2]
+    after = feed.get()
+    assert (after["unseen"], after["unread"]) == (0, 2)
+    assert all(g["is_seen"] and not g["is_read"] for g in after["results"])
+    share = groups_of(feed)["share_2026-11-30"]
+    assert feed.get(mark_read=share["id"])["unread"] == 2
+    read = feed.get()
+    assert read["unread"] == 1
+    assert {g["group"]: g["is_read"] for g in read["results"]} == {
+        "share_2026-11-30": True, "like_2026-11-30": False,
+    }  # fmt: skip
+    likes = groups_of(feed)["like_2026-11-30"]
+    feed.get(mark_read=likes["id"])  # its id is the merged like's: the stored part too
+    assert feed.get()["unread"] == 0
+    author.add_activity(like(f"{celeb}c", 4, "share"))  # merged: share is unseen again
+    again = feed.get()
+    assert (again["unseen"], again["unread"]) == (1, 1)
+    assert groups_of(feed)["share_2026-11-30"]["is_seen"] is False
+    assert groups_of(feed)["like_2026-11-30"]["is_seen"] is True
+    assert followers[1].get()["unseen"] == 2  # marks are the feed's own
+
+
+def test_merged_groups_aggregate_as_copied_ones(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """The same activities copied (added by `to`) into one notification feed and merged from
+    a pull feed into another group alike."""
+    celeb = f"c{uid}"
+    client, followers = _pull_followers(hybrid_server, store, celeb, "notification", uid)
+    copied = client.feed("notification", f"copy{uid}")
+    copied.add_activity(like(celeb, 1))  # the follows' copy of the first, in the other feed
+    activities = [like(f"{celeb}{n % 3}", 2 + n, ["like", "share"][n % 2]) for n in range(20)]
+    client.feed("user", celeb).add_activities(activities)
+    copied.add_activities(activities)
+
+    def shape(feed: Any) -> list[tuple[Any, ...]]:
+        return [
+            (g["group"], g["verb"], g["activity_count"], g["actor_count"], g["id"],
+             [a["id"] for a in g["activities"]], g["created_at"], g["updated_at"])
+            for g in feed.get()["results"]
+        ]  # fmt: skip
+
+    assert shape(followers[0]) == shape(copied)
+
+
+async def test_subscribe_since_on_a_grouped_feed_answers_activities_merged_ones_too(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """`missed` of a grouped feed holds activities (as its live events' `new` do), newer than
+    `since`, oldest first: copied ones and those merged from a pull feed."""
+    celeb = f"c{uid}"
+    client, followers = _pull_followers(hybrid_server, store, celeb, "notification", uid)
+    first = followers[0].get()["results"][0]["activities"][0]  # the copied one
+    direct = client.feed("notification", followers[0].user_id)
+    own = direct.add_activity(like("ann", 5))  # held by the feed itself
+    merged = client.feed("user", celeb).add_activities([like(celeb, 3), like(celeb, 7, "share")])
+    subscriber = PySubscriber()
+    try:
+        await subscriber.connect(hybrid_server.url, SERVER_TOKEN)
+        ack = await subscriber.subscribe(followers[0].id, since=first["id"])
+    finally:
+        await subscriber.close()
+    assert ack["ok"] and ack["more"] is False
+    pulled = [a["id"] for a in merged["activities"]]
+    assert [a["id"] for a in ack["missed"]] == [pulled[0], own["id"], pulled[1]]
+    assert all("activities" not in a for a in ack["missed"])  # activities, not groups
+
+
+def test_an_update_shows_in_its_group_whose_key_stays(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """Full (POST activities/) and partial (POST activity/) updates of grouped activities,
+    copied and merged: a read shows the updated activity in the group it joined, since the
+    format is applied at write time only (as Stream's): a changed verb moves nothing."""
+    celeb = f"c{uid}"
+    client, followers = _pull_followers(hybrid_server, store, celeb, "timeline_aggregated", uid)
+    author = client.feed("user", celeb)
+    copied = author.get()["results"][-1]  # second 1: copied into the followers
+    merged = author.add_activity(like(celeb, 2, foreign_id=f"m{uid}"))
+    client.activity_partial_update(id=copied["id"], set={"verb": "share", "note": "partial"})
+    full = {k: v for k, v in merged.items() if k not in ("id", "duration")}
+    client.update_activities([{**full, "verb": "share", "note": "full"}])
+    for follower in followers[:2]:
+        (group,) = follower.get()["results"]
+        assert group["group"] == "like_2026-11-30" and group["activity_count"] == 2
+        assert [(a["verb"], a["note"]) for a in group["activities"]] == [
+            ("share", "full"), ("share", "partial"),
+        ]  # fmt: skip
+
+
+async def test_live_counts_of_a_notification_feed_count_merged_groups(
+    hybrid_server: ServerProcess, store: Store, uid: str
+) -> None:
+    """The counts in a notification feed's events are those its read answers: groups merged
+    from the pull feeds it follows count (`share` exists only by the merge), before and after
+    a mark."""
+    celeb = f"c{uid}"
+    client, followers = _pull_followers(hybrid_server, store, celeb, "notification", uid)
+    client.feed("user", celeb).add_activity(like(celeb, 3, "share"))
+    feed = followers[0]
+    subscriber = PySubscriber()
+    async with aiohttp.ClientSession() as session:
+        rest = Rest(session, hybrid_server.url)
+        try:
+            await subscriber.connect(hybrid_server.url, SERVER_TOKEN)
+            assert "error" not in await subscriber.subscribe(feed.id)
+            await rest.add(feed.id, **like("ann", 4, "comment"))
+            event = await subscriber.wait_for(lambda e: e["new"], "the comment")
+            assert (event["unseen"], event["unread"]) == (3, 3) == (
+                feed.get()["unseen"], feed.get()["unread"],
+            )  # fmt: skip
+            share = groups_of(feed)["share_2026-11-30"]
+            path = f"{hybrid_server.url}/api/v1.0/feed/notification/{feed.user_id}/"
+            await rest.call("GET", path, params={"mark_seen": share["id"]})
+            event = await subscriber.wait_for(lambda e: e.get("unseen") == 2, "after the mark")
+            assert event["unread"] == 3
+        finally:
+            await subscriber.close()

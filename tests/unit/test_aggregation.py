@@ -18,6 +18,7 @@ from tidings.domain.aggregation import (
     Group,
     apply,
     joinings,
+    regroup,
 )
 from tidings.domain.errors import FeedConfigError
 
@@ -164,3 +165,39 @@ def test_grouping_a_stream_at_once_equals_grouping_it_piece_by_piece(
         for key, joining in joinings(pieces[start:end], fmt).items():
             one_by_one[key] = apply(one_by_one.get(key), joining)
     assert one_by_one == at_once
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40), st.sampled_from(["like", "follow"]), st.sampled_from("abcdefg")
+        ),
+        min_size=1,
+        max_size=60,
+        unique_by=lambda t: t[0],
+    ),
+    st.data(),
+)
+def test_a_group_recomputed_after_removals_equals_grouping_what_is_left(
+    stream: list[tuple[int, str, str]], data: st.DataObject
+) -> None:
+    """Removals (store/groups.recompute: regroup of the entries left) after joins one by one
+    give the groups that grouping only the activities left gives: ids, count, actors, the
+    newest activity's verb, the times; a group left empty is gone."""
+    fmt = AggregationFormat("{{ actor }}")  # verbs differ within a group
+    activities = [_activity(n, verb, actor) for n, verb, actor in stream]
+    groups: dict[str, Group] = {}
+    for activity in data.draw(st.permutations(activities)):
+        for key, joining in joinings([activity], fmt).items():
+            groups[key] = apply(groups.get(key), joining)
+    removed = data.draw(st.sets(st.sampled_from([i for i, _ in activities])))
+    left = [(i, a) for i, a in activities if i not in removed]
+    members: dict[str, dict[str, tuple[str, str]]] = {key: {} for key in groups}
+    for activity_id, activity in left:
+        members[fmt.group_of(activity)][activity_id] = (activity["actor"], activity["verb"])
+    recomputed = {key: regroup(key, m) for key, m in members.items()}
+    expected = {key: apply(None, j) for key, j in joinings(left, fmt).items()}
+    assert {k: g for k, g in recomputed.items() if g is not None} == expected
+    for group in expected.values():
+        newest = dict(left)[group.newest]
+        assert (group.verb, group.key) == (newest["verb"], newest["actor"])

@@ -109,18 +109,28 @@ def joinings(
 ) -> dict[str, Joining]:
     """Group `(activity id, activity)` pairs by their group key; ids repeated in the input
     count once."""
-    by_key: dict[str, dict[str, Mapping[str, Any]]] = {}
+    by_key: dict[str, dict[str, tuple[str, str]]] = {}
     for activity_id, activity in activities:
-        by_key.setdefault(fmt.group_of(activity), {})[activity_id] = activity
-    found = {}
-    for key, members in by_key.items():
-        ids = sorted(members, reverse=True)
-        actors = sorted({_actor(a) for a in members.values()})
-        found[key] = Joining(
-            key, tuple(ids[:MAX_GROUP_ACTIVITIES]), len(ids), tuple(actors[:MAX_GROUP_ACTORS]),
-            str(members[ids[0]].get("verb", "")), ids[-1],
-        )  # fmt: skip
-    return found
+        member = (_actor(activity), str(activity.get("verb", "")))
+        by_key.setdefault(fmt.group_of(activity), {})[activity_id] = member
+    return {key: joining_of(key, members) for key, members in by_key.items()}
+
+
+def joining_of(key: str, members: Mapping[str, tuple[str, str]]) -> Joining:
+    """The joining of one group's members: activity id -> (actor, verb); not empty."""
+    ids = sorted(members, reverse=True)
+    actors = sorted({actor for actor, _ in members.values()})
+    return Joining(
+        key, tuple(ids[:MAX_GROUP_ACTIVITIES]), len(ids), tuple(actors[:MAX_GROUP_ACTORS]),
+        members[ids[0]][1], ids[-1],
+    )  # fmt: skip
+
+
+def regroup(key: str, members: Mapping[str, tuple[str, str]]) -> Group | None:
+    """A group computed from all its members (activity id -> (actor, verb)), as a removal
+    recomputes it from the feed's entries: every derived field (id, verb, counts, times) is
+    that of the members left. None when none is left."""
+    return apply(None, joining_of(key, members)) if members else None
 
 
 def apply(group: Group | None, joining: Joining) -> Group:

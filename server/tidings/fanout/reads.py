@@ -11,6 +11,7 @@ copy of the same activity.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
 from ..store.activities import ActivityStore, Item, Page
 from ..store.follows import FollowStore
-from ..store.groups import GroupPage, MarkAll, combined, public_group
+from ..store.groups import GroupPage, GroupStore, public_group
+from ..store.merged_groups import MarkAll, combined
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
 
@@ -65,15 +67,14 @@ class Reads:
         self, feed: str, page: Page, mark_seen: MarkAll = False, mark_read: MarkAll = False
     ) -> GroupedRead:
         """A page of groups, newest updated first, then the marks: the answer shows the state
-        from before them, as Stream's does. (Activities of pull feeds a grouped feed follows
-        are not merged into its groups: see README.)"""
-        groups = self.activities.groups
-        group = groups.group_of_feed(feed) if groups is not None else None
-        if groups is None or group is None:
-            raise ValueError(f"{feed} is not an aggregated or notification feed")
+        from before them, as Stream's does. Activities of the pull feeds it follows are merged
+        into its groups (`_with_pulled`), and marks of such groups stick (GroupStore
+        .mark_merged)."""
+        groups, group = self._grouped(feed)
         pulls = await self.merged(feed)
+        merged: list[dict[str, Any]] = []
         if pulls:
-            found = await self._with_pulled(feed, group, page, pulls)
+            found, merged = await self._with_pulled(feed, group, page, pulls)
         else:
             found = await groups.read(feed, page.bounds(), page.offset, page.limit)
         loaded = await self.activities.load(
@@ -85,7 +86,11 @@ class Reads:
             public_group(doc, [by_id[i] for i in doc["activity_ids"] if i in by_id], notification)
             for doc in found.groups
         ]
-        marked = notification and await groups.mark(feed, mark_seen, mark_read)
+        marked = False
+        if notification:
+            marked = await groups.mark(feed, mark_seen, mark_read)
+            if merged:
+                await groups.merged.mark_merged(feed, merged, mark_seen, mark_read)
         return GroupedRead(
             public,
             found.unseen if notification else None,
@@ -93,12 +98,42 @@ class Reads:
             marked,
         )
 
+    def _grouped(self, feed: str) -> tuple[GroupStore, FeedGroup]:
+        groups = self.activities.groups
+        group = groups.group_of_feed(feed) if groups is not None else None
+        if groups is None or group is None:
+            raise ValueError(f"{feed} is not an aggregated or notification feed")
+        return groups, group
+
+    async def counts(self, feed: str) -> tuple[int, int]:
+        """(unseen, unread) groups of a notification feed, merged groups of the pull feeds it
+        follows counted as a read counts them (the live counts of its events)."""
+        groups, group = self._grouped(feed)
+        pulls = await self.merged(feed)
+        if not pulls:
+            return await groups.counts(feed)
+        found, _ = await self._with_pulled(feed, group, Page(limit=1), pulls)
+        return found.unseen, found.unread
+
+    async def counts_many(self, feeds: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """`counts` of many notification feeds (one fanout batch's events): a few queries per
+        100 feeds, and a merged read only for the feeds that follow pull feeds."""
+        groups = self.activities.groups
+        if groups is None or not feeds:
+            return {}
+        pulling = await groups.merged.following_pull(feeds)
+        found = await groups.counts_many([f for f in feeds if f not in pulling])
+        for feed in pulling:
+            found[feed] = await self.counts(feed)
+        return found
+
     async def _with_pulled(
         self, feed: str, group: FeedGroup, page: Page, pulls: list[tuple[str, str]]
-    ) -> GroupPage:
+    ) -> tuple[GroupPage, list[dict[str, Any]]]:
         """The stored groups combined with the groups of the newest PULL_WINDOW activities of
         each pull feed it follows (merged at read time, never copied): as if they had been
-        copied. A group only merged in is unseen and unread (marks are stored per group)."""
+        copied, with the marks of merged groups (store/groups.py). Answers the page (its counts
+        count every group, merged ones too) and every group that holds merged activities."""
         groups = self.activities.groups
         assert groups is not None and group.aggregation is not None
         pulled_ids = await asyncio.gather(*(
@@ -108,23 +143,32 @@ class Reads:
         ids = sorted({i for found in pulled_ids for i in found}, reverse=True)
         held = await self.activities.held_of(feed, ids)  # what it holds is in its groups
         ids = [i for i in ids if i not in held]
-        loaded = {a["id"]: a for a in await self.activities.load((i, None) for i in ids)}
-        pulled = joinings(((i, a) for i, a in loaded.items()), group.aggregation)
+        written = await self.activities.as_written(ids)  # grouped as first written
+        pulled = joinings(((i, written[i]) for i in ids if i in written), group.aggregation)
         bounds, want = page.bounds(), page.offset + page.limit
         stored = await groups.read(feed, bounds, 0, want)
         by_key = {doc["group"]: doc for doc in stored.groups}
-        by_key.update({d["group"]: d for d in await groups.by_keys(feed, list(pulled))})
+        own = {d["group"]: d for d in await groups.by_keys(feed, list(pulled))}
+        by_key.update(own)
+        marks = await groups.merged.merge_marks(feed, list(pulled))
         unseen, unread = stored.unseen, stored.unread
+        merged = []
         for key, joining in pulled.items():
-            doc = by_key.get(key)
-            if doc is None:
-                unseen, unread = unseen + 1, unread + 1
-            by_key[key] = combined(doc, joining)
+            doc = own.get(key)
+            mixed = combined(doc, joining, marks.get(key))
+            for flag in ("is_seen", "is_read"):  # the stored counts counted the stored part
+                change = int(not mixed[flag]) - int(doc is not None and not doc[flag])
+                if flag == "is_seen":
+                    unseen += change
+                else:
+                    unread += change
+            by_key[key] = mixed
+            merged.append(mixed)
         docs = sorted(
             (d for d in by_key.values() if bounds.admits(d["gid"])),
             key=lambda d: d["gid"], reverse=True,
         )  # fmt: skip
-        return GroupPage(docs[page.offset : want], unseen, unread)
+        return GroupPage(docs[page.offset : want], unseen, unread), merged
 
     async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
         pulls = await self.merged(feed)

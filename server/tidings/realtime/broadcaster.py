@@ -31,11 +31,11 @@ from .pubsub import RESYNC, RedisLink
 from .rooms import feed_room, pull_room
 from .sio_peers import SioPeers
 
-Counts = Callable[[str], Awaitable[tuple[int, int]]]
+Counts = Callable[[Sequence[str]], Awaitable[dict[str, tuple[int, int]]]]
 
 
-async def _no_counts(feed: str) -> tuple[int, int]:
-    return 0, 0
+async def _no_counts(feeds: Sequence[str]) -> dict[str, tuple[int, int]]:
+    return {}
 
 
 class Broadcaster:
@@ -58,7 +58,8 @@ class Broadcaster:
 
     def count_groups(self, counts: Counts, notification_groups: Collection[str]) -> None:
         """Notification feeds' events carry `unseen` and `unread` (counts of groups, read by
-        `counts(feed)` once the feed holds what the event announces)."""
+        `counts(feeds)`, for all the feeds of one event at once, once they hold what the event
+        announces)."""
         self._counts, self._notification = counts, frozenset(notification_groups)
 
     async def feed_update(self, feeds: Sequence[str], event: dict[str, Any]) -> None:
@@ -67,8 +68,9 @@ class Broadcaster:
         rooms = [feed_room(f) for f in realtime if f not in counted]
         if rooms:  # one packet for all the rooms: a socket in several of them gets it once
             await self._emit(rooms, event)
+        counts = await self._counts(counted) if counted else {}
         for feed in counted:  # counts are per feed: an event of its own (one feed per room)
-            unseen, unread = await self._counts(feed)
+            unseen, unread = counts.get(feed, (0, 0))
             await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:

@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne, UpdateOne
+from bson import ObjectId
+from pymongo import DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
@@ -103,6 +104,7 @@ class ActivityStore:
     def __init__(self, db: Database, groups: GroupStore | None = None) -> None:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
+        self.joins = db["group_joins"]  # inserts of grouped entries not joined yet (_join)
         self.groups = groups
 
     async def save(
@@ -208,10 +210,17 @@ class ActivityStore:
         for _ in range(RETRIES):
             data = change(json.loads(doc["data"]))
             text = json.dumps(data, separators=(",", ":"))
+            # `written`: the fields as first written, what groups are formed from (Stream
+            # applies aggregation formats at write time only: an update moves no activity
+            # between groups, neither copied nor merged at read time from a pull feed).
             result = await self.activities.update_one(
                 {**unchanged(doc), "removed": {"$ne": True}},
-                {"$set": {"data": text}, "$inc": {"v": 1}},
-            )
+                [{"$set": {
+                    "data": {"$literal": text},
+                    "written": {"$ifNull": ["$written", "$data"]},
+                    "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
+                }}],
+            )  # fmt: skip
             if result.matched_count:
                 return data
             fresh = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
@@ -284,7 +293,10 @@ class ActivityStore:
         if not entries:
             return []
         docs = [_entry_doc(e) for e in entries]
-        grouped = await self._group_keys(entries, docs)
+        token = ObjectId()
+        grouped = await self._group_keys(entries, docs, token)
+        if grouped:
+            await self.joins.insert_one({"_id": token})  # until they joined (see _join)
         skipped: set[int] = set()
         try:
             await self.entries.insert_many(docs, ordered=False)
@@ -296,53 +308,58 @@ class ActivityStore:
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
+            await self.joins.delete_one({"_id": token})
         return inserted
 
     async def _join(
         self, inserted: Sequence[Entry], repeated: Sequence[Entry], found: dict[str, Any]
     ) -> None:
-        """New entries of grouped feeds join their groups; a repeated one joins only when it is
-        still `pending` (its insert was cut short before its join: a crash). An entry stops
-        being pending once joined; a crash in between is a no-op join (the group holds it)."""
+        """New entries of grouped feeds join their groups; a repeated one joins only when its
+        join is still pending: its insert was cut short before its join (a crash). Entries of
+        grouped feeds name the insert that wrote them (`join`: a token in `group_joins` from
+        before the entries until after their join, so no write per entry marks them joined);
+        a crash after the join leaves the token, and a retry's join is a no-op (the group
+        holds the ids). (`pending: true`: entries written before the tokens.)"""
         groups = self.groups
         if groups is None:
             return
         inserted = [e for e in inserted if e.activity_id in found and groups.group_of_feed(e.feed)]
         repeated = [e for e in repeated if e.activity_id in found and groups.group_of_feed(e.feed)]
-        pending = await asyncio.gather(*(
-            self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id, "pending": True},
-                                  {"_id": 1})
+        stored = await asyncio.gather(*(
+            self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id},
+                                  {"_id": 0, "join": 1, "pending": 1})
             for e in repeated
         ))  # fmt: skip
-        joining = [*inserted, *(e for e, doc in zip(repeated, pending, strict=True) if doc)]
+        tokens = list({d["join"] for d in stored if d and "join" in d})
+        live = set()
+        if tokens:
+            live = {d["_id"] async for d in self.joins.find({"_id": {"$in": tokens}}, {"_id": 1})}
+        joining = [
+            *inserted,
+            *(e for e, d in zip(repeated, stored, strict=True)
+              if d and (d.get("pending") is True or d.get("join") in live)),
+        ]  # fmt: skip
         if not joining:
             return
         fault_point("groups.before_join")
         await groups.join((e.feed, e.activity_id, found[e.activity_id]) for e in joining)
-        await self.entries.bulk_write(
-            [UpdateOne({"feed": e.feed, "activity_id": e.activity_id}, {"$unset": {"pending": ""}})
-             for e in joining],
-            ordered=False,
-        )  # fmt: skip
 
     async def _group_keys(
-        self, entries: Sequence[Entry], docs: list[Document]
+        self, entries: Sequence[Entry], docs: list[Document], token: ObjectId
     ) -> dict[str, dict[str, Any]]:
-        """Entries of aggregated and notification feeds carry their group key and actor (what
-        a removal recomputes their group from): answers those entries' activities, by id."""
+        """Entries of aggregated and notification feeds carry their group key, actor and verb
+        (what a removal recomputes their group from) and the token of their insert: answers
+        those entries' activities, by id."""
         groups = self.groups
         if groups is None or not any(groups.group_of_feed(e.feed) for e in entries):
             return {}
         ids = list({e.activity_id for e in entries if groups.group_of_feed(e.feed)})
-        found = {
-            d["_id"]: public_activity(d["_id"], json.loads(d["data"]), None)
-            async for d in self.activities.find({"_id": {"$in": ids}}, {"data": 1})
-        }
+        found = await self.as_written(ids)
         keys = groups.keys([(e.feed, e.activity_id) for e in entries], found)
         for doc, key in zip(docs, keys, strict=True):
             if key is not None:
-                doc["group"], doc["actor"] = key
-                doc["pending"] = True  # until it joined its group (see _join)
+                doc["group"], doc["actor"], doc["verb"] = key
+                doc["join"] = token
         return found
 
     async def _grouped_entries(
@@ -514,6 +531,16 @@ class ActivityStore:
     async def latest_own(self, feed: str, limit: int) -> list[str]:
         """Ids of the newest activities that `feed` holds directly (what a new follower copies)."""
         return await self.own_newest(feed, Bounds(), limit)
+
+    async def as_written(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored activities among `ids` as first written (before any update: what their
+        group keys and actors come from), by id."""
+        cursor = self.activities.find({"_id": {"$in": list(ids)}}, {"data": 1, "written": 1})
+        return {
+            d["_id"]: public_activity(d["_id"], json.loads(d.get("written") or d["data"]), None)
+            async for d in cursor
+            if "data" in d
+        }
 
     async def load(self, entries: Iterable[Item]) -> list[dict[str, Any]]:
         """The public activities of entries, in their order; entries of activities no longer

@@ -18,6 +18,7 @@ the group not holding the ids yet, so two racing inserts of one entry count it o
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,20 +30,20 @@ from ..config import NOTIFICATION, FeedGroup
 from ..domain.aggregation import (
     MAX_GROUP_ACTIVITIES,
     MAX_GROUP_ACTORS,
-    Group,
     Joining,
-    apply,
     joinings,
+    regroup,
 )
 from ..domain.errors import FeedConfigError
 from ..domain.ids import format_time, id_time
 from ..domain.merge import Bounds
 from . import scan
+from .merged_groups import MarkAll, MergedGroups, stored_verb
 from .mongo import DUPLICATE_KEY, Database, Document
 
 JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
+COUNT_CHUNK = 100  # feeds counted by one aggregate (the embedded store's $in is quadratic)
 AGE_OUT_CONCURRENCY = 16  # feeds whose groups are trimmed at once (a fanout batch: up to 500)
-MarkAll = bool | Collection[str]  # mark_seen / mark_read: every group, or these group ids
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class GroupPage:
 class GroupStore:
     def __init__(self, db: Database, feed_groups: Mapping[str, FeedGroup]) -> None:
         self.groups = db["feed_groups"]
+        self.merged = MergedGroups(db)  # marks of groups merged in at read time
         self.entries = db["feed_entries"]
         self._feed_groups = {n: g for n, g in feed_groups.items() if g.grouped}
 
@@ -64,11 +66,11 @@ class GroupStore:
 
     def keys(
         self, feeds_and_ids: Sequence[tuple[str, str]], activities: Mapping[str, Mapping[str, Any]]
-    ) -> list[tuple[str, str] | None]:
-        """For each (feed, activity id): (group key, actor) in a grouped feed, else None. An
+    ) -> list[tuple[str, str, str] | None]:
+        """For each (feed, activity id): (group key, actor, verb) in a grouped feed, else None. An
         activity the format cannot be rendered for is a group of its own (its id is the key):
         an entry is never refused here, where a fanout batch would retry it for ever."""
-        found: list[tuple[str, str] | None] = []
+        found: list[tuple[str, str, str] | None] = []
         for feed, activity_id in feeds_and_ids:
             group = self.group_of_feed(feed)
             activity = activities.get(activity_id)
@@ -79,17 +81,18 @@ class GroupStore:
                 key = group.aggregation.group_of(activity)
             except FeedConfigError:
                 key = activity_id
-            found.append((key, str(activity.get("actor", ""))))
+            found.append((key, str(activity.get("actor", "")), str(activity.get("verb", ""))))
         return found
 
     async def join(self, joined: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
         """(feed, activity id, activity) newly inserted into grouped feeds join their groups:
-        one conditional upsert per (feed, group), in one bulk write. Answers the feeds whose
-        groups changed."""
+        one conditional upsert per (feed, group) (an update pipeline: ids, count, actors and
+        the newest verb at once), all in one bulk write, then one count per 100 feeds that got
+        a new group (age-out). Answers the feeds whose groups changed."""
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for feed, activity_id, activity in joined:
             by_feed.setdefault(feed, []).append((activity_id, activity))
-        ops, op_feeds, joined_groups = [], [], []
+        ops, op_feeds = [], []
         for feed, members in by_feed.items():
             group = self.group_of_feed(feed)
             if group is None or group.aggregation is None:
@@ -97,28 +100,39 @@ class GroupStore:
             for joining in joinings(members, group.aggregation).values():
                 ops.append(_join_op(feed, joining))
                 op_feeds.append(feed)
-                joined_groups.append((feed, joining))
         if not ops:
             return []
         upserted = await self._upsert(ops)
-        after = [  # actors stay bounded
-            UpdateOne(
-                {"feed": f, "group": j.key, f"actors.{MAX_GROUP_ACTORS}": {"$exists": True}},
-                {"$push": {"actors": {"$each": [], "$sort": 1, "$slice": MAX_GROUP_ACTORS}}},
-            )
-            for f, j in joined_groups
-            if j.actors
-        ]
-        await self.groups.bulk_write(after, ordered=False)
         created = {op_feeds[index] for index in upserted}  # a new group: maybe one too many
+        over = await self._over_length(created)
         limit = asyncio.Semaphore(AGE_OUT_CONCURRENCY)
 
         async def age_out(feed: str) -> None:
             async with limit:
                 await self._age_out(feed)
 
-        await asyncio.gather(*(age_out(f) for f in created))
+        await asyncio.gather(*(age_out(f) for f in over))
         return list(by_feed)
+
+    async def _over_length(self, feeds: Collection[str]) -> list[str]:
+        """Those of `feeds` with more groups than their `max_length`: one aggregate per
+        COUNT_CHUNK feeds of one feed group (an index range per feed), not a count each."""
+        by_group: dict[str, list[str]] = {}
+        for feed in feeds:
+            by_group.setdefault(feed.partition(":")[0], []).append(feed)
+        over: list[str] = []
+        for name, members in by_group.items():
+            group = self._feed_groups.get(name)
+            if group is None:
+                continue
+            for start in range(0, len(members), COUNT_CHUNK):
+                cursor = await self.groups.aggregate([
+                    {"$match": {"feed": {"$in": members[start : start + COUNT_CHUNK]}}},
+                    {"$group": {"_id": "$feed", "n": {"$sum": 1}}},
+                    {"$match": {"n": {"$gt": group.max_length}}},
+                ])  # fmt: skip
+                over += [d["_id"] async for d in cursor]
+        return over
 
     async def _upsert(self, ops: list[UpdateOne]) -> set[int]:
         """Run the joins; answers the indexes of those that created a group. A join that hit
@@ -144,8 +158,6 @@ class GroupStore:
         group = self.group_of_feed(feed)
         if group is None:
             return
-        if await self.groups.count_documents({"feed": feed}) <= group.max_length:
-            return  # an index count: the usual case costs no read of the groups
         kept = await scan.newest_first(
             self.groups, {"feed": feed}, "gid", scan.ACTIVITY_IDS, Bounds(),
             group.max_length + 1, {"gid": 1},
@@ -155,23 +167,32 @@ class GroupStore:
             await self.groups.delete_many({"feed": feed, "gid": {"$lt": floor}})
 
     async def recompute(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """(feed, group key) pairs whose entries were removed: each group is read back from its
-        entries; an empty one disappears. Groups aged out stay out."""
+        """(feed, group key) pairs whose entries were removed: each group is computed again
+        from its entries (domain/aggregation.regroup: ids, counts, actors, times and the newest
+        activity's verb); an empty one disappears. Groups aged out stay out."""
         for feed, key in set(pairs):
             docs = await self.entries.find(
-                {"feed": feed, "group": key}, {"activity_id": 1, "actor": 1, "_id": 0}
+                {"feed": feed, "group": key},
+                {"activity_id": 1, "actor": 1, "verb": 1, "_id": 0},
             ).to_list()
-            if not docs:
+            members = {d["activity_id"]: (str(d.get("actor", "")), d.get("verb")) for d in docs}
+            newest = max(members, default=None)
+            if newest is not None and members[newest][1] is None:  # an entry from before verbs
+                doc = await self.entries.database["activities"].find_one({"_id": newest})
+                verb = json.loads(doc["data"]).get("verb", "") if doc and "data" in doc else ""
+                members[newest] = (members[newest][0], str(verb))
+            group = regroup(key, {i: (a, str(v or "")) for i, (a, v) in members.items()})
+            if group is None:
                 await self.groups.delete_one({"feed": feed, "group": key})
                 continue
-            ids = sorted((d["activity_id"] for d in docs), reverse=True)
-            actors = sorted({str(d.get("actor", "")) for d in docs})[:MAX_GROUP_ACTORS]
             await self.groups.update_one(
                 {"feed": feed, "group": key},
                 {"$set": {
-                    "activity_ids": ids[:MAX_GROUP_ACTIVITIES], "activity_count": len(ids),
-                    "actors": actors, "gid": ids[0], "updated_at": id_time(ids[0]),
-                    "created_at": id_time(ids[-1]),
+                    "activity_ids": list(group.activity_ids),
+                    "activity_count": group.activity_count,
+                    "actors": list(group.actors), "gid": group.newest,
+                    "newest_verb": f"{group.newest} {group.verb}",
+                    "updated_at": id_time(group.newest), "created_at": id_time(group.oldest),
                 }},
             )  # fmt: skip
 
@@ -200,6 +221,22 @@ class GroupStore:
         unread = await self.groups.count_documents({"feed": feed, "is_read": False})
         return unseen, unread
 
+    async def counts_many(self, feeds: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(unseen, unread) groups of each feed (the counts of a fanout batch's events): two
+        aggregates per COUNT_CHUNK feeds, on the (feed, is_seen) and (feed, is_read) indexes,
+        not two counts per feed."""
+        found = {feed: [0, 0] for feed in feeds}
+        for start in range(0, len(feeds), COUNT_CHUNK):
+            chunk = list(feeds[start : start + COUNT_CHUNK])
+            for index, flag in enumerate(("is_seen", "is_read")):
+                cursor = await self.groups.aggregate([
+                    {"$match": {"feed": {"$in": chunk}, flag: False}},
+                    {"$group": {"_id": "$feed", "n": {"$sum": 1}}},
+                ])  # fmt: skip
+                async for d in cursor:
+                    found[d["_id"]][index] = d["n"]
+        return {feed: (unseen, unread) for feed, (unseen, unread) in found.items()}
+
     async def mark(self, feed: str, seen: MarkAll, read: MarkAll) -> bool:
         """Mark every group (True) or these group ids seen / read (independently, as Stream);
         answers whether anything was asked."""
@@ -216,48 +253,31 @@ class GroupStore:
 
 
 def _join_op(feed: str, joining: Joining) -> UpdateOne:
+    """One upsert of a group, conditional on its not holding any of the ids yet (a repeat is
+    then a no-op: no match, and the upsert's insert hits the unique index). An update
+    pipeline, so that the ids and the actors are merged, sorted and bounded in the same op."""
+    ids, newest = list(joining.activity_ids), joining.newest
+
+    def merged(field: str, new: list[str], order: int, bound: int) -> Document:
+        union = {"$setUnion": [{"$ifNull": [f"${field}", []]}, {"$literal": new}]}
+        return {"$slice": [{"$sortArray": {"input": union, "sortBy": order}}, bound]}
+
     return UpdateOne(
-        {"feed": feed, "group": joining.key, "activity_ids": {"$nin": list(joining.activity_ids)}},
-        {
-            "$push": {"activity_ids": {
-                "$each": list(joining.activity_ids), "$sort": -1, "$slice": MAX_GROUP_ACTIVITIES,
-            }},
-            "$inc": {"activity_count": joining.count},
-            "$addToSet": {"actors": {"$each": list(joining.actors)}},
-            # `newest_verb` ("<newest id> <verb>"): its $max is the newest activity's verb
-            "$max": {
-                "gid": joining.newest, "updated_at": id_time(joining.newest),
-                "newest_verb": f"{joining.newest} {joining.verb}",
-            },
-            "$min": {"created_at": id_time(joining.oldest)},
-            "$set": {"is_seen": False, "is_read": False},
-        },
+        {"feed": feed, "group": joining.key, "activity_ids": {"$nin": ids}},
+        [{"$set": {
+            "activity_ids": merged("activity_ids", ids, -1, MAX_GROUP_ACTIVITIES),
+            "activity_count": {"$add": [{"$ifNull": ["$activity_count", 0]}, joining.count]},
+            "actors": merged("actors", list(joining.actors), 1, MAX_GROUP_ACTORS),
+            "gid": {"$max": ["$gid", newest]},
+            "updated_at": {"$max": ["$updated_at", id_time(newest)]},
+            # "<newest id> <verb>": its $max is the newest activity's verb
+            "newest_verb": {"$max": ["$newest_verb", f"{newest} {joining.verb}"]},
+            "created_at": {"$min": ["$created_at", id_time(joining.oldest)]},
+            "is_seen": {"$literal": False},
+            "is_read": {"$literal": False},
+        }}],
         upsert=True,
     )  # fmt: skip
-
-
-def combined(doc: Document | None, joining: Joining) -> Document:
-    """A stored group (or none) with activities merged in at read time (a pull feed's), as the
-    group would be had they been copied (domain/aggregation.apply)."""
-    base = None
-    if doc is not None:
-        base = Group(
-            doc["group"], tuple(doc["activity_ids"]), doc["activity_count"],
-            tuple(doc.get("actors", ())), _verb(doc), doc["gid"],
-            min(doc["activity_ids"]) if doc["activity_ids"] else doc["gid"],
-        )  # fmt: skip
-    group = apply(base, joining)
-    newer = doc is None or joining.newest > doc["gid"]
-    created = id_time(joining.oldest)
-    return {
-        "feed": doc["feed"] if doc else "", "group": group.key, "gid": group.newest,
-        "newest_verb": f"{group.newest} {group.verb}", "activity_ids": list(group.activity_ids),
-        "activity_count": group.activity_count, "actors": list(group.actors),
-        "created_at": min(doc["created_at"], created) if doc else created,
-        "updated_at": id_time(group.newest),
-        "is_seen": bool(doc and doc["is_seen"] and not newer),
-        "is_read": bool(doc and doc["is_read"] and not newer),
-    }  # fmt: skip
 
 
 def public_group(doc: Document, activities: list[dict[str, Any]], notification: bool) -> Document:
@@ -265,7 +285,7 @@ def public_group(doc: Document, activities: list[dict[str, Any]], notification: 
     found = {
         "id": doc["gid"],
         "group": doc["group"],
-        "verb": _verb(doc),
+        "verb": stored_verb(doc),
         "activities": activities,
         "activity_count": doc["activity_count"],
         "actor_count": len(doc.get("actors", ())),
@@ -275,7 +295,3 @@ def public_group(doc: Document, activities: list[dict[str, Any]], notification: 
     if notification:
         found["is_seen"], found["is_read"] = bool(doc["is_seen"]), bool(doc["is_read"])
     return found
-
-
-def _verb(doc: Document) -> str:
-    return str(doc.get("newest_verb", "")).partition(" ")[2]

@@ -36,6 +36,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("feed", ASCENDING), ("is_seen", ASCENDING)]),
         IndexModel([("feed", ASCENDING), ("is_read", ASCENDING)]),
     ],
+    # Marks of groups merged in at read time from pull feeds (store/groups.py).
+    "group_marks": [IndexModel([("feed", ASCENDING), ("group", ASCENDING)], unique=True)],
     # Followers listings page by (target, _id), following listings by (source, _id); a reader
     # finds the pull feeds a feed follows by `pull_source`, set only on follows of pull feeds
     # (sparse: the others cost nothing there).

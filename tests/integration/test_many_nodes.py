@@ -122,8 +122,8 @@ async def poll(check: Callable[[], Any], what: str, within: float = WAIT) -> Any
     raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
 
 
-READY = {"status": "ok", "store": "ok", "redis": "ok"}
-DEGRADED = {"status": "degraded", "store": "ok", "redis": "down"}
+READY = {"status": "ok", "store": "ok", "redis": "ok", "presence": "cluster"}
+DEGRADED = {"status": "degraded", "store": "ok", "redis": "down", "presence": "local"}
 
 
 async def wait_ready(rests: list[Rest], body: Doc) -> None:

@@ -75,6 +75,7 @@ class RedisLink:
         self._repaying: asyncio.Task[None] | None = None
         self.on_recovery: OnRecovery | None = None
         self.on_message: OnMessage | None = None
+        self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
         self.resync_request = b""  # published to make the other nodes resync their sockets
 
     @property
@@ -85,6 +86,16 @@ class RedisLink:
         if self._redis is None:
             self._redis = _connect(self.url, self.channel)
         return self._redis
+
+    def client(self) -> aioredis.Redis:
+        """The Redis client, for what else is kept in Redis (presence entries): its callers
+        handle Redis errors themselves."""
+        return self._client()
+
+    async def send(self, data: bytes) -> bool:
+        """Publish when Redis is up, nothing owed when it is not (for messages that are
+        republished after an outage anyway: presence). Whether it was published."""
+        return self.up and await self._send(data)
 
     async def publish(self, data: bytes) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
@@ -203,6 +214,8 @@ class RedisLink:
                 spawn(self.on_recovery())
         if self._owed:
             self._owe()
+        if self.on_up is not None:
+            spawn(self.on_up())
 
     async def close(self) -> None:
         if self._repaying is not None:

@@ -133,6 +133,9 @@ class PresenceLink:
             except REDIS_FAILURES as exc:
                 log.debug("presence: cannot write to Redis: %r", exc)
                 self._dirty = True
+            except Exception:  # a bug: logged loud, and the loop goes on
+                log.exception("presence: writing to Redis failed")
+                self._dirty = True
 
     async def _send(self, items: list[tuple[Any, ...]]) -> None:
         redis = self.link.client()
@@ -202,6 +205,9 @@ class PresenceLink:
                 await asyncio.wait_for(self._refresh(loop.time()), PUBLISH_TIMEOUT)
             except REDIS_FAILURES as exc:
                 log.debug("presence: cannot refresh: %r", exc)
+                self._dirty = True
+            except Exception:  # a bug: logged loud, and the loop goes on
+                log.exception("presence: refreshing the entries failed")
                 self._dirty = True
 
     async def _refresh(self, now: float) -> None:

@@ -219,6 +219,30 @@ async def test_join_leave_list_and_counts_agree_on_every_node(
         assert len(joins(sub, "bob")) == 1 and not joins(sub, "mallory"), sub.events
 
 
+async def test_membership_follows_the_sockets_token_and_only_presence_groups_have_it(
+    raid: Cluster, subs: list[Sub], uid: str
+) -> None:
+    room = f"raid:{uid}"
+    watcher = await join(subs, raid["A"], room, None)
+    gina = await join(subs, raid["A"], room, "gina", {"ready": True})
+    await seen_join(watcher, room, "gina")
+    # A refreshed token that no longer allows reading the room: she leaves it.
+    ack = await gina.call("token.refresh", {"token": member_token(f"raid:{uid}x", "gina")})
+    assert ack["ok"] is True and ack["dropped"] == [room], ack
+    await seen_leave(watcher, room, "gina")
+
+    server = Sub()
+    subs.append(server)
+    await server.connect(raid["A"].url, sign({"resource": "*", "action": "*", "feed_id": "*"}))
+    no_presence = await server.call("presence", {"feed": f"timeline:{uid}"})
+    assert no_presence["ok"] is False and no_presence["error"]["code"] == 6, no_presence
+    # `presence` on a subscribe of a group without it is ignored, even an oversize info.
+    ack = await server.call("subscribe", {"feed": f"timeline:{uid}",
+                                          "presence": {"info": {"x": "y" * 5000}}})  # fmt: skip
+    assert ack["ok"] is True, ack
+    assert summary(await server.call("presence", {"feed": room})) == (0, [])
+
+
 async def test_members_of_a_killed_node_leave_within_the_ttl_once_and_of_a_stopped_one_at_once(
     raid: Cluster,
     http: aiohttp.ClientSession,

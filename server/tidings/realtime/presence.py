@@ -107,7 +107,7 @@ class Presence:
 
     @property
     def state(self) -> str:
-        """ "cluster" while presence spans the nodes (Redis up), else "local"."""
+        """`cluster` while presence spans the nodes (Redis up), else `local`."""
         return "cluster" if self.link is not None and self.link.up else "local"
 
     # --------------------------------------------------------------------- this node's sockets
@@ -115,7 +115,10 @@ class Presence:
     def member_of(self, grant: Grant, feed: FeedId, raw: Any) -> tuple[str, Any] | None:
         """Who a subscribe of `feed` makes a member, with which info (`raw` is the subscribe's
         `presence`); None when it makes none (no presence in the group, no user in the token).
-        Raises InputError for a bad or oversize info, before anything is joined."""
+        Raises InputError for a bad or oversize info, before anything is joined (a group
+        without presence ignores it)."""
+        if not self.enabled(feed):
+            return None
         if raw is not None and not isinstance(raw, dict):
             raise InputError("presence must be an object {info}", {"presence": ["not an object"]})
         info = (raw or {}).get("info")
@@ -132,7 +135,7 @@ class Presence:
                     {"presence.info": [f"larger than {self.info_bytes} bytes"]},
                 )
         user_id = grant.user_id
-        if not self.enabled(feed) or user_id is None or not USER_ID_RE.match(user_id):
+        if user_id is None or not USER_ID_RE.match(user_id):
             return None
         return user_id, info
 

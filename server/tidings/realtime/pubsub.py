@@ -161,8 +161,9 @@ class RedisLink:
         while True:
             pubsub = None
             try:
-                pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+                pubsub = self._client().pubsub()
                 await pubsub.subscribe(self.channel)
+                await _confirmed(pubsub)
                 await self._came_back()
                 delay = RETRY_MIN
                 async for message in pubsub.listen():
@@ -226,6 +227,17 @@ class RedisLink:
                 await self._listener
         if self._redis is not None:
             await _quietly(self._redis.aclose())
+
+
+async def _confirmed(pubsub: Any) -> None:
+    """Wait for Redis to confirm the subscription: until then a message published (by another
+    connection, another node) is not delivered to it, so "back" would be said too early (a
+    resync, a presence republish answered before this node listens)."""
+    async with asyncio.timeout(PUBLISH_TIMEOUT):
+        while True:
+            message = await pubsub.get_message(timeout=PUBLISH_TIMEOUT)
+            if message is not None and message.get("type") == "subscribe":
+                return
 
 
 async def _quietly(closing: Awaitable[Any]) -> None:

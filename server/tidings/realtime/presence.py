@@ -27,6 +27,7 @@ from ..auth import Grant
 from ..background import spawn
 from ..domain.errors import InputError
 from ..domain.feeds import USER_ID_RE, FeedId
+from ..metrics import PRESENCE_MEMBERS
 from . import protocol as p
 from .hub import FastConn, Hub
 from .peers import Peer
@@ -173,6 +174,7 @@ class Presence:
         local = self._local.get((feed, user_id))
         entry = None if local is None else Entry(local.info, len(local.peers), local.since)
         self._announce(self.view.put(self.node, feed, user_id, entry))
+        PRESENCE_MEMBERS.set(len(self._local))
         if self.link is not None:
             self.link.set(feed, user_id, entry)
 

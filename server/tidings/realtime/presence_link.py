@@ -37,6 +37,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from ..metrics import PRESENCE_NODES_GONE
 from .presence import Presence
 from .presence_view import Entry
 from .pubsub import PUBLISH_TIMEOUT, RETRY_MAX, RedisLink
@@ -225,12 +226,14 @@ class PresenceLink:
             log.warning("presence: node %s stopped refreshing its entries: its members leave",
                         dead)  # fmt: skip
             self.presence.node_gone(dead)
+            PRESENCE_NODES_GONE.labels("claimed").inc()
             self._queue(("gone", dead))
         live = {n.decode() if isinstance(n, bytes) else str(n) for n in alive}
         for node in self.presence.view.nodes() - live - {self.node}:
             self._absent[node] = self._absent.get(node, 0) + 1
             if self._absent[node] >= 2:  # its p.gone never came, or Redis lost it
                 self.presence.node_gone(node)
+                PRESENCE_NODES_GONE.labels("swept").inc()
         self._absent = {n: c for n, c in self._absent.items() if n not in live and c < 2}
 
     async def close(self) -> None:

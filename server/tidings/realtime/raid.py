@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Settings
-from ..domain.errors import FeedConfigError, InputError, RateLimitError
+from ..domain.errors import FeedConfigError, InputError, RateLimitError, TidingsError
 from ..domain.feeds import USER_ID_RE, parse_feed_id
 from ..fanout.service import FeedService
+from ..metrics import SOCKET_PUBLISHES
 from .handlers import Ack, Handlers, payload
 from .peers import Peer
 from .presence import DEFAULT_PAGE, MAX_PAGE, Presence
@@ -57,6 +58,18 @@ class RaidEvents:
                 "members": [m.public() for m in members], "cursor": following}  # fmt: skip
 
     async def publish(self, peer: Peer, data: Any) -> Ack:
+        try:
+            ack = await self._publish(peer, data)
+        except RateLimitError:
+            SOCKET_PUBLISHES.labels("limited").inc()
+            raise
+        except TidingsError:
+            SOCKET_PUBLISHES.labels("refused").inc()
+            raise
+        SOCKET_PUBLISHES.labels("ok").inc()
+        return ack
+
+    async def _publish(self, peer: Peer, data: Any) -> Ack:
         data = payload(data, "{feed, activity}")
         grant = self.handlers.grant_of(peer)
         bucket = peer.bucket

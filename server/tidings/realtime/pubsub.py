@@ -92,11 +92,6 @@ class RedisLink:
         handle Redis errors themselves."""
         return self._client()
 
-    async def send(self, data: bytes) -> bool:
-        """Publish when Redis is up, nothing owed when it is not (for messages that are
-        republished after an outage anyway: presence). Whether it was published."""
-        return self.up and await self._send(data)
-
     async def publish(self, data: bytes) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
         is down this returns at once (the other nodes' sockets recover through `since`, once

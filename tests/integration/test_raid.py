@@ -11,6 +11,7 @@ a later join through the same nodes, after which anything doubled would have arr
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -283,6 +284,27 @@ async def test_members_of_a_killed_node_leave_within_the_ttl_once_and_of_a_stopp
     assert len(leaves(watch[1], "dave")) == 1, watch[1].events
     summary_a = summary(await watch[0].call("presence", {"feed": room}))
     assert summary_a == (2, [("erin", None, 1), ("marker", None, 1)])
+
+
+async def test_a_node_stalled_past_the_ttl_is_claimed_then_comes_back_by_itself(
+    raid: Cluster, http: aiohttp.ClientSession, subs: list[Sub], uid: str
+) -> None:
+    await wait_ready([Rest(http, raid[n]) for n in "ABC"], READY)
+    room = f"raid:{uid}"
+    watch_a = await join(subs, raid["A"], room, None)
+    watch_c = await join(subs, raid["C"], room, None)
+    await join(subs, raid["C"], room, "hank", {"hp": 3})
+    await seen_join(watch_a, room, "hank")
+    stalled = raid["C"].process
+    assert stalled is not None
+    stalled.send_signal(signal.SIGSTOP)  # a node that hangs: alive, but refreshes nothing
+    try:
+        await seen_leave(watch_a, room, "hank")
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    # It hears that it was claimed, registers and republishes: hank is back, on every node.
+    await watch_a.until(lambda: len(joins(watch_a, "hank")) == 2, "hank's second join")
+    await lists_agree([watch_a, watch_c], room, (1, [("hank", {"hp": 3}, 1)]))
 
 
 @pytest.fixture

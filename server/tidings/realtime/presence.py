@@ -17,6 +17,7 @@ node has republished its members.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Collection, Mapping
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from .presence_link import PresenceLink
 
+log = logging.getLogger(__name__)
 PRESENCE_JOIN, PRESENCE_LEAVE = "presence.join", "presence.leave"
 MAX_PAGE = 1000  # most members of one `presence` answer
 DEFAULT_PAGE = 100
@@ -199,6 +201,10 @@ class Presence:
         elif kind == "p.gone":
             gone = str(header.get("d"))
             if gone == self.node:  # declared dead while alive: come back
+                log.warning(
+                    "presence: another node claimed this one dead (it did not refresh within "
+                    "the TTL): registering and republishing its members"
+                )
                 if self.link is not None:
                     self.link.rejoin()
             else:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, follows, roundtrip
+from . import cluster, follows, raid, roundtrip
 
 BENCHMARKS = {
     "roundtrip": (
@@ -23,6 +23,11 @@ BENCHMARKS = {
         follows,
         "single REST follows of one feed up to 10,000 followers (rate per 1,000) and "
         "follow_many of 10,000 follows: follows/s",
+    ),
+    "raid": (
+        raid,
+        "50 raid rooms x 20 members on 2 nodes: publish -> delivered to the room, "
+        "join -> seen on the other node, node death -> leaves seen",
     ),
 }
 

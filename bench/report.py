@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.report --out /tmp/bench-quick --quick   # small: checks the tooling
     .venv/bin/python -m bench.report --out docs/benchmarks --only broadcast
 
-The runs, in this order (`--only` picks one: `push`, `pull`, `broadcast`, or `roundtrip` for
+The runs, in this order (`--only` picks one: `push`, `pull`, `broadcast`, `raid`, or `roundtrip` for
 push and pull):
 - `push` -> `roundtrip.json`: `bench roundtrip`, push rounds of 10 to 10,000 followers, every
   one connected, at 0.25 activity/s: a 10,000-follower fanout takes ~2 s on the embedded store,
@@ -12,7 +12,9 @@ push and pull):
 - `pull` -> `roundtrip_pull.json`: `bench roundtrip`, one pull round, a feed of 1,000,000
   followers of which 10,000 are connected, at 1 activity/s (its set-up alone takes minutes);
 - `broadcast` -> `broadcast.json`: `bench.broadcast`, one event to 10,000 sockets of one room,
-  Tidings (one and two workers, fast path and python-socketio) against node's socket.io.
+  Tidings (one and two workers, fast path and python-socketio) against node's socket.io;
+- `raid` -> `raid.json`: `bench raid`, 50 raid rooms of 20 members on two nodes (presence and
+  publish over the socket, then a node killed).
 
 Each benchmark runs as a subprocess of this same Python, never two at once (on a 2-core machine
 they would measure each other), with its stderr passed through and its stdout (its JSON
@@ -76,6 +78,11 @@ BENCHMARKS: dict[str, Benchmark] = {
          "--rounds", "3"],
         ["bench.broadcast", "--sockets", "2000", "--targets", "fast,fast2,socketio,node",
          "--rounds", "1"],
+    ),
+    "raid": Benchmark(
+        "raid.json",
+        ["bench", "raid"],
+        ["bench", "raid", "--rooms", "5", "--members", "6", "--presence-ttl", "3"],
     ),
 }  # fmt: skip
 GROUPS = {"roundtrip": ["push", "pull"]}  # --only roundtrip: both

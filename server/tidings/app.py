@@ -29,6 +29,8 @@ from .keys import (
     HEARTBEAT,
     HUB,
     NODE_ID,
+    PRESENCE,
+    PRESENCE_LINK,
     REDIS,
     RUNNER,
     SERVICE,
@@ -39,8 +41,11 @@ from .realtime.broadcaster import Broadcaster
 from .realtime.handlers import Handlers
 from .realtime.heartbeat import Heartbeat
 from .realtime.hub import Hub
+from .realtime.presence import Presence, RoomEvents
+from .realtime.presence_link import PresenceLink
 from .realtime.protocol import close_frame
 from .realtime.pubsub import RedisLink
+from .realtime.raid import RaidEvents
 from .realtime.sio_peers import SioPeers
 from .realtime.slow_consumers import watch_slow_consumers
 from .realtime.transport import allowed_origins, create_sio, mount
@@ -108,6 +113,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     link = app.get(REDIS)
     if link is not None:
         link.start()
+    presence_link = app.get(PRESENCE_LINK)
+    if presence_link is not None:
+        presence_link.start()
     heartbeat = app[HEARTBEAT]
     heartbeat.start()
     realtime = settings.realtime
@@ -119,8 +127,18 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watch
+    if presence_link is not None:
+        await presence_link.close()
     if link is not None:
         await link.close()
+
+
+async def _presence_goodbye(app: web.Application) -> None:
+    """On SIGTERM, before the sockets are closed: this node's members leave every node at
+    once (instead of when its presence entries expire)."""
+    presence_link = app.get(PRESENCE_LINK)
+    if presence_link is not None:
+        await presence_link.close()
 
 
 async def _goodbye_sockets(app: web.Application) -> None:
@@ -145,6 +163,13 @@ def create_app(settings: Settings) -> web.Application:
     sio = create_sio(settings)
     hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
     handlers = Handlers(settings, lambda: app[SERVICE], hub)
+    presence_groups = [name for name, group in settings.feeds.items() if group.presence]
+    presence = app[PRESENCE] = Presence(
+        node, presence_groups, realtime.presence_ttl, realtime.presence_info_bytes,
+        RoomEvents(hub, sio),
+    )  # fmt: skip
+    handlers.presence = presence
+    RaidEvents(settings, lambda: app[SERVICE], handlers, presence)  # before the transports
     sio_peers = SioPeers(sio, handlers)
     heartbeat = Heartbeat(hub, realtime.ping_interval)
     fast = None
@@ -155,11 +180,13 @@ def create_app(settings: Settings) -> web.Application:
     link = None
     if settings.redis.url:
         link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)
+        presence_link = app[PRESENCE_LINK] = PresenceLink(presence, link)
+        link.on_up = presence_link.on_up
     groups = [name for name, group in settings.feeds.items() if group.realtime]
     app[SIO], app[HUB], app[HEARTBEAT] = sio, hub, heartbeat
     app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
     mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
     app.cleanup_ctx.extend([_store, _realtime, _feeds])
-    app.on_shutdown.append(_goodbye_sockets)
+    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
     return app

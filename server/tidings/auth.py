@@ -4,7 +4,9 @@ Three kinds (DESIGN.md "Tokens"):
 - server token `{"resource": "*", "action": "*", "feed_id": "*"}`: everything;
 - scoped token `{"resource", "action", "feed_id"}`: one resource and action on one feed, the feed
   written `timeline42` (as the SDKs do) or `timeline:42`;
-- user token `{"user_id": "bob"}`: read every feed of user id `bob`, write only `user:bob`.
+- user token `{"user_id": "bob"}`: read every feed of user id `bob`, write only `user:bob`;
+- scoped user token: a scoped token with a `user_id` as well: the scope authorises (as a scoped
+  token's), the user names who acts (the presence member of a raid room).
 """
 
 from __future__ import annotations
@@ -175,9 +177,20 @@ def user_token(user_id: str, secret: str, ttl: float | None = None) -> str:
     return _sign({"user_id": user_id}, secret, ttl)
 
 
-def feed_token(feed: FeedId, secret: str, ttl: float | None = None) -> str:
-    """A read token for one feed, as a backend hands to a client that only watches it."""
-    return _sign({"resource": "*", "action": "read", "feed_id": feed.compact}, secret, ttl)
+def feed_token(
+    feed: FeedId,
+    secret: str,
+    ttl: float | None = None,
+    action: str = "read",
+    user_id: str | None = None,
+) -> str:
+    """A token for one feed and one action (`*`: every action): by default a read token, as a
+    backend hands to a client that only watches it. With `user_id`, a scoped user token: the
+    scope authorises, the user names the member (a raid room's)."""
+    claims: dict[str, Any] = {"resource": "*", "action": action, "feed_id": feed.compact}
+    if user_id is not None:
+        claims["user_id"] = user_id
+    return _sign(claims, secret, ttl)
 
 
 def _sign(claims: dict[str, Any], secret: str, ttl: float | None) -> str:

@@ -12,7 +12,7 @@ from aiohttp import web
 from . import auth
 from .config import ConfigError, Settings, check_serving, load_settings
 from .domain.errors import TidingsError
-from .domain.feeds import parse_feed_id
+from .domain.feeds import USER_ID_RE, parse_feed_id
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,25 +31,57 @@ def _parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="print a JWT signed with the configured secret")
     token.add_argument("--config", help="a TOML file over the built-in defaults")
-    kind = token.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--server", action="store_true", help="a server token: everything")
-    kind.add_argument("--user", metavar="ID", help="a user token for this user id")
-    kind.add_argument("--feed", metavar="FEED_ID", help="a read token for one feed (user:bob)")
+    token.add_argument("--server", action="store_true", help="a server token: everything")
+    token.add_argument(
+        "--user", metavar="ID", help="a user token for this user id; with --feed, the member"
+    )
+    token.add_argument(
+        "--feed", metavar="FEED_ID", help="a token for one feed (raid:42), for --action"
+    )
+    token.add_argument(
+        "--action",
+        choices=ACTIONS,
+        help="with --feed: what the token allows on it (default read; * for everything)",
+    )
     token.add_argument("--ttl", type=float, help="seconds until it expires (default: never)")
     return parser
+
+
+ACTIONS = ("read", "write", "delete", "*")
+
+
+def _check_token_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command != "token":
+        return
+    if args.server and (args.user or args.feed or args.action):
+        parser.error("--server takes none of --user, --feed, --action")
+    if not (args.server or args.user or args.feed):
+        parser.error("one of --server, --user ID, --feed FEED_ID is required")
+    if args.action and not args.feed:
+        parser.error("--action needs --feed")
+
+
+def _user_id(value: str) -> str:
+    if not USER_ID_RE.match(value):
+        raise ConfigError(f"--user {value!r} is not a user id ({USER_ID_RE.pattern})")
+    return value
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> str:
     secret = str(settings.auth.api_secret)
     if args.server:
         return auth.server_token(secret, args.ttl)
-    if args.user:
-        return auth.user_token(args.user, secret, args.ttl)
-    return auth.feed_token(parse_feed_id(args.feed, settings.feeds.keys()), secret, args.ttl)
+    if args.feed:
+        feed = parse_feed_id(args.feed, settings.feeds.keys())
+        user_id = _user_id(args.user) if args.user else None
+        return auth.feed_token(feed, secret, args.ttl, args.action or "read", user_id)
+    return auth.user_token(args.user, secret, args.ttl)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_token_args(parser, args)
     flags = {}
     if args.command == "serve":
         flags = {

@@ -109,6 +109,10 @@ class RealtimeSettings:
     token_grace_seconds: float
     connect_timeout: float
     max_events_in_flight: int
+    presence_ttl: float = 15.0
+    presence_info_bytes: int = 1024
+    publish_rate: float = 10.0
+    publish_burst: int = 20
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class FeedGroup:
     type: str = FLAT
     followable: bool = True
     realtime: bool = True
+    presence: bool = False
     aggregation: AggregationFormat | None = None
     max_length: int = 100
 
@@ -249,6 +254,10 @@ class _RealtimeSchema(_Section):
     token_grace_seconds = fields.Float(required=True, validate=validate.Range(min=0))
     connect_timeout = fields.Float(required=True, validate=validate.Range(min=0.5))
     max_events_in_flight = fields.Integer(required=True, validate=_positive(max=1000))
+    presence_ttl = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=3600))
+    presence_info_bytes = fields.Integer(load_default=1024, validate=_positive(max=65536))
+    publish_rate = fields.Float(load_default=10.0, validate=validate.Range(min=0.01))
+    publish_burst = fields.Integer(load_default=20, validate=_positive(max=10_000))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RealtimeSettings:
@@ -276,6 +285,7 @@ class _FeedGroupSchema(_Section):
     type = fields.String(load_default=FLAT, validate=validate.OneOf([FLAT, *GROUPED_TYPES]))
     followable = fields.Boolean()
     realtime = fields.Boolean(load_default=True)
+    presence = fields.Boolean(load_default=False)
     aggregation_format = fields.String(validate=validate.Length(min=1, max=4096))
     max_length = fields.Integer(load_default=100, validate=_positive(max=10_000))
 

@@ -11,6 +11,8 @@ from .fanout.service import FeedService
 from .realtime.broadcaster import Broadcaster
 from .realtime.heartbeat import Heartbeat
 from .realtime.hub import Hub
+from .realtime.presence import Presence
+from .realtime.presence_link import PresenceLink
 from .realtime.pubsub import RedisLink
 from .store.mongo import Database
 
@@ -24,3 +26,5 @@ HUB = web.AppKey("hub", Hub)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
+PRESENCE = web.AppKey("presence", Presence)
+PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is

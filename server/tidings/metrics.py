@@ -53,3 +53,16 @@ SUBSCRIPTIONS = Counter("tidings_subscriptions_total", "Feed subscriptions", ["r
 
 def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+PRESENCE_MEMBERS = Gauge(
+    "tidings_presence_members", "Presence members (a user in a room) with a socket on this node"
+)
+PRESENCE_NODES_GONE = Counter(
+    "tidings_presence_nodes_gone_total",
+    "Dead nodes whose members this node made leave: claimed (its time passed) or swept (missing)",
+    ["how"],
+)
+SOCKET_PUBLISHES = Counter(
+    "tidings_socket_publishes_total", "publish events over the socket, by result", ["result"]
+)

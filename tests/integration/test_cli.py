@@ -111,6 +111,15 @@ def test_token_needs_exactly_one_kind() -> None:
     env = clean_env(TIDINGS_AUTH_API_SECRET=API_SECRET)
     assert run_cli("token", env=env).returncode != 0
     assert run_cli("token", "--server", "--user", "bob", env=env).returncode != 0
+    assert run_cli("token", "--user", "bob", "--action", "write", env=env).returncode != 0
+    assert run_cli("token", "--feed", "raid:1", "--user", "bad user", env=env).returncode != 0
+
+
+def test_a_raid_member_token_carries_the_scope_and_the_user() -> None:
+    claims = decode(cli_token("--feed", "raid:42", "--user", "bob", "--action", "write"))
+    assert claims == {"resource": "*", "action": "write", "feed_id": "raid42", "user_id": "bob"}
+    everything = decode(cli_token("--feed", "raid:42", "--user", "bob", "--action", "*"))
+    assert everything["action"] == "*" and everything["user_id"] == "bob"
 
 
 # --- bad configuration ---------------------------------------------------------------------

@@ -122,8 +122,8 @@ async def poll(check: Callable[[], Any], what: str, within: float = WAIT) -> Any
     raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
 
 
-READY = {"status": "ok", "store": "ok", "redis": "ok"}
-DEGRADED = {"status": "degraded", "store": "ok", "redis": "down"}
+READY = {"status": "ok", "store": "ok", "redis": "ok", "presence": "cluster"}
+DEGRADED = {"status": "degraded", "store": "ok", "redis": "down", "presence": "local"}
 
 
 async def wait_ready(rests: list[Rest], body: Doc) -> None:
@@ -662,7 +662,8 @@ async def test_slow_consumer_is_dropped_and_memory_stays_bounded(
     assert edge_node.process is not None
     pid = edge_node.process.pid
     # A node without Redis is ready, and says so.
-    assert await rest.readyz() == (200, {"status": "ok", "store": "ok", "redis": "off"})
+    assert await rest.readyz() == (200, {"status": "ok", "store": "ok", "redis": "off",
+                                       "presence": "local"})  # fmt: skip
     author, follower = f"user:{uid}", f"timeline:{uid}"
     await rest.follow(follower, author)
     sockets_before = await rest.metric("tidings_connected_sockets")

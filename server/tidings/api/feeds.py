@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..domain.activities import Limits, parse_activities
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..keys import SERVICE, SETTINGS
@@ -20,16 +19,8 @@ from .errors import answer
 
 async def add_activities(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "write")
-    settings = request.app[SETTINGS]
-    bounds = settings.activities
-    limits = Limits(
-        settings.feeds.keys(), bounds.max_bytes, bounds.max_to, bounds.max_batch,
-        bounds.max_batch_bytes, bounds.max_future_seconds,
-    )  # fmt: skip
     body = await json_body(request)
-    batch = isinstance(body, dict) and "activities" in body and "actor" not in body
-    activities = parse_activities(body, limits)
-    added = await request.app[SERVICE].add(feed, activities, request[GRANT], batch)
+    added, batch = await request.app[SERVICE].add_body(feed, body, request[GRANT])
     return answer(request, {"activities": added} if batch else added[0], status=201)
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..keys import DATABASE, REDIS
+from ..keys import DATABASE, PRESENCE, REDIS
 from ..store.mongo import ping
 
 
@@ -18,16 +18,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """503 without the store; 200 `degraded` without Redis: this node's sockets still get
-    their events, other nodes' sockets recover through `since` once Redis is back."""
+    their events, other nodes' sockets recover through `since` once Redis is back. `presence`:
+    "cluster" while it spans the nodes, "local" without Redis (or while it is down)."""
     link = request.app.get(REDIS)
     redis = link.state if link is not None else "off"
+    presence = request.app[PRESENCE].state
     try:
         await ping(request.app[DATABASE])
     except PyMongoError as exc:
-        body = {"status": "unavailable", "store": str(exc), "redis": redis}
+        body = {"status": "unavailable", "store": str(exc), "redis": redis, "presence": presence}
         return web.json_response(body, status=503)
     status = "degraded" if redis == "down" else "ok"
-    return web.json_response({"status": status, "store": "ok", "redis": redis})
+    body = {"status": status, "store": "ok", "redis": redis, "presence": presence}
+    return web.json_response(body)
 
 
 async def prometheus(request: web.Request) -> web.Response:

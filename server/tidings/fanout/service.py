@@ -18,7 +18,7 @@ from typing import Any
 
 from ..auth import Grant, authorize_targets
 from ..config import Settings
-from ..domain.activities import Activity
+from ..domain.activities import Activity, Limits, parse_activities
 from ..domain.errors import FeedConfigError, InputError
 from ..domain.events import Broadcaster, feed_update
 from ..domain.feeds import FeedId
@@ -61,6 +61,22 @@ class FeedService:
             settings.fanout, activities, follows, jobs, runner, broadcaster
         )
         self.updates = Updates(self)
+        bounds = settings.activities
+        self.limits = Limits(
+            settings.feeds.keys(), bounds.max_bytes, bounds.max_to, bounds.max_batch,
+            bounds.max_batch_bytes, bounds.max_future_seconds,
+        )  # fmt: skip
+
+    async def add_body(
+        self, feed: FeedId, body: object, grant: Grant
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """An add as a client sends it (`POST feed/…`'s body, the socket's `publish`): one
+        activity, or `{"activities": [...]}` (the batch flag answered). Authorised first, then
+        validated whole, then `add`: nothing is stored of a refused one."""
+        grant.require("feed", "write", feed)
+        batch = isinstance(body, dict) and "activities" in body and "actor" not in body
+        added = await self.add(feed, parse_activities(body, self.limits), grant, batch)
+        return added, batch
 
     async def add(
         self, feed: FeedId, new: Sequence[Activity], grant: Grant, batch: bool = False

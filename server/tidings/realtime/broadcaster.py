@@ -11,6 +11,7 @@ Messages on the Redis channel: a JSON header line, then the packet as it goes on
         (the packet without its feed id: `p` bytes, then the feed's JSON, then the rest)
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
     {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
+    {"k": "p.set" | "p.sync" | "p.gone", ...}\\n   (presence: see presence_link.py)
 A node skips its own messages (it delivered them already).
 """
 
@@ -127,6 +128,8 @@ class Broadcaster:
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
         elif header.get("k") == "resync":  # that node could not publish some of its events
             await self.resync()
+        elif str(header.get("k")).startswith("p.") and self.handlers.presence is not None:
+            self.handlers.presence.remote(header)  # presence_link.py's messages
 
     async def resync(self) -> None:
         """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).

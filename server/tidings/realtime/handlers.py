@@ -1,5 +1,6 @@
 """The Socket.IO events of namespace "/", once for every transport: connect (JWT), subscribe,
-unsubscribe, token.refresh, token expiry, and pull-room membership.
+unsubscribe, token.refresh, token expiry, pull-room membership, and presence membership (the
+raid rooms' other events, `presence` and `publish`, are raid.py's, registered with `extend`).
 
 `Handlers` knows peers and rooms, not wires: the fast WebSocket path (websocket.py) and the
 python-socketio path (sio_peers.py) both call it, and give it an `Outlet` each to emit to and
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..auth import Grant, decode_token
 from ..config import Settings
@@ -24,6 +25,9 @@ from .expiry import TOKEN_EXPIRED, ExpiryTimers
 from .peers import Peer, Rooms
 from .pull_sources import PullSources
 from .rooms import feed_room, pull_room
+
+if TYPE_CHECKING:
+    from .presence import Presence
 
 log = logging.getLogger(__name__)
 Ack = dict[str, Any]
@@ -111,7 +115,8 @@ class Outlet(Protocol):
     async def disconnect(self, peer: Peer) -> None: ...
 
 
-def _payload(data: Any, usage: str) -> dict[str, Any]:
+def payload(data: Any, usage: str) -> dict[str, Any]:
+    """An event's argument, which must be an object (`usage` says what it holds)."""
     if not isinstance(data, dict):
         raise InputError(f"expected {usage}", {"data": [f"expected {usage}"]})
     return data
@@ -129,11 +134,20 @@ class Handlers:
         self.timers = ExpiryTimers(settings.realtime.token_grace_seconds, self._warn, self._drop)
         self.grants = GrantCache()
         self.pull_sources = PullSources()
+        self.presence: Presence | None = None  # set by the app (presence.py)
         self._events: dict[str, Callable[[Peer, Any], Awaitable[Ack]]] = {
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
             "token.refresh": self.refresh,
         }
+
+    def extend(self, events: dict[str, Callable[[Peer, Any], Awaitable[Ack]]]) -> None:
+        """More events, handled as these are (bounded, errors as acks): before any transport
+        is created, which registers `event_names()`."""
+        self._events.update(events)
+
+    def event_names(self) -> list[str]:
+        return list(self._events)
 
     # ------------------------------------------------------------------ connect / disconnect
 
@@ -161,6 +175,8 @@ class Handlers:
         peer.grant = None
         self.timers.forget(peer)
         self.rooms.leave_all(peer)
+        if self.presence is not None:
+            self.presence.forget(peer)
         SOCKETS.dec()
 
     async def _warn(self, peer: Peer) -> None:
@@ -214,23 +230,27 @@ class Handlers:
         finally:
             peer.in_flight -= 1
 
-    def _grant(self, peer: Peer) -> Grant:
+    def grant_of(self, peer: Peer) -> Grant:
+        """The socket's grant; SignatureError once its token expired."""
         grant = peer.grant
         if grant is None or grant.expired:
             raise SignatureError("token has expired; send token.refresh with a new one")
         return grant
 
     async def subscribe(self, peer: Peer, data: Any) -> Ack:
-        data = _payload(data, "{feed, since?}")
+        data = payload(data, "{feed, since?}")
         feed = parse_feed_id(data.get("feed"), self._groups)
+        grant = self.grant_of(peer)
         try:
-            self._grant(peer).require("feed", "read", feed)
+            grant.require("feed", "read", feed)
         except TidingsError:
             SUBSCRIPTIONS.labels("refused").inc()
             raise
         since = data.get("since")
         if since is not None and not (isinstance(since, str) and is_activity_id(since)):
             raise InputError("since must be an activity id", {"since": ["not an activity id"]})
+        presence = self.presence
+        member = None if presence is None else presence.member_of(grant, feed, data.get("presence"))
         # Join first, then read: an activity stored in between is in both (clients dedupe by id)
         # rather than in neither.
         name = str(feed)
@@ -241,6 +261,9 @@ class Handlers:
                 break
             if feed_room(name) in peer.rooms:
                 self.rooms.add_pull(peer, pull_room(source), name)
+        joined = peer.grant is not None and feed_room(name) in peer.rooms
+        if member is not None and presence is not None and joined:
+            presence.join(peer, name, *member)
         SUBSCRIPTIONS.labels("ok").inc()
         ack: Ack = {"ok": True, "feed": name, "missed": [], "more": False}
         if since is not None:
@@ -249,18 +272,22 @@ class Handlers:
         return ack
 
     async def unsubscribe(self, peer: Peer, data: Any) -> Ack:
-        feed = str(parse_feed_id(_payload(data, "{feed}").get("feed"), self._groups))
+        feed = str(parse_feed_id(payload(data, "{feed}").get("feed"), self._groups))
         self.rooms.leave(peer, feed_room(feed))
         self.rooms.drop_feed_pulls(peer, feed)
+        if self.presence is not None:
+            self.presence.leave(peer, feed)
         return {"ok": True}
 
     async def refresh(self, peer: Peer, data: Any) -> Ack:
-        grant = decode_token(normalised_token(_payload(data, "{token}")), self._secret)
+        grant = decode_token(normalised_token(payload(data, "{token}")), self._secret)
         feeds = [parse_feed_id(feed, self._groups) for feed in peer.feeds()]
         dropped = [str(feed) for feed in feeds if not grant.allows("feed", "read", feed)]
         for feed in dropped:
             self.rooms.leave(peer, feed_room(feed))
             self.rooms.drop_feed_pulls(peer, feed)
+            if self.presence is not None:
+                self.presence.leave(peer, feed)
         peer.grant = grant
         self.timers.watch(peer)
         return {"ok": True, "expires_at": grant.expires_at, "dropped": dropped}

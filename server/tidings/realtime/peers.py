@@ -12,13 +12,14 @@ import sys
 from collections.abc import Iterable, Iterator
 
 from ..auth import Grant
+from .rate import TokenBucket
 from .rooms import room_feed
 
 
 class Peer:
     """One connected socket of namespace "/". `grant` is None until the Socket.IO connect."""
 
-    __slots__ = ("grant", "in_flight", "pulls", "rooms", "sid")
+    __slots__ = ("bucket", "grant", "in_flight", "pulls", "rooms", "sid")
     fast = False  # written to directly by the hub (True) or through python-socketio (False)
 
     def __init__(self, sid: str) -> None:
@@ -28,6 +29,7 @@ class Peer:
         # pull room -> the subscribed feeds that bring it (None while there is none: the usual)
         self.pulls: dict[str, set[str]] | None = None
         self.in_flight = 0  # its events being handled now (Handlers.handle bounds them)
+        self.bucket: TokenBucket | None = None  # its publish rate bound, made at the first one
 
     def feeds(self) -> list[str]:
         """The feeds this socket is subscribed to."""

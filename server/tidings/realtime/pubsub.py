@@ -75,6 +75,7 @@ class RedisLink:
         self._repaying: asyncio.Task[None] | None = None
         self.on_recovery: OnRecovery | None = None
         self.on_message: OnMessage | None = None
+        self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
         self.resync_request = b""  # published to make the other nodes resync their sockets
 
     @property
@@ -85,6 +86,11 @@ class RedisLink:
         if self._redis is None:
             self._redis = _connect(self.url, self.channel)
         return self._redis
+
+    def client(self) -> aioredis.Redis:
+        """The Redis client, for what else is kept in Redis (presence entries): its callers
+        handle Redis errors themselves."""
+        return self._client()
 
     async def publish(self, data: bytes) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
@@ -150,8 +156,9 @@ class RedisLink:
         while True:
             pubsub = None
             try:
-                pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+                pubsub = self._client().pubsub()
                 await pubsub.subscribe(self.channel)
+                await _confirmed(pubsub)
                 await self._came_back()
                 delay = RETRY_MIN
                 async for message in pubsub.listen():
@@ -203,6 +210,8 @@ class RedisLink:
                 spawn(self.on_recovery())
         if self._owed:
             self._owe()
+        if self.on_up is not None:
+            spawn(self.on_up())
 
     async def close(self) -> None:
         if self._repaying is not None:
@@ -213,6 +222,17 @@ class RedisLink:
                 await self._listener
         if self._redis is not None:
             await _quietly(self._redis.aclose())
+
+
+async def _confirmed(pubsub: Any) -> None:
+    """Wait for Redis to confirm the subscription: until then a message published (by another
+    connection, another node) is not delivered to it, so "back" would be said too early (a
+    resync, a presence republish answered before this node listens)."""
+    async with asyncio.timeout(PUBLISH_TIMEOUT):
+        while True:
+            message = await pubsub.get_message(timeout=PUBLISH_TIMEOUT)
+            if message is not None and message.get("type") == "subscribe":
+                return
 
 
 async def _quietly(closing: Awaitable[Any]) -> None:

@@ -40,7 +40,7 @@ class SioPeers:
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on("connect", _refuse_namespace, namespace="*")  # any namespace but "/"
-        for event in ("subscribe", "unsubscribe", "token.refresh"):
+        for event in handlers.event_names():
             sio.on(event, self._handler(event))
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:

@@ -10,14 +10,16 @@
   one chunk per batch, so paging the followers costs the same at 5,000 or 5,000,000 of them, on
   any store, and the chunks of a feed live with it when the store is sharded by feed.
 
-A new follow takes a chunk slot (store/feeds.py: one an unfollow freed, else a new one), inserts
-its `follows` document (unique per source and target) with its chunk number, then adds itself
-to that chunk. Every step can be retried: a retried follow finds its document and adds it to its
-chunk again (taking no slot), so a crash between the steps loses no follower. An unfollow takes
-the follower out of its chunk, deletes the document, then takes it out again (a concurrent retry
-of the follow may have put it back in between), and gives its slot back as a hole for the next
-follow. Chunk members name their follow document, so taking out an old follow never
-takes out a newer follow of the same feeds.
+Follows are stored in bulk (FollowStore.follow_many, one batch of pairs): the new follows take
+chunk slots (store/feeds.py: holes an unfollow freed first, else new ones) and are counted, in
+one write per target; their `follows` documents (unique per source and target) are inserted with
+their chunk numbers, then added to those chunks. Every step can be retried: a retried follow
+finds its document and adds it to its chunk again (taking no slot), so a crash between the steps
+loses no follower. An unfollow (FollowStore.unfollow_many) takes the followers out of their
+chunks, deletes the documents, then takes them out again (a concurrent retry of the follow may
+have put one back in between), and gives the slots back as holes for the next follows. Chunk
+members name their follow document, so taking out an old follow never takes out a newer follow
+of the same feeds.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import DeleteOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from ..domain.ids import format_time
 from ..domain.merge import Bounds
@@ -43,6 +45,10 @@ DUPLICATE_KEY = 11000
 # Values per `$in` of a bulk read: the embedded store matches each candidate against the whole
 # list (2,500 ids in one `$in` took 4 s, in 25 reads of 100 a few ms each).
 IN_BATCH = 100
+# Sources per aggregation of FollowStore.survey (the embedded store ran parts of 50 faster per
+# source than parts of 100), and the most targets it looks the pairs up among in one.
+SURVEY_SOURCES = 50
+SURVEY_TARGETS = 50
 Member = tuple[str, ObjectId]  # (follower feed, its follow's _id)
 
 
@@ -84,6 +90,23 @@ class FollowRecord:
         return self.frontier if self.period == meta.period else meta.pull_since
 
 
+@dataclass(frozen=True)
+class Survey:
+    counts: dict[str, int]  # source → how many feeds it follows (absent: none)
+    found: dict[tuple[str, str], ObjectId]  # (source, target) → its follow, those that exist
+
+
+@dataclass(frozen=True)
+class Started:
+    """What FollowStore.follow_many stored: the follows still to complete (with whether each
+    is new), per target with new follows its metadata after they were counted, and how many
+    feeds each of their sources follows afterwards."""
+
+    follows: list[tuple[FollowRecord, bool]]
+    metas: dict[str, FeedMeta]
+    counts: dict[str, int]
+
+
 def _record(doc: Document) -> FollowRecord:
     return FollowRecord(
         id=doc["_id"],
@@ -108,57 +131,25 @@ class FollowStore:
 
     # ------------------------------------------------------------------------ follow, unfollow
 
-    async def follow(self, source: str, target: str) -> tuple[FollowRecord, bool] | None:
-        """Record that `source` follows `target`. Answers the follow and whether it is new, when
-        it still has to be completed (a new follow, or one an earlier attempt left incomplete);
-        None when it was complete already (nothing changes) or was undone meanwhile. A follow
-        that exists takes no chunk slot."""
-        found = await self.follows.find_one({"source": source, "target": target})
-        if found is not None:
-            doc, new = found, False
-        else:
-            chunk = await self.meta.take_hole(target)
-            if chunk is None:
-                chunk = await self.meta.take_slots(target, 1) // CHUNK_SIZE
-            now = datetime.now(UTC)
-            doc = {
-                "_id": ObjectId(), "source": source, "target": target,
-                "chunk": chunk, "created_at": now, "updated_at": now,
-            }  # fmt: skip
-            try:
-                await self.follows.insert_one(doc)
-                new = True
-            except DuplicateKeyError:  # a concurrent first follow won: the slot is not used
-                await self.meta.add_hole(target, chunk)
-                found = await self.follows.find_one({"source": source, "target": target})
-                if found is None:
-                    return None
-                doc, new = found, False
-        record = _record(doc)
-        await self._enlist(record)
-        if await self.follows.find_one({"_id": record.id}, {"_id": 1}) is None:
-            await self._delist(record)  # unfollowed meanwhile
-            return None
-        if not new and record.frontier is not None:
-            return None
-        return record, new
-
     async def follow_many(
         self,
         pairs: Sequence[tuple[str, str]],
         complete: dict[str, tuple[str, int, bool]] | None = None,
-    ) -> tuple[list[tuple[FollowRecord, bool]], dict[str, FeedMeta]]:
+        existing: dict[tuple[str, str], FollowRecord] | None = None,
+    ) -> Started:
         """`follow` of many (source, target) pairs in a few bulk writes, whatever their number:
-        one read of the follows that exist, per target one write of its `feeds` document
-        (take_many: slots, counter), one insert of the new follows, one write of their chunk
-        memberships, one read to see none was undone meanwhile. Same guarantees as `follow`
-        (every step can be retried; a crash leaves at most a counter to repair). Answers the
-        follows still to complete (with whether each is new) and, per target with new
-        follows, its metadata after they were counted. `complete` (target → frontier, period,
-        pull): new follows of those targets are inserted complete (nothing to copy; the
-        caller checks the mode did not change meanwhile)."""
+        per target one write of its `feeds` document (take_many: slots, counter), one insert of
+        the new follows, one write of their chunk memberships, then one survey (an
+        aggregation per SURVEY_SOURCES sources) that both sees none was undone meanwhile and
+        recounts the sources' follows (the caller's `max_following` check). Same guarantees as
+        `follow` (every step can be retried; a crash leaves at most a counter to repair).
+        `existing`: the follows of `pairs` that exist, when the caller read them (else read
+        here). `complete` (target → frontier, period, pull): new follows of those targets are
+        inserted complete (nothing to copy; the caller checks the mode did not change
+        meanwhile)."""
         complete = complete or {}
-        existing = await self.existing(pairs)
+        if existing is None:
+            existing = await self.records_of((await self.survey(pairs)).found)
         todo: list[tuple[FollowRecord, bool]] = [
             (r, False) for r in existing.values() if r.frontier is None
         ]
@@ -206,21 +197,76 @@ class FollowStore:
             won = await self.existing([(docs[i]["source"], docs[i]["target"]) for i in lost])
             todo += [(r, False) for r in won.values() if r.frontier is None]
         todo += [(_record(d), True) for i, d in enumerate(docs) if i not in lost]
-        records = [r for r, _ in todo]
         await self.enlist_all([r for r, new in todo if not new], dedupe=True)
         await self.enlist_all([r for r, new in todo if new], dedupe=False)
-        if not records:
-            return [], metas
-        alive = await self._alive([r.id for r in records])
-        gone = [r for r in records if r.id not in alive]
-        for record in gone:
-            await self._delist(record)  # unfollowed meanwhile
-        return [(r, new) for r, new in todo if r.id in alive], metas
+        if not todo:
+            return Started([], metas, {})
+        after = await self.survey([(r.source, r.target) for r, _ in todo])
+        alive = set(after.found.values())
+        for record, _ in todo:
+            if record.id not in alive:
+                await self._delist(record)  # unfollowed meanwhile
+        return Started([(r, new) for r, new in todo if r.id in alive], metas, after.counts)
+
+    async def survey(self, pairs: Collection[tuple[str, str]]) -> Survey:
+        """How many feeds each source of `pairs` follows, and which of the pairs are follows
+        that exist: one pass over the sources' follows, an aggregation per SURVEY_SOURCES
+        sources (cheaper on the embedded store than a read of the pairs and a count apart: its
+        `$in` compares each candidate with the whole list). Sources of many targets at once
+        (more than SURVEY_TARGETS in one part) have their pairs looked up by target instead."""
+        by_source: dict[str, set[str]] = {}
+        for source, target in pairs:
+            by_source.setdefault(source, set()).add(target)
+        sources = sorted(by_source)
+        parts = [sources[i : i + SURVEY_SOURCES] for i in range(0, len(sources), SURVEY_SOURCES)]
+
+        async def one(part: list[str]) -> tuple[list[Document], bool]:
+            targets = sorted(set().union(*(by_source[s] for s in part)))
+            group: Document = {"_id": "$source", "n": {"$sum": 1}}
+            listed = len(targets) <= SURVEY_TARGETS
+            if listed:
+                hit = {"t": "$target", "f": "$_id"}
+                group["f"] = {"$push": {"$cond": [{"$in": ["$target", targets]}, hit, "$$REMOVE"]}}
+            rows = await self.follows.aggregate([
+                {"$match": {"source": {"$in": part}}}, {"$group": group},
+            ])  # fmt: skip
+            return await rows.to_list(), listed
+
+        counts: dict[str, int] = {}
+        found: dict[tuple[str, str], ObjectId] = {}
+        rest: list[tuple[str, str]] = []
+        results = await asyncio.gather(*(one(part) for part in parts))
+        for part, (rows, listed) in zip(parts, results, strict=True):
+            for row in rows:
+                source = row["_id"]
+                counts[source] = int(row["n"])
+                for hit in row.get("f", ()):
+                    if hit["t"] in by_source[source]:
+                        found[(source, hit["t"])] = hit["f"]
+            if not listed:
+                rest += [(s, t) for s in part for t in by_source[s]]
+        if rest:
+            found.update({pair: r.id for pair, r in (await self.existing(rest)).items()})
+        return Survey(counts, found)
+
+    async def records_of(
+        self, found: dict[tuple[str, str], ObjectId]
+    ) -> dict[tuple[str, str], FollowRecord]:
+        """The records of follows a survey found (none: no read)."""
+        ids = list(found.values())
+        docs = await asyncio.gather(
+            *(
+                self.follows.find({"_id": {"$in": ids[i : i + IN_BATCH]}}).to_list()
+                for i in range(0, len(ids), IN_BATCH)
+            )
+        )
+        return {(d["source"], d["target"]): _record(d) for part in docs for d in part}
 
     async def existing(
         self, pairs: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], FollowRecord]:
-        """The follows of these (source, target) pairs that exist (one read)."""
+        """The follows of these (source, target) pairs that exist (a read per target and
+        IN_BATCH sources)."""
         if not pairs:
             return {}
         wanted = set(pairs)
@@ -235,33 +281,57 @@ class FollowStore:
         found = await asyncio.gather(*(self.follows.find(q).to_list() for q in queries))
         return {(d["source"], d["target"]): _record(d) for docs in found for d in docs}
 
-    async def _alive(self, ids: Sequence[ObjectId]) -> set[ObjectId]:
-        """Those of these follows that still exist."""
-        found = await asyncio.gather(
-            *(
-                self.follows.find(
-                    {"_id": {"$in": list(ids[i : i + IN_BATCH])}}, {"_id": 1}
-                ).to_list()
-                for i in range(0, len(ids), IN_BATCH)
+    async def unfollow_many(self, records: Sequence[FollowRecord]) -> dict[str, FeedMeta]:
+        """`unfollow` of many follows in bulk: per target one mark (changing), one bulk pull
+        of the members out of their chunks, one bulk delete of the follows, the pull again (a
+        retried follow may have put one back), and ONE write of the target's `feeds` document
+        (holes for the slots freed, the counter). When fewer were deleted than asked (a
+        concurrent unfollow took some), no hole is given back (which slots are free is not
+        known; a lost hole only wastes its slot). Answers, per target that lost followers, its
+        metadata after."""
+        by_target: dict[str, list[FollowRecord]] = {}
+        for record in records:
+            by_target.setdefault(record.target, []).append(record)
+        if not by_target:
+            return {}
+        await asyncio.gather(*(self.meta.mark_changing(t) for t in by_target))
+        await self.delist_all(records)
+
+        async def delete(group: list[FollowRecord]) -> int:
+            # DeleteOne by _id: the embedded store's `$in` compares each candidate with the list
+            result = await self.follows.bulk_write(
+                [DeleteOne({"_id": r.id}) for r in group], ordered=False
             )
-        )
-        return {d["_id"] for docs in found for d in docs}
+            return int(result.deleted_count)
 
-    async def count_followed_many(self, sources: Collection[str]) -> dict[str, int]:
-        """How many feeds each of `sources` follows (an aggregation per IN_BATCH sources)."""
-        wanted = sorted(sources)
+        targets = list(by_target)
+        counts = await asyncio.gather(*(delete(by_target[t]) for t in targets))
+        await self.delist_all(records)
+        deleted = dict(zip(targets, counts, strict=True))
+        metas: dict[str, FeedMeta] = {}
+        for target, n in deleted.items():
+            if n:
+                group = by_target[target]
+                holes = [r.chunk for r in group] if n == len(group) else []
+                metas[target] = await self.meta.release(target, holes, n)
+        return metas
 
-        async def count(part: list[str]) -> list[Document]:
-            rows = await self.follows.aggregate([
-                {"$match": {"source": {"$in": part}}},
-                {"$group": {"_id": "$source", "n": {"$sum": 1}}},
-            ])  # fmt: skip
-            return await rows.to_list()
-
-        found = await asyncio.gather(
-            *(count(wanted[i : i + IN_BATCH]) for i in range(0, len(wanted), IN_BATCH))
-        )
-        return {d["_id"]: int(d["n"]) for rows in found for d in rows}
+    async def delist_all(self, records: Sequence[FollowRecord]) -> None:
+        """Take follows out of their chunks: one bulk write, one `$pullAll` of the exact members
+        per chunk (on the embedded store 25 times faster than a `$pull` of `f` `$in` the ids,
+        which compares each member with the whole list)."""
+        by_chunk: dict[str, list[Document]] = {}
+        for record in records:
+            member = {"s": record.source, "f": record.id}  # as enlisted: same fields, same order
+            by_chunk.setdefault(_chunk_id(record.target, record.chunk), []).append(member)
+        if by_chunk:
+            await self.chunks.bulk_write(
+                [
+                    UpdateOne({"_id": chunk}, {"$pullAll": {"m": members}})
+                    for chunk, members in by_chunk.items()
+                ],
+                ordered=False,
+            )
 
     async def complete_many(self, done: Sequence[tuple[FollowRecord, str, int, bool]]) -> None:
         """`complete` of many follows: (record, frontier, period, pull), one update of IN_BATCH
@@ -334,27 +404,6 @@ class FollowStore:
         moves apart from them (a crash between the two writes leaves it off by one)."""
         return await self.meta.set_followers(
             target, await self.follows.count_documents({"target": target})
-        )
-
-    async def unfollow(self, record: FollowRecord) -> bool:
-        """Undo the follow; False when it was gone already."""
-        await self.meta.mark_changing(record.target)
-        await self._delist(record)
-        result = await self.follows.delete_one({"_id": record.id})
-        await self._delist(record)
-        if result.deleted_count != 1:
-            return False
-        await self.meta.add_hole(record.target, record.chunk)  # once per follow: its delete
-        return True
-
-    async def _enlist(self, record: FollowRecord) -> None:
-        await self.chunks.update_one(
-            {"_id": _chunk_id(record.target, record.chunk)},
-            {
-                "$addToSet": {"m": {"s": record.source, "f": record.id}},
-                "$setOnInsert": {"target": record.target, "n": record.chunk},
-            },
-            upsert=True,
         )
 
     async def _delist(self, record: FollowRecord) -> None:

@@ -22,7 +22,7 @@ BENCHMARKS = {
     "follows": (
         follows,
         "single REST follows of one feed up to 10,000 followers (rate per 1,000) and "
-        "follow_many of 10,000 follows: follows/s",
+        "follow_many and unfollow_many of 10,000 follows: follows/s",
     ),
     "raid": (
         raid,

@@ -4,10 +4,13 @@
 at once, until it has `--followers` followers: the rate over each `--step` follows, so that a
 rate falling with the follower count shows; (b) `POST follow_many/` of `--many` follows of
 another feed, in calls of `--many-batch` follows (Stream documents 2,500 per call; its SDK sends
-one call per `client.follow_many(...)`), one call after the other: follows/s over all of them.
-Both follow with `activity_copy_limit` = `--copy-limit` (0: a follow's own cost, not its
-copies). Phase (a) stops after `--budget` seconds (the old code took over 20 minutes for
-10,000): the steps done so far are reported. One JSON document on stdout; progress on stderr.
+one call per `client.follow_many(...)`), one call after the other: follows/s over all of them;
+(c) `POST unfollow_many/` of those follows again (`keep_history` false: what they got goes), in
+calls of the same size. Both (a) and (b) follow with `activity_copy_limit` = `--copy-limit` (0: a
+follow's own cost, not its copies). A `--many-batch` above Stream's 2,500 raises the started
+server's `fanout.max_follow_many` to it (one call of 10,000: `--many-batch 10000`). Phase (a)
+stops after `--budget` seconds (the old code took over 20 minutes for 10,000): the steps done so
+far are reported. One JSON document on stdout; progress on stderr.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .services import Report, Target, headers, log, machine, open_target, run_re
 from .store import store_version
 
 MANY_TIMEOUT = 300.0
+DEFAULT_MAX_FOLLOW_MANY = 2500  # fanout.max_follow_many, Stream's bound
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,9 +104,16 @@ async def single_follows(
     }
 
 
-async def follow_many(
-    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str
+async def _batches(
+    args: argparse.Namespace,
+    http: aiohttp.ClientSession,
+    target: Target,
+    run: str,
+    call: str,
+    params: dict[str, str],
 ) -> dict[str, Any]:
+    """`--many` follows of one feed, in `--many-batch` calls of `call` (follow_many or
+    unfollow_many), one after the other."""
     feed = f"user:{run}-many"
     calls = []
     started = time.perf_counter()
@@ -113,17 +124,17 @@ async def follow_many(
         ]
         call_started = time.perf_counter()
         async with http.post(
-            f"{target.url}{API}/follow_many/",
-            params={"api_key": target.api_key, "activity_copy_limit": str(args.copy_limit)},
+            f"{target.url}{API}/{call}/",
+            params={"api_key": target.api_key, **params},
             json=body,
             headers=headers(target),
             timeout=aiohttp.ClientTimeout(total=MANY_TIMEOUT),
         ) as rsp:
             if rsp.status not in (200, 201):
-                raise RuntimeError(f"follow_many: HTTP {rsp.status}: {await rsp.text()}")
-        call = time.perf_counter() - call_started
-        calls.append({"follows": len(body), "seconds": round(call, 3)})
-        log(f"(b) follow_many of {len(body)}: {len(body) / call:.0f} follows/s")
+                raise RuntimeError(f"{call}: HTTP {rsp.status}: {await rsp.text()}")
+        seconds = time.perf_counter() - call_started
+        calls.append({"follows": len(body), "seconds": round(seconds, 3)})
+        log(f"{call} of {len(body)}: {len(body) / seconds:.0f} follows/s")
     seconds = time.perf_counter() - started
     return {
         "feed": feed,
@@ -135,6 +146,23 @@ async def follow_many(
     }
 
 
+async def many(
+    args: argparse.Namespace,
+    http: aiohttp.ClientSession,
+    target: Target,
+    run: str,
+    call: str,
+    params: dict[str, str],
+) -> dict[str, Any]:
+    """Phase (b) or (c), with the followers the store holds after it."""
+    try:
+        report = await _batches(args, http, target, run, call, params)
+    except (RuntimeError, aiohttp.ClientError) as exc:  # e.g. no such call (404)
+        report = {"feed": f"user:{run}-many", "follows": args.many, "error": str(exc)}
+    report["followers_stored"] = await _followers(target, report["feed"])
+    return report
+
+
 async def _followers(target: Target, feed: str) -> int | None:
     if target.db is None:
         return None
@@ -144,6 +172,8 @@ async def _followers(target: Target, feed: str) -> int | None:
 async def bench_follows(args: argparse.Namespace) -> dict[str, Any]:
     if not args.start:
         require_loopback(args.url, "--url")
+    if args.many_batch > DEFAULT_MAX_FOLLOW_MANY:
+        args.server_env = {"TIDINGS_FANOUT_MAX_FOLLOW_MANY": str(args.many_batch)}
     run = uuid.uuid4().hex[:8]
     report: dict[str, Any] = {
         "benchmark": "follows",
@@ -172,22 +202,22 @@ async def bench_follows(args: argparse.Namespace) -> dict[str, Any]:
         single = await single_follows(args, http, target, run)
         single["followers_stored"] = await _followers(target, single["feed"])
         report["single_rest_follows"] = single
-        try:
-            many = await follow_many(args, http, target, run)
-        except (RuntimeError, aiohttp.ClientError) as exc:  # e.g. no follow_many/ (404)
-            many = {"feed": f"user:{run}-many", "follows": args.many, "error": str(exc)}
-        many["followers_stored"] = await _followers(target, many["feed"])
-        report["follow_many"] = many
+        copy = {"activity_copy_limit": str(args.copy_limit)}
+        report["follow_many"] = await many(args, http, target, run, "follow_many", copy)
+        report["unfollow_many"] = await many(args, http, target, run, "unfollow_many", {})
     return report
 
 
 def main(args: argparse.Namespace) -> int:
     def failed(report: Report) -> bool:
-        single, many = report["single_rest_follows"], report["follow_many"]
+        single, followed = report["single_rest_follows"], report["follow_many"]
+        unfollowed = report["unfollow_many"]
         return not (
             single["finished"]
-            and "error" not in many
-            and many["followers_stored"] in (None, many["follows"])
+            and "error" not in followed
+            and followed["followers_stored"] in (None, followed["follows"])
+            and "error" not in unfollowed
+            and unfollowed["followers_stored"] in (None, 0)
         )
 
     return run_report(bench_follows(args), failed)

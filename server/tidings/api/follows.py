@@ -5,7 +5,6 @@ validated before anything is stored)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -104,9 +103,6 @@ class UnfollowManySchema(FollowManySchema):
     keep_history = fields.Boolean(load_default=False)
 
 
-UNFOLLOW_CONCURRENCY = 16
-
-
 def _server_only(request: web.Request) -> None:
     """Stream answers the batch follow calls to server tokens only (the SDK signs them
     `follower`/`*`/`*`)."""
@@ -171,18 +167,10 @@ async def follow_many(request: web.Request) -> web.Response:
 
 
 async def unfollow_many(request: web.Request) -> web.Response:
-    """`POST unfollow_many/ [{source, target, keep_history}, ...]`: each as a single unfollow,
-    a few at once."""
+    """`POST unfollow_many/ [{source, target, keep_history}, ...]`: every entry validated, then
+    all of them unfollowed in bulk writes."""
     _server_only(request)
     entries = await _entries(request, UnfollowManySchema())
-    service = request.app[SERVICE]
-    slots = asyncio.Semaphore(UNFOLLOW_CONCURRENCY)
-
-    async def one(source: FeedId, target: FeedId, keep: bool) -> None:
-        async with slots:
-            await service.unfollow(source, target, bool(keep))
-
-    async with asyncio.TaskGroup() as group:
-        for source, target, keep in dict.fromkeys(entries):
-            group.create_task(one(source, target, keep))
+    triples = [(str(s), str(t), bool(keep)) for s, t, keep in entries]
+    await request.app[SERVICE].follow_service.unfollow_many(triples)
     return answer(request, {})

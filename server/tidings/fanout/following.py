@@ -78,52 +78,46 @@ class FollowService:
         self, pairs: list[tuple[str, str]], copy_limit: int, whole: bool
     ) -> dict[tuple[str, str], InputError]:
         """Store the follows of `pairs`; answer those refused by the follow cap (`whole`: any
-        refusal refuses every pair, before anything is stored)."""
+        refusal refuses every pair, before anything is stored). One survey of the sources'
+        follows before (which pairs exist, how many feeds each source follows) and one after
+        (none undone meanwhile, and no source past the cap through concurrent follows)."""
         cap = self.settings.max_following
-        existing = await self.follows.existing(pairs)
+        before = await self.follows.survey(pairs)
+        existing = await self.follows.records_of(before.found)
         adding = Counter(s for s, t in pairs if (s, t) not in existing)
         failed: dict[tuple[str, str], InputError] = {}
-        if adding:
-            counts = await self.follows.count_followed_many(adding)
-            over = {s for s, n in adding.items() if counts.get(s, 0) + n > cap}
-            if over:
-                for pair in pairs:
-                    if pair[0] in over and pair not in existing:
-                        failed[pair] = _cap_error(pair[0], cap)
-                if whole:
-                    return failed
-                pairs = [p for p in pairs if p not in failed]
+        over = {s for s, n in adding.items() if before.counts.get(s, 0) + n > cap}
+        if over:
+            for pair in pairs:
+                if pair[0] in over and pair not in existing:
+                    failed[pair] = _cap_error(pair[0], cap)
+            if whole:
+                return failed
+            pairs = [p for p in pairs if p not in failed]
         prefilled: dict[str, tuple[str, int, bool]] = {}
         if copy_limit == 0:  # nothing to copy: the follows are inserted complete
             targets = list(dict.fromkeys(t for _, t in pairs))
-            before = await self.follows.meta.get_many(targets)
+            before_metas = await self.follows.meta.get_many(targets)
             for target in targets:
                 ids = await self.activities.latest_own(target, 1)
                 if ids:  # as in _complete
                     await self.follows.meta.raise_max(target, ids[0])
-                meta = before[target]
+                meta = before_metas[target]
                 prefilled[target] = (ids[0] if ids else "", meta.period, meta.pull_rooms)
-        started, metas = await self.follows.follow_many(pairs, prefilled)
-        new_sources = {r.source for r, new in started if new}
-        if new_sources:  # concurrent follows of a source went past the cap: undo the new ones
-            counts = await self.follows.count_followed_many(new_sources)
-            over = {s for s in new_sources if counts.get(s, 0) > cap}
-            if over:
-                undone = [r for r, new in started if new and r.source in over]
-                for record in undone:
-                    if await self.follows.unfollow(record):
-                        metas[record.target] = await self.follows.meta.count(record.target, -1)
-                    failed[(record.source, record.target)] = _cap_error(record.source, cap)
-                started = [(r, new) for r, new in started if not (new and r.source in over)]
-        await self._complete(started, copy_limit, metas)
+        started = await self.follows.follow_many(pairs, prefilled, existing)
+        new = [r for r, is_new in started.follows if is_new]
+        # Concurrent follows of a source went past the cap: undo its new ones.
+        undone = [r for r in new if started.counts.get(r.source, 0) > cap]
+        if undone:
+            await self.follows.unfollow_many(undone)
+            for record in undone:
+                failed[(record.source, record.target)] = _cap_error(record.source, cap)
+            gone = {r.id for r in undone}
+            started.follows[:] = [(r, n) for r, n in started.follows if r.id not in gone]
+        await self._complete(started.follows, copy_limit)
         return failed
 
-    async def _complete(
-        self,
-        started: list[tuple[FollowRecord, bool]],
-        copy_limit: int,
-        metas: dict[str, FeedMeta],
-    ) -> None:
+    async def _complete(self, started: list[tuple[FollowRecord, bool]], copy_limit: int) -> None:
         """Copy (push feeds) or frontier (pull feeds) of the follows started, in bulk: per
         target one read of its newest activities; one insert of every copy; one write that
         completes every follow. Then the mode switches the new follower counts call for."""
@@ -178,22 +172,32 @@ class FollowService:
                 await self.activities.remove_entries(feeds[activity_id], activity_id)
 
     async def unfollow(self, source: str, target: str, keep_history: bool) -> None:
-        record = await self.follows.get(source, target)
-        if record is None:
-            if not keep_history:
-                await self.activities.remove_from_origin(source, target)
-            return
-        meta = await self.follows.meta.get(target)
-        floor = record.merged_above(meta)
-        if keep_history and floor is not None:  # what was merged in stays: copied now
-            await copy_merged(self.activities, target, {source: floor})
-        if await self.follows.unfollow(record):
-            meta = await self.follows.meta.count(target, -1)
+        await self.unfollow_many([(source, target, keep_history)])
+
+    async def unfollow_many(self, entries: Sequence[tuple[str, str, bool]]) -> None:
+        """`unfollow_many/` (and a single unfollow): (source, target, keep_history) entries, in
+        bulk: one read of the follows, one of the targets' metadata, per target a copy of what
+        the keeping followers merged in (pull feeds), the bulk unfollow (FollowStore.
+        unfollow_many), one bulk delete of what the others got through their follows, then the
+        mode switches the new counts call for. A repeated pair counts once (its last
+        keep_history); an unfollow of a feed not followed only drops its history (as Stream)."""
+        keeps = {(source, target): keep for source, target, keep in entries}
+        records = await self.follows.existing(list(keeps))
+        metas = await self.follows.meta.get_many(dict.fromkeys(t for _, t in keeps))
+        floors: dict[str, dict[str, str]] = {}
+        for (source, target), record in records.items():
+            floor = record.merged_above(metas[target])
+            if keeps[(source, target)] and floor is not None:  # merged in: copied now, stays
+                floors.setdefault(target, {})[source] = floor
+        for target, of_target in floors.items():
+            await copy_merged(self.activities, target, of_target)
+        after = await self.follows.unfollow_many(list(records.values()))
+        for meta in after.values():
             await self._check(meta)
-        if not keep_history:
-            await self.activities.remove_from_origin(source, target)
-        if record.pull or meta.pull_rooms:
-            await self.broadcaster.follows_changed(source, target, False)
+        await self.activities.remove_from_origins([p for p, keep in keeps.items() if not keep])
+        for (source, target), record in records.items():
+            if record.pull or after.get(target, metas[target]).pull_rooms:
+                await self.broadcaster.follows_changed(source, target, False)
 
     async def _check(self, meta: FeedMeta) -> None:
         """Switch the feed to pull above `pull_threshold` followers, back to push below

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DeleteOne
+from pymongo import DeleteMany, DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
@@ -427,6 +427,22 @@ class ActivityStore:
         if keys and self.groups is not None:
             await self.groups.recompute((feed, key) for key in keys)
         return result.deleted_count
+
+    async def remove_from_origins(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """`remove_from_origin` of many (feed, origin) pairs (unfollow_many/): the flat feeds'
+        in one bulk write (an index range delete each); feeds that group one by one, their
+        groups recomputed."""
+        flat: list[DeleteMany] = []
+        removed = 0
+        for feed, origin in dict.fromkeys(pairs):
+            if self.groups is not None and self.groups.group_of_feed(feed):
+                removed += await self.remove_from_origin(feed, origin)
+            else:
+                flat.append(DeleteMany({"feed": feed, "origin": origin}))
+        if flat:
+            result = await self.entries.bulk_write(flat, ordered=False)
+            removed += result.deleted_count
+        return removed
 
     async def mark_removed(self, activity_id: str) -> None:
         """Tombstone an activity removed from its own feed, so that a fanout still running or

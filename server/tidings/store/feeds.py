@@ -196,6 +196,18 @@ class FeedMetaStore:
                 },
             )
 
+    async def release(self, feed: str, holes: list[int], followers: int) -> FeedMeta:
+        """Unfollows of `feed` deleted `followers` follows and freed the slots of `holes`: one
+        write of its document (the holes for the next follows, the counter); the metadata
+        after."""
+        update: Document = {"$inc": {"followers": -followers}}
+        if holes:
+            update["$push"] = {"holes": {"$each": holes, "$slice": -MAX_HOLES}}
+        doc = await self.feeds.find_one_and_update(
+            {"_id": feed}, update, return_document=ReturnDocument.AFTER
+        )
+        return _meta(feed, doc)
+
     async def count(self, feed: str, delta: int) -> FeedMeta:
         doc = await self.feeds.find_one_and_update(
             {"_id": feed}, {"$inc": {"followers": delta}}, return_document=ReturnDocument.AFTER

@@ -10,276 +10,60 @@
   one chunk per batch, so paging the followers costs the same at 5,000 or 5,000,000 of them, on
   any store, and the chunks of a feed live with it when the store is sharded by feed.
 
-A new follow takes a chunk slot (store/feeds.py: one an unfollow freed, else a new one), inserts
-its `follows` document (unique per source and target) with its chunk number, then adds itself
-to that chunk. Every step can be retried: a retried follow finds its document and adds it to its
-chunk again (taking no slot), so a crash between the steps loses no follower. An unfollow takes
-the follower out of its chunk, deletes the document, then takes it out again (a concurrent retry
-of the follow may have put it back in between), and gives its slot back as a hole for the next
-follow. Chunk members name their follow document, so taking out an old follow never
-takes out a newer follow of the same feeds.
+Follows are stored in bulk (FollowStore.follow_many, one batch of pairs): the new follows take
+chunk slots (store/feeds.py: holes an unfollow freed first, else new ones) and are counted, in
+one write per target; their `follows` documents (unique per source and target) are inserted with
+their chunk numbers, then added to those chunks. Every step can be retried: a retried follow
+finds its document and adds it to its chunk again (taking no slot), so a crash between the steps
+loses no follower. An unfollow (FollowStore.unfollow_many) takes the followers out of their
+chunks, deletes the documents, then takes them out again (a concurrent retry of the follow may
+have put one back in between), and gives the slots back as holes for the next follows. Chunk
+members name their follow document, so taking out an old follow never takes out a newer follow
+of the same feeds.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from ..domain.ids import format_time
 from ..domain.merge import Bounds
 from . import scan
-from .feeds import FeedMeta, FeedMetaStore
-from .mongo import Database, Document
+from .feeds import FeedMeta
+from .follow_records import (
+    CHUNK_SIZE,
+    IN_BATCH,
+    Follow,
+    FollowRecord,
+    Member,
+    Started,
+    Survey,
+    chunk_id,
+    record_of,
+)
+from .follow_writes import FollowWrites
+from .mongo import Document
 
-CHUNK_SIZE = 500
-DUPLICATE_KEY = 11000
-# Values per `$in` of a bulk read: the embedded store matches each candidate against the whole
-# list (2,500 ids in one `$in` took 4 s, in 25 reads of 100 a few ms each).
-IN_BATCH = 100
-Member = tuple[str, ObjectId]  # (follower feed, its follow's _id)
-
-
-@dataclass(frozen=True)
-class Follow:
-    source: str
-    target: str
-    created_at: datetime
-    updated_at: datetime
-
-    def public(self) -> dict[str, Any]:
-        """Stream's row: `feed_id` follows `target_id`."""
-        return {
-            "feed_id": self.source,
-            "target_id": self.target,
-            "created_at": format_time(self.created_at),
-            "updated_at": format_time(self.updated_at),
-        }
-
-
-@dataclass(frozen=True)
-class FollowRecord:
-    id: ObjectId
-    source: str
-    target: str
-    chunk: int
-    frontier: str | None = None  # None until the follow is complete
-    period: int = 0
-    pull: bool = False  # marked as a follow of a pull feed
-
-    def merged_above(self, meta: FeedMeta) -> str | None:
-        """The ids of `target`'s own activities above which a reader of `source` merges them
-        in (None: it merges nothing in). A follow made in the target's current pull period
-        merges what it would have copied and got (its own frontier: the (copy limit + 1)-th
-        newest activity of the target when it followed); an older follow holds everything
-        up to the start of the period (copied, or backfilled at its end), and merges the rest."""
-        if not meta.merged or self.frontier is None:
-            return None
-        return self.frontier if self.period == meta.period else meta.pull_since
+__all__ = [
+    "CHUNK_SIZE",
+    "IN_BATCH",
+    "Follow",
+    "FollowRecord",
+    "FollowStore",
+    "Member",
+    "Started",
+    "Survey",
+    "record_of",
+]
 
 
-def _record(doc: Document) -> FollowRecord:
-    return FollowRecord(
-        id=doc["_id"],
-        source=doc["source"],
-        target=doc["target"],
-        chunk=int(doc.get("chunk", 0)),
-        frontier=doc.get("frontier"),
-        period=int(doc.get("period", 0)),
-        pull="pull_source" in doc,
-    )
-
-
-def _chunk_id(target: str, n: int) -> str:
-    return f"{target}#{n}"
-
-
-class FollowStore:
-    def __init__(self, db: Database) -> None:
-        self.follows = db["follows"]
-        self.chunks = db["follower_chunks"]
-        self.meta = FeedMetaStore(db)
-
-    # ------------------------------------------------------------------------ follow, unfollow
-
-    async def follow(self, source: str, target: str) -> tuple[FollowRecord, bool] | None:
-        """Record that `source` follows `target`. Answers the follow and whether it is new, when
-        it still has to be completed (a new follow, or one an earlier attempt left incomplete);
-        None when it was complete already (nothing changes) or was undone meanwhile. A follow
-        that exists takes no chunk slot."""
-        found = await self.follows.find_one({"source": source, "target": target})
-        if found is not None:
-            doc, new = found, False
-        else:
-            chunk = await self.meta.take_hole(target)
-            if chunk is None:
-                chunk = await self.meta.take_slots(target, 1) // CHUNK_SIZE
-            now = datetime.now(UTC)
-            doc = {
-                "_id": ObjectId(), "source": source, "target": target,
-                "chunk": chunk, "created_at": now, "updated_at": now,
-            }  # fmt: skip
-            try:
-                await self.follows.insert_one(doc)
-                new = True
-            except DuplicateKeyError:  # a concurrent first follow won: the slot is not used
-                await self.meta.add_hole(target, chunk)
-                found = await self.follows.find_one({"source": source, "target": target})
-                if found is None:
-                    return None
-                doc, new = found, False
-        record = _record(doc)
-        await self._enlist(record)
-        if await self.follows.find_one({"_id": record.id}, {"_id": 1}) is None:
-            await self._delist(record)  # unfollowed meanwhile
-            return None
-        if not new and record.frontier is not None:
-            return None
-        return record, new
-
-    async def follow_many(
-        self,
-        pairs: Sequence[tuple[str, str]],
-        complete: dict[str, tuple[str, int, bool]] | None = None,
-    ) -> tuple[list[tuple[FollowRecord, bool]], dict[str, FeedMeta]]:
-        """`follow` of many (source, target) pairs in a few bulk writes, whatever their number:
-        one read of the follows that exist, per target one write of its `feeds` document
-        (take_many: slots, counter), one insert of the new follows, one write of their chunk
-        memberships, one read to see none was undone meanwhile. Same guarantees as `follow`
-        (every step can be retried; a crash leaves at most a counter to repair). Answers the
-        follows still to complete (with whether each is new) and, per target with new
-        follows, its metadata after they were counted. `complete` (target → frontier, period,
-        pull): new follows of those targets are inserted complete (nothing to copy; the
-        caller checks the mode did not change meanwhile)."""
-        complete = complete or {}
-        existing = await self.existing(pairs)
-        todo: list[tuple[FollowRecord, bool]] = [
-            (r, False) for r in existing.values() if r.frontier is None
-        ]
-        wanted: dict[str, list[str]] = {}
-        for source, target in dict.fromkeys(pairs):
-            if (source, target) not in existing:
-                wanted.setdefault(target, []).append(source)
-        metas: dict[str, FeedMeta] = {}
-        docs: list[Document] = []
-        now = datetime.now(UTC)
-        for target, sources in wanted.items():
-            chunks, metas[target] = await self.meta.take_many(target, len(sources), CHUNK_SIZE)
-            done: Document = {}
-            if target in complete:
-                frontier, period, pull = complete[target]
-                done = {"frontier": frontier, "period": period}
-            docs += [
-                {
-                    "_id": ObjectId(),
-                    "source": source,
-                    "target": target,
-                    "chunk": chunk,
-                    "created_at": now,
-                    "updated_at": now,
-                    **done,
-                    **({"pull_source": source} if done and pull else {}),
-                }
-                for source, chunk in zip(sources, chunks, strict=True)
-            ]
-        lost: set[int] = set()
-        if docs:
-            try:
-                await self.follows.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                lost = {int(e["index"]) for e in errors}
-        if lost:  # concurrent first follows won: their slots are not used
-            back: dict[str, list[int]] = {}
-            for i in lost:
-                back.setdefault(docs[i]["target"], []).append(docs[i]["chunk"])
-            for target, chunks in back.items():
-                await self.meta.give_back(target, chunks)
-            won = await self.existing([(docs[i]["source"], docs[i]["target"]) for i in lost])
-            todo += [(r, False) for r in won.values() if r.frontier is None]
-        todo += [(_record(d), True) for i, d in enumerate(docs) if i not in lost]
-        records = [r for r, _ in todo]
-        await self.enlist_all([r for r, new in todo if not new], dedupe=True)
-        await self.enlist_all([r for r, new in todo if new], dedupe=False)
-        if not records:
-            return [], metas
-        alive = await self._alive([r.id for r in records])
-        gone = [r for r in records if r.id not in alive]
-        for record in gone:
-            await self._delist(record)  # unfollowed meanwhile
-        return [(r, new) for r, new in todo if r.id in alive], metas
-
-    async def existing(
-        self, pairs: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], FollowRecord]:
-        """The follows of these (source, target) pairs that exist (one read)."""
-        if not pairs:
-            return {}
-        wanted = set(pairs)
-        by_target: dict[str, list[str]] = {}
-        for source, target in sorted(wanted):
-            by_target.setdefault(target, []).append(source)
-        queries = [
-            {"source": {"$in": sources[i : i + IN_BATCH]}, "target": target}
-            for target, sources in by_target.items()
-            for i in range(0, len(sources), IN_BATCH)
-        ]
-        found = await asyncio.gather(*(self.follows.find(q).to_list() for q in queries))
-        return {(d["source"], d["target"]): _record(d) for docs in found for d in docs}
-
-    async def _alive(self, ids: Sequence[ObjectId]) -> set[ObjectId]:
-        """Those of these follows that still exist."""
-        found = await asyncio.gather(
-            *(
-                self.follows.find(
-                    {"_id": {"$in": list(ids[i : i + IN_BATCH])}}, {"_id": 1}
-                ).to_list()
-                for i in range(0, len(ids), IN_BATCH)
-            )
-        )
-        return {d["_id"] for docs in found for d in docs}
-
-    async def count_followed_many(self, sources: Collection[str]) -> dict[str, int]:
-        """How many feeds each of `sources` follows (an aggregation per IN_BATCH sources)."""
-        wanted = sorted(sources)
-
-        async def count(part: list[str]) -> list[Document]:
-            rows = await self.follows.aggregate([
-                {"$match": {"source": {"$in": part}}},
-                {"$group": {"_id": "$source", "n": {"$sum": 1}}},
-            ])  # fmt: skip
-            return await rows.to_list()
-
-        found = await asyncio.gather(
-            *(count(wanted[i : i + IN_BATCH]) for i in range(0, len(wanted), IN_BATCH))
-        )
-        return {d["_id"]: int(d["n"]) for rows in found for d in rows}
-
-    async def complete_many(self, done: Sequence[tuple[FollowRecord, str, int, bool]]) -> None:
-        """`complete` of many follows: (record, frontier, period, pull), one update of IN_BATCH
-        follows per same frontier, period and mark (cheaper on the embedded store than one
-        update per follow)."""
-        groups: dict[tuple[str, int, bool], list[ObjectId]] = {}
-        for record, frontier, period, pull in done:
-            groups.setdefault((frontier, period, pull), []).append(record.id)
-        writes = []
-        for (frontier, period, pull), ids in groups.items():
-            update: list[Document] = [{"$set": {"frontier": frontier, "period": period}}]
-            if pull:  # never unset here: a switch to pull may have set it meanwhile
-                update[0]["$set"]["pull_source"] = "$source"
-            writes += [
-                self.follows.update_many({"_id": {"$in": ids[i : i + IN_BATCH]}}, update)
-                for i in range(0, len(ids), IN_BATCH)
-            ]
-        await asyncio.gather(*writes)
+class FollowStore(FollowWrites):
+    """Reads of follows (listings, counts, chunks), counter repairs, the mode marks and the
+    migration; the bulk writes are FollowWrites'."""
 
     async def complete(self, record: FollowRecord, frontier: str, period: int, pull: bool) -> None:
         update: Document = {"frontier": frontier, "period": period}
@@ -289,7 +73,7 @@ class FollowStore:
 
     async def get(self, source: str, target: str) -> FollowRecord | None:
         doc = await self.follows.find_one({"source": source, "target": target})
-        return None if doc is None else _record(doc)
+        return None if doc is None else record_of(doc)
 
     async def following_any(self, sources: Sequence[str], targets: Collection[str]) -> set[str]:
         """Those of `sources` that follow any of `targets` (one lookup by the unique (source,
@@ -336,32 +120,6 @@ class FollowStore:
             target, await self.follows.count_documents({"target": target})
         )
 
-    async def unfollow(self, record: FollowRecord) -> bool:
-        """Undo the follow; False when it was gone already."""
-        await self.meta.mark_changing(record.target)
-        await self._delist(record)
-        result = await self.follows.delete_one({"_id": record.id})
-        await self._delist(record)
-        if result.deleted_count != 1:
-            return False
-        await self.meta.add_hole(record.target, record.chunk)  # once per follow: its delete
-        return True
-
-    async def _enlist(self, record: FollowRecord) -> None:
-        await self.chunks.update_one(
-            {"_id": _chunk_id(record.target, record.chunk)},
-            {
-                "$addToSet": {"m": {"s": record.source, "f": record.id}},
-                "$setOnInsert": {"target": record.target, "n": record.chunk},
-            },
-            upsert=True,
-        )
-
-    async def _delist(self, record: FollowRecord) -> None:
-        await self.chunks.update_one(
-            {"_id": _chunk_id(record.target, record.chunk)}, {"$pull": {"m": {"f": record.id}}}
-        )
-
     # --------------------------------------------------------------------------- the fanout
 
     async def last_chunk(self, target: str) -> int:
@@ -371,15 +129,17 @@ class FollowStore:
 
     async def chunk(self, target: str, n: int) -> list[Member]:
         """The followers in chunk `n` of `target`, in follow order."""
-        doc = await self.chunks.find_one({"_id": _chunk_id(target, n)}, {"m": 1})
+        doc = await self.chunks.find_one({"_id": chunk_id(target, n)}, {"m": 1})
         return [] if doc is None else [(m["s"], m["f"]) for m in doc.get("m", ())]
 
     async def records(self, ids: Sequence[ObjectId]) -> dict[ObjectId, FollowRecord]:
-        return {d["_id"]: _record(d) async for d in self.follows.find({"_id": {"$in": list(ids)}})}
+        return {
+            d["_id"]: record_of(d) async for d in self.follows.find({"_id": {"$in": list(ids)}})
+        }
 
     async def pull_follows(self, source: str) -> list[FollowRecord]:
         """The follows of `source` marked as follows of pull feeds."""
-        return [_record(d) async for d in self.follows.find({"pull_source": source})]
+        return [record_of(d) async for d in self.follows.find({"pull_source": source})]
 
     async def mark_pull(self, target: str, pull: bool) -> None:
         """Mark (or unmark) every follow of `target` as a follow of a pull feed."""
@@ -457,69 +217,12 @@ class FollowStore:
                 for i, follow in enumerate(ids)
             ]
             result = await self.follows.bulk_write(adopt, ordered=False)
-            records = [_record(d) async for d in self.follows.find({"_id": {"$in": ids}})]
+            records = [record_of(d) async for d in self.follows.find({"_id": {"$in": ids}})]
             await self.enlist_many(target, records)
             if result.modified_count:
                 await self.meta.count(target, result.modified_count)
             adopted += result.modified_count
         return adopted
-
-    async def enlist_all(self, records: Sequence[FollowRecord], dedupe: bool) -> None:
-        """Add follows of several targets to their chunks in one bulk write (`dedupe`: some
-        may be there already: $addToSet, which costs the chunk's size per member on the
-        embedded store; new follows are $push-ed)."""
-        by_target: dict[str, list[FollowRecord]] = {}
-        for record in records:
-            by_target.setdefault(record.target, []).append(record)
-        add = "$addToSet" if dedupe else "$push"
-        writes = []
-        for target, records in by_target.items():
-            by_chunk: dict[int, list[Document]] = {}
-            for record in records:
-                by_chunk.setdefault(record.chunk, []).append({"s": record.source, "f": record.id})
-            writes += [
-                UpdateOne(
-                    {"_id": _chunk_id(target, n)},
-                    {
-                        add: {"m": {"$each": members}},
-                        "$setOnInsert": {"target": target, "n": n},
-                    },
-                    upsert=True,
-                )
-                for n, members in by_chunk.items()
-            ]
-        if writes:
-            await self.chunks.bulk_write(writes, ordered=False)
-
-    async def enlist_many(
-        self, target: str, records: Sequence[FollowRecord], dedupe: bool = True
-    ) -> None:
-        """Add the follows of `target` to their chunks in one bulk write (`dedupe`: some may be
-        there already)."""
-        by_chunk: dict[int, list[Document]] = {}
-        for record in records:
-            by_chunk.setdefault(record.chunk, []).append({"s": record.source, "f": record.id})
-        add = "$addToSet" if dedupe else "$push"
-        if by_chunk:
-            await self.chunks.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": _chunk_id(target, n)},
-                        {
-                            add: {"m": {"$each": members}},
-                            "$setOnInsert": {"target": target, "n": n},
-                        },
-                        upsert=True,
-                    )
-                    for n, members in by_chunk.items()
-                ],
-                ordered=False,
-            )
-
-
-def record_of(doc: Document) -> FollowRecord:
-    """The record of a `follows` document."""
-    return _record(doc)
 
 
 def _public(doc: Document) -> Follow:

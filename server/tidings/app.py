@@ -23,9 +23,11 @@ from .api.routes import setup_routes
 from .config import NOTIFICATION, Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
+from .firehose.setup import running_firehose
 from .keys import (
     BROADCASTER,
     DATABASE,
+    FIREHOSE,
     HEARTBEAT,
     HUB,
     NODE_ID,
@@ -78,6 +80,16 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _firehose(app: web.Application) -> AsyncIterator[None]:
+    """Webhooks and SQS (stopped after the feeds: their last batches still write messages)."""
+    settings = app[SETTINGS]
+    async with running_firehose(
+        settings.firehose, app[DATABASE], app[NODE_ID], settings.server.shutdown_timeout
+    ) as firehose:
+        app[FIREHOSE] = firehose
+        yield
+
+
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     groups = GroupStore(db, settings.feeds)
@@ -86,7 +98,9 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     broadcaster = app[BROADCASTER]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
     broadcaster.count_groups(groups.counts, notification)
-    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
+    runner = FanoutRunner(
+        activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]
+    )
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
     watcher = asyncio.create_task(runner.watch_abandoned())
@@ -160,6 +174,6 @@ def create_app(settings: Settings) -> web.Application:
     app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
     mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
-    app.cleanup_ctx.extend([_store, _realtime, _feeds])
+    app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds])
     app.on_shutdown.append(_goodbye_sockets)
     return app

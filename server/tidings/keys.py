@@ -8,6 +8,7 @@ from aiohttp import web
 from .config import Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
+from .firehose.outbox import Firehose
 from .realtime.broadcaster import Broadcaster
 from .realtime.heartbeat import Heartbeat
 from .realtime.hub import Hub
@@ -24,3 +25,4 @@ HUB = web.AppKey("hub", Hub)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
+FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)

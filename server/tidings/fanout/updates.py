@@ -18,6 +18,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..auth import Grant, authorize_feeds
@@ -104,7 +105,7 @@ class Updates:
         """The live side of updates (run after the writes): every feed holding each activity
         gets it in `new`, with the origin it has there; pull feeds' followers through the
         pull feed's room."""
-        broadcaster = self.service.broadcaster
+        broadcaster, firehose = self.service.broadcaster, self.service.firehose
         for activity_id_, data in changed:
             async for page in self.activities.holders(activity_id_):
                 by_origin: dict[str | None, list[str]] = defaultdict(list)
@@ -112,6 +113,8 @@ class Updates:
                     by_origin[entry.origin].append(entry.feed)
                 for origin, feeds in by_origin.items():
                     event = feed_update(feeds[0], new=[public_activity(activity_id_, data, origin)])
+                    if firehose.on:
+                        await firehose.hand_over([(feeds, event)], datetime.now(UTC))
                     await broadcaster.feed_update(feeds, event)
                 direct = by_origin.get(None, [])
                 if direct:
@@ -123,6 +126,8 @@ class Updates:
                             event = feed_update(
                                 feed, new=[public_activity(activity_id_, data, feed)]
                             )
+                            if firehose.on:
+                                await firehose.hand_over([([feed], event)], datetime.now(UTC))
                             await broadcaster.pull_update(feed, event)
 
     async def retarget(
@@ -237,6 +242,8 @@ class Updates:
         await self.activities.remove_entries([target], activity)
         foreign = [foreign_id] if foreign_id else []
         event = feed_update(target, deleted=[activity], deleted_foreign_ids=foreign)
+        if service.firehose.on:
+            await service.firehose.hand_over([([target], event)], datetime.now(UTC))
         if pull:
             service.runner.spawn(service.broadcaster.pull_update(target, event))
         else:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, follows, roundtrip
+from . import cluster, firehose, follows, roundtrip
 
 BENCHMARKS = {
     "roundtrip": (
@@ -23,6 +23,11 @@ BENCHMARKS = {
         follows,
         "single REST follows of one feed up to 10,000 followers (rate per 1,000) and "
         "follow_many of 10,000 follows: follows/s",
+    ),
+    "firehose": (
+        firehose,
+        "insert → webhook / SQS receipt latency at 1, 100, 1,000 and 10,000 followers against "
+        "the socket round trip, and firehose updates/s against the fanout rate",
     ),
 }
 

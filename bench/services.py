@@ -105,6 +105,7 @@ def server_env(args: argparse.Namespace, store_url: str, database: str) -> dict[
         "TIDINGS_FANOUT_CONCURRENCY": str(args.concurrency),
     })  # fmt: skip
     env.update(threshold_env(args))
+    env.update(getattr(args, "server_env", None) or {})  # a benchmark's own settings
     return env
 
 

@@ -3,13 +3,17 @@
 `hand_over` is called in the step that makes updates due (an insert before its answer, a fanout
 batch before its job's cursor moves past it): once it returns, the messages are in the store,
 so nothing acknowledged can be lost. Messages of a healthy endpoint are written leased to this
-node and handed to its worker, which sends them at once; those of an endpoint that is failing
+node and handed to its worker, which sends them at once, while they are being written (their
+feeds hold the updates already; a message is settled, deleted or given back for a retry, only
+once it is stored: so the write costs no latency); those of a backlogged endpoint are written
+due now, for the next claim of any node; those of an endpoint that is failing
 are written due after the first retry delay (any node takes them then); those of an endpoint
 disabled by a 410 are written dead (replayable once it is re-enabled).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -50,25 +54,25 @@ class Firehose:
         if not self.endpoints or self.store is None:
             return
         now = datetime.now(UTC)
-        send: list[Message] = []
-        later: list[Message] = []
-        dead: list[Message] = []
+        routed: dict[str, list[Message]] = {}
         for endpoint in self.endpoints:
             parts = [p for update in updates for p in elements(update, endpoint.wants)]
+            route = "failing" if self.worker is None else self.worker.route(endpoint.key)
             for number, body in enumerate(bodies(parts, self.max_bytes)):
-                message = Message(
+                routed.setdefault(route, []).append(Message(
                     message_id(key, endpoint.key, number), endpoint.key, body, since,
                     first_due=now,
-                )  # fmt: skip
-                worker = self.worker
-                if worker is not None and worker.disabled(endpoint.key):
-                    dead.append(message)
-                elif worker is not None and worker.accepts(endpoint.key):
-                    send.append(message)
-                else:
-                    later.append(message)
-        await self.store.add(send, leased=True)
-        await self.store.add(later, due=now + timedelta(seconds=self.retry_initial))
-        await self.store.add(dead, dead=True)
+                ))  # fmt: skip
+        send = routed.get("send", [])
+        writing = None
         if send and self.worker is not None:
-            self.worker.hand(send)
+            # Sent while being written: the feeds hold the updates already, and the message
+            # is settled (deleted, or given back for a retry) only once it is stored.
+            writing = asyncio.ensure_future(self.store.add(send, leased=True))
+            self.worker.hand(send, writing)
+        await self.store.add(routed.get("backlog", []), due=now)
+        later = now + timedelta(seconds=self.retry_initial)
+        await self.store.add(routed.get("failing", []), due=later)
+        await self.store.add(routed.get("dead", []), dead=True)
+        if writing is not None:
+            await writing

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from ..background import TaskSet
 from ..config import FirehoseSettings
@@ -38,6 +39,7 @@ from .messages import retry_delay
 from .senders import Outcome, Sender
 
 log = logging.getLogger(__name__)
+Route = Literal["send", "backlog", "failing", "dead"]
 
 
 class DeliveryWorker:
@@ -57,27 +59,37 @@ class DeliveryWorker:
             for k, s in senders.items()
         }
         self._held: dict[str, Message] = {}
+        # Messages handed over while their write to the store is still going on: sent at
+        # once (their feeds hold the updates already), settled only once written.
+        self._writes: dict[str, asyncio.Future[None]] = {}
         self._disabled: set[str] = set()
         self._failing_until: dict[str, float] = {}  # monotonic: the last send failed
         self._sends = TaskSet("firehose send")
 
-    def disabled(self, endpoint: str) -> bool:
-        return endpoint in self._disabled
+    def route(self, endpoint: str) -> Route:
+        """Where new messages of `endpoint` go: to this node's sender at once ("send"); to the
+        store, due now, for the next claim of any node, when this node holds a backlog of
+        them already ("backlog"); due after the first retry delay, when its last send failed
+        ("failing"); dead, when it is disabled ("dead")."""
+        if endpoint in self._disabled:
+            return "dead"
+        failing = self._failing_until.get(endpoint, 0.0) > time.monotonic()
+        if endpoint not in self.senders or failing:
+            return "failing"
+        if self._queues[endpoint].qsize() >= self.settings.claim_batch:
+            return "backlog"
+        return "send"
 
-    def accepts(self, endpoint: str) -> bool:
-        """Whether new messages of `endpoint` go to it at once: it is enabled, and its last
-        send did not fail (else they wait for the first retry delay, as its failed ones do)."""
-        return (
-            endpoint in self.senders
-            and endpoint not in self._disabled
-            and self._failing_until.get(endpoint, 0.0) <= time.monotonic()
-        )
-
-    def hand(self, messages: Sequence[Message]) -> None:
-        """Messages leased to this node: send them."""
+    def hand(
+        self, messages: Sequence[Message], written: asyncio.Future[None] | None = None
+    ) -> None:
+        """Messages leased to this node: send them. `written`: their write to the store, when
+        it is still going on (they are settled only once it is done)."""
         for message in messages:
             if message.id not in self._held and message.endpoint in self._queues:
                 self._held[message.id] = message
+                if written is not None:
+                    self._writes[message.id] = written
                 self._queues[message.endpoint].put_nowait(message)
 
     async def run(self) -> None:
@@ -95,7 +107,8 @@ class DeliveryWorker:
         return None
 
     async def _renew(self) -> bool:
-        ids = list(self._held)
+        writes = self._writes
+        ids = [i for i in self._held if i not in writes or writes[i].done()]
         mine = await self.store.renew(ids)
         for lost in set(ids) - mine:  # another node took it over (this one was too slow)
             self._held.pop(lost, None)
@@ -106,6 +119,7 @@ class DeliveryWorker:
         messages; forget them (one in flight may still go: at least once)."""
         log.warning("firehose: dropping %d messages whose leases ran out", len(self._held))
         self._held.clear()
+        self._writes.clear()
 
     async def _drain(self, key: str) -> None:
         queue, slots, sender = self._queues[key], self._slots[key], self.senders[key]
@@ -138,13 +152,23 @@ class DeliveryWorker:
             outcomes = {m.id: Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
                         for m in batch}  # fmt: skip
         try:
+            batch = await self._written(batch)
             await self._settle(key, sender.kind, batch, outcomes)
         finally:
             self._forget(batch)
 
+    async def _written(self, batch: list[Message]) -> list[Message]:
+        """Wait for the store writes of `batch` still going on; leave out the messages whose
+        write failed (the step that wrote them fails and runs again: it writes them anew)."""
+        writes = {w for m in batch if (w := self._writes.get(m.id)) is not None}
+        if writes:
+            await asyncio.wait(writes)
+        return [m for m in batch if _succeeded(self._writes.get(m.id))]
+
     def _forget(self, batch: Sequence[Message]) -> None:
         for message in batch:
             self._held.pop(message.id, None)
+            self._writes.pop(message.id, None)
 
     async def _settle(
         self, key: str, kind: str, batch: Sequence[Message], outcomes: Mapping[str, Outcome]
@@ -222,3 +246,7 @@ class DeliveryWorker:
         released = await self.store.release_all()
         if released:
             log.info("firehose: released %d messages to other nodes", released)
+
+
+def _succeeded(write: asyncio.Future[None] | None) -> bool:
+    return write is None or (not write.cancelled() and write.exception() is None)

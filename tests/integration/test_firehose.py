@@ -7,6 +7,7 @@ every signature with `standardwebhooks`, moto's SQS in server mode, the CLI as a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -200,6 +201,49 @@ def test_kill_9_with_deliveries_in_flight_another_node_delivers_them_all(
     wanted = {(f, a) for f in [author, *followers] for a in (first, second)}
     wait_until(lambda: hook.pairs() >= wanted, 30, what="the other node to deliver them all")
     assert hook.bad_signatures == 0
+
+
+def test_a_fanout_batch_run_again_after_a_kill_writes_the_same_message(
+    store: Store, receivers: list[Receiver], nodes: list[ServerProcess], tmp_path: Path, uid: str
+) -> None:
+    """The node dies (fault point) right after a fanout batch's message is stored, before the
+    job's cursor moves: the job's takeover runs the batch again, which finds its message (the
+    same id) instead of adding one; the message is delivered (maybe twice: with one id)."""
+    hook = Receiver().start()
+    receivers.append(hook)
+    env = {**FAST, **webhooks((hook, []))}
+    armed = ServerProcess(store.url, env={**env, "TIDINGS_TEST_FAULT": "fanout.batch_handed_over"},
+                          log_path=tmp_path / "armed.log").start()  # fmt: skip
+    nodes.append(armed)
+    author, followers = f"user:{uid}", [f"timeline:{uid}-{i}" for i in range(3)]
+    follow(armed, followers, author)
+    # It may die before answering: the activity is stored before its fanout begins.
+    with contextlib.suppress(requests.ConnectionError):
+        add(armed, author)
+    assert armed.process is not None and armed.process.wait(20) == -9, "no fault"
+    other = ServerProcess(store.url, database=armed.database, env=env,
+                          log_path=tmp_path / "other.log").start()  # fmt: skip
+    nodes.append(other)
+    [stored] = call(other, "GET", f"feed/user/{uid}/").json()["results"]
+    wanted = {(f, stored["id"]) for f in [author, *followers]}
+    wait_until(lambda: hook.pairs() >= wanted, 30, what="the stored messages")
+
+    def fanned() -> list[str]:
+        return [d.id for d in hook.deliveries if any(e["feed"] in followers for e in d.body)]
+
+    # The job's takeover runs the batch again: its message was delivered by then (the
+    # firehose's lease is the shorter), so the batch writes it anew, with the same id.
+    wait_until(lambda: resumed_batches(other) >= 1, 30, what="the fanout job's takeover")
+    wait_until(lambda: len(fanned()) >= 2, 20, what="the batch's message, sent again")
+    assert len(set(fanned())) == 1, f"the batch run again wrote a new message: {fanned()}"
+
+
+def resumed_batches(node: ServerProcess) -> float:
+    metrics = requests.get(node.url + "/metrics", timeout=5).text
+    for line in metrics.splitlines():
+        if line.startswith('tidings_fanout_batches_total{kind="add"}'):
+            return float(line.rpartition(" ")[2])
+    return 0.0
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
+from ..faults import fault_point
 from ..firehose.outbox import Firehose
 from ..leases import keep_alive
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
@@ -271,6 +272,7 @@ class FanoutRunner:
                 self.broadcaster.feed_update(targets, event),
                 self._hand_over(job, source, feeds, targets, event),
             )
+            fault_point("fanout.batch_handed_over")
             INSERT_TO_EMIT.labels("fanout").observe(_since(job.created_at))
 
     async def _remove_batch(

@@ -140,7 +140,8 @@ class DeliveryWorker:
 
     async def _send(self, key: str, sender: Sender, batch: list[Message]) -> None:
         if key in self._disabled:
-            await self.store.bury([m.id for m in batch], "endpoint disabled")
+            buried = await self.store.bury([m.id for m in batch], "endpoint disabled")
+            FIREHOSE_DEAD.labels(sender.kind).inc(buried)
             self._forget(batch)
             return
         try:

@@ -61,7 +61,7 @@ async def running_firehose(
                     "sqs", region_name=queue.region, endpoint_url=queue.endpoint_url, config=config
                 )
                 client = await stack.enter_async_context(creating)
-                senders[endpoint.key] = SqsSender(endpoint.config, client)
+                senders[endpoint.key] = SqsSender(endpoint.config, client, settings.concurrency)
         worker = DeliveryWorker(store, endpoints, senders, settings)
         task = asyncio.create_task(worker.run())
         log.info("firehose: %d endpoints", len(endpoints))

@@ -392,6 +392,17 @@ class _FirehoseSchema(_Section):
         if data.get("retry_initial_seconds", 0) > data.get("retry_max_seconds", 1):
             raise ValidationError("must not be above retry_max_seconds", "retry_initial_seconds")
 
+    @validates_schema
+    def distinct_endpoints(self, data: dict[str, Any], **_: Any) -> None:
+        """An endpoint is known by its URL (a message names it so): each one once."""
+        for kind, attr in (("webhook", "url"), ("sqs", "queue_url")):
+            seen: set[str] = set()
+            for index, endpoint in enumerate(data.get(kind) or ()):
+                url = getattr(endpoint, attr)
+                if url in seen:
+                    raise ValidationError({index: {attr: [f"{url} is listed twice"]}}, kind)
+                seen.add(url)
+
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> FirehoseSettings:
         return FirehoseSettings(**{**data, "webhook": tuple(data["webhook"]),

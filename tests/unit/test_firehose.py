@@ -50,6 +50,7 @@ def test_endpoints_from_a_file_and_from_json_in_the_environment(tmp_path: Path) 
          "firehose.webhook.0.feed_groups"),
         ('[{"url": "http://x/y"}]', "firehose.webhook.0.secret"),
         ("not json", "firehose.webhook"),
+        (json.dumps([{"url": "http://x/y", "secret": SECRET}] * 2), "firehose.webhook.1.url"),
     ],
 )  # fmt: skip
 def test_a_bad_endpoint_stops_the_start_with_its_key(value: str, named: str) -> None:

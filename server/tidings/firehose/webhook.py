@@ -16,6 +16,7 @@ from ..store.deliveries import Message
 from .senders import DELIVERED, Outcome
 
 USER_AGENT = "tidings-firehose/1"
+MAX_ANSWER_BYTES = 65536  # of an answer's body read (a fully read one keeps its connection)
 
 
 class WebhookSender:
@@ -48,7 +49,7 @@ class WebhookSender:
                 self.url, data=message.body.encode(), headers=headers, timeout=self.timeout,
                 allow_redirects=False,
             ) as response:  # fmt: skip
-                await response.read()  # the connection goes back to the pool
+                await response.content.read(MAX_ANSWER_BYTES)  # unread: aiohttp closes it
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")

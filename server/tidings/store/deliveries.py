@@ -2,7 +2,7 @@
 
 A message is written in the step that makes its updates due (before the insert is answered, or
 before a fanout batch counts as done), leased to the node that wrote it, which sends it at once.
-The lease is the fanout jobs' (store/jobs.py): `owner` and `lease_until`, renewed while the
+The lease is the fanout jobs' (store/leases.py): `owner` and `lease_until`, renewed while the
 message is in flight, taken over by any node once it runs out. A message waiting for a retry
 has no owner, and `lease_until` is the time it is due: one index answers "what may I take now".
 Delivered messages are deleted; dead ones (`state: "dead"`) are kept until replayed.
@@ -20,10 +20,10 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
+from .leases import EPOCH, Leases
 from .mongo import DUPLICATE_KEY, Database, Document
 
 DUE, DEAD = "due", "dead"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -41,10 +41,10 @@ class DeliveryStore:
         self.deliveries = db["deliveries"]
         self.endpoints = db["firehose_endpoints"]
         self.node_id = node_id
-        self.lease = lease
+        self.leases = Leases(self.deliveries, node_id, lease)
 
     def lease_end(self) -> datetime:
-        return datetime.now(UTC) + self.lease
+        return self.leases.end()
 
     async def add(
         self,
@@ -92,16 +92,7 @@ class DeliveryStore:
 
     async def renew(self, ids: Sequence[str]) -> set[str]:
         """Renew the leases of messages in flight; answer those still this node's."""
-        if not ids:
-            return set()
-        result = await self.deliveries.update_many(
-            {"_id": {"$in": list(ids)}, "owner": self.node_id},
-            {"$set": {"lease_until": self.lease_end()}},
-        )
-        if result.matched_count == len(ids):
-            return set(ids)
-        mine = self.deliveries.find({"_id": {"$in": list(ids)}, "owner": self.node_id}, {"_id": 1})
-        return {doc["_id"] async for doc in mine}
+        return await self.leases.renew(ids)
 
     async def done(self, ids: Sequence[str]) -> None:
         if ids:
@@ -134,10 +125,7 @@ class DeliveryStore:
 
     async def release_all(self) -> int:
         """On a graceful stop: other nodes may take this node's messages now."""
-        result = await self.deliveries.update_many(
-            {"owner": self.node_id}, {"$set": {"owner": None, "lease_until": EPOCH}}
-        )
-        return result.modified_count
+        return await self.leases.release_all()
 
     async def disable(self, endpoint: str, reason: str) -> None:
         await self.endpoints.update_one(

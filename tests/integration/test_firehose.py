@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pymongo
 import pytest
 import requests
 
@@ -130,6 +131,33 @@ def test_every_update_reaches_the_webhooks_signed_once_the_feed_holds_it(
     assert foreign >= {author, *followers}
     ids = [d.id for d in every.deliveries]
     assert len(ids) == len(set(ids)), "a healthy endpoint got a message twice"
+
+
+def test_a_pull_feeds_update_goes_out_once_for_the_pull_feed(
+    store: Store, receivers: list[Receiver], nodes: list[ServerProcess], tmp_path: Path, uid: str
+) -> None:
+    """A feed with more followers than fanout.pull_threshold is merged into its followers at
+    read time: its update goes out once, for itself (as to sockets: one room), not per
+    follower, and only once it holds the activity."""
+    hook = Receiver().start()
+    receivers.append(hook)
+    env = {**FAST, **webhooks((hook, [])), "TIDINGS_FANOUT_PULL_THRESHOLD": "3",
+           "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}  # fmt: skip
+    node = ServerProcess(store.url, env=env, log_path=tmp_path / "node.log").start()
+    nodes.append(node)
+    hook.check = (node.url, SERVER_TOKEN)
+    celeb, followers = f"user:{uid}", [f"timeline:{uid}-{i}" for i in range(4)]
+    follow(node, followers, celeb)
+    with pymongo.MongoClient(store.url) as client:
+        feeds = client[node.database]["feeds"]
+        wait_until(lambda: (feeds.find_one({"_id": celeb}) or {}).get("mode") == "pull", 20,
+                   what="the switch to pull")  # fmt: skip
+    pulled = add(node, celeb)
+    wait_until(lambda: (celeb, pulled) in hook.pairs(), 20, what="the pull feed's update")
+    assert all(d.held for d in hook.deliveries)
+    [feed] = call(node, "GET", f"feed/timeline/{uid}-0/").json()["results"]
+    assert feed["id"] == pulled  # merged in at read time
+    assert not {f for f, a in hook.pairs() if a == pulled} - {celeb}
 
 
 def test_an_outage_is_retried_with_the_same_id_and_a_410_disables_until_replayed(

@@ -96,3 +96,12 @@ def test_retries_back_off_exponentially_with_jitter_up_to_the_maximum() -> None:
         assert base / 2 <= delay <= base
     assert delays[-1] <= 3600.0
     assert len({round(retry_delay(3, 5.0, 3600.0, rand), 6) for _ in range(10)}) > 1
+
+
+def test_fifo_group_ids_are_the_feed_or_a_digest_sqs_takes() -> None:
+    from tidings.firehose.sqs import GROUP_ID, _group_id
+
+    assert _group_id("timeline:bob") == "timeline:bob"
+    other = _group_id("timeline:bjørn")
+    assert GROUP_ID.fullmatch(other) and other != _group_id("timeline:bjorn")
+    assert GROUP_ID.fullmatch(_group_id("user:" + "x" * 255))

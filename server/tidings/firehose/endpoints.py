@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint
+from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint, url_location
 
 Kind = Literal["webhook", "sqs"]
 
@@ -23,6 +23,12 @@ class Endpoint:
     @property
     def key(self) -> str:
         return f"{self.kind} {self.target}"
+
+    @property
+    def label(self) -> str:
+        """For log lines: its number, kind and host, never a URL's path or query (they may
+        carry a token)."""
+        return f"{self.kind} endpoint {self.number} ({url_location(self.target)})"
 
     def wants(self, feed: str) -> bool:
         return not self.groups or feed.partition(":")[0] in self.groups

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..config import SqsEndpoint
 from ..store.deliveries import Message
 from .senders import DELIVERED, Outcome
 
+GROUP_ID = re.compile(r"[!-~]{1,128}")
 MAX_ENTRIES = 10
 MAX_CALL_BYTES = 262_144
 
@@ -43,7 +45,7 @@ class SqsSender:
             dedup = hashlib.sha256(f"{message.id}:{index}".encode()).hexdigest()
             out.append({
                 "MessageBody": json.dumps([element], separators=(",", ":"), ensure_ascii=False),
-                "MessageGroupId": str(element["feed"])[:128],
+                "MessageGroupId": _group_id(str(element["feed"])),
                 "MessageDeduplicationId": dedup,
             })  # fmt: skip
         return out
@@ -91,3 +93,11 @@ class SqsSender:
             owner = call[int(item["Id"])][0]
             failed[owner] = f"{item.get('Code', '?')}: {item.get('Message', '')}"
         return failed
+
+
+def _group_id(feed: str) -> str:
+    """The feed, when SQS takes it as a group id (1-128 printable ASCII characters; a user id
+    may hold any letter); else a digest of it (still one group per feed)."""
+    if GROUP_ID.fullmatch(feed):
+        return feed
+    return "feed-" + hashlib.sha256(feed.encode()).hexdigest()

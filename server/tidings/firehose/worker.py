@@ -149,7 +149,7 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("firehose: sending to %s failed", key, exc_info=True)
+            log.warning("firehose: sending to %s failed", self._label(key), exc_info=True)
             outcomes = {m.id: Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
                         for m in batch}  # fmt: skip
         try:
@@ -198,7 +198,10 @@ class DeliveryWorker:
             if now - message.first_due >= give_up:
                 await self.store.bury([message.id], error)
                 FIREHOSE_DEAD.labels(kind).inc()
-                log.error("firehose: message %s to %s dead-lettered: %s", message.id, key, error)
+                log.error(
+                    "firehose: message %s to %s dead-lettered: %s",
+                    message.id, self._label(key), error,
+                )  # fmt: skip
                 continue
             delay = retry_delay(
                 message.attempts, settings.retry_initial_seconds, settings.retry_max_seconds
@@ -206,7 +209,7 @@ class DeliveryWorker:
             await self.store.retry(message, now + timedelta(seconds=delay), error)
             FIREHOSE_RETRIED.labels(kind).inc()
         log.warning("firehose: %d messages to %s failed (%s); retried later",
-                    len(failed), key, outcomes[failed[0].id].error)  # fmt: skip
+                    len(failed), self._label(key), outcomes[failed[0].id].error)  # fmt: skip
 
     async def _disable(self, key: str, kind: str, reason: str) -> None:
         self._disabled.add(key)
@@ -215,10 +218,14 @@ class DeliveryWorker:
         FIREHOSE_DISABLED.labels(kind).inc()
         FIREHOSE_DEAD.labels(kind).inc(buried)
         log.error(
-            "firehose: endpoint %s answered %s: disabled, %d messages dead-lettered "
+            "firehose: %s answered %s: disabled, %d messages dead-lettered "
             "(tidings firehose replay --endpoint %d enables it again)",
-            key, reason, buried, self.endpoints[key].number,
+            self._label(key), reason, buried, self.endpoints[key].number,
         )  # fmt: skip
+
+    def _label(self, key: str) -> str:
+        endpoint = self.endpoints.get(key)
+        return endpoint.label if endpoint is not None else "an endpoint no longer configured"
 
     async def _claims(self) -> None:
         """Forever: learn which endpoints are disabled (by any node), and claim the due

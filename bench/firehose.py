@@ -166,6 +166,8 @@ async def run_round(
         "connected": len(connected),
         "posted": len(posts.started),
         "post_errors": posts.errors[:5],
+        # The insert's answer: with endpoints, it waits for the outbox write too.
+        "post_answer_ms": percentiles([s * 1000 for s in posts.seconds]),
         "socket": {
             "received": sockets.received,
             "missing": len(connected) * len(posts.started) - sockets.received,

@@ -3,7 +3,6 @@ client pool of the webhooks, an SQS client per queue, the outbox writer and the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from ..background import spawn
 from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint
 from ..store.deliveries import DeliveryStore
 from ..store.mongo import Database
@@ -63,7 +63,7 @@ async def running_firehose(
                 client = await stack.enter_async_context(creating)
                 senders[endpoint.key] = SqsSender(endpoint.config, client, settings.concurrency)
         worker = DeliveryWorker(store, endpoints, senders, settings)
-        task = asyncio.create_task(worker.run())
+        task = spawn(worker.run())  # a failure is logged (it should never end by itself)
         log.info("firehose: %d endpoints", len(endpoints))
         try:
             yield Firehose(

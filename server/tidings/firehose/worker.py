@@ -153,8 +153,7 @@ class DeliveryWorker:
             outcomes = {m.id: Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
                         for m in batch}  # fmt: skip
         try:
-            batch = await self._written(batch)
-            await self._settle(key, sender.kind, batch, outcomes)
+            await self._settle(key, sender.kind, await self._written(batch), outcomes)
         finally:
             self._forget(batch)
 

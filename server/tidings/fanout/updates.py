@@ -75,7 +75,7 @@ class Updates:
             data = await self.activities.change_data(activity.id, found[activity.id], whole)
             if data is not None:
                 changed.append((activity.id, data))
-        self.service.runner.spawn(self.announce(changed))
+        await self._announce_after_write(changed)
         return [public_activity(i, d, None) for i, d in changed]
 
     async def change(self, changes: Sequence[Change], limits: Limits) -> list[dict[str, Any]]:
@@ -98,8 +98,17 @@ class Updates:
             written = await self.activities.change_data(change.id, found[change.id], apply)
             if written is not None:
                 changed[change.id] = written
-        self.service.runner.spawn(self.announce(list(changed.items())))
+        await self._announce_after_write(list(changed.items()))
         return [public_activity(i, d, None) for i, d in changed.items()]
+
+    async def _announce_after_write(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Sockets get updates in the background; with firehose endpoints, the update answers
+        only once its firehose messages are stored (nothing acknowledged is lost), so the
+        announcement runs before the answer then (its time grows with the feeds holding it)."""
+        if self.service.firehose.on:
+            await self.announce(changed)
+        else:
+            self.service.runner.spawn(self.announce(changed))
 
     async def announce(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """The live side of updates (run after the writes): every feed holding each activity

@@ -29,7 +29,7 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-SQS_RECEIVERS = 4
+SQS_RECEIVERS = 4  # long-polling ReceiveMessage calls at once
 
 
 class Arrivals:
@@ -110,6 +110,8 @@ async def sqs_queue(workdir: str) -> AsyncIterator[tuple[str, str, Arrivals]]:
                 raise RuntimeError("moto's SQS server did not start")
             log(f"moto SQS on {url}, queue {queue}")
 
+            deleting: set[asyncio.Task[Any]] = set()
+
             async def receive() -> None:
                 while True:
                     got = await client.receive_message(
@@ -119,12 +121,16 @@ async def sqs_queue(workdir: str) -> AsyncIterator[tuple[str, str, Arrivals]]:
                     messages = got.get("Messages", [])
                     for message in messages:
                         arrivals.record(json.loads(message["Body"]), at)
-                    if messages:
-                        await client.delete_message_batch(
-                            QueueUrl=queue,
-                            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                     for i, m in enumerate(messages)],
-                        )  # fmt: skip
+                    if messages:  # deleted meanwhile: the next receive does not wait for it
+                        entries = [
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(messages)
+                        ]
+                        task = asyncio.create_task(
+                            client.delete_message_batch(QueueUrl=queue, Entries=entries)
+                        )
+                        deleting.add(task)
+                        task.add_done_callback(deleting.discard)  # fmt: skip
 
             tasks = [asyncio.create_task(receive()) for _ in range(SQS_RECEIVERS)]
             try:

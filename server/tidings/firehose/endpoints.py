@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint, url_location
+from ..config import url_location
+from ..config_firehose import FirehoseSettings, SqsEndpoint, WebhookEndpoint
 
 Kind = Literal["webhook", "sqs"]
 

@@ -13,7 +13,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from ..background import spawn
-from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint
+from ..config_firehose import FirehoseSettings, SqsEndpoint, WebhookEndpoint
 from ..store.deliveries import DeliveryStore
 from ..store.mongo import Database
 from .endpoints import endpoints_of

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, follows, raid, roundtrip
+from . import cluster, firehose, follows, raid, roundtrip
 
 BENCHMARKS = {
     "roundtrip": (
@@ -28,6 +28,11 @@ BENCHMARKS = {
         raid,
         "50 raid rooms x 20 members on 2 nodes: publish -> delivered to the room, "
         "join -> seen on the other node, node death -> leaves seen",
+    ),
+    "firehose": (
+        firehose,
+        "insert → webhook / SQS receipt latency at 1, 100, 1,000 and 10,000 followers against "
+        "the socket round trip, and firehose updates/s against the fanout rate",
     ),
 }
 

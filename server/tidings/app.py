@@ -23,9 +23,11 @@ from .api.routes import setup_routes
 from .config import NOTIFICATION, Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
+from .firehose.setup import running_firehose
 from .keys import (
     BROADCASTER,
     DATABASE,
+    FIREHOSE,
     HEARTBEAT,
     HUB,
     NODE_ID,
@@ -83,6 +85,16 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _firehose(app: web.Application) -> AsyncIterator[None]:
+    """Webhooks and SQS (stopped after the feeds: their last batches still write messages)."""
+    settings = app[SETTINGS]
+    async with running_firehose(
+        settings.firehose, app[DATABASE], app[NODE_ID], settings.server.shutdown_timeout
+    ) as firehose:
+        app[FIREHOSE] = firehose
+        yield
+
+
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     groups = GroupStore(db, settings.feeds)
@@ -90,7 +102,9 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
-    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout)
+    runner = FanoutRunner(
+        activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]
+    )
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
@@ -187,6 +201,6 @@ def create_app(settings: Settings) -> web.Application:
     app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
     mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
-    app.cleanup_ctx.extend([_store, _realtime, _feeds])
+    app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
     return app

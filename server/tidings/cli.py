@@ -1,18 +1,22 @@
-"""`tidings serve` and `tidings token`."""
+"""`tidings serve`, `tidings token` and `tidings firehose status|replay`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from . import auth
-from .config import ConfigError, Settings, check_serving, load_settings
+from .config import ConfigError, Settings, check_serving, load_settings, url_location
 from .domain.errors import TidingsError
 from .domain.feeds import USER_ID_RE, parse_feed_id
+from .domain.ids import parse_time
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
         help="with --feed: what the token allows on it (default read; * for everything)",
     )
     token.add_argument("--ttl", type=float, help="seconds until it expires (default: never)")
+
+    firehose = commands.add_parser("firehose", help="the firehose's outbox (webhooks and SQS)")
+    actions = firehose.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", help="messages due, in flight and dead, per endpoint")
+    status.add_argument("--config", help="a TOML file over the built-in defaults")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    replay = actions.add_parser("replay", help="dead-lettered messages back to due")
+    replay.add_argument("--config", help="a TOML file over the built-in defaults")
+    replay.add_argument(
+        "--endpoint", type=int, metavar="N", help="only endpoint N (as `status` numbers them)"
+    )
+    replay.add_argument(
+        "--since", metavar="T", help="only messages dead since T (ISO-8601; no offset: UTC)"
+    )
     return parser
 
 
@@ -65,6 +83,35 @@ def _user_id(value: str) -> str:
     if not USER_ID_RE.match(value):
         raise ConfigError(f"--user {value!r} is not a user id ({USER_ID_RE.pattern})")
     return value
+
+
+def _firehose(args: argparse.Namespace, settings: Settings) -> int:
+    from pymongo.errors import PyMongoError
+
+    from .firehose import admin
+
+    try:
+        return _firehose_action(admin, args, settings)
+    except PyMongoError as exc:
+        print(f"tidings: the store at {url_location(str(settings.mongodb.url))}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _firehose_action(admin: Any, args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "status":
+        report = asyncio.run(admin.status(settings))
+        print(json.dumps(report, indent=2) if args.json else admin.status_table(report))
+        return 0
+    since = None
+    if args.since:
+        try:
+            since = parse_time(args.since)
+        except ValueError as exc:
+            raise ConfigError(f"--since: not an ISO-8601 time: {exc}") from None
+    replayed = asyncio.run(admin.replay(settings, args.endpoint, since))
+    print(f"replayed {replayed} messages")
+    return 0
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> str:
@@ -97,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             print(_token(args, settings))
             return 0
+        if args.command == "firehose":
+            return _firehose(args, settings)
         check_serving(settings)
     except (ConfigError, TidingsError) as exc:
         print(f"tidings: {exc}", file=sys.stderr)

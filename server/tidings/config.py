@@ -25,6 +25,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from .config_firehose import FirehoseSchema, FirehoseSettings, check_feed_groups
 from .domain.aggregation import DEFAULT_FORMAT, AggregationFormat, AggregationFormatError
 
 DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "config" / "default.toml"
@@ -161,6 +162,7 @@ class Settings:
     realtime: RealtimeSettings
     activities: ActivitySettings
     feeds: Mapping[str, FeedGroup] = field(default_factory=dict)
+    firehose: FirehoseSettings = field(default_factory=FirehoseSettings)
 
 
 class _Section(Schema):
@@ -329,6 +331,11 @@ class _SettingsSchema(_Section):
         required=True,
         validate=validate.Length(min=1),
     )
+    firehose = fields.Nested(FirehoseSchema, required=True)
+
+    @validates_schema
+    def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:
+        check_feed_groups(data.get("firehose"), data.get("feeds") or {})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Settings:

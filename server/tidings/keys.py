@@ -8,6 +8,7 @@ from aiohttp import web
 from .config import Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
+from .firehose.outbox import Firehose
 from .realtime.broadcaster import Broadcaster
 from .realtime.heartbeat import Heartbeat
 from .realtime.hub import Hub
@@ -28,3 +29,4 @@ REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
 PRESENCE = web.AppKey("presence", Presence)
 PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is
+FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)

@@ -66,3 +66,21 @@ PRESENCE_NODES_GONE = Counter(
 SOCKET_PUBLISHES = Counter(
     "tidings_socket_publishes_total", "publish events over the socket, by result", ["result"]
 )
+FIREHOSE_DELIVERED = Counter(
+    "tidings_firehose_delivered_total", "Firehose messages delivered, by endpoint kind", ["kind"]
+)
+FIREHOSE_RETRIED = Counter(
+    "tidings_firehose_retried_total", "Firehose deliveries failed and retried later", ["kind"]
+)
+FIREHOSE_DEAD = Counter(
+    "tidings_firehose_dead_total", "Firehose messages dead-lettered, by endpoint kind", ["kind"]
+)
+FIREHOSE_DISABLED = Counter(
+    "tidings_firehose_disabled_total", "Firehose endpoints disabled by a 410 answer", ["kind"]
+)
+FIREHOSE_LATENCY = Histogram(
+    "tidings_firehose_latency_seconds",
+    "From an insert's arrival to its firehose message's hand-over to the endpoint",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -26,6 +25,9 @@ from typing import Any, NoReturn
 from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
+from ..faults import fault_point
+from ..firehose.outbox import Firehose
+from ..leases import keep_alive
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
 from ..store.activities import ActivityStore, Entry
 from ..store.follows import FollowStore, Member
@@ -76,9 +78,11 @@ class FanoutRunner:
         jobs: JobStore,
         broadcaster: Broadcaster,
         settings: FanoutSettings,
+        firehose: Firehose | None = None,
     ) -> None:
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.broadcaster = broadcaster
+        self.firehose = firehose or Firehose()
         self.settings = settings
         self.switches = Switches(activities, follows, broadcaster)
         self._tasks = TaskSet("fanout task")
@@ -135,22 +139,17 @@ class FanoutRunner:
     async def _keep_alive(self, job: Job) -> None:
         """Renew the job's lease while it runs or waits for slots; raise once it is lost (or
         could not be renewed for a whole lease: another node may hold it by now)."""
-        lease = self.settings.lease_seconds
-        renewed = time.monotonic()
-        while True:
-            await asyncio.sleep(lease / 3)
-            try:
-                alive = await self.jobs.renew(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("could not renew the lease of fanout job %s", job.id, exc_info=True)
-                if time.monotonic() - renewed >= lease:
-                    raise LeaseLost(job.id) from None
-                continue
-            if not alive:
-                await self.lost(job)
-            renewed = time.monotonic()
+
+        async def expired() -> None:
+            raise LeaseLost(job.id)
+
+        async def lost() -> None:
+            await self.lost(job)
+
+        await keep_alive(
+            lambda: self.jobs.renew(job), self.settings.lease_seconds, f"fanout job {job.id}",
+            lost, expired,
+        )  # fmt: skip
 
     async def _run(self, job: Job) -> None:
         if job.kind in ("to_pull", "to_push"):
@@ -267,7 +266,13 @@ class FanoutRunner:
         FANOUT_ENTRIES.labels("add").inc(len(inserted))
         targets = feeds if replay else [e.feed for e in inserted]
         if targets and emit:
-            await self.broadcaster.feed_update(targets, event)
+            # The firehose's messages are stored before the batch counts as done (a rerun
+            # after a takeover writes the same ones: their ids name the job and the batch).
+            await asyncio.gather(
+                self.broadcaster.feed_update(targets, event),
+                self._hand_over(job, source, feeds, targets, event),
+            )
+            fault_point("fanout.batch_handed_over")
             INSERT_TO_EMIT.labels("fanout").observe(_since(job.created_at))
 
     async def _remove_batch(
@@ -283,7 +288,17 @@ class FanoutRunner:
         FANOUT_BATCHES.labels("remove").inc()
         FANOUT_ENTRIES.labels("remove").inc(removed)
         if emit:
-            await self.broadcaster.feed_update(feeds, event)
+            await asyncio.gather(
+                self.broadcaster.feed_update(feeds, event),
+                self._hand_over(job, source, feeds, feeds, event),
+            )
+
+    async def _hand_over(
+        self, job: Job, source: str, batch: list[str], feeds: list[str], event: dict[str, Any]
+    ) -> None:
+        if self.firehose.on and feeds:
+            key = f"{job.id}\n{source}\n{batch[0]}"
+            await self.firehose.hand_over([(feeds, event)], job.created_at, key)
 
     async def watch_abandoned(self) -> None:
         """Forever: take over jobs whose node died (their lease ran out) and resume them, and

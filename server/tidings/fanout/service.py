@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..auth import Grant, authorize_targets
@@ -34,6 +35,7 @@ from .runner import FanoutRunner
 from .updates import Updates
 
 Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its followers, not copied
+Events = list[tuple[str, dict[str, Any]]]  # (feed, its feed.update)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class FeedService:
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.runner = runner
         self.broadcaster = broadcaster
+        self.firehose = runner.firehose
         self.reads = Reads(activities, follows)
         self.follow_service = FollowService(
             settings.fanout, activities, follows, jobs, runner, broadcaster
@@ -152,7 +155,12 @@ class FeedService:
             if sources:
                 job = await self.jobs.create("add", activity.id, sources)
                 self.runner.start(job)
-        self.runner.spawn(self._announce_added(new, feeds, pulled, started))
+        direct, pull = _added_events(new, feeds, pulled)
+        if self.firehose.on:  # stored before the answer: an acknowledged insert's updates
+            await self.firehose.hand_over(
+                [([f], e) for f, e in direct] + [([f], e) for f, e in pull], _arrival(started)
+            )
+        self.runner.spawn(self._announce_added(direct, pull, started))
 
     async def _pulled(
         self, new: Sequence[Activity], feeds: dict[str, list[str]], metas: dict[str, FeedMeta]
@@ -187,21 +195,11 @@ class FeedService:
                 pulled.discard((f, activity_id))
                 await self.activities.unmark_pulled(f, activity_id)
 
-    async def _announce_added(
-        self, new: Sequence[Activity], feeds: dict[str, list[str]], pulled: Pulled, started: float
-    ) -> None:
-        by_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        by_pull_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for activity in new:
-            for feed in feeds[activity.id]:
-                if (feed, activity.id) in pulled:
-                    by_pull_feed[feed].append(activity.public(origin=feed))
-                else:
-                    by_feed[feed].append(activity.public())
-        for feed, activities in by_feed.items():
-            await self.broadcaster.feed_update([feed], feed_update(feed, new=activities))
-        for feed, activities in by_pull_feed.items():
-            await self.broadcaster.pull_update(feed, feed_update(feed, new=activities))
+    async def _announce_added(self, direct: Events, pull: Events, started: float) -> None:
+        for feed, event in direct:
+            await self.broadcaster.feed_update([feed], event)
+        for feed, event in pull:
+            await self.broadcaster.pull_update(feed, event)
         INSERT_TO_EMIT.labels("direct").observe(time.perf_counter() - started)
 
     async def remove(self, feed: FeedId, activity_id: str | None, foreign_id: str | None) -> None:
@@ -253,8 +251,12 @@ class FeedService:
         if job is not None:
             self.runner.start(job)
         foreign = [stored.foreign_id] if stored.foreign_id else []
-        for source in sources:
-            event = feed_update(source, deleted=[stored.id], deleted_foreign_ids=foreign)
+        events = [
+            (s, feed_update(s, deleted=[stored.id], deleted_foreign_ids=foreign)) for s in sources
+        ]
+        if self.firehose.on:
+            await self.firehose.hand_over([([s], e) for s, e in events], datetime.now(UTC))
+        for source, event in events:
             if source in pull:
                 self.runner.spawn(self.broadcaster.pull_update(source, event))
             else:
@@ -325,3 +327,27 @@ def _fanned(
     pull = {s for s in sources if metas[s].mode == PULL and metas[s].slots}
     merged_only = {s for s in pull if s in held and held[s].pulled == metas[s].period}
     return pull, [s for s in sources if metas[s].slots and s not in merged_only]
+
+
+def _added_events(
+    new: Sequence[Activity], feeds: dict[str, list[str]], pulled: Pulled
+) -> tuple[Events, Events]:
+    """The feed.update of each feed that got activities directly (an add's feed and its `to`
+    feeds), and of each pull feed whose followers merge them in (its pull room's event)."""
+    by_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_pull_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for activity in new:
+        for feed in feeds[activity.id]:
+            if (feed, activity.id) in pulled:
+                by_pull_feed[feed].append(activity.public(origin=feed))
+            else:
+                by_feed[feed].append(activity.public())
+    return (
+        [(f, feed_update(f, new=a)) for f, a in by_feed.items()],
+        [(f, feed_update(f, new=a)) for f, a in by_pull_feed.items()],
+    )
+
+
+def _arrival(started: float) -> datetime:
+    """The wall-clock time of `started` (a perf_counter reading)."""
+    return datetime.now(UTC) - timedelta(seconds=time.perf_counter() - started)

@@ -18,6 +18,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..auth import Grant, authorize_feeds
@@ -74,7 +75,7 @@ class Updates:
             data = await self.activities.change_data(activity.id, found[activity.id], whole)
             if data is not None:
                 changed.append((activity.id, data))
-        self.service.runner.spawn(self.announce(changed))
+        await self._announce_after_write(changed)
         return [public_activity(i, d, None) for i, d in changed]
 
     async def change(self, changes: Sequence[Change], limits: Limits) -> list[dict[str, Any]]:
@@ -97,14 +98,23 @@ class Updates:
             written = await self.activities.change_data(change.id, found[change.id], apply)
             if written is not None:
                 changed[change.id] = written
-        self.service.runner.spawn(self.announce(list(changed.items())))
+        await self._announce_after_write(list(changed.items()))
         return [public_activity(i, d, None) for i, d in changed.items()]
+
+    async def _announce_after_write(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Sockets get updates in the background; with firehose endpoints, the update answers
+        only once its firehose messages are stored (nothing acknowledged is lost), so the
+        announcement runs before the answer then (its time grows with the feeds holding it)."""
+        if self.service.firehose.on:
+            await self.announce(changed)
+        else:
+            self.service.runner.spawn(self.announce(changed))
 
     async def announce(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """The live side of updates (run after the writes): every feed holding each activity
         gets it in `new`, with the origin it has there; pull feeds' followers through the
         pull feed's room."""
-        broadcaster = self.service.broadcaster
+        broadcaster, firehose = self.service.broadcaster, self.service.firehose
         for activity_id_, data in changed:
             async for page in self.activities.holders(activity_id_):
                 by_origin: dict[str | None, list[str]] = defaultdict(list)
@@ -112,6 +122,8 @@ class Updates:
                     by_origin[entry.origin].append(entry.feed)
                 for origin, feeds in by_origin.items():
                     event = feed_update(feeds[0], new=[public_activity(activity_id_, data, origin)])
+                    if firehose.on:
+                        await firehose.hand_over([(feeds, event)], datetime.now(UTC))
                     await broadcaster.feed_update(feeds, event)
                 direct = by_origin.get(None, [])
                 if direct:
@@ -123,6 +135,8 @@ class Updates:
                             event = feed_update(
                                 feed, new=[public_activity(activity_id_, data, feed)]
                             )
+                            if firehose.on:
+                                await firehose.hand_over([([feed], event)], datetime.now(UTC))
                             await broadcaster.pull_update(feed, event)
 
     async def retarget(
@@ -237,6 +251,8 @@ class Updates:
         await self.activities.remove_entries([target], activity)
         foreign = [foreign_id] if foreign_id else []
         event = feed_update(target, deleted=[activity], deleted_foreign_ids=foreign)
+        if service.firehose.on:
+            await service.firehose.hand_over([([target], event)], datetime.now(UTC))
         if pull:
             service.runner.spawn(service.broadcaster.pull_update(target, event))
         else:

@@ -17,6 +17,7 @@ from typing import Literal
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from .leases import Leases
 from .mongo import Database, Document
 
 JobKind = Literal["add", "remove", "to_pull", "to_push"]
@@ -51,6 +52,7 @@ class JobStore:
         self.jobs = db["fanout_jobs"]
         self.node_id = node_id
         self.lease = lease
+        self.leases = Leases(self.jobs, node_id, lease)
 
     async def create(
         self,
@@ -123,16 +125,13 @@ class JobStore:
 
     async def release_all(self) -> int:
         """On a graceful stop: let other nodes take our jobs now rather than after the lease."""
-        result = await self.jobs.update_many(
-            {"owner": self.node_id}, {"$set": {"lease_until": datetime(1970, 1, 1, tzinfo=UTC)}}
-        )
-        return result.modified_count
+        return await self.leases.release_all()
 
     async def pending(self) -> int:
         return await self.jobs.count_documents({})
 
     def _lease_end(self) -> datetime:
-        return datetime.now(UTC) + self.lease
+        return self.leases.end()
 
 
 def _job(doc: Document, resumed: bool) -> Job:

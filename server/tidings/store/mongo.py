@@ -51,6 +51,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("target", ASCENDING), ("source", ASCENDING)]),
     ],
     "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],
+    # Firehose messages (store/deliveries.py): what an endpoint may take now, and a node's own.
+    "deliveries": [
+        IndexModel([("endpoint", ASCENDING), ("state", ASCENDING), ("lease_until", ASCENDING)]),
+        IndexModel([("owner", ASCENDING)]),
+    ],
     # Feeds whose follower counter is to be recounted (store/feeds.py): few at any time.
     "feeds": [IndexModel([("changed_at", ASCENDING)], sparse=True)],
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -55,6 +56,17 @@ class SubscriberProcess:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
+
+
+def subscriber_config(args: argparse.Namespace, url: str, token: str) -> dict[str, Any]:
+    """What every subscriber process is told of the target and the socket options."""
+    return {
+        "url": url,
+        "token": token,
+        "client": args.client,
+        "concurrency": args.connect_concurrency,
+        "connect_timeout": args.connect_timeout,
+    }
 
 
 async def start_subscribers(

@@ -38,7 +38,7 @@ from tidings.local_redis import local_redis
 from tidings.store.embedded import embedded_store
 
 from . import procinfo
-from .children import SubscriberProcess, start_subscribers
+from .children import SubscriberProcess, start_subscribers, subscriber_config
 from .feeds import Posts, post_all, setup_follows
 from .nodes import (
     SOCKETS,
@@ -205,13 +205,7 @@ async def _measure_round(
 
         children: list[SubscriberProcess] = []
         try:
-            config = {
-                "url": target.url,
-                "token": target.token,
-                "client": args.client,
-                "concurrency": args.connect_concurrency,
-                "connect_timeout": args.connect_timeout,
-            }
+            config = subscriber_config(args, target.url, target.token)
             await start_subscribers(feeds, min(args.subscriber_procs, n), config, children)
             within = READY_MESSAGE_TIMEOUT_BASE + 0.1 * n
             readies = await asyncio.gather(*(c.receive("ready", within) for c in children))

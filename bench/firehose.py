@@ -28,7 +28,7 @@ import aiohttp
 
 from tidings.firehose.endpoints import Kind
 
-from .children import SubscriberProcess, start_subscribers
+from .children import SubscriberProcess, start_subscribers, subscriber_config
 from .endpoints import AWS_ENV, SECRET, Arrivals, sqs_queue, webhook_receiver
 from .feeds import Posts, post_all, setup_follows
 from .options import (
@@ -131,13 +131,7 @@ async def run_round(
     before = {kind: (a.messages, a.elements) for kind, a in endpoints.items()}
     children: list[SubscriberProcess] = []
     try:
-        config = {
-            "url": target.url,
-            "token": target.token,
-            "client": args.client,
-            "concurrency": args.connect_concurrency,
-            "connect_timeout": args.connect_timeout,
-        }
+        config = subscriber_config(args, target.url, target.token)
         await start_subscribers(
             connected, min(args.subscriber_procs, len(connected)), config, children
         )

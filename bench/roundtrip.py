@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from .children import SubscriberProcess, start_subscribers
+from .children import SubscriberProcess, start_subscribers, subscriber_config
 from .feeds import Posts, post_all, read_missing, setup_follows, setup_pull_follows
 from .options import (
     add_fanout_arguments,
@@ -183,13 +183,7 @@ async def run_round(
     emit_path = "direct" if rnd.pull else "fanout"  # a pull feed's insert emits once, itself
     children: list[SubscriberProcess] = []
     try:
-        config = {
-            "url": target.url,
-            "token": target.token,
-            "client": args.client,
-            "concurrency": args.connect_concurrency,
-            "connect_timeout": args.connect_timeout,
-        }
+        config = subscriber_config(args, target.url, target.token)
         await start_subscribers(rnd.connected, procs, config, children)
         ready_timeout = READY_MESSAGE_TIMEOUT_BASE + 0.25 * len(rnd.connected)
         readies = await asyncio.gather(*(c.receive("ready", ready_timeout) for c in children))

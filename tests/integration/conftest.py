@@ -8,6 +8,7 @@ import jwt
 import pytest
 import stream
 
+from tests.integration.nodes import http, mongo, node_subs, subs  # noqa: F401  (fixtures)
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store
 
 pytestmark = pytest.mark.integration

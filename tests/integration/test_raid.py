@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from test_many_nodes are parameters here)
 """Raid rooms (issue 10): presence across nodes, and `publish` over the socket.
 
 Real things only: three `python -m tidings serve` nodes on one store and one redis-server (a
@@ -23,7 +22,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests import node_client
-from tests.integration.test_many_nodes import (
+from tests.integration.nodes import (
     DEGRADED,
     READY,
     WAIT,
@@ -31,12 +30,11 @@ from tests.integration.test_many_nodes import (
     Doc,
     Rest,
     Sub,
-    http,  # noqa: F401  (fixture)
-    mongo,  # noqa: F401  (fixture)
+    all_running,
     poll,
+    run_cluster,
     sign,
     start_all,
-    subs,  # noqa: F401  (fixture)
     wait_ready,
 )
 from tests.support import RedisServer, ServerProcess, Store
@@ -124,38 +122,14 @@ async def lists_agree(subs_by_node: list[Sub], feed: str, expected: Any) -> None
 
 @pytest.fixture(scope="module")
 def raid_nodes(
-    store: Store,
-    redis_server: RedisServer,
-    mongo: MongoClient[Doc],
-    workdir: Path,
+    store: Store, redis_server: RedisServer, mongo: MongoClient[Doc], workdir: Path
 ) -> Iterator[Cluster]:
-    database = f"t_raid_{uuid.uuid4().hex[:8]}"
-    env = {**RAID_ENV, "TIDINGS_REDIS_CHANNEL": f"raid-{uuid.uuid4().hex[:8]}"}
-    nodes = {
-        name: ServerProcess(
-            store.url,
-            database=database,
-            redis_url=redis_server.url,
-            env=env,
-            log_path=workdir / f"raid-{name}.log",
-        )
-        for name in "ABC"
-    }
-    start_all(list(nodes.values()))
-    yield Cluster(nodes, database)
-    for node in nodes.values():
-        node.kill()
-    mongo.drop_database(database)
+    yield from run_cluster(store, redis_server, mongo, workdir, RAID_ENV, "raid")
 
 
 @pytest.fixture
 def raid(raid_nodes: Cluster) -> Cluster:
-    dead = [
-        n for n in raid_nodes.nodes.values() if n.process is None or n.process.poll() is not None
-    ]
-    if dead:
-        start_all(dead)
-    return raid_nodes
+    return all_running(raid_nodes)
 
 
 # --------------------------------------------------------------------------- presence

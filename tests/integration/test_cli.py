@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -245,11 +246,19 @@ def test_serve_launches_and_stops_the_embedded_store(tmp_path: Path) -> None:
         read = requests.get(feed, params=params, headers=headers, timeout=10)
         assert [a["id"] for a in read.json()["results"]] == [added.json()["id"]]
 
+        # The command line finds the store this server runs (no mongodb.url anywhere).
+        cli_env = {**env, "TIDINGS_SERVER_DATA_DIR": str(data_dir)}
+        status = run_cli("firehose", "status", "--json", env=cli_env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout) == {"endpoints": [], "not_configured": []}
+
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, log_path.read_text()
         wait_until(
             lambda: not processes_mentioning(str(data_dir)), 5, what="the embedded store to go"
         )
+        gone = run_cli("firehose", "status", env=cli_env)
+        assert gone.returncode != 0 and "embedded store" in gone.stderr, gone.stderr
     finally:
         if process.poll() is None:
             process.kill()

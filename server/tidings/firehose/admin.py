@@ -1,7 +1,7 @@
 """`tidings firehose status` and `tidings firehose replay`: the outbox seen from outside a node.
 
-Both talk to the store named by `mongodb.url` (a server on the embedded store: give the URL of
-that store; two embedded stores on one data directory cannot run at once)."""
+Both talk to the store named by `mongodb.url`, or else to the embedded store that a server on
+`server.data_dir` runs (two embedded stores cannot open one data directory at once)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import ConfigError, Settings
-from ..store import mongo
+from ..store import embedded, mongo
 from ..store.deliveries import DeliveryStore
 from .endpoints import endpoints_of
 
 
 def _url(settings: Settings) -> str:
-    url = str(settings.mongodb.url)
+    url = str(settings.mongodb.url) or embedded.running_url(settings.server.data_dir)
     if not url:
         raise ConfigError(
-            "firehose commands need the store's URL: set mongodb.url (TIDINGS_MONGODB_URL)"
+            "firehose commands need the store: set mongodb.url (TIDINGS_MONGODB_URL), or start "
+            f"the server on the embedded store first (none runs on {settings.server.data_dir})"
         )
     return url
 

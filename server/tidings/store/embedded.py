@@ -21,6 +21,17 @@ from ..processes import die_with_parent, free_port
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
+URL_FILE = "store.url"  # in the data directory while the store runs: for `tidings firehose`
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded store that a server on `data_dir` runs, if one does: so that
+    the command line reaches the store that `make run` started (a second store cannot open the
+    same data directory)."""
+    try:
+        return (data_dir / URL_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 async def _ping(url: str) -> bool:
@@ -80,9 +91,12 @@ async def embedded_store(data_dir: Path, cache_size: str) -> AsyncIterator[str]:
     log.info(
         "embedded store (SecantusDB) pid %s on port %s, data in %s", process.pid, port, store_dir
     )
+    url_file = data_dir / URL_FILE
+    url_file.write_text(url + "\n")
     try:
         yield url
     finally:
+        url_file.unlink(missing_ok=True)
         if process.returncode is None:
             process.terminate()
             try:

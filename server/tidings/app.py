@@ -54,6 +54,7 @@ from .realtime.transport import allowed_origins, create_sio, mount
 from .realtime.websocket import FastPath
 from .store import mongo
 from .store.activities import ActivityStore
+from .store.activity_cache import ActivityCache
 from .store.embedded import embedded_store
 from .store.follows import FollowStore
 from .store.groups import GroupStore
@@ -98,9 +99,11 @@ async def _firehose(app: web.Application) -> AsyncIterator[None]:
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     groups = GroupStore(db, settings.feeds)
-    activities, follows = ActivityStore(db, groups), FollowStore(db)
+    cache = ActivityCache(settings.activities.cache_bytes)
+    activities, follows = ActivityStore(db, groups, cache), FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
+    broadcaster.keep_current(cache)
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
     runner = FanoutRunner(
         activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]

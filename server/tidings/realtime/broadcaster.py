@@ -11,6 +11,8 @@ Messages on the Redis channel: a JSON header line, then the packet as it goes on
         (the packet without its feed id: `p` bytes, then the feed's JSON, then the rest)
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
     {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
+    {"k": "inval", "n": NODE, "ids": [IDS]}\\n   (these activities changed: forget them, see
+        store/activity_cache.py; a resync clears the whole cache, invalidations were missed)
     {"k": "p.set" | "p.sync" | "p.gone", ...}\\n   (presence: see presence_link.py)
 A node skips its own messages (it delivered them already).
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 from ..domain.events import FEED_UPDATE
 from ..metrics import BROADCAST_SECONDS
+from ..store.activity_cache import ActivityCache
 from . import protocol as p
 from .handlers import Handlers
 from .hub import Hub
@@ -49,6 +52,7 @@ class Broadcaster:
         self._notification: frozenset[str] = frozenset()
         self._counts: Counts = _no_counts
         self.node = node
+        self.cache: ActivityCache | None = None
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
@@ -73,6 +77,16 @@ class Broadcaster:
         for feed in counted:  # counts are per feed: an event of its own (one feed per room)
             unseen, unread = counts.get(feed, (0, 0))
             await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
+
+    def keep_current(self, cache: ActivityCache) -> None:
+        """Invalidations of `cache` go to every node; theirs come here (and a resync clears
+        it)."""
+        self.cache = cache
+        cache.on_invalidate = self.invalidate
+
+    async def invalidate(self, ids: list[str]) -> None:
+        """Activities changed on this node (forgotten here already): the others forget them."""
+        await self._publish({"k": "inval", "n": self.node, "ids": ids}, b"")
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
         if self._realtime(feed):
@@ -126,6 +140,9 @@ class Broadcaster:
             await self.deliver([str(room) for room in header["r"]], frames)
         elif header.get("k") == "follow":
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
+        elif header.get("k") == "inval":
+            if self.cache is not None:
+                self.cache.forget([str(i) for i in header["ids"]])
         elif header.get("k") == "resync":  # that node could not publish some of its events
             await self.resync()
         elif str(header.get("k")).startswith("p.") and self.handlers.presence is not None:
@@ -135,6 +152,8 @@ class Broadcaster:
         """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).
         Follow changes published meanwhile were missed too: the pull-source cache starts afresh."""
         self.handlers.pull_sources.clear()
+        if self.cache is not None:
+            self.cache.clear()
         frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
         for conn in list(self.hub.conns.values()):
             if conn.grant is not None:

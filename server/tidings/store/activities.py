@@ -31,6 +31,8 @@ from ..domain.activities import Activity, public_activity
 from ..domain.merge import Bounds
 from ..faults import fault_point
 from . import scan
+from .activity_cache import ActivityCache
+from .coalesce import Coalescer
 from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
 from .owners import (
@@ -101,11 +103,20 @@ class ActivityStore:
     or remove_from_origin, whatever its path (an add, `to`, a fanout batch, a follow's copy, a
     switch's backfill), so these are the one place groups are kept in step with entries."""
 
-    def __init__(self, db: Database, groups: GroupStore | None = None) -> None:
+    def __init__(
+        self, db: Database, groups: GroupStore | None = None, cache: ActivityCache | None = None
+    ) -> None:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
         self.joins = db["group_joins"]  # inserts of grouped entries not joined yet (_join)
         self.groups = groups
+        # Activities by id (store/activity_cache.py), and their loads of one tick in one `$in`.
+        self.cache = cache if cache is not None else ActivityCache(0)
+        self._fields: Coalescer[str, tuple[dict[str, Any], int]] = Coalescer(self._fetch_fields)
+
+    async def _changed(self, ids: Sequence[str]) -> None:
+        """The documents of `ids` were written: no node may answer them from its cache."""
+        await self.cache.invalidate(ids)
 
     async def save(
         self, activities: Sequence[Activity], feed: str, may_change: Callable[[str], bool]
@@ -119,6 +130,21 @@ class ActivityStore:
             check_owners(activity, found.get(activity.id), feed, may_change)
         new = [a for a in activities if a.id not in found]
         retry = [a for a in activities if a.id in found]
+        generation = self.cache.generation
+        try:
+            await self._insert_or_replace(new, retry, feed, found, may_change)
+        finally:
+            await self._changed([a.id for a in retry])
+        self.cache.put_many((_written(a) for a in new), generation)
+
+    async def _insert_or_replace(
+        self,
+        new: list[Activity],
+        retry: list[Activity],
+        feed: str,
+        found: dict[str, Document],
+        may_change: Callable[[str], bool],
+    ) -> None:
         if new:
             try:
                 await self.activities.insert_many(
@@ -142,6 +168,7 @@ class ActivityStore:
                 try:
                     owners = {f: activity.to for f in feeds}
                     await self.activities.insert_one(activity_doc(activity, owners, feeds[0]))
+                    await self._changed([activity.id])
                     return
                 except DuplicateKeyError:
                     continue
@@ -155,6 +182,7 @@ class ActivityStore:
                 {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
             )
             if result.matched_count:
+                await self._changed([activity.id])
                 return
         raise ConcurrentUpdateError(activity.id)
 
@@ -222,6 +250,7 @@ class ActivityStore:
                 }}],
             )  # fmt: skip
             if result.matched_count:
+                await self._changed([activity_id])
                 return data
             fresh = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
             if fresh is None or fresh.get("removed"):
@@ -252,6 +281,7 @@ class ActivityStore:
                 unchanged(doc), {"$set": update, "$unset": LEGACY, "$inc": {"v": 1}}
             )
             if result.matched_count:
+                await self._changed([activity_id])
                 return True
         raise ConcurrentUpdateError(activity_id)
 
@@ -450,6 +480,7 @@ class ActivityStore:
         await self.activities.update_one(
             {"_id": activity_id}, {"$set": {"removed": True}, "$inc": {"v": 1}}
         )
+        await self._changed([activity_id])
 
     async def is_removed(self, activity_id: str) -> bool:
         doc = await self.activities.find_one({"_id": activity_id}, {"removed": 1})
@@ -565,15 +596,36 @@ class ActivityStore:
         if not entries:
             return []
         ids = [activity_id for activity_id, _ in entries]
-        docs = {d["_id"]: d async for d in self.activities.find({"_id": {"$in": ids}})}
+        cache = self.cache
+        fields = cache.get_many(ids)
+        missing = [i for i in ids if i not in fields]
+        if missing:
+            generation = cache.generation
+            fetched = await self._fields.get_many(missing)
+            cache.put_many(((i, d, n) for i, (d, n) in fetched.items()), generation)
+            fields.update((i, d) for i, (d, _) in fetched.items())
         return [
-            public_activity(activity_id, json.loads(docs[activity_id]["data"]), origin)
+            public_activity(activity_id, fields[activity_id], origin)
             for activity_id, origin in entries
-            if activity_id in docs
+            if activity_id in fields
         ]
+
+    async def _fetch_fields(self, ids: list[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        """The fields of the stored activities among `ids` (one `$in` for every load of a
+        tick), each with the size of its JSON."""
+        cursor = self.activities.find({"_id": {"$in": ids}}, {"data": 1})
+        return {
+            d["_id"]: (json.loads(d["data"]), len(d["data"])) async for d in cursor if "data" in d
+        }
 
 
 _ITEM = {"activity_id": 1, "origin": 1, "_id": 0}
+
+
+def _written(activity: Activity) -> tuple[str, dict[str, Any], int]:
+    """(id, fields, size) of an activity as stored (a copy: the caller's dict is its own)."""
+    text = json.dumps(activity.data, separators=(",", ":"))
+    return activity.id, json.loads(text), len(text)
 
 
 def _own(entry: Document) -> bool:

@@ -19,6 +19,9 @@ from ..config import NOTIFICATION, FeedGroup
 from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
 from ..store.activities import ActivityStore, Item, Page
+from ..store.coalesce import Coalescer
+from ..store.feeds import FeedMeta
+from ..store.follow_records import FollowRecord
 from ..store.follows import FollowStore
 from ..store.groups import GroupPage, GroupStore, public_group
 from ..store.merged_groups import MarkAll, combined
@@ -39,13 +42,21 @@ class GroupedRead:
 class Reads:
     def __init__(self, activities: ActivityStore, follows: FollowStore) -> None:
         self.activities, self.follows = activities, follows
+        # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
+        self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(
+            follows.pull_follows_of
+        )
+        self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
+
+    async def _pull_follows_of(self, feed: str) -> list[FollowRecord]:
+        return (await self._pull_follows.get_many((feed,))).get(feed, [])
 
     async def merged(self, feed: str) -> list[tuple[str, str]]:
         """The pull feeds `feed` merges in, each with its floor."""
-        records = await self.follows.pull_follows(feed)
+        records = await self._pull_follows_of(feed)
         if not records:
             return []
-        metas = await self.follows.meta.get_many(r.target for r in records)
+        metas = await self._metas.get_many(r.target for r in records)
         found = []
         for record in records:
             floor = record.merged_above(metas[record.target])
@@ -56,8 +67,8 @@ class Reads:
     async def pull_sources(self, feed: str) -> list[str]:
         """The pull feeds whose updates the subscribers of `feed` get: those it follows, and
         itself when it is one."""
-        records = await self.follows.pull_follows(feed)
-        metas = await self.follows.meta.get_many([feed, *(r.target for r in records)])
+        records = await self._pull_follows_of(feed)
+        metas = await self._metas.get_many([feed, *(r.target for r in records)])
         sources = [r.target for r in records if metas[r.target].pull_rooms]
         if metas[feed].pull_rooms:
             sources.append(feed)

@@ -56,6 +56,7 @@ from .store import mongo
 from .store.activities import ActivityStore
 from .store.activity_cache import ActivityCache
 from .store.embedded import embedded_store
+from .store.feed_heads import FeedHeads
 from .store.follows import FollowStore
 from .store.groups import GroupStore
 from .store.jobs import JobStore
@@ -100,10 +101,11 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     groups = GroupStore(db, settings.feeds)
     cache = ActivityCache(settings.activities.cache_bytes)
-    activities, follows = ActivityStore(db, groups, cache), FollowStore(db)
+    heads = FeedHeads(settings.activities.feed_heads)
+    activities, follows = ActivityStore(db, groups, cache, heads), FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
-    broadcaster.keep_current(cache)
+    broadcaster.keep_current(cache, heads)
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
     runner = FanoutRunner(
         activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]

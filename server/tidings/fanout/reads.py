@@ -43,9 +43,7 @@ class Reads:
     def __init__(self, activities: ActivityStore, follows: FollowStore) -> None:
         self.activities, self.follows = activities, follows
         # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
-        self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(
-            follows.pull_follows_of
-        )
+        self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(follows.pull_follows_of)
         self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
 
     async def _pull_follows_of(self, feed: str) -> list[FollowRecord]:

@@ -13,6 +13,8 @@ Messages on the Redis channel: a JSON header line, then the packet as it goes on
     {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
     {"k": "inval", "n": NODE, "ids": [IDS]}\\n   (these activities changed: forget them, see
         store/activity_cache.py; a resync clears the whole cache, invalidations were missed)
+    {"k": "heads", "n": NODE, "feeds": [FEEDS]}\\n   (NODE wrote entries of these feeds: drop
+        their heads, see store/feed_heads.py; a resync drops every head)
     {"k": "p.set" | "p.sync" | "p.gone", ...}\\n   (presence: see presence_link.py)
 A node skips its own messages (it delivered them already).
 """
@@ -28,6 +30,7 @@ from typing import Any
 from ..domain.events import FEED_UPDATE
 from ..metrics import BROADCAST_SECONDS
 from ..store.activity_cache import ActivityCache
+from ..store.feed_heads import FeedHeads
 from . import protocol as p
 from .handlers import Handlers
 from .hub import Hub
@@ -53,6 +56,7 @@ class Broadcaster:
         self._counts: Counts = _no_counts
         self.node = node
         self.cache: ActivityCache | None = None
+        self.heads: FeedHeads | None = None
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
@@ -78,11 +82,16 @@ class Broadcaster:
             unseen, unread = counts.get(feed, (0, 0))
             await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
 
-    def keep_current(self, cache: ActivityCache) -> None:
-        """Invalidations of `cache` go to every node; theirs come here (and a resync clears
-        it)."""
-        self.cache = cache
+    def keep_current(self, cache: ActivityCache, heads: FeedHeads) -> None:
+        """Invalidations of `cache` and the feeds written for `heads` go to every node; theirs
+        come here (and a resync clears both)."""
+        self.cache, self.heads = cache, heads
         cache.on_invalidate = self.invalidate
+        heads.on_drop = self.drop_heads
+
+    async def drop_heads(self, feeds: list[str]) -> None:
+        """This node wrote entries of `feeds`: the other nodes drop their heads."""
+        await self._publish({"k": "heads", "n": self.node, "feeds": feeds}, b"")
 
     async def invalidate(self, ids: list[str]) -> None:
         """Activities changed on this node (forgotten here already): the others forget them."""
@@ -140,6 +149,9 @@ class Broadcaster:
             await self.deliver([str(room) for room in header["r"]], frames)
         elif header.get("k") == "follow":
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
+        elif header.get("k") == "heads":
+            if self.heads is not None:
+                self.heads.drop([str(f) for f in header["feeds"]])
         elif header.get("k") == "inval":
             if self.cache is not None:
                 self.cache.forget([str(i) for i in header["ids"]])
@@ -154,6 +166,8 @@ class Broadcaster:
         self.handlers.pull_sources.clear()
         if self.cache is not None:
             self.cache.clear()
+        if self.heads is not None:
+            self.heads.clear()
         frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
         for conn in list(self.hub.conns.values()):
             if conn.grant is not None:

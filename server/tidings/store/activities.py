@@ -33,6 +33,7 @@ from ..faults import fault_point
 from . import scan
 from .activity_cache import ActivityCache
 from .coalesce import Coalescer
+from .feed_heads import ENTRIES, FeedHeads
 from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
 from .owners import (
@@ -104,7 +105,11 @@ class ActivityStore:
     switch's backfill), so these are the one place groups are kept in step with entries."""
 
     def __init__(
-        self, db: Database, groups: GroupStore | None = None, cache: ActivityCache | None = None
+        self,
+        db: Database,
+        groups: GroupStore | None = None,
+        cache: ActivityCache | None = None,
+        heads: FeedHeads | None = None,
     ) -> None:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
@@ -113,6 +118,8 @@ class ActivityStore:
         # Activities by id (store/activity_cache.py), and their loads of one tick in one `$in`.
         self.cache = cache if cache is not None else ActivityCache(0)
         self._fields: Coalescer[str, tuple[dict[str, Any], int]] = Coalescer(self._fetch_fields)
+        # The newest entries of recently read feeds (store/feed_heads.py).
+        self.heads = heads if heads is not None else FeedHeads(0)
 
     async def _changed(self, ids: Sequence[str]) -> None:
         """The documents of `ids` were written: no node may answer them from its cache."""
@@ -336,6 +343,8 @@ class ActivityStore:
                 raise
             skipped = {err["index"] for err in errors}
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
+        self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
+        await self.heads.publish(e.feed for e in inserted)
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
             await self.joins.delete_one({"_id": token})
@@ -415,10 +424,13 @@ class ActivityStore:
         if not feeds:
             return 0
         grouped = await self._grouped_entries(feeds, activity_id)
-        result = await self.entries.bulk_write(
-            [DeleteOne({"feed": feed, "activity_id": activity_id}) for feed in feeds],
-            ordered=False,
-        )
+        try:
+            result = await self.entries.bulk_write(
+                [DeleteOne({"feed": feed, "activity_id": activity_id}) for feed in feeds],
+                ordered=False,
+            )
+        finally:
+            await self._entries_removed(feeds, lambda i: i[0] != activity_id)
         if grouped and self.groups is not None:
             await self.groups.recompute(grouped)
         return result.deleted_count
@@ -429,10 +441,14 @@ class ActivityStore:
         if not feeds:
             return 0
         grouped = await self._grouped_entries(feeds, activity_id, origin)
-        result = await self.entries.bulk_write(
-            [DeleteOne({"feed": f, "activity_id": activity_id, "origin": origin}) for f in feeds],
-            ordered=False,
-        )
+        try:
+            result = await self.entries.bulk_write(
+                [DeleteOne({"feed": f, "activity_id": activity_id, "origin": origin})
+                 for f in feeds],
+                ordered=False,
+            )  # fmt: skip
+        finally:
+            await self._entries_removed(feeds, lambda i: i != (activity_id, origin))
         if grouped and self.groups is not None:
             await self.groups.recompute(grouped)
         return result.deleted_count
@@ -453,7 +469,10 @@ class ActivityStore:
         if self.groups is not None and self.groups.group_of_feed(feed):
             found = self.entries.find({"feed": feed, "origin": origin}, {"group": 1})
             keys = {d["group"] async for d in found if "group" in d}
-        result = await self.entries.delete_many({"feed": feed, "origin": origin})
+        try:
+            result = await self.entries.delete_many({"feed": feed, "origin": origin})
+        finally:
+            await self._entries_removed([feed], lambda i: i[1] != origin)
         if keys and self.groups is not None:
             await self.groups.recompute((feed, key) for key in keys)
         return result.deleted_count
@@ -470,9 +489,21 @@ class ActivityStore:
             else:
                 flat.append(DeleteMany({"feed": feed, "origin": origin}))
         if flat:
-            result = await self.entries.bulk_write(flat, ordered=False)
+            try:
+                result = await self.entries.bulk_write(flat, ordered=False)
+            finally:
+                for feed, origin in dict.fromkeys(pairs):
+                    self.heads.removed(feed, lambda i, origin=origin: i[1] != origin)  # type: ignore[misc]
+                await self.heads.publish(feed for feed, _ in pairs)
             removed += result.deleted_count
         return removed
+
+    async def _entries_removed(self, feeds: Sequence[str], keep: Callable[[Item], bool]) -> None:
+        """Entries of `feeds` not kept by `keep` were deleted (or may have been: the write
+        failed): this node's heads lose them, the other nodes' are dropped."""
+        for feed in feeds:
+            self.heads.removed(feed, keep)
+        await self.heads.publish(feeds)
 
     async def mark_removed(self, activity_id: str) -> None:
         """Tombstone an activity removed from its own feed, so that a fanout still running or
@@ -539,14 +570,42 @@ class ActivityStore:
         return await self.load(await self.after(feed, since_id, limit))
 
     async def newest(self, feed: str, bounds: Bounds, want: int) -> list[Item]:
-        """The first `want` entries of `feed` within `bounds`, newest first."""
-        docs = await scan.newest_first(
-            self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, want, _ITEM
-        )
-        return [(d["activity_id"], d.get("origin")) for d in docs]
+        """The first `want` entries of `feed` within `bounds`, newest first: from its head when
+        that holds them (store/feed_heads.py); a first page read from the store becomes its
+        head."""
+        heads = self.heads
+        head = heads.get(feed)
+        if head is not None:
+            found = head.newest(bounds, want)
+            if found is not None:
+                heads.hits += 1
+                return found
+        heads.misses += 1
+        fill = None
+        if bounds.lower is None and bounds.upper is None and want <= ENTRIES:
+            fill = heads.begin(feed)
+        reading = ENTRIES if fill is not None else want
+        items = None
+        try:
+            docs = await scan.newest_first(
+                self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, reading,
+                _ITEM,
+            )  # fmt: skip
+            items = [(d["activity_id"], d.get("origin")) for d in docs]
+        finally:
+            heads.end(fill, items, items is not None and len(items) < reading)
+        return items[:want]
 
     async def after(self, feed: str, after: str, want: int) -> list[Item]:
-        """The first `want` entries of `feed` newer than `after`, oldest first."""
+        """The first `want` entries of `feed` newer than `after`, oldest first (from its head
+        when that holds every entry newer than `after`)."""
+        head = self.heads.get(feed)
+        if head is not None:
+            found = head.after(after, want)
+            if found is not None:
+                self.heads.hits += 1
+                return found
+        self.heads.misses += 1
         docs = await scan.oldest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM
         )
@@ -555,6 +614,12 @@ class ActivityStore:
     async def own_newest(self, feed: str, bounds: Bounds, want: int) -> list[str]:
         """Ids of the first `want` activities within `bounds` that `feed` holds directly (added
         to it, or naming it in `to`), newest first."""
+        head = self.heads.get(feed)
+        if head is not None:
+            found = head.newest(bounds, want, _own_item)
+            if found is not None:
+                self.heads.hits += 1
+                return [i for i, _ in found]
         docs = await scan.newest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, want, _ITEM,
             keep=_own,
@@ -564,6 +629,12 @@ class ActivityStore:
     async def own_after(self, feed: str, after: str, want: int) -> list[str]:
         """Ids of the first `want` activities newer than `after` that `feed` holds directly,
         oldest first."""
+        head = self.heads.get(feed)
+        if head is not None:
+            found = head.after(after, want, _own_item)
+            if found is not None:
+                self.heads.hits += 1
+                return [i for i, _ in found]
         docs = await scan.oldest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM,
             keep=_own,
@@ -626,6 +697,10 @@ def _written(activity: Activity) -> tuple[str, dict[str, Any], int]:
     """(id, fields, size) of an activity as stored (a copy: the caller's dict is its own)."""
     text = json.dumps(activity.data, separators=(",", ":"))
     return activity.id, json.loads(text), len(text)
+
+
+def _own_item(item: Item) -> bool:
+    return item[1] is None
 
 
 def _own(entry: Document) -> bool:

@@ -27,7 +27,7 @@ MAX_KEYS = 1000  # keys of one query; `$in` of a few thousand ids is still one i
 
 
 class _Batch(Generic[K, V]):
-    __slots__ = ("keys", "future", "task")
+    __slots__ = ("future", "keys", "task")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.keys: dict[K, None] = {}

@@ -19,9 +19,11 @@ class Source:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail = fail
+        self.asked = asyncio.Event()
 
     async def fetch(self, keys: list[str]) -> dict[str, str]:
         self.calls.append(keys)
+        self.asked.set()
         await self.gate.wait()
         if self.fail:
             raise RuntimeError("store down")
@@ -53,8 +55,7 @@ async def test_a_cancelled_waiter_does_not_cancel_the_others() -> None:
     batcher = Coalescer(source.fetch)
     gone = asyncio.ensure_future(batcher.get("x"))
     staying = asyncio.ensure_future(batcher.get("x"))
-    while not source.calls:
-        await asyncio.sleep(0)
+    await source.asked.wait()
     gone.cancel()
     await asyncio.sleep(0)
     source.gate.set()
@@ -78,8 +79,7 @@ async def test_close_cancels_queries_in_flight() -> None:
     source.gate.clear()
     batcher = Coalescer(source.fetch)
     waiter = asyncio.ensure_future(batcher.get("a"))
-    while not source.calls:
-        await asyncio.sleep(0)
+    await source.asked.wait()
     await batcher.close()
     with pytest.raises(asyncio.CancelledError):
         await waiter

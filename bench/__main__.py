@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, firehose, follows, raid, reads, roundtrip
+from . import cluster, firehose, follows, raid, reads, reconnect, roundtrip
 
 BENCHMARKS = {
     "roundtrip": (
@@ -38,6 +38,11 @@ BENCHMARKS = {
         reads,
         "feed reads/s and p99 at limit 25 and 100 against the raw store's rate for the same "
         "queries, and the round trip of 200 followers with 100 reads/s alongside",
+    ),
+    "reconnect": (
+        reconnect,
+        "10,000 sockets of distinct follower feeds of one pull feed: connect+subscribe against "
+        "node's socket.io, and all of them reconnecting with `since` after a node restart",
     ),
 }
 

@@ -105,13 +105,13 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     activities, follows = ActivityStore(db, groups, cache, heads), FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
-    broadcaster.keep_current(cache, heads)
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
     runner = FanoutRunner(
         activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]
     )
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
+    broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())
     yield

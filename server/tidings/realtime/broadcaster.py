@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from ..domain.events import FEED_UPDATE
+from ..fanout.reads import NoPulls
 from ..metrics import BROADCAST_SECONDS
 from ..store.activity_cache import ActivityCache
 from ..store.feed_heads import FeedHeads
@@ -57,6 +58,7 @@ class Broadcaster:
         self.node = node
         self.cache: ActivityCache | None = None
         self.heads: FeedHeads | None = None
+        self.no_pulls: NoPulls | None = None
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
@@ -82,10 +84,10 @@ class Broadcaster:
             unseen, unread = counts.get(feed, (0, 0))
             await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
 
-    def keep_current(self, cache: ActivityCache, heads: FeedHeads) -> None:
+    def keep_current(self, cache: ActivityCache, heads: FeedHeads, no_pulls: NoPulls) -> None:
         """Invalidations of `cache` and the feeds written for `heads` go to every node; theirs
-        come here (and a resync clears both)."""
-        self.cache, self.heads = cache, heads
+        come here, and follow changes reach `no_pulls` (a resync clears all three)."""
+        self.cache, self.heads, self.no_pulls = cache, heads, no_pulls
         cache.on_invalidate = self.invalidate
         heads.on_drop = self.drop_heads
 
@@ -103,6 +105,8 @@ class Broadcaster:
 
     async def follows_changed(self, source: str, target: str, following: bool) -> None:
         self.handlers.follows_changed(source, target, following)
+        if self.no_pulls is not None:
+            self.no_pulls.changed(source)
         header = {"k": "follow", "n": self.node, "s": source, "t": target, "f": following}
         await self._publish(header, b"")
 
@@ -149,6 +153,8 @@ class Broadcaster:
             await self.deliver([str(room) for room in header["r"]], frames)
         elif header.get("k") == "follow":
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
+            if self.no_pulls is not None:
+                self.no_pulls.changed(str(header["s"]))
         elif header.get("k") == "heads":
             if self.heads is not None:
                 self.heads.drop([str(f) for f in header["feeds"]])
@@ -168,6 +174,8 @@ class Broadcaster:
             self.cache.clear()
         if self.heads is not None:
             self.heads.clear()
+        if self.no_pulls is not None:
+            self.no_pulls.clear()
         frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
         for conn in list(self.hub.conns.values()):
             if conn.grant is not None:

@@ -12,8 +12,10 @@ outage (`resync`) every head is dropped, since drops may have been missed.
 A read is answered from a head only when the head provably holds the answer (`newest`,
 `after`): enough entries within the bounds, or the head is the whole feed, or the head reaches
 below the bounds' lower end. Anything else (cold, evicted, offsets and pages past the head)
-goes to the store. A fill whose read raced a write of the same feed is not kept (`Fill.dirty`):
-it may lack that write.
+goes to the store. A fill whose read raced this node's writes of the same feed replays them on
+what it read (`Fill.changes`: adding what is there already and removing what is not are no-ops,
+so it holds them whether its read saw them or not); one that raced another node's write is not
+kept (`Fill.dirty`): what that write did is not known here.
 
 Heads live in process memory, not in Redis: measured in bench/reads.py (README), a Redis round
 trip per read costs more than the store's index read it would replace on the embedded store,
@@ -90,6 +92,7 @@ class _Desc:
 class Fill:
     feed: str
     dirty: bool = False
+    changes: list[tuple[Item | None, Callable[[Item], bool] | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -130,28 +133,34 @@ class FeedHeads:
             fills.remove(fill)
         if not fills:
             self._fills.pop(fill.feed, None)
-        if items is None or fill.dirty or (not items and not complete):
+        if items is None or fill.dirty:
             return
-        self._heads[fill.feed] = Head(list(items[:ENTRIES]), complete and len(items) <= ENTRIES)
+        head = Head(list(items[:ENTRIES]), complete and len(items) <= ENTRIES)
+        for added, keep in fill.changes:  # this node's writes during the read, in order
+            if added is not None:
+                head.add(added)
+            elif keep is not None:
+                head.items = [i for i in head.items if keep(i)]
+        if not head.items and not head.complete:
+            return
+        self._heads[fill.feed] = head
         self._heads.move_to_end(fill.feed)
         while len(self._heads) > self.max_feeds:
             self._heads.popitem(last=False)
 
-    def _touched(self, feed: str) -> None:
-        for fill in self._fills.get(feed, ()):
-            fill.dirty = True
-
     def added(self, entries: Iterable[tuple[str, Item]]) -> None:
         """(feed, item) entries were inserted by this node."""
         for feed, item in entries:
-            self._touched(feed)
+            for fill in self._fills.get(feed, ()):
+                fill.changes.append((item, None))
             head = self._heads.get(feed)
             if head is not None:
                 head.add(item)
 
     def removed(self, feed: str, keep: Callable[[Item], bool]) -> None:
         """Entries of `feed` for which `keep` is false were deleted by this node."""
-        self._touched(feed)
+        for fill in self._fills.get(feed, ()):
+            fill.changes.append((None, keep))
         head = self._heads.get(feed)
         if head is None:
             return
@@ -162,7 +171,8 @@ class FeedHeads:
     def drop(self, feeds: Iterable[str]) -> None:
         """Another node wrote these feeds: their heads are no longer known to be current."""
         for feed in feeds:
-            self._touched(feed)
+            for fill in self._fills.get(feed, ()):
+                fill.dirty = True
             self._heads.pop(feed, None)
 
     async def publish(self, feeds: Iterable[str]) -> None:

@@ -140,13 +140,13 @@ async def run(args: argparse.Namespace) -> Report:
         ):
             client = mongo_client(store_url)
             tidings = Tidings("fast", free_port(), star, store_url, ROOT, workdir)
-            tidings.env["TIDINGS_FANOUT_PULL_THRESHOLD"] = str(args.pull_threshold)
-            tidings.env["TIDINGS_FANOUT_PUSH_THRESHOLD"] = str(int(args.pull_threshold * 0.8))
+            threshold = min(args.pull_threshold, args.sockets - 1)
+            tidings.env["TIDINGS_FANOUT_PULL_THRESHOLD"] = str(threshold)
+            tidings.env["TIDINGS_FANOUT_PUSH_THRESHOLD"] = str(int(threshold * 0.8))
             db = client[tidings.env["TIDINGS_MONGODB_DATABASE"]]
             try:
                 await tidings.start(http)
                 target = Target(tidings.url, API_KEY, tidings.token, "embedded", db)
-                threshold = min(args.pull_threshold, args.sockets - 1)
                 how = await setup_pull_follows(http, target, star, feeds, threshold)
                 log(f"{args.sockets} follows of {star}: {how}")
                 ids = [await post(http, tidings, star, n) for n in range(args.activities)]

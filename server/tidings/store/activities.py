@@ -34,6 +34,7 @@ from . import scan
 from .activity_cache import ActivityCache
 from .coalesce import Coalescer
 from .feed_heads import ENTRIES, FeedHeads
+from .feed_heads import Head as FeedHead
 from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
 from .owners import (
@@ -51,6 +52,8 @@ from .owners import (
 
 Item = tuple[str, str | None]  # (activity id, origin): an entry as a read merges it
 RETRIES = 20  # conditional writes of one document that lost a race, before giving up
+AFTERS_BATCH = 500  # `since` pages of one coalesced query (ActivityStore._fetch_afters)
+AFTERS_PER_KEY = 20  # ... and entries it reads per page on average, before reading each alone
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ class ActivityStore:
         self._fields: Coalescer[str, tuple[dict[str, Any], int]] = Coalescer(self._fetch_fields)
         # The newest entries of recently read feeds (store/feed_heads.py).
         self.heads = heads if heads is not None else FeedHeads(0)
+        self._warming: dict[str, asyncio.Future[list[Item]]] = {}
+        self._afters: Coalescer[tuple[str, str, int], list[Item]] = Coalescer(
+            self._fetch_afters, max_keys=AFTERS_BATCH
+        )
 
     async def _changed(self, ids: Sequence[str]) -> None:
         """The documents of `ids` were written: no node may answer them from its cache."""
@@ -606,6 +613,35 @@ class ActivityStore:
                 self.heads.hits += 1
                 return found
         self.heads.misses += 1
+        return (await self._afters.get_many([(feed, after, want)]))[(feed, after, want)]
+
+    async def _fetch_afters(
+        self, keys: list[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], list[Item]]:
+        """`after` of every (feed, after, want) of a tick (a reconnect storm's `since` pages):
+        one `$in` query for the entries of all those feeds above the lowest `after`, at most
+        AFTERS_PER_KEY per key on average; past that (feeds with much to catch up on), each is
+        read by itself (the windowed index scan)."""
+        if len(keys) == 1:
+            return {keys[0]: await self._after_of(*keys[0])}
+        cap = AFTERS_PER_KEY * len(keys)
+        query = {
+            "feed": {"$in": list({feed for feed, _, _ in keys})},
+            "activity_id": {"$gt": min(after for _, after, _ in keys)},
+        }
+        docs = await self.entries.find(query, {**_ITEM, "feed": 1}).limit(cap + 1).to_list()
+        if len(docs) > cap:
+            found = await asyncio.gather(*(self._after_of(*key) for key in keys))
+            return dict(zip(keys, found, strict=True))
+        by_feed: dict[str, list[Item]] = {}
+        for d in sorted(docs, key=lambda d: d["activity_id"]):
+            by_feed.setdefault(d["feed"], []).append((d["activity_id"], d.get("origin")))
+        return {
+            (feed, after, want): [i for i in by_feed.get(feed, ()) if i[0] > after][:want]
+            for feed, after, want in keys
+        }
+
+    async def _after_of(self, feed: str, after: str, want: int) -> list[Item]:
         docs = await scan.oldest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM
         )
@@ -614,7 +650,7 @@ class ActivityStore:
     async def own_newest(self, feed: str, bounds: Bounds, want: int) -> list[str]:
         """Ids of the first `want` activities within `bounds` that `feed` holds directly (added
         to it, or naming it in `to`), newest first."""
-        head = self.heads.get(feed)
+        head = await self._warm(feed)
         if head is not None:
             found = head.newest(bounds, want, _own_item)
             if found is not None:
@@ -629,7 +665,7 @@ class ActivityStore:
     async def own_after(self, feed: str, after: str, want: int) -> list[str]:
         """Ids of the first `want` activities newer than `after` that `feed` holds directly,
         oldest first."""
-        head = self.heads.get(feed)
+        head = await self._warm(feed)
         if head is not None:
             found = head.after(after, want, _own_item)
             if found is not None:
@@ -640,6 +676,31 @@ class ActivityStore:
             keep=_own,
         )  # fmt: skip
         return [d["activity_id"] for d in docs]
+
+    async def _warm(self, feed: str) -> FeedHead | None:
+        """The head of `feed`, read into memory first when it has none: once for all the
+        readers that ask at the same time (the pull feed that 10,000 recovering follower feeds
+        merge in). None when heads are off or the read failed."""
+        head = self.heads.get(feed)
+        if head is not None or not self.heads.max_feeds:
+            return head
+        flight = self._warming.get(feed)
+        if flight is None:
+            flight = asyncio.ensure_future(self.newest(feed, Bounds(), ENTRIES))
+            self._warming[feed] = flight
+
+            def landed(done: asyncio.Future[list[Item]], feed: str = feed) -> None:
+                if self._warming.get(feed) is done:
+                    del self._warming[feed]
+                if not done.cancelled():
+                    done.exception()  # seen: its waiters fall back to the store
+
+            flight.add_done_callback(landed)
+        try:
+            await asyncio.shield(flight)
+        except Exception:
+            return None
+        return self.heads.get(feed)
 
     async def own_above(self, feed: str, floor: str) -> list[str]:
         """Ids of every activity above `floor` that `feed` holds directly, oldest first."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, firehose, follows, raid, roundtrip
+from . import cluster, firehose, follows, raid, reads, reconnect, roundtrip
 
 BENCHMARKS = {
     "roundtrip": (
@@ -33,6 +33,16 @@ BENCHMARKS = {
         firehose,
         "insert → webhook / SQS receipt latency at 1, 100, 1,000 and 10,000 followers against "
         "the socket round trip, and firehose updates/s against the fanout rate",
+    ),
+    "reads": (
+        reads,
+        "feed reads/s and p99 at limit 25 and 100 against the raw store's rate for the same "
+        "queries, and the round trip of 200 followers with 100 reads/s alongside",
+    ),
+    "reconnect": (
+        reconnect,
+        "10,000 sockets of distinct follower feeds of one pull feed: connect+subscribe against "
+        "node's socket.io, and all of them reconnecting with `since` after a node restart",
     ),
 }
 

@@ -54,7 +54,9 @@ from .realtime.transport import allowed_origins, create_sio, mount
 from .realtime.websocket import FastPath
 from .store import mongo
 from .store.activities import ActivityStore
+from .store.activity_cache import ActivityCache
 from .store.embedded import embedded_store
+from .store.feed_heads import FeedHeads
 from .store.follows import FollowStore
 from .store.groups import GroupStore
 from .store.jobs import JobStore
@@ -98,7 +100,9 @@ async def _firehose(app: web.Application) -> AsyncIterator[None]:
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     groups = GroupStore(db, settings.feeds)
-    activities, follows = ActivityStore(db, groups), FollowStore(db)
+    cache = ActivityCache(settings.activities.cache_bytes)
+    heads = FeedHeads(settings.activities.feed_heads)
+    activities, follows = ActivityStore(db, groups, cache, heads), FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
@@ -107,6 +111,7 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     )
     app[RUNNER] = runner
     app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
+    broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())
     yield

@@ -128,6 +128,8 @@ class ActivitySettings:
     max_changes: int = 100
     max_add_to_many_feeds: int = 5000
     max_stats_slugs: int = 50
+    cache_bytes: int = 64 << 20
+    feed_heads: int = 10_000
 
 
 FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
@@ -277,6 +279,8 @@ class _ActivitiesSchema(_Section):
     max_changes = fields.Integer(load_default=100, validate=_positive())
     max_add_to_many_feeds = fields.Integer(load_default=5000, validate=_positive())
     max_stats_slugs = fields.Integer(load_default=50, validate=_positive())
+    cache_bytes = fields.Integer(load_default=64 << 20, validate=validate.Range(min=0))
+    feed_heads = fields.Integer(load_default=10_000, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ActivitySettings:

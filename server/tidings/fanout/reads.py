@@ -11,6 +11,8 @@ copy of the same activity.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +21,54 @@ from ..config import NOTIFICATION, FeedGroup
 from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
 from ..store.activities import ActivityStore, Item, Page
+from ..store.coalesce import Coalescer
+from ..store.feeds import FeedMeta
+from ..store.follow_records import FollowRecord
 from ..store.follows import FollowStore
 from ..store.groups import GroupPage, GroupStore, public_group
 from ..store.merged_groups import MarkAll, combined
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
+NO_PULLS_TTL = 10.0  # seconds "follows no pull feed" is trusted without a follows_changed
+NO_PULLS_FEEDS = 50_000  # feeds remembered so
+
+
+class NoPulls:
+    """The feeds known to follow no pull feed (the common case: their reads need no pull
+    follows lookup), per node. A follow gets marked as a follow of a pull feed only by a follow
+    of a pull feed or by a switch to pull, and both say `follows_changed` for its follower, on
+    every node (fanout/following.py, fanout/switches.py; the Redis link carries it): that
+    forgets the feed. A lookup that raced a change is not remembered (`generation`); after a
+    Redis outage (`resync`) everything is forgotten, and entries expire after NO_PULLS_TTL."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._known: OrderedDict[str, float] = OrderedDict()
+
+    def __contains__(self, feed: object) -> bool:
+        until = self._known.get(feed) if isinstance(feed, str) else None
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self._known[feed]  # type: ignore[arg-type]
+            return False
+        return True
+
+    def remember(self, feed: str, generation: int) -> None:
+        if generation != self.generation:
+            return
+        self._known[feed] = time.monotonic() + NO_PULLS_TTL
+        self._known.move_to_end(feed)
+        while len(self._known) > NO_PULLS_FEEDS:
+            self._known.popitem(last=False)
+
+    def changed(self, feed: str) -> None:
+        self.generation += 1
+        self._known.pop(feed, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._known.clear()
 
 
 @dataclass(frozen=True)
@@ -39,13 +84,24 @@ class GroupedRead:
 class Reads:
     def __init__(self, activities: ActivityStore, follows: FollowStore) -> None:
         self.activities, self.follows = activities, follows
+        # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
+        self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(follows.pull_follows_of)
+        self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
+        self.no_pulls = NoPulls()
+
+    async def _pull_follows_of(self, feed: str) -> list[FollowRecord]:
+        return (await self._pull_follows.get_many((feed,))).get(feed, [])
 
     async def merged(self, feed: str) -> list[tuple[str, str]]:
         """The pull feeds `feed` merges in, each with its floor."""
-        records = await self.follows.pull_follows(feed)
-        if not records:
+        if feed in self.no_pulls:
             return []
-        metas = await self.follows.meta.get_many(r.target for r in records)
+        generation = self.no_pulls.generation
+        records = await self._pull_follows_of(feed)
+        if not records:
+            self.no_pulls.remember(feed, generation)
+            return []
+        metas = await self._metas.get_many(r.target for r in records)
         found = []
         for record in records:
             floor = record.merged_above(metas[record.target])
@@ -56,8 +112,8 @@ class Reads:
     async def pull_sources(self, feed: str) -> list[str]:
         """The pull feeds whose updates the subscribers of `feed` get: those it follows, and
         itself when it is one."""
-        records = await self.follows.pull_follows(feed)
-        metas = await self.follows.meta.get_many([feed, *(r.target for r in records)])
+        records = await self._pull_follows_of(feed)
+        metas = await self._metas.get_many([feed, *(r.target for r in records)])
         sources = [r.target for r in records if metas[r.target].pull_rooms]
         if metas[feed].pull_rooms:
             sources.append(feed)

@@ -11,6 +11,10 @@ Messages on the Redis channel: a JSON header line, then the packet as it goes on
         (the packet without its feed id: `p` bytes, then the feed's JSON, then the rest)
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
     {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
+    {"k": "inval", "n": NODE, "ids": [IDS]}\\n   (these activities changed: forget them, see
+        store/activity_cache.py; a resync clears the whole cache, invalidations were missed)
+    {"k": "heads", "n": NODE, "feeds": [FEEDS]}\\n   (NODE wrote entries of these feeds: drop
+        their heads, see store/feed_heads.py; a resync drops every head)
     {"k": "p.set" | "p.sync" | "p.gone", ...}\\n   (presence: see presence_link.py)
 A node skips its own messages (it delivered them already).
 """
@@ -24,7 +28,10 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from ..domain.events import FEED_UPDATE
+from ..fanout.reads import NoPulls
 from ..metrics import BROADCAST_SECONDS
+from ..store.activity_cache import ActivityCache
+from ..store.feed_heads import FeedHeads
 from . import protocol as p
 from .handlers import Handlers
 from .hub import Hub
@@ -49,6 +56,9 @@ class Broadcaster:
         self._notification: frozenset[str] = frozenset()
         self._counts: Counts = _no_counts
         self.node = node
+        self.cache: ActivityCache | None = None
+        self.heads: FeedHeads | None = None
+        self.no_pulls: NoPulls | None = None
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
@@ -74,12 +84,29 @@ class Broadcaster:
             unseen, unread = counts.get(feed, (0, 0))
             await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
 
+    def keep_current(self, cache: ActivityCache, heads: FeedHeads, no_pulls: NoPulls) -> None:
+        """Invalidations of `cache` and the feeds written for `heads` go to every node; theirs
+        come here, and follow changes reach `no_pulls` (a resync clears all three)."""
+        self.cache, self.heads, self.no_pulls = cache, heads, no_pulls
+        cache.on_invalidate = self.invalidate
+        heads.on_drop = self.drop_heads
+
+    async def drop_heads(self, feeds: list[str]) -> None:
+        """This node wrote entries of `feeds`: the other nodes drop their heads."""
+        await self._publish({"k": "heads", "n": self.node, "feeds": feeds}, b"")
+
+    async def invalidate(self, ids: list[str]) -> None:
+        """Activities changed on this node (forgotten here already): the others forget them."""
+        await self._publish({"k": "inval", "n": self.node, "ids": ids}, b"")
+
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
         if self._realtime(feed):
             await self._emit([pull_room(feed)], event)
 
     async def follows_changed(self, source: str, target: str, following: bool) -> None:
         self.handlers.follows_changed(source, target, following)
+        if self.no_pulls is not None:
+            self.no_pulls.changed(source)
         header = {"k": "follow", "n": self.node, "s": source, "t": target, "f": following}
         await self._publish(header, b"")
 
@@ -126,6 +153,14 @@ class Broadcaster:
             await self.deliver([str(room) for room in header["r"]], frames)
         elif header.get("k") == "follow":
             self.handlers.follows_changed(str(header["s"]), str(header["t"]), bool(header["f"]))
+            if self.no_pulls is not None:
+                self.no_pulls.changed(str(header["s"]))
+        elif header.get("k") == "heads":
+            if self.heads is not None:
+                self.heads.drop([str(f) for f in header["feeds"]])
+        elif header.get("k") == "inval":
+            if self.cache is not None:
+                self.cache.forget([str(i) for i in header["ids"]])
         elif header.get("k") == "resync":  # that node could not publish some of its events
             await self.resync()
         elif str(header.get("k")).startswith("p.") and self.handlers.presence is not None:
@@ -135,6 +170,12 @@ class Broadcaster:
         """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).
         Follow changes published meanwhile were missed too: the pull-source cache starts afresh."""
         self.handlers.pull_sources.clear()
+        if self.cache is not None:
+            self.cache.clear()
+        if self.heads is not None:
+            self.heads.clear()
+        if self.no_pulls is not None:
+            self.no_pulls.clear()
         frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
         for conn in list(self.hub.conns.values()):
             if conn.grant is not None:

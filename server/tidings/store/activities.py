@@ -31,6 +31,10 @@ from ..domain.activities import Activity, public_activity
 from ..domain.merge import Bounds
 from ..faults import fault_point
 from . import scan
+from .activity_cache import ActivityCache
+from .coalesce import Coalescer
+from .feed_heads import ENTRIES, FeedHeads
+from .feed_heads import Head as FeedHead
 from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
 from .owners import (
@@ -48,6 +52,8 @@ from .owners import (
 
 Item = tuple[str, str | None]  # (activity id, origin): an entry as a read merges it
 RETRIES = 20  # conditional writes of one document that lost a race, before giving up
+AFTERS_BATCH = 500  # `since` pages of one coalesced query (ActivityStore._fetch_afters)
+AFTERS_PER_KEY = 20  # ... and entries it reads per page on average, before reading each alone
 
 
 @dataclass(frozen=True)
@@ -101,11 +107,30 @@ class ActivityStore:
     or remove_from_origin, whatever its path (an add, `to`, a fanout batch, a follow's copy, a
     switch's backfill), so these are the one place groups are kept in step with entries."""
 
-    def __init__(self, db: Database, groups: GroupStore | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        groups: GroupStore | None = None,
+        cache: ActivityCache | None = None,
+        heads: FeedHeads | None = None,
+    ) -> None:
         self.activities = db["activities"]
         self.entries = db["feed_entries"]
         self.joins = db["group_joins"]  # inserts of grouped entries not joined yet (_join)
         self.groups = groups
+        # Activities by id (store/activity_cache.py), and their loads of one tick in one `$in`.
+        self.cache = cache if cache is not None else ActivityCache(0)
+        self._fields: Coalescer[str, tuple[dict[str, Any], int]] = Coalescer(self._fetch_fields)
+        # The newest entries of recently read feeds (store/feed_heads.py).
+        self.heads = heads if heads is not None else FeedHeads(0)
+        self._warming: dict[str, asyncio.Future[list[Item]]] = {}
+        self._afters: Coalescer[tuple[str, str, int], list[Item]] = Coalescer(
+            self._fetch_afters, max_keys=AFTERS_BATCH
+        )
+
+    async def _changed(self, ids: Sequence[str]) -> None:
+        """The documents of `ids` were written: no node may answer them from its cache."""
+        await self.cache.invalidate(ids)
 
     async def save(
         self, activities: Sequence[Activity], feed: str, may_change: Callable[[str], bool]
@@ -119,6 +144,21 @@ class ActivityStore:
             check_owners(activity, found.get(activity.id), feed, may_change)
         new = [a for a in activities if a.id not in found]
         retry = [a for a in activities if a.id in found]
+        generation = self.cache.generation
+        try:
+            await self._insert_or_replace(new, retry, feed, found, may_change)
+        finally:
+            await self._changed([a.id for a in retry])
+        self.cache.put_many((_written(a) for a in new), generation)
+
+    async def _insert_or_replace(
+        self,
+        new: list[Activity],
+        retry: list[Activity],
+        feed: str,
+        found: dict[str, Document],
+        may_change: Callable[[str], bool],
+    ) -> None:
         if new:
             try:
                 await self.activities.insert_many(
@@ -142,6 +182,7 @@ class ActivityStore:
                 try:
                     owners = {f: activity.to for f in feeds}
                     await self.activities.insert_one(activity_doc(activity, owners, feeds[0]))
+                    await self._changed([activity.id])
                     return
                 except DuplicateKeyError:
                     continue
@@ -155,6 +196,7 @@ class ActivityStore:
                 {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
             )
             if result.matched_count:
+                await self._changed([activity.id])
                 return
         raise ConcurrentUpdateError(activity.id)
 
@@ -222,6 +264,7 @@ class ActivityStore:
                 }}],
             )  # fmt: skip
             if result.matched_count:
+                await self._changed([activity_id])
                 return data
             fresh = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
             if fresh is None or fresh.get("removed"):
@@ -252,6 +295,7 @@ class ActivityStore:
                 unchanged(doc), {"$set": update, "$unset": LEGACY, "$inc": {"v": 1}}
             )
             if result.matched_count:
+                await self._changed([activity_id])
                 return True
         raise ConcurrentUpdateError(activity_id)
 
@@ -306,6 +350,8 @@ class ActivityStore:
                 raise
             skipped = {err["index"] for err in errors}
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
+        self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
+        await self.heads.publish(e.feed for e in inserted)
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
             await self.joins.delete_one({"_id": token})
@@ -385,10 +431,13 @@ class ActivityStore:
         if not feeds:
             return 0
         grouped = await self._grouped_entries(feeds, activity_id)
-        result = await self.entries.bulk_write(
-            [DeleteOne({"feed": feed, "activity_id": activity_id}) for feed in feeds],
-            ordered=False,
-        )
+        try:
+            result = await self.entries.bulk_write(
+                [DeleteOne({"feed": feed, "activity_id": activity_id}) for feed in feeds],
+                ordered=False,
+            )
+        finally:
+            await self._entries_removed(feeds, lambda i: i[0] != activity_id)
         if grouped and self.groups is not None:
             await self.groups.recompute(grouped)
         return result.deleted_count
@@ -399,10 +448,14 @@ class ActivityStore:
         if not feeds:
             return 0
         grouped = await self._grouped_entries(feeds, activity_id, origin)
-        result = await self.entries.bulk_write(
-            [DeleteOne({"feed": f, "activity_id": activity_id, "origin": origin}) for f in feeds],
-            ordered=False,
-        )
+        try:
+            result = await self.entries.bulk_write(
+                [DeleteOne({"feed": f, "activity_id": activity_id, "origin": origin})
+                 for f in feeds],
+                ordered=False,
+            )  # fmt: skip
+        finally:
+            await self._entries_removed(feeds, lambda i: i != (activity_id, origin))
         if grouped and self.groups is not None:
             await self.groups.recompute(grouped)
         return result.deleted_count
@@ -423,7 +476,10 @@ class ActivityStore:
         if self.groups is not None and self.groups.group_of_feed(feed):
             found = self.entries.find({"feed": feed, "origin": origin}, {"group": 1})
             keys = {d["group"] async for d in found if "group" in d}
-        result = await self.entries.delete_many({"feed": feed, "origin": origin})
+        try:
+            result = await self.entries.delete_many({"feed": feed, "origin": origin})
+        finally:
+            await self._entries_removed([feed], lambda i: i[1] != origin)
         if keys and self.groups is not None:
             await self.groups.recompute((feed, key) for key in keys)
         return result.deleted_count
@@ -440,9 +496,21 @@ class ActivityStore:
             else:
                 flat.append(DeleteMany({"feed": feed, "origin": origin}))
         if flat:
-            result = await self.entries.bulk_write(flat, ordered=False)
+            try:
+                result = await self.entries.bulk_write(flat, ordered=False)
+            finally:
+                for feed, origin in dict.fromkeys(pairs):
+                    self.heads.removed(feed, lambda i, origin=origin: i[1] != origin)  # type: ignore[misc]
+                await self.heads.publish(feed for feed, _ in pairs)
             removed += result.deleted_count
         return removed
+
+    async def _entries_removed(self, feeds: Sequence[str], keep: Callable[[Item], bool]) -> None:
+        """Entries of `feeds` not kept by `keep` were deleted (or may have been: the write
+        failed): this node's heads lose them, the other nodes' are dropped."""
+        for feed in feeds:
+            self.heads.removed(feed, keep)
+        await self.heads.publish(feeds)
 
     async def mark_removed(self, activity_id: str) -> None:
         """Tombstone an activity removed from its own feed, so that a fanout still running or
@@ -450,6 +518,7 @@ class ActivityStore:
         await self.activities.update_one(
             {"_id": activity_id}, {"$set": {"removed": True}, "$inc": {"v": 1}}
         )
+        await self._changed([activity_id])
 
     async def is_removed(self, activity_id: str) -> bool:
         doc = await self.activities.find_one({"_id": activity_id}, {"removed": 1})
@@ -508,14 +577,71 @@ class ActivityStore:
         return await self.load(await self.after(feed, since_id, limit))
 
     async def newest(self, feed: str, bounds: Bounds, want: int) -> list[Item]:
-        """The first `want` entries of `feed` within `bounds`, newest first."""
-        docs = await scan.newest_first(
-            self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, want, _ITEM
-        )
-        return [(d["activity_id"], d.get("origin")) for d in docs]
+        """The first `want` entries of `feed` within `bounds`, newest first: from its head when
+        that holds them (store/feed_heads.py); a first page read from the store becomes its
+        head."""
+        heads = self.heads
+        head = heads.get(feed)
+        if head is not None:
+            found = head.newest(bounds, want)
+            if found is not None:
+                heads.hits += 1
+                return found
+        heads.misses += 1
+        fill = None
+        if bounds.lower is None and bounds.upper is None and want <= ENTRIES:
+            fill = heads.begin(feed)
+        reading = ENTRIES if fill is not None else want
+        items = None
+        try:
+            docs = await scan.newest_first(
+                self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, reading,
+                _ITEM,
+            )  # fmt: skip
+            items = [(d["activity_id"], d.get("origin")) for d in docs]
+        finally:
+            heads.end(fill, items, items is not None and len(items) < reading)
+        return items[:want]
 
     async def after(self, feed: str, after: str, want: int) -> list[Item]:
-        """The first `want` entries of `feed` newer than `after`, oldest first."""
+        """The first `want` entries of `feed` newer than `after`, oldest first (from its head
+        when that holds every entry newer than `after`)."""
+        head = self.heads.get(feed)
+        if head is not None:
+            found = head.after(after, want)
+            if found is not None:
+                self.heads.hits += 1
+                return found
+        self.heads.misses += 1
+        return (await self._afters.get_many([(feed, after, want)]))[(feed, after, want)]
+
+    async def _fetch_afters(
+        self, keys: list[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], list[Item]]:
+        """`after` of every (feed, after, want) of a tick (a reconnect storm's `since` pages):
+        one `$in` query for the entries of all those feeds above the lowest `after`, at most
+        AFTERS_PER_KEY per key on average; past that (feeds with much to catch up on), each is
+        read by itself (the windowed index scan)."""
+        if len(keys) == 1:
+            return {keys[0]: await self._after_of(*keys[0])}
+        cap = AFTERS_PER_KEY * len(keys)
+        query = {
+            "feed": {"$in": list({feed for feed, _, _ in keys})},
+            "activity_id": {"$gt": min(after for _, after, _ in keys)},
+        }
+        docs = await self.entries.find(query, {**_ITEM, "feed": 1}).limit(cap + 1).to_list()
+        if len(docs) > cap:
+            found = await asyncio.gather(*(self._after_of(*key) for key in keys))
+            return dict(zip(keys, found, strict=True))
+        by_feed: dict[str, list[Item]] = {}
+        for d in sorted(docs, key=lambda d: d["activity_id"]):
+            by_feed.setdefault(d["feed"], []).append((d["activity_id"], d.get("origin")))
+        return {
+            (feed, after, want): [i for i in by_feed.get(feed, ()) if i[0] > after][:want]
+            for feed, after, want in keys
+        }
+
+    async def _after_of(self, feed: str, after: str, want: int) -> list[Item]:
         docs = await scan.oldest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM
         )
@@ -524,6 +650,12 @@ class ActivityStore:
     async def own_newest(self, feed: str, bounds: Bounds, want: int) -> list[str]:
         """Ids of the first `want` activities within `bounds` that `feed` holds directly (added
         to it, or naming it in `to`), newest first."""
+        head = await self._warm(feed)
+        if head is not None:
+            found = head.newest(bounds, want, _own_item)
+            if found is not None:
+                self.heads.hits += 1
+                return [i for i, _ in found]
         docs = await scan.newest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, want, _ITEM,
             keep=_own,
@@ -533,11 +665,42 @@ class ActivityStore:
     async def own_after(self, feed: str, after: str, want: int) -> list[str]:
         """Ids of the first `want` activities newer than `after` that `feed` holds directly,
         oldest first."""
+        head = await self._warm(feed)
+        if head is not None:
+            found = head.after(after, want, _own_item)
+            if found is not None:
+                self.heads.hits += 1
+                return [i for i, _ in found]
         docs = await scan.oldest_first(
             self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM,
             keep=_own,
         )  # fmt: skip
         return [d["activity_id"] for d in docs]
+
+    async def _warm(self, feed: str) -> FeedHead | None:
+        """The head of `feed`, read into memory first when it has none: once for all the
+        readers that ask at the same time (the pull feed that 10,000 recovering follower feeds
+        merge in). None when heads are off or the read failed."""
+        head = self.heads.get(feed)
+        if head is not None or not self.heads.max_feeds:
+            return head
+        flight = self._warming.get(feed)
+        if flight is None:
+            flight = asyncio.ensure_future(self.newest(feed, Bounds(), ENTRIES))
+            self._warming[feed] = flight
+
+            def landed(done: asyncio.Future[list[Item]], feed: str = feed) -> None:
+                if self._warming.get(feed) is done:
+                    del self._warming[feed]
+                if not done.cancelled():
+                    done.exception()  # seen: its waiters fall back to the store
+
+            flight.add_done_callback(landed)
+        try:
+            await asyncio.shield(flight)
+        except Exception:
+            return None
+        return self.heads.get(feed)
 
     async def own_above(self, feed: str, floor: str) -> list[str]:
         """Ids of every activity above `floor` that `feed` holds directly, oldest first."""
@@ -565,15 +728,40 @@ class ActivityStore:
         if not entries:
             return []
         ids = [activity_id for activity_id, _ in entries]
-        docs = {d["_id"]: d async for d in self.activities.find({"_id": {"$in": ids}})}
+        cache = self.cache
+        fields = cache.get_many(ids)
+        missing = [i for i in ids if i not in fields]
+        if missing:
+            generation = cache.generation
+            fetched = await self._fields.get_many(missing)
+            cache.put_many(((i, d, n) for i, (d, n) in fetched.items()), generation)
+            fields.update((i, d) for i, (d, _) in fetched.items())
         return [
-            public_activity(activity_id, json.loads(docs[activity_id]["data"]), origin)
+            public_activity(activity_id, fields[activity_id], origin)
             for activity_id, origin in entries
-            if activity_id in docs
+            if activity_id in fields
         ]
+
+    async def _fetch_fields(self, ids: list[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        """The fields of the stored activities among `ids` (one `$in` for every load of a
+        tick), each with the size of its JSON."""
+        cursor = self.activities.find({"_id": {"$in": ids}}, {"data": 1})
+        return {
+            d["_id"]: (json.loads(d["data"]), len(d["data"])) async for d in cursor if "data" in d
+        }
 
 
 _ITEM = {"activity_id": 1, "origin": 1, "_id": 0}
+
+
+def _written(activity: Activity) -> tuple[str, dict[str, Any], int]:
+    """(id, fields, size) of an activity as stored (a copy: the caller's dict is its own)."""
+    text = json.dumps(activity.data, separators=(",", ":"))
+    return activity.id, json.loads(text), len(text)
+
+
+def _own_item(item: Item) -> bool:
+    return item[1] is None
 
 
 def _own(entry: Document) -> bool:

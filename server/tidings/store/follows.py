@@ -141,6 +141,13 @@ class FollowStore(FollowWrites):
         """The follows of `source` marked as follows of pull feeds."""
         return [record_of(d) async for d in self.follows.find({"pull_source": source})]
 
+    async def pull_follows_of(self, sources: list[str]) -> dict[str, list[FollowRecord]]:
+        """`pull_follows` of many feeds in one query (the coalesced lookups of reads)."""
+        found: dict[str, list[FollowRecord]] = {s: [] for s in sources}
+        async for d in self.follows.find({"pull_source": {"$in": sources}}):
+            found.setdefault(d["pull_source"], []).append(record_of(d))
+        return found
+
     async def mark_pull(self, target: str, pull: bool) -> None:
         """Mark (or unmark) every follow of `target` as a follow of a pull feed."""
         if pull:

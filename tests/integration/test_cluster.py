@@ -281,7 +281,10 @@ def test_a_killed_worker_is_restarted(cluster: Cluster) -> None:
         now = set(cluster.workers())
         return now if len(now) == WORKERS and victim not in now else None
 
-    now = wait_until(replaced, 30, 0.1, what="a new worker in place of the killed one")
+    try:
+        now = wait_until(replaced, 30, 0.1, what="a new worker in place of the killed one")
+    except TimeoutError as exc:  # say what the supervisor did
+        raise AssertionError(cluster.log(tail=20_000)) from exc
     (new_pid,) = now - set(before)
     # The new worker serves: its pid answers on the shared port.
     wait_until(lambda: cluster.answering_pid() == new_pid, 30, 0.02, what=f"pid {new_pid}")
@@ -292,7 +295,7 @@ def test_sigterm_stops_the_supervisor_and_everything_it_started(cluster: Cluster
     assert cluster.process is not None
     started = children(cluster.pid)
     # Two workers, the embedded store and redis-server.
-    assert sum(is_worker(cmd) for cmd in started.values()) == WORKERS, started
+    assert sum(is_worker(cmd) for cmd in started.values()) == WORKERS, (started, cluster.log())
     assert any("secantus" in " ".join(cmd) for cmd in started.values()), started
     assert any("redis-server" in " ".join(cmd) for cmd in started.values()), started
 

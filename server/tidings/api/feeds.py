@@ -11,7 +11,7 @@ from aiohttp import web
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..keys import SERVICE, SETTINGS
-from ..store.activities import Page
+from ..store.entry_reads import Page
 from . import params
 from .context import GRANT, authorize, json_body
 from .errors import answer

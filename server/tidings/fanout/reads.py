@@ -20,8 +20,9 @@ from typing import Any
 from ..config import NOTIFICATION, FeedGroup
 from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
-from ..store.activities import ActivityStore, Item, Page
+from ..store.activities import ActivityStore
 from ..store.coalesce import Coalescer
+from ..store.entry_reads import Item, Page
 from ..store.feeds import FeedMeta
 from ..store.follow_records import FollowRecord
 from ..store.follows import FollowStore

@@ -25,7 +25,8 @@ from ..domain.events import Broadcaster, feed_update
 from ..domain.feeds import FeedId
 from ..faults import fault_point
 from ..metrics import INSERT_TO_EMIT
-from ..store.activities import ActivityStore, Entry, Page, StoredActivity
+from ..store.activities import ActivityStore, Entry, StoredActivity
+from ..store.entry_reads import Page
 from ..store.feeds import PULL, FeedMeta
 from ..store.follows import Follow, FollowStore
 from ..store.jobs import JobStore

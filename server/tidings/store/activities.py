@@ -28,13 +28,11 @@ from pymongo import DeleteMany, DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
-from ..domain.merge import Bounds
 from ..faults import fault_point
-from . import scan
 from .activity_cache import ActivityCache
 from .coalesce import Coalescer
-from .feed_heads import ENTRIES, FeedHeads
-from .feed_heads import Head as FeedHead
+from .entry_reads import AFTERS_BATCH, ITEM_FIELDS, EntryReads, Item, is_own
+from .feed_heads import FeedHeads
 from .groups import GroupStore
 from .mongo import DUPLICATE_KEY, Database, Document
 from .owners import (
@@ -50,10 +48,7 @@ from .owners import (
     unchanged,
 )
 
-Item = tuple[str, str | None]  # (activity id, origin): an entry as a read merges it
 RETRIES = 20  # conditional writes of one document that lost a race, before giving up
-AFTERS_BATCH = 500  # `since` pages of one coalesced query (ActivityStore._fetch_afters)
-AFTERS_PER_KEY = 20  # ... and entries it reads per page on average, before reading each alone
 
 
 @dataclass(frozen=True)
@@ -86,22 +81,7 @@ class ConcurrentUpdateError(Exception):
     """An activity document kept changing under a conditional write (RETRIES times)."""
 
 
-@dataclass(frozen=True)
-class Page:
-    """Which entries of a feed to read: newest first, bounded by id, then offset and limit."""
-
-    limit: int = 25
-    offset: int = 0
-    id_lt: str | None = None
-    id_lte: str | None = None
-    id_gt: str | None = None
-    id_gte: str | None = None
-
-    def bounds(self) -> Bounds:
-        return Bounds.of(self.id_lt, self.id_lte, self.id_gt, self.id_gte)
-
-
-class ActivityStore:
+class ActivityStore(EntryReads):
     """`groups` (store/groups.py) keeps the groups of aggregated and notification feeds: every
     entry goes through insert_entries and every removal through remove_entries, remove_copies
     or remove_from_origin, whatever its path (an add, `to`, a fanout batch, a follow's copy, a
@@ -534,9 +514,9 @@ class ActivityStore:
         if not docs:
             return []
         held = await self.entries.find(
-            {"feed": feed, "activity_id": {"$in": [d["_id"] for d in docs]}}, _ITEM
+            {"feed": feed, "activity_id": {"$in": [d["_id"] for d in docs]}}, ITEM_FIELDS
         ).to_list()
-        ids = {e["activity_id"] for e in held if _own(e)}
+        ids = {e["activity_id"] for e in held if is_own(e)}
         return [_stored(d) for d in docs if d["_id"] in ids]
 
     async def holds(self, feed: str, activity_id: str) -> Entry | None:
@@ -548,7 +528,7 @@ class ActivityStore:
         if not activity_ids:
             return set()
         query = {"feed": feed, "activity_id": {"$in": list(activity_ids)}}
-        return {d["activity_id"] async for d in self.entries.find(query, _ITEM)}
+        return {d["activity_id"] async for d in self.entries.find(query, ITEM_FIELDS)}
 
     async def entries_of(self, feeds: Sequence[str], activity_id: str) -> dict[str, Entry]:
         """The entries of `activity_id` in `feeds`, by feed (one indexed lookup each)."""
@@ -567,205 +547,11 @@ class ActivityStore:
             {"feed": feed, "activity_id": activity_id}, {"$unset": {"pulled": ""}}
         )
 
-    async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
-        """A page of the feed, newest first, as public activities."""
-        items = await self.newest(feed, page.bounds(), page.offset + page.limit)
-        return await self.load(items[page.offset :])
-
-    async def since(self, feed: str, since_id: str, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` activities newer than `since_id`, oldest first."""
-        return await self.load(await self.after(feed, since_id, limit))
-
-    async def newest(self, feed: str, bounds: Bounds, want: int) -> list[Item]:
-        """The first `want` entries of `feed` within `bounds`, newest first: from its head when
-        that holds them (store/feed_heads.py); a first page read from the store becomes its
-        head."""
-        heads = self.heads
-        head = heads.get(feed)
-        if head is not None:
-            found = head.newest(bounds, want)
-            if found is not None:
-                heads.hits += 1
-                return found
-        heads.misses += 1
-        fill = None
-        if bounds.lower is None and bounds.upper is None and want <= ENTRIES:
-            fill = heads.begin(feed)
-        reading = ENTRIES if fill is not None else want
-        items = None
-        try:
-            docs = await scan.newest_first(
-                self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, reading,
-                _ITEM,
-            )  # fmt: skip
-            items = [(d["activity_id"], d.get("origin")) for d in docs]
-        finally:
-            heads.end(fill, items, items is not None and len(items) < reading)
-        return items[:want]
-
-    async def after(self, feed: str, after: str, want: int) -> list[Item]:
-        """The first `want` entries of `feed` newer than `after`, oldest first (from its head
-        when that holds every entry newer than `after`)."""
-        head = self.heads.get(feed)
-        if head is not None:
-            found = head.after(after, want)
-            if found is not None:
-                self.heads.hits += 1
-                return found
-        self.heads.misses += 1
-        return (await self._afters.get_many([(feed, after, want)]))[(feed, after, want)]
-
-    async def _fetch_afters(
-        self, keys: list[tuple[str, str, int]]
-    ) -> dict[tuple[str, str, int], list[Item]]:
-        """`after` of every (feed, after, want) of a tick (a reconnect storm's `since` pages):
-        one `$in` query for the entries of all those feeds above the lowest `after`, at most
-        AFTERS_PER_KEY per key on average; past that (feeds with much to catch up on), each is
-        read by itself (the windowed index scan)."""
-        if len(keys) == 1:
-            return {keys[0]: await self._after_of(*keys[0])}
-        cap = AFTERS_PER_KEY * len(keys)
-        query = {
-            "feed": {"$in": list({feed for feed, _, _ in keys})},
-            "activity_id": {"$gt": min(after for _, after, _ in keys)},
-        }
-        docs = await self.entries.find(query, {**_ITEM, "feed": 1}).limit(cap + 1).to_list()
-        if len(docs) > cap:
-            found = await asyncio.gather(*(self._after_of(*key) for key in keys))
-            return dict(zip(keys, found, strict=True))
-        by_feed: dict[str, list[Item]] = {}
-        for d in sorted(docs, key=lambda d: d["activity_id"]):
-            by_feed.setdefault(d["feed"], []).append((d["activity_id"], d.get("origin")))
-        return {
-            (feed, after, want): [i for i in by_feed.get(feed, ()) if i[0] > after][:want]
-            for feed, after, want in keys
-        }
-
-    async def _after_of(self, feed: str, after: str, want: int) -> list[Item]:
-        docs = await scan.oldest_first(
-            self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM
-        )
-        return [(d["activity_id"], d.get("origin")) for d in docs]
-
-    async def own_newest(self, feed: str, bounds: Bounds, want: int) -> list[str]:
-        """Ids of the first `want` activities within `bounds` that `feed` holds directly (added
-        to it, or naming it in `to`), newest first."""
-        head = await self._warm(feed)
-        if head is not None:
-            found = head.newest(bounds, want, _own_item)
-            if found is not None:
-                self.heads.hits += 1
-                return [i for i, _ in found]
-        docs = await scan.newest_first(
-            self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, want, _ITEM,
-            keep=_own,
-        )  # fmt: skip
-        return [d["activity_id"] for d in docs]
-
-    async def own_after(self, feed: str, after: str, want: int) -> list[str]:
-        """Ids of the first `want` activities newer than `after` that `feed` holds directly,
-        oldest first."""
-        head = await self._warm(feed)
-        if head is not None:
-            found = head.after(after, want, _own_item)
-            if found is not None:
-                self.heads.hits += 1
-                return [i for i, _ in found]
-        docs = await scan.oldest_first(
-            self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, after, want, _ITEM,
-            keep=_own,
-        )  # fmt: skip
-        return [d["activity_id"] for d in docs]
-
-    async def _warm(self, feed: str) -> FeedHead | None:
-        """The head of `feed`, read into memory first when it has none: once for all the
-        readers that ask at the same time (the pull feed that 10,000 recovering follower feeds
-        merge in). None when heads are off or the read failed."""
-        head = self.heads.get(feed)
-        if head is not None or not self.heads.max_feeds:
-            return head
-        flight = self._warming.get(feed)
-        if flight is None:
-            flight = asyncio.ensure_future(self.newest(feed, Bounds(), ENTRIES))
-            self._warming[feed] = flight
-
-            def landed(done: asyncio.Future[list[Item]], feed: str = feed) -> None:
-                if self._warming.get(feed) is done:
-                    del self._warming[feed]
-                if not done.cancelled():
-                    done.exception()  # seen: its waiters fall back to the store
-
-            flight.add_done_callback(landed)
-        try:
-            await asyncio.shield(flight)
-        except Exception:
-            return None
-        return self.heads.get(feed)
-
-    async def own_above(self, feed: str, floor: str) -> list[str]:
-        """Ids of every activity above `floor` that `feed` holds directly, oldest first."""
-        docs = self.entries.find({"feed": feed, "activity_id": {"$gt": floor}}, _ITEM)
-        return sorted([d["activity_id"] async for d in docs if _own(d)])
-
-    async def latest_own(self, feed: str, limit: int) -> list[str]:
-        """Ids of the newest activities that `feed` holds directly (what a new follower copies)."""
-        return await self.own_newest(feed, Bounds(), limit)
-
-    async def as_written(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The stored activities among `ids` as first written (before any update: what their
-        group keys and actors come from), by id."""
-        cursor = self.activities.find({"_id": {"$in": list(ids)}}, {"data": 1, "written": 1})
-        return {
-            d["_id"]: public_activity(d["_id"], json.loads(d.get("written") or d["data"]), None)
-            async for d in cursor
-            if "data" in d
-        }
-
-    async def load(self, entries: Iterable[Item]) -> list[dict[str, Any]]:
-        """The public activities of entries, in their order; entries of activities no longer
-        stored are left out."""
-        entries = list(entries)
-        if not entries:
-            return []
-        ids = [activity_id for activity_id, _ in entries]
-        cache = self.cache
-        fields = cache.get_many(ids)
-        missing = [i for i in ids if i not in fields]
-        if missing:
-            generation = cache.generation
-            fetched = await self._fields.get_many(missing)
-            cache.put_many(((i, d, n) for i, (d, n) in fetched.items()), generation)
-            fields.update((i, d) for i, (d, _) in fetched.items())
-        return [
-            public_activity(activity_id, fields[activity_id], origin)
-            for activity_id, origin in entries
-            if activity_id in fields
-        ]
-
-    async def _fetch_fields(self, ids: list[str]) -> dict[str, tuple[dict[str, Any], int]]:
-        """The fields of the stored activities among `ids` (one `$in` for every load of a
-        tick), each with the size of its JSON."""
-        cursor = self.activities.find({"_id": {"$in": ids}}, {"data": 1})
-        return {
-            d["_id"]: (json.loads(d["data"]), len(d["data"])) async for d in cursor if "data" in d
-        }
-
-
-_ITEM = {"activity_id": 1, "origin": 1, "_id": 0}
-
 
 def _written(activity: Activity) -> tuple[str, dict[str, Any], int]:
     """(id, fields, size) of an activity as stored (a copy: the caller's dict is its own)."""
     text = json.dumps(activity.data, separators=(",", ":"))
     return activity.id, json.loads(text), len(text)
-
-
-def _own_item(item: Item) -> bool:
-    return item[1] is None
-
-
-def _own(entry: Document) -> bool:
-    return entry.get("origin") is None
 
 
 def _entry_doc(entry: Entry) -> Document:

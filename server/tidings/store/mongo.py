@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..config import MongoSettings
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
+Collection = AsyncCollection[Document]
 DUPLICATE_KEY = 11000
 
 INDEXES: dict[str, list[IndexModel]] = {

@@ -44,7 +44,7 @@ function drawHistogram(latency) {
   const max = Math.max(1, ...counts);
   const width = 560 / Math.max(1, buckets.length);
   const parts = buckets.map((le, i) => {
-    const h = Math.round((counts[i] / max) * 160);
+    const h = Math.round((counts[i] / max) * 150);
     const x = i * width;
     return `<rect x="${x + 3}" y="${170 - h}" width="${width - 6}" height="${h}"><title>≤ ${label(le)}: ${counts[i]}</title></rect>` +
       `<text x="${x + width / 2}" y="184" text-anchor="middle">${label(le)}</text>` +

@@ -4,6 +4,8 @@ import type { Activity, FeedUpdate, Recovered, SubscribeOptions } from "./types.
 const PAGE = 100; // REST page size (the server's maximum)
 const SEEN = 5000; // ids remembered for dedupe (missed and live overlap, repeats)
 const BUFFER = 10_000; // live events kept while catching up; past that, catch up again
+/** Below every activity id: `since` of a feed that was empty when first subscribed. */
+export const FLOOR = "00000000-0000-7000-8000-000000000000";
 
 export interface SubscribeAck {
   ok: boolean;
@@ -64,7 +66,7 @@ export class Subscription {
 
   /** The last activity id handed to the app. */
   get lastId(): string | undefined {
-    return this.last;
+    return this.last === FLOOR ? undefined : this.last;
   }
 
   get active(): boolean {
@@ -149,6 +151,7 @@ export class Subscription {
       this.fail(error);
       return;
     }
+    if (first && this.last === undefined) await this.anchor();
     let delivered = 0;
     let pages = 0;
     for (const activity of ack.missed ?? []) delivered += this.deliver(activity) ? 1 : 0;
@@ -168,6 +171,22 @@ export class Subscription {
     for (const update of waiting) delivered += this.handOver(update);
     if (epoch === this.epoch) this.synced = true;
     this.link.recovered({ feed: this.feed, delivered, pages, ms: Date.now() - started, reason });
+  }
+
+  /**
+   * A subscription that starts from "what comes next" still needs a position to recover from,
+   * or what is stored while it is disconnected would be lost: the feed's newest id when it
+   * subscribed (read after the subscribe joined the room, so nothing falls in between), or
+   * FLOOR for an empty feed.
+   */
+  private async anchor(): Promise<void> {
+    try {
+      const page = await this.link.read(this.feed, { limit: 1 });
+      const newest = (page.results[0] as { id?: unknown } | undefined)?.id;
+      this.last = typeof newest === "string" ? newest : FLOOR;
+    } catch (error) {
+      this.fail(error); // recoveries then start from the first activity delivered
+    }
   }
 
   /** Every activity after `after`, oldest first: REST pages newest first, so read back to it. */

@@ -95,6 +95,45 @@ test("resync after a Redis outage on two nodes", async () => {
   report.resync_recovery_ms = recoveries.filter((r) => r.reason === "resync").map((r) => r.ms);
 });
 
+test("live events during catch-ups (the socket dropped over and over while posting)", async () => {
+  const server = await new Server({ storeUrl: store.url }).start();
+  cleanups.push(() => server.stop());
+  const user = uid();
+  const feed = `timeline:${user}`;
+  const follow = await fetch(`${server.url}/api/v1.0/feed/timeline/${user}/follows/?api_key=${API_KEY}`, {
+    method: "POST", body: JSON.stringify({ target: `user:${user}` }),
+    headers: { Authorization: SERVER_TOKEN, "Content-Type": "application/json", "stream-auth-type": "jwt" },
+  });
+  assert.equal(follow.status, 201);
+  const bob = client(server.url, { token: token({ user_id: user }), reconnectionDelay: 20, reconnectionDelayMax: 50 });
+  const recoveries = [];
+  bob.on("recovered", (r) => recoveries.push(r));
+  const seen = collector();
+  await bob.feed(feed).subscribe(seen.onActivity);
+  const base = Date.now() - 60_000;
+  const stored = [];
+  let posting = true;
+  const dropper = (async () => {
+    while (posting) {
+      await sleep(40);
+      bob.socket?.io.engine?.close(); // the transport drops: socket.io reconnects by itself
+    }
+  })();
+  const N = 120;
+  for (let i = 0; i < N; i += 4) {
+    const batch = [0, 1, 2, 3].map((j) => ({ actor: user, verb: "tick", object: `t:${i + j}`,
+      foreign_id: `t:${i + j}`, time: timeOf(base, i + j) }));
+    const body = await addUntilStored(server.url, `user:${user}`, { activities: batch });
+    stored.push(...body.activities.map((x) => x.id));
+  }
+  posting = false;
+  await dropper;
+  await waitFor(() => seen.got.length >= N, `${N} activities (got ${seen.got.length})`, 30_000);
+  await sleep(500);
+  seen.assertExactlyOnceInOrder(stored, assert);
+  assert.ok(recoveries.filter((r) => r.reason === "connect").length >= 3, "the socket hardly dropped");
+});
+
 test("more than 100 missed: the rest paged over REST; the last id kept in storage", async () => {
   const server = await new Server({ storeUrl: store.url }).start();
   cleanups.push(() => server.stop());

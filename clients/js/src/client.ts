@@ -48,6 +48,7 @@ export class Tidings extends Emitter<ClientEvents> {
   private retryDelay = 0;
   private current: ConnectionState = "idle";
   private closed = false;
+  private refusal: TidingsError | undefined; // the server refused to connect, for good
 
   constructor(options: TidingsOptions) {
     super();
@@ -238,6 +239,7 @@ export class Tidings extends Emitter<ClientEvents> {
 
   private connected(): void {
     this.retryDelay = 0;
+    this.refusal = undefined;
     this.setState("connected");
     const since = this.disconnectedAt;
     this.disconnectedAt = undefined;
@@ -269,7 +271,10 @@ export class Tidings extends Emitter<ClientEvents> {
         this.token = undefined; // ask getToken on the next connect
         this.reconnectLater(false);
       } else {
+        // nothing this client can do: what waits for the connection fails with the reason
+        this.refusal = refusal;
         this.emit("error", refusal);
+        for (const wake of this.waiters.splice(0)) wake();
       }
     }
   }
@@ -291,6 +296,7 @@ export class Tidings extends Emitter<ClientEvents> {
       if (this.closed) throw new Error("this Tidings client is closed");
       const socket = this.open();
       if (socket.connected) return socket;
+      if (this.refusal && !socket.active) throw this.refusal;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
@@ -313,7 +319,7 @@ export class Tidings extends Emitter<ClientEvents> {
       try {
         return (await socket.timeout(this.ackTimeout).emitWithAck("subscribe", payload)) as SubscribeAck;
       } catch (error) {
-        if (this.closed) throw error;
+        if (this.closed || error instanceof TidingsError) throw error;
         if (socket.connected) await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }

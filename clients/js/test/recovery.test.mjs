@@ -204,6 +204,9 @@ test("a refused subscribe rejects; presence and publish over the socket", async 
   const user = uid();
   const bob = client(server.url, { token: token({ user_id: user }) });
   await assert.rejects(bob.feed(`user:someone_else_${user}`).subscribe(() => {}), (e) => e.exception === "NotAllowedException");
+  const stranger = client(server.url, { token: token({ user_id: user }, -10) }); // expired, no getToken
+  stranger.on("error", () => {});
+  await assert.rejects(stranger.feed(`user:${user}`).subscribe(() => {}), (e) => e.exception === "SignatureException");
   const room = `raid:${user}`;
   const member = client(server.url, { token: token({ resource: "*", action: "*", feed_id: `raid${user}`, user_id: user }) });
   const joins = [];

@@ -32,4 +32,5 @@ def test_js_sdk(name: str, store: Store, sdk_built: None) -> None:
         ["node", "--test", "--test-reporter=spec", f"test/{name}.test.mjs"],
         cwd=JS, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+    failed = [line for line in result.stdout.splitlines() if "✖" in line]
+    assert result.returncode == 0, "\n".join(failed) + result.stdout[-6000:] + result.stderr[-3000:]

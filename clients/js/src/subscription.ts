@@ -3,6 +3,7 @@ import type { Activity, FeedUpdate, Recovered, SubscribeOptions } from "./types.
 
 const PAGE = 100; // REST page size (the server's maximum)
 const SEEN = 5000; // ids remembered for dedupe (missed and live overlap, repeats)
+const RECENT = 32; // a catch-up starts below the last RECENT ids handed over (see sinceForCatchUp)
 const BUFFER = 10_000; // live events kept while catching up; past that, catch up again
 /** Below every activity id: `since` of a feed that was empty when first subscribed. */
 export const FLOOR = "00000000-0000-7000-8000-000000000000";
@@ -46,6 +47,7 @@ export class Subscription {
   readonly feed: string;
   private last: string | undefined;
   private readonly seen = new Map<string, string>();
+  private recent: string[] = [];
   private buffer: FeedUpdate[] = [];
   private overflowed = false;
   private synced = false;
@@ -136,9 +138,10 @@ export class Subscription {
   private async catchUp(reason: Recovered["reason"], started: number, first: boolean): Promise<void> {
     if (this.closed) return;
     const epoch = this.epoch;
+    const since = first ? this.last : this.sinceForCatchUp();
     let ack: SubscribeAck;
     try {
-      ack = await this.link.subscribe(this.feed, this.last, this.options.presence);
+      ack = await this.link.subscribe(this.feed, since, this.options.presence);
     } catch (error) {
       if (first) throw error;
       // No answer (the socket went away meanwhile): the next connect catches up again.
@@ -154,9 +157,11 @@ export class Subscription {
     if (first && this.last === undefined) await this.anchor();
     let delivered = 0;
     let pages = 0;
-    for (const activity of ack.missed ?? []) delivered += this.deliver(activity) ? 1 : 0;
-    if (ack.more && this.last !== undefined) {
-      const rest = await this.pageAfter(this.last);
+    const missed = ack.missed ?? [];
+    for (const activity of missed) delivered += this.deliver(activity) ? 1 : 0;
+    const after = missed.length ? missed[missed.length - 1]!.id : since;
+    if (ack.more && after !== undefined) {
+      const rest = await this.pageAfter(after);
       pages = rest.pages;
       for (const activity of rest.activities) delivered += this.deliver(activity) ? 1 : 0;
     }
@@ -171,6 +176,18 @@ export class Subscription {
     for (const update of waiting) delivered += this.handOver(update);
     if (epoch === this.epoch) this.synced = true;
     this.link.recovered({ feed: this.feed, delivered, pages, ms: Date.now() - started, reason });
+  }
+
+  /**
+   * Where a catch-up starts: below the last RECENT ids handed over, not at the highest. Ids sort
+   * by activity time, and live events can come out of id order (fanout jobs of a batch finish
+   * in any order; an activity may be backdated): an activity whose event was lost just below the
+   * highest id is then still found. What comes again is dropped by id (`seen` holds more).
+   */
+  private sinceForCatchUp(): string | undefined {
+    let since = this.last;
+    for (const id of this.recent) if (since === undefined || id < since) since = id;
+    return since;
   }
 
   /**
@@ -215,7 +232,9 @@ export class Subscription {
   /** A live update: new activities (or updates of delivered ones), removals, counts. */
   private handOver(update: FeedUpdate): number {
     let delivered = 0;
-    for (const activity of update.new ?? []) delivered += this.deliver(activity, update) ? 1 : 0;
+    // an update may carry several activities (a batch add), in no set order: oldest first
+    const added = [...(update.new ?? [])].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const activity of added) delivered += this.deliver(activity, update) ? 1 : 0;
     if ((update.deleted?.length ?? 0) > 0 || (update.deleted_foreign_ids?.length ?? 0) > 0) {
       this.options.onRemoved?.({
         feed: this.feed,
@@ -241,8 +260,9 @@ export class Subscription {
       }
       return false;
     }
-    if (!update && this.last !== undefined && activity.id <= this.last) return false;
     this.remember(activity.id, print);
+    this.recent.push(activity.id);
+    if (this.recent.length > RECENT) this.recent.shift();
     if (this.last === undefined || activity.id > this.last) {
       this.last = activity.id;
       this.link.saveLast(this.feed, activity.id);

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import * as esm from "../dist/index.mjs";
 
 test("require() and import give the same API", () => {
-  const cjs = createRequire(import.meta.url)("../dist/index.cjs");
+  const cjs = createRequire(import.meta.url)(".."); // the package: main / exports
   for (const name of ["Tidings", "Feed", "Subscription", "TidingsError", "MemoryStorage", "localStorageAdapter", "asyncStorageAdapter"]) {
     assert.equal(typeof esm[name], "function", `ESM ${name}`);
     assert.equal(typeof cjs[name], "function", `CJS ${name}`);

@@ -130,7 +130,9 @@ test("live events during catch-ups (the socket dropped over and over while posti
   await dropper;
   await waitFor(() => seen.got.length >= N, `${N} activities (got ${seen.got.length})`, 30_000);
   await sleep(500);
-  seen.assertExactlyOnceInOrder(stored, assert);
+  // Each batch of 4 is 4 fanout jobs to the timeline, which finish (and emit) in any order: live
+  // events are handed over as they come, catch-ups oldest first.
+  seen.assertExactlyOnce(stored, assert);
   assert.ok(recoveries.filter((r) => r.reason === "connect").length >= 3, "the socket hardly dropped");
 });
 

@@ -171,6 +171,12 @@ export function collector() {
       assert.deepEqual([...new Set(ids)], ids, "an activity was handed over twice");
       assert.deepEqual(ids, [...expected].sort(), "not every activity, or not oldest first");
     },
+    /** Each once, none missing, in any order (live events of concurrent fanouts). */
+    assertExactlyOnce(expected, assert) {
+      const ids = got.map((a) => a.id);
+      assert.deepEqual([...new Set(ids)], ids, "an activity was handed over twice");
+      assert.deepEqual([...ids].sort(), [...expected].sort(), "not every activity");
+    },
   };
 }
 

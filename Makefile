@@ -27,15 +27,24 @@ $(VENV)/.installed-test: $(STAMP)
 tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 
-system-deps: ## redis-server and node (apt-get) where they are missing
+clients/js/node_modules/.package-lock.json: clients/js/package.json clients/js/package-lock.json
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+
+clients/js/dist/index.mjs: clients/js/node_modules/.package-lock.json $(wildcard clients/js/src/*.ts clients/dashboard/*)
+	cd clients/js && npm run build --silent
+
+system-deps: ## redis-server, node and chromium (apt-get) where they are missing
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "installing redis-server (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "installing nodejs and npm (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get), for the browser tests of clients/js"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-install-test: system-deps $(VENV)/.installed-test tests/js/node_modules/.package-lock.json ## everything the tests need
+install-test: system-deps $(VENV)/.installed-test tests/js/node_modules/.package-lock.json clients/js/dist/index.mjs ## everything the tests need
 
 run: install ## start Tidings on 127.0.0.1:8080 with the embedded store (data under var/)
 	@echo "API key:       $$($(BIN)/python -c 'from tidings.config import load_settings as l; print(l().auth.api_key)')"
@@ -65,4 +74,5 @@ bench-report: install-test ## every benchmark of docs/BENCHMARKS.md, JSON and pl
 	$(BIN)/python -m bench.report --out docs/benchmarks
 
 clean: ## remove .venv, var/ and caches
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules \
+	  clients/js/node_modules clients/js/dist

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from .api.cors import cors
 from .api.errors import stream_errors
 from .api.routes import setup_routes
 from .config import NOTIFICATION, Settings
@@ -38,7 +39,9 @@ from .keys import (
     SERVICE,
     SETTINGS,
     SIO,
+    STATS,
 )  # fmt: skip
+from .node_stats import StatsBoard
 from .realtime.broadcaster import Broadcaster
 from .realtime.handlers import Handlers
 from .realtime.heartbeat import Heartbeat
@@ -152,6 +155,15 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
         await link.close()
 
 
+async def _stats(app: web.Application) -> AsyncIterator[None]:
+    """This node's report for the dashboard, written to Redis every few seconds."""
+    task = asyncio.create_task(app[STATS].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _presence_goodbye(app: web.Application) -> None:
     """On SIGTERM, before the sockets are closed: this node's members leave every node at
     once (instead of when its presence entries expire)."""
@@ -175,7 +187,7 @@ async def _goodbye_sockets(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     max_body = settings.server.max_body_bytes
-    app = web.Application(middlewares=[stream_errors], client_max_size=max_body)
+    app = web.Application(middlewares=[cors, stream_errors], client_max_size=max_body)
     app[SETTINGS] = settings
     app[NODE_ID] = node = node_id()  # one per process: it owns leases and signs its publishes
     realtime = settings.realtime
@@ -206,6 +218,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
     mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
-    app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds])
+    app[STATS] = StatsBoard(node, link, settings.redis.channel)
+    app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds, _stats])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
     return app

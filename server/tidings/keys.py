@@ -9,6 +9,7 @@ from .config import Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
 from .firehose.outbox import Firehose
+from .node_stats import StatsBoard
 from .realtime.broadcaster import Broadcaster
 from .realtime.heartbeat import Heartbeat
 from .realtime.hub import Hub
@@ -30,3 +31,4 @@ HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
 PRESENCE = web.AppKey("presence", Presence)
 PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is
 FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)
+STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)

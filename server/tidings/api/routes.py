@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, feeds, follows, ops
+from . import activities, admin, feeds, follows, ops
+from .dashboard import setup_dashboard
 
 BASE = "/api/v1.0"
 FEED = BASE + "/feed/{slug}/{user_id}"
@@ -16,6 +17,7 @@ def setup_routes(app: web.Application) -> None:
         web.get("/healthz", ops.healthz),
         web.get("/readyz", ops.readyz),
         web.get("/metrics", ops.prometheus),
+        web.get("/admin/stats", admin.stats, allow_head=False),
         # The rest of Stream's v1.0 calls on activities (api/activities.py).
         web.get(BASE + "/activities" + SLASH, activities.get_activities, allow_head=False),
         web.post(BASE + "/activities" + SLASH, activities.update_activities),
@@ -37,3 +39,4 @@ def setup_routes(app: web.Application) -> None:
         web.post(BASE + "/follow_many" + SLASH, follows.follow_many),
         web.post(BASE + "/unfollow_many" + SLASH, follows.unfollow_many),
     ])  # fmt: skip
+    setup_dashboard(app)

@@ -1,0 +1,66 @@
+"""GET /admin/stats: what the dashboard (/dashboard/) shows. Server tokens only.
+
+Sockets and running fanout jobs per node (this node's, and the other live nodes' reports
+through Redis), fanout jobs stored (in flight anywhere), firehose messages due / in flight /
+dead per endpoint, the Redis link, and the insert→emit latency histogram (all nodes added up).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from ..auth import decode_token
+from ..domain.errors import NotAllowedError
+from ..keys import DATABASE, FIREHOSE, NODE_ID, PRESENCE, RUNNER, SETTINGS, STATS
+from ..node_stats import merge_latency
+from ..store.deliveries import DeliveryStore
+
+
+def require_server_token(request: web.Request) -> None:
+    """401 without a valid token (SignatureError), 403 for any token but a server token."""
+    settings = request.app[SETTINGS]
+    grant = decode_token(request.headers.get("Authorization"), str(settings.auth.api_secret))
+    if not (grant.resource == "*" and grant.action == "*" and grant.feed_id == "*"):
+        raise NotAllowedError("admin stats need a server token (resource, action, feed_id: *)")
+
+
+async def _firehose(request: web.Request) -> dict[str, Any]:
+    app = request.app
+    store = app[FIREHOSE].store
+    if store is None:
+        lease = timedelta(seconds=app[SETTINGS].firehose.lease_seconds)
+        store = DeliveryStore(app[DATABASE], app[NODE_ID], lease)
+    endpoints = await store.status()
+    totals = {"due": 0, "in_flight": 0, "dead": 0}
+    for counts in endpoints.values():
+        for key in totals:
+            totals[key] += counts[key]
+    return {"endpoints": endpoints, **totals}
+
+
+async def stats(request: web.Request) -> web.Response:
+    require_server_token(request)
+    app = request.app
+    board = app[STATS]
+    own = {**board.report(), "self": True}
+    nodes = [own, *[{**r, "self": False} for r in await board.others()]]
+    body = {
+        "node": app[NODE_ID],
+        "time": time.time(),
+        "api_key": app[SETTINGS].auth.api_key,
+        "redis": own["redis"],
+        "presence": app[PRESENCE].state,
+        "sockets": sum(int(n["sockets"]) for n in nodes),
+        "nodes": [{k: v for k, v in n.items() if k not in ("latency", "until")} for n in nodes],
+        "fanout": {
+            "jobs_running": sum(int(n["fanout_jobs_running"]) for n in nodes),
+            "jobs_stored": await app[RUNNER].jobs.pending(),
+        },
+        "firehose": await _firehose(request),
+        "latency": merge_latency([n["latency"] for n in nodes]),
+    }
+    return web.json_response(body, headers={"Cache-Control": "no-store"})

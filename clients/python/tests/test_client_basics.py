@@ -31,6 +31,9 @@ async def test_rest_calls_and_a_live_subscription(server: ServerProcess, uid: st
         mine = await client.feed(author).add_activity({"actor": uid, "verb": "say", "object": "hi"})
         ids = [mine["id"], *await post(backend, author, 3)]
         await until(lambda: app.ids == ids, "the four activities, live, in order")
+        await backend.rest.call("POST", "activity/", {"id": ids[1], "set": {"score": 7}})
+        await until(lambda: app.updated, "on_update for a changed activity")
+        assert [(a["id"], a["score"]) for a in app.updated] == [(ids[1], 7)]
         page = await timeline.get(limit=2)
         assert [a["id"] for a in page["results"]] == ids[::-1][:2] and page["next"]
         assert (await client.feed(author).remove_activity(ids[0]))["removed"] == ids[0]

@@ -93,7 +93,15 @@ class Rest:
             if not link or not pages[-1]:
                 break
             answer = dict(await self.call("GET", str(link)))
-        return [activity for page in reversed(pages) for activity in reversed(page)]
+        found = [activity for page in reversed(pages) for activity in reversed(page)]
+        if any("activities" in entry for entry in found):  # groups of an aggregated feed
+            inner = [a for group in found for a in group.get("activities") or []]
+            found = sorted((a for a in inner if str(a.get("id", "")) > since), key=_id)
+        return found
+
+
+def _id(activity: Activity) -> str:
+    return str(activity.get("id", ""))
 
 
 def _param(value: Any) -> str:

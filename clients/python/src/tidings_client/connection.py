@@ -106,6 +106,7 @@ class Connection:
         while not self._closing and not self.sio.connected:
             self._set_state("connecting")
             self._refused = None
+            token: str | None = None
             try:
                 token = await self.tokens.current()
                 await self.sio.connect(
@@ -116,7 +117,7 @@ class Connection:
             except (socketio.exceptions.ConnectionError, OSError, TidingsError) as exc:
                 refused = self._refused
                 if isinstance(refused, dict) and refused.get("code") == 3:
-                    await self._renew_quietly(token if "token" in locals() else None)
+                    await self._renew_quietly(token)
                 log.debug("connect to %s failed: %s", self.url, exc)
             except Exception as exc:  # get_token failed: try again later
                 log.warning("connect to %s failed: %r", self.url, exc)
@@ -177,7 +178,10 @@ class Connection:
     async def call(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
         """The ack of `event` when it is `ok`; TidingsError when refused, NotConnected when
         the socket went away before the ack."""
-        await self.ensure(self.call_timeout)
+        try:
+            await self.ensure(self.call_timeout)
+        except TimeoutError as exc:
+            raise NotConnected(f"{event}: not connected within {self.call_timeout} s") from exc
         try:
             ack = await self.sio.call(event, data, timeout=self.call_timeout)
         except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError,

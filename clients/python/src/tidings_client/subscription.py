@@ -174,7 +174,7 @@ class Subscription:
         await self._deliver(new, live=True)
         deleted = [str(x) for x in event.get("deleted") or []]
         if deleted:
-            await _call(self.on_removed, deleted, event)
+            await self._hand(self.on_removed, deleted, event)
 
     async def _deliver(self, activities: list[Activity], live: bool = False) -> None:
         """Each new one to `on_activity`, oldest first. One delivered already comes again
@@ -187,12 +187,21 @@ class Subscription:
             if self.ledger.is_new(activity_id):
                 self.ledger.record(activity)
                 delivered = True
-                await _call(self.on_activity, activity)
+                await self._hand(self.on_activity, activity)
             elif live and not self.ledger.unchanged(activity):
                 self.ledger.record(activity)
-                await _call(self.on_update, activity)
+                await self._hand(self.on_update, activity)
         if delivered and self.ledger.last is not None:
             await self.client.storage.set(self._key, self.ledger.last)
+
+    async def _hand(self, callback: Callback | None, *args: Any) -> None:
+        """Call the app; its failure goes to `on_error` and stops nothing (the activity
+        counts as delivered: it is not handed over again)."""
+        try:
+            await _call(callback, *args)
+        except Exception as exc:
+            log.exception("a callback of the subscription of %s failed", self.feed)
+            await self._report(exc)
 
     async def _report(self, exc: BaseException) -> None:
         try:

@@ -9,7 +9,7 @@ import pytest
 from client_helpers import API_KEY, App, post, until, user_token, writer
 
 from tests.support import ServerProcess
-from tidings_client import Tidings
+from tidings_client import Tidings, TidingsError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,6 +61,21 @@ async def test_token_expired_gets_a_new_token_over_the_socket(
         ids = await post(backend, feed, 2)
         await until(lambda: app.ids == ids, "live activities after token.expired")
         assert client.connection.connects == 1 and len(calls) == 1
+
+
+async def test_a_refreshed_token_that_may_not_read_the_feed_ends_the_subscription(
+    server: ServerProcess, uid: str
+) -> None:
+    feed = f"user:{uid}"
+    async with Tidings(
+        server.url, API_KEY, token=user_token(uid, ttl=1.5),
+        get_token=lambda: user_token(f"{uid}other", ttl=60), refresh_ahead=None,
+    ) as client:  # fmt: skip
+        app = App()
+        subscription = await client.feed(feed).subscribe(app.on_activity, **app.callbacks())
+        await until(lambda: app.errors, "on_error once the new token dropped the feed", 8)
+        assert isinstance(app.errors[0], TidingsError) and app.errors[0].code == 17
+        assert not subscription.active and not client._subscriptions
 
 
 async def test_presence_and_publish_in_a_raid_room(server: ServerProcess, uid: str) -> None:

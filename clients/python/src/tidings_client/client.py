@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from .connection import Connection, Listener
+from .errors import TidingsError
 from .feed import Feed
 from .rest import Activity, Rest
 from .storage import MemoryStorage, Storage
@@ -49,6 +50,7 @@ class Tidings:
         self.connection.on_connected.append(self._reconnected)
         self.connection.on_resync.append(self._recover_all)
         self.connection.on_update = self._route
+        self.connection.on_dropped = self._dropped
         self._subscriptions: list[Subscription] = []
 
     async def _renew(self) -> bool:
@@ -125,6 +127,16 @@ class Tidings:
     def _recover_all(self) -> None:
         for subscription in list(self._subscriptions):
             subscription.recover(None)
+
+    async def _dropped(self, feeds: list[str]) -> None:
+        """A refreshed token may no longer read `feeds`: their subscriptions end, with a
+        NotAllowed error to their `on_error`."""
+        for subscription in list(self._subscriptions):
+            if subscription.feed in feeds:
+                await subscription.end(TidingsError(
+                    f"the refreshed token may not read {subscription.feed}: unsubscribed",
+                    17, "NotAllowedException",
+                ))  # fmt: skip
 
     def _route(self, event: dict[str, Any]) -> None:
         feed = event.get("feed")

@@ -42,6 +42,7 @@ class Connection:
         self.on_connected: list[Callable[[], None]] = []  # subscriptions re-subscribe
         self.on_resync: list[Callable[[], None]] = []
         self.on_update: Callable[[dict[str, Any]], None] | None = None
+        self.on_dropped: Callable[[list[str]], Awaitable[None]] | None = None
         self._listeners: dict[str, list[Listener]] = {}
         self._up = asyncio.Event()
         self._closing = False
@@ -229,7 +230,7 @@ class Connection:
             if not await self.tokens.renew(stale):
                 return
             assert self.tokens.token is not None
-            await self.call("token.refresh", {"token": self.tokens.token})
+            ack = await self.call("token.refresh", {"token": self.tokens.token})
         except NotConnected:
             return  # the reconnect uses the new token
         except Exception as exc:
@@ -239,3 +240,6 @@ class Connection:
                 await self.sio.disconnect()
             return
         self._schedule_refresh()
+        dropped = [str(feed) for feed in ack.get("dropped") or []]
+        if dropped and self.on_dropped is not None:  # the new token may not read them
+            await self.on_dropped(dropped)

@@ -222,6 +222,12 @@ class Subscription:
             ):
                 await self.client.connection.call("unsubscribe", {"feed": self.feed})
 
+    async def end(self, reason: TidingsError) -> None:
+        """Ended by the server (the token may no longer read the feed): `on_error(reason)`."""
+        if self.active:
+            await self._stop()
+            await self._report(reason)
+
     async def _stop(self) -> None:
         self.active = False
         self.client._forget(self)

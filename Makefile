@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with Tidings and its embedded store
 
-$(VENV)/.installed-test: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[embedded,test,dev,bench]'
+$(VENV)/.installed-test: $(STAMP) clients/python/pyproject.toml
+	$(BIN)/pip install --quiet -e '.[embedded,test,dev,bench]' -e clients/python
 	touch $@
 
 tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
@@ -59,13 +59,13 @@ unit: $(VENV)/.installed-test ## the fast tests only (no I/O)
 	$(BIN)/pytest tests/unit
 
 lint: $(VENV)/.installed-test ## ruff and mypy
-	$(BIN)/ruff check server tests bench
-	$(BIN)/ruff format --check server tests bench
+	$(BIN)/ruff check server tests bench clients/python
+	$(BIN)/ruff format --check server tests bench clients/python
 	$(BIN)/mypy
 
 format: $(VENV)/.installed-test ## ruff format and autofix
-	$(BIN)/ruff check --fix server tests bench
-	$(BIN)/ruff format server tests bench
+	$(BIN)/ruff check --fix server tests bench clients/python
+	$(BIN)/ruff format server tests bench clients/python
 
 bench: install-test ## the round-trip benchmark (JSON on stdout)
 	$(BIN)/python -m bench roundtrip

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cluster, firehose, follows, raid, reads, reconnect, roundtrip
+from . import client, cluster, firehose, follows, raid, reads, reconnect, roundtrip
 
 BENCHMARKS = {
     "roundtrip": (
@@ -28,6 +28,11 @@ BENCHMARKS = {
         raid,
         "50 raid rooms x 20 members on 2 nodes: publish -> delivered to the room, "
         "join -> seen on the other node, node death -> leaves seen",
+    ),
+    "client": (
+        client,
+        "the Python client's recovery after its node is killed and restarted: /readyz -> "
+        "every missed activity handed to the app (once, in order; most over REST)",
     ),
     "firehose": (
         firehose,

@@ -27,7 +27,6 @@ import statistics
 import tempfile
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,14 @@ from .options import (
     positive_int,
     require_loopback,
 )
-from .services import EMBEDDED_CACHE_SIZE, Target, log, machine, mongo_client, run_report
+from .services import (
+    EMBEDDED_CACHE_SIZE,
+    Target,
+    log,
+    mongo_client,
+    report_head,
+    run_report,
+)
 from .stats import busy_seconds, match_deliveries, percentiles
 from .store import count_entries, raw_insert_rate, store_version
 
@@ -306,10 +312,7 @@ async def cluster(args: argparse.Namespace) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     log_dir = args.log_dir or Path(tempfile.gettempdir()) / f"tidings-bench-cluster-{run}"
     report: dict[str, Any] = {
-        "benchmark": "cluster",
-        "run": run,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **report_head("cluster", run),
         "settings": {
             "workers": args.workers,
             "subscribers": args.subscribers,

@@ -21,7 +21,6 @@ import json
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -40,9 +39,16 @@ from .options import (
     positive_int,
 )
 from .roundtrip import spread
-from .services import Report, Target, log, machine, open_target, run_report
+from .services import (
+    Report,
+    Target,
+    describe_store,
+    log,
+    open_target,
+    report_head,
+    run_report,
+)
 from .stats import busy_seconds, match_deliveries, percentiles
-from .store import store_version
 
 READY_TIMEOUT = 180.0
 RESULTS_MARGIN = 60.0
@@ -225,15 +231,11 @@ async def firehose(args: argparse.Namespace) -> Report:
                     [{"queue_url": queue, "region": "us-east-1", "endpoint_url": moto_url}]
                 )
             report: Report = {
-                "benchmark": "firehose",
-                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": machine(),
+                **report_head("firehose"),
                 "settings": {k: getattr(args, k) for k in SETTINGS},
             }
             async with aiohttp.ClientSession() as http, open_target(args, http, run) as target:
-                report["store"] = target.store
-                if target.db is not None:
-                    report["store_version"] = await store_version(target.db)
+                await describe_store(report, target)
                 rounds = []
                 for n in args.followers:
                     rounds.append(await run_round(args, http, target, run, n, endpoints))

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -31,8 +30,16 @@ from .options import (
     positive_int,
     require_loopback,
 )
-from .services import Report, Target, headers, log, machine, open_target, run_report
-from .store import store_version
+from .services import (
+    Report,
+    Target,
+    describe_store,
+    headers,
+    log,
+    open_target,
+    report_head,
+    run_report,
+)
 
 MANY_TIMEOUT = 300.0
 DEFAULT_MAX_FOLLOW_MANY = 2500  # fanout.max_follow_many, Stream's bound
@@ -176,18 +183,13 @@ async def bench_follows(args: argparse.Namespace) -> dict[str, Any]:
         args.server_env = {"TIDINGS_FANOUT_MAX_FOLLOW_MANY": str(args.many_batch)}
     run = uuid.uuid4().hex[:8]
     report: dict[str, Any] = {
-        "benchmark": "follows",
-        "run": run,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **report_head("follows", run),
     }
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
         open_target(args, http, run) as target,
     ):
-        report["store"] = target.store
-        if target.db is not None:
-            report["store_version"] = await store_version(target.db)
+        await describe_store(report, target)
         if target.server is not None:
             report["server_pid"] = target.server.pid
         report["settings"] = {

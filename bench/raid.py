@@ -29,7 +29,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from .services import (
     EMBEDDED_CACHE_SIZE,
     Report,
     log,
-    machine,
+    report_head,
     run_report,
     server_env,
     spawn_server,
@@ -287,8 +286,7 @@ async def _run(args: argparse.Namespace) -> Report:
         raise RuntimeError("--members must be at least 4")
     run = uuid.uuid4().hex[:8]
     report: Report = {
-        "benchmark": "raid", "run": run, "started_at": datetime.now(UTC).isoformat(),
-        "machine": machine(), "rooms": args.rooms, "members_per_room": args.members,
+        **report_head("raid", run), "rooms": args.rooms, "members_per_room": args.members,
         "nodes": 2, "presence_ttl_s": args.presence_ttl,
     }  # fmt: skip
     members: list[RaidMember] = []

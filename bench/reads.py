@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -26,9 +25,17 @@ import aiohttp
 from . import roundtrip
 from .feeds import API, HTTP_TIMEOUT
 from .options import positive_float, positive_int, require_loopback
-from .services import Report, Target, headers, log, machine, open_target, run_report
+from .services import (
+    Report,
+    Target,
+    describe_store,
+    headers,
+    log,
+    open_target,
+    report_head,
+    run_report,
+)
 from .stats import percentiles
-from .store import store_version
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -199,18 +206,13 @@ async def reads(args: argparse.Namespace) -> Report:
         require_loopback(args.url, "--url")
     run = uuid.uuid4().hex[:8]
     report: Report = {
-        "benchmark": "reads",
-        "run": run,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **report_head("reads", run),
     }
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
         open_target(args, http, run) as target,
     ):
-        report["store"] = target.store
-        if target.db is not None:
-            report["store_version"] = await store_version(target.db)
+        await describe_store(report, target)
         report["feed_reads"] = await feed_reads(args, http, target, run)
         if not args.skip_roundtrip:
             report["roundtrip"] = await roundtrips(args, http, target, run)

@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,15 @@ from .broadcast import API_KEY, NodeSocketIO, Tidings, install_socketio
 from .feeds import API, setup_pull_follows
 from .limits import raise_open_files
 from .options import positive_int
-from .services import EMBEDDED_CACHE_SIZE, Report, Target, log, machine, mongo_client, run_report
+from .services import (
+    EMBEDDED_CACHE_SIZE,
+    Report,
+    Target,
+    log,
+    mongo_client,
+    report_head,
+    run_report,
+)
 from .wsclient import Subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,10 +130,7 @@ async def run(args: argparse.Namespace) -> Report:
     raise_open_files()
     run_id = uuid.uuid4().hex[:8]
     report: Report = {
-        "benchmark": "reconnect",
-        "run": run_id,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **report_head("reconnect", run_id),
         "settings": {"sockets": args.sockets, "concurrency": args.concurrency,
                      "activities": args.activities, "pull_threshold": args.pull_threshold},
     }  # fmt: skip

@@ -25,7 +25,6 @@ import json
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -42,9 +41,9 @@ from .options import (
     push_threshold,
     require_loopback,
 )
-from .services import Target, log, machine, open_target, run_report
+from .services import Target, describe_store, log, open_target, report_head, run_report
 from .stats import busy_seconds, distribution, match_deliveries, percentiles
-from .store import count_entries, fanout_mode, raw_insert_rate, store_version
+from .store import count_entries, fanout_mode, raw_insert_rate
 
 READY_MESSAGE_TIMEOUT_BASE = 120.0  # + 0.25 s per subscriber: connecting 1000 clients is slow
 RESULTS_MESSAGE_MARGIN = 60.0
@@ -346,19 +345,14 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
         )
     run = uuid.uuid4().hex[:8]
     report: dict[str, Any] = {
-        "benchmark": "roundtrip",
-        "run": run,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **report_head("roundtrip", run),
     }
     connector = aiohttp.TCPConnector(limit=0)
     async with (
         aiohttp.ClientSession(connector=connector) as http,
         open_target(args, http, run) as target,
     ):
-        report["store"] = target.store
-        if target.db is not None:
-            report["store_version"] = await store_version(target.db)
+        await describe_store(report, target)
         report["settings"] = {
             "started": args.start,
             "url": target.url,

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tidings.store.embedded import embedded_store
 
 from .limits import raise_open_files
 from .options import threshold_env
+from .store import store_version
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 90.0
@@ -60,6 +62,23 @@ class Target:
             return "no server log"
         text = self.server_log.read_text(errors="replace").splitlines()[-lines:]
         return f"server log {self.server_log} ends with:\n" + "\n".join(text)
+
+
+def report_head(benchmark: str, run: str | None = None) -> dict[str, Any]:
+    """The fields every benchmark's JSON report begins with."""
+    head: dict[str, Any] = {"benchmark": benchmark}
+    if run is not None:
+        head["run"] = run
+    head["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    head["machine"] = machine()
+    return head
+
+
+async def describe_store(report: dict[str, Any], target: Target) -> None:
+    """The store the benchmark ran against, in its report."""
+    report["store"] = target.store
+    if target.db is not None:
+        report["store_version"] = await store_version(target.db)
 
 
 def machine() -> dict[str, Any]:

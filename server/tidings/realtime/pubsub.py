@@ -156,6 +156,9 @@ class RedisLink:
         while True:
             pubsub = None
             try:
+                if self._was_down:  # pooled connections are dead: start afresh, but before
+                    # subscribing (the pool hands out the subscription's connection too)
+                    await _quietly(self._client().connection_pool.disconnect())
                 pubsub = self._client().pubsub()
                 await pubsub.subscribe(self.channel)
                 await _confirmed(pubsub)
@@ -195,8 +198,6 @@ class RedisLink:
 
     async def _came_back(self) -> None:
         recovered = self._was_down
-        if recovered:  # connections pooled before the outage are dead: start afresh
-            await _quietly(self._client().connection_pool.disconnect())
         self._publish_failing = False
         self.up = True
         REDIS_UP.set(1)

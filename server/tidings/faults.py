@@ -1,8 +1,13 @@
-"""Fault points for crash tests: `fault_point(name)` kills its own process (SIGKILL, as `kill -9`
-would: no cleanup, no shutdown) when the environment variable `TIDINGS_TEST_FAULT` names that
-point, or raises a store error there (as a store outage at that step would: the request fails
-with 503, the process lives on) when it names it as `name:raise`. Test-only; when the variable is
-unset (any real deployment) a fault point is two set lookups of values read once at import.
+"""Fault points for crash tests: `fault_point(name)` does what the environment variable
+`TIDINGS_TEST_FAULT` arms at that point, a comma-separated list of `name[:action]`:
+
+- `kill` (the default): the process kills itself (SIGKILL, as `kill -9` would: no cleanup, no
+  shutdown);
+- `lose_answer`: raise pymongo's AutoReconnect, as when the store's connection drops at that
+  step (the request answers 503; the process carries on).
+
+Test-only; when the variable is unset (any real deployment) a fault point is one lookup in an
+empty dict.
 """
 
 from __future__ import annotations
@@ -13,14 +18,26 @@ import signal
 from pymongo.errors import AutoReconnect
 
 ENV = "TIDINGS_TEST_FAULT"
-_NAMES = [name for name in os.environ.get(ENV, "").split(",") if name]
-_ARMED = frozenset(name for name in _NAMES if not name.endswith(":raise"))
-_RAISING = frozenset(name.removesuffix(":raise") for name in _NAMES if name.endswith(":raise"))
+ACTIONS = ("kill", "lose_answer")
+
+
+def _parse(value: str) -> dict[str, str]:
+    armed: dict[str, str] = {}
+    for item in filter(None, value.split(",")):
+        name, _, action = item.partition(":")
+        if (action or "kill") not in ACTIONS:
+            raise ValueError(f"{ENV}: unknown action {action!r} at {name}")
+        armed[name] = action or "kill"
+    return armed
+
+
+_ARMED = _parse(os.environ.get(ENV, ""))
 
 
 def fault_point(name: str) -> None:
-    """Die here, at once, if the tests armed this point; fail here if they armed it to raise."""
-    if name in _ARMED:
+    """Act here if the tests armed this point."""
+    action = _ARMED.get(name)
+    if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if name in _RAISING:
-        raise AutoReconnect(f"fault point {name}")
+    if action == "lose_answer":
+        raise AutoReconnect(f"fault point {name}: the connection dropped")

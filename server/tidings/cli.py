@@ -1,4 +1,4 @@
-"""`tidings serve`, `tidings token` and `tidings firehose status|replay`."""
+"""`tidings serve`, `tidings token` and `tidings firehose status|replay|purge|enable`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -62,6 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--since", metavar="T", help="only messages dead since T (ISO-8601; no offset: UTC)"
     )
+    purge = actions.add_parser("purge", help="delete dead-lettered messages")
+    purge.add_argument("--config", help="a TOML file over the built-in defaults")
+    purge.add_argument(
+        "--endpoint", type=int, metavar="N", help="only endpoint N (as `status` numbers them)"
+    )
+    purge.add_argument(
+        "--before", metavar="T", help="only messages dead before T (ISO-8601; no offset: UTC)"
+    )
+    enable = actions.add_parser("enable", help="send an endpoint disabled by a 410 updates again")
+    enable.add_argument("--config", help="a TOML file over the built-in defaults")
+    enable.add_argument("endpoint", type=int, metavar="N", help="as `status` numbers it")
     return parser
 
 
@@ -103,15 +115,30 @@ def _firehose_action(admin: Any, args: argparse.Namespace, settings: Settings) -
         report = asyncio.run(admin.status(settings))
         print(json.dumps(report, indent=2) if args.json else admin.status_table(report))
         return 0
-    since = None
-    if args.since:
-        try:
-            since = parse_time(args.since)
-        except ValueError as exc:
-            raise ConfigError(f"--since: not an ISO-8601 time: {exc}") from None
-    replayed = asyncio.run(admin.replay(settings, args.endpoint, since))
+    if args.action == "enable":
+        skipped = asyncio.run(admin.enable(settings, args.endpoint))
+        if skipped is None:
+            print(f"endpoint {args.endpoint} was not disabled")
+        else:
+            print(f"enabled endpoint {args.endpoint} ({skipped} updates were skipped while it "
+                  "was disabled)")  # fmt: skip
+        return 0
+    if args.action == "purge":
+        before = _time("--before", args.before)
+        print(f"purged {asyncio.run(admin.purge(settings, args.endpoint, before))} dead messages")
+        return 0
+    replayed = asyncio.run(admin.replay(settings, args.endpoint, _time("--since", args.since)))
     print(f"replayed {replayed} messages")
     return 0
+
+
+def _time(flag: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: not an ISO-8601 time: {exc}") from None
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> str:

@@ -81,6 +81,7 @@ class FirehoseSettings:
     claim_batch: int = 100
     max_message_bytes: int = 250_000
     concurrency: int = 8
+    dead_retention_days: float = 14.0
 
 
 class _TableList(fields.List):  # type: ignore[type-arg]
@@ -150,11 +151,13 @@ class FirehoseSchema(_Section):
     lease_seconds = fields.Float(required=True, validate=validate.Range(min=1))
     poll_seconds = fields.Float(required=True, validate=validate.Range(min=0.05))
     claim_batch = fields.Integer(required=True, validate=_positive(max=10_000))
-    # SQS takes at most 256 KiB per message (and per SendMessageBatch call).
+    # SQS takes at most 256 KiB per message (and per SendMessageBatch call) by default; a
+    # queue's own MaximumMessageSize, read at start, may be lower (firehose/setup.py).
     max_message_bytes = fields.Integer(
         required=True, validate=validate.Range(min=16_384, max=262_144)
     )
     concurrency = fields.Integer(required=True, validate=_positive(max=256))
+    dead_retention_days = fields.Float(required=True, validate=validate.Range(min=0))
 
     @validates_schema
     def retry_range(self, data: dict[str, Any], **_: Any) -> None:

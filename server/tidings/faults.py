@@ -1,7 +1,13 @@
-"""Fault points for crash tests: `fault_point(name)` kills its own process (SIGKILL, as `kill -9`
-would: no cleanup, no shutdown) when the environment variable `TIDINGS_TEST_FAULT` names that
-point. Test-only; when the variable is unset (any real deployment) a fault point is one
-comparison against a value read once at import.
+"""Fault points for crash tests: `fault_point(name)` does what the environment variable
+`TIDINGS_TEST_FAULT` arms at that point, a comma-separated list of `name[:action]`:
+
+- `kill` (the default): the process kills itself (SIGKILL, as `kill -9` would: no cleanup, no
+  shutdown);
+- `lose_answer`: raise pymongo's AutoReconnect, as when the store's connection drops at that
+  step (the request answers 503; the process carries on).
+
+Test-only; when the variable is unset (any real deployment) a fault point is one lookup in an
+empty dict.
 """
 
 from __future__ import annotations
@@ -9,11 +15,29 @@ from __future__ import annotations
 import os
 import signal
 
+from pymongo.errors import AutoReconnect
+
 ENV = "TIDINGS_TEST_FAULT"
-_ARMED = frozenset(name for name in os.environ.get(ENV, "").split(",") if name)
+ACTIONS = ("kill", "lose_answer")
+
+
+def _parse(value: str) -> dict[str, str]:
+    armed: dict[str, str] = {}
+    for item in filter(None, value.split(",")):
+        name, _, action = item.partition(":")
+        if (action or "kill") not in ACTIONS:
+            raise ValueError(f"{ENV}: unknown action {action!r} at {name}")
+        armed[name] = action or "kill"
+    return armed
+
+
+_ARMED = _parse(os.environ.get(ENV, ""))
 
 
 def fault_point(name: str) -> None:
-    """Die here, at once, if the tests armed this point."""
-    if name in _ARMED:
+    """Act here if the tests armed this point."""
+    action = _ARMED.get(name)
+    if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action == "lose_answer":
+        raise AutoReconnect(f"fault point {name}: the connection dropped")

@@ -78,6 +78,11 @@ FIREHOSE_DEAD = Counter(
 FIREHOSE_DISABLED = Counter(
     "tidings_firehose_disabled_total", "Firehose endpoints disabled by a 410 answer", ["kind"]
 )
+FIREHOSE_SKIPPED = Counter(
+    "tidings_firehose_skipped_total",
+    "Feed updates not written for a firehose endpoint while it was disabled",
+    ["kind"],
+)
 FIREHOSE_LATENCY = Histogram(
     "tidings_firehose_latency_seconds",
     "From an insert's arrival to its firehose message's hand-over to the endpoint",

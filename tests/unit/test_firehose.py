@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from tidings.config import ConfigError, load_settings
 from tidings.domain.events import feed_update
 from tidings.firehose.endpoints import endpoints_of
-from tidings.firehose.messages import bodies, elements, message_id, retry_delay
+from tidings.firehose.messages import Element, bodies, elements, message_id, retry_delay
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -61,21 +61,63 @@ def test_a_bad_endpoint_stops_the_start_with_its_key(value: str, named: str) -> 
 
 def test_elements_are_streams_shape_one_per_wanted_feed() -> None:
     event = feed_update("user:a", new=[{"id": "1", "actor": "a", "ü": "é"}])
-    out = [json.loads(e) for e in elements((["t:1", "t:2", "x:3"], event), lambda f: f[0] == "t")]
+    update = (["t:1", "t:2", "x:3"], event)
+    out = [json.loads(e.text) for e in elements(update, lambda f: f[0] == "t")]
     assert [e["feed"] for e in out] == ["t:1", "t:2"]
     assert all({**e, "feed": "user:a"} == event for e in out)
 
 
+def _parts(texts: list[str]) -> list[Element]:
+    return [Element(t, t) for t in texts]
+
+
 def test_bodies_split_by_size_and_keep_every_element() -> None:
     parts = [json.dumps({"feed": f"t:{i}", "pad": "x" * 100}) for i in range(50)]
-    out = bodies(parts, 1000)
-    assert all(len(b.encode()) <= 1000 for b in out) and len(out) > 1
-    assert [e for b in out for e in json.loads(b)] == [json.loads(p) for p in parts]
-    assert bodies(["x" * 5000], 1000) == ["[" + "x" * 5000 + "]"]  # alone, however big
+    out = bodies(_parts(parts), 1000)
+    assert all(len(b.encode()) <= 1000 for b, _ in out) and len(out) > 1
+    assert [e for b, _ in out for e in json.loads(b)] == [json.loads(p) for p in parts]
+    assert [b for b, _ in bodies(_parts(["x" * 5000]), 1000)] == ["[" + "x" * 5000 + "]"]
     assert bodies([], 1000) == []
 
 
-def test_message_ids_are_stable_for_a_key_and_fresh_without() -> None:
+def test_a_feeds_update_too_big_for_a_message_is_split_by_activity() -> None:
+    """One feed's update of a 500 KB batch: elements of that feed, each with some of its
+    activities, each fitting a message of the limit on its own; a removal's `deleted` once."""
+    new = [{"id": str(n), "text": "x" * 5000} for n in range(100)]
+    event = {**feed_update("user:a", new=new), "deleted": ["gone"], "deleted_foreign_ids": ["f"]}
+    for limit in (262_144, 65_536, 8192):
+        out = list(elements((["user:a", "timeline:bob"], event), None, limit))
+        assert all(len(e.text.encode()) + 2 <= limit for e in out), limit
+        by_feed = [[json.loads(e.text) for e in out if json.loads(e.text)["feed"] == f]
+                   for f in ("user:a", "timeline:bob")]  # fmt: skip
+        for parts in by_feed:
+            assert len(parts) > 1 and [a for p in parts for a in p["new"]] == new
+            assert [p["deleted"] for p in parts].count(["gone"]) == 1
+        assert [b for b, _ in bodies(out, limit)] and all(
+            len(b.encode()) <= limit for b, _ in bodies(out, limit)
+        )
+    assert len(list(elements((["user:a"], event), None, None))) == 1  # no limit: whole
+
+
+def test_message_ids_follow_what_the_update_says_not_when() -> None:
+    """The same update again (a retried add: another `published_at`) has the same id; any
+    other update, feed or endpoint another."""
+
+    def ids(event: dict[str, object], feed: str = "user:a", endpoint: str = "webhook u") -> str:
+        [(_, what)] = bodies(list(elements(([feed], event))), 250_000)
+        return message_id(f"content\n{what}", endpoint, 0)
+
+    activity = {"id": "1", "actor": "a", "verb": "post"}
+    first = ids(feed_update("user:a", new=[activity]))
+    again = {**feed_update("user:a", new=[activity]), "published_at": "2030-01-01T00:00:00"}
+    assert ids(again) == first
+    assert ids(feed_update("user:a", new=[{**activity, "score": 1}])) != first
+    assert ids(feed_update("user:a", deleted=["1"])) != first
+    assert ids(feed_update("user:a", new=[activity]), feed="user:b") != first
+    assert ids(feed_update("user:a", new=[activity]), endpoint="sqs q") != first
+
+
+def test_message_ids_are_stable_for_a_key() -> None:
     assert message_id("job\nsrc\nfeed", "webhook u", 0) == message_id(
         "job\nsrc\nfeed", "webhook u", 0
     )
@@ -83,8 +125,7 @@ def test_message_ids_are_stable_for_a_key_and_fresh_without() -> None:
         "job\nsrc\nfeed", "webhook u", 1
     )
     assert message_id("k", "webhook u", 0) != message_id("k", "sqs q", 0)
-    assert message_id(None, "e", 0) != message_id(None, "e", 0)
-    signed = Webhook(SECRET).sign(message_id(None, "e", 0), datetime.now(UTC), "[]")
+    signed = Webhook(SECRET).sign(message_id("k", "e", 0), datetime.now(UTC), "[]")
     assert signed.startswith("v1,")
 
 

@@ -27,7 +27,7 @@ from ..domain.activities import (
 from ..domain.errors import InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.ids import activity_id, is_activity_id, parse_time
-from ..keys import SERVICE, SETTINGS
+from ..keys import FIREHOSE, SERVICE, SETTINGS
 from . import params
 from .context import GRANT, authenticate, json_body, path_feed
 from .errors import answer
@@ -36,8 +36,9 @@ from .errors import answer
 def _limits(request: web.Request) -> Limits:
     settings = request.app[SETTINGS]
     bounds = settings.activities
-    return Limits(
-        settings.feeds.keys(), bounds.max_bytes, bounds.max_to, bounds.max_batch,
+    return Limits(  # an activity too big for a firehose endpoint is refused too
+        settings.feeds.keys(), request.app[FIREHOSE].activity_bytes(bounds.max_bytes),
+        bounds.max_to, bounds.max_batch,
         bounds.max_batch_bytes, bounds.max_future_seconds,
     )  # fmt: skip
 

@@ -66,9 +66,9 @@ class FeedService:
         )
         self.updates = Updates(self)
         bounds = settings.activities
-        self.limits = Limits(
-            settings.feeds.keys(), bounds.max_bytes, bounds.max_to, bounds.max_batch,
-            bounds.max_batch_bytes, bounds.max_future_seconds,
+        self.limits = Limits(  # an activity too big for a firehose endpoint is refused too
+            settings.feeds.keys(), self.firehose.activity_bytes(bounds.max_bytes), bounds.max_to,
+            bounds.max_batch, bounds.max_batch_bytes, bounds.max_future_seconds,
         )  # fmt: skip
 
     async def add_body(
@@ -225,7 +225,10 @@ class FeedService:
         Crash safety: the removal's fanout job is written before any entry is deleted, and
         `feed` stays an owner until its entries are gone. A crash anywhere in between leaves
         the activity in `feed`, where a retried DELETE finds it again and does it all again
-        (every step is idempotent), while the job's takeover clears the follower feeds."""
+        (every step is idempotent), while the job's takeover clears the follower feeds. The
+        firehose's `deleted` messages are written just before the entries go, leased to this
+        node and sent once they are gone: a removal that fails or dies after that still sends
+        them (any node does, once their lease runs out), and one run again writes the same."""
         own = feed in stored.owners
         others = await self._live_owners(stored, feed)
         kept = stored.reach(others)
@@ -246,17 +249,18 @@ class FeedService:
             # Jobs are per activity, not per owner: the other owners' fanout starts again
             # (entries are idempotent; it announces only what it adds).
             await self.fan_out_again(stored, others)
-        await self.activities.remove_entries(sources, stored.id)
-        if own:
-            await self.activities.remove_owner(stored.id, feed)
-        if job is not None:
-            self.runner.start(job)
         foreign = [stored.foreign_id] if stored.foreign_id else []
         events = [
             (s, feed_update(s, deleted=[stored.id], deleted_foreign_ids=foreign)) for s in sources
         ]
-        if self.firehose.on:
-            await self.firehose.hand_over([([s], e) for s, e in events], datetime.now(UTC))
+        announced = await self.firehose.hold([([s], e) for s, e in events], datetime.now(UTC))
+        await self.activities.remove_entries(sources, stored.id)
+        fault_point("remove.after_entries")
+        if own:
+            await self.activities.remove_owner(stored.id, feed)
+        if job is not None:
+            self.runner.start(job)
+        await self.firehose.release(announced)
         for source, event in events:
             if source in pull:
                 self.runner.spawn(self.broadcaster.pull_update(source, event))

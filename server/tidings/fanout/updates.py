@@ -239,7 +239,8 @@ class Updates:
     ) -> Job | None:
         """The activity leaves `target` (named in `to` no more): its entry now; its
         followers' copies through the remove job answered (written here, started by the
-        caller), which takes only the copies that came through `target`."""
+        caller), which takes only the copies that came through `target`. Its firehose
+        `deleted` is written before the entry goes and sent after (as a removal's)."""
         service = self.service
         metas = await service.follows.meta.get_many([target])
         pull = metas[target].mode == PULL and bool(metas[target].slots)
@@ -248,11 +249,12 @@ class Updates:
         if metas[target].slots and not merged:
             silent = [target] if pull else []
             job = await service.jobs.create("remove", activity, [target], foreign_id, silent)
-        await self.activities.remove_entries([target], activity)
         foreign = [foreign_id] if foreign_id else []
         event = feed_update(target, deleted=[activity], deleted_foreign_ids=foreign)
-        if service.firehose.on:
-            await service.firehose.hand_over([([target], event)], datetime.now(UTC))
+        announced = await service.firehose.hold([([target], event)], datetime.now(UTC))
+        await self.activities.remove_entries([target], activity)
+        fault_point("targets.after_drop")
+        await service.firehose.release(announced)
         if pull:
             service.runner.spawn(service.broadcaster.pull_update(target, event))
         else:

@@ -1,4 +1,4 @@
-"""`tidings firehose status` and `tidings firehose replay`: the outbox seen from outside a node.
+"""`tidings firehose status|replay|purge|enable`: the outbox seen from outside a node.
 
 Both talk to the store named by `mongodb.url`, or else to the embedded store that a server on
 `server.data_dir` runs (two embedded stores cannot open one data directory at once)."""
@@ -47,6 +47,7 @@ async def status(settings: Settings) -> dict[str, Any]:
             endpoints.append({
                 "endpoint": endpoint.number, "kind": endpoint.kind, "target": endpoint.target,
                 **row, "disabled": None if off is None else str(off.get("reason", "")),
+                "skipped": 0 if off is None else int(off.get("skipped", 0)),
             })  # fmt: skip
         unknown = [{"key": key, **row} for key, row in counts.items()]
         return {"endpoints": endpoints, "not_configured": unknown}
@@ -55,15 +56,20 @@ async def status(settings: Settings) -> dict[str, Any]:
     return result
 
 
+def _key(settings: Settings, endpoint: int | None) -> str | None:
+    """The key of endpoint number `endpoint` (None: all of them)."""
+    if endpoint is None:
+        return None
+    known = endpoints_of(settings.firehose)
+    if not 0 <= endpoint < len(known):
+        raise ConfigError(f"no firehose endpoint {endpoint} (there are {len(known)})")
+    return known[endpoint].key
+
+
 async def replay(settings: Settings, endpoint: int | None, since: datetime | None) -> int:
     """Dead letters back to due (all, or those of endpoint number `endpoint`, dead since
     `since`); the endpoint (all of them) is enabled again."""
-    key = None
-    if endpoint is not None:
-        known = endpoints_of(settings.firehose)
-        if not 0 <= endpoint < len(known):
-            raise ConfigError(f"no firehose endpoint {endpoint} (there are {len(known)})")
-        key = known[endpoint].key
+    key = _key(settings, endpoint)
 
     async def run(store: DeliveryStore) -> int:
         return await store.replay(key, since)
@@ -72,10 +78,38 @@ async def replay(settings: Settings, endpoint: int | None, since: datetime | Non
     return replayed
 
 
+async def purge(settings: Settings, endpoint: int | None, before: datetime | None) -> int:
+    """Delete dead letters (all, or those of endpoint number `endpoint`, dead before
+    `before`)."""
+    key = _key(settings, endpoint)
+
+    async def run(store: DeliveryStore) -> int:
+        return await store.purge(key, before)
+
+    purged: int = await _with_store(settings, run)
+    return purged
+
+
+async def enable(settings: Settings, endpoint: int) -> int | None:
+    """Enable endpoint number `endpoint` again (its dead letters stay dead: `replay` sends
+    them); answer how many updates were skipped while it was disabled (None: it was not)."""
+    key = _key(settings, endpoint)
+    assert key is not None
+
+    async def run(store: DeliveryStore) -> int | None:
+        found = await store.enable(key)
+        return None if found is None else int(found.get("skipped", 0))
+
+    skipped: int | None = await _with_store(settings, run)
+    return skipped
+
+
 def status_table(report: dict[str, Any]) -> str:
     lines = [f"{'#':>3} {'kind':8} {'due':>8} {'in flight':>10} {'dead':>8}  target"]
     for row in report["endpoints"]:
-        off = f"  DISABLED ({row['disabled']})" if row["disabled"] is not None else ""
+        off = ""
+        if row["disabled"] is not None:
+            off = f"  DISABLED ({row['disabled']}), {row['skipped']} updates skipped"
         lines.append(
             f"{row['endpoint']:>3} {row['kind']:8} {row['due']:>8} {row['in_flight']:>10} "
             f"{row['dead']:>8}  {row['target']}{off}"

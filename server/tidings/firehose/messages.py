@@ -6,52 +6,108 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Update = tuple[Sequence[str], dict[str, Any]]  # feeds, and their event (`feed` set per feed)
+LIST = 2  # the brackets of a message's JSON list
+
+
+@dataclass(frozen=True)
+class Element:
+    """One feed's update as sent (`text`), and what it says (`what`: the same without its
+    `published_at`), which a message's id is derived from."""
+
+    text: str
+    what: str
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def elements(update: Update, wanted: Any = None) -> Iterator[str]:
-    """The JSON of `{feed, new, deleted, deleted_foreign_ids, published_at}` for each feed of
-    the update (those `wanted(feed)` accepts): the event is encoded once, the feed spliced in."""
-    feeds, event = update
-    rest = _dumps({k: v for k, v in event.items() if k != "feed"})
-    tail = "}" if rest == "{}" else "," + rest[1:]
-    for feed in feeds:
-        if wanted is None or wanted(feed):
-            yield '{"feed":' + _dumps(feed) + tail
+def _size(text: str) -> int:
+    return len(text.encode())
 
 
-def bodies(parts: Sequence[str], max_bytes: int) -> list[str]:
-    """JSON lists of the elements, each at most `max_bytes` (UTF-8) unless one element alone is
-    larger (it goes alone)."""
-    out: list[str] = []
-    chunk: list[str] = []
-    size = 2
-    for part in parts:
-        length = len(part.encode()) + 1
-        if chunk and size + length > max_bytes:
-            out.append("[" + ",".join(chunk) + "]")
-            chunk, size = [], 2
-        chunk.append(part)
+def pieces(event: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """The event (without its `feed`) as one piece, or, when its JSON is more than `budget`
+    bytes, split by activity into pieces of at most `budget` each (an activity larger than
+    that alone goes alone); a removal's `deleted` goes with the first."""
+    whole = {k: v for k, v in event.items() if k != "feed"}
+    new = whole.get("new") or []
+    if _size(_dumps(whole)) <= budget or len(new) < 2:
+        return [whole]
+    empty = {**whole, "new": []}
+    bare = {**empty, "deleted": [], "deleted_foreign_ids": []}
+    out: list[dict[str, Any]] = []
+    chunk: list[Any] = []
+    size = _size(_dumps(empty))
+    for activity in new:
+        length = _size(_dumps(activity)) + 1
+        if chunk and size + length > budget:
+            out.append({**(bare if out else empty), "new": chunk})
+            chunk, size = [], _size(_dumps(bare))
+        chunk.append(activity)
         size += length
-    if chunk:
-        out.append("[" + ",".join(chunk) + "]")
+    out.append({**(bare if out else empty), "new": chunk})
     return out
 
 
-def message_id(key: str | None, endpoint: str, part: int) -> str:
-    """The message's id (its webhook-id): derived from `key` when the step that makes it due
-    may run again (a fanout batch after a takeover), so that the rerun writes the same
-    message; random otherwise."""
-    if key is None:
-        return f"msg_{uuid.uuid4().hex}"
+def elements(update: Update, wanted: Any = None, max_bytes: int | None = None) -> Iterator[Element]:
+    """The `{feed, new, deleted, deleted_foreign_ids, published_at}` of each feed of the update
+    (those `wanted(feed)` accepts), each encoded once with the feed spliced in. With
+    `max_bytes`, a feed's update whose message would be larger is split by activity, so that
+    each element fits a message of `max_bytes` on its own."""
+    feeds, event = update
+    chosen = [f for f in feeds if wanted is None or wanted(f)]
+    if not chosen:
+        return
+    heads = {f: '{"feed":' + _dumps(f) for f in chosen}
+    budget = max_bytes - LIST - max(_size(h) for h in heads.values()) if max_bytes else 1 << 62
+    split = [
+        (_tail(piece), _tail({k: v for k, v in piece.items() if k != "published_at"}))
+        for piece in pieces(event, budget)
+    ]
+    for feed in chosen:
+        for tail, what in split:
+            yield Element(heads[feed] + tail, heads[feed] + what)
+
+
+def _tail(rest: dict[str, Any]) -> str:
+    text = _dumps(rest)
+    return "}" if text == "{}" else "," + text[1:]
+
+
+def bodies(parts: Sequence[Element], max_bytes: int) -> list[tuple[str, str]]:
+    """JSON lists of the elements, each at most `max_bytes` (UTF-8) unless one element alone is
+    larger (it goes alone); with each, a digest of what its elements say."""
+    out: list[tuple[str, str]] = []
+    chunk: list[Element] = []
+    size = LIST
+    for part in parts:
+        length = _size(part.text) + 1
+        if chunk and size + length > max_bytes:
+            out.append(_body(chunk))
+            chunk, size = [], LIST
+        chunk.append(part)
+        size += length
+    if chunk:
+        out.append(_body(chunk))
+    return out
+
+
+def _body(chunk: Sequence[Element]) -> tuple[str, str]:
+    digest = hashlib.sha256("\n".join(p.what for p in chunk).encode()).hexdigest()
+    return "[" + ",".join(p.text for p in chunk) + "]", digest
+
+
+def message_id(key: str, endpoint: str, part: int) -> str:
+    """The message's id (its webhook-id), derived from `key`: what the update is (a digest of
+    what its elements say: a client's retried add, or a removal run again, writes a message
+    with the id of the first), or the step that makes it due when that step may run again
+    (a fanout batch after a takeover), so that the rerun writes the same message."""
     digest = hashlib.sha256(f"{key}\n{endpoint}\n{part}".encode()).hexdigest()
     return f"msg_{digest[:32]}"
 

@@ -7,14 +7,23 @@ node and handed to its worker, which sends them at once, while they are being wr
 feeds hold the updates already; a message is settled, deleted or given back for a retry, only
 once it is stored: so the write costs no latency); those of a backlogged endpoint are written
 due now, for the next claim of any node; those of an endpoint that is failing
-are written due after the first retry delay (any node takes them then); those of an endpoint
-disabled by a 410 are written dead (replayable once it is re-enabled).
+are written due after the first retry delay (any node takes them then). An endpoint disabled by
+a 410 gets nothing written until it is enabled again: its updates are only counted (skipped).
+
+`hold` and `release` are the same in two steps, for a removal: its `deleted` messages are
+written before its entries are deleted, leased to this node and not sent; `release` sends them
+once the entries are gone. A removal that fails in between (or a node that dies there) leaves
+them to any node once their lease runs out, so the `deleted` is as durable as the removal.
+
+A message's id is derived from what it says (its elements without `published_at`), or from the
+step's `key` when given: a client's retried add writes the same id (kept, or sent again with it).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,7 +32,18 @@ from .endpoints import Endpoint
 from .messages import Update, bodies, elements, message_id
 
 if TYPE_CHECKING:
-    from .worker import DeliveryWorker
+    from .worker import DeliveryWorker, Route
+
+# What an activity's element adds to its own JSON at most: the feed (twice, with `origin`), its
+# id and time, the event's other fields and the message's brackets.
+ELEMENT_OVERHEAD = 1024
+
+
+@dataclass
+class Held:
+    """Messages written leased to this node, not sent yet (`hold`), by route."""
+
+    routed: dict[Route, list[Message]] = field(default_factory=dict)
 
 
 class Firehose:
@@ -36,14 +56,25 @@ class Firehose:
         worker: DeliveryWorker | None = None,
         max_bytes: int = 250_000,
         retry_initial: float = 5.0,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         self.store, self.worker = store, worker
         self.endpoints = list(endpoints) if store is not None else []
-        self.max_bytes, self.retry_initial = max_bytes, retry_initial
+        self.retry_initial = retry_initial
+        # The largest message of each endpoint: `max_bytes`, or less when its queue says so.
+        self.limits = {e.key: min(max_bytes, (limits or {}).get(e.key, max_bytes))
+                       for e in self.endpoints}  # fmt: skip
 
     @property
     def on(self) -> bool:
         return bool(self.endpoints)
+
+    def activity_bytes(self, max_bytes: int) -> int:
+        """The largest activity (as JSON) to accept, given `max_bytes` of the activities'
+        config: one that alone would not fit a message of every endpoint is refused."""
+        if not self.limits:
+            return max_bytes
+        return max(1, min(max_bytes, min(self.limits.values()) - ELEMENT_OVERHEAD))
 
     async def hand_over(
         self, updates: Sequence[Update], since: datetime, key: str | None = None
@@ -54,15 +85,7 @@ class Firehose:
         if not self.endpoints or self.store is None:
             return
         now = datetime.now(UTC)
-        routed: dict[str, list[Message]] = {}
-        for endpoint in self.endpoints:
-            parts = [p for update in updates for p in elements(update, endpoint.wants)]
-            route = "failing" if self.worker is None else self.worker.route(endpoint.key)
-            for number, body in enumerate(bodies(parts, self.max_bytes)):
-                routed.setdefault(route, []).append(Message(
-                    message_id(key, endpoint.key, number), endpoint.key, body, since,
-                    first_due=now,
-                ))  # fmt: skip
+        routed = self._route(updates, since, key, now)
         send = routed.get("send", [])
         writing = None
         if send and self.worker is not None:
@@ -73,6 +96,45 @@ class Firehose:
         await self.store.add(routed.get("backlog", []), due=now)
         later = now + timedelta(seconds=self.retry_initial)
         await self.store.add(routed.get("failing", []), due=later)
-        await self.store.add(routed.get("dead", []), dead=True)
         if writing is not None:
             await writing
+
+    async def hold(self, updates: Sequence[Update], since: datetime) -> Held:
+        """Write the messages of `updates` leased to this node, unsent: `release` sends them;
+        if it never comes, any node does once their lease runs out."""
+        if not self.endpoints or self.store is None:
+            return Held()
+        routed = self._route(updates, since, None, datetime.now(UTC))
+        await self.store.add([m for ms in routed.values() for m in ms], leased=True)
+        return Held(routed)
+
+    async def release(self, held: Held) -> None:
+        """Send the held messages now (as `hand_over` routes them)."""
+        if self.store is None:
+            return
+        if self.worker is not None:
+            self.worker.hand(held.routed.get("send", []))
+        now = datetime.now(UTC)
+        await self.store.release([m.id for m in held.routed.get("backlog", [])], now)
+        later = now + timedelta(seconds=self.retry_initial)
+        await self.store.release([m.id for m in held.routed.get("failing", [])], later)
+
+    def _route(
+        self, updates: Sequence[Update], since: datetime, key: str | None, now: datetime
+    ) -> dict[Route, list[Message]]:
+        """The messages of each endpoint, by route; a disabled endpoint's are counted only."""
+        routed: dict[Route, list[Message]] = {}
+        for endpoint in self.endpoints:
+            limit = self.limits[endpoint.key]
+            parts = [p for u in updates for p in elements(u, endpoint.wants, limit)]
+            route: Route = "failing" if self.worker is None else self.worker.route(endpoint.key)
+            if route == "dead":
+                if parts and self.worker is not None:
+                    self.worker.skip(endpoint.key, len(parts))
+                continue
+            for number, (body, what) in enumerate(bodies(parts, limit)):
+                routed.setdefault(route, []).append(Message(
+                    message_id(key or f"content\n{what}", endpoint.key, number), endpoint.key,
+                    body, since, first_due=now,
+                ))  # fmt: skip
+        return routed

@@ -1,5 +1,6 @@
 """The firehose of one node, started and stopped as one cleanup context (app.py): the HTTP
-client pool of the webhooks, an SQS client per queue, the outbox writer and the worker."""
+client pool of the webhooks, an SQS client per queue (and its queue's message size limit), the
+outbox writer and the worker."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..background import spawn
 from ..config_firehose import FirehoseSettings, SqsEndpoint, WebhookEndpoint
@@ -24,6 +27,7 @@ from .webhook import WebhookSender
 from .worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
+SQS_LARGEST = 1_048_576  # the largest MaximumMessageSize SQS lets a queue have
 
 
 @contextlib.asynccontextmanager
@@ -37,6 +41,7 @@ async def running_firehose(
     store = DeliveryStore(db, node, timedelta(seconds=settings.lease_seconds))
     async with contextlib.AsyncExitStack() as stack:
         senders: dict[str, Sender] = {}
+        limits: dict[str, int] = {}
         session: aiohttp.ClientSession | None = None
         aws = get_session()
         for endpoint in endpoints:
@@ -62,13 +67,30 @@ async def running_firehose(
                 )
                 client = await stack.enter_async_context(creating)
                 senders[endpoint.key] = SqsSender(endpoint.config, client, settings.concurrency)
+                limits[endpoint.key] = await queue_limit(client, endpoint.label, queue.queue_url)
         worker = DeliveryWorker(store, endpoints, senders, settings)
         task = spawn(worker.run())  # a failure is logged (it should never end by itself)
-        log.info("firehose: %d endpoints", len(endpoints))
+        firehose = Firehose(
+            store, endpoints, worker, settings.max_message_bytes, settings.retry_initial_seconds,
+            limits,
+        )  # fmt: skip
+        log.info("firehose: %d endpoints; activities above %d bytes of JSON are refused",
+                 len(endpoints), firehose.activity_bytes(1 << 62))  # fmt: skip
         try:
-            yield Firehose(
-                store, endpoints, worker, settings.max_message_bytes,
-                settings.retry_initial_seconds,
-            )  # fmt: skip
+            yield firehose
         finally:
             await worker.close(task, grace)
+
+
+async def queue_limit(client: Any, label: str, queue_url: str) -> int:
+    """The queue's `MaximumMessageSize` (what SQS refuses above, for ever); SQS's largest when
+    it cannot be read (logged: messages above the queue's own limit would then fail)."""
+    try:
+        answer = await client.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"]
+        )
+        return int(answer["Attributes"]["MaximumMessageSize"])
+    except (BotoCoreError, ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
+        log.warning("firehose: could not read the MaximumMessageSize of %s (%s): assuming %d",
+                    label, exc, SQS_LARGEST)  # fmt: skip
+        return SQS_LARGEST

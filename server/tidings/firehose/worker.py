@@ -6,7 +6,10 @@ keep-alive (leases.py, as for fanout jobs) renews all their leases every third o
 `firehose.lease_seconds`. A sent message is deleted; a failed one is given back, due after an
 exponential backoff with jitter, until `give_up_after_seconds` have passed since it was first
 due: then it is dead-lettered. A 410 disables the endpoint on every node (the store's
-`firehose_endpoints`) and dead-letters its messages; `tidings firehose replay` re-enables it.
+`firehose_endpoints`) and dead-letters its messages; while it is disabled its updates are not
+written at all, only counted (`skip`: the metric at once, the store's count at the next poll);
+`tidings firehose enable` (or `replay`) enables it again. Dead letters older than
+`firehose.dead_retention_days` are deleted by any node, at most once a minute each.
 
 Per endpoint at most `firehose.concurrency` sends are in flight (one for a FIFO queue, so that
 each feed's updates go in order); a node claims more of an endpoint's messages only while it
@@ -32,6 +35,7 @@ from ..metrics import (
     FIREHOSE_DISABLED,
     FIREHOSE_LATENCY,
     FIREHOSE_RETRIED,
+    FIREHOSE_SKIPPED,
 )
 from ..store.deliveries import DeliveryStore, Message
 from .endpoints import Endpoint
@@ -40,6 +44,7 @@ from .senders import Outcome, Sender
 
 log = logging.getLogger(__name__)
 Route = Literal["send", "backlog", "failing", "dead"]
+PURGE_EVERY = 60.0  # seconds between two purges of old dead letters
 
 
 class DeliveryWorker:
@@ -64,13 +69,15 @@ class DeliveryWorker:
         self._writes: dict[str, asyncio.Future[None]] = {}
         self._disabled: set[str] = set()
         self._failing_until: dict[str, float] = {}  # monotonic: the last send failed
+        self._skipped: dict[str, int] = {}  # updates of disabled endpoints, to count in store
+        self._purged_at = 0.0  # monotonic: the last purge of old dead letters
         self._sends = TaskSet("firehose send")
 
     def route(self, endpoint: str) -> Route:
         """Where new messages of `endpoint` go: to this node's sender at once ("send"); to the
         store, due now, for the next claim of any node, when this node holds a backlog of
         them already ("backlog"); due after the first retry delay, when its last send failed
-        ("failing"); dead, when it is disabled ("dead")."""
+        ("failing"); nowhere, when it is disabled ("dead": counted as skipped)."""
         if endpoint in self._disabled:
             return "dead"
         failing = self._failing_until.get(endpoint, 0.0) > time.monotonic()
@@ -79,6 +86,11 @@ class DeliveryWorker:
         if self._queues[endpoint].qsize() >= self.settings.claim_batch:
             return "backlog"
         return "send"
+
+    def skip(self, endpoint: str, updates: int) -> None:
+        """`updates` feed updates of the disabled `endpoint` were not written."""
+        FIREHOSE_SKIPPED.labels(self.endpoints[endpoint].kind).inc(updates)
+        self._skipped[endpoint] = self._skipped.get(endpoint, 0) + updates
 
     def hand(
         self, messages: Sequence[Message], written: asyncio.Future[None] | None = None
@@ -218,8 +230,9 @@ class DeliveryWorker:
         FIREHOSE_DEAD.labels(kind).inc(buried)
         log.error(
             "firehose: %s answered %s: disabled, %d messages dead-lettered "
-            "(tidings firehose replay --endpoint %d enables it again)",
+            "(`tidings firehose enable %d` enables it again, `replay --endpoint %d` sends them)",
             self._label(key), reason, buried, self.endpoints[key].number,
+            self.endpoints[key].number,
         )  # fmt: skip
 
     def _label(self, key: str) -> str:
@@ -231,17 +244,36 @@ class DeliveryWorker:
         messages of the others: retries, and those of dead nodes."""
         while True:
             try:
+                await self._count_skipped()
                 self._disabled = set(await self.store.disabled()) & set(self.senders)
                 for key in self.senders:
                     room = self.settings.claim_batch - self._queues[key].qsize()
                     if key in self._disabled or room <= 0:
                         continue
                     self.hand(await self.store.claim(key, room))
+                await self._purge()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("firehose: could not claim due messages")
             await asyncio.sleep(self.settings.poll_seconds)
+
+    async def _count_skipped(self) -> None:
+        skipped, self._skipped = self._skipped, {}
+        for key, updates in skipped.items():
+            await self.store.count_skipped(key, updates)
+
+    async def _purge(self) -> None:
+        """Delete the dead letters older than the retention (0: none), at most once a minute
+        (or once a retention, if that is shorter)."""
+        keep = self.settings.dead_retention_days * 86400.0
+        if keep <= 0 or time.monotonic() - self._purged_at < min(PURGE_EVERY, keep):
+            return
+        self._purged_at = time.monotonic()
+        purged = await self.store.purge(None, datetime.now(UTC) - timedelta(seconds=keep))
+        if purged:
+            log.info("firehose: deleted %d dead letters older than %g days", purged,
+                     self.settings.dead_retention_days)  # fmt: skip
 
     async def close(self, task: asyncio.Task[None], grace: float) -> None:
         """Stop claiming, give the sends in flight `grace` seconds, then let other nodes take

@@ -5,9 +5,11 @@ before a fanout batch counts as done), leased to the node that wrote it, which s
 The lease is the fanout jobs' (store/leases.py): `owner` and `lease_until`, renewed while the
 message is in flight, taken over by any node once it runs out. A message waiting for a retry
 has no owner, and `lease_until` is the time it is due: one index answers "what may I take now".
-Delivered messages are deleted; dead ones (`state: "dead"`) are kept until replayed.
+Delivered messages are deleted; dead ones (`state: "dead"`) are kept until replayed, purged,
+or older than `firehose.dead_retention_days`.
 
-`firehose_endpoints` holds the endpoints disabled by an answer 410 (Gone), by endpoint key.
+`firehose_endpoints` holds the endpoints disabled by an answer 410 (Gone), by endpoint key, with
+the count of updates not written for it since (`skipped`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,14 @@ class DeliveryStore:
         if ids:
             await self.deliveries.delete_many({"_id": {"$in": list(ids)}})
 
+    async def release(self, ids: Sequence[str], due: datetime) -> None:
+        """Messages written leased to this node (outbox `hold`): due at `due` for any node."""
+        if ids:
+            await self.deliveries.update_many(
+                {"_id": {"$in": list(ids)}, "owner": self.node_id},
+                {"$set": {"owner": None, "lease_until": due}},
+            )
+
     async def retry(self, message: Message, due: datetime, error: str) -> None:
         """Give the message back, due again at `due` (any node may take it then)."""
         await self.deliveries.update_one(
@@ -136,6 +146,27 @@ class DeliveryStore:
 
     async def disabled(self) -> dict[str, Document]:
         return {doc["_id"]: doc async for doc in self.endpoints.find({})}
+
+    async def count_skipped(self, endpoint: str, updates: int) -> None:
+        """`updates` of the disabled `endpoint` were not written (nothing if it was enabled
+        meanwhile: its document is gone, and is not made again)."""
+        await self.endpoints.update_one({"_id": endpoint}, {"$inc": {"skipped": updates}})
+
+    async def enable(self, endpoint: str) -> Document | None:
+        """Enable `endpoint` again; answer what its disabled document said (None: it was not
+        disabled). Its dead letters stay dead (`replay` sends them)."""
+        found: Document | None = await self.endpoints.find_one_and_delete({"_id": endpoint})
+        return found
+
+    async def purge(self, endpoint: str | None, before: datetime | None) -> int:
+        """Delete dead letters (of `endpoint`, dead before `before`)."""
+        wanted: dict[str, Any] = {"state": DEAD}
+        if endpoint is not None:
+            wanted["endpoint"] = endpoint
+        if before is not None:
+            wanted["dead_at"] = {"$lt": before}
+        result = await self.deliveries.delete_many(wanted)
+        return result.deleted_count
 
     async def replay(self, endpoint: str | None, since: datetime | None) -> int:
         """Dead letters (of `endpoint`, dead since `since`) back to due now; re-enables the

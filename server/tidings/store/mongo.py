@@ -57,6 +57,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "deliveries": [
         IndexModel([("endpoint", ASCENDING), ("state", ASCENDING), ("lease_until", ASCENDING)]),
         IndexModel([("owner", ASCENDING)]),
+        IndexModel([("dead_at", ASCENDING)], sparse=True),  # dead letters past their retention
     ],
     # Feeds whose follower counter is to be recounted (store/feeds.py): few at any time.
     "feeds": [IndexModel([("changed_at", ASCENDING)], sparse=True)],

@@ -14,7 +14,7 @@ import pytest
 from tests.support import ROOT, Store
 
 JS = ROOT / "clients" / "js"
-FILES = ["package", "recovery", "browser", "dashboard"]
+FILES = ["package", "recovery", "catchup", "browser", "dashboard"]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import { Feed } from "./feed.js";
 import { Rest } from "./rest.js";
 import { MemoryStorage, type TidingsStorage } from "./storage.js";
 import { Subscription, type SubscribeAck } from "./subscription.js";
-import { expiresAt, refreshDelay } from "./token.js";
+import { TokenClock } from "./token.js";
 import type {
   Activity,
   ClientEvents,
@@ -41,7 +41,6 @@ export class Tidings extends Emitter<ClientEvents> {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private socket: Socket | undefined;
   private readonly subscriptions = new Set<Subscription>();
-  private readonly ready = new WeakSet<Subscription>();
   private waiters: Array<() => void> = [];
   private disconnectedAt: number | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -49,18 +48,20 @@ export class Tidings extends Emitter<ClientEvents> {
   private current: ConnectionState = "idle";
   private closed = false;
   private refusal: TidingsError | undefined; // the server refused to connect, for good
+  private readonly clock: TokenClock;
 
   constructor(options: TidingsOptions) {
     super();
     if (!options.url || !options.apiKey) throw new Error("Tidings needs url and apiKey");
     if (!options.token && !options.getToken) throw new Error("Tidings needs token or getToken");
     this.options = options;
+    this.clock = new TokenClock(options.now ?? Date.now);
     this.token = options.token;
     this.storage = options.storage ?? new MemoryStorage();
     this.prefix = options.storagePrefix ?? "tidings:";
     const base = options.url.replace(/\/+$/, "");
     const fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.rest = new Rest(base, options.apiKey, (fresh) => this.tokenFor(fresh), fetcher);
+    this.rest = new Rest(base, options.apiKey, (fresh) => this.tokenFor(fresh), fetcher, (ms) => this.clock.serverTime(ms));
     if (this.token) this.schedule(this.token);
   }
 
@@ -112,7 +113,6 @@ export class Tidings extends Emitter<ClientEvents> {
       this.subscriptions.delete(subscription);
       throw error;
     }
-    this.ready.add(subscription);
     return subscription;
   }
 
@@ -131,10 +131,9 @@ export class Tidings extends Emitter<ClientEvents> {
   // ------------------------------------------------------------------------------ tokens
 
   /** The current token; a new one from getToken when asked `fresh`, when there is none, or
-   * when it expires within a second. */
+   * when it expires within a second (TokenClock). */
   private async tokenFor(fresh: boolean): Promise<string> {
-    const exp = this.token ? expiresAt(this.token) : undefined;
-    const stale = exp !== undefined && exp - Date.now() < 1000;
+    const stale = this.token !== undefined && this.clock.stale();
     if (this.token && !fresh && !(stale && this.options.getToken)) return this.token;
     const getToken = this.options.getToken;
     if (!getToken) {
@@ -157,7 +156,8 @@ export class Tidings extends Emitter<ClientEvents> {
 
   private schedule(token: string): void {
     clearTimeout(this.refreshTimer);
-    const delay = refreshDelay(token);
+    this.clock.arrive(token);
+    const delay = this.clock.refreshDelay();
     if (delay === undefined || !this.options.getToken || this.closed) return;
     this.refreshTimer = setTimeout(() => void this.refresh(), delay);
     unref(this.refreshTimer);
@@ -225,9 +225,7 @@ export class Tidings extends Emitter<ClientEvents> {
     });
     socket.on("resync", (data: { reason?: string }) => {
       this.emit("resync", data ?? {});
-      for (const subscription of this.subscriptions) {
-        if (this.ready.has(subscription)) subscription.recover("resync");
-      }
+      for (const subscription of this.subscriptions) subscription.recover("resync");
     });
     socket.on("token.expired", () => void this.refresh());
     socket.on("presence.join", (data: Omit<PresenceEvent, "type">) => this.emit("presence", { ...data, type: "join" }));
@@ -243,9 +241,8 @@ export class Tidings extends Emitter<ClientEvents> {
     this.setState("connected");
     const since = this.disconnectedAt;
     this.disconnectedAt = undefined;
-    for (const subscription of this.subscriptions) {
-      if (this.ready.has(subscription)) subscription.recover("connect", since);
-    }
+    // every subscription, the ones still starting too (theirs queues behind the start)
+    for (const subscription of this.subscriptions) subscription.recover("connect", since);
     for (const wake of this.waiters.splice(0)) wake();
   }
 

@@ -9,6 +9,8 @@ export class Rest {
     private readonly apiKey: string,
     private readonly token: (fresh: boolean) => Promise<string>,
     private readonly fetcher: typeof fetch,
+    /** The server's time from each answer's `Date` header (when the answer shows it). */
+    private readonly serverTime: (ms: number) => void = () => undefined,
   ) {}
 
   async call<T>(method: string, path: string, query: Query = {}, body?: unknown): Promise<T> {
@@ -41,6 +43,8 @@ export class Rest {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    const date = response.headers?.get("date");
+    if (date) this.serverTime(Date.parse(date) + 500); // whole seconds: the middle of the second
     const text = await response.text();
     let parsed: unknown = undefined;
     try {

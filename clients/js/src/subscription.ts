@@ -1,9 +1,8 @@
 import { TidingsError } from "./errors.js";
 import type { Activity, FeedUpdate, Recovered, SubscribeOptions } from "./types.js";
 
-const PAGE = 100; // REST page size (the server's maximum)
 const SEEN = 5000; // ids remembered for dedupe (missed and live overlap, repeats)
-const RECENT = 32; // a catch-up starts below the last RECENT ids handed over (see sinceForCatchUp)
+const RECENT = 32; // a catch-up starts where it stood RECENT hand-overs ago (see sinceForCatchUp)
 const BUFFER = 10_000; // live events kept while catching up; past that, catch up again
 /** Below every activity id: `since` of a feed that was empty when first subscribed. */
 export const FLOOR = "00000000-0000-7000-8000-000000000000";
@@ -20,7 +19,7 @@ export interface SubscribeAck {
 export interface Link {
   subscribe(feed: string, since: string | undefined, presence: unknown): Promise<SubscribeAck>;
   unsubscribe(subscription: Subscription): Promise<void>;
-  /** REST read of the feed, newest first, as Stream answers. */
+  /** REST read of the feed, newest first, as Stream answers (the first catch-up's anchor). */
   read(feed: string, query: Record<string, string | number>): Promise<{ results: unknown[] }>;
   loadLast(feed: string): Promise<string | undefined>;
   saveLast(feed: string, id: string): void;
@@ -40,14 +39,17 @@ function fingerprint(value: unknown): string {
  * One feed, delivered exactly once and in order. The invariant: every activity of the feed with
  * an id up to `last` has been handed to the app. Live events are handed over at once only while
  * in sync; after a disconnect or a `resync` they wait while the subscription re-subscribes with
- * `since: last`, hands over `missed`, pages the rest over REST (`id_gt`), and only then are the
- * waiting events handed over (those already delivered are dropped by id).
+ * `since`, hands over `missed`, pages the rest with further subscribes (`since`: the last id of
+ * the page before, so a grouped feed comes activity by activity, never group by group), and
+ * only then are the waiting events handed over (those already delivered are dropped by id).
+ * A reconnect or a `resync` catches up whatever the subscription is doing: one that comes
+ * while the first subscribe is under way queues a catch-up behind it.
  */
 export class Subscription {
   readonly feed: string;
   private last: string | undefined;
   private readonly seen = new Map<string, string>();
-  private recent: string[] = [];
+  private recent: string[] = []; // for each of the last RECENT hand-overs: min(last before, id)
   private buffer: FeedUpdate[] = [];
   private overflowed = false;
   private synced = false;
@@ -75,10 +77,18 @@ export class Subscription {
     return !this.closed;
   }
 
-  /** The first subscribe: resolves after its ack (and the hand-over of what it brought). */
+  /** The first subscribe: resolves after its ack (and the hand-over of what it brought). It is
+   * queued at once, so that a recovery asked for meanwhile runs after it. */
   async start(): Promise<void> {
-    if (this.last === undefined) this.last = await this.link.loadLast(this.feed);
-    await this.enqueue(() => this.catchUp("subscribe", Date.now(), true));
+    try {
+      await this.enqueue(async () => {
+        if (this.last === undefined) this.last = await this.link.loadLast(this.feed);
+        await this.catchUp("subscribe", Date.now(), true);
+      });
+    } catch (error) {
+      this.closed = true; // refused: a recovery queued behind it has nothing to do
+      throw error;
+    }
   }
 
   async unsubscribe(): Promise<void> {
@@ -157,13 +167,14 @@ export class Subscription {
     if (first && this.last === undefined) await this.anchor();
     let delivered = 0;
     let pages = 0;
-    const missed = ack.missed ?? [];
-    for (const activity of missed) delivered += this.deliver(activity) ? 1 : 0;
-    const after = missed.length ? missed[missed.length - 1]!.id : since;
-    if (ack.more && after !== undefined) {
-      const rest = await this.pageAfter(after);
-      pages = rest.pages;
-      for (const activity of rest.activities) delivered += this.deliver(activity) ? 1 : 0;
+    for (;;) {
+      const missed = ack.missed ?? [];
+      for (const activity of missed) delivered += this.deliver(activity) ? 1 : 0;
+      if (!ack.more || !missed.length || this.closed) break;
+      // The rest, a page at a time, from the last one of this page: entries, not groups.
+      ack = await this.link.subscribe(this.feed, missed[missed.length - 1]!.id, this.options.presence);
+      if (!ack.ok) throw TidingsError.from(ack.error);
+      pages += 1;
     }
     if (this.closed) return;
     if (this.overflowed) {
@@ -179,10 +190,11 @@ export class Subscription {
   }
 
   /**
-   * Where a catch-up starts: below the last RECENT ids handed over, not at the highest. Ids sort
-   * by activity time, and live events can come out of id order (fanout jobs of a batch finish
-   * in any order; an activity may be backdated): an activity whose event was lost just below the
-   * highest id is then still found. What comes again is dropped by id (`seen` holds more).
+   * Where a catch-up starts: where the subscription stood RECENT hand-overs ago (or below, if
+   * one of them had a lower id), not at the highest id. Ids sort by activity time, and live
+   * events can come out of id order (fanout jobs of a batch finish in any order; an activity
+   * may be backdated): an activity whose event was lost below the highest id handed over is
+   * then still found. What comes again is dropped by id (`seen` holds more).
    */
   private sinceForCatchUp(): string | undefined {
     let since = this.last;
@@ -204,29 +216,6 @@ export class Subscription {
     } catch (error) {
       this.fail(error); // recoveries then start from the first activity delivered
     }
-  }
-
-  /** Every activity after `after`, oldest first: REST pages newest first, so read back to it. */
-  private async pageAfter(after: string): Promise<{ activities: Activity[]; pages: number }> {
-    const found: Activity[] = [];
-    let before: string | undefined;
-    let pages = 0;
-    for (;;) {
-      const query: Record<string, string | number> = { id_gt: after, limit: PAGE };
-      if (before !== undefined) query.id_lt = before;
-      const page = await this.link.read(this.feed, query);
-      pages += 1;
-      const results = page.results as Array<Activity & { activities?: Activity[] }>;
-      for (const result of results) {
-        // aggregated and notification feeds answer groups: take their activities
-        if (Array.isArray(result.activities)) found.push(...result.activities);
-        else found.push(result);
-      }
-      if (results.length < PAGE) break;
-      before = results[results.length - 1]!.id;
-    }
-    const unique = new Map(found.filter((a) => a.id > after).map((a) => [a.id, a]));
-    return { activities: [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), pages };
   }
 
   /** A live update: new activities (or updates of delivered ones), removals, counts. */
@@ -261,7 +250,8 @@ export class Subscription {
       return false;
     }
     this.remember(activity.id, print);
-    this.recent.push(activity.id);
+    const stood = this.last;
+    this.recent.push(stood !== undefined && stood < activity.id ? stood : activity.id);
     if (this.recent.length > RECENT) this.recent.shift();
     if (this.last === undefined || activity.id > this.last) {
       this.last = activity.id;

@@ -60,6 +60,8 @@ export interface TidingsOptions {
   ackTimeout?: number;
   /** A fetch implementation (default: the global one). */
   fetch?: typeof fetch;
+  /** The device's clock, ms since the epoch (default: Date.now). */
+  now?: () => number;
 }
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "disconnected" | "closed";
@@ -108,7 +110,7 @@ export interface Recovered {
   feed: string;
   /** Activities handed to onActivity by this catch-up (missed + paged + buffered live). */
   delivered: number;
-  /** Pages read over REST because the ack said `more`. */
+  /** Further pages (subscribes with `since`) read because an ack said `more`. */
   pages: number;
   /** From the start of the catch-up (the (re)connect or the resync) to its end, ms. */
   ms: number;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { launch } from "./browser.mjs";
-import { API_KEY, ROOT, Server, addUntilStored, startStore, token, uid, waitFor } from "./support.mjs";
+import { API_KEY, ROOT, Server, add, startStore, token, uid, waitFor } from "./support.mjs";
 
 const JS = join(ROOT, "clients", "js");
 const FILES = {
@@ -66,7 +66,7 @@ test("the ESM bundle in Chromium: subscribe, add over fetch, live events, localS
   // from the page: REST through fetch (cross-origin), then the live event
   const added = await page.evaluate(([f, a]) => window.add(f, a), [feed, { actor: user, verb: "post", object: "from-the-browser" }]);
   // from outside
-  const other = await addUntilStored(server.url, feed, { actor: user, verb: "post", object: "from-node" });
+  const other = await add(server.url, feed, { actor: user, verb: "post", object: "from-node" });
   await waitFor(async () => (await page.evaluate(() => window.got.length)) === 2, "two live activities in the page");
   assert.deepEqual(await page.evaluate(() => window.got), [added.id, other.id].sort());
   assert.equal(await page.evaluate((f) => localStorage.getItem(`tidings:${f}`), feed), [added.id, other.id].sort()[1]);

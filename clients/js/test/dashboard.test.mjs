@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 
 import { launch, pngVariety } from "./browser.mjs";
-import { API_KEY, ROOT, Redis, SERVER_TOKEN, Server, addUntilStored, startStore, token, uid, waitFor } from "./support.mjs";
+import { API_KEY, ROOT, Redis, SERVER_TOKEN, Server, add, startStore, token, uid, waitFor } from "./support.mjs";
 
 let store, redis, a, b, browser;
 
@@ -51,7 +51,7 @@ test("the dashboard: stats, the latency histogram, a feed watched live, a screen
   page.on("pageerror", (e) => errors.push(String(e)));
   const user = uid();
   const feed = `timeline:${user}`;
-  await addUntilStored(a.url, `user:${user}`, { actor: user, verb: "post", object: "warm-up" }); // a latency sample
+  await add(a.url, `user:${user}`, { actor: user, verb: "post", object: "warm-up" }); // a latency sample
   const follow = await fetch(`${a.url}/api/v1.0/feed/timeline/${user}/follows/?api_key=${API_KEY}`, {
     method: "POST", body: JSON.stringify({ target: `user:${user}` }),
     headers: { Authorization: SERVER_TOKEN, "Content-Type": "application/json", "stream-auth-type": "jwt" },
@@ -66,9 +66,9 @@ test("the dashboard: stats, the latency histogram, a feed watched live, a screen
   await page.waitForFunction((f) => document.querySelector("#feed-status").textContent === `watching ${f}`, feed);
   const text = `raid starts in 5 min ${user}`;
   for (let i = 0; i < 4; i++) {
-    await addUntilStored(a.url, `user:${user}`, { actor: "alice", verb: "post", object: `photo:${i}` });
+    await add(a.url, `user:${user}`, { actor: "alice", verb: "post", object: `photo:${i}` });
   }
-  await addUntilStored(a.url, `user:${user}`, { actor: "alice", verb: "announce", object: "raid:42", text });
+  await add(a.url, `user:${user}`, { actor: "alice", verb: "announce", object: "raid:42", text });
   await page.waitForFunction((t) => document.querySelector("#activities").textContent.includes(t), text, { timeout: 15_000 });
   await page.waitForFunction(() => document.querySelector("#nodes tbody").children.length === 2); // both nodes
   await page.waitForFunction(() => document.querySelectorAll("#histogram rect").length > 5);

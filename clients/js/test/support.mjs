@@ -98,6 +98,8 @@ export class Server {
     this.env = env;
     this.port = undefined;
     this.proc = undefined;
+    this.restarting = false;
+    this.up = undefined;
   }
   get url() { return `http://127.0.0.1:${this.port}`; }
   async start() {
@@ -120,16 +122,26 @@ export class Server {
   }
   stop() { return stopped(this.proc); }
   kill() { return stopped(this.proc, "SIGKILL"); }
+  /** kill -9, then start again on the same port and database without waiting for it:
+   * `restarting` until it is up, and `up` resolves then. */
+  async killAndRestart() {
+    this.restarting = true;
+    await this.kill();
+    this.up = this.start().finally(() => { this.restarting = false; });
+    this.up.catch(() => {}); // awaited by the test
+  }
 }
 
 function b64url(data) {
   return Buffer.from(data).toString("base64url");
 }
 
-/** A JWT signed as the server checks them (HS256 with the app secret). */
-export function token(claims, ttlSeconds) {
+/** A JWT signed as the server checks them (HS256 with the app secret); `iat` is added when
+ * `issuedAt` (seconds since the epoch) is given. */
+export function token(claims, ttlSeconds, issuedAt) {
   const body = { ...claims };
   if (ttlSeconds !== undefined) body.exp = Math.floor(Date.now() / 1000 + ttlSeconds);
+  if (issuedAt !== undefined) body.iat = issuedAt;
   const head = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" })) + "." + b64url(JSON.stringify(body));
   return head + "." + createHmac("sha256", API_SECRET).update(head).digest("base64url");
 }
@@ -137,22 +149,38 @@ export function token(claims, ttlSeconds) {
 export const SERVER_TOKEN = token({ resource: "*", action: "*", feed_id: "*" });
 export const uid = () => randomBytes(5).toString("hex");
 
-/** Add an activity over REST until it is acknowledged (the server may be restarting): the
- * same `foreign_id` + `time` make a retry the same activity. */
-export async function addUntilStored(url, feed, activity, timeout = 30_000) {
+async function post(url, feed, activity) {
   const [slug, user] = feed.split(":");
+  return fetch(`${url}/api/v1.0/feed/${slug}/${user}/?api_key=${API_KEY}`, {
+    method: "POST",
+    headers: { Authorization: SERVER_TOKEN, "Content-Type": "application/json", "stream-auth-type": "jwt" },
+    body: JSON.stringify(activity),
+  });
+}
+
+/** Add an activity (or `{activities: [...]}`) over REST: the stored body; anything but 201 fails. */
+export async function add(url, feed, activity) {
+  const response = await post(url, feed, activity);
+  if (response.status !== 201) throw new Error(`add answered ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/** `add` while `server` restarts: a refused connection or a 5xx is tried again until the server
+ * is up (the same `foreign_id` + `time` make a retry the same activity); once it is up, or for
+ * any other answer, as `add`. */
+export async function addThroughRestart(server, feed, activity, timeout = 30_000) {
   const deadline = Date.now() + timeout;
   for (;;) {
+    const restarting = server.restarting;
+    let response;
     try {
-      const response = await fetch(`${url}/api/v1.0/feed/${slug}/${user}/?api_key=${API_KEY}`, {
-        method: "POST",
-        headers: { Authorization: SERVER_TOKEN, "Content-Type": "application/json", "stream-auth-type": "jwt" },
-        body: JSON.stringify(activity),
-      });
-      if (response.status === 201) return await response.json();
-      if (response.status < 500) throw new Error(`add refused: ${response.status} ${await response.text()}`);
+      response = await post(server.url, feed, activity);
     } catch (error) {
-      if (String(error.message).startsWith("add refused")) throw error;
+      if (!restarting) throw error;
+    }
+    if (response?.status === 201) return response.json();
+    if (response && !(restarting && response.status >= 500)) {
+      throw new Error(`add answered ${response.status} ${await response.text()}`);
     }
     if (Date.now() > deadline) throw new Error("add not acknowledged in time");
     await sleep(100);
@@ -178,6 +206,15 @@ export function collector() {
       assert.deepEqual([...ids].sort(), [...expected].sort(), "not every activity");
     },
   };
+}
+
+/** Add a marker activity to `feed` (at `time`) and wait until `seen` got it: what came to the
+ * subscription before it (a repeat, say) has been handed over by then. Answers its id. */
+export async function marker(url, feed, seen, time) {
+  const [, user] = feed.split(":");
+  const { id } = await add(url, feed, { actor: user, verb: "marker", object: "marker:1", time });
+  await waitFor(() => seen.ids().includes(id), "the marker activity");
+  return id;
 }
 
 /** `time` of the n-th activity of a run: increasing, so ids (which sort by time) are too. */

@@ -38,11 +38,23 @@ async def test_rest_calls_and_a_live_subscription(server: ServerProcess, uid: st
         assert [a["id"] for a in page["results"]] == ids[::-1][:2] and page["next"]
         assert (await client.feed(author).remove_activity(ids[0]))["removed"] == ids[0]
         await until(lambda: app.removed == [ids[0]], "on_removed")
-        await backend.feed(timeline.id).unfollow(author)
         assert subscription.last_id == ids[-1]
+        received: list[str] = []  # the feeds of what this client's socket gets from now on
+        route = client.connection.on_update
+        assert route is not None
+        client.connection.on_update = lambda event: (received.append(event["feed"]), route(event))
         await subscription.unsubscribe()
-        await post(backend, author, 1)
-        assert len(app.got) == 4 and not app.errors
+        # Posted to the timeline itself: a socket still subscribed to it gets it; then a marker
+        # on another subscription of this client: its socket's events come in order, so what
+        # the timeline sent it would have come before the marker.
+        watcher, markers = App(), App()
+        await backend.feed(timeline.id).subscribe(watcher.on_activity)
+        await client.feed(author).subscribe(markers.on_activity)
+        late = await post(backend, timeline.id, 1, "late")
+        await until(lambda: watcher.ids == late, "the timeline's event, on another socket")
+        marker = await post(backend, author, 1, "marker")
+        await until(lambda: markers.ids == marker, "the marker")
+        assert received == [author] and len(app.got) == 4 and not app.errors
     assert states[-1] == "disconnected"
 
 

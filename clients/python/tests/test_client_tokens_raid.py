@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import pytest
 from client_helpers import API_KEY, App, post, until, user_token, writer
@@ -103,3 +105,34 @@ async def test_presence_and_publish_in_a_raid_room(server: ServerProcess, uid: s
         assert app.got[0]["object"] == "pull:5"
         more = await post(carol, room, 2)  # REST with the same token
         await until(lambda: app.ids == [stored["id"], *more], "the REST adds too")
+
+
+async def test_a_device_clock_an_hour_fast_refreshes_tokens_a_bounded_number_of_times(
+    server: ServerProcess, uid: str
+) -> None:
+    feed = f"user:{uid}"
+    calls = {"iat": 0, "date": 0}
+
+    def issuer(kind: str) -> Callable[[], str]:
+        def issue() -> str:
+            calls[kind] += 1
+            claims = {"iat": int(time.time())} if kind == "iat" else {}  # the server's clock
+            return user_token(uid, ttl=60, **claims)
+
+        return issue
+
+    def fast() -> float:
+        return time.time() + 3600  # every token looks expired on arrival
+
+    async with (
+        writer(server.url) as backend,
+        Tidings(server.url, API_KEY, get_token=issuer("iat"), clock=fast) as with_iat,
+        Tidings(server.url, API_KEY, get_token=issuer("date"), clock=fast) as with_date,
+    ):  # without iat, the HTTP Date header of the first REST answer tells the server's time
+        apps = {"iat": App(), "date": App()}
+        await with_iat.feed(feed).subscribe(apps["iat"].on_activity)
+        await with_date.feed(feed).subscribe(apps["date"].on_activity)
+        ids = await post(backend, feed, 2)
+        await until(lambda: all(app.ids == ids for app in apps.values()), "live on both")
+        assert calls == {"iat": 1, "date": 1}
+        assert with_iat.connection.connects == with_date.connection.connects == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -23,8 +24,8 @@ class Tidings:
 
     `refresh_ahead`: seconds before a token's `exp` that `get_token` is called (None: only
     when the server says it expired). `transports`: python-socketio's (WebSocket only by
-    default; `["polling", "websocket"]` starts with long-polling). `page_size`: activities per
-    REST page when a re-subscribe answers `more`."""
+    default; `["polling", "websocket"]` starts with long-polling). `clock`: the device's
+    clock (seconds since the epoch), which tokens are planned against (tokens_keeper.py)."""
 
     def __init__(
         self,
@@ -38,12 +39,14 @@ class Tidings:
         reconnect_delay: float = 0.2,
         reconnect_delay_max: float = 5.0,
         timeout: float = 30.0,
-        page_size: int = 100,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url.rstrip("/")
-        self.tokens = TokenKeeper(token, get_token, refresh_ahead)
+        self.tokens = TokenKeeper(token, get_token, refresh_ahead, clock)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
-        self.rest = Rest(self.url, api_key, self.tokens.current, self._renew, timeout, page_size)
+        self.rest = Rest(
+            self.url, api_key, self.tokens.current, self._renew, timeout, self.tokens.server_time
+        )
         self.connection = Connection(
             self.url, self.tokens, transports, reconnect_delay, reconnect_delay_max, timeout
         )

@@ -4,6 +4,7 @@ and the JWT in `Authorization`."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ def feed_path(feed: str) -> str:
 
 class Rest:
     """REST calls with the client's current token (`token()`), refreshed once (`renew()`)
-    when the server answers that it expired."""
+    when the server answers that it expired; each answer's `Date` goes to `server_time`."""
 
     def __init__(
         self,
@@ -33,9 +34,9 @@ class Rest:
         token: Callable[[], Awaitable[str]],
         renew: Callable[[], Awaitable[bool]],
         timeout: float = 30.0,
-        page_size: int = 100,
+        server_time: Callable[[float], None] | None = None,
     ) -> None:
-        self.page_size = page_size  # activities per REST page while catching up (<= 100)
+        self._server_time = server_time
         self.base = url.rstrip("/") + "/api/v1.0/"
         self.api_key = api_key
         self._token, self._renew = token, renew
@@ -66,6 +67,7 @@ class Rest:
             async with self.session.request(
                 method, url, params=query, json=body, headers=headers
             ) as response:
+                self._saw_date(response.headers.get("Date"))
                 try:
                     answer = await response.json(content_type=None)
                 except ValueError:
@@ -82,26 +84,14 @@ class Rest:
         answer = await self.call("GET", feed_path(feed), params=params)
         return dict(answer)
 
-    async def newer_than(self, feed: str, since: str) -> list[Activity]:
-        """Every activity of `feed` newer than `since`, oldest first: the `more` of a
-        subscribe, paged newest first through `next` (`id_lt` with `id_gt` kept)."""
-        pages: list[list[Activity]] = []
-        answer = await self.read(feed, {"id_gt": since, "limit": self.page_size})
-        while True:
-            pages.append(list(answer.get("results") or []))
-            link = answer.get("next")
-            if not link or not pages[-1]:
-                break
-            answer = dict(await self.call("GET", str(link)))
-        found = [activity for page in reversed(pages) for activity in reversed(page)]
-        if any("activities" in entry for entry in found):  # groups of an aggregated feed
-            inner = [a for group in found for a in group.get("activities") or []]
-            found = sorted((a for a in inner if str(a.get("id", "")) > since), key=_id)
-        return found
-
-
-def _id(activity: Activity) -> str:
-    return str(activity.get("id", ""))
+    def _saw_date(self, header: str | None) -> None:
+        """The server's time from a `Date` header (whole seconds: the middle of the second)."""
+        if header is None or self._server_time is None:
+            return
+        try:
+            self._server_time(parsedate_to_datetime(header).timestamp() + 0.5)
+        except (TypeError, ValueError):
+            return
 
 
 def _param(value: Any) -> str:

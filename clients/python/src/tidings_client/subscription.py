@@ -2,10 +2,12 @@
 
 Everything it does runs in one task, in the order it happened (an inbox): a live
 `feed.update`, and a *recovery* whenever the socket (re)connects or the server says `resync`:
-`subscribe {feed, since: last delivered id}`, the `missed` activities, then, with `more`,
-the rest over REST (`id_gt`). Live events that arrive meanwhile wait behind the recovery in
-the inbox, so the app gets each activity once, oldest first: an id already delivered is
-never delivered again (it is an update), whether it comes in `missed`, a REST page or live.
+`subscribe {feed, since}` (since: the ledger's, a little below the last delivered id), the
+`missed` activities, then, with `more`, further pages through `subscribe` with `since` the last
+id of the page before (a grouped feed comes activity by activity, never group by group). Live
+events that arrive meanwhile wait behind the recovery in the inbox, so the app gets each
+activity once, oldest first: an id already delivered is never delivered again (it is an
+update), whether it comes in `missed`, a further page or live.
 """
 
 from __future__ import annotations
@@ -146,18 +148,20 @@ class Subscription:
             started.set_result(None)
 
     async def _resubscribe(self) -> None:
-        request: dict[str, Any] = {"feed": self.feed}
-        if self.ledger.last is not None:
-            request["since"] = self.ledger.last
-        if self.presence is not None:
-            request["presence"] = self.presence
-        ack = await self.client.connection.call("subscribe", request)
-        self._acked_on = self.client.connection.connects
-        missed = [a for a in ack.get("missed") or [] if isinstance(a, dict)]
-        await self._deliver(missed)
-        if ack.get("more") and missed:
-            rest = await self.client.rest.newer_than(self.feed, str(missed[-1]["id"]))
-            await self._deliver(rest)
+        since = self.ledger.since()
+        while True:
+            request: dict[str, Any] = {"feed": self.feed}
+            if since is not None:
+                request["since"] = since
+            if self.presence is not None:
+                request["presence"] = self.presence
+            ack = await self.client.connection.call("subscribe", request)
+            self._acked_on = self.client.connection.connects
+            missed = [a for a in ack.get("missed") or [] if isinstance(a, dict)]
+            await self._deliver(missed)
+            if not (ack.get("more") and missed):
+                return
+            since = str(missed[-1]["id"])  # the next page: entries, not groups
 
     def _retry_later(self) -> None:
         if self._retry is None or self._retry.cancelled():
@@ -179,13 +183,13 @@ class Subscription:
     async def _deliver(self, activities: list[Activity], live: bool = False) -> None:
         """Each new one to `on_activity`, oldest first. One delivered already comes again
         when it was in `missed` and live (dropped), or when it was updated (to `on_update`,
-        live only); one older than the last delivered that this client has not seen (an
-        update of one delivered before a restart) goes to `on_update` too."""
+        live only); one below the ledger's `since` that this client has not seen (an update of
+        one delivered before a restart) goes to `on_update` too."""
         delivered = False
         for activity in self.ledger.sort(activities):
             activity_id = activity["id"]
             if self.ledger.is_new(activity_id):
-                self.ledger.record(activity)
+                self.ledger.delivered(activity)
                 delivered = True
                 await self._hand(self.on_activity, activity)
             elif live and not self.ledger.unchanged(activity):

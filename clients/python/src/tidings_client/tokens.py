@@ -1,5 +1,5 @@
-"""Tokens as the client sees them: opaque JWTs whose `exp` it reads (without verifying: the
-server does), to fetch a new one before it expires."""
+"""Tokens as the client sees them: opaque JWTs whose `exp` and `iat` it reads (without
+verifying: the server does), to fetch a new one before it expires."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ from collections.abc import Awaitable, Callable
 TokenSource = Callable[[], Awaitable[str] | str]
 
 
-def expires_at(token: str) -> float | None:
-    """The token's `exp` (seconds since the epoch), or None when it has none or is no JWT."""
+def claims_of(token: str) -> tuple[float | None, float | None]:
+    """The token's `exp` and `iat` (seconds since the epoch; None when absent or no JWT)."""
     try:
         body = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     except (IndexError, ValueError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+        return None, None
+    if not isinstance(claims, dict):
+        return None, None
+    return _seconds(claims.get("exp")), _seconds(claims.get("iat"))
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 async def fetch(source: TokenSource) -> str:

@@ -143,9 +143,8 @@ class Updates:
         self, feed: FeedId, body: object, grant: Grant, limits: Limits
     ) -> dict[str, Any]:
         """activity_to_targets: `{foreign_id, time, new_targets | added_targets,
-        removed_targets}` for an activity `feed` owns. Every target named is authorised as
-        `to` is (a feed_targets token of `feed`, which the SDK signs server-side, may name
-        any)."""
+        removed_targets}` for an activity `feed` owns. Every target named or dropped is
+        authorised (`_authorize`) before anything is read or changed."""
         if not isinstance(body, dict):
             raise InputError("the body must be an object", {"body": ["not an object"]})
         foreign_id, when = body.get("foreign_id"), body.get("time")
@@ -162,11 +161,13 @@ class Updates:
             wanted = activity_id(parse_time(when), foreign_id, {})
         except (ValueError, OverflowError) as exc:
             raise InputError("time is not a valid time", {"time": [str(exc)]}) from exc
-        replace, tokens = parse_targets(body.get("new_targets"), limits, "new_targets")
+        replace, new_tokens = parse_targets(body.get("new_targets"), limits, "new_targets")
         added, added_tokens = parse_targets(body.get("added_targets"), limits, "added_targets")
         removed, removed_tokens = parse_targets(
             body.get("removed_targets"), limits, "removed_targets"
         )
+        tokens = {**new_tokens, **added_tokens, **removed_tokens}
+        self._authorize(feed, grant, (replace, added, removed), tokens)
         origin = str(feed)
         stored = await self.activities.get(wanted)
         if stored is None or stored.removed or origin not in stored.owners:
@@ -189,18 +190,7 @@ class Updates:
         direct = {f for f, e in held.items() if e.origin is None}
         gained = [t for t in final if t not in direct and t != origin]
         lost = [t for t in dict.fromkeys((*current, *removed)) if t not in final]
-        secret = str(self.service.settings.auth.api_secret)
-        # A token scoped to retargeting this feed (as the SDK signs it server-side) names any
-        # target; a user token or a `feed` token only those it may write (or their tokens).
-        scoped = grant.resource in ("feed_targets", "*") and grant.allows(
-            "feed_targets", "write", feed
-        )
-
-        def by_scope(_: str) -> bool:
-            return scoped
-
-        all_tokens = {**tokens, **added_tokens, **removed_tokens}
-        authorize_feeds(grant, [*gained, *lost], all_tokens, secret, "targets", by_scope)
+        self._authorize(feed, grant, (lost,), tokens)  # what new_targets drops, too
         started = time.perf_counter()
         others = [o for o in stored.owners if o != origin]
         kept = stored.reach(others) | {origin}
@@ -233,6 +223,26 @@ class Updates:
             "added": gained,
             "removed": lost,
         }
+
+    def _authorize(
+        self,
+        feed: FeedId,
+        grant: Grant,
+        named: Sequence[Sequence[str]],
+        tokens: Mapping[str, str],
+    ) -> None:
+        """Every target a retarget names or drops is authorised as a `to` entry of an add:
+        a token that may write it, or the token the entry carries after a space. A token for
+        retargeting this very feed (`resource: "feed_targets"`, what Stream's SDKs sign
+        server-side for this call) names any target; a wider resource (`*`, a room token)
+        does not stand for it."""
+        settings = self.service.settings
+        scoped = grant.resource == "feed_targets" and grant.allows("feed_targets", "write", feed)
+        targets = list(dict.fromkeys(t for group in named for t in group))
+        authorize_feeds(
+            grant, targets, tokens, str(settings.auth.api_secret), settings.feeds, "targets",
+            lambda _: scoped,
+        )  # fmt: skip
 
     async def _drop(
         self, target: str, activity: str, foreign_id: str | None, held: Entry

@@ -17,7 +17,7 @@ user's reference (`SU:<id>`, what the SDKs send for `client.currentUser`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -136,47 +136,51 @@ def authorize_targets(
     token may write anywhere) authorises it; else the entry's own feed token (after the space,
     as the SDKs send it) must allow writing it. One unauthorised entry refuses the request
     whole (NotAllowedError), before anything is stored."""
-    entry_grants: dict[str, Grant | None] = {}  # each distinct entry token verified once
+    entries = _EntryTokens(secret, groups)
     for index, activity in enumerate(activities):
+        field = f"activities[{index}].to" if batch else "to"
         for feed in activity.to:
-            if grant.may_write(feed):
-                continue
-            token = activity.to_tokens.get(feed)
-            if token is not None and token not in entry_grants:
-                entry_grants[token] = entry_grant(token, secret, groups)
-            entry = entry_grants.get(token) if token is not None else None
-            if entry is not None and entry.may_write(feed):
-                continue
-            field = f"activities[{index}].to" if batch else "to"
-            why = "its feed token does not allow writing it" if token else "no token allows it"
-            raise NotAllowedError(
-                f"you don't have permission to write feed {feed} (named in to)",
-                {field: [f"{feed}: {why}"]},
-            )
+            entries.require_write(grant, feed, activity.to_tokens.get(feed), field)
 
 
-def authorize_feeds(
+def authorize_retarget(
     grant: Grant,
-    feeds: Sequence[str],
+    feed: FeedId,
+    targets: Sequence[str],
     tokens: Mapping[str, str],
     secret: str,
     groups: Collection[str],
-    field: str,
-    allowed: Callable[[str], bool] | None = None,
 ) -> None:
-    """As `authorize_targets`, for a plain list of feeds (the targets of
-    activity_to_targets): each is allowed when `grant` may write it, or `allowed(feed)`, or
-    the token the entry carried after a space allows writing it. One refusal refuses all."""
-    entry_grants: dict[str, Grant | None] = {}
-    for feed in feeds:
-        if grant.may_write(feed) or (allowed is not None and allowed(feed)):
-            continue
-        token = tokens.get(feed)
-        if token is not None and token not in entry_grants:
-            entry_grants[token] = entry_grant(token, secret, groups)
-        entry = entry_grants.get(token) if token is not None else None
-        if entry is not None and entry.may_write(feed):
-            continue
+    """activity_to_targets: each target it adds, replaces or drops is authorised as a `to`
+    entry of an add: `grant` may write it, or the token the entry carried after a space does.
+    A token for retargeting this very feed (`resource: "feed_targets"`, what Stream's SDKs sign
+    server-side for this call) names any target; a wider resource (`*`, a raid room's token)
+    does not stand for it. One refusal refuses all (NotAllowedError)."""
+    if grant.resource == "feed_targets" and grant.allows("feed_targets", "write", feed):
+        return
+    entries = _EntryTokens(secret, groups)
+    for target in dict.fromkeys(targets):
+        entries.require_write(grant, target, tokens.get(target), "targets")
+
+
+class _EntryTokens:
+    """The feed tokens one request carries beside feeds (`"user:44 <token>"`), each verified
+    once."""
+
+    def __init__(self, secret: str, groups: Collection[str]) -> None:
+        self.secret, self.groups = secret, groups
+        self.verified: dict[str, Grant | None] = {}
+
+    def require_write(self, grant: Grant, feed: str, token: str | None, field: str) -> None:
+        """`grant` may write `feed`, or else `token` (the entry's own) may."""
+        if grant.may_write(feed):
+            return
+        if token is not None:
+            if token not in self.verified:
+                self.verified[token] = entry_grant(token, self.secret, self.groups)
+            entry = self.verified[token]
+            if entry is not None and entry.may_write(feed):
+                return
         why = "its feed token does not allow writing it" if token else "no token allows it"
         raise NotAllowedError(
             f"you don't have permission to write feed {feed} (named in {field})",

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..auth import Grant, authorize_feeds
+from ..auth import Grant, authorize_retarget
 from ..domain.activities import (
     Activity,
     Change,
@@ -144,7 +144,7 @@ class Updates:
     ) -> dict[str, Any]:
         """activity_to_targets: `{foreign_id, time, new_targets | added_targets,
         removed_targets}` for an activity `feed` owns. Every target named or dropped is
-        authorised (`_authorize`) before anything is read or changed."""
+        authorised (`authorize_retarget`) before anything is changed."""
         if not isinstance(body, dict):
             raise InputError("the body must be an object", {"body": ["not an object"]})
         foreign_id, when = body.get("foreign_id"), body.get("time")
@@ -167,7 +167,8 @@ class Updates:
             body.get("removed_targets"), limits, "removed_targets"
         )
         tokens = {**new_tokens, **added_tokens, **removed_tokens}
-        self._authorize(feed, grant, (replace, added, removed), tokens)
+        secret, groups = str(self.service.settings.auth.api_secret), self.service.settings.feeds
+        authorize_retarget(grant, feed, [*replace, *added, *removed], tokens, secret, groups)
         origin = str(feed)
         stored = await self.activities.get(wanted)
         if stored is None or stored.removed or origin not in stored.owners:
@@ -190,7 +191,7 @@ class Updates:
         direct = {f for f, e in held.items() if e.origin is None}
         gained = [t for t in final if t not in direct and t != origin]
         lost = [t for t in dict.fromkeys((*current, *removed)) if t not in final]
-        self._authorize(feed, grant, (lost,), tokens)  # what new_targets drops, too
+        authorize_retarget(grant, feed, lost, tokens, secret, groups)  # new_targets' drops too
         started = time.perf_counter()
         others = [o for o in stored.owners if o != origin]
         kept = stored.reach(others) | {origin}
@@ -223,26 +224,6 @@ class Updates:
             "added": gained,
             "removed": lost,
         }
-
-    def _authorize(
-        self,
-        feed: FeedId,
-        grant: Grant,
-        named: Sequence[Sequence[str]],
-        tokens: Mapping[str, str],
-    ) -> None:
-        """Every target a retarget names or drops is authorised as a `to` entry of an add:
-        a token that may write it, or the token the entry carries after a space. A token for
-        retargeting this very feed (`resource: "feed_targets"`, what Stream's SDKs sign
-        server-side for this call) names any target; a wider resource (`*`, a room token)
-        does not stand for it."""
-        settings = self.service.settings
-        scoped = grant.resource == "feed_targets" and grant.allows("feed_targets", "write", feed)
-        targets = list(dict.fromkeys(t for group in named for t in group))
-        authorize_feeds(
-            grant, targets, tokens, str(settings.auth.api_secret), settings.feeds, "targets",
-            lambda _: scoped,
-        )  # fmt: skip
 
     async def _drop(
         self, target: str, activity: str, foreign_id: str | None, held: Entry

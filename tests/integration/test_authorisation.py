@@ -88,6 +88,8 @@ def test_removing_or_replacing_targets_needs_the_right_to_write_them(
     player.refused("POST", targets_path(room), {**move, "removed_targets": [victim]})
     player.refused("POST", targets_path(room), {**move, "new_targets": []})
     assert server_api.ids(victim) == [added]
+    stored = server_api.ok("GET", "activities/", ids=added)["results"]
+    assert [a["to"] for a in stored] == [[victim]]
     marker = watcher.quiet(added, victim)
     # A user token on its own feed: the same for a target the backend added.
     bob = Api(server, {"user_id": f"{uid}bob"})

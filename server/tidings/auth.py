@@ -3,16 +3,21 @@
 Three kinds (DESIGN.md "Tokens"):
 - server token `{"resource": "*", "action": "*", "feed_id": "*"}`: everything;
 - scoped token `{"resource", "action", "feed_id"}`: one resource and action on one feed, the feed
-  written `timeline42` (as the SDKs do) or `timeline:42`;
-- user token `{"user_id": "bob"}`: read every feed of user id `bob`, write only `user:bob`;
+  written `timeline42` (as the SDKs do) or `timeline:42`; the compact form is resolved against
+  the configured groups when the token is read, so that it names exactly one feed
+  (`domain.feeds.scope_feed`);
+- user token `{"user_id": "bob"}`: read, follow from, unfollow from and mark every feed of user
+  id `bob`; add to and remove from only `user:bob`;
 - scoped user token: a scoped token with a `user_id` as well: the scope authorises (as a scoped
   token's), the user names who acts (the presence member of a raid room).
+A token that names a user acts as that user: it may not add an activity whose actor is another
+user's reference (`SU:<id>`, what the SDKs send for `client.currentUser`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,11 +25,12 @@ import jwt
 
 from .domain.activities import Activity
 from .domain.errors import NotAllowedError, SignatureError
-from .domain.feeds import FeedId
+from .domain.feeds import FeedId, scope_feed
 
 Action = Literal["read", "write", "delete"]
 Resource = Literal["feed", "follower", "activities", "feed_targets"]
 USER_WRITE_GROUP = "user"
+USER_REFERENCE = "SU:"  # how Stream's SDKs write a user in an activity (`SU:bob`)
 
 
 @dataclass(frozen=True)
@@ -36,17 +42,18 @@ class Grant:
     feed_id: str | None
     user_id: str | None
     expires_at: float | None
+    feed: FeedId | None = None  # the one feed `feed_id` names (none when "*" or unknown)
 
     def allows(self, resource: Resource, action: Action, feed: FeedId) -> bool:
         if self.resource is not None:
             return (
                 (self.resource == "*" or self.resource == resource)
                 and (self.action == "*" or self.action == action)
-                and self.feed_id in ("*", feed.compact, str(feed))
+                and (self.feed_id == "*" or self.feed == feed)
             )
         if self.user_id is None:
             return False
-        if action == "read":
+        if action == "read" or resource == "follower":
             return feed.user_id == self.user_id
         return feed == FeedId(USER_WRITE_GROUP, self.user_id)
 
@@ -71,6 +78,12 @@ class Grant:
                 f'server-side token for every feed (feed_id "*")'
             )
 
+    def may_read_to_follow(self, target: FeedId) -> bool:
+        """Whether this token may read `target` for a follow of it: a scope (or user token)
+        that reads it, or a token for the follows of every feed (`feed_id: "*"`, as the SDKs
+        sign follow_many/ server-side). A room token reads its own room, no other."""
+        return self.allows("feed", "read", target) or self.app_wide("follower", "write")
+
     def may_write(self, feed: str) -> bool:
         """Whether this token may add activities to `feed` (a stored `group:user_id`)."""
         group, _, user_id = feed.partition(":")
@@ -81,54 +94,93 @@ class Grant:
         return self.expires_at is not None and self.expires_at <= time.time()
 
 
+def authorize_add(
+    grant: Grant,
+    activities: Sequence[Activity],
+    secret: str,
+    groups: Collection[str],
+    batch: bool = False,
+) -> None:
+    """Everything an add names besides its feed: each activity's actor, then each `to`
+    feed. One refusal refuses the request whole (NotAllowedError), before anything is
+    stored. `batch`: name the fields as in a batch add (`activities[i].to`)."""
+    authorize_actors(grant, activities, batch)
+    authorize_targets(grant, activities, secret, groups, batch)
+
+
+def authorize_actors(grant: Grant, activities: Sequence[Activity], batch: bool = False) -> None:
+    """No impersonation, as Stream: a token that names a user may not add an activity whose
+    actor is another user's reference (`SU:<id>`); its own reference and any other string
+    are accepted. A token for every feed (a server token) may name any actor."""
+    if grant.user_id is None or grant.app_wide("feed", "write"):
+        return
+    own = USER_REFERENCE + grant.user_id
+    for index, activity in enumerate(activities):
+        actor = activity.data.get("actor")
+        if isinstance(actor, str) and actor.startswith(USER_REFERENCE) and actor != own:
+            field = f"activities[{index}].actor" if batch else "actor"
+            raise NotAllowedError(
+                f"user {grant.user_id} may not add an activity as {actor}",
+                {field: [f"{actor} is not {own}: a user token acts as its own user"]},
+            )
+
+
 def authorize_targets(
-    grant: Grant, activities: Sequence[Activity], secret: str, batch: bool = False
+    grant: Grant,
+    activities: Sequence[Activity],
+    secret: str,
+    groups: Collection[str],
+    batch: bool = False,
 ) -> None:
     """DESIGN.md: every `to` feed is authorised. A token that may write the feed (a server
     token may write anywhere) authorises it; else the entry's own feed token (after the space,
     as the SDKs send it) must allow writing it. One unauthorised entry refuses the request
-    whole (NotAllowedError), before anything is stored. `batch`: name the fields as in a
-    batch add (`activities[i].to`)."""
-    entry_grants: dict[str, Grant | None] = {}  # each distinct entry token verified once
+    whole (NotAllowedError), before anything is stored."""
+    entries = _EntryTokens(secret, groups)
     for index, activity in enumerate(activities):
+        field = f"activities[{index}].to" if batch else "to"
         for feed in activity.to:
-            if grant.may_write(feed):
-                continue
-            token = activity.to_tokens.get(feed)
-            if token is not None and token not in entry_grants:
-                entry_grants[token] = _entry_grant(token, secret)
-            entry = entry_grants.get(token) if token is not None else None
-            if entry is not None and not entry.expired and entry.may_write(feed):
-                continue
-            field = f"activities[{index}].to" if batch else "to"
-            why = "its feed token does not allow writing it" if token else "no token allows it"
-            raise NotAllowedError(
-                f"you don't have permission to write feed {feed} (named in to)",
-                {field: [f"{feed}: {why}"]},
-            )
+            entries.require_write(grant, feed, activity.to_tokens.get(feed), field)
 
 
-def authorize_feeds(
+def authorize_retarget(
     grant: Grant,
-    feeds: Sequence[str],
+    feed: FeedId,
+    targets: Sequence[str],
     tokens: Mapping[str, str],
     secret: str,
-    field: str,
-    allowed: Callable[[str], bool] | None = None,
+    groups: Collection[str],
 ) -> None:
-    """As `authorize_targets`, for a plain list of feeds (the targets of
-    activity_to_targets): each is allowed when `grant` may write it, or `allowed(feed)`, or
-    the token the entry carried after a space allows writing it. One refusal refuses all."""
-    entry_grants: dict[str, Grant | None] = {}
-    for feed in feeds:
-        if grant.may_write(feed) or (allowed is not None and allowed(feed)):
-            continue
-        token = tokens.get(feed)
-        if token is not None and token not in entry_grants:
-            entry_grants[token] = _entry_grant(token, secret)
-        entry = entry_grants.get(token) if token is not None else None
-        if entry is not None and not entry.expired and entry.may_write(feed):
-            continue
+    """activity_to_targets: each target it adds, replaces or drops is authorised as a `to`
+    entry of an add: `grant` may write it, or the token the entry carried after a space does.
+    A token for retargeting this very feed (`resource: "feed_targets"`, what Stream's SDKs sign
+    server-side for this call) names any target; a wider resource (`*`, a raid room's token)
+    does not stand for it. One refusal refuses all (NotAllowedError)."""
+    if grant.resource == "feed_targets" and grant.allows("feed_targets", "write", feed):
+        return
+    entries = _EntryTokens(secret, groups)
+    for target in dict.fromkeys(targets):
+        entries.require_write(grant, target, tokens.get(target), "targets")
+
+
+class _EntryTokens:
+    """The feed tokens one request carries beside feeds (`"user:44 <token>"`), each verified
+    once."""
+
+    def __init__(self, secret: str, groups: Collection[str]) -> None:
+        self.secret, self.groups = secret, groups
+        self.verified: dict[str, Grant | None] = {}
+
+    def require_write(self, grant: Grant, feed: str, token: str | None, field: str) -> None:
+        """`grant` may write `feed`, or else `token` (the entry's own) may."""
+        if grant.may_write(feed):
+            return
+        if token is not None:
+            if token not in self.verified:
+                self.verified[token] = entry_grant(token, self.secret, self.groups)
+            entry = self.verified[token]
+            if entry is not None and entry.may_write(feed):
+                return
         why = "its feed token does not allow writing it" if token else "no token allows it"
         raise NotAllowedError(
             f"you don't have permission to write feed {feed} (named in {field})",
@@ -136,15 +188,41 @@ def authorize_feeds(
         )
 
 
-def _entry_grant(token: str, secret: str) -> Grant | None:
+def authorize_follow_target(
+    grant: Grant,
+    target: FeedId,
+    target_token: str | None,
+    secret: str,
+    groups: Collection[str],
+    field: str = "target",
+) -> None:
+    """A follow of a private feed (its group's `follow = "readers"`) needs the right to read
+    it: the request's token (`Grant.may_read_to_follow`), or the follow's `target_token` (what
+    Stream's Python SDK sends). Refused: NotAllowedError, before anything is stored."""
+    if grant.may_read_to_follow(target):
+        return
+    entry = entry_grant(target_token, secret, groups) if target_token else None
+    if entry is not None and entry.may_read_to_follow(target):
+        return
+    why = "target_token does not allow reading it" if target_token else "no token may read it"
+    raise NotAllowedError(
+        f"you don't have permission to follow {target}: its feeds are private", {field: [why]}
+    )
+
+
+def entry_grant(token: str, secret: str, groups: Collection[str]) -> Grant | None:
+    """What a token sent beside a feed grants (a `to` entry's, a follow's `target_token`):
+    None when it is not a valid token (it then authorises nothing)."""
     try:
-        return decode_token(token, secret)
+        grant = decode_token(token, secret, groups)
     except SignatureError:
         return None
+    return None if grant.expired else grant
 
 
-def decode_token(token: str | None, secret: str) -> Grant:
-    """Verify a token (a `Bearer ` prefix is accepted) and say what it grants."""
+def decode_token(token: str | None, secret: str, groups: Collection[str]) -> Grant:
+    """Verify a token (a `Bearer ` prefix is accepted) and say what it grants; its `feed_id`
+    is resolved against the configured feed `groups` (`domain.feeds.scope_feed`)."""
     if not token:
         raise SignatureError("missing authentication token (Authorization header)")
     token = token.removeprefix("Bearer ").strip()
@@ -160,12 +238,14 @@ def decode_token(token: str | None, secret: str) -> Grant:
     user_id = claims.get("user_id")
     if resource is None and user_id is None:
         raise SignatureError("token names neither a resource nor a user_id")
+    scope = None if feed_id is None else str(feed_id)
     return Grant(
         resource=None if resource is None else str(resource),
         action=None if action is None else str(action),
-        feed_id=None if feed_id is None else str(feed_id),
+        feed_id=scope,
         user_id=None if user_id is None else str(user_id),
         expires_at=float(claims["exp"]) if "exp" in claims else None,
+        feed=None if scope is None or scope == "*" else scope_feed(scope, groups),
     )
 
 
@@ -186,8 +266,9 @@ def feed_token(
 ) -> str:
     """A token for one feed and one action (`*`: every action): by default a read token, as a
     backend hands to a client that only watches it. With `user_id`, a scoped user token: the
-    scope authorises, the user names the member (a raid room's)."""
-    claims: dict[str, Any] = {"resource": "*", "action": action, "feed_id": feed.compact}
+    scope authorises, the user names the member (a raid room's). The feed is written with
+    its colon, which names one feed whatever groups are configured."""
+    claims: dict[str, Any] = {"resource": "*", "action": action, "feed_id": str(feed)}
     if user_id is not None:
         claims["user_id"] = user_id
     return _sign(claims, secret, ttl)

@@ -134,6 +134,9 @@ class ActivitySettings:
 
 FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
 GROUPED_TYPES = (AGGREGATED, NOTIFICATION)
+# Who may follow a group's feeds: whoever may write the follower feed (Stream's rule), or only
+# a token that may read the followed feed too (private feeds: raid rooms).
+FOLLOW_OPEN, FOLLOW_READERS = "open", "readers"
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class FeedGroup:
     name: str
     type: str = FLAT
     followable: bool = True
+    follow: str = FOLLOW_OPEN
     realtime: bool = True
     presence: bool = False
     aggregation: AggregationFormat | None = None
@@ -290,6 +294,9 @@ class _ActivitiesSchema(_Section):
 class _FeedGroupSchema(_Section):
     type = fields.String(load_default=FLAT, validate=validate.OneOf([FLAT, *GROUPED_TYPES]))
     followable = fields.Boolean()
+    follow = fields.String(
+        load_default=FOLLOW_OPEN, validate=validate.OneOf([FOLLOW_OPEN, FOLLOW_READERS])
+    )
     realtime = fields.Boolean(load_default=True)
     presence = fields.Boolean(load_default=False)
     aggregation_format = fields.String(validate=validate.Length(min=1, max=4096))

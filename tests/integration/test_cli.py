@@ -118,7 +118,7 @@ def test_token_needs_exactly_one_kind() -> None:
 
 def test_a_raid_member_token_carries_the_scope_and_the_user() -> None:
     claims = decode(cli_token("--feed", "raid:42", "--user", "bob", "--action", "write"))
-    assert claims == {"resource": "*", "action": "write", "feed_id": "raid42", "user_id": "bob"}
+    assert claims == {"resource": "*", "action": "write", "feed_id": "raid:42", "user_id": "bob"}
     everything = decode(cli_token("--feed", "raid:42", "--user", "bob", "--action", "*"))
     assert everything["action"] == "*" and everything["user_id"] == "bob"
 

@@ -12,6 +12,7 @@ from tidings.domain.activities import Limits, parse_activities, parse_activity
 from tidings.domain.errors import InputError, NotAllowedError, PayloadTooLargeError
 
 SECRET = "unit-test-secret-0123456789-abcdef"
+GROUPS = ("user", "timeline", "raid", "notification", "timeline_aggregated")
 LIMITS = Limits(
     groups={"user", "raid"}, max_bytes=10240, max_to=5, max_batch=3, max_batch_bytes=2000,
     max_future_seconds=600,
@@ -33,34 +34,35 @@ def test_to_keeps_each_entrys_token_by_feed() -> None:
 
 
 def test_a_user_token_may_name_only_feeds_it_may_write() -> None:
-    bob = decode_token(user_token("bob", SECRET), SECRET)
-    authorize_targets(bob, [parse_activity(act(to=["user:bob"]), LIMITS)], SECRET)
+    bob = decode_token(user_token("bob", SECRET), SECRET, GROUPS)
+    authorize_targets(bob, [parse_activity(act(to=["user:bob"]), LIMITS)], SECRET, GROUPS)
     with pytest.raises(NotAllowedError) as caught:
-        authorize_targets(bob, [parse_activity(act(to=["raid:1"]), LIMITS)], SECRET)
+        authorize_targets(bob, [parse_activity(act(to=["raid:1"]), LIMITS)], SECRET, GROUPS)
     assert "to" in caught.value.fields
     batch = parse_activities({"activities": [act(), act(to=["raid:1"])]}, LIMITS)
     with pytest.raises(NotAllowedError) as caught:
-        authorize_targets(bob, batch, SECRET, batch=True)
+        authorize_targets(bob, batch, SECRET, GROUPS, batch=True)
     assert "activities[1].to" in caught.value.fields
 
 
 def test_an_entry_token_authorises_its_feed_only_for_writing() -> None:
-    bob = decode_token(user_token("bob", SECRET), SECRET)
+    bob = decode_token(user_token("bob", SECRET), SECRET, GROUPS)
     write = sign({"resource": "feed", "action": "write", "feed_id": "raid1"})
     read = sign({"resource": "feed", "action": "read", "feed_id": "raid1"})
     other = sign({"resource": "feed", "action": "*", "feed_id": "raid2"})
     expired = sign({"resource": "*", "action": "*", "feed_id": "*", "exp": 1})
     wrong_secret = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, "x" * 32)
-    authorize_targets(bob, [parse_activity(act(to=[f"raid:1 {write}"]), LIMITS)], SECRET)
+    authorize_targets(bob, [parse_activity(act(to=[f"raid:1 {write}"]), LIMITS)], SECRET, GROUPS)
     for bad in (read, other, expired, wrong_secret, "garbage"):
         activity = parse_activity(act(to=[f"raid:1 {bad}"]), LIMITS)
         with pytest.raises(NotAllowedError):
-            authorize_targets(bob, [activity], SECRET)
+            authorize_targets(bob, [activity], SECRET, GROUPS)
 
 
 def test_a_server_token_may_name_any_feed() -> None:
-    server = decode_token(server_token(SECRET), SECRET)
-    authorize_targets(server, [parse_activity(act(to=["raid:1", "user:x"]), LIMITS)], SECRET)
+    server = decode_token(server_token(SECRET), SECRET, GROUPS)
+    activity = parse_activity(act(to=["raid:1", "user:x"]), LIMITS)
+    authorize_targets(server, [activity], SECRET, GROUPS)
 
 
 def test_a_batch_is_bounded_in_count_and_bytes_before_anything_else() -> None:

@@ -10,6 +10,7 @@ from tidings.domain.feeds import FeedId
 from tidings.realtime.rate import TokenBucket
 
 SECRET = "unit-test-secret-0123456789-abcdef"
+GROUPS = ("user", "timeline", "raid", "notification", "timeline_aggregated")
 RAID = FeedId("raid", "42")
 
 
@@ -23,12 +24,12 @@ def test_the_bucket_allows_a_burst_then_the_rate_and_never_more() -> None:
 
 
 def test_a_scoped_user_token_authorises_by_its_scope_and_names_the_member() -> None:
-    grant = decode_token(feed_token(RAID, SECRET, action="*", user_id="bob"), SECRET)
+    grant = decode_token(feed_token(RAID, SECRET, action="*", user_id="bob"), SECRET, GROUPS)
     assert grant.user_id == "bob"
     assert grant.allows("feed", "read", RAID) and grant.allows("feed", "write", RAID)
     assert not grant.allows("feed", "read", FeedId("raid", "43"))
     assert not grant.allows("feed", "write", FeedId("user", "bob"))  # the scope, not the user
-    reader = decode_token(feed_token(RAID, SECRET, user_id="bob"), SECRET)
+    reader = decode_token(feed_token(RAID, SECRET, user_id="bob"), SECRET, GROUPS)
     assert reader.allows("feed", "read", RAID) and not reader.allows("feed", "write", RAID)
 
 

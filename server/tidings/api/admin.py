@@ -23,7 +23,8 @@ from ..store.deliveries import DeliveryStore
 def require_server_token(request: web.Request) -> None:
     """401 without a valid token (SignatureError), 403 for any token but a server token."""
     settings = request.app[SETTINGS]
-    grant = decode_token(request.headers.get("Authorization"), str(settings.auth.api_secret))
+    token = request.headers.get("Authorization")
+    grant = decode_token(token, str(settings.auth.api_secret), settings.feeds.keys())
     if not (grant.resource == "*" and grant.action == "*" and grant.feed_id == "*"):
         raise NotAllowedError("admin stats need a server token (resource, action, feed_id: *)")
 

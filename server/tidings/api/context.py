@@ -28,7 +28,8 @@ def authenticate(request: web.Request) -> Grant:
     auth_type = request.headers.get("stream-auth-type", "jwt").lower()
     if auth_type != "jwt":
         raise SignatureError(f"stream-auth-type {auth_type!r} is not supported; use jwt")
-    grant = decode_token(request.headers.get("Authorization"), str(settings.auth.api_secret))
+    token = request.headers.get("Authorization")
+    grant = decode_token(token, str(settings.auth.api_secret), settings.feeds.keys())
     request[GRANT] = grant
     return grant
 

@@ -1,7 +1,8 @@
 """Follows: `POST feed/{slug}/{user_id}/follows/`, `DELETE …/follows/{target}/`, the
 `followers/` and `follows/` listings, and the batch calls `follow_many/` and `unfollow_many/`
 (server token only, as Stream: at most `fanout.max_follow_many` entries, the whole batch
-validated before anything is stored)."""
+validated before anything is stored). A follow's target in a group whose feeds are private
+(`follow = "readers"`) needs the right to read it, in both."""
 
 from __future__ import annotations
 
@@ -10,21 +11,24 @@ from typing import Any
 from aiohttp import web
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from ..auth import authorize_follow_target
+from ..config import FOLLOW_READERS
 from ..domain.errors import FeedConfigError, InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.validation import input_error
 from ..keys import SERVICE, SETTINGS
 from ..store.follows import Follow
 from . import params
-from .context import authenticate, authorize, json_body
+from .context import GRANT, authenticate, authorize, json_body
 from .errors import answer
 
 
 class FollowSchema(Schema):
     class Meta:
-        unknown = EXCLUDE  # target_token: the SDKs send it; the request's token authorises
+        unknown = EXCLUDE
 
     target = fields.String(required=True)
+    target_token = fields.String(load_default=None)  # the SDKs send it: a token for the target
     activity_copy_limit = fields.Integer(load_default=None, validate=validate.Range(min=0))
 
 
@@ -36,6 +40,7 @@ async def follow(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise input_error(exc) from exc
     target = parse_feed_id(body["target"], settings.feeds.keys(), "target")
+    _may_follow(request, target, body["target_token"], "target")
     limit = _copy_limit(request, body["activity_copy_limit"])
     await request.app[SERVICE].follow(source, target, limit)
     return answer(request, {}, status=201)
@@ -63,6 +68,15 @@ async def following(request: web.Request) -> web.Response:
     limit, offset, only = _listing(request)
     rows = await request.app[SERVICE].following(feed, limit, offset, only)
     return answer(request, {"results": _rows(rows)})
+
+
+def _may_follow(request: web.Request, target: FeedId, token: str | None, field: str) -> None:
+    """A target in a group whose feeds are private (`follow = "readers"`) needs the right to
+    read it; any other may be followed by whoever may write the follower, as in Stream."""
+    settings = request.app[SETTINGS]
+    if settings.feeds[target.group].follow == FOLLOW_READERS:
+        secret = str(settings.auth.api_secret)
+        authorize_follow_target(request[GRANT], target, token, secret, settings.feeds, field)
 
 
 def _listing(request: web.Request) -> tuple[int, int, list[str]]:
@@ -161,6 +175,7 @@ async def follow_many(request: web.Request) -> web.Response:
                 f"feeds of group {target.group} cannot be followed",
                 {f"[{i}].target": [f"feed group {target.group} is not followable"]},
             )
+        _may_follow(request, target, None, f"[{i}].target")
     pairs = [(str(s), str(t)) for s, t, _ in entries]
     await request.app[SERVICE].follow_service.follow_many(pairs, limit)
     return answer(request, {}, status=201)

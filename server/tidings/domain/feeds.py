@@ -25,6 +25,24 @@ class FeedId(NamedTuple):
         return f"{self.group}{self.user_id}"
 
 
+def scope_feed(value: str, groups: Collection[str]) -> FeedId | None:
+    """The one feed a token's `feed_id` names. `timeline:42` names `timeline:42`; the compact
+    form Stream's SDKs sign (`timeline42`) names the feed of the *longest* configured group it
+    begins with whose rest is a valid user id: with the groups `timeline` and
+    `timeline_aggregated`, `timeline_aggregatedalice` is `timeline_aggregated:alice`, never
+    `timeline:_aggregatedalice` (a token for that feed must be signed with the colon). None
+    when it names no feed of a configured group."""
+    group, sep, user_id = value.partition(":")
+    if sep:
+        valid = GROUP_RE.match(group) and USER_ID_RE.match(user_id) and group in groups
+        return FeedId(group, user_id) if valid else None
+    for group in sorted(groups, key=len, reverse=True):
+        user_id = value[len(group) :]
+        if value.startswith(group) and USER_ID_RE.match(user_id):
+            return FeedId(group, user_id)
+    return None
+
+
 def parse_feed(group: str, user_id: str, groups: Collection[str], field: str = "feed") -> FeedId:
     """Check a feed's parts: well formed, and a configured group."""
     if not GROUP_RE.match(group) or not USER_ID_RE.match(user_id):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..auth import Grant, authorize_targets
+from ..auth import Grant, authorize_add
 from ..config import Settings
 from ..domain.activities import Activity, Limits, parse_activities
 from ..domain.errors import FeedConfigError, InputError
@@ -92,7 +92,7 @@ class FeedService:
         replace what another feed published unless it may write that feed too (a server token
         may). `batch` names refused fields as in a batch add."""
         grant.require("feed", "write", feed)
-        authorize_targets(grant, new, str(self.settings.auth.api_secret), batch)
+        authorize_add(grant, new, str(self.settings.auth.api_secret), self.settings.feeds, batch)
         started = time.perf_counter()
         origin = str(feed)
         feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
@@ -107,7 +107,7 @@ class FeedService:
         whatever the feed count. Every feed and `to` feed is authorised before anything."""
         for feed in feeds:
             grant.require("feed", "write", feed)
-        authorize_targets(grant, [activity], str(self.settings.auth.api_secret))
+        authorize_add(grant, [activity], str(self.settings.auth.api_secret), self.settings.feeds)
         started = time.perf_counter()
         owners = list(dict.fromkeys(str(f) for f in feeds))
         placed = {activity.id: list(dict.fromkeys((*owners, *activity.to)))}

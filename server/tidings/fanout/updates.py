@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..auth import Grant, authorize_feeds
+from ..auth import Grant, authorize_retarget
 from ..domain.activities import (
     Activity,
     Change,
@@ -143,9 +143,8 @@ class Updates:
         self, feed: FeedId, body: object, grant: Grant, limits: Limits
     ) -> dict[str, Any]:
         """activity_to_targets: `{foreign_id, time, new_targets | added_targets,
-        removed_targets}` for an activity `feed` owns. Every target named is authorised as
-        `to` is (a feed_targets token of `feed`, which the SDK signs server-side, may name
-        any)."""
+        removed_targets}` for an activity `feed` owns. Every target named or dropped is
+        authorised (`authorize_retarget`) before anything is changed."""
         if not isinstance(body, dict):
             raise InputError("the body must be an object", {"body": ["not an object"]})
         foreign_id, when = body.get("foreign_id"), body.get("time")
@@ -162,11 +161,14 @@ class Updates:
             wanted = activity_id(parse_time(when), foreign_id, {})
         except (ValueError, OverflowError) as exc:
             raise InputError("time is not a valid time", {"time": [str(exc)]}) from exc
-        replace, tokens = parse_targets(body.get("new_targets"), limits, "new_targets")
+        replace, new_tokens = parse_targets(body.get("new_targets"), limits, "new_targets")
         added, added_tokens = parse_targets(body.get("added_targets"), limits, "added_targets")
         removed, removed_tokens = parse_targets(
             body.get("removed_targets"), limits, "removed_targets"
         )
+        tokens = {**new_tokens, **added_tokens, **removed_tokens}
+        secret, groups = str(self.service.settings.auth.api_secret), self.service.settings.feeds
+        authorize_retarget(grant, feed, [*replace, *added, *removed], tokens, secret, groups)
         origin = str(feed)
         stored = await self.activities.get(wanted)
         if stored is None or stored.removed or origin not in stored.owners:
@@ -189,18 +191,7 @@ class Updates:
         direct = {f for f, e in held.items() if e.origin is None}
         gained = [t for t in final if t not in direct and t != origin]
         lost = [t for t in dict.fromkeys((*current, *removed)) if t not in final]
-        secret = str(self.service.settings.auth.api_secret)
-        # A token scoped to retargeting this feed (as the SDK signs it server-side) names any
-        # target; a user token or a `feed` token only those it may write (or their tokens).
-        scoped = grant.resource in ("feed_targets", "*") and grant.allows(
-            "feed_targets", "write", feed
-        )
-
-        def by_scope(_: str) -> bool:
-            return scoped
-
-        all_tokens = {**tokens, **added_tokens, **removed_tokens}
-        authorize_feeds(grant, [*gained, *lost], all_tokens, secret, "targets", by_scope)
+        authorize_retarget(grant, feed, lost, tokens, secret, groups)  # new_targets' drops too
         started = time.perf_counter()
         others = [o for o in stored.owners if o != origin]
         kept = stored.reach(others) | {origin}

@@ -157,7 +157,7 @@ class Handlers:
         token = normalised_token(auth)
         grant = self.grants.get(token)
         if grant is None:
-            grant = decode_token(token, self._secret)
+            grant = decode_token(token, self._secret, self._groups)
             self.grants.put(token, grant)
         elif grant.expired:
             raise SignatureError("token has expired")
@@ -280,7 +280,7 @@ class Handlers:
         return {"ok": True}
 
     async def refresh(self, peer: Peer, data: Any) -> Ack:
-        grant = decode_token(normalised_token(payload(data, "{token}")), self._secret)
+        grant = decode_token(normalised_token(payload(data, "{token}")), self._secret, self._groups)
         feeds = [parse_feed_id(feed, self._groups) for feed in peer.feeds()]
         dropped = [str(feed) for feed in feeds if not grant.allows("feed", "read", feed)]
         for feed in dropped:

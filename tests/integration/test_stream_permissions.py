@@ -1,0 +1,202 @@
+"""Stream's own permission cases (its JS suites test/integration/cloud/permissions.js and
+follow_list.js), played with Stream's npm SDK `getstream` as a browser app holds it (one user
+token per user) wherever the SDK's path is served here, and with raw requests for the follow
+calls (the npm SDK spells them `following/`). Also what a user token may do with its own feeds
+and that it acts only as its own user (no `SU:<other>` actor).
+
+Not played: users (`user(...).create/update`), reactions and enrichment (`enrich/feed/`, the
+SDK's default read with a user token: the reads here pass `enrich: false`), which this server
+does not serve yet; and alice removing an unknown activity id from her own feed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import SERVER_TOKEN, token
+from tests.integration.rest_calls import Api, activity, feed_path, when
+from tests.support import API_KEY, ROOT, ServerProcess
+
+SOME_ACTIVITY_ID = "f9969ca8-e659-11e8-801f-e4a47194940e"  # permissions.js's
+Doc = dict[str, Any]
+
+
+def play(server: ServerProcess, users: list[str], calls: list[Doc]) -> list[Doc]:
+    """Run `calls` with tests/js/getstream_calls.mjs, a getstream client per user."""
+    options = {
+        "url": server.base_url,
+        "key": API_KEY,
+        "tokens": {user: token({"user_id": user}) for user in users},
+        "calls": calls,
+    }
+    done = subprocess.run(
+        ["node", "tests/js/getstream_calls.mjs", json.dumps(options)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(results) == len(calls), (results, done.stderr[-3000:])
+    return results
+
+
+def refused(result: Doc) -> bool:
+    error = result.get("error")
+    return (
+        result.get("status") == 403
+        and isinstance(error, dict)
+        and error.get("exception") == "NotAllowedException"
+    )
+
+
+@pytest.fixture
+def names(uid: str) -> dict[str, str]:
+    return {name: f"{uid}{name}" for name in ("alice", "bob", "carl", "dave")}
+
+
+def test_permissions_js_cases_with_the_npm_sdk(
+    server: ServerProcess, names: dict[str, str]
+) -> None:
+    alice, bob = names["alice"], names["bob"]
+    at = when(1)
+    calls = [
+        # alice impersonates bob (the SDK sends bob's currentUser as "SU:<bob>")
+        {"as": alice, "feed": ["user"], "method": "addActivity",
+         "args": [{"actor": {"$user": bob}, "verb": "post", "object": "I love Alice",
+                   "foreign_id": "fid:123", "time": at}]},
+        {"as": alice, "feed": ["timeline", bob], "method": "get", "args": [{"enrich": False}]},
+        {"as": alice, "feed": ["notification"], "method": "get",
+         "args": [{"mark_seen": True, "mark_read": True, "enrich": False}]},
+        {"as": alice, "feed": ["timeline", bob], "method": "addActivity",
+         "args": [{"verb": "post", "object": "I'm writing this directly on your timeline"}]},
+        {"as": alice, "feed": ["user"], "method": "addActivity",
+         "args": [{"verb": "post", "object": "by using to targets", "to": ["timeline:123"]}]},
+        {"as": alice, "feed": ["timeline", bob], "method": "followers"},
+        {"as": alice, "feed": ["user", bob], "method": "removeActivity",
+         "args": [SOME_ACTIVITY_ID]},
+        # and what alice may: add as herself (the SDK's default actor) or a plain actor
+        {"as": alice, "feed": ["user"], "method": "addActivity",
+         "args": [{"verb": "post", "object": "as me"}]},
+        {"as": alice, "feed": ["user"], "method": "addActivity",
+         "args": [{"actor": {"$user": alice}, "verb": "post", "object": "as me again"}]},
+        {"as": alice, "feed": ["user"], "method": "addActivity",
+         "args": [{"actor": "alice's shop", "verb": "post", "object": "plain"}]},
+    ]  # fmt: skip
+    results = play(server, [alice, bob], calls)
+    impersonated, read_bob, mark_own, post_bob, to_other, bobs_followers, remove_bob = results[:7]
+    assert refused(impersonated), impersonated
+    assert refused(read_bob), read_bob
+    assert mark_own["ok"], mark_own
+    assert refused(post_bob), post_bob
+    assert refused(to_other), to_other
+    assert refused(bobs_followers), bobs_followers
+    assert refused(remove_bob), remove_bob
+    assert all(r["ok"] for r in results[7:]), results[7:]
+    assert [r["result"]["actor"] for r in results[7:]] == [
+        f"SU:{alice}",
+        f"SU:{alice}",
+        "alice's shop",
+    ]
+    server_api = Api(server, SERVER_TOKEN)
+    stored = server_api.ok("GET", feed_path(f"user:{alice}"))["results"]
+    assert sorted(a["object"] for a in stored) == ["as me", "as me again", "plain"]
+    assert server_api.ids(f"timeline:{bob}") == [] and server_api.ids("timeline:123") == []
+    # The follow cases, raw (the npm SDK says following/): alice may not make bob follow her,
+    # unfollow her, nor list what bob's feeds follow.
+    server_api.ok("POST", feed_path(f"timeline:{bob}", "follows/"), {"target": f"user:{alice}"})
+    as_alice = Api(server, {"user_id": alice})
+    as_alice.refused("POST", feed_path(f"timeline:{bob}", "follows/"), {"target": f"user:{alice}"})
+    as_alice.refused("DELETE", feed_path(f"timeline:{bob}", f"follows/user:{alice}/"))
+    as_alice.refused("GET", feed_path(f"user:{bob}", "follows/"))
+    assert server_api.following(f"timeline:{bob}") == [f"user:{alice}"]
+
+
+def test_follow_list_js_cases(server: ServerProcess, names: dict[str, str]) -> None:
+    alice, bob, carl, dave = (names[n] for n in ("alice", "bob", "carl", "dave"))
+    for follower in (bob, carl, dave):  # each with its own user token
+        Api(server, {"user_id": follower}).ok(
+            "POST", feed_path(f"timeline:{follower}", "follows/"), {"target": f"user:{alice}"}
+        )
+    as_alice = Api(server, {"user_id": alice})
+    for target in (f"user:{bob}", f"user:{carl}", f"timeline:{dave}"):
+        as_alice.ok("POST", feed_path(f"timeline:{alice}", "follows/"), {"target": target})
+    Api(server, {"user_id": bob}).ok(
+        "POST", feed_path(f"user:{bob}", "follows/"), {"target": f"timeline:{alice}"}
+    )
+    Api(server, {"user_id": carl}).ok(
+        "POST", feed_path(f"timeline:{carl}", "follows/"), {"target": f"timeline:{alice}"}
+    )
+    assert len(as_alice.ok("GET", feed_path(f"timeline:{alice}", "follows/"))["results"]) == 3
+    calls = [
+        {"as": alice, "feed": ["user"], "method": "followers"},
+        {"as": alice, "feed": ["timeline"], "method": "followStats"},
+        {"as": alice, "feed": ["timeline"], "method": "followStats",
+         "args": [{"followerSlugs": ["timeline"], "followingSlugs": ["timeline"]}]},
+        {"as": alice, "feed": ["timeline"], "method": "followStats",
+         "args": [{"followerSlugs": ["timeline", "user"], "followingSlugs": ["timeline"]}]},
+        {"as": alice, "feed": ["timeline"], "method": "followStats",
+         "args": [{"followerSlugs": ["news"], "followingSlugs": ["news"]}]},
+    ]  # fmt: skip
+    results = play(server, [alice], calls)
+    assert all(r["ok"] for r in results), results
+    followers, stats, by_timeline, by_two, by_news = (r["result"] for r in results)
+    assert len(followers["results"]) == 3
+    counts = [(s["results"]["following"]["count"], s["results"]["followers"]["count"])
+              for s in (stats, by_timeline, by_two, by_news)]  # fmt: skip
+    assert counts == [(3, 2), (1, 1), (1, 2), (0, 0)]
+    assert stats["results"]["following"]["feed"] == f"timeline:{alice}"
+
+
+def test_a_user_token_follows_unfollows_and_marks_its_own_feeds(
+    server: ServerProcess, uid: str
+) -> None:
+    mallory, alice = f"{uid}mallory", f"{uid}alice"
+    server_api = Api(server, SERVER_TOKEN)
+    posted = server_api.ok("POST", feed_path(f"user:{alice}"), activity(f"a:{uid}"))["id"]
+    own = Api(server, {"user_id": mallory})
+    own.ok("POST", feed_path(f"timeline:{mallory}", "follows/"), {"target": f"user:{alice}"})
+    assert server_api.ids(f"timeline:{mallory}") == [posted]
+    assert own.following(f"timeline:{mallory}") == [f"user:{alice}"]
+    own.ok("DELETE", feed_path(f"timeline:{mallory}", f"follows/user:{alice}/"))
+    assert own.following(f"timeline:{mallory}") == []
+    assert server_api.ids(f"timeline:{mallory}") == []
+    server_api.ok("POST", feed_path(f"notification:{mallory}"), activity(f"n:{uid}"))
+    marked = own.ok("GET", feed_path(f"notification:{mallory}"), mark_seen="true")
+    assert marked["unseen"] == 1
+    assert own.ok("GET", feed_path(f"notification:{mallory}"))["unseen"] == 0
+    # Another user's feeds stay out of reach.
+    own.refused("POST", feed_path(f"timeline:{alice}", "follows/"), {"target": f"user:{mallory}"})
+    own.refused("GET", feed_path(f"timeline:{alice}", "followers/"))
+    own.refused("POST", feed_path(f"timeline:{mallory}"), activity(f"t:{uid}"))
+    assert server_api.following(f"timeline:{alice}") == []
+
+
+def test_a_token_naming_a_user_adds_only_as_that_user(server: ServerProcess, uid: str) -> None:
+    alice, bob = f"{uid}alice", f"{uid}bob"
+    as_alice = Api(server, {"user_id": alice})
+    as_alice.refused("POST", feed_path(f"user:{alice}"),
+                     {"actor": f"SU:{bob}", "verb": "post", "object": "o"})  # fmt: skip
+    batch = {
+        "activities": [
+            {"actor": f"SU:{alice}", "verb": "post", "object": "fine"},
+            {"actor": f"SU:{bob}", "verb": "post", "object": "not fine"},
+        ]
+    }
+    answer = as_alice.refused("POST", feed_path(f"user:{alice}"), batch)
+    assert "activities[1].actor" in answer["exception_fields"], answer
+    # A raid member's scoped user token acts as its user, too.
+    member = Api(server, {"resource": "*", "action": "*", "feed_id": f"raid{uid}",
+                          "user_id": alice})  # fmt: skip
+    member.refused("POST", feed_path(f"raid:{uid}"),
+                   {"actor": f"SU:{bob}", "verb": "hit", "object": "boss"})  # fmt: skip
+    member.ok("POST", feed_path(f"raid:{uid}"), {"actor": f"SU:{alice}", "verb": "hit",
+                                                 "object": "boss"})  # fmt: skip
+    server_api = Api(server, SERVER_TOKEN)
+    assert server_api.ids(f"user:{alice}") == []
+    assert len(server_api.ids(f"raid:{uid}")) == 1
+    # A server token may name any actor.
+    server_api.ok("POST", feed_path(f"user:{alice}"),
+                  {"actor": f"SU:{bob}", "verb": "post", "object": "o"})  # fmt: skip

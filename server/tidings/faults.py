@@ -6,7 +6,9 @@
 - `lose_answer`: raise pymongo's AutoReconnect, as when the connection drops after the store
   applied a write and before its answer arrived;
 - `write_concern`: raise pymongo's BulkWriteError carrying only a write-concern error, as when
-  a write was applied on the primary but not confirmed by a majority before a failover.
+  a write was applied on the primary but not confirmed by a majority before a failover;
+- `pause` (at an `await fault_pause(name)` only): hold the task there for PAUSE_SECONDS, so
+  that a test can act while a write is half done.
 
 `times` limits the point to its first `times` passes (default: every pass). Test-only; when the
 variable is unset (any real deployment) a fault point is one dictionary lookup of an empty dict.
@@ -14,6 +16,7 @@ variable is unset (any real deployment) a fault point is one dictionary lookup o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from dataclasses import dataclass
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 ENV = "TIDINGS_TEST_FAULT"
-ACTIONS = ("kill", "lose_answer", "write_concern")
+ACTIONS = ("kill", "lose_answer", "write_concern", "pause")
+PAUSE_SECONDS = 0.5
 WRITE_CONCERN_FAILED = 64  # MongoDB's WriteConcernFailed (a `wtimeout` ran out)
 
 
@@ -45,16 +49,32 @@ def _parse(value: str) -> dict[str, _Armed]:
 _ARMED = _parse(os.environ.get(ENV, ""))
 
 
-def fault_point(name: str) -> None:
-    """Act here if the tests armed this point (and it has passes left)."""
+def _take(name: str) -> str | None:
+    """The action armed at `name` for this pass, if any."""
     armed = _ARMED.get(name)
     if armed is None or armed.left == 0:
-        return
+        return None
     if armed.left is not None:
         armed.left -= 1
-    if armed.action == "kill":
+    return armed.action
+
+
+async def fault_pause(name: str) -> None:
+    """Hold here if the tests armed this point with `pause`."""
+    if name in _ARMED and _ARMED[name].action == "pause" and _take(name):
+        await asyncio.sleep(PAUSE_SECONDS)
+
+
+def fault_point(name: str) -> None:
+    """Act here if the tests armed this point (and it has passes left)."""
+    if name in _ARMED and _ARMED[name].action == "pause":
+        return
+    action = _take(name)
+    if action is None:
+        return
+    if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if armed.action == "lose_answer":
+    if action == "lose_answer":
         raise AutoReconnect(f"fault point {name}: the connection dropped")
     raise BulkWriteError({
         "writeErrors": [],

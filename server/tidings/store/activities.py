@@ -29,7 +29,7 @@ from pymongo import DeleteMany, DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
-from ..faults import fault_point
+from ..faults import fault_pause, fault_point
 from . import bulk
 from .activity_cache import ActivityCache
 from .coalesce import Coalescer
@@ -350,6 +350,7 @@ class ActivityStore(EntryReads):
         except BaseException:
             await self._entries_unknown(entries)
             raise
+        await fault_pause("entries.inserted")
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
         self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
         await self.heads.publish(e.feed for e in inserted)

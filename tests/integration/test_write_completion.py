@@ -46,8 +46,11 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def node(store: Store, receiver: Receiver, workdir: Path) -> Iterator[ServerProcess]:
-    env = {**FAST, **webhooks((receiver, [])), "TIDINGS_TEST_FAULT": "entries.inserted:pause",
-           "TIDINGS_FANOUT_CONCURRENCY": "64"}  # fanout batches pause too  # fmt: skip
+    # The writes' entries pause (the fanout batches after them would too: not those past the
+    # count, and more run at once).
+    pause = f"entries.inserted:pause:{SOCKETS + HTTP_CLIENTS}"
+    env = {**FAST, **webhooks((receiver, [])), "TIDINGS_TEST_FAULT": pause,
+           "TIDINGS_FANOUT_CONCURRENCY": "16"}  # fmt: skip
     started = ServerProcess(store.url, env=env, log_path=workdir / "writes.log").start()
     yield started
     started.stop()

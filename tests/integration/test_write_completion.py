@@ -32,7 +32,7 @@ from tests.raw_socket import RawSocket
 from tests.support import API_KEY, ServerProcess, Store
 
 SOCKETS = 200  # half close at once, half once their activity is stored
-HTTP_CLIENTS = 40
+HTTP_CLIENTS = 24
 WAIT = 30.0
 Doc = dict[str, Any]
 

@@ -119,7 +119,7 @@ def db(nodes: dict[str, ServerProcess], store: Store) -> Iterator[Any]:
 async def test_an_add_whose_entries_answer_was_lost_shows_in_every_nodes_reads(
     rest: dict[str, Node], db: Any, uid: str
 ) -> None:
-    """the entries were written, their answer lost (503): this node's head and the
+    """The entries were written, their answer lost (503): this node's head and the
     others' must not keep answering the feed without them."""
     feed = f"user:{uid}"
     await rest["B"].ok("POST", *post(feed))
@@ -149,8 +149,8 @@ CHANGES = {
 async def test_a_change_whose_answer_was_lost_shows_in_every_nodes_reads(
     rest: dict[str, Node], change: str, uid: str
 ) -> None:
-    """change_data, set_targets and save_to_many wrote the activity, their answer lost
-    (503): the activity cache of this node and of the others must not keep the old fields."""
+    """change_data, set_targets or save_to_many wrote the activity and its answer was lost
+    (503): the activity caches of this node and of the others must not keep the old fields."""
     feed = f"user:{uid}"
     activity = {"actor": uid, "verb": "post", "object": "o:1", "foreign_id": f"f:{uid}",
                 "time": "2026-01-01T00:00:00"}  # fmt: skip
@@ -173,7 +173,7 @@ async def test_a_write_concern_error_answers_503_announces_nothing_and_the_retry
     rest: dict[str, Node], nodes: dict[str, ServerProcess], receiver: Receiver,
     subs: list[Sub], uid: str,
 ) -> None:  # fmt: skip
-    """the store applied the activity (then its entries) without confirming them: each
+    """The store applied the activity (then its entries) without confirming them: each
     attempt answers 503 and sends nothing; the third is confirmed, and sends the add once."""
     feed, follower = f"user:{uid}", f"timeline:{uid}"
     c = rest["C"]
@@ -204,7 +204,7 @@ async def test_a_write_concern_error_answers_503_announces_nothing_and_the_retry
 
 
 def test_a_bulk_write_error_is_duplicates_only_or_a_failure(db: Any) -> None:
-    """the one decision, on a real BulkWriteError of the store: duplicates are success,
+    """The one decision, on a real BulkWriteError of the store: duplicates are success,
     the same error with a write-concern error beside them is a failure (UnavailableError)."""
     collection = db[f"bulk_{uuid.uuid4().hex[:8]}"]
     collection.insert_one({"_id": 1})

@@ -21,6 +21,7 @@ from aiohttp import web
 from .api.cors import cors
 from .api.errors import stream_errors
 from .api.routes import setup_routes
+from .background import TaskSet
 from .config import NOTIFICATION, Settings
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
@@ -113,7 +114,8 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
         activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]
     )
     app[RUNNER] = runner
-    app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster)
+    writes = TaskSet("write")
+    app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster, writes)
     broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())
@@ -121,6 +123,7 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    await writes.drain(settings.server.shutdown_timeout)  # they start fanout jobs: first
     await runner.close(settings.server.shutdown_timeout)
     await sio.shutdown()
 

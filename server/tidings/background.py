@@ -3,17 +3,28 @@ failures logged, and tracked in a `TaskSet` so that a shutdown can wait for them
 
 This is the one way of spawning background work: `spawn` puts a task in the process-wide set;
 a component that must drain its own tasks on shutdown (the fanout runner) owns a `TaskSet`.
+
+Writes are work that must end whatever happens to whoever asked for them: a method marked
+`@completes` (the feed service's write entry points) runs as a task of its owner's `writes`
+set, which its caller awaits through `asyncio.shield`. A socket that closes, or a request that
+aiohttp cancels, stops waiting; the write goes on to its end, and a shutdown drains it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from .metrics import WRITES_IN_FLIGHT
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class TaskSet:
@@ -28,6 +39,19 @@ class TaskSet:
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
+
+    async def complete(self, work: Awaitable[T]) -> T:
+        """Run `work` as a task of this set and await it. Cancelling the caller cancels its
+        wait only: the work runs to its end (a drain waits for it). Its outcome is the
+        caller's; once the caller is gone, a failure is logged."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._done)
+            raise
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -52,6 +76,36 @@ class TaskSet:
 
 
 _process = TaskSet()
+_writing: contextvars.ContextVar[bool] = contextvars.ContextVar("writing", default=False)
+
+
+class Writer(Protocol):
+    writes: TaskSet
+
+
+W = TypeVar("W", bound=Writer)
+
+
+def completes(
+    method: Callable[Concatenate[W, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[W, P], Coroutine[Any, Any, T]]:
+    """Mark a write entry point: a call runs as a task of `self.writes` to its end, whatever
+    happens to the caller (see the module's docstring). A write called from within another
+    one is part of it: it runs in the same task."""
+
+    async def write(self: W, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if _writing.get():
+            return await method(self, *args, **kwargs)
+        return await self.writes.complete(_write(method(self, *args, **kwargs)))
+
+    functools.update_wrapper(write, method)
+    return write
+
+
+async def _write(work: Awaitable[T]) -> T:
+    _writing.set(True)  # in the write's own task (a copy of its caller's context)
+    with WRITES_IN_FLIGHT.track_inprogress():
+        return await work
 
 
 def spawn(work: Awaitable[Any]) -> asyncio.Task[Any]:

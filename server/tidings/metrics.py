@@ -21,6 +21,9 @@ FANOUT_ENTRIES = Counter(
 )
 FANOUT_JOBS = Gauge("tidings_fanout_jobs_running", "Fanout jobs running on this node")
 FANOUT_TAKEOVERS = Counter("tidings_fanout_takeovers_total", "Abandoned jobs taken over")
+WRITES_IN_FLIGHT = Gauge(
+    "tidings_writes_in_flight", "Writes running on this node, whether their caller waits or left"
+)
 INSERT_TO_EMIT = Histogram(
     "tidings_insert_to_emit_seconds",
     "From an insert's arrival to the feed.update emit of a feed holding it",

@@ -88,7 +88,7 @@ async def update_activities(request: web.Request) -> web.Response:
     authenticate(request).require_app_wide("activities", "write")
     most = request.app[SETTINGS].activities.max_changes
     activities = parse_full_updates(await json_body(request), _limits(request), most)
-    updated = await request.app[SERVICE].updates.replace(activities)
+    updated = await request.app[SERVICE].replace(activities)
     return answer(request, {"activities": updated}, status=201)
 
 
@@ -96,7 +96,7 @@ async def partial_update(request: web.Request) -> web.Response:
     authenticate(request).require_app_wide("activities", "write")
     most = request.app[SETTINGS].activities.max_changes
     changes = parse_changes(await json_body(request), most)
-    updated = await request.app[SERVICE].updates.change(changes, _limits(request))
+    updated = await request.app[SERVICE].change(changes, _limits(request))
     return answer(request, {"activities": updated}, status=201)
 
 
@@ -106,7 +106,7 @@ async def activity_to_targets(request: web.Request) -> web.Response:
     if not (grant.allows("feed_targets", "write", feed) or grant.allows("feed", "write", feed)):
         raise NotAllowedError(f"you don't have permission to change the targets of {feed}")
     body = await json_body(request)
-    done = await request.app[SERVICE].updates.retarget(feed, body, grant, _limits(request))
+    done = await request.app[SERVICE].retarget(feed, body, grant, _limits(request))
     return answer(request, done, status=201)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError, WriteConcernError
 
 from ..domain.errors import (
     DoesNotExistError,
@@ -60,7 +60,9 @@ async def stream_errors(request: web.Request, handler: Handler) -> web.StreamRes
             raise
         error = _as_error(exc)
         response = answer(request, error.body(), error.status)
-    except (ConnectionFailure, ServerSelectionTimeoutError) as exc:
+    except (ConnectionFailure, ServerSelectionTimeoutError, WriteConcernError) as exc:
+        # Unreachable, or a write applied without the confirmation asked for (which a
+        # failover may roll back): either way the request may be retried.
         log.warning("store unavailable: %s", exc)
         error = UnavailableError(
             "the store is unavailable; retry the request (adds are idempotent)"

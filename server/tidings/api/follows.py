@@ -177,7 +177,7 @@ async def follow_many(request: web.Request) -> web.Response:
             )
         _may_follow(request, target, None, f"[{i}].target")
     pairs = [(str(s), str(t)) for s, t, _ in entries]
-    await request.app[SERVICE].follow_service.follow_many(pairs, limit)
+    await request.app[SERVICE].follow_many(pairs, limit)
     return answer(request, {}, status=201)
 
 
@@ -187,5 +187,5 @@ async def unfollow_many(request: web.Request) -> web.Response:
     _server_only(request)
     entries = await _entries(request, UnfollowManySchema())
     triples = [(str(s), str(t), bool(keep)) for s, t, keep in entries]
-    await request.app[SERVICE].follow_service.unfollow_many(triples)
+    await request.app[SERVICE].unfollow_many(triples)
     return answer(request, {})

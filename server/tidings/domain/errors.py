@@ -84,6 +84,7 @@ class PayloadTooLargeError(InputError):
 
 
 class UnavailableError(TidingsError):
-    """The store cannot be reached; the request changed nothing and may be retried."""
+    """The store cannot be reached, or did not confirm a write: the request may be retried
+    (writes are idempotent)."""
 
     code, status, exception = 1, 503, "StreamApiException"

@@ -2,6 +2,8 @@
 
 Writes follow DESIGN.md "Fanout": the activity and the entries of its own feed and `to` feeds
 are stored, then the fanout job, then the caller answers; events and the job run after that.
+Every write enters through a method marked `@completes` (background.py): once started it runs
+to its end as a task of `writes`, whatever happens to the socket or request that asked for it.
 A pull feed (step 4) gets no fanout job for a new activity: readers of its follower feeds merge
 it in (fanout/reads.py), and its live update goes once to its pull room. An activity dated at
 or before the newest one a pull feed had (back-dated, or a repeat) is copied into its followers
@@ -18,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..auth import Grant, authorize_add
+from ..background import TaskSet, completes
 from ..config import Settings
-from ..domain.activities import Activity, Limits, parse_activities
+from ..domain.activities import Activity, Change, Limits, parse_activities
 from ..domain.errors import FeedConfigError, InputError
 from ..domain.events import Broadcaster, feed_update
 from ..domain.feeds import FeedId
@@ -54,8 +57,10 @@ class FeedService:
         jobs: JobStore,
         runner: FanoutRunner,
         broadcaster: Broadcaster,
+        writes: TaskSet,
     ) -> None:
         self.settings = settings
+        self.writes = writes  # the writes under way, drained at shutdown before the runner
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.runner = runner
         self.broadcaster = broadcaster
@@ -71,6 +76,7 @@ class FeedService:
             bounds.max_batch, bounds.max_batch_bytes, bounds.max_future_seconds,
         )  # fmt: skip
 
+    @completes
     async def add_body(
         self, feed: FeedId, body: object, grant: Grant
     ) -> tuple[list[dict[str, Any]], bool]:
@@ -82,6 +88,7 @@ class FeedService:
         added = await self.add(feed, parse_activities(body, self.limits), grant, batch)
         return added, batch
 
+    @completes
     async def add(
         self, feed: FeedId, new: Sequence[Activity], grant: Grant, batch: bool = False
     ) -> list[dict[str, Any]]:
@@ -101,6 +108,7 @@ class FeedService:
         await self.place(new, feeds, started)
         return [a.public() for a in new]
 
+    @completes
     async def add_to_many(self, feeds: Sequence[FeedId], activity: Activity, grant: Grant) -> None:
         """feed/add_to_many/: the one activity added to each feed (the same id in all), as an
         add to each would, but in one activity write, one entries write and one fanout job
@@ -203,6 +211,7 @@ class FeedService:
             await self.broadcaster.pull_update(feed, event)
         INSERT_TO_EMIT.labels("direct").observe(time.perf_counter() - started)
 
+    @completes
     async def remove(self, feed: FeedId, activity_id: str | None, foreign_id: str | None) -> None:
         """Remove by id or by foreign id what `feed` put there: from `feed`, the `to` feeds it
         named and every follower feed of those. An activity the feed does not hold changes
@@ -284,6 +293,7 @@ class FeedService:
         if fanned:
             self.runner.start(await self.jobs.create("add", stored.id, fanned))
 
+    @completes
     async def follow(self, source: FeedId, target: FeedId, copy_limit: int) -> None:
         """`source` follows `target` and gets its latest `copy_limit` activities. Following a
         feed already followed changes nothing."""
@@ -296,8 +306,34 @@ class FeedService:
             )
         await self.follow_service.follow(str(source), str(target), copy_limit)
 
+    @completes
     async def unfollow(self, source: FeedId, target: FeedId, keep_history: bool) -> None:
         await self.follow_service.unfollow(str(source), str(target), keep_history)
+
+    @completes
+    async def follow_many(self, pairs: Sequence[tuple[str, str]], copy_limit: int) -> None:
+        await self.follow_service.follow_many(pairs, copy_limit)
+
+    @completes
+    async def unfollow_many(self, entries: Sequence[tuple[str, str, bool]]) -> None:
+        await self.follow_service.unfollow_many(entries)
+
+    @completes
+    async def replace(self, new: Sequence[Activity]) -> list[dict[str, Any]]:
+        """update_activities/: see Updates.replace."""
+        return await self.updates.replace(new)
+
+    @completes
+    async def change(self, changes: Sequence[Change], limits: Limits) -> list[dict[str, Any]]:
+        """activity/ (partial updates): see Updates.change."""
+        return await self.updates.change(changes, limits)
+
+    @completes
+    async def retarget(
+        self, feed: FeedId, body: object, grant: Grant, limits: Limits
+    ) -> dict[str, Any]:
+        """activity_to_targets/: see Updates.retarget."""
+        return await self.updates.retarget(feed, body, grant, limits)
 
     async def pull_sources(self, feed: FeedId) -> list[str]:
         """The pull feeds whose updates the subscribers of `feed` get: the pull feeds it

@@ -18,6 +18,7 @@ so a fanout batch can be re-run after a crash without doubling anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,13 +29,14 @@ from pymongo import DeleteMany, DeleteOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
-from ..faults import fault_point
+from ..faults import fault_pause, fault_point
+from . import bulk
 from .activity_cache import ActivityCache
 from .coalesce import Coalescer
 from .entry_reads import AFTERS_BATCH, ITEM_FIELDS, EntryReads, Item, is_own
 from .feed_heads import FeedHeads
 from .groups import GroupStore
-from .mongo import DUPLICATE_KEY, Database, Document
+from .mongo import Database, Document
 from .owners import (
     LEGACY,
     LEGACY_AND_TOMBSTONE,
@@ -112,6 +114,18 @@ class ActivityStore(EntryReads):
         """The documents of `ids` were written: no node may answer them from its cache."""
         await self.cache.invalidate(ids)
 
+    @contextlib.asynccontextmanager
+    async def _writing(self, ids: Sequence[str]) -> AsyncIterator[None]:
+        """A write of the documents of `ids`. When it raises, the store may have applied it
+        all the same (an answer lost with its connection, a write-concern error), so they are
+        `_changed` as after a write that succeeded: a retry that finds them written changes
+        nothing, and would leave every node's cache stale."""
+        try:
+            yield
+        except BaseException:
+            await self._changed(ids)
+            raise
+
     async def save(
         self, activities: Sequence[Activity], feed: str, may_change: Callable[[str], bool]
     ) -> None:
@@ -125,10 +139,9 @@ class ActivityStore(EntryReads):
         new = [a for a in activities if a.id not in found]
         retry = [a for a in activities if a.id in found]
         generation = self.cache.generation
-        try:
+        async with self._writing([a.id for a in activities]):
             await self._insert_or_replace(new, retry, feed, found, may_change)
-        finally:
-            await self._changed([a.id for a in retry])
+        await self._changed([a.id for a in retry])
         self.cache.put_many((_written(a) for a in new), generation)
 
     async def _insert_or_replace(
@@ -144,11 +157,9 @@ class ActivityStore(EntryReads):
                 await self.activities.insert_many(
                     [activity_doc(a, {feed: a.to}, feed) for a in new], ordered=False
                 )
+                fault_point("activities.inserted")
             except BulkWriteError as exc:  # added meanwhile by another request: replace it
-                errors = exc.details.get("writeErrors", [])
-                if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                    raise
-                retry += [new[err["index"]] for err in errors]
+                retry += [new[i] for i in bulk.duplicates(exc)]
         for activity in retry:
             await self._replace(activity, feed, found.get(activity.id), may_change)
 
@@ -161,7 +172,9 @@ class ActivityStore(EntryReads):
             if doc is None:
                 try:
                     owners = {f: activity.to for f in feeds}
-                    await self.activities.insert_one(activity_doc(activity, owners, feeds[0]))
+                    async with self._writing([activity.id]):
+                        await self.activities.insert_one(activity_doc(activity, owners, feeds[0]))
+                        fault_point("activities.changed")
                     await self._changed([activity.id])
                     return
                 except DuplicateKeyError:
@@ -171,10 +184,12 @@ class ActivityStore(EntryReads):
                 owners[feed] = tuple(dict.fromkeys((*owners.get(feed, ()), *activity.to)))
             new = activity_doc(activity, owners, feeds[0])
             del new["_id"], new["v"]
-            result = await self.activities.update_one(
-                unchanged(doc),
-                {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
-            )
+            async with self._writing([activity.id]):
+                result = await self.activities.update_one(
+                    unchanged(doc),
+                    {"$set": new, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+                )
+                fault_point("activities.changed")
             if result.matched_count:
                 await self._changed([activity.id])
                 return
@@ -235,14 +250,16 @@ class ActivityStore(EntryReads):
             # `written`: the fields as first written, what groups are formed from (Stream
             # applies aggregation formats at write time only: an update moves no activity
             # between groups, neither copied nor merged at read time from a pull feed).
-            result = await self.activities.update_one(
-                {**unchanged(doc), "removed": {"$ne": True}},
-                [{"$set": {
-                    "data": {"$literal": text},
-                    "written": {"$ifNull": ["$written", "$data"]},
-                    "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
-                }}],
-            )  # fmt: skip
+            async with self._writing([activity_id]):
+                result = await self.activities.update_one(
+                    {**unchanged(doc), "removed": {"$ne": True}},
+                    [{"$set": {
+                        "data": {"$literal": text},
+                        "written": {"$ifNull": ["$written", "$data"]},
+                        "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
+                    }}],
+                )  # fmt: skip
+                fault_point("activities.changed")
             if result.matched_count:
                 await self._changed([activity_id])
                 return data
@@ -271,9 +288,11 @@ class ActivityStore(EntryReads):
                 else:
                     data.pop("to", None)
                 update["data"] = json.dumps(data, separators=(",", ":"))
-            result = await self.activities.update_one(
-                unchanged(doc), {"$set": update, "$unset": LEGACY, "$inc": {"v": 1}}
-            )
+            async with self._writing([activity_id]):
+                result = await self.activities.update_one(
+                    unchanged(doc), {"$set": update, "$unset": LEGACY, "$inc": {"v": 1}}
+                )
+                fault_point("activities.changed")
             if result.matched_count:
                 await self._changed([activity_id])
                 return True
@@ -322,20 +341,33 @@ class ActivityStore(EntryReads):
         if grouped:
             await self.joins.insert_one({"_id": token})  # until they joined (see _join)
         skipped: set[int] = set()
+        failed: BulkWriteError | None = None
         try:
             await self.entries.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                raise
-            skipped = {err["index"] for err in errors}
+            fault_point("entries.inserted")
+        except BulkWriteError as exc:  # it says which were written: kept as after a success
+            skipped, failed = set(bulk.unwritten(exc)), exc
+        except BaseException:
+            await self._entries_unknown(entries)
+            raise
+        await fault_pause("entries.inserted")
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
         self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
         await self.heads.publish(e.feed for e in inserted)
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
             await self.joins.delete_one({"_id": token})
+        if failed is not None:
+            bulk.duplicates(failed)  # raises unless they were all duplicates
         return inserted
+
+    async def _entries_unknown(self, entries: Sequence[Entry]) -> None:
+        """An insert of `entries` failed without saying which it wrote (a lost answer): the
+        heads of their feeds are dropped here and on the other nodes, so reads go to the store.
+        Their join token stays: the retry that the failure invites joins what this one wrote."""
+        feeds = list(dict.fromkeys(e.feed for e in entries))
+        self.heads.drop(feeds)
+        await self.heads.publish(feeds)
 
     async def _join(
         self, inserted: Sequence[Entry], repeated: Sequence[Entry], found: dict[str, Any]
@@ -495,9 +527,10 @@ class ActivityStore(EntryReads):
     async def mark_removed(self, activity_id: str) -> None:
         """Tombstone an activity removed from its own feed, so that a fanout still running or
         resumed later never puts it back (see FanoutRunner._add_batch)."""
-        await self.activities.update_one(
-            {"_id": activity_id}, {"$set": {"removed": True}, "$inc": {"v": 1}}
-        )
+        async with self._writing([activity_id]):
+            await self.activities.update_one(
+                {"_id": activity_id}, {"$set": {"removed": True}, "$inc": {"v": 1}}
+            )
         await self._changed([activity_id])
 
     async def is_removed(self, activity_id: str) -> bool:

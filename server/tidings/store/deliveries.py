@@ -22,8 +22,9 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
+from . import bulk
 from .leases import EPOCH, Leases
-from .mongo import DUPLICATE_KEY, Database, Document
+from .mongo import Database, Document
 
 DUE, DEAD = "due", "dead"
 
@@ -71,9 +72,7 @@ class DeliveryStore:
         try:
             await self.deliveries.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
+            bulk.duplicates(exc)  # repeats are left as they are; anything else raises
 
     async def claim(self, endpoint: str, limit: int) -> list[Message]:
         """Lease up to `limit` due messages of `endpoint` (retries due now, and messages whose

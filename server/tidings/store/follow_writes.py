@@ -12,10 +12,10 @@ from bson import ObjectId
 from pymongo import DeleteOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from . import bulk
 from .feeds import FeedMeta, FeedMetaStore
 from .follow_records import (
     CHUNK_SIZE,
-    DUPLICATE_KEY,
     IN_BATCH,
     SURVEY_SOURCES,
     SURVEY_TARGETS,
@@ -87,10 +87,7 @@ class FollowWrites:
             try:
                 await self.follows.insert_many(docs, ordered=False)
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                lost = {int(e["index"]) for e in errors}
+                lost = set(bulk.duplicates(exc))
         if lost:  # concurrent first follows won: their slots are not used
             back: dict[str, list[int]] = {}
             for i in lost:

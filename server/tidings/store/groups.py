@@ -37,9 +37,9 @@ from ..domain.aggregation import (
 from ..domain.errors import FeedConfigError
 from ..domain.ids import format_time, id_time
 from ..domain.merge import Bounds
-from . import scan
+from . import bulk, scan
 from .merged_groups import MarkAll, MergedGroups, stored_verb
-from .mongo import DUPLICATE_KEY, Database, Document
+from .mongo import Database, Document
 
 JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
 COUNT_CHUNK = 100  # feeds counted by one aggregate (the embedded store's $in is quadratic)
@@ -146,11 +146,9 @@ class GroupStore:
                 result = await self.groups.bulk_write([ops[i] for i in todo], ordered=False)
                 return upserted | {todo[i] for i in (result.upserted_ids or {})}
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
+                repeated = bulk.duplicates(exc)
                 upserted |= {todo[u["index"]] for u in exc.details.get("upserted", [])}
-                todo = [todo[e["index"]] for e in errors]
+                todo = [todo[i] for i in repeated]
         return upserted
 
     async def _age_out(self, feed: str) -> None:

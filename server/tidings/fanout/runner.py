@@ -92,10 +92,10 @@ class FanoutRunner:
         # however many inserts arrive at once, and jobs are served in order of arrival.
         self._slots = asyncio.Semaphore(settings.concurrency)
 
-    def spawn(self, work: Awaitable[None]) -> None:
+    def spawn(self, work: Awaitable[None]) -> asyncio.Task[Any]:
         """Run `work` in the background (failures logged), tracked so that shutdown can wait
         for it."""
-        self._tasks.spawn(work)
+        return self._tasks.spawn(work)
 
     def start(self, job: Job) -> None:
         if job.id not in self._running and not self._closing:

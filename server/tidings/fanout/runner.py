@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
-from ..faults import fault_point
+from ..faults import fault_pause, fault_point
 from ..firehose.outbox import Firehose
 from ..leases import keep_alive
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
@@ -249,6 +249,7 @@ class FanoutRunner:
         # After a takeover, batches past the cursor may have been stored but not emitted when
         # the owner died (any of them: batches finish out of order). A resumed job therefore
         # emits to every feed of its batches, not just to the entries it adds: at least once.
+        await fault_pause("fanout.batch")
         replay = job.resumed
         entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
         inserted = await self.activities.insert_entries(entries)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings.config import ConfigError, check_serving, is_loopback, load_settings
+from tidings.config import ConfigError, check_serving, is_loopback, load_settings, url_location
 
 
 def test_defaults_load_and_ship_the_flat_groups() -> None:
@@ -161,3 +161,10 @@ def test_the_follow_cap_is_ours_and_documented_with_its_value() -> None:
     assert cap == 5000
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert f"`fanout.max_following` ({cap:,})" in readme
+
+
+def test_a_unix_socket_url_is_logged_by_its_path_never_its_password() -> None:
+    assert url_location("unix://:s3cret@/data/redis/run/redis.sock?db=0") == (
+        "/data/redis/run/redis.sock"
+    )
+    assert url_location("redis://:s3cret@10.0.0.5:6379/0") == "10.0.0.5:6379"

@@ -51,7 +51,7 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
         from socketio.redis_manager import parse_redis_sentinel_url
 
         sentinels, service, options = parse_redis_sentinel_url(url)
-        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call,unused-ignore]
         return cast(aioredis.Redis, sentinel.master_for(service or channel))
     return aioredis.Redis.from_url(
         url,
@@ -175,7 +175,7 @@ class RedisLink:
                 self._went_down(exc)
             finally:
                 if pubsub is not None:
-                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 

@@ -246,10 +246,10 @@ class FanoutRunner:
     async def _add_batch(
         self, job: Job, source: str, feeds: list[str], event: dict[str, Any], emit: bool
     ) -> None:
+        await fault_pause("fanout.batch")  # tests: a batch that takes its time
         # After a takeover, batches past the cursor may have been stored but not emitted when
         # the owner died (any of them: batches finish out of order). A resumed job therefore
         # emits to every feed of its batches, not just to the entries it adds: at least once.
-        await fault_pause("fanout.batch")
         replay = job.resumed
         entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
         inserted = await self.activities.insert_entries(entries)

@@ -45,8 +45,12 @@ class Secret(str):
 
 
 def url_location(url: str) -> str:
-    """The host:port of a service URL, for log lines: never its credentials, path or options."""
-    return urlsplit(url).netloc.rpartition("@")[2] or "?"
+    """The host:port of a service URL (a Unix socket's path), for log lines: never its
+    credentials, database or options."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path or "?"
+    return parts.netloc.rpartition("@")[2] or "?"
 
 
 @dataclass(frozen=True)

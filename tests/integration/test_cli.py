@@ -99,21 +99,31 @@ def test_cli_tokens_work_against_a_server(server: ServerProcess, uid: str) -> No
     assert call("GET", SERVER_TOKEN).json()["results"] == read.json()["results"]
 
 
-@pytest.mark.parametrize("feed", ["nocolon", "nosuchgroup:bob", "user:bad!id"])
-def test_token_for_a_bad_feed_fails_with_a_message(feed: str) -> None:
+@pytest.mark.parametrize(
+    ("feed", "message"),
+    [("nocolon", "invalid feed id 'nocolon'"),
+     ("nosuchgroup:bob", "feed group nosuchgroup does not exist"),
+     ("user:bad!id", "invalid feed id user:bad!id")],
+)  # fmt: skip
+def test_token_for_a_bad_feed_fails_with_a_message(feed: str, message: str) -> None:
     done = run_cli("token", "--feed", feed, env=clean_env(TIDINGS_AUTH_API_SECRET=API_SECRET))
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert done.stdout.strip() == ""
-    assert done.stderr.strip()
+    assert done.stderr.strip() == f"tidings: {message}"  # this refusal, not any failure
     assert API_SECRET not in done.stdout + done.stderr
 
 
-def test_token_needs_exactly_one_kind() -> None:
-    env = clean_env(TIDINGS_AUTH_API_SECRET=API_SECRET)
-    assert run_cli("token", env=env).returncode != 0
-    assert run_cli("token", "--server", "--user", "bob", env=env).returncode != 0
-    assert run_cli("token", "--user", "bob", "--action", "write", env=env).returncode != 0
-    assert run_cli("token", "--feed", "raid:1", "--user", "bad user", env=env).returncode != 0
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((), "one of --server, --user ID, --feed FEED_ID is required"),
+     (("--server", "--user", "bob"), "--server takes none of --user, --feed, --action"),
+     (("--user", "bob", "--action", "write"), "--action needs --feed"),
+     (("--feed", "raid:1", "--user", "bad user"), "--user 'bad user' is not a user id")],
+)  # fmt: skip
+def test_token_needs_exactly_one_kind(args: tuple[str, ...], message: str) -> None:
+    done = run_cli("token", *args, env=clean_env(TIDINGS_AUTH_API_SECRET=API_SECRET))
+    assert done.returncode == 2 and done.stdout == ""
+    assert message in done.stderr.splitlines()[-1], done.stderr
 
 
 def test_a_raid_member_token_carries_the_scope_and_the_user() -> None:

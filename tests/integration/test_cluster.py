@@ -12,15 +12,18 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+import redis
 import requests
 import socketio
 
@@ -289,6 +292,46 @@ def test_a_killed_worker_is_restarted(cluster: Cluster) -> None:
     # The new worker serves: its pid answers on the shared port.
     wait_until(lambda: cluster.answering_pid() == new_pid, 30, 0.02, what=f"pid {new_pid}")
     assert f"pid {victim} exited unexpectedly with code -9" in cluster.log(tail=100_000)
+
+
+def worker_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    pairs = (part.decode(errors="replace").partition("=") for part in raw if part)
+    return {key: value for key, _, value in pairs}
+
+
+def test_the_shared_redis_refuses_a_client_without_its_password(cluster: Cluster) -> None:
+    """The supervisor's redis-server listens on a Unix socket in a directory only its user may
+    enter, and asks for a random password that only the workers are given: another local
+    process can neither reach it nor, reaching it, publish forged frames to the sockets."""
+    workers = cluster.workers()
+    urls = {worker_environ(pid)["TIDINGS_REDIS_URL"] for pid in workers}
+    assert len(urls) == 1, urls
+    url = urlsplit(urls.pop())
+    assert url.scheme == "unix" and url.password, url._replace(netloc="…")
+    socket_path = Path(url.path)
+    assert socket_path.is_socket(), socket_path
+    assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+    # No TCP port: the redis-server's only listener is that socket.
+    (redis_pid,) = [p for p, cmd in children(cluster.pid).items() if "redis-server" in cmd[0]]
+    tcp = Path("/proc/net/tcp").read_text() + Path("/proc/net/tcp6").read_text()
+    inodes = {
+        os.readlink(f"/proc/{redis_pid}/fd/{fd}") for fd in os.listdir(f"/proc/{redis_pid}/fd")
+    }
+    listening = [line for line in tcp.splitlines()[1:] if line.split()[3] == "0A"]
+    assert not [n for n in listening if f"socket:[{n.split()[9]}]" in inodes], listening
+
+    anonymous = redis.Redis(unix_socket_path=str(socket_path), protocol=2, socket_timeout=5)
+    try:
+        refused = redis.exceptions.AuthenticationError
+        with pytest.raises(refused, match="Authentication required"):  # NOAUTH
+            anonymous.publish("tidings", b"forged")
+        with pytest.raises(refused, match=r"invalid username-password pair"):  # WRONGPASS
+            redis.Redis(unix_socket_path=str(socket_path), password="guess").ping()
+    finally:
+        anonymous.close()
+    with redis.Redis(unix_socket_path=str(socket_path), password=url.password) as worker_like:
+        assert worker_like.ping() is True
 
 
 def test_sigterm_stops_the_supervisor_and_everything_it_started(cluster: Cluster) -> None:

@@ -389,8 +389,9 @@ async def test_a_socket_that_stops_reading_is_dropped_and_the_others_are_not(
     order = new_ids(reader.updates())
     assert sorted(order) == sorted([*posted, marker]) and order[-1] == marker
     assert new_ids(also.events) == order
-    with pytest.raises((ConnectionError, asyncio.IncompleteReadError, TimeoutError)):
-        await stalled.read_until(marker)  # what was in the kernel, then the end: no marker
+    # What was in the kernel, then the end of the connection (a timeout would prove nothing).
+    with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+        await stalled.read_until(marker)
     assert marker not in new_ids(stalled.events)
 
 

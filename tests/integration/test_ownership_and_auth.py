@@ -21,6 +21,7 @@ from stream.client import StreamClient
 
 from bench.store import add_followers_bulk
 from tests.integration.conftest import SERVER_TOKEN, token
+from tests.integration.stored import NOTHING, Counts, stored
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 from tidings.domain.ids import activity_id
 
@@ -72,13 +73,9 @@ def db(store: Store, server: ServerProcess) -> Iterator[Any]:
     client.close()
 
 
-def held_anywhere(db: Any, feeds: list[str]) -> int:
-    """Activities added to `feeds` (either document shape) and entries of them, in the store."""
-    owned = {"$or": [{"feed": {"$in": feeds}}, {"owners.feed": {"$in": feeds}}]}
-    return int(
-        db["activities"].count_documents(owned)
-        + db["feed_entries"].count_documents({"feed": {"$in": feeds}})
-    )
+def held_anywhere(db: Any, feeds: list[str]) -> Counts:
+    """What the store holds for `feeds`, collection by collection (tests/integration/stored.py)."""
+    return stored(db, feeds)
 
 
 # --- item 3: ownership is a set of feeds ---------------------------------------------------
@@ -133,7 +130,7 @@ def test_user_token_cannot_replace_what_another_feed_published(
     batch = {"activities": [activity(mallory, object="harmless"), forged]}
     assert_refused(add(server, f"user:{mallory}", batch, user_token(mallory)), 403, 17)
     assert db["activities"].find_one({"_id": aid}) == before
-    assert held_anywhere(db, [f"user:{mallory}"]) == 0
+    assert held_anywhere(db, [f"user:{mallory}"]) == NOTHING
     [read] = call(server, "GET", f"feed/user/{alice}/").json()["results"]
     assert read["object"] == "o:1"
 
@@ -282,7 +279,7 @@ def test_user_token_cannot_put_activities_into_feeds_it_may_not_write(
     assert body["exception"] == "NotAllowedException"
     batch = {"activities": [activity(bob), activity(bob, to=[f"raid:{uid}"])]}
     assert_refused(add(server, f"user:{bob}", batch, user_token(bob)), 403, 17, "activities[1].to")
-    assert held_anywhere(db, [f"user:{bob}", celeb, f"raid:{uid}"]) == 0
+    assert held_anywhere(db, [f"user:{bob}", celeb, f"raid:{uid}"]) == NOTHING
     # Its own feed is a feed it may write.
     own = add(server, f"user:{bob}", activity(bob, to=[f"user:{bob}"]), user_token(bob))
     assert own.status_code == 201, own.text
@@ -300,7 +297,7 @@ def test_to_entry_carrying_a_feed_token_is_authorised_by_that_token(
         entry = f"{raid} {bad}"
         refused = add(server, f"user:{bob}", activity(bob, to=[entry]), user_token(bob))
         assert_refused(refused, 403, 17, "to")
-    assert held_anywhere(db, [f"user:{bob}", raid]) == 0
+    assert held_anywhere(db, [f"user:{bob}", raid]) == NOTHING
     ok = add(server, f"user:{bob}", activity(bob, to=[f"{raid} {writes}"]), user_token(bob))
     assert ok.status_code == 201, ok.text
     assert ok.json()["to"] == [raid]  # stored and answered bare
@@ -321,17 +318,17 @@ def test_sdk_feed_tokens_authorise_to_feeds_and_a_feed_scoped_token_alone_does_n
     scoped = feed.create_scope_token("feed", "write")
     bare = add(server, f"user:{uid}", activity(uid, to=[f"raid:{uid}c"]), scoped)
     assert_refused(bare, 403, 17, "to")
-    assert held_anywhere(db, [f"raid:{uid}c"]) == 0
+    assert held_anywhere(db, [f"raid:{uid}c"]) == NOTHING
 
 
 def test_batch_add_is_bounded_in_count_and_size(server: ServerProcess, db: Any, uid: str) -> None:
     feed = f"user:{uid}"
     many = {"activities": [activity(uid, object=f"o{i}") for i in range(101)]}
     assert_refused(add(server, feed, many), 400, 4, "activities")
-    assert held_anywhere(db, [feed]) == 0
+    assert held_anywhere(db, [feed]) == NOTHING
     big = {"activities": [activity(uid, object=f"o{i}", pad="x" * 9000) for i in range(60)]}
     assert_refused(add(server, feed, big), 413, 4, "activities")
-    assert held_anywhere(db, [feed]) == 0
+    assert held_anywhere(db, [feed]) == NOTHING
     ok = add(server, feed, {"activities": many["activities"][:100]})
     assert ok.status_code == 201, ok.text
     assert len(ok.json()["activities"]) == 100
@@ -349,7 +346,7 @@ def test_time_far_in_the_future_is_refused(server: ServerProcess, db: Any, uid: 
     far = "2100-01-01T00:00:00"
     batch = {"activities": [activity(uid, object="fine"), activity(uid, time=far)]}
     assert_refused(add(server, feed, batch), 400, 4, "activities[1].time")
-    assert held_anywhere(db, [feed]) == 0
+    assert held_anywhere(db, [feed]) == NOTHING
     soon = (now + dt.timedelta(seconds=60)).isoformat()
     assert add(server, feed, activity(uid, time=soon)).status_code == 201
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import socketio
 
 from tests.integration.conftest import SERVER_TOKEN
 from tests.raw_socket import RawSocket
@@ -108,6 +109,49 @@ async def test_a_socket_that_never_connects_is_closed_at_a_fixed_deadline_though
     assert client.received.count("2") >= 1  # it was pinged, and answered, meanwhile
     assert closed.code == 1000, closed  # a close frame, not a dropped connection
     assert loop.time() - started < CONNECT_TIMEOUT + 2
+
+
+async def test_a_long_polling_session_that_never_connects_is_closed_at_the_deadline(
+    limits_server: ServerProcess,
+) -> None:
+    """The same deadline on python-socketio's path: an Engine.IO long-polling session that
+    answers every ping but never sends its Socket.IO connect is ended by the server, and its
+    next poll is told the session is gone."""
+    url = f"{limits_server.url}/socket.io/"
+    loop = asyncio.get_running_loop()
+    timeout = aiohttp.ClientTimeout(total=CONNECT_TIMEOUT + 5)
+    connects = socketio.AsyncClient(reconnection=False)  # one that connects, also polling
+    await connects.connect(limits_server.url, auth={"token": SERVER_TOKEN},
+                           transports=["polling"], wait_timeout=10)  # fmt: skip
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        started = loop.time()
+        async with http.get(url, params={"EIO": "4", "transport": "polling"}) as opening:
+            text = await opening.text()
+        assert opening.status == 200 and text.startswith("0{"), text
+        query = {"EIO": "4", "transport": "polling", "sid": json.loads(text[1:])["sid"]}
+        pongs = 0
+        async with asyncio.timeout(CONNECT_TIMEOUT + 10):  # a failure, never the proof
+            while True:
+                async with http.get(url, params=query) as poll:
+                    status, payload = poll.status, await poll.text()
+                if status != 200:
+                    break
+                packets = payload.split("\x1e")
+                if "1" in packets:  # the server's close packet: the next poll must be refused
+                    continue
+                assert packets == ["2"] * len(packets), payload  # only pings: answered at once
+                pong = "\x1e".join("3" * len(packets))
+                async with http.post(url, params=query, data=pong) as answer:
+                    assert answer.status == 200, await answer.text()
+                pongs += len(packets)
+        closed_after = loop.time() - started
+    assert status == 400 and "Invalid session" in payload, (status, payload)
+    assert pongs >= 1  # it was pinged, and answered, meanwhile
+    assert CONNECT_TIMEOUT - 0.5 <= closed_after < CONNECT_TIMEOUT + 2.5, closed_after
+    try:  # the connected session, as old, is still served
+        assert await connects.call("unsubscribe", {"feed": "user:x"}, timeout=10) == {"ok": True}
+    finally:
+        await connects.disconnect()
 
 
 async def test_a_refused_connect_is_answered_then_closed(

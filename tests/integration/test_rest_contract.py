@@ -5,10 +5,12 @@ Raw HTTP with `requests`, so that what is checked is exactly what any SDK sees.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,9 +18,13 @@ import jwt
 import pymongo
 import pytest
 import requests
+import socketio
 
+from tests.firehose_support import SECRET as HOOK_SECRET
+from tests.firehose_support import Receiver
 from tests.integration.conftest import SERVER_TOKEN, token
-from tests.support import API_KEY, ServerProcess, Store
+from tests.integration.stored import NOTHING, Counts, stored
+from tests.support import API_KEY, ServerProcess, Store, wait_until
 
 DURATION = re.compile(r"^\d+(\.\d+)?ms$")
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$")
@@ -111,12 +117,9 @@ def assert_error(
     return body
 
 
-def stored_in(db: Any, feed: str) -> int:
-    """Activities added to `feed` and entries of `feed`, straight from the store."""
-    return int(
-        db["activities"].count_documents({"$or": [{"feed": feed}, {"owners.feed": feed}]})
-        + db["feed_entries"].count_documents({"feed": feed})
-    )
+def stored_in(db: Any, feed: str) -> Counts:
+    """What the store holds for `feed`, collection by collection (tests/integration/stored.py)."""
+    return stored(db, [feed])
 
 
 # --- success answers -----------------------------------------------------------------------
@@ -243,7 +246,7 @@ def test_bad_token_is_signature_exception(api: Api, db: Any, uid: str, auth: str
     response = api.add(f"user:{uid}", activity(uid), auth=auth)
     assert_error(response, 401, 3, "SignatureException")
     assert_error(api.call("GET", f"feed/user/{uid}/", auth=auth), 401, 3, "SignatureException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_token_with_future_exp_is_accepted(api: Api, uid: str) -> None:
@@ -255,7 +258,7 @@ def test_token_with_future_exp_is_accepted(api: Api, uid: str) -> None:
 def test_bad_api_key_is_api_key_exception(api: Api, db: Any, uid: str, api_key: str | None) -> None:
     assert_error(api.add(f"user:{uid}", activity(uid), api_key=api_key), 401, 2, "ApiKeyException")
     assert_error(api.call("GET", f"feed/user/{uid}/", api_key=api_key), 401, 2, "ApiKeyException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_unsupported_auth_type_is_refused(api: Api, uid: str) -> None:
@@ -274,7 +277,7 @@ def test_invalid_json_is_input_exception(api: Api, db: Any, uid: str, data: str)
         "POST", f"feed/user/{uid}/", data=data, headers={"Content-Type": "application/json"}
     )
     assert_error(response, 400, 4, "InputException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 @pytest.mark.parametrize(
@@ -312,7 +315,7 @@ def test_activity_fields_are_validated(
         assert response.status_code == 201, response.text
         return
     assert_error(response, 400, 4, "InputException", field)
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 @pytest.mark.parametrize("body", [[activity("x")], "text", 42, None], ids=str)
@@ -326,7 +329,7 @@ def test_body_that_is_not_an_object_is_input_exception(
         headers={"Content-Type": "application/json"},
     )
     assert_error(response, 400, 4, "InputException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def _padded(uid: str, size: int) -> dict[str, Any]:
@@ -341,25 +344,25 @@ def test_activity_over_10_kb_is_413_and_not_stored(api: Api, db: Any, uid: str) 
     response = api.add(f"user:{uid}", _padded(uid, 10241))
     assert_error(response, 413, 4, "InputException")
     assert api.ids(f"user:{uid}") == []
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
     # In a batch, one oversized activity refuses the whole batch.
     batch = {"activities": [activity(uid), _padded(uid, 20000)]}
     assert_error(api.add(f"user:{uid}", batch), 413, 4, "InputException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_body_over_the_request_limit_is_413(api: Api, db: Any, uid: str) -> None:
     batch = {"activities": [_padded(uid, 9000) for _ in range(130)]}  # ~1.2 MB
     assert_error(api.add(f"user:{uid}", batch), 413, 4, "InputException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_to_with_100_feeds_is_accepted_and_101_refused(api: Api, db: Any, uid: str) -> None:
     to = [f"raid:{uid}-{i}" for i in range(101)]
     refused = api.add(f"user:{uid}", activity(uid, to=to))
     assert_error(refused, 400, 4, "InputException", "to")
-    assert stored_in(db, f"user:{uid}") == 0
-    assert stored_in(db, f"raid:{uid}-0") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
+    assert stored_in(db, f"raid:{uid}-0") == NOTHING
     accepted = api.add(f"user:{uid}", activity(uid, to=to[:100]))
     assert accepted.status_code == 201, accepted.text
     assert api.ids(f"raid:{uid}-99") == [accepted.json()["id"]]
@@ -384,8 +387,8 @@ def test_bad_to_is_refused_and_nothing_stored(
     to = [f"raid:{uid}", bad.format(uid=uid)]
     response = api.add(f"user:{uid}", activity(uid, to=to))
     assert_error(response, 400, code, exception, "to")
-    assert stored_in(db, f"user:{uid}") == 0
-    assert stored_in(db, f"raid:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
+    assert stored_in(db, f"raid:{uid}") == NOTHING
 
 
 def test_batch_with_one_bad_activity_stores_none(api: Api, db: Any, uid: str) -> None:
@@ -400,7 +403,7 @@ def test_batch_with_one_bad_activity_stores_none(api: Api, db: Any, uid: str) ->
     response = api.add(f"user:{uid}", {"activities": [good[0], activity(uid, id="x")]})
     assert_error(response, 400, 5, "CustomFieldException")
     assert api.ids(f"user:{uid}") == []
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
     for empty in ({"activities": []}, {"activities": "nope"}):
         assert_error(api.add(f"user:{uid}", empty), 400, 4, "InputException", "activities")
     ok = api.add(f"user:{uid}", {"activities": good})
@@ -413,7 +416,7 @@ def test_batch_with_one_bad_activity_stores_none(api: Api, db: Any, uid: str) ->
 def test_reserved_field_is_custom_field_exception(api: Api, db: Any, uid: str, field: str) -> None:
     response = api.add(f"user:{uid}", activity(uid, **{field: "mine"}))
     assert_error(response, 400, 5, "CustomFieldException", field)
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 @pytest.mark.parametrize(
@@ -650,7 +653,7 @@ def test_user_token_reads_own_feeds_and_writes_only_its_user_feed(
     assert_error(
         api.add(f"user:{uid}-other", activity(uid), auth=user), 403, 17, "NotAllowedException"
     )
-    assert stored_in(db, f"user:{uid}-other") == 0
+    assert stored_in(db, f"user:{uid}-other") == NOTHING
     assert_error(
         api.call("GET", f"feed/timeline/{uid}-other/", auth=user), 403, 17, "NotAllowedException"
     )
@@ -695,7 +698,7 @@ def test_non_standard_json_constants_are_invalid_json(
         "POST", f"feed/user/{uid}/", data=raw, headers={"Content-Type": "application/json"}
     )
     assert_error(response, 400, 4, "InputException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_deeply_nested_json_is_bad_input_not_a_crash(api: Api, db: Any, uid: str) -> None:
@@ -706,7 +709,7 @@ def test_deeply_nested_json_is_bad_input_not_a_crash(api: Api, db: Any, uid: str
     )
     assert response.status_code in (400, 413), response.text
     assert_error(response, response.status_code, 4, "InputException")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 @pytest.mark.parametrize(
@@ -715,13 +718,13 @@ def test_deeply_nested_json_is_bad_input_not_a_crash(api: Api, db: Any, uid: str
 def test_out_of_range_time_is_input_exception(api: Api, db: Any, uid: str, when: str) -> None:
     response = api.add(f"user:{uid}", activity(uid, time=when))
     assert_error(response, 400, 4, "InputException", "time")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_time_before_1970_is_input_exception(api: Api, db: Any, uid: str) -> None:
     response = api.add(f"user:{uid}", activity(uid, time="1969-12-31T23:59:59"))
     assert_error(response, 400, 4, "InputException", "time")
-    assert stored_in(db, f"user:{uid}") == 0
+    assert stored_in(db, f"user:{uid}") == NOTHING
 
 
 def test_custom_fields_with_mongodb_operator_names_round_trip(api: Api, uid: str) -> None:
@@ -730,3 +733,84 @@ def test_custom_fields_with_mongodb_operator_names_round_trip(api: Api, uid: str
     assert response.status_code == 201, response.text
     got = api.read(f"user:{uid}")[0]
     assert {k: got[k] for k in sent} == sent
+
+
+# --- a refused write sends nothing: no live event, no firehose message -----------------------
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def hooked(store: Store, receiver: Receiver, workdir: Path) -> Iterator[ServerProcess]:
+    """A server of its own whose firehose posts every update to `receiver`."""
+    hook = [{"url": receiver.url, "secret": HOOK_SECRET, "feed_groups": []}]
+    env = {"TIDINGS_FIREHOSE_WEBHOOK": json.dumps(hook), "TIDINGS_FIREHOSE_POLL_SECONDS": "0.2"}
+    process = ServerProcess(store.url, env=env, log_path=workdir / "refusals.log").start()
+    yield process
+    process.stop()
+
+
+def _refusals(uid: str, room: str) -> dict[str, tuple[Any, str, int]]:
+    """Each case: (body, token, HTTP status) of a write to `user:<uid>` that is refused."""
+    own = token({"resource": "feed", "action": "write", "feed_id": f"user{uid}"})
+    return {
+        "bad activity": ({"verb": "post", "object": "o", "to": [room]}, SERVER_TOKEN, 400),
+        "one bad in a batch": (
+            {"activities": [activity(uid, to=[room]), {"actor": "a", "verb": "post"}]},
+            SERVER_TOKEN, 400,
+        ),
+        "unauthorised to": (activity(uid, to=[room]), own, 403),
+        "oversized": (activity(uid, to=[room], pad="x" * 20_000), SERVER_TOKEN, 413),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["bad activity", "one bad in a batch", "unauthorised to",
+                                  "oversized"])  # fmt: skip
+async def test_a_refused_write_stores_and_sends_nothing(
+    hooked: ServerProcess, receiver: Receiver, store: Store, uid: str, case: str
+) -> None:
+    """Refused whole: nothing in any collection, no event on a socket subscribed to every feed
+    involved (the author's, its follower's, the `to` room's), no firehose message. "Nothing
+    sent" is closed by a marker: a valid write afterwards whose events and message arrive, after
+    anything the refused one would have sent."""
+    author, follower, room = f"user:{uid}", f"timeline:{uid}", f"raid:{uid}"
+    feeds = [author, follower, room]
+    api = Api(hooked.url)
+    follow = api.call("POST", f"feed/timeline/{uid}/follows/", body={"target": author})
+    assert follow.status_code == 201, follow.text
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(store.url)
+    db = client[hooked.database]
+    sio = socketio.AsyncClient(reconnection=False)
+    events: list[dict[str, Any]] = []
+    sio.on("feed.update", events.append)
+    try:
+        await sio.connect(hooked.url, auth={"token": SERVER_TOKEN}, transports=["websocket"])
+        for feed in feeds:
+            assert (await sio.call("subscribe", {"feed": feed}, timeout=15))["ok"] is True
+        before = stored(db, feeds)
+        assert before["follows"] == 1, before
+
+        body, auth, status = _refusals(uid, room)[case]
+        refused = await asyncio.to_thread(api.add, author, body, auth=auth)
+        assert refused.status_code == status, refused.text
+        assert stored(db, feeds) == before
+
+        marker = await asyncio.to_thread(api.add, author, activity(uid, to=[room]))
+        assert marker.status_code == 201, marker.text
+        wanted = {(feed, marker.json()["id"]) for feed in feeds}
+
+        def arrived() -> bool:
+            live = {(e["feed"], a["id"]) for e in events for a in e["new"]}
+            return wanted <= live and wanted <= receiver.pairs()
+
+        await asyncio.to_thread(wait_until, arrived, 15, 0.05, what="the marker, live and hooked")
+    finally:
+        await sio.disconnect()
+        client.close()
+    assert {(e["feed"], a["id"]) for e in events for a in e["new"]} == wanted, events
+    assert {pair for pair in receiver.pairs() if pair[0] in feeds} == wanted

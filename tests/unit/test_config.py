@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings.config import ConfigError, check_serving, is_loopback, load_settings
+from tidings.config import ConfigError, check_serving, is_loopback, load_settings, url_location
 
 
 def test_defaults_load_and_ship_the_flat_groups() -> None:
@@ -152,3 +152,19 @@ def test_bad_feed_type_settings_name_their_key(tmp_path: Path, body: str, key: s
     config.write_text(f"[feeds.n]\n{body}\n")
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_settings(config, environ={})
+
+
+def test_the_follow_cap_is_ours_and_documented_with_its_value() -> None:
+    """Stream documents no bound on how many feeds one feed follows; Tidings keeps one, in the
+    defaults and in the README's REST table, with the same value."""
+    cap = load_settings(environ={}).fanout.max_following
+    assert cap == 5000
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"`fanout.max_following` ({cap:,})" in readme
+
+
+def test_a_unix_socket_url_is_logged_by_its_path_never_its_password() -> None:
+    assert url_location("unix://:s3cret@/data/redis/run/redis.sock?db=0") == (
+        "/data/redis/run/redis.sock"
+    )
+    assert url_location("redis://:s3cret@10.0.0.5:6379/0") == "10.0.0.5:6379"

@@ -16,8 +16,10 @@ The follower counter of a feed is repaired from its follows before it switches t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from ..config import FanoutSettings
 from ..domain.errors import InputError
@@ -28,6 +30,8 @@ from ..store.follows import FollowRecord, FollowStore
 from ..store.jobs import JobStore
 from .runner import FanoutRunner
 from .switches import copy_merged
+
+log = logging.getLogger(__name__)
 
 
 class FollowService:
@@ -46,7 +50,7 @@ class FollowService:
         self.settings = settings
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.runner, self.broadcaster = runner, broadcaster
-        self._batches = Batches(self._follow_targets, settings.max_follow_many)
+        self._batches = Batches(self._follow_targets, settings.max_follow_many, runner.spawn)
 
     async def follow(self, source: str, target: str, copy_limit: int) -> None:
         """`source` follows `target`. Concurrent follows of one feed (with the same copy limit)
@@ -224,6 +228,12 @@ class FollowService:
             self.runner.start(job)
 
 
+def _unheard(key: Key, item: str, done: asyncio.Future[InputError | None]) -> None:
+    """The batch of a caller that left has ended: log its failure, which nobody else will."""
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.error("following %s by %s failed after its caller left", key[0], item, exc_info=exc)
+
+
 def _cap_error(source: str, cap: int) -> InputError:
     return InputError(
         f"a feed can follow at most {cap} feeds",
@@ -233,6 +243,7 @@ def _cap_error(source: str, cap: int) -> InputError:
 
 Key = tuple[str, int]
 Run = Callable[[Key, list[str]], Awaitable[dict[str, InputError]]]
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[Any]"]
 
 
 class Batches:
@@ -240,23 +251,31 @@ class Batches:
     wait and are stored together in the next batch (at most `max_size`). The first item of an
     idle key is stored at once (no timer, no added latency). A caller cancelled while waiting
     does not cancel its batch (others wait on it; the follow is stored or not, as a follow cut
-    off mid-way would be); a batch that fails fails each of its items; a drain task cancelled
-    (shutdown) cancels the items it still holds."""
+    off mid-way would be), and if the batch then fails, the failure is logged, since no caller
+    hears it; a batch that fails fails each of its items; a drain task cancelled (shutdown)
+    cancels the items it still holds.
 
-    def __init__(self, run: Run, max_size: int) -> None:
-        self._run, self._max = run, max_size
+    The drain tasks are started with `spawn` (the fanout runner's task set): shutdown waits
+    for them, and a drain that fails itself is logged."""
+
+    def __init__(self, run: Run, max_size: int, spawn: Spawn) -> None:
+        self._run, self._max, self._spawn = run, max_size, spawn
         self._pending: dict[Key, list[tuple[str, asyncio.Future[InputError | None]]]] = {}
-        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._tasks: dict[Key, asyncio.Task[Any]] = {}
 
     async def submit(self, key: Key, item: str) -> InputError | None:
         future: asyncio.Future[InputError | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append((item, future))
         if key not in self._tasks:
-            task = asyncio.create_task(self._drain(key))
+            task = self._spawn(self._drain(key))
             self._tasks[key] = task
             # Also when it is cancelled before it ever ran (its `finally` never runs then).
             task.add_done_callback(lambda done: self._drop(key, done, []))
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:  # (a done future runs the callback soon)
+            future.add_done_callback(lambda done: _unheard(key, item, done))
+            raise
 
     def _drop(
         self,

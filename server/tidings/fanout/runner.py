@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
-from ..faults import fault_point
+from ..faults import fault_pause, fault_point
 from ..firehose.outbox import Firehose
 from ..leases import keep_alive
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
@@ -92,10 +92,10 @@ class FanoutRunner:
         # however many inserts arrive at once, and jobs are served in order of arrival.
         self._slots = asyncio.Semaphore(settings.concurrency)
 
-    def spawn(self, work: Awaitable[None]) -> None:
+    def spawn(self, work: Awaitable[None]) -> asyncio.Task[Any]:
         """Run `work` in the background (failures logged), tracked so that shutdown can wait
         for it."""
-        self._tasks.spawn(work)
+        return self._tasks.spawn(work)
 
     def start(self, job: Job) -> None:
         if job.id not in self._running and not self._closing:
@@ -246,6 +246,7 @@ class FanoutRunner:
     async def _add_batch(
         self, job: Job, source: str, feeds: list[str], event: dict[str, Any], emit: bool
     ) -> None:
+        await fault_pause("fanout.batch")  # tests: a batch that takes its time
         # After a takeover, batches past the cursor may have been stored but not emitted when
         # the owner died (any of them: batches finish out of order). A resumed job therefore
         # emits to every feed of its batches, not just to the entries it adds: at least once.

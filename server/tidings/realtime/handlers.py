@@ -20,6 +20,7 @@ from ..domain.errors import InputError, RateLimitError, SignatureError, TidingsE
 from ..domain.feeds import parse_feed_id
 from ..domain.ids import is_activity_id
 from ..fanout.service import FeedService
+from ..faults import fault_pause
 from ..metrics import SOCKETS, SUBSCRIPTIONS, TOKEN_EXPIRIES
 from .expiry import TOKEN_EXPIRED, ExpiryTimers
 from .peers import Peer, Rooms
@@ -267,6 +268,7 @@ class Handlers:
         SUBSCRIPTIONS.labels("ok").inc()
         ack: Ack = {"ok": True, "feed": name, "missed": [], "more": False}
         if since is not None:
+            await fault_pause("subscribe.missed")
             missed = await self._service().missed(feed, since, self._max_missed)
             ack.update(missed=missed.activities, more=missed.more)
         return ack

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -9,9 +11,11 @@ import socketio
 from aiohttp import hdrs, web
 from socketio import packet
 
+from ..background import spawn
 from ..config import Settings
 from .websocket import FastPath
 
+log = logging.getLogger(__name__)
 SOCKETIO_PATH = "/socket.io/"
 
 
@@ -24,12 +28,49 @@ def allowed_origins(settings: Settings) -> list[str] | None:
 
 
 class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
-    """python-socketio, answering one thing as the fast path does that its own dispatch cannot:
-    an event whose payload is not `[name, ...]` (python-socketio reads `data[0]` and raises, or
-    takes the first character of a string for the name) gets the error ack `not_an_event()`.
-    (`_handle_event` is python-socketio's; pyproject pins python-socketio below 6.)"""
+    """python-socketio, doing two things as the fast path does that it does not do itself:
+    - an event whose payload is not `[name, ...]` (python-socketio reads `data[0]` and raises,
+      or takes the first character of a string for the name) gets the error ack
+      `not_an_event()`;
+    - an Engine.IO session (long-polling, or a WebSocket when the fast path is off) that has
+      not connected to a namespace `connect_timeout` seconds after its open is closed, pings
+      answered or not (node's `connectTimeout`): an open session costs memory and, polling, a
+      held request.
+    (`_handle_event`, `_handle_eio_connect` and `_handle_eio_disconnect` are python-socketio's;
+    pyproject pins python-socketio below 6.)"""
 
     not_an_event: Callable[[], dict[str, Any]] | None = None
+
+    def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connect_timeout = connect_timeout
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        loop = asyncio.get_running_loop()
+        self._deadlines[eio_sid] = loop.call_later(self.connect_timeout, self._due, eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        deadline = self._deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.cancel()
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def connected(self, eio_sid: str) -> bool:
+        """Whether the Engine.IO session is connected to a namespace (not only trying)."""
+        for namespace in list(self.manager.get_namespaces()):
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            if sid is not None and self.manager.is_connected(sid, namespace):
+                return True
+        return False
+
+    def _due(self, eio_sid: str) -> None:
+        self._deadlines.pop(eio_sid, None)
+        if not self.connected(eio_sid):
+            log.info("closing session %s: no Socket.IO connect within %ss", eio_sid,
+                     self.connect_timeout)  # fmt: skip
+            spawn(self.eio.disconnect(eio_sid))
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None,
                             data: Any) -> None:  # fmt: skip
@@ -56,6 +97,7 @@ def create_sio(settings: Settings) -> SioServer:
         cors_allowed_origins="*" if origins is None else origins,
         ping_interval=settings.realtime.ping_interval,
         ping_timeout=settings.realtime.ping_timeout,
+        connect_timeout=settings.realtime.connect_timeout,
         logger=False,
         engineio_logger=False,
     )

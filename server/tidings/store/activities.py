@@ -334,6 +334,7 @@ class ActivityStore(EntryReads):
         await self.heads.publish(e.feed for e in inserted)
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
+            fault_point("groups.after_join")
             await self.joins.delete_one({"_id": token})
         return inserted
 

@@ -36,6 +36,7 @@ from ..domain.aggregation import (
 )
 from ..domain.errors import FeedConfigError
 from ..domain.ids import format_time, id_time
+from ..faults import fault_hold
 from ..domain.merge import Bounds
 from . import scan
 from .merged_groups import MarkAll, MergedGroups, stored_verb
@@ -182,6 +183,7 @@ class GroupStore:
                 verb = json.loads(doc["data"]).get("verb", "") if doc and "data" in doc else ""
                 members[newest] = (members[newest][0], str(verb))
             group = regroup(key, {i: (a, str(v or "")) for i, (a, v) in members.items()})
+            await fault_hold("groups.recompute_read")
             if group is None:
                 await self.groups.delete_one({"feed": feed, "group": key})
                 continue

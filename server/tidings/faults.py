@@ -57,5 +57,7 @@ async def fault_hold(name: str) -> None:
     arrival = next(_ARRIVALS[name])
     (folder / f"{name}.{arrival}.held").touch()
     release, opened = folder / f"{name}.{arrival}.release", folder / f"{name}.open"
-    while not (release.exists() or opened.exists()):
+    while True:  # a marker written by another process: nothing to await but the file
+        if release.exists() or opened.exists():
+            return
         await asyncio.sleep(HOLD_POLL)

@@ -21,10 +21,9 @@ import requests
 import stream
 from stream.exceptions import StreamApiException
 
+from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 from tidings.domain.aggregation import regroup
 from tidings.store.merged_groups import stored_verb
-
-from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
 DAY = "2026-11-30T"
 WAIT = 15.0
@@ -50,14 +49,16 @@ def assert_groups_match_entries(db: Any, feed: str) -> None:
             "activity_ids": list(group.activity_ids), "activity_count": group.activity_count,
             "actors": list(group.actors), "gid": group.newest, "verb": group.verb,
         }  # fmt: skip
-    stored = {
-        doc["group"]: {
-            "activity_ids": doc["activity_ids"], "activity_count": doc["activity_count"],
-            "actors": doc["actors"], "gid": doc["gid"], "verb": stored_verb(doc),
-        }  # fmt: skip
-        for doc in db["feed_groups"].find({"feed": feed})
-    }
+    stored = {doc["group"]: _derived(doc) for doc in db["feed_groups"].find({"feed": feed})}
     assert stored == expected
+
+
+def _derived(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a stored group derives from its entries."""
+    return {
+        "activity_ids": doc["activity_ids"], "activity_count": doc["activity_count"],
+        "actors": doc["actors"], "gid": doc["gid"], "verb": stored_verb(doc),
+    }  # fmt: skip
 
 
 class Holds:

@@ -208,3 +208,36 @@ def test_activities_a_follow_copies_into_an_aggregated_feed_name_their_origin(
 
     wait_until(lambda: fanned in origins(), WAIT, 0.05, what="the fanout to the follower")
     assert origins() == {copied: user.id, own: None, fanned: user.id}
+    db = pymongo.MongoClient(store.url)[server.database]
+    db["feed_groups"].update_many({"feed": aggregated.id}, {"$unset": {"origins": ""}})
+    assert origins() == {copied: user.id, own: None, fanned: user.id}  # groups stored before
+
+
+def test_activities_merged_in_from_a_pull_feed_name_it_as_their_origin(
+    store: Store, tmp_path: Path, uid: str
+) -> None:
+    """A popular (pull) feed's activities are merged into its aggregated followers' groups at
+    read time: they read with that feed as their origin, next to the copied ones."""
+    env = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
+    server = ServerProcess(store.url, env=env, log_path=tmp_path / "hybrid.log").start()
+    try:
+        client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+        celeb = client.feed("user", f"c{uid}")
+        copied = celeb.add_activity(like("ann", 1))["id"]
+        followers = [client.feed("timeline_aggregated", f"{uid}{n}") for n in range(4)]
+        for follower in followers:
+            follower.follow("user", celeb.user_id)
+        db = pymongo.MongoClient(store.url)[server.database]
+
+        def settled() -> bool:
+            meta = db["feeds"].find_one({"_id": celeb.id}) or {}
+            return meta.get("mode") == "pull" and db["fanout_jobs"].count_documents({}) == 0
+
+        wait_until(settled, WAIT, 0.05, what="the celebrity's feed to become a pull feed")
+        merged = celeb.add_activity(like("bob", 2))["id"]
+        (group,) = followers[0].get()["results"]
+        origins = {a["id"]: a["origin"] for a in group["activities"]}
+        assert origins == {merged: celeb.id, copied: celeb.id}
+        assert db["feed_entries"].count_documents({"activity_id": merged}) == 1  # not copied
+    finally:
+        server.stop()

@@ -27,7 +27,7 @@ from ..store.feeds import FeedMeta
 from ..store.follow_records import FollowRecord
 from ..store.follows import FollowStore
 from ..store.groups import GroupPage, GroupStore, public_group
-from ..store.merged_groups import MarkAll, combined
+from ..store.merged_groups import MarkAll, combined, group_origins
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
 NO_PULLS_TTL = 10.0  # seconds "follows no pull feed" is trusted without a follows_changed
@@ -157,9 +157,17 @@ class Reads:
         """The activities of a page of groups with their origins: the followed feed that the
         feed got each through (its entry's), or the pull feed it is merged in from."""
         groups, _ = self._grouped(feed)
-        ids = [i for doc in found.groups for i in doc["activity_ids"]]
-        origins = await groups.origins(feed, [i for i in ids if i not in found.pulled])
-        return [(i, found.pulled.get(i, origins.get(i))) for i in ids]
+        origins: dict[str, str | None] = dict(found.pulled)
+        unknown: list[str] = []
+        for doc in found.groups:
+            stored = group_origins(doc)
+            if stored is None:
+                unknown += [i for i in doc["activity_ids"] if i not in found.pulled]
+            else:
+                origins.update(stored)
+        if unknown:
+            origins.update(await groups.entry_origins(feed, unknown))
+        return [(i, origins.get(i)) for doc in found.groups for i in doc["activity_ids"]]
 
     def _grouped(self, feed: str) -> tuple[GroupStore, FeedGroup]:
         groups = self.activities.groups

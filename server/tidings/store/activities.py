@@ -370,7 +370,7 @@ class ActivityStore(EntryReads):
             if d and "group" in d and (d.get("pending") is True or d.get("join") in live)
         ]  # fmt: skip
         fault_point("groups.before_join")
-        joining = ((e.feed, e.activity_id, found[e.activity_id]) for e in inserted)
+        joining = ((e.feed, e.activity_id, found[e.activity_id], e.origin) for e in inserted)
         joined = await groups.join(joining, token)
         if recovering:
             adopt = {d["join"] for _, d in recovering if "join" in d}

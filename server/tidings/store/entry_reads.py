@@ -234,10 +234,11 @@ class EntryReads:
     async def _fetch_fields(self, ids: list[str]) -> dict[str, tuple[dict[str, Any], int]]:
         """The fields of the stored, not removed activities among `ids` (one `$in` for every
         load of a tick), each with the size of its JSON."""
-        query = {"_id": {"$in": ids}, "removed": {"$ne": True}}
-        cursor = self.activities.find(query, {"data": 1})
+        cursor = self.activities.find({"_id": {"$in": ids}}, {"data": 1, "removed": 1})
         return {
-            d["_id"]: (json.loads(d["data"]), len(d["data"])) async for d in cursor if "data" in d
+            d["_id"]: (json.loads(d["data"]), len(d["data"]))
+            async for d in cursor
+            if "data" in d and not d.get("removed")
         }
 
 

@@ -31,10 +31,11 @@ from ..domain.aggregation import Group, regroup
 from ..domain.errors import UnavailableError
 from ..domain.ids import id_time
 from ..faults import fault_hold
+from .merged_groups import origin_members
 from .mongo import Database, Document
 
 RETRIES = 20  # recomputes of one group that lost the race to a concurrent write
-ENTRY_FIELDS = {"activity_id": 1, "actor": 1, "verb": 1, "join": 1, "_id": 0}
+ENTRY_FIELDS = {"activity_id": 1, "actor": 1, "verb": 1, "origin": 1, "join": 1, "_id": 0}
 
 
 class GroupRecompute:
@@ -65,26 +66,26 @@ class GroupRecompute:
             doc = await self.groups.find_one({"feed": feed, "group": key}, {"v": 1, "joined": 1})
             if doc is None and not create:
                 return False
-            group, joined = await self._computed(feed, key, doc, adopt)
+            group, origins, joined = await self._computed(feed, key, doc, adopt)
             await fault_hold("groups.recompute_read")
-            if await self._write(feed, key, doc, group, joined):
+            if await self._write(feed, doc, group, {"origins": origins, "joined": joined}):
                 return doc is None and group is not None
         raise UnavailableError(f"the group {key!r} of {feed} kept changing; retry the request")
 
     async def _computed(
         self, feed: str, key: str, doc: Document | None, adopt: frozenset[ObjectId]
-    ) -> tuple[Group | None, list[ObjectId]]:
-        """The group that the counted entries make, and the tokens it is to hold."""
+    ) -> tuple[Group | None, list[str], list[ObjectId]]:
+        """The group that the counted entries make, its `origins`, and the tokens it is to
+        hold."""
         entries = await self.entries.find({"feed": feed, "group": key}, ENTRY_FIELDS).to_list()
         held = set((doc or {}).get("joined") or ())
         seen = {e["join"] for e in entries if "join" in e}
         live = await self._live(seen | held)
         adopted = adopt & seen
         counts = held | adopted | (seen - live)
+        counted = [e for e in entries if "join" not in e or e["join"] in counts]
         members: dict[str, tuple[str, Any]] = {
-            e["activity_id"]: (str(e.get("actor", "")), e.get("verb"))
-            for e in entries
-            if "join" not in e or e["join"] in counts
+            e["activity_id"]: (str(e.get("actor", "")), e.get("verb")) for e in counted
         }
         newest = max(members, default=None)
         if newest is not None and members[newest][1] is None:  # an entry from before verbs
@@ -92,7 +93,10 @@ class GroupRecompute:
             verb = json.loads(stored["data"]).get("verb", "") if stored and "data" in stored else ""
             members[newest] = (members[newest][0], str(verb))
         group = regroup(key, {i: (a, str(v or "")) for i, (a, v) in members.items()})
-        return group, sorted((held | adopted) & live)
+        came = {e["activity_id"]: e["origin"] for e in counted if e.get("origin") is not None}
+        shown = set(group.activity_ids) if group is not None else set()
+        origins = origin_members({i: o for i, o in came.items() if i in shown})
+        return group, origins, sorted((held | adopted) & live)
 
     async def _live(self, tokens: set[ObjectId]) -> set[ObjectId]:
         """Those of `tokens` whose insert has not finished (their record is still there)."""
@@ -102,21 +106,16 @@ class GroupRecompute:
         return {d["_id"] async for d in self.joins.find(query, {"_id": 1})}
 
     async def _write(
-        self,
-        feed: str,
-        key: str,
-        doc: Document | None,
-        group: Group | None,
-        joined: list[ObjectId],
+        self, feed: str, doc: Document | None, group: Group | None, extra: Document
     ) -> bool:
-        """Write the group if the stored one is still `doc` (by id and version): answers
-        whether it was."""
+        """Write the group (with the `extra` fields) if the stored one is still `doc` (by id
+        and version): answers whether it was."""
         if doc is None:
             if group is None:
                 return True
             try:
                 await self.groups.insert_one({
-                    "feed": feed, **_fields(group), "joined": joined, "v": 1,
+                    "feed": feed, **_fields(group), **extra, "v": 1,
                     "is_seen": False, "is_read": False,
                 })  # fmt: skip
             except DuplicateKeyError:  # joined meanwhile
@@ -125,7 +124,7 @@ class GroupRecompute:
         current = {"_id": doc["_id"], "v": doc.get("v")}
         if group is None:
             return (await self.groups.delete_one(current)).deleted_count == 1
-        update = {"$set": {**_fields(group), "joined": joined, "v": (doc.get("v") or 0) + 1}}
+        update = {"$set": {**_fields(group), **extra, "v": (doc.get("v") or 0) + 1}}
         return (await self.groups.update_one(current, update)).matched_count == 1
 
 

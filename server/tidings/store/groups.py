@@ -1,8 +1,10 @@
 """Groups of aggregated and notification feeds (`feed_groups`).
 
-A group document is `{feed, group, gid, newest_verb, activity_ids, activity_count, actors,
-created_at, updated_at, is_seen, is_read, v, joined}`: one per (feed, group key).
-`activity_ids` holds the newest MAX_GROUP_ACTIVITIES ids, newest first; `actors` the first
+A group document is `{feed, group, gid, newest_verb, activity_ids, origins, activity_count,
+actors, created_at, updated_at, is_seen, is_read, v, joined}`: one per (feed, group key).
+`activity_ids` holds the newest MAX_GROUP_ACTIVITIES ids, newest first; `origins` the feeds
+that those of them that came through a follow came from (`origin_members`), so that a read
+answers each activity's `origin` without reading the entries; `actors` the first
 MAX_GROUP_ACTORS distinct actors (sorted). `gid`, the group's id, is its newest activity id:
 activity ids sort by time, so group ids sort by `updated_at` (the time of the newest activity)
 and a read pages on them as a flat feed pages on activity ids. An activity is in one group of
@@ -43,7 +45,7 @@ from ..domain.ids import format_time, id_time
 from ..domain.merge import Bounds
 from . import scan
 from .group_recompute import GroupRecompute
-from .merged_groups import MarkAll, MergedGroups, stored_verb
+from .merged_groups import MarkAll, MergedGroups, origin_members, stored_verb
 from .mongo import DUPLICATE_KEY, Database, Document
 
 JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
@@ -93,25 +95,31 @@ class GroupStore:
         return found
 
     async def join(
-        self, joined: Iterable[tuple[str, str, Mapping[str, Any]]], token: ObjectId
+        self, joined: Iterable[tuple[str, str, Mapping[str, Any], str | None]], token: ObjectId
     ) -> list[tuple[str, str]]:
-        """(feed, activity id, activity) newly inserted into grouped feeds (by the insert of
-        `token`) join their groups: one upsert per (feed, group) (an update pipeline: ids,
-        count, actors and the newest verb at once), all in one bulk write, each conditional on
+        """(feed, activity id, activity, origin) newly inserted into grouped feeds (by the
+        insert of `token`) join their groups: one upsert per (feed, group) (an update pipeline:
+        ids, origins, count, actors and the newest verb at once), all in one bulk write, each
+        conditional on
         the group not holding the token yet. A group that holds it already was recomputed by
         the recovery of this very insert (store/group_recompute.py), which may have missed
         some of its entries: it is recomputed again. Groups beyond `max_length` are trimmed.
         Answers the (feed, group key) pairs joined."""
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-        for feed, activity_id, activity in joined:
+        origins: dict[tuple[str, str], str] = {}
+        for feed, activity_id, activity, origin in joined:
             by_feed.setdefault(feed, []).append((activity_id, activity))
+            if origin is not None:
+                origins[feed, activity_id] = origin
         ops, pairs = [], []
         for feed, members in by_feed.items():
             group = self.group_of_feed(feed)
             if group is None or group.aggregation is None:
                 continue
             for joining in joinings(members, group.aggregation).values():
-                ops.append(_join_op(feed, joining, token))
+                ids = joining.activity_ids
+                came = origin_members({i: origins[feed, i] for i in ids if (feed, i) in origins})
+                ops.append(_join_op(feed, joining, came, token))
                 pairs.append((feed, joining.key))
         if not ops:
             return []
@@ -208,9 +216,9 @@ class GroupStore:
         if ops:
             await self.groups.bulk_write(ops, ordered=False)
 
-    async def origins(self, feed: str, activity_ids: Sequence[str]) -> dict[str, str | None]:
+    async def entry_origins(self, feed: str, activity_ids: Sequence[str]) -> dict[str, str | None]:
         """The origin (the followed feed it came through, or None) of each of these activities
-        that `feed` holds: what its groups' activities are read with."""
+        that `feed` holds, from its entries: for groups stored before they kept `origins`."""
         found: dict[str, str | None] = {}
         for start in range(0, len(activity_ids), COUNT_CHUNK):
             chunk = list(activity_ids[start : start + COUNT_CHUNK])
@@ -275,13 +283,16 @@ class GroupStore:
         return asked
 
 
-def _join_op(feed: str, joining: Joining, token: ObjectId) -> UpdateOne:
+def _join_op(feed: str, joining: Joining, came: list[str], token: ObjectId) -> UpdateOne:
     """One upsert of a group, conditional on its not holding the insert's token yet (a repeat
     is then a no-op: no match, and the upsert's insert hits the unique index). An update
     pipeline, so that the ids and the actors are merged, sorted and bounded in the same op;
     the version goes up (a recompute that read the group before writes nothing) and the group
-    records the token until the insert is done (GroupStore.settle)."""
+    records the token until the insert is done (GroupStore.settle). `came`: origin_members of
+    the joining's ids; a group stored before groups kept origins keeps none (None: reads look
+    its origins up in the entries) until it is recomputed."""
     ids, newest = list(joining.activity_ids), joining.newest
+    known = {"$or": [{"$isArray": "$origins"}, {"$eq": [{"$ifNull": ["$gid", None]}, None]}]}
 
     def merged(field: str, new: list[str], order: int, bound: int) -> Document:
         union = {"$setUnion": [{"$ifNull": [f"${field}", []]}, {"$literal": new}]}
@@ -291,6 +302,7 @@ def _join_op(feed: str, joining: Joining, token: ObjectId) -> UpdateOne:
         {"feed": feed, "group": joining.key, "joined": {"$ne": token}},
         [{"$set": {
             "activity_ids": merged("activity_ids", ids, -1, MAX_GROUP_ACTIVITIES),
+            "origins": {"$cond": [known, merged("origins", came, -1, MAX_GROUP_ACTIVITIES), None]},
             "activity_count": {"$add": [{"$ifNull": ["$activity_count", 0]}, joining.count]},
             "actors": merged("actors", list(joining.actors), 1, MAX_GROUP_ACTORS),
             "gid": {"$max": ["$gid", newest]},

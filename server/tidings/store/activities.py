@@ -371,14 +371,13 @@ class ActivityStore(EntryReads):
         ]  # fmt: skip
         fault_point("groups.before_join")
         joining = ((e.feed, e.activity_id, found[e.activity_id], e.origin) for e in inserted)
-        joined = await groups.join(joining, token)
+        await groups.join(joining, token)
         if recovering:
             adopt = {d["join"] for _, d in recovering if "join" in d}
             pairs = {(feed, d["group"]) for feed, d in recovering}
             await groups.recompute(pairs, adopt, create=True)
         fault_point("groups.after_join")
         await self.joins.delete_one({"_id": token})
-        await groups.settle(token, joined)
 
     async def _group_keys(
         self, entries: Sequence[Entry], docs: list[Document], token: ObjectId

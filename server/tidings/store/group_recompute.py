@@ -16,12 +16,22 @@ twice. A recompute that recovers an insert cut short (a crash between its entrie
 removal of its token) adopts its token: it counts those entries and records the token in
 `joined`, so that the insert's own join, should it still be running after all, changes
 nothing (and recomputes the group in its turn: store/groups.py).
+
+An insert takes milliseconds from its token to its joins, so `joined` keeps only the newest
+MAX_JOINED tokens (no write per group to forget a token once its insert is done, which would
+double the cost of a grouped fanout), and a token older than ABANDONED_AFTER is taken for
+that of an insert cut short: its entries count (they are the truth; its join cannot come any
+more: an insert that finds itself that late recomputes instead of joining, `late`). What this
+leaves: a crash right after an insert's join, then MAX_JOINED joins of the same group and a
+removal from it within ABANDONED_AFTER, before any retry: that recompute leaves the crashed
+insert's entries out, until the group is recomputed again.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -35,6 +45,8 @@ from .merged_groups import origin_members
 from .mongo import Database, Document
 
 RETRIES = 20  # recomputes of one group that lost the race to a concurrent write
+MAX_JOINED = 32  # tokens a group remembers (the newest)
+ABANDONED_AFTER = timedelta(seconds=60)  # a join token older than this: its insert was cut short
 ENTRY_FIELDS = {"activity_id": 1, "actor": 1, "verb": 1, "origin": 1, "join": 1, "_id": 0}
 
 
@@ -80,7 +92,7 @@ class GroupRecompute:
         entries = await self.entries.find({"feed": feed, "group": key}, ENTRY_FIELDS).to_list()
         held = set((doc or {}).get("joined") or ())
         seen = {e["join"] for e in entries if "join" in e}
-        live = await self._live(seen | held)
+        live = {t for t in await self._live(seen | held) if not _abandoned(t)}
         adopted = adopt & seen
         counts = held | adopted | (seen - live)
         counted = [e for e in entries if "join" not in e or e["join"] in counts]
@@ -136,3 +148,13 @@ def _fields(group: Group) -> Document:
         "gid": group.newest, "newest_verb": f"{group.newest} {group.verb}",
         "updated_at": id_time(group.newest), "created_at": id_time(group.oldest),
     }  # fmt: skip
+
+
+def _abandoned(token: ObjectId) -> bool:
+    return datetime.now(UTC) - token.generation_time > ABANDONED_AFTER
+
+
+def late(token: ObjectId) -> bool:
+    """Whether an insert of `token` is too late to join (half of ABANDONED_AFTER gone: clocks
+    of nodes differ, and ObjectIds count whole seconds): it recomputes its groups instead."""
+    return datetime.now(UTC) - token.generation_time > ABANDONED_AFTER / 2

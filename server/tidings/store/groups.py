@@ -44,7 +44,7 @@ from ..domain.errors import FeedConfigError
 from ..domain.ids import format_time, id_time
 from ..domain.merge import Bounds
 from . import scan
-from .group_recompute import GroupRecompute
+from .group_recompute import MAX_JOINED, GroupRecompute, late
 from .merged_groups import MarkAll, MergedGroups, origin_members, stored_verb
 from .mongo import DUPLICATE_KEY, Database, Document
 
@@ -96,15 +96,16 @@ class GroupStore:
 
     async def join(
         self, joined: Iterable[tuple[str, str, Mapping[str, Any], str | None]], token: ObjectId
-    ) -> list[tuple[str, str]]:
+    ) -> None:
         """(feed, activity id, activity, origin) newly inserted into grouped feeds (by the
         insert of `token`) join their groups: one upsert per (feed, group) (an update pipeline:
         ids, origins, count, actors and the newest verb at once), all in one bulk write, each
         conditional on
         the group not holding the token yet. A group that holds it already was recomputed by
         the recovery of this very insert (store/group_recompute.py), which may have missed
-        some of its entries: it is recomputed again. Groups beyond `max_length` are trimmed.
-        Answers the (feed, group key) pairs joined."""
+        some of its entries: it is recomputed again, as are all of them when the insert is so
+        late that recomputes may take it for abandoned. Groups beyond `max_length` are
+        trimmed."""
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         origins: dict[tuple[str, str], str] = {}
         for feed, activity_id, activity, origin in joined:
@@ -122,13 +123,15 @@ class GroupStore:
                 ops.append(_join_op(feed, joining, came, token))
                 pairs.append((feed, joining.key))
         if not ops:
-            return []
+            return
+        if late(token):
+            await self.recompute(pairs, [token], create=True)
+            return
         upserted, held = await self._upsert(ops)
         created = {pairs[index][0] for index in upserted}  # a new group: maybe one too many
         if held:
             created |= await self._recompute.run([pairs[i] for i in held], [token], create=True)
         await self._trim(created)
-        return pairs
 
     async def _trim(self, created: Collection[str]) -> None:
         """Age out the groups of those feeds that got a group and now have too many."""
@@ -208,14 +211,6 @@ class GroupStore:
         created = await self._recompute.run(pairs, adopt, create)
         await self._trim(created)
 
-    async def settle(self, token: ObjectId, pairs: Iterable[tuple[str, str]]) -> None:
-        """The insert of `token` is done (its record in `group_joins` is gone): its groups
-        forget the token. Only a cleanup: a recompute drops the tokens of finished inserts
-        too."""
-        ops = [UpdateOne({"feed": f, "group": k}, {"$pull": {"joined": token}}) for f, k in pairs]
-        if ops:
-            await self.groups.bulk_write(ops, ordered=False)
-
     async def entry_origins(self, feed: str, activity_ids: Sequence[str]) -> dict[str, str | None]:
         """The origin (the followed feed it came through, or None) of each of these activities
         that `feed` holds, from its entries: for groups stored before they kept `origins`."""
@@ -288,9 +283,9 @@ def _join_op(feed: str, joining: Joining, came: list[str], token: ObjectId) -> U
     is then a no-op: no match, and the upsert's insert hits the unique index). An update
     pipeline, so that the ids and the actors are merged, sorted and bounded in the same op;
     the version goes up (a recompute that read the group before writes nothing) and the group
-    records the token until the insert is done (GroupStore.settle). `came`: origin_members of
-    the joining's ids; a group stored before groups kept origins keeps none (None: reads look
-    its origins up in the entries) until it is recomputed."""
+    records the token (the newest MAX_JOINED of them: see store/group_recompute.py). `came`:
+    origin_members of the joining's ids; a group stored before groups kept origins keeps none
+    (None: reads look its origins up in the entries) until it is recomputed."""
     ids, newest = list(joining.activity_ids), joining.newest
     known = {"$or": [{"$isArray": "$origins"}, {"$eq": [{"$ifNull": ["$gid", None]}, None]}]}
 
@@ -313,7 +308,10 @@ def _join_op(feed: str, joining: Joining, came: list[str], token: ObjectId) -> U
             "is_seen": {"$literal": False},
             "is_read": {"$literal": False},
             "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
-            "joined": {"$concatArrays": [{"$ifNull": ["$joined", []]}, {"$literal": [token]}]},
+            "joined": {"$slice": [
+                {"$concatArrays": [{"$ifNull": ["$joined", []]}, {"$literal": [token]}]},
+                -MAX_JOINED,
+            ]},
         }}],
         upsert=True,
     )  # fmt: skip

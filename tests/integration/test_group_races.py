@@ -5,7 +5,7 @@ writes are done the stored groups equal a recomputation from `feed_entries` thro
 domain's aggregation (`assert_groups_match_entries`). Races are made with the hold point
 `groups.recompute_read` (a recompute held between its read of the entries and its write),
 crashes with the fault point `groups.after_join` (between an insert's joins and the removal of
-its join record), raising once or killing the process.
+its join record), failing once or killing the process.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def _derived(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Holds:
-    """The test's side of `fault_hold` (server/tidings/faults.py): markers in a directory."""
+    """The test's side of a `hold` fault point (server/tidings/faults.py): markers in a
+    directory."""
 
     def __init__(self, folder: Path, point: str = HOLD) -> None:
         self.folder, self.point = folder, point
@@ -80,7 +81,7 @@ class Holds:
 
 @pytest.fixture
 def held_server(store: Store, tmp_path: Path) -> Iterator[tuple[ServerProcess, Holds]]:
-    env = {"TIDINGS_TEST_HOLD": HOLD, "TIDINGS_TEST_HOLD_DIR": str(tmp_path)}
+    env = {"TIDINGS_TEST_FAULT": f"{HOLD}:hold", "TIDINGS_TEST_HOLD_DIR": str(tmp_path)}
     process = ServerProcess(store.url, env=env, log_path=tmp_path / "held.log").start()
     holds = Holds(tmp_path)
     yield process, holds
@@ -139,17 +140,17 @@ def test_two_recomputes_never_write_back_a_removed_activity(
 def test_an_add_failing_after_its_join_is_counted_once_by_the_retry(
     store: Store, tmp_path: Path, uid: str
 ) -> None:
-    """`groups.after_join` raises once: the add answers 500 with its entry joined and its join
-    record left. 16 newer activities join; the client's retry of the first one (no longer
-    among the group's newest 15) must not count it again."""
-    env = {"TIDINGS_TEST_RAISE": "groups.after_join"}
+    """`groups.after_join` fails once (the store's answer lost): the add answers 503 with its
+    entry joined and its join record left. 16 newer activities join; the client's retry of
+    the first one (no longer among the group's newest 15) must not count it again."""
+    env = {"TIDINGS_TEST_FAULT": "groups.after_join:lose_answer:1"}
     server = ServerProcess(store.url, env=env, log_path=tmp_path / "raise.log").start()
     try:
         feed = notification(server, uid)
         oldest = like("ann", 0, foreign_id="like:0")
         with pytest.raises(StreamApiException) as failed:
             feed.add_activity(oldest)
-        assert failed.value.status_code == 500
+        assert failed.value.status_code == 503
         feed.add_activities([like(f"u{n}", n) for n in range(1, 17)])
         feed.add_activity(oldest)
         feed.add_activity(oldest)

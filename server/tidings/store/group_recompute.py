@@ -40,7 +40,7 @@ from pymongo.errors import DuplicateKeyError
 from ..domain.aggregation import Group, regroup
 from ..domain.errors import UnavailableError
 from ..domain.ids import id_time
-from ..faults import fault_hold
+from ..faults import fault_pause
 from .merged_groups import origin_members
 from .mongo import Database, Document
 
@@ -79,7 +79,7 @@ class GroupRecompute:
             if doc is None and not create:
                 return False
             group, origins, joined = await self._computed(feed, key, doc, adopt)
-            await fault_hold("groups.recompute_read")
+            await fault_pause("groups.recompute_read")
             if await self._write(feed, doc, group, {"origins": origins, "joined": joined}):
                 return doc is None and group is not None
         raise UnavailableError(f"the group {key!r} of {feed} kept changing; retry the request")

@@ -18,7 +18,8 @@ entries or to recover an insert cut short (a group is recomputed from its entrie
 one disappears). `v` counts the writes of the group, so that a recompute is a compare-and-set
 that never overwrites a concurrent join or recompute; `joined` holds the tokens of the
 pending inserts that the group counts already (store/group_recompute.py says which entries a
-recompute counts, and why that is exact whatever interleaves).
+recompute counts, why no interleaving of joins and recomputes loses or doubles one, and the
+one window a crash leaves).
 """
 
 from __future__ import annotations
@@ -100,12 +101,11 @@ class GroupStore:
         """(feed, activity id, activity, origin) newly inserted into grouped feeds (by the
         insert of `token`) join their groups: one upsert per (feed, group) (an update pipeline:
         ids, origins, count, actors and the newest verb at once), all in one bulk write, each
-        conditional on
-        the group not holding the token yet. A group that holds it already was recomputed by
-        the recovery of this very insert (store/group_recompute.py), which may have missed
-        some of its entries: it is recomputed again, as are all of them when the insert is so
-        late that recomputes may take it for abandoned. Groups beyond `max_length` are
-        trimmed."""
+        conditional on the group not holding the token yet. A group that holds it already was
+        recomputed by the recovery of this very insert (store/group_recompute.py), which may
+        have missed some of its entries: it is recomputed again, as are all of them when the
+        insert is so late that recomputes may take it for abandoned. Groups beyond
+        `max_length` are trimmed."""
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         origins: dict[tuple[str, str], str] = {}
         for feed, activity_id, activity, origin in joined:

@@ -137,6 +137,34 @@ def test_two_recomputes_never_write_back_a_removed_activity(
     assert group["activity_count"] == 1
 
 
+def test_a_removed_activity_is_not_read_from_a_group_its_removal_has_not_reached(
+    held_server: tuple[ServerProcess, Holds], store: Store, uid: str
+) -> None:
+    """An activity removed from its feed is taken out of the follower feeds' groups by the
+    removal's fanout; held there (its entry gone, its group not yet recomputed), a read of the
+    follower does not show it."""
+    server, holds = held_server
+    client = stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+    user, follower = client.feed("user", uid), client.feed("timeline_aggregated", uid)
+    removed, kept = (user.add_activity(like(actor, n))["id"] for n, actor in enumerate("ab", 1))
+    follower.follow("user", uid)
+
+    def shown() -> list[str]:
+        return [a["id"] for g in follower.get()["results"] for a in g["activities"]]
+
+    wait_until(lambda: shown() == [kept, removed], WAIT, 0.05, what="the follow's copy")
+    user.remove_activity(removed)
+    holds.wait(1)  # the removal's fanout: the follower's entry is gone, its group not redone
+    assert shown() == [kept]
+    holds.open()
+    db = pymongo.MongoClient(store.url)[server.database]
+    wait_until(
+        lambda: [g["activity_count"] for g in follower.get()["results"]] == [1], WAIT, 0.05,
+        what="the follower's group recomputed",
+    )  # fmt: skip
+    assert_groups_match_entries(db, follower.id)
+
+
 def test_an_add_failing_after_its_join_is_counted_once_by_the_retry(
     store: Store, tmp_path: Path, uid: str
 ) -> None:

@@ -8,7 +8,11 @@
 - `write_concern`: raise pymongo's BulkWriteError carrying only a write-concern error, as when
   a write was applied on the primary but not confirmed by a majority before a failover;
 - `pause` (at an `await fault_pause(name)` only): hold the task there for PAUSE_SECONDS, so
-  that a test can act while a write is half done.
+  that a test can act while a write is half done;
+- `hold` (at an `await fault_pause(name)` only): hold the task until the test lets it go. The
+  n-th pass (from 1) writes `<name>.<n>.held` in the directory `TIDINGS_TEST_HOLD_DIR` and
+  waits until `<name>.<n>.release` or `<name>.open` is there, so that a test lands other
+  writes in between and lets held ones go in the order it chooses.
 
 `times` limits the point to its first `times` passes (default: every pass). Test-only; when the
 variable is unset (any real deployment) a fault point is one dictionary lookup of an empty dict.
@@ -17,15 +21,19 @@ variable is unset (any real deployment) a fault point is one dictionary lookup o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 ENV = "TIDINGS_TEST_FAULT"
-ACTIONS = ("kill", "lose_answer", "write_concern", "pause")
+ACTIONS = ("kill", "lose_answer", "write_concern", "pause", "hold")
 PAUSE_SECONDS = 0.5
+HOLD_DIR = "TIDINGS_TEST_HOLD_DIR"
+HOLD_POLL = 0.01  # seconds between two looks for the test's marker
 WRITE_CONCERN_FAILED = 64  # MongoDB's WriteConcernFailed (a `wtimeout` ran out)
 
 
@@ -59,15 +67,28 @@ def _take(name: str) -> str | None:
     return armed.action
 
 
+_PASSES = {name: itertools.count(1) for name, armed in _ARMED.items() if armed.action == "hold"}
+
+
 async def fault_pause(name: str) -> None:
-    """Hold here if the tests armed this point with `pause`."""
-    if name in _ARMED and _ARMED[name].action == "pause" and _take(name):
+    """Hold here if the tests armed this point with `pause` or `hold`."""
+    if name not in _ARMED or _ARMED[name].action not in ("pause", "hold") or not _take(name):
+        return
+    if _ARMED[name].action == "pause":
         await asyncio.sleep(PAUSE_SECONDS)
+        return
+    folder, arrival = Path(os.environ[HOLD_DIR]), next(_PASSES[name])
+    (folder / f"{name}.{arrival}.held").touch()
+    release, opened = folder / f"{name}.{arrival}.release", folder / f"{name}.open"
+    while True:  # a marker that another process writes: nothing to await but the file
+        if release.exists() or opened.exists():
+            return
+        await asyncio.sleep(HOLD_POLL)
 
 
 def fault_point(name: str) -> None:
     """Act here if the tests armed this point (and it has passes left)."""
-    if name in _ARMED and _ARMED[name].action == "pause":
+    if name in _ARMED and _ARMED[name].action in ("pause", "hold"):
         return
     action = _take(name)
     if action is None:

@@ -27,7 +27,7 @@ from ..store.feeds import FeedMeta
 from ..store.follow_records import FollowRecord
 from ..store.follows import FollowStore
 from ..store.groups import GroupPage, GroupStore, public_group
-from ..store.merged_groups import MarkAll, combined
+from ..store.merged_groups import MarkAll, combined, group_origins
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
 NO_PULLS_TTL = 10.0  # seconds "follows no pull feed" is trusted without a follows_changed
@@ -134,9 +134,7 @@ class Reads:
             found, merged = await self._with_pulled(feed, group, page, pulls)
         else:
             found = await groups.read(feed, page.bounds(), page.offset, page.limit)
-        loaded = await self.activities.load(
-            (i, None) for doc in found.groups for i in doc["activity_ids"]
-        )
+        loaded = await self.activities.load(await self._group_items(feed, found))
         by_id = {a["id"]: a for a in loaded}
         notification = group.type == NOTIFICATION
         public = [
@@ -154,6 +152,22 @@ class Reads:
             found.unread if notification else None,
             marked,
         )
+
+    async def _group_items(self, feed: str, found: GroupPage) -> list[Item]:
+        """The activities of a page of groups with their origins: the followed feed that the
+        feed got each through (its entry's), or the pull feed it is merged in from."""
+        groups, _ = self._grouped(feed)
+        origins: dict[str, str | None] = dict(found.pulled)
+        unknown: list[str] = []
+        for doc in found.groups:
+            stored = group_origins(doc)
+            if stored is None:
+                unknown += [i for i in doc["activity_ids"] if i not in found.pulled]
+            else:
+                origins.update(stored)
+        if unknown:
+            origins.update(await groups.entry_origins(feed, unknown))
+        return [(i, origins.get(i)) for doc in found.groups for i in doc["activity_ids"]]
 
     def _grouped(self, feed: str) -> tuple[GroupStore, FeedGroup]:
         groups = self.activities.groups
@@ -197,7 +211,10 @@ class Reads:
             self.activities.own_newest(target, Bounds().above(floor), PULL_WINDOW)
             for target, floor in pulls
         ))  # fmt: skip
-        ids = sorted({i for found in pulled_ids for i in found}, reverse=True)
+        sources = {
+            i: target for (target, _), found in zip(pulls, pulled_ids, strict=True) for i in found
+        }
+        ids = sorted(sources, reverse=True)
         held = await self.activities.held_of(feed, ids)  # what it holds is in its groups
         ids = [i for i in ids if i not in held]
         written = await self.activities.as_written(ids)  # grouped as first written
@@ -225,7 +242,8 @@ class Reads:
             (d for d in by_key.values() if bounds.admits(d["gid"])),
             key=lambda d: d["gid"], reverse=True,
         )  # fmt: skip
-        return GroupPage(docs[page.offset : want], unseen, unread), merged
+        origins = {i: sources[i] for i in ids}
+        return GroupPage(docs[page.offset : want], unseen, unread, origins), merged
 
     async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
         pulls = await self.merged(feed)

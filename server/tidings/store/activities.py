@@ -355,8 +355,7 @@ class ActivityStore(EntryReads):
         self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
         await self.heads.publish(e.feed for e in inserted)
         if grouped:
-            await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped)
-            await self.joins.delete_one({"_id": token})
+            await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped, token)
         if failed is not None:
             bulk.duplicates(failed)  # raises unless they were all duplicates
         return inserted
@@ -370,14 +369,20 @@ class ActivityStore(EntryReads):
         await self.heads.publish(feeds)
 
     async def _join(
-        self, inserted: Sequence[Entry], repeated: Sequence[Entry], found: dict[str, Any]
+        self,
+        inserted: Sequence[Entry],
+        repeated: Sequence[Entry],
+        found: dict[str, Any],
+        token: ObjectId,
     ) -> None:
-        """New entries of grouped feeds join their groups; a repeated one joins only when its
-        join is still pending: its insert was cut short before its join (a crash). Entries of
-        grouped feeds name the insert that wrote them (`join`: a token in `group_joins` from
-        before the entries until after their join, so no write per entry marks them joined);
-        a crash after the join leaves the token, and a retry's join is a no-op (the group
-        holds the ids). (`pending: true`: entries written before the tokens.)"""
+        """New entries of grouped feeds join their groups, then the insert's token goes.
+        Entries of grouped feeds name the insert that wrote them (`join`: a token in
+        `group_joins` from before the entries until after their join, so no write per entry
+        marks them joined). A repeated entry whose token is still there belongs to an insert
+        that was cut short (a crash: its join may or may not have happened, for some of its
+        groups) or is still running: its groups are recomputed from their entries, adopting
+        that token (store/group_recompute.py), which counts them exactly once either way.
+        (`pending: true`: entries written before the tokens.)"""
         groups = self.groups
         if groups is None:
             return
@@ -385,22 +390,26 @@ class ActivityStore(EntryReads):
         repeated = [e for e in repeated if e.activity_id in found and groups.group_of_feed(e.feed)]
         stored = await asyncio.gather(*(
             self.entries.find_one({"feed": e.feed, "activity_id": e.activity_id},
-                                  {"_id": 0, "join": 1, "pending": 1})
+                                  {"_id": 0, "group": 1, "join": 1, "pending": 1})
             for e in repeated
         ))  # fmt: skip
         tokens = list({d["join"] for d in stored if d and "join" in d})
         live = set()
         if tokens:
             live = {d["_id"] async for d in self.joins.find({"_id": {"$in": tokens}}, {"_id": 1})}
-        joining = [
-            *inserted,
-            *(e for e, d in zip(repeated, stored, strict=True)
-              if d and (d.get("pending") is True or d.get("join") in live)),
+        recovering = [
+            (e.feed, d) for e, d in zip(repeated, stored, strict=True)
+            if d and "group" in d and (d.get("pending") is True or d.get("join") in live)
         ]  # fmt: skip
-        if not joining:
-            return
         fault_point("groups.before_join")
-        await groups.join((e.feed, e.activity_id, found[e.activity_id]) for e in joining)
+        joining = ((e.feed, e.activity_id, found[e.activity_id], e.origin) for e in inserted)
+        await groups.join(joining, token)
+        if recovering:
+            adopt = {d["join"] for _, d in recovering if "join" in d}
+            pairs = {(feed, d["group"]) for feed, d in recovering}
+            await groups.recompute(pairs, adopt, create=True)
+        fault_point("groups.after_join")
+        await self.joins.delete_one({"_id": token})
 
     async def _group_keys(
         self, entries: Sequence[Entry], docs: list[Document], token: ObjectId

@@ -212,7 +212,7 @@ class EntryReads:
 
     async def load(self, entries: Iterable[Item]) -> list[dict[str, Any]]:
         """The public activities of entries, in their order; entries of activities no longer
-        stored are left out."""
+        stored, or removed (tombstoned) while their removal still runs, are left out."""
         entries = list(entries)
         if not entries:
             return []
@@ -232,11 +232,13 @@ class EntryReads:
         ]
 
     async def _fetch_fields(self, ids: list[str]) -> dict[str, tuple[dict[str, Any], int]]:
-        """The fields of the stored activities among `ids` (one `$in` for every load of a
-        tick), each with the size of its JSON."""
-        cursor = self.activities.find({"_id": {"$in": ids}}, {"data": 1})
+        """The fields of the stored, not removed activities among `ids` (one `$in` for every
+        load of a tick), each with the size of its JSON."""
+        cursor = self.activities.find({"_id": {"$in": ids}}, {"data": 1, "removed": 1})
         return {
-            d["_id"]: (json.loads(d["data"]), len(d["data"])) async for d in cursor if "data" in d
+            d["_id"]: (json.loads(d["data"]), len(d["data"]))
+            async for d in cursor
+            if "data" in d and not d.get("removed")
         }
 
 

@@ -1,28 +1,36 @@
 """Groups of aggregated and notification feeds (`feed_groups`).
 
-A group document is `{feed, group, gid, newest_verb, activity_ids, activity_count, actors,
-created_at, updated_at, is_seen, is_read}`: one per (feed, group key). `activity_ids` holds the
-newest MAX_GROUP_ACTIVITIES ids, newest first; `actors` the first MAX_GROUP_ACTORS distinct
-actors (sorted). `gid`, the group's id, is its newest activity id: activity ids sort by time,
-so group ids sort by `updated_at` (the time of the newest activity) and a read pages on them as
-a flat feed pages on activity ids. An activity is in one group of a feed, so `gid` is unique
-within the feed.
+A group document is `{feed, group, gid, newest_verb, activity_ids, origins, activity_count,
+actors, created_at, updated_at, is_seen, is_read, v, joined}`: one per (feed, group key).
+`activity_ids` holds the newest MAX_GROUP_ACTIVITIES ids, newest first; `origins` the feeds
+that those of them that came through a follow came from (`origin_members`), so that a read
+answers each activity's `origin` without reading the entries; `actors` the first
+MAX_GROUP_ACTORS distinct actors (sorted). `gid`, the group's id, is its newest activity id:
+activity ids sort by time, so group ids sort by `updated_at` (the time of the newest activity)
+and a read pages on them as a flat feed pages on activity ids. An activity is in one group of
+a feed, so `gid` is unique within the feed.
 
 Groups are derived from the feed's entries (store/activities.py), which carry their `group`
-key (and `actor`) in such feeds: ActivityStore calls `join` with the entries it inserted (a
-repeated insert inserts nothing, so it joins nothing) and `recompute` after removing entries
-(a group is recomputed from its entries; an empty one disappears). Joins are conditional on
-the group not holding the ids yet, so two racing inserts of one entry count it once.
+key (and `actor`) in such feeds, and the token of the insert that wrote them: ActivityStore
+calls `join` with the entries it inserted (a repeated insert inserts nothing, so it joins
+nothing; each entry is inserted once, so it is counted once) and `recompute` after removing
+entries or to recover an insert cut short (a group is recomputed from its entries; an empty
+one disappears). `v` counts the writes of the group, so that a recompute is a compare-and-set
+that never overwrites a concurrent join or recompute; `joined` holds the tokens of the
+pending inserts that the group counts already (store/group_recompute.py says which entries a
+recompute counts, why no interleaving of joins and recomputes loses or doubles one, and the
+one window a crash leaves).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
@@ -32,13 +40,13 @@ from ..domain.aggregation import (
     MAX_GROUP_ACTORS,
     Joining,
     joinings,
-    regroup,
 )
 from ..domain.errors import FeedConfigError
 from ..domain.ids import format_time, id_time
 from ..domain.merge import Bounds
 from . import bulk, scan
-from .merged_groups import MarkAll, MergedGroups, stored_verb
+from .group_recompute import MAX_JOINED, GroupRecompute, late
+from .merged_groups import MarkAll, MergedGroups, origin_members, stored_verb
 from .mongo import Database, Document
 
 JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
@@ -51,6 +59,8 @@ class GroupPage:
     groups: list[Document]  # as stored, newest updated first
     unseen: int
     unread: int
+    # Activities merged in at read time from pull feeds, with the pull feed (their origin).
+    pulled: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class GroupStore:
@@ -58,6 +68,7 @@ class GroupStore:
         self.groups = db["feed_groups"]
         self.merged = MergedGroups(db)  # marks of groups merged in at read time
         self.entries = db["feed_entries"]
+        self._recompute = GroupRecompute(db)
         self._feed_groups = {n: g for n, g in feed_groups.items() if g.grouped}
 
     def group_of_feed(self, feed: str) -> FeedGroup | None:
@@ -84,26 +95,46 @@ class GroupStore:
             found.append((key, str(activity.get("actor", "")), str(activity.get("verb", ""))))
         return found
 
-    async def join(self, joined: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
-        """(feed, activity id, activity) newly inserted into grouped feeds join their groups:
-        one conditional upsert per (feed, group) (an update pipeline: ids, count, actors and
-        the newest verb at once), all in one bulk write, then one count per 100 feeds that got
-        a new group (age-out). Answers the feeds whose groups changed."""
+    async def join(
+        self, joined: Iterable[tuple[str, str, Mapping[str, Any], str | None]], token: ObjectId
+    ) -> None:
+        """(feed, activity id, activity, origin) newly inserted into grouped feeds (by the
+        insert of `token`) join their groups: one upsert per (feed, group) (an update pipeline:
+        ids, origins, count, actors and the newest verb at once), all in one bulk write, each
+        conditional on the group not holding the token yet. A group that holds it already was
+        recomputed by the recovery of this very insert (store/group_recompute.py), which may
+        have missed some of its entries: it is recomputed again, as are all of them when the
+        insert is so late that recomputes may take it for abandoned. Groups beyond
+        `max_length` are trimmed."""
         by_feed: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-        for feed, activity_id, activity in joined:
+        origins: dict[tuple[str, str], str] = {}
+        for feed, activity_id, activity, origin in joined:
             by_feed.setdefault(feed, []).append((activity_id, activity))
-        ops, op_feeds = [], []
+            if origin is not None:
+                origins[feed, activity_id] = origin
+        ops, pairs = [], []
         for feed, members in by_feed.items():
             group = self.group_of_feed(feed)
             if group is None or group.aggregation is None:
                 continue
             for joining in joinings(members, group.aggregation).values():
-                ops.append(_join_op(feed, joining))
-                op_feeds.append(feed)
+                ids = joining.activity_ids
+                came = origin_members({i: origins[feed, i] for i in ids if (feed, i) in origins})
+                ops.append(_join_op(feed, joining, came, token))
+                pairs.append((feed, joining.key))
         if not ops:
-            return []
-        upserted = await self._upsert(ops)
-        created = {op_feeds[index] for index in upserted}  # a new group: maybe one too many
+            return
+        if late(token):
+            await self.recompute(pairs, [token], create=True)
+            return
+        upserted, held = await self._upsert(ops)
+        created = {pairs[index][0] for index in upserted}  # a new group: maybe one too many
+        if held:
+            created |= await self._recompute.run([pairs[i] for i in held], [token], create=True)
+        await self._trim(created)
+
+    async def _trim(self, created: Collection[str]) -> None:
+        """Age out the groups of those feeds that got a group and now have too many."""
         over = await self._over_length(created)
         limit = asyncio.Semaphore(AGE_OUT_CONCURRENCY)
 
@@ -112,7 +143,6 @@ class GroupStore:
                 await self._age_out(feed)
 
         await asyncio.gather(*(age_out(f) for f in over))
-        return list(by_feed)
 
     async def _over_length(self, feeds: Collection[str]) -> list[str]:
         """Those of `feeds` with more groups than their `max_length`: one aggregate per
@@ -134,22 +164,23 @@ class GroupStore:
                 over += [d["_id"] async for d in cursor]
         return over
 
-    async def _upsert(self, ops: list[UpdateOne]) -> set[int]:
-        """Run the joins; answers the indexes of those that created a group. A join that hit
-        the unique (feed, group) index either found its ids in the group already (a no-op) or
-        raced another join creating that group: run again (the group exists now), it updates
-        it or is a no-op for good."""
+    async def _upsert(self, ops: list[UpdateOne]) -> tuple[set[int], list[int]]:
+        """Run the joins; answers the indexes of those that created a group, and of those that
+        found their group holding their token already. A join that hit the unique (feed,
+        group) index either found its token in the group (a no-op) or raced another join
+        creating that group: run again (the group exists now), it updates it or is a no-op for
+        good."""
         upserted: set[int] = set()
         todo = list(range(len(ops)))
         for _ in range(JOIN_ATTEMPTS):
             try:
                 result = await self.groups.bulk_write([ops[i] for i in todo], ordered=False)
-                return upserted | {todo[i] for i in (result.upserted_ids or {})}
+                return upserted | {todo[i] for i in (result.upserted_ids or {})}, []
             except BulkWriteError as exc:
                 repeated = bulk.duplicates(exc)
                 upserted |= {todo[u["index"]] for u in exc.details.get("upserted", [])}
                 todo = [todo[i] for i in repeated]
-        return upserted
+        return upserted, todo
 
     async def _age_out(self, feed: str) -> None:
         """`max_length`: the least recently updated groups beyond it go."""
@@ -164,35 +195,30 @@ class GroupStore:
             floor = kept[group.max_length - 1]["gid"]
             await self.groups.delete_many({"feed": feed, "gid": {"$lt": floor}})
 
-    async def recompute(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """(feed, group key) pairs whose entries were removed: each group is computed again
-        from its entries (domain/aggregation.regroup: ids, counts, actors, times and the newest
-        activity's verb); an empty one disappears. Groups aged out stay out."""
-        for feed, key in set(pairs):
-            docs = await self.entries.find(
-                {"feed": feed, "group": key},
-                {"activity_id": 1, "actor": 1, "verb": 1, "_id": 0},
-            ).to_list()
-            members = {d["activity_id"]: (str(d.get("actor", "")), d.get("verb")) for d in docs}
-            newest = max(members, default=None)
-            if newest is not None and members[newest][1] is None:  # an entry from before verbs
-                doc = await self.entries.database["activities"].find_one({"_id": newest})
-                verb = json.loads(doc["data"]).get("verb", "") if doc and "data" in doc else ""
-                members[newest] = (members[newest][0], str(verb))
-            group = regroup(key, {i: (a, str(v or "")) for i, (a, v) in members.items()})
-            if group is None:
-                await self.groups.delete_one({"feed": feed, "group": key})
-                continue
-            await self.groups.update_one(
-                {"feed": feed, "group": key},
-                {"$set": {
-                    "activity_ids": list(group.activity_ids),
-                    "activity_count": group.activity_count,
-                    "actors": list(group.actors), "gid": group.newest,
-                    "newest_verb": f"{group.newest} {group.verb}",
-                    "updated_at": id_time(group.newest), "created_at": id_time(group.oldest),
-                }},
-            )  # fmt: skip
+    async def recompute(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        adopt: Collection[ObjectId] = (),
+        create: bool = False,
+    ) -> None:
+        """(feed, group key) pairs whose entries were removed (or whose join an insert cut
+        short left pending: `adopt`, `create`): each group is computed again from its entries
+        (store/group_recompute.py: a compare-and-set on the group's version, so that no
+        concurrent join or recompute is overwritten); an empty one disappears. Groups aged
+        out stay out, unless `create`."""
+        created = await self._recompute.run(pairs, adopt, create)
+        await self._trim(created)
+
+    async def entry_origins(self, feed: str, activity_ids: Sequence[str]) -> dict[str, str | None]:
+        """The origin (the followed feed it came through, or None) of each of these activities
+        that `feed` holds, from its entries: for groups stored before they kept `origins`."""
+        found: dict[str, str | None] = {}
+        for start in range(0, len(activity_ids), COUNT_CHUNK):
+            chunk = list(activity_ids[start : start + COUNT_CHUNK])
+            query = {"feed": feed, "activity_id": {"$in": chunk}}
+            async for d in self.entries.find(query, {"activity_id": 1, "origin": 1, "_id": 0}):
+                found[d["activity_id"]] = d.get("origin")
+        return found
 
     async def read(self, feed: str, bounds: Bounds, offset: int, limit: int) -> GroupPage:
         """A page of the feed's groups, newest updated first, with the unseen/unread counts."""
@@ -250,20 +276,26 @@ class GroupStore:
         return asked
 
 
-def _join_op(feed: str, joining: Joining) -> UpdateOne:
-    """One upsert of a group, conditional on its not holding any of the ids yet (a repeat is
-    then a no-op: no match, and the upsert's insert hits the unique index). An update
-    pipeline, so that the ids and the actors are merged, sorted and bounded in the same op."""
+def _join_op(feed: str, joining: Joining, came: list[str], token: ObjectId) -> UpdateOne:
+    """One upsert of a group, conditional on its not holding the insert's token yet (a repeat
+    is then a no-op: no match, and the upsert's insert hits the unique index). An update
+    pipeline, so that the ids and the actors are merged, sorted and bounded in the same op;
+    the version goes up (a recompute that read the group before writes nothing) and the group
+    records the token (the newest MAX_JOINED of them: see store/group_recompute.py). `came`:
+    origin_members of the joining's ids; a group stored before groups kept origins keeps none
+    (None: reads look its origins up in the entries) until it is recomputed."""
     ids, newest = list(joining.activity_ids), joining.newest
+    known = {"$or": [{"$isArray": "$origins"}, {"$eq": [{"$ifNull": ["$gid", None]}, None]}]}
 
     def merged(field: str, new: list[str], order: int, bound: int) -> Document:
         union = {"$setUnion": [{"$ifNull": [f"${field}", []]}, {"$literal": new}]}
         return {"$slice": [{"$sortArray": {"input": union, "sortBy": order}}, bound]}
 
     return UpdateOne(
-        {"feed": feed, "group": joining.key, "activity_ids": {"$nin": ids}},
+        {"feed": feed, "group": joining.key, "joined": {"$ne": token}},
         [{"$set": {
             "activity_ids": merged("activity_ids", ids, -1, MAX_GROUP_ACTIVITIES),
+            "origins": {"$cond": [known, merged("origins", came, -1, MAX_GROUP_ACTIVITIES), None]},
             "activity_count": {"$add": [{"$ifNull": ["$activity_count", 0]}, joining.count]},
             "actors": merged("actors", list(joining.actors), 1, MAX_GROUP_ACTORS),
             "gid": {"$max": ["$gid", newest]},
@@ -273,6 +305,11 @@ def _join_op(feed: str, joining: Joining) -> UpdateOne:
             "created_at": {"$min": ["$created_at", id_time(joining.oldest)]},
             "is_seen": {"$literal": False},
             "is_read": {"$literal": False},
+            "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
+            "joined": {"$slice": [
+                {"$concatArrays": [{"$ifNull": ["$joined", []]}, {"$literal": [token]}]},
+                -MAX_JOINED,
+            ]},
         }}],
         upsert=True,
     )  # fmt: skip

@@ -13,11 +13,11 @@ without a pass over the followers), or copy a celebrity's activities after all.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pymongo import UpdateOne
 
-from ..domain.aggregation import Group, Joining, apply
+from ..domain.aggregation import MAX_GROUP_ACTIVITIES, Group, Joining, apply
 from ..domain.ids import id_time
 from .mongo import Database, Document
 
@@ -110,6 +110,7 @@ def combined(doc: Document | None, joining: Joining, mark: Document | None = Non
     return {
         "feed": doc["feed"] if doc else "", "group": group.key, "gid": group.newest,
         "newest_verb": f"{group.newest} {group.verb}", "activity_ids": list(group.activity_ids),
+        "origins": doc.get("origins") if doc is not None else [],  # the stored part's
         "activity_count": group.activity_count, "actors": list(group.actors),
         "created_at": min(doc["created_at"], created) if doc else created,
         "updated_at": id_time(group.newest),
@@ -121,3 +122,20 @@ def combined(doc: Document | None, joining: Joining, mark: Document | None = Non
 def stored_verb(doc: Document) -> str:
     """A stored group's verb: its `newest_verb` is "<newest id> <verb>"."""
     return str(doc.get("newest_verb", "")).partition(" ")[2]
+
+
+def origin_members(origins: Mapping[str, str]) -> list[str]:
+    """A group's `origins`: "<activity id> <origin>" of its newest MAX_GROUP_ACTIVITIES
+    activities that came through a follow, newest first (activity ids sort by time and are of
+    one length, so these sort as their ids do); the others have no origin."""
+    came = sorted(origins, reverse=True)[:MAX_GROUP_ACTIVITIES]
+    return [f"{i} {origins[i]}" for i in came]
+
+
+def group_origins(doc: Document) -> dict[str, str] | None:
+    """The origins of a group's activities that came through a follow, by id; None for a
+    group stored before groups kept them."""
+    stored = doc.get("origins")
+    if not isinstance(stored, list):
+        return None
+    return dict(m.split(" ", 1) for m in stored)

@@ -18,6 +18,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,10 @@ def _missing(ids: Sequence[str], found: Mapping[str, Document], field: str) -> N
             )
 
 
+def _without_to(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "to"}
+
+
 class Updates:
     def __init__(self, service: FeedService) -> None:
         self.service = service
@@ -59,12 +64,19 @@ class Updates:
 
     async def replace(self, new: Sequence[Activity]) -> list[dict[str, Any]]:
         """Full updates (POST activities/): each activity's fields become the given ones
-        (its `to` stays: targets change through activity_to_targets). All must exist, or
-        nothing is changed."""
+        (its `to` stays: targets change through activity_to_targets). One not stored yet is
+        stored, in no feed, as Stream does (without `to`: no feed named its targets)."""
         found = await self.activities.documents([a.id for a in new])
-        _missing([a.id for a in new], found, "activities")
         changed = []
         for activity in new:
+            while activity.id not in found:
+                created = replace(activity, to=(), data=_without_to(activity.data))
+                if await self.activities.save_unowned(created):
+                    changed.append((activity.id, created.data))
+                    break
+                found.update(await self.activities.documents([activity.id]))
+            if activity.id not in found:
+                continue
 
             def whole(old: dict[str, Any], activity: Activity = activity) -> dict[str, Any]:
                 data = {k: v for k, v in activity.data.items() if k != "to"}

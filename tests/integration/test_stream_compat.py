@@ -9,12 +9,48 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from itertools import pairwise
 from typing import Any
 
 import pytest
+import requests
+import stream
 from stream.client import StreamClient
 
+from tests.support import API_KEY, API_SECRET, ServerProcess, Store
+
 FOLLOWERS = 40  # follower feeds of the small fanouts below (all in one fanout batch)
+SYNC_MAX_FEEDS = 50  # fanout.sync_max_feeds of the `awaiting` server
+
+
+@pytest.fixture(scope="module")
+def awaiting(store: Store) -> Any:
+    """A server whose budget for waiting on small fanouts (fanout.sync_budget_ms) is far above
+    what these take even on a loaded machine: what is asserted is that the write waits, not
+    how fast the fanout is (the budget's cut-off: tests/unit/test_completion.py)."""
+    env = {
+        "TIDINGS_FANOUT_SYNC_MAX_FEEDS": str(SYNC_MAX_FEEDS),
+        "TIDINGS_FANOUT_SYNC_BUDGET_MS": "20000",
+    }
+    process = ServerProcess(store.url, env=env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def ryw(awaiting: ServerProcess) -> StreamClient:
+    return stream.connect(API_KEY, API_SECRET, base_url=awaiting.base_url)
+
+
+def awaited(server: ServerProcess) -> dict[str, float]:
+    """The server's counts of writes by what their answer waited for (done, budget, large)."""
+    prefix = 'tidings_fanout_awaited_total{outcome="'
+    counts = {"done": 0.0, "budget": 0.0, "large": 0.0}
+    for line in requests.get(server.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(prefix):
+            outcome, _, value = line[len(prefix) :].partition('"} ')
+            counts[outcome] = float(value)
+    return counts
 
 
 def first_ids(client: StreamClient, feed_id: str, limit: int = 1) -> list[str]:
@@ -40,54 +76,75 @@ def post(feed: Any, uid: str, **extra: Any) -> dict[str, Any]:
 # --- read-your-writes ----------------------------------------------------------------------
 
 
-def test_follower_feeds_hold_an_add_when_it_answers(client: StreamClient, uid: str) -> None:
+def test_follower_feeds_hold_an_add_when_it_answers(ryw: StreamClient, uid: str) -> None:
     """The README's quick start: a read right after the add sees it in every follower feed."""
     followers = [f"timeline:{uid}-{n}" for n in range(FOLLOWERS)]
-    follow_all(client, followers, f"user:{uid}")
-    user = client.feed("user", uid)
+    follow_all(ryw, followers, f"user:{uid}")
+    user = ryw.feed("user", uid)
     for _ in range(3):
         added = post(user, uid)
         for follower in (followers[-1], followers[0], followers[FOLLOWERS // 2]):
-            assert first_ids(client, follower) == [added["id"]]
+            assert first_ids(ryw, follower) == [added["id"]]
 
 
-def test_grouped_followers_hold_an_add_when_it_answers(client: StreamClient, uid: str) -> None:
+def test_grouped_followers_hold_an_add_when_it_answers(ryw: StreamClient, uid: str) -> None:
     followers = [f"timeline_aggregated:{uid}-{n}" for n in range(FOLLOWERS // 2)]
     followers += [f"notification:{uid}-{n}" for n in range(FOLLOWERS // 2)]
-    follow_all(client, followers, f"user:{uid}")
-    added = post(client.feed("user", uid), uid)
+    follow_all(ryw, followers, f"user:{uid}")
+    added = post(ryw.feed("user", uid), uid)
     for follower in (followers[0], followers[-1]):
-        assert first_group_ids(client, follower) == [added["id"]]
+        assert first_group_ids(ryw, follower) == [added["id"]]
 
 
-def test_to_feeds_followers_lose_a_removal_when_it_answers(client: StreamClient, uid: str) -> None:
+def test_to_feeds_followers_lose_a_removal_when_it_answers(ryw: StreamClient, uid: str) -> None:
     """Stream's `test_add_activity_to`: the `to` feed's followers hold the add at once, and
     lose it at once when it is removed."""
-    user, team = client.feed("user", uid), client.feed("user", f"{uid}-team")
+    user, team = ryw.feed("user", uid), ryw.feed("user", f"{uid}-team")
     followers = [f"user:{uid}-f{n}" for n in range(FOLLOWERS)]
-    follow_all(client, followers, team.id)
+    follow_all(ryw, followers, team.id)
     added = post(user, uid, to=[team.id])
-    assert first_ids(client, team.id) == [added["id"]]
-    follower = client.feed("user", f"{uid}-f{FOLLOWERS - 1}").get(limit=1)["results"]
+    assert first_ids(ryw, team.id) == [added["id"]]
+    follower = ryw.feed("user", f"{uid}-f{FOLLOWERS - 1}").get(limit=1)["results"]
     assert [(a["id"], a["origin"]) for a in follower] == [(added["id"], team.id)]
     user.remove_activity(added["id"])
-    assert first_ids(client, team.id) == []
+    assert first_ids(ryw, team.id) == []
     for feed in (followers[-1], followers[0]):
-        assert first_ids(client, feed) == []
+        assert first_ids(ryw, feed) == []
 
 
-def test_grouped_followers_lose_a_removal_when_it_answers(client: StreamClient, uid: str) -> None:
+def test_grouped_followers_lose_a_removal_when_it_answers(ryw: StreamClient, uid: str) -> None:
     """Stream's `test_follow_and_delete`: an aggregated feed that copied an activity when it
     followed no longer shows it once its removal answered."""
-    user = client.feed("user", uid)
+    user = ryw.feed("user", uid)
     added = post(user, uid)
     followers = [f"timeline_aggregated:{uid}-{n}" for n in range(FOLLOWERS // 2)]
     followers += [f"notification:{uid}-{n}" for n in range(FOLLOWERS // 2)]
-    client.follow_many([{"source": f, "target": user.id} for f in followers])
-    assert first_group_ids(client, followers[-1]) == [added["id"]]
+    ryw.follow_many([{"source": f, "target": user.id} for f in followers])
+    assert first_group_ids(ryw, followers[-1]) == [added["id"]]
     user.remove_activity(added["id"])
     for follower in (followers[-1], followers[0]):
-        assert first_group_ids(client, follower) == []
+        assert first_group_ids(ryw, follower) == []
+
+
+def test_only_fanouts_up_to_sync_max_feeds_are_waited_for(
+    awaiting: ServerProcess, ryw: StreamClient, uid: str
+) -> None:
+    """A fanout to more than `fanout.sync_max_feeds` follower feeds answers at once, as every
+    write did before: the server counts which writes waited (`done`) and which did not
+    (`large`)."""
+    small, large = ryw.feed("user", f"{uid}-s"), ryw.feed("user", f"{uid}-l")
+    follow_all(ryw, [f"timeline:{uid}-s{n}" for n in range(SYNC_MAX_FEEDS)], small.id)
+    follow_all(ryw, [f"timeline:{uid}-l{n}" for n in range(SYNC_MAX_FEEDS + 1)], large.id)
+    counts = [awaited(awaiting)]
+    for feed in (small, large):
+        added = post(feed, uid)
+        counts.append(awaited(awaiting))
+        feed.remove_activity(added["id"])
+        counts.append(awaited(awaiting))
+    steps = [{k: after[k] - before[k] for k in after} for before, after in pairwise(counts)]
+    waited = {"done": 1.0, "budget": 0.0, "large": 0.0}
+    answered = {"done": 0.0, "budget": 0.0, "large": 1.0}
+    assert steps == [waited, waited, answered, answered]
 
 
 # --- lookups and removals by id --------------------------------------------------------------

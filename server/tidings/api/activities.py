@@ -112,7 +112,9 @@ async def activity_to_targets(request: web.Request) -> web.Response:
     if not (grant.allows("feed_targets", "write", feed) or grant.allows("feed", "write", feed)):
         raise NotAllowedError(f"you don't have permission to change the targets of {feed}")
     body = await json_body(request)
-    done = await request.app[SERVICE].updates.retarget(feed, body, grant, _limits(request))
+    service = request.app[SERVICE]
+    async with service.completion.awaited():  # an added target's small fanout, as an add's
+        done = await service.updates.retarget(feed, body, grant, _limits(request))
     return answer(request, done, status=201)
 
 

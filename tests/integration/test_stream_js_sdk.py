@@ -1,7 +1,8 @@
 """Stream's npm SDK (`getstream`, tests/js/stream_sdk.mjs) against Tidings: it follows with
 `POST feed/{slug}/{id}/following/`, lists with `GET …/following/` and unfollows with
 `DELETE …/following/{target}/`. The cases are those of its own suite's `follow_list.js` that
-need no users or enrichment; the follows are made with the server-side client."""
+need no users or enrichment; the follows are made with the server-side client, the reads with
+alice's user token, as in that suite."""
 
 from __future__ import annotations
 
@@ -42,18 +43,19 @@ def test_follow_list_cases_of_streams_js_suite(server: ServerProcess, uid: str) 
     results = run_sdk(server, [
         # Read followers: three timelines follow alice's user feed at once.
         [on(f"timeline:{who}", "follow", "user", alice) for who in (bob, carl, dave)],
-        on(f"user:{alice}", "followers"),
+        on(f"user:{alice}", "followers", user=alice),
         # Read followings: alice's timeline follows three user feeds at once.
         [on(f"timeline:{alice}", "follow", "user", who) for who in (bob, carl, dave)],
-        on(f"timeline:{alice}", "following"),
-        on(f"timeline:{alice}", "following", {"filter": [f"user:{bob}", f"user:{uid}-x"]}),
+        on(f"timeline:{alice}", "following", user=alice),
+        on(f"timeline:{alice}", "following",
+           {"filter": [f"user:{bob}", f"user:{uid}-x"]}, user=alice),
         # Follow stats (its third case: the slugs filter).
         on(f"timeline:{alice}", "follow", "timeline", dave),
         on(f"user:{bob}", "follow", "timeline", alice),
         on(f"timeline:{carl}", "follow", "timeline", alice),
-        on(f"timeline:{alice}", "followStats"),
+        on(f"timeline:{alice}", "followStats", user=alice),
         on(f"timeline:{alice}", "followStats",
-           {"followerSlugs": ["timeline", "user"], "followingSlugs": ["timeline"]}),
+           {"followerSlugs": ["timeline", "user"], "followingSlugs": ["timeline"]}, user=alice),
         # Unfollow through `following/{target}/`.
         on(f"timeline:{alice}", "unfollow", "user", carl),
         on(f"timeline:{alice}", "following"),

@@ -101,3 +101,16 @@ def test_a_follow_through_following_copies_and_an_unfollow_takes_back(
     assert [(a["id"], a["origin"]) for a in held] == [(added["id"], f"user:{uid}")]
     ok(results[3])
     assert ok(results[4])["results"] == []
+
+
+def test_removal_cases_of_streams_js_permissions_suite(server: ServerProcess, uid: str) -> None:
+    """Its `permissions.js`: alice (user token) removing its UUIDv1 id, unknown here, from her
+    own feed is fine; from bob's feed it is refused."""
+    alice, bob = f"alice-{uid}", f"bob-{uid}"
+    some_activity_id = "f9969ca8-e659-11e8-801f-e4a47194940e"
+    own, others = run_sdk(server, [
+        on(f"user:{alice}", "removeActivity", some_activity_id, user=alice),
+        on(f"user:{bob}", "removeActivity", some_activity_id, user=alice),
+    ])  # fmt: skip
+    assert ok(own)["removed"] == some_activity_id
+    assert (others["ok"], others["status"]) == (False, 403)

@@ -62,6 +62,7 @@ class Completion:
         begun = time.perf_counter()
         pending = [task for _, task in collected if not task.done()]
         if not pending:
+            FANOUT_AWAITED.labels("done").inc()
             return
         sources = {source for job, _ in collected for source in job.sources}
         if await self.followers(sources) > self.max_feeds:

@@ -69,14 +69,11 @@ class Updates:
         found = await self.activities.documents([a.id for a in new])
         changed = []
         for activity in new:
-            while activity.id not in found:
-                created = replace(activity, to=(), data=_without_to(activity.data))
-                if await self.activities.save_unowned(created):
-                    changed.append((activity.id, created.data))
-                    break
-                found.update(await self.activities.documents([activity.id]))
             if activity.id not in found:
-                continue
+                created = await self._store_new(activity, found)
+                if created is not None:
+                    changed.append((activity.id, created))
+                    continue
 
             def whole(old: dict[str, Any], activity: Activity = activity) -> dict[str, Any]:
                 data = {k: v for k, v in activity.data.items() if k != "to"}
@@ -89,6 +86,18 @@ class Updates:
                 changed.append((activity.id, data))
         await self._announce_after_write(changed)
         return [public_activity(i, d, None) for i, d in changed]
+
+    async def _store_new(
+        self, activity: Activity, found: dict[str, Document]
+    ) -> dict[str, Any] | None:
+        """Store an activity not stored yet, in no feed: its fields. None when it was stored
+        meanwhile (by an add): then it is in `found`, to be updated as any other."""
+        created = replace(activity, to=(), data=_without_to(activity.data))
+        while not await self.activities.save_unowned(created):
+            found.update(await self.activities.documents([activity.id]))
+            if activity.id in found:
+                return None
+        return created.data
 
     async def change(self, changes: Sequence[Change], limits: Limits) -> list[dict[str, Any]]:
         """Partial updates (POST activity/): every change is checked against the stored

@@ -16,8 +16,8 @@ from tidings.store.jobs import Job
 FOLLOWERS = {"user:a": 3, "user:b": 4, "user:big": 5000}
 
 
-async def followers(feeds: Collection[str]) -> int:
-    return sum(FOLLOWERS.get(f, 0) for f in feeds)
+async def followers(feeds: Collection[str]) -> dict[str, int]:
+    return {f: FOLLOWERS.get(f, 0) for f in feeds}
 
 
 def job(*sources: str) -> Job:
@@ -49,6 +49,19 @@ async def test_a_write_past_max_feeds_answers_at_once() -> None:
     async with completion.awaited():
         started(job("user:a"), fanouts[0].task)
         started(job("user:b"), fanouts[1].task)  # 7 follower feeds in all: more than 6
+    assert not any(f.task.done() for f in fanouts)
+    for fanout in fanouts:
+        fanout.go.set()
+        await fanout.task
+
+
+async def test_every_job_counts_its_follower_feeds() -> None:
+    """Two activities of one batch add to a feed with 4 followers write 8 follower feeds."""
+    completion = Completion(followers, max_feeds=7, budget_ms=10_000)
+    fanouts = [Fanout(), Fanout()]
+    async with completion.awaited():
+        for fanout in fanouts:
+            started(job("user:b"), fanout.task)
     assert not any(f.task.done() for f in fanouts)
     for fanout in fanouts:
         fanout.go.set()

@@ -142,10 +142,10 @@ class FeedService:
                         exc.detail, {field: [f"does not fit the aggregation_format of {feed}"]}
                     ) from None
 
-    async def _follower_feeds(self, feeds: Collection[str]) -> int:
-        """How many feeds follow `feeds`, all told (their follower counters)."""
+    async def _follower_feeds(self, feeds: Collection[str]) -> dict[str, int]:
+        """How many feeds follow each of `feeds` (their follower counters)."""
         metas = await self.follows.meta.get_many(feeds)
-        return sum(meta.followers for meta in metas.values())
+        return {feed: meta.followers for feed, meta in metas.items()}
 
     async def follow_count(self, feed: FeedId, followers: bool, groups: Sequence[str]) -> int:
         return await self.follows.count_of(str(feed), followers, groups)

@@ -96,6 +96,16 @@ def test_grouped_followers_hold_an_add_when_it_answers(ryw: StreamClient, uid: s
         assert first_group_ids(ryw, follower) == [added["id"]]
 
 
+def test_add_to_many_followers_hold_it_when_it_answers(ryw: StreamClient, uid: str) -> None:
+    owners = [f"user:{uid}-a", f"user:{uid}-b"]
+    for owner in owners:
+        follow_all(ryw, [f"timeline:{owner[5:]}-{n}" for n in range(FOLLOWERS // 2)], owner)
+    ryw.add_to_many({"actor": uid, "verb": "post", "object": "o", "foreign_id": f"m:{uid}"}, owners)
+    [stored] = ryw.feed("user", f"{uid}-a").get(limit=1)["results"]
+    for owner in owners:
+        assert first_ids(ryw, f"timeline:{owner[5:]}-{FOLLOWERS // 2 - 1}") == [stored["id"]]
+
+
 def test_to_feeds_followers_lose_a_removal_when_it_answers(ryw: StreamClient, uid: str) -> None:
     """Stream's `test_add_activity_to`: the `to` feed's followers hold the add at once, and
     lose it at once when it is removed."""

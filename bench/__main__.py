@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import client, cluster, firehose, follows, raid, reads, reconnect, roundtrip
+from . import client, cluster, firehose, follows, raid, reads, reconnect, roundtrip, writes
 
 BENCHMARKS = {
     "roundtrip": (
@@ -43,6 +43,11 @@ BENCHMARKS = {
         reads,
         "feed reads/s and p99 at limit 25 and 100 against the raw store's rate for the same "
         "queries, and the round trip of 200 followers with 100 reads/s alongside",
+    ),
+    "writes": (
+        writes,
+        "POST feed/… answer time (p50/p99) at 0, 100 and 1,000 followers, and whether a read "
+        "right after the answer sees the activity in a follower feed",
     ),
     "reconnect": (
         reconnect,

@@ -98,6 +98,8 @@ class FanoutSettings:
     push_threshold: int
     max_following: int
     max_follow_many: int = 2500
+    sync_max_feeds: int = 1000
+    sync_budget_ms: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,8 @@ class _FanoutSchema(_Section):
     push_threshold = fields.Integer(required=True, validate=validate.Range(min=0))
     max_following = fields.Integer(required=True, validate=_positive())
     max_follow_many = fields.Integer(load_default=2500, validate=_positive())
+    sync_max_feeds = fields.Integer(load_default=1000, validate=validate.Range(min=0))
+    sync_budget_ms = fields.Float(load_default=50.0, validate=validate.Range(min=0))
 
     @validates_schema
     def hysteresis(self, data: dict[str, Any], **_: Any) -> None:

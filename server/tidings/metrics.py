@@ -24,6 +24,13 @@ FANOUT_TAKEOVERS = Counter("tidings_fanout_takeovers_total", "Abandoned jobs tak
 WRITES_IN_FLIGHT = Gauge(
     "tidings_writes_in_flight", "Writes running on this node, whether their caller waits or left"
 )
+FANOUT_AWAITED = Counter(
+    "tidings_fanout_awaited_total",
+    "Writes with fanout jobs, by what their answer waited for (fanout/completion.py): "
+    "done (the jobs), budget (fanout.sync_budget_ms ran out), large (more follower feeds "
+    "than fanout.sync_max_feeds: none)",
+    ["outcome"],
+)
 INSERT_TO_EMIT = Histogram(
     "tidings_insert_to_emit_seconds",
     "From an insert's arrival to the feed.update emit of a feed holding it",

@@ -293,6 +293,7 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
         "TIDINGS_FANOUT_CONCURRENCY": "1",
         "TIDINGS_FANOUT_LEASE_SECONDS": "2",
         "TIDINGS_FANOUT_POLL_SECONDS": "0.2",
+        "TIDINGS_FANOUT_SYNC_MAX_FEEDS": "0",  # the posts answer at once, their jobs queue
     }
     first = spawn(env)
     second = spawn(env, database=first.database)

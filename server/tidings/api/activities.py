@@ -26,7 +26,7 @@ from ..domain.activities import (
 )
 from ..domain.errors import InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
-from ..domain.ids import activity_id, is_activity_id, parse_time
+from ..domain.ids import activity_id, lookup_id, parse_time
 from ..keys import FIREHOSE, SERVICE, SETTINGS
 from . import params
 from .context import GRANT, authenticate, json_body, path_feed
@@ -72,9 +72,7 @@ async def get_activities(request: web.Request) -> web.Response:
         raise InputError("ids or foreign_ids+timestamps required", {"ids": ["required"]})
     if len(ids) > most:
         raise InputError(f"at most {most} activities per call", {"ids": [f"at most {most}"]})
-    for index, value in enumerate(ids):
-        if not is_activity_id(value):
-            raise InputError("ids must be activity ids", {f"ids[{index}]": ["not an activity id"]})
+    ids = [_lookup_id(value, index) for index, value in enumerate(ids)]
     found = await request.app[SERVICE].activities.documents(list(dict.fromkeys(ids)))
     results = [
         public_activity(i, json.loads(found[i]["data"]), None)
@@ -82,6 +80,15 @@ async def get_activities(request: web.Request) -> web.Response:
         if i in found
     ]
     return answer(request, {"results": results})
+
+
+def _lookup_id(value: str, index: int) -> str:
+    """Any UUID names an activity to look up (Stream's own ids are UUIDv1): one that no
+    activity has is simply not found."""
+    found = lookup_id(value)
+    if found is None:
+        raise InputError("ids must be activity ids", {f"ids[{index}]": ["not an activity id"]})
+    return found
 
 
 async def update_activities(request: web.Request) -> web.Response:

@@ -8,8 +8,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ..domain.errors import InputError
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
+from ..domain.ids import lookup_id
 from ..keys import SERVICE, SETTINGS
 from ..store.entry_reads import Page
 from . import params
@@ -94,6 +96,11 @@ async def remove_activity(request: web.Request) -> web.Response:
     if by_foreign_id:
         await request.app[SERVICE].remove(feed, None, identifier)
     else:
-        params.activity_ids({"activity_id": identifier}, "activity_id")
-        await request.app[SERVICE].remove(feed, identifier, None)
+        # Any UUID: one that `feed` does not hold (Stream's ids are UUIDv1) changes nothing.
+        activity_id = lookup_id(identifier)
+        if activity_id is None:
+            raise InputError(
+                "activity_id must be an activity id", {"activity_id": ["not an activity id"]}
+            )
+        await request.app[SERVICE].remove(feed, activity_id, None)
     return answer(request, {"removed": identifier})

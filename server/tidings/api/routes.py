@@ -30,10 +30,14 @@ def setup_routes(app: web.Application) -> None:
         web.get(BASE + "/stats/follow" + SLASH, activities.follow_stats, allow_head=False),
         web.post(FEED + SLASH, feeds.add_activities),
         web.get(FEED + SLASH, feeds.read_feed, allow_head=False),
+        # Follows: `follows/` is stream-python's spelling, `following/` the npm SDK's.
         web.post(FEED + "/follows" + SLASH, follows.follow),
         web.get(FEED + "/follows" + SLASH, follows.following, allow_head=False),
-        web.get(FEED + "/followers" + SLASH, follows.followers, allow_head=False),
         web.delete(FEED + "/follows/{target}" + SLASH, follows.unfollow),
+        web.post(FEED + "/following" + SLASH, follows.follow),
+        web.get(FEED + "/following" + SLASH, follows.following, allow_head=False),
+        web.delete(FEED + "/following/{target}" + SLASH, follows.unfollow),
+        web.get(FEED + "/followers" + SLASH, follows.followers, allow_head=False),
         web.delete(FEED + "/{activity_id}" + SLASH, feeds.remove_activity),
         # follows in batches (issue 8 part 3)
         web.post(BASE + "/follow_many" + SLASH, follows.follow_many),

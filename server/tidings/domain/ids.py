@@ -49,6 +49,17 @@ def is_activity_id(value: str) -> bool:
     return bool(ID_RE.match(value))
 
 
+def lookup_id(value: str) -> str | None:
+    """The canonical form of an id to look up, or None when it is no UUID. Ids made here are
+    UUIDv7, but a lookup takes any UUID (Stream's own ids are UUIDv1, and its SDKs' tests look
+    up fresh `uuid1()`s): an id of another version, or in another spelling (upper case, no
+    hyphens, braces), is simply one no activity has, or the same id."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
 def format_time(time: datetime) -> str:
     """Stream's wire form: UTC, no offset, to the microsecond."""
     return time.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")

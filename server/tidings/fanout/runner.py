@@ -32,6 +32,7 @@ from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOV
 from ..store.activities import ActivityStore, Entry
 from ..store.follows import FollowStore, Member
 from ..store.jobs import Cursor, Job, JobStore
+from .completion import started
 from .switches import Batch, BatchMaker, Plan, Switches
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class FanoutRunner:
     def start(self, job: Job) -> None:
         if job.id not in self._running and not self._closing:
             self._running.add(job.id)
-            self.spawn(self.run(job))
+            started(job, self._tasks.spawn(self.run(job)))  # the write may wait for it
 
     async def run(self, job: Job) -> None:
         FANOUT_JOBS.inc()

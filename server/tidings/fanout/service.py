@@ -1,9 +1,10 @@
 """What clients ask of feeds, whatever the transport: add, remove, follow, unfollow, read.
 
 Writes follow DESIGN.md "Fanout": the activity and the entries of its own feed and `to` feeds
-are stored, then the fanout job, then the caller answers; events and the job run after that.
-Every write enters through a method marked `@completes` (background.py): once started it runs
-to its end as a task of `writes`, whatever happens to the socket or request that asked for it.
+are stored, then the fanout job, then the caller answers; events and the job run after that,
+but a small fanout is waited for before the answer (fanout/completion.py). Every write enters
+through a method marked `@completes` (background.py): once started it runs to its end as a task
+of `writes`, whatever happens to the socket or request that asked for it.
 A pull feed (step 4) gets no fanout job for a new activity: readers of its follower feeds merge
 it in (fanout/reads.py), and its live update goes once to its pull room. An activity dated at
 or before the newest one a pull feed had (back-dated, or a repeat) is copied into its followers
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from ..store.entry_reads import Page
 from ..store.feeds import PULL, FeedMeta
 from ..store.follows import Follow, FollowStore
 from ..store.jobs import JobStore
+from .completion import Completion
 from .following import FollowService
 from .reads import Reads
 from .runner import FanoutRunner
@@ -70,6 +72,10 @@ class FeedService:
             settings.fanout, activities, follows, jobs, runner, broadcaster
         )
         self.updates = Updates(self)
+        fanout = settings.fanout
+        self.completion = Completion(
+            self._follower_feeds, fanout.sync_max_feeds, fanout.sync_budget_ms
+        )
         bounds = settings.activities
         self.limits = Limits(  # an activity too big for a firehose endpoint is refused too
             settings.feeds.keys(), self.firehose.activity_bytes(bounds.max_bytes), bounds.max_to,
@@ -104,8 +110,9 @@ class FeedService:
         origin = str(feed)
         feeds = {a.id: list(dict.fromkeys((origin, *a.to))) for a in new}
         self._check_groupable(new, feeds, batch)
-        await self.activities.save(new, origin, grant.may_write)
-        await self.place(new, feeds, started)
+        async with self.completion.awaited():
+            await self.activities.save(new, origin, grant.may_write)
+            await self.place(new, feeds, started)
         return [a.public() for a in new]
 
     @completes
@@ -120,8 +127,9 @@ class FeedService:
         owners = list(dict.fromkeys(str(f) for f in feeds))
         placed = {activity.id: list(dict.fromkeys((*owners, *activity.to)))}
         self._check_groupable([activity], placed, batch=False)
-        await self.activities.save_to_many(activity, owners)
-        await self.place([activity], placed, started)
+        async with self.completion.awaited():
+            await self.activities.save_to_many(activity, owners)
+            await self.place([activity], placed, started)
 
     def _check_groupable(
         self, new: Sequence[Activity], feeds: dict[str, list[str]], batch: bool
@@ -141,6 +149,11 @@ class FeedService:
                     raise FeedConfigError(
                         exc.detail, {field: [f"does not fit the aggregation_format of {feed}"]}
                     ) from None
+
+    async def _follower_feeds(self, feeds: Collection[str]) -> dict[str, int]:
+        """How many feeds follow each of `feeds` (their follower counters)."""
+        metas = await self.follows.meta.get_many(feeds)
+        return {feed: meta.followers for feed, meta in metas.items()}
 
     async def follow_count(self, feed: FeedId, followers: bool, groups: Sequence[str]) -> int:
         return await self.follows.count_of(str(feed), followers, groups)
@@ -223,8 +236,9 @@ class FeedService:
             stored = await self.activities.get(activity_id or "")
             held = stored is not None and await self.activities.holds(origin, stored.id)
             found = [stored] if stored is not None and held else []
-        for stored in found:
-            await self._remove_one(origin, stored)
+        async with self.completion.awaited():
+            for stored in found:
+                await self._remove_one(origin, stored)
 
     async def _remove_one(self, feed: str, stored: StoredActivity) -> None:
         """Ownership is per feed (store/activities.py): `feed` loses the activity, and so do
@@ -332,8 +346,10 @@ class FeedService:
     async def retarget(
         self, feed: FeedId, body: object, grant: Grant, limits: Limits
     ) -> dict[str, Any]:
-        """activity_to_targets/: see Updates.retarget."""
-        return await self.updates.retarget(feed, body, grant, limits)
+        """activity_to_targets/: see Updates.retarget (an added target's small fanout is
+        waited for, as an add's)."""
+        async with self.completion.awaited():
+            return await self.updates.retarget(feed, body, grant, limits)
 
     async def pull_sources(self, feed: FeedId) -> list[str]:
         """The pull feeds whose updates the subscribers of `feed` get: the pull feeds it

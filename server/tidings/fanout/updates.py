@@ -18,6 +18,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,10 @@ def _missing(ids: Sequence[str], found: Mapping[str, Document], field: str) -> N
             )
 
 
+def _without_to(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "to"}
+
+
 class Updates:
     def __init__(self, service: FeedService) -> None:
         self.service = service
@@ -59,12 +64,16 @@ class Updates:
 
     async def replace(self, new: Sequence[Activity]) -> list[dict[str, Any]]:
         """Full updates (POST activities/): each activity's fields become the given ones
-        (its `to` stays: targets change through activity_to_targets). All must exist, or
-        nothing is changed."""
+        (its `to` stays: targets change through activity_to_targets). One not stored yet is
+        stored, in no feed, as Stream does (without `to`: no feed named its targets)."""
         found = await self.activities.documents([a.id for a in new])
-        _missing([a.id for a in new], found, "activities")
         changed = []
         for activity in new:
+            if activity.id not in found:
+                created = await self._store_new(activity, found)
+                if created is not None:
+                    changed.append((activity.id, created))
+                    continue
 
             def whole(old: dict[str, Any], activity: Activity = activity) -> dict[str, Any]:
                 data = {k: v for k, v in activity.data.items() if k != "to"}
@@ -77,6 +86,18 @@ class Updates:
                 changed.append((activity.id, data))
         await self._announce_after_write(changed)
         return [public_activity(i, d, None) for i, d in changed]
+
+    async def _store_new(
+        self, activity: Activity, found: dict[str, Document]
+    ) -> dict[str, Any] | None:
+        """Store an activity not stored yet, in no feed: its fields. None when it was stored
+        meanwhile (by an add): then it is in `found`, to be updated as any other."""
+        created = replace(activity, to=(), data=_without_to(activity.data))
+        while not await self.activities.save_unowned(created):
+            found.update(await self.activities.documents([activity.id]))
+            if activity.id in found:
+                return None
+        return created.data
 
     async def change(self, changes: Sequence[Change], limits: Limits) -> list[dict[str, Any]]:
         """Partial updates (POST activity/): every change is checked against the stored

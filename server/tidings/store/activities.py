@@ -195,6 +195,35 @@ class ActivityStore(EntryReads):
                 return
         raise ConcurrentUpdateError(activity.id)
 
+    async def save_unowned(self, activity: Activity) -> bool:
+        """Store an activity that no feed holds: what a full update of an activity not stored
+        yet does, as in Stream (found by id or foreign_id and time, in no feed). It has no
+        owner: a later add of it makes its feed the owner, whose fields replace these. A
+        tombstone of it is overwritten. False when a live document of it is stored (written
+        meanwhile): the caller changes that one instead."""
+        for _ in range(RETRIES):
+            doc = await self.activities.find_one({"_id": activity.id}, OWNERSHIP)
+            if doc is not None and not doc.get("removed"):
+                return False
+            fresh = activity_doc(activity, {}, "")
+            try:
+                if doc is None:
+                    await self.activities.insert_one(fresh)
+                else:
+                    del fresh["_id"], fresh["v"]
+                    result = await self.activities.update_one(
+                        unchanged(doc),
+                        {"$set": fresh, "$unset": LEGACY_AND_TOMBSTONE, "$inc": {"v": 1}},
+                    )
+                    if not result.matched_count:
+                        continue
+            except DuplicateKeyError:
+                continue
+            finally:
+                await self._changed([activity.id])
+            return True
+        raise ConcurrentUpdateError(activity.id)
+
     async def _replace(
         self,
         activity: Activity,

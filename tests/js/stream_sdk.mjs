@@ -1,0 +1,36 @@
+// Stream's npm SDK (`getstream`), driven by the Python tests against a Tidings server.
+//
+//   node tests/js/stream_sdk.mjs '{"url": URL, "key": KEY, "secret": SECRET, "calls": [...]}'
+//
+// Each call is {"user": ID | null, "feed": [SLUG, USER_ID] | null, "method": NAME, "args": [...]}:
+// made with a client for that user's token (made with the secret, as Stream's own tests do), or the
+// server-side client when `user` is null; on `client.feed(...)` when `feed` is given, else on the
+// client. A call that is a list of calls runs them concurrently (Promise.all). Prints one JSON
+// array: per call {"ok": true, "result": ...} or {"ok": false, "status": N, "error": BODY}.
+import { connect } from "getstream";
+
+const options = JSON.parse(process.argv[2]);
+const clientOptions = { urlOverride: { api: `${options.url}/api/` }, timeout: 10000 };
+const server = connect(options.key, options.secret, undefined, clientOptions);
+const users = new Map();
+
+function clientOf(user) {
+  if (user == null) return server;
+  if (!users.has(user)) users.set(user, connect(options.key, server.createUserToken(user), undefined, clientOptions));
+  return users.get(user);
+}
+
+async function run(call) {
+  if (Array.isArray(call)) return Promise.all(call.map(run));
+  const client = clientOf(call.user);
+  const target = call.feed ? client.feed(...call.feed) : client;
+  try {
+    return { ok: true, result: await target[call.method](...(call.args ?? [])) };
+  } catch (err) {
+    return { ok: false, status: err.response?.status ?? null, error: err.error ?? String(err) };
+  }
+}
+
+const results = [];
+for (const call of options.calls) results.push(await run(call));
+process.stdout.write(JSON.stringify(results) + "\n");

@@ -113,6 +113,28 @@ def test_a_retried_add_keeps_its_message_id_and_other_updates_get_their_own(
     assert len({*ids_of(first), *ids_of(first, score=1), *ids_of(other)}) == 3
 
 
+def test_an_update_back_to_earlier_fields_is_a_new_message(
+    hooked: tuple[ServerProcess, Receiver], uid: str
+) -> None:
+    """The same words for a later state of the activity (a score set to 7, to 8, back to 7)
+    are three updates: three webhook-ids, none of which a receiver may drop as a repeat."""
+    node, hook = hooked
+    author = f"user:{uid}"
+    first = add(node, author, foreign_id=f"f:{uid}", time="2026-02-01T09:00:00")
+
+    def sent(score: int) -> list[str]:
+        return [
+            d.id for d in list(hook.deliveries) for e in d.body if e["feed"] == author
+            for a in e["new"] if a["id"] == first and a.get("score") == score
+        ]  # fmt: skip
+
+    for score, times in ((7, 1), (8, 1), (7, 2)):
+        call(node, "POST", "activity/", json={"id": first, "set": {"score": score}})
+        wait_until(lambda s=score, n=times: len(sent(s)) == n, 15, what=f"score {score}")
+    assert len(set(sent(7))) == 2, "the update back to 7 was sent under the first one's id"
+    assert not set(sent(7)) & set(sent(8))
+
+
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
     server = MotoServer().start()

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from .service import FeedService
 
 
+# An updated activity: its id, its new fields and the version written (the document's `v`).
+Changed = tuple[str, dict[str, Any], int]
+
+
 def _missing(ids: Sequence[str], found: Mapping[str, Document], field: str) -> None:
     for index, wanted in enumerate(ids):
         if wanted not in found:
@@ -67,12 +71,12 @@ class Updates:
         (its `to` stays: targets change through activity_to_targets). One not stored yet is
         stored, in no feed, as Stream does (without `to`: no feed named its targets)."""
         found = await self.activities.documents([a.id for a in new])
-        changed = []
+        changed: list[Changed] = []
         for activity in new:
             if activity.id not in found:
                 created = await self._store_new(activity, found)
                 if created is not None:
-                    changed.append((activity.id, created))
+                    changed.append((activity.id, created, 0))
                     continue
 
             def whole(old: dict[str, Any], activity: Activity = activity) -> dict[str, Any]:
@@ -81,11 +85,11 @@ class Updates:
                     data["to"] = old["to"]
                 return data
 
-            data = await self.activities.change_data(activity.id, found[activity.id], whole)
-            if data is not None:
-                changed.append((activity.id, data))
+            written = await self.activities.change_data(activity.id, found[activity.id], whole)
+            if written is not None:
+                changed.append((activity.id, *written))
         await self._announce_after_write(changed)
-        return [public_activity(i, d, None) for i, d in changed]
+        return [public_activity(i, d, None) for i, d, _ in changed]
 
     async def _store_new(
         self, activity: Activity, found: dict[str, Document]
@@ -110,7 +114,7 @@ class Updates:
             doc = preview.get(change.id, found[change.id])
             data = apply_change(_fields(doc), change, limits)
             preview[change.id] = {**doc, "data": _text(data)}
-        changed: dict[str, dict[str, Any]] = {}
+        changed: dict[str, tuple[dict[str, Any], int]] = {}
         for change in changes:
 
             def apply(old: dict[str, Any], change: Change = change) -> dict[str, Any]:
@@ -119,10 +123,10 @@ class Updates:
             written = await self.activities.change_data(change.id, found[change.id], apply)
             if written is not None:
                 changed[change.id] = written
-        await self._announce_after_write(list(changed.items()))
-        return [public_activity(i, d, None) for i, d in changed.items()]
+        await self._announce_after_write([(i, d, v) for i, (d, v) in changed.items()])
+        return [public_activity(i, d, None) for i, (d, _) in changed.items()]
 
-    async def _announce_after_write(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def _announce_after_write(self, changed: Sequence[Changed]) -> None:
         """Sockets get updates in the background; with firehose endpoints, the update answers
         only once its firehose messages are stored (nothing acknowledged is lost), so the
         announcement runs before the answer then (its time grows with the feeds holding it)."""
@@ -131,12 +135,14 @@ class Updates:
         else:
             self.service.runner.spawn(self.announce(changed))
 
-    async def announce(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def announce(self, changed: Sequence[Changed]) -> None:
         """The live side of updates (run after the writes): every feed holding each activity
         gets it in `new`, with the origin it has there; pull feeds' followers through the
-        pull feed's room."""
+        pull feed's room. Firehose messages are told the version written, so that an update
+        back to earlier fields is a new message, not a repeat of the earlier one."""
         broadcaster, firehose = self.service.broadcaster, self.service.firehose
-        for activity_id_, data in changed:
+        for activity_id_, data, version in changed:
+            written = f"{activity_id_} v{version}"
             async for page in self.activities.holders(activity_id_):
                 by_origin: dict[str | None, list[str]] = defaultdict(list)
                 for entry in page:
@@ -144,7 +150,7 @@ class Updates:
                 for origin, feeds in by_origin.items():
                     event = feed_update(feeds[0], new=[public_activity(activity_id_, data, origin)])
                     if firehose.on:
-                        await firehose.hand_over([(feeds, event)], datetime.now(UTC))
+                        await firehose.hand_over([(feeds, event)], datetime.now(UTC), of=written)
                     await broadcaster.feed_update(feeds, event)
                 direct = by_origin.get(None, [])
                 if direct:
@@ -157,7 +163,9 @@ class Updates:
                                 feed, new=[public_activity(activity_id_, data, feed)]
                             )
                             if firehose.on:
-                                await firehose.hand_over([([feed], event)], datetime.now(UTC))
+                                await firehose.hand_over(
+                                    [([feed], event)], datetime.now(UTC), of=written
+                                )
                             await broadcaster.pull_update(feed, event)
 
     async def retarget(

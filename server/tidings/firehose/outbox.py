@@ -77,15 +77,21 @@ class Firehose:
         return max(1, min(max_bytes, min(self.limits.values()) - ELEMENT_OVERHEAD))
 
     async def hand_over(
-        self, updates: Sequence[Update], since: datetime, key: str | None = None
+        self,
+        updates: Sequence[Update],
+        since: datetime,
+        key: str | None = None,
+        of: str = "",
     ) -> None:
         """Store the messages of `updates` (one element per feed) for every endpoint that wants
         any of their feeds. `since`: when the insert that caused them arrived. `key` names the
-        step when it may run again (the same messages then, not new ones)."""
+        step when it may run again (the same messages then, not new ones). `of` names the
+        state the updates tell of (an activity's version), when the same words may come again
+        for a later state: the id is then derived from both."""
         if not self.endpoints or self.store is None:
             return
         now = datetime.now(UTC)
-        routed = self._route(updates, since, key, now)
+        routed = self._route(updates, since, key, now, of)
         send = routed.get("send", [])
         writing = None
         if send and self.worker is not None:
@@ -104,7 +110,7 @@ class Firehose:
         if it never comes, any node does once their lease runs out."""
         if not self.endpoints or self.store is None:
             return Held()
-        routed = self._route(updates, since, None, datetime.now(UTC))
+        routed = self._route(updates, since, None, datetime.now(UTC), "")
         await self.store.add([m for ms in routed.values() for m in ms], leased=True)
         return Held(routed)
 
@@ -120,7 +126,7 @@ class Firehose:
         await self.store.release([m.id for m in held.routed.get("failing", [])], later)
 
     def _route(
-        self, updates: Sequence[Update], since: datetime, key: str | None, now: datetime
+        self, updates: Sequence[Update], since: datetime, key: str | None, now: datetime, of: str
     ) -> dict[Route, list[Message]]:
         """The messages of each endpoint, by route; a disabled endpoint's are counted only."""
         routed: dict[Route, list[Message]] = {}
@@ -134,7 +140,7 @@ class Firehose:
                 continue
             for number, (body, what) in enumerate(bodies(parts, limit)):
                 routed.setdefault(route, []).append(Message(
-                    message_id(key or f"content\n{what}", endpoint.key, number), endpoint.key,
+                    message_id(key or f"content\n{of}\n{what}", endpoint.key, number), endpoint.key,
                     body, since, first_due=now,
                 ))  # fmt: skip
         return routed

@@ -269,10 +269,11 @@ class ActivityStore(EntryReads):
 
     async def change_data(
         self, activity_id: str, doc: Document, change: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], int] | None:
         """Write `change(fields)` of the activity as its new fields, conditional on the
         document being as read (`doc`; re-read and re-applied when it changed meanwhile).
-        Answers the new fields, or None when the activity is gone."""
+        Answers the new fields and the version written (the document's `v`), or None when the
+        activity is gone."""
         for _ in range(RETRIES):
             data = change(json.loads(doc["data"]))
             text = json.dumps(data, separators=(",", ":"))
@@ -291,7 +292,7 @@ class ActivityStore(EntryReads):
                 fault_point("activities.changed")
             if result.matched_count:
                 await self._changed([activity_id])
-                return data
+                return data, int(doc.get("v") or 0) + 1
             fresh = await self.activities.find_one({"_id": activity_id}, OWNERSHIP)
             if fresh is None or fresh.get("removed"):
                 return None

@@ -1,19 +1,40 @@
-"""Raw calls of Stream's REST dialect with a chosen token, and a socket that proves nothing was
-sent, for the authorisation tests (test_authorisation.py, test_stream_permissions.py)."""
+"""Raw calls of Stream's REST dialect with a chosen token, calls through Stream's npm SDK
+(`stream_js`), and a socket that proves nothing was sent, for the authorisation and Stream SDK
+tests."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+import subprocess
 from typing import Any
 
+import pytest
 import requests
 import socketio
 
 from tests.integration.conftest import SERVER_TOKEN, token
-from tests.support import API_KEY, ServerProcess, wait_until
+from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, wait_until
 
 WAIT = 15.0
 Doc = dict[str, Any]
+
+
+def stream_js(server: ServerProcess, calls: list[Any]) -> list[Any]:
+    """Run `calls` through Stream's npm SDK (tests/js/stream_sdk.mjs says their shape): a
+    client per user holding that user's token, or the server-side client."""
+    if shutil.which("node") is None or not (ROOT / "tests/js/node_modules/getstream").is_dir():
+        pytest.fail("node and tests/js/node_modules are needed: run `make install-test`")
+    options = {"url": server.url, "key": API_KEY, "secret": API_SECRET, "calls": calls}
+    done = subprocess.run(
+        ["node", "tests/js/stream_sdk.mjs", json.dumps(options)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results: list[Any] = json.loads(done.stdout)
+    assert len(results) == len(calls), results
+    return results
 
 
 def when(minutes: int) -> str:

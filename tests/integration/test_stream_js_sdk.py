@@ -6,27 +6,10 @@ alice's user token, as in that suite."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from typing import Any
 
-import pytest
-
-from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess
-
-
-def run_sdk(server: ServerProcess, calls: list[Any]) -> list[Any]:
-    if shutil.which("node") is None or not (ROOT / "tests/js/node_modules/getstream").is_dir():
-        pytest.fail("node and tests/js/node_modules are needed: run `make install-test`")
-    options = {"url": server.url, "key": API_KEY, "secret": API_SECRET, "calls": calls}
-    done = subprocess.run(
-        ["node", "tests/js/stream_sdk.mjs", json.dumps(options)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    results: list[Any] = json.loads(done.stdout)
-    return results
+from tests.integration.rest_calls import stream_js as run_sdk
+from tests.support import ServerProcess
 
 
 def on(feed: str, method: str, *args: Any, user: str | None = None) -> dict[str, Any]:

@@ -1,46 +1,25 @@
 """Stream's own permission cases (its JS suites test/integration/cloud/permissions.js and
 follow_list.js), played with Stream's npm SDK `getstream` as a browser app holds it (one user
-token per user) wherever the SDK's path is served here, and with raw requests for the follow
-calls (the npm SDK spells them `following/`). Also what a user token may do with its own feeds
-and that it acts only as its own user (no `SU:<other>` actor).
+token per user), follows included (the SDK's `following/` spelling). Also what a user token may
+do with its own feeds and that it acts only as its own user (no `SU:<other>` actor).
 
 Not played: users (`user(...).create/update`), reactions and enrichment (`enrich/feed/`, the
 SDK's default read with a user token: the reads here pass `enrich: false`), which this server
-does not serve yet; and alice removing an unknown activity id from her own feed.
+does not serve yet.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import SERVER_TOKEN, token
-from tests.integration.rest_calls import Api, activity, feed_path, when
-from tests.support import API_KEY, ROOT, ServerProcess
+from tests.integration.conftest import SERVER_TOKEN
+from tests.integration.rest_calls import Api, activity, feed_path, stream_js, when
+from tests.support import ServerProcess
 
 SOME_ACTIVITY_ID = "f9969ca8-e659-11e8-801f-e4a47194940e"  # permissions.js's
 Doc = dict[str, Any]
-
-
-def play(server: ServerProcess, users: list[str], calls: list[Doc]) -> list[Doc]:
-    """Run `calls` with tests/js/getstream_calls.mjs, a getstream client per user."""
-    options = {
-        "url": server.base_url,
-        "key": API_KEY,
-        "tokens": {user: token({"user_id": user}) for user in users},
-        "calls": calls,
-    }
-    done = subprocess.run(
-        ["node", "tests/js/getstream_calls.mjs", json.dumps(options)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(results) == len(calls), (results, done.stderr[-3000:])
-    return results
 
 
 def refused(result: Doc) -> bool:
@@ -64,28 +43,36 @@ def test_permissions_js_cases_with_the_npm_sdk(
     at = when(1)
     calls = [
         # alice impersonates bob (the SDK sends bob's currentUser as "SU:<bob>")
-        {"as": alice, "feed": ["user"], "method": "addActivity",
+        {"user": alice, "feed": ["user"], "method": "addActivity",
          "args": [{"actor": {"$user": bob}, "verb": "post", "object": "I love Alice",
                    "foreign_id": "fid:123", "time": at}]},
-        {"as": alice, "feed": ["timeline", bob], "method": "get", "args": [{"enrich": False}]},
-        {"as": alice, "feed": ["notification"], "method": "get",
+        {"user": alice, "feed": ["timeline", bob], "method": "get", "args": [{"enrich": False}]},
+        {"user": alice, "feed": ["notification"], "method": "get",
          "args": [{"mark_seen": True, "mark_read": True, "enrich": False}]},
-        {"as": alice, "feed": ["timeline", bob], "method": "addActivity",
+        {"user": alice, "feed": ["timeline", bob], "method": "addActivity",
          "args": [{"verb": "post", "object": "I'm writing this directly on your timeline"}]},
-        {"as": alice, "feed": ["user"], "method": "addActivity",
+        {"user": alice, "feed": ["user"], "method": "addActivity",
          "args": [{"verb": "post", "object": "by using to targets", "to": ["timeline:123"]}]},
-        {"as": alice, "feed": ["timeline", bob], "method": "followers"},
-        {"as": alice, "feed": ["user", bob], "method": "removeActivity",
+        {"user": alice, "feed": ["timeline", bob], "method": "followers"},
+        {"user": alice, "feed": ["user", bob], "method": "removeActivity",
          "args": [SOME_ACTIVITY_ID]},
         # and what alice may: add as herself (the SDK's default actor) or a plain actor
-        {"as": alice, "feed": ["user"], "method": "addActivity",
+        {"user": alice, "feed": ["user"], "method": "addActivity",
          "args": [{"verb": "post", "object": "as me"}]},
-        {"as": alice, "feed": ["user"], "method": "addActivity",
+        {"user": alice, "feed": ["user"], "method": "addActivity",
          "args": [{"actor": {"$user": alice}, "verb": "post", "object": "as me again"}]},
-        {"as": alice, "feed": ["user"], "method": "addActivity",
+        {"user": alice, "feed": ["user"], "method": "addActivity",
          "args": [{"actor": "alice's shop", "verb": "post", "object": "plain"}]},
+        # alice removes an unknown id (Stream's ids are UUIDv1) from her own feed: 200
+        {"user": alice, "feed": ["user"], "method": "removeActivity", "args": [SOME_ACTIVITY_ID]},
+        # bob's own timeline follows alice with bob's token; alice may not make bob's feeds
+        # follow or unfollow her, nor list what bob's feeds follow
+        {"user": bob, "feed": ["timeline"], "method": "follow", "args": ["user", alice]},
+        {"user": alice, "feed": ["timeline", bob], "method": "follow", "args": ["user", alice]},
+        {"user": alice, "feed": ["timeline", bob], "method": "unfollow", "args": ["user", alice]},
+        {"user": alice, "feed": ["user", bob], "method": "following"},
     ]  # fmt: skip
-    results = play(server, [alice, bob], calls)
+    results = stream_js(server, calls)
     impersonated, read_bob, mark_own, post_bob, to_other, bobs_followers, remove_bob = results[:7]
     assert refused(impersonated), impersonated
     assert refused(read_bob), read_bob
@@ -94,8 +81,11 @@ def test_permissions_js_cases_with_the_npm_sdk(
     assert refused(to_other), to_other
     assert refused(bobs_followers), bobs_followers
     assert refused(remove_bob), remove_bob
-    assert all(r["ok"] for r in results[7:]), results[7:]
-    assert [r["result"]["actor"] for r in results[7:]] == [
+    as_herself, removed_unknown, bob_follows = results[7:10], results[10], results[11]
+    assert all(r["ok"] for r in as_herself), as_herself
+    assert removed_unknown["ok"] and bob_follows["ok"], (removed_unknown, bob_follows)
+    assert all(refused(r) for r in results[12:]), results[12:]
+    assert [r["result"]["actor"] for r in as_herself] == [
         f"SU:{alice}",
         f"SU:{alice}",
         "alice's shop",
@@ -103,44 +93,37 @@ def test_permissions_js_cases_with_the_npm_sdk(
     server_api = Api(server, SERVER_TOKEN)
     stored = server_api.ok("GET", feed_path(f"user:{alice}"))["results"]
     assert sorted(a["object"] for a in stored) == ["as me", "as me again", "plain"]
-    assert server_api.ids(f"timeline:{bob}") == [] and server_api.ids("timeline:123") == []
-    # The follow cases, raw (the npm SDK says following/): alice may not make bob follow her,
-    # unfollow her, nor list what bob's feeds follow.
-    server_api.ok("POST", feed_path(f"timeline:{bob}", "follows/"), {"target": f"user:{alice}"})
-    as_alice = Api(server, {"user_id": alice})
-    as_alice.refused("POST", feed_path(f"timeline:{bob}", "follows/"), {"target": f"user:{alice}"})
-    as_alice.refused("DELETE", feed_path(f"timeline:{bob}", f"follows/user:{alice}/"))
-    as_alice.refused("GET", feed_path(f"user:{bob}", "follows/"))
+    # bob's timeline holds what its follow of alice copied, and nothing alice wrote there
+    assert sorted(server_api.ids(f"timeline:{bob}")) == sorted(a["id"] for a in stored)
+    assert server_api.ids("timeline:123") == []
     assert server_api.following(f"timeline:{bob}") == [f"user:{alice}"]
 
 
 def test_follow_list_js_cases(server: ServerProcess, names: dict[str, str]) -> None:
     alice, bob, carl, dave = (names[n] for n in ("alice", "bob", "carl", "dave"))
-    for follower in (bob, carl, dave):  # each with its own user token
-        Api(server, {"user_id": follower}).ok(
-            "POST", feed_path(f"timeline:{follower}", "follows/"), {"target": f"user:{alice}"}
-        )
-    as_alice = Api(server, {"user_id": alice})
-    for target in (f"user:{bob}", f"user:{carl}", f"timeline:{dave}"):
-        as_alice.ok("POST", feed_path(f"timeline:{alice}", "follows/"), {"target": target})
-    Api(server, {"user_id": bob}).ok(
-        "POST", feed_path(f"user:{bob}", "follows/"), {"target": f"timeline:{alice}"}
-    )
-    Api(server, {"user_id": carl}).ok(
-        "POST", feed_path(f"timeline:{carl}", "follows/"), {"target": f"timeline:{alice}"}
-    )
-    assert len(as_alice.ok("GET", feed_path(f"timeline:{alice}", "follows/"))["results"]) == 3
+    follows = [  # each with its own user token, through the SDK's following/
+        *({"user": f, "feed": ["timeline"], "method": "follow", "args": ["user", alice]}
+          for f in (bob, carl, dave)),
+        *({"user": alice, "feed": ["timeline"], "method": "follow", "args": target.split(":")}
+          for target in (f"user:{bob}", f"user:{carl}", f"timeline:{dave}")),
+        {"user": bob, "feed": ["user"], "method": "follow", "args": ["timeline", alice]},
+        {"user": carl, "feed": ["timeline"], "method": "follow", "args": ["timeline", alice]},
+        {"user": alice, "feed": ["timeline"], "method": "following"},
+    ]  # fmt: skip
+    done = stream_js(server, follows)
+    assert all(r["ok"] for r in done), done
+    assert len(done[-1]["result"]["results"]) == 3
     calls = [
-        {"as": alice, "feed": ["user"], "method": "followers"},
-        {"as": alice, "feed": ["timeline"], "method": "followStats"},
-        {"as": alice, "feed": ["timeline"], "method": "followStats",
+        {"user": alice, "feed": ["user"], "method": "followers"},
+        {"user": alice, "feed": ["timeline"], "method": "followStats"},
+        {"user": alice, "feed": ["timeline"], "method": "followStats",
          "args": [{"followerSlugs": ["timeline"], "followingSlugs": ["timeline"]}]},
-        {"as": alice, "feed": ["timeline"], "method": "followStats",
+        {"user": alice, "feed": ["timeline"], "method": "followStats",
          "args": [{"followerSlugs": ["timeline", "user"], "followingSlugs": ["timeline"]}]},
-        {"as": alice, "feed": ["timeline"], "method": "followStats",
+        {"user": alice, "feed": ["timeline"], "method": "followStats",
          "args": [{"followerSlugs": ["news"], "followingSlugs": ["news"]}]},
     ]  # fmt: skip
-    results = play(server, [alice], calls)
+    results = stream_js(server, calls)
     assert all(r["ok"] for r in results), results
     followers, stats, by_timeline, by_two, by_news = (r["result"] for r in results)
     assert len(followers["results"]) == 3

@@ -2,10 +2,12 @@
 //
 //   node tests/js/stream_sdk.mjs '{"url": URL, "key": KEY, "secret": SECRET, "calls": [...]}'
 //
-// Each call is {"user": ID | null, "feed": [SLUG, USER_ID] | null, "method": NAME, "args": [...]}:
-// made with a client for that user's token (made with the secret, as Stream's own tests do), or the
-// server-side client when `user` is null; on `client.feed(...)` when `feed` is given, else on the
-// client. A call that is a list of calls runs them concurrently (Promise.all). Prints one JSON
+// Each call is {"user": ID | null, "feed": [SLUG] | [SLUG, USER_ID] | null, "method": NAME,
+// "args": [...]}: made with a client holding that user's token (made with the secret, as Stream's
+// own tests do: a browser app holds one), or with the server-side client when `user` is null; on
+// `client.feed(...)` when `feed` is given (a slug alone names the user's own feed), else on the
+// client. In "args", {"$user": ID} stands for that user's `currentUser` (the SDK sends it as
+// "SU:<id>"). A call that is a list of calls runs them concurrently (Promise.all). Prints one JSON
 // array: per call {"ok": true, "result": ...} or {"ok": false, "status": N, "error": BODY}.
 import { connect } from "getstream";
 
@@ -16,8 +18,19 @@ const users = new Map();
 
 function clientOf(user) {
   if (user == null) return server;
-  if (!users.has(user)) users.set(user, connect(options.key, server.createUserToken(user), undefined, clientOptions));
+  if (!users.has(user)) {
+    users.set(user, connect(options.key, server.createUserToken(user), undefined, clientOptions));
+  }
   return users.get(user);
+}
+
+function revive(arg) {
+  if (Array.isArray(arg)) return arg.map(revive);
+  if (arg && typeof arg === "object") {
+    if ("$user" in arg) return clientOf(arg.$user).currentUser;
+    return Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, revive(v)]));
+  }
+  return arg;
 }
 
 async function run(call) {
@@ -25,7 +38,7 @@ async function run(call) {
   const client = clientOf(call.user);
   const target = call.feed ? client.feed(...call.feed) : client;
   try {
-    return { ok: true, result: await target[call.method](...(call.args ?? [])) };
+    return { ok: true, result: await target[call.method](...revive(call.args ?? [])) };
   } catch (err) {
     return { ok: false, status: err.response?.status ?? null, error: err.error ?? String(err) };
   }

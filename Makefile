@@ -30,7 +30,7 @@ tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package
 clients/js/node_modules/.package-lock.json: clients/js/package.json clients/js/package-lock.json
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
 
-clients/js/dist/index.mjs: clients/js/node_modules/.package-lock.json $(wildcard clients/js/src/*.ts clients/dashboard/*)
+clients/js/dist/index.mjs: clients/js/node_modules/.package-lock.json $(wildcard clients/js/src/*.ts) clients/dashboard/build.mjs
 	cd clients/js && npm run build --silent
 
 system-deps: ## redis-server, node and chromium (apt-get) where they are missing

@@ -22,7 +22,7 @@ from .api.cors import cors
 from .api.errors import stream_errors
 from .api.routes import setup_routes
 from .background import TaskSet
-from .config import NOTIFICATION, Settings
+from .config import NOTIFICATION, Settings, allowed_origins
 from .fanout.runner import FanoutRunner
 from .fanout.service import FeedService
 from .firehose.setup import running_firehose
@@ -54,7 +54,7 @@ from .realtime.pubsub import RedisLink
 from .realtime.raid import RaidEvents
 from .realtime.sio_peers import SioPeers
 from .realtime.slow_consumers import watch_slow_consumers
-from .realtime.transport import allowed_origins, create_sio, mount
+from .realtime.transport import create_sio, mount
 from .realtime.websocket import FastPath
 from .store import mongo
 from .store.activities import ActivityStore
@@ -132,7 +132,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     """The Redis link between nodes (when configured), the fast path's heartbeat and the
     slow-consumer watch of python-socketio's sockets."""
     settings, sio = app[SETTINGS], app[SIO]
-    if settings.realtime.gc_threshold:  # see config/default.toml
+    if settings.realtime.gc_threshold:  # see tidings/config/default.toml
         gc.freeze()  # what start-up made lives as long as the process: never scan it again
         gc.set_threshold(settings.realtime.gc_threshold, *gc.get_threshold()[1:])
     link = app.get(REDIS)

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from tidings.config import ConfigError, check_serving, is_loopback, load_settings, url_location
+from tidings.config import (
+    ConfigError,
+    check_serving,
+    defaults_text,
+    is_loopback,
+    load_settings,
+    url_location,
+)
 
 
 def test_defaults_load_and_ship_the_flat_groups() -> None:
@@ -168,3 +175,12 @@ def test_a_unix_socket_url_is_logged_by_its_path_never_its_password() -> None:
         "/data/redis/run/redis.sock"
     )
     assert url_location("redis://:s3cret@10.0.0.5:6379/0") == "10.0.0.5:6379"
+
+
+def test_the_example_production_file_loads_over_the_packaged_defaults() -> None:
+    """The repository's config/ holds examples only; the defaults they sit on ship in the
+    package."""
+    example = Path(__file__).parents[2] / "config" / "production.example.toml"
+    settings = load_settings(example, environ={})
+    assert settings.server.host == "0.0.0.0"
+    assert "[server]" in defaults_text() and "[auth]" in defaults_text()

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import url_location
-from ..config_firehose import FirehoseSettings, SqsEndpoint, WebhookEndpoint
+from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint, url_location
 
 Kind = Literal["webhook", "sqs"]
 

@@ -16,7 +16,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..background import spawn
-from ..config_firehose import FirehoseSettings, SqsEndpoint, WebhookEndpoint
+from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint
 from ..store.deliveries import DeliveryStore
 from ..store.mongo import Database
 from .endpoints import endpoints_of

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..config_firehose import SqsEndpoint
+from ..config import SqsEndpoint
 from ..store.deliveries import Message
 from .senders import DELIVERED, Outcome
 

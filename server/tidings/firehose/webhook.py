@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import aiohttp
 from standardwebhooks import Webhook
 
-from ..config_firehose import WebhookEndpoint
+from ..config import WebhookEndpoint
 from ..store.deliveries import Message
 from .senders import DELIVERED, Outcome
 

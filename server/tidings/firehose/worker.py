@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ..background import TaskSet
-from ..config_firehose import FirehoseSettings
+from ..config import FirehoseSettings
 from ..leases import keep_alive
 from ..metrics import (
     FIREHOSE_DEAD,

@@ -12,19 +12,11 @@ from aiohttp import hdrs, web
 from socketio import packet
 
 from ..background import spawn
-from ..config import Settings
+from ..config import Settings, allowed_origins
 from .websocket import FastPath
 
 log = logging.getLogger(__name__)
 SOCKETIO_PATH = "/socket.io/"
-
-
-def allowed_origins(settings: Settings) -> list[str] | None:
-    """The CORS origins of `server.cors_allowed_origins`; None for any."""
-    origins = settings.server.cors_allowed_origins
-    if origins.strip() == "*":
-        return None
-    return [o.strip() for o in origins.split(",") if o.strip()]
 
 
 class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library

@@ -1,6 +1,6 @@
-"""The `[firehose]` settings (README "Firehose"): its scalar keys and its two arrays of tables,
-`[[firehose.webhook]]` and `[[firehose.sqs]]`, loaded by config.py's one loader (which nests
-`FirehoseSchema`); from the environment an array of tables is a JSON array."""
+"""The `[firehose]` settings: its scalar keys and its two arrays of tables, `[[firehose.webhook]]`
+and `[[firehose.sqs]]`, loaded by the one loader (schema.py nests `FirehoseSchema`); from the
+environment an array of tables is a JSON array."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     post_load,
@@ -22,27 +20,8 @@ from marshmallow import (
     validates_schema,
 )
 
-from .domain.feeds import GROUP_RE
-
-if TYPE_CHECKING:
-    from .config import Secret
-
-GROUP_NAME = GROUP_RE.pattern
-
-
-class _Section(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-def _positive(**kw: Any) -> Any:
-    return validate.Range(min=1, **kw)
-
-
-def _secret(value: str) -> Secret:
-    from .config import Secret  # config.py imports this module: Secret is there by now
-
-    return Secret(value)
+from .sections import GROUP_NAME, Section, positive
+from .values import Secret
 
 
 @dataclass(frozen=True)
@@ -118,7 +97,7 @@ def _webhook_secret(secret: str) -> None:
 _GROUPS = fields.List(fields.String(validate=validate.Regexp(GROUP_NAME)), load_default=list)
 
 
-class _WebhookSchema(_Section):
+class _WebhookSchema(Section):
     url = fields.String(required=True, validate=_http_url)
     secret = fields.String(required=True, validate=_webhook_secret)
     feed_groups = _GROUPS
@@ -126,11 +105,11 @@ class _WebhookSchema(_Section):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> WebhookEndpoint:
         return WebhookEndpoint(
-            url=data["url"], secret=_secret(data["secret"]), feed_groups=tuple(data["feed_groups"])
+            url=data["url"], secret=Secret(data["secret"]), feed_groups=tuple(data["feed_groups"])
         )
 
 
-class _SqsSchema(_Section):
+class _SqsSchema(Section):
     queue_url = fields.String(required=True, validate=_http_url)
     region = fields.String(required=True, validate=validate.Length(min=1, max=64))
     endpoint_url = fields.String(load_default=None, allow_none=True, validate=_http_url)
@@ -141,7 +120,7 @@ class _SqsSchema(_Section):
         return SqsEndpoint(**{**data, "feed_groups": tuple(data["feed_groups"])})
 
 
-class FirehoseSchema(_Section):
+class FirehoseSchema(Section):
     webhook = _TableList(fields.Nested(_WebhookSchema), load_default=list)
     sqs = _TableList(fields.Nested(_SqsSchema), load_default=list)
     retry_initial_seconds = fields.Float(required=True, validate=validate.Range(min=0.01))
@@ -150,13 +129,13 @@ class FirehoseSchema(_Section):
     timeout_seconds = fields.Float(required=True, validate=validate.Range(min=0.1))
     lease_seconds = fields.Float(required=True, validate=validate.Range(min=1))
     poll_seconds = fields.Float(required=True, validate=validate.Range(min=0.05))
-    claim_batch = fields.Integer(required=True, validate=_positive(max=10_000))
+    claim_batch = fields.Integer(required=True, validate=positive(max=10_000))
     # SQS takes at most 256 KiB per message (and per SendMessageBatch call) by default; a
     # queue's own MaximumMessageSize, read at start, may be lower (firehose/setup.py).
     max_message_bytes = fields.Integer(
         required=True, validate=validate.Range(min=16_384, max=262_144)
     )
-    concurrency = fields.Integer(required=True, validate=_positive(max=256))
+    concurrency = fields.Integer(required=True, validate=positive(max=256))
     dead_retention_days = fields.Float(required=True, validate=validate.Range(min=0))
 
     @validates_schema

@@ -134,8 +134,15 @@ class ActivitySettings:
     max_changes: int = 100
     max_add_to_many_feeds: int = 5000
     max_stats_slugs: int = 50
-    cache_bytes: int = 64 << 20
-    feed_heads: int = 10_000
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Each node's memory of the store (store/activity_cache.py, store/feed_heads.py)."""
+
+    max_staleness_seconds: float = 2.0
+    activities_mb: float = 64.0
+    heads_mb: float = 64.0
 
 
 FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
@@ -175,6 +182,7 @@ class Settings:
     activities: ActivitySettings
     feeds: Mapping[str, FeedGroup] = field(default_factory=dict)
     firehose: FirehoseSettings = field(default_factory=FirehoseSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
 
 class _Section(Schema):
@@ -291,12 +299,20 @@ class _ActivitiesSchema(_Section):
     max_changes = fields.Integer(load_default=100, validate=_positive())
     max_add_to_many_feeds = fields.Integer(load_default=5000, validate=_positive())
     max_stats_slugs = fields.Integer(load_default=50, validate=_positive())
-    cache_bytes = fields.Integer(load_default=64 << 20, validate=validate.Range(min=0))
-    feed_heads = fields.Integer(load_default=10_000, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ActivitySettings:
         return ActivitySettings(**data)
+
+
+class _CacheSchema(_Section):
+    max_staleness_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+    activities_mb = fields.Float(load_default=64.0, validate=validate.Range(min=0))
+    heads_mb = fields.Float(load_default=64.0, validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> CacheSettings:
+        return CacheSettings(**data)
 
 
 class _FeedGroupSchema(_Section):
@@ -351,6 +367,7 @@ class _SettingsSchema(_Section):
         validate=validate.Length(min=1),
     )
     firehose = fields.Nested(FirehoseSchema, required=True)
+    cache = fields.Nested(_CacheSchema, required=True)
 
     @validates_schema
     def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:

@@ -12,11 +12,16 @@ Messages on the Redis channel: a JSON header line, then the packet as it goes on
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
     {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
     {"k": "inval", "n": NODE, "ids": [IDS]}\\n   (these activities changed: forget them, see
-        store/activity_cache.py; a resync clears the whole cache, invalidations were missed)
+        store/activity_cache.py)
     {"k": "heads", "n": NODE, "feeds": [FEEDS]}\\n   (NODE wrote entries of these feeds: drop
-        their heads, see store/feed_heads.py; a resync drops every head)
+        their heads, see store/feed_heads.py)
     {"k": "p.set" | "p.sync" | "p.gone", ...}\\n   (presence: see presence_link.py)
 A node skips its own messages (it delivered them already).
+
+`inval` and `heads` make the caches current as fast as Redis carries them; the caches never
+depend on them (what memory may answer is bounded by when it was read), so losing one owes
+nobody a resync. After this node's own link was down, nothing it read before is trusted
+(`distrust`, each time the link is subscribed again) and its sockets resync.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class Broadcaster:
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
+            link.on_linked = self.distrust
             link.resync_request = json.dumps({"k": "resync", "n": node}).encode() + b"\n"
 
     def _realtime(self, feed: str) -> bool:
@@ -93,11 +99,11 @@ class Broadcaster:
 
     async def drop_heads(self, feeds: list[str]) -> None:
         """This node wrote entries of `feeds`: the other nodes drop their heads."""
-        await self._publish({"k": "heads", "n": self.node, "feeds": feeds}, b"")
+        await self._publish({"k": "heads", "n": self.node, "feeds": feeds}, b"", owes=False)
 
     async def invalidate(self, ids: list[str]) -> None:
         """Activities changed on this node (forgotten here already): the others forget them."""
-        await self._publish({"k": "inval", "n": self.node, "ids": ids}, b"")
+        await self._publish({"k": "inval", "n": self.node, "ids": ids}, b"", owes=False)
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
         if self._realtime(feed):
@@ -137,9 +143,10 @@ class Broadcaster:
             await self.sio_peers.deliver(others, FEED_UPDATE, data)
         BROADCAST_SECONDS.observe(time.perf_counter() - started)
 
-    async def _publish(self, header: dict[str, Any], body: bytes) -> None:
+    async def _publish(self, header: dict[str, Any], body: bytes, owes: bool = True) -> None:
+        """`owes`: when the other nodes miss it, their sockets must resync."""
         if self.link is not None:
-            await self.link.publish(json.dumps(header).encode() + b"\n" + body)
+            await self.link.publish(json.dumps(header).encode() + b"\n" + body, owes)
 
     async def on_message(self, raw: bytes) -> None:
         """A message from Redis: another node's emit or follow change, for this node's sockets."""
@@ -162,20 +169,31 @@ class Broadcaster:
             if self.cache is not None:
                 self.cache.forget([str(i) for i in header["ids"]])
         elif header.get("k") == "resync":  # that node could not publish some of its events
-            await self.resync()
+            await self.resync_sockets()
         elif str(header.get("k")).startswith("p.") and self.handlers.presence is not None:
             self.handlers.presence.remote(header)  # presence_link.py's messages
 
-    async def resync(self) -> None:
-        """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).
-        Follow changes published meanwhile were missed too: the pull-source cache starts afresh."""
-        self.handlers.pull_sources.clear()
+    async def distrust(self) -> None:
+        """The link is subscribed (again): what this node read before may have missed drops
+        and invalidations, so none of it answers without being read again."""
         if self.cache is not None:
-            self.cache.clear()
+            self.cache.distrust()
         if self.heads is not None:
-            self.heads.clear()
+            self.heads.distrust()
         if self.no_pulls is not None:
             self.no_pulls.clear()
+
+    async def resync(self) -> None:
+        """After this node's Redis outage: tell every socket of this node to re-subscribe with
+        `since`; nothing read before is trusted."""
+        await self.distrust()
+        await self.resync_sockets()
+
+    async def resync_sockets(self) -> None:
+        """Tell every socket of this node to re-subscribe with `since` (another node could not
+        publish some of its events). Follow changes published meanwhile were missed too: the
+        pull-source cache starts afresh."""
+        self.handlers.pull_sources.clear()
         frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
         for conn in list(self.hub.conns.values()):
             if conn.grant is not None:

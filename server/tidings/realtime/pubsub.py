@@ -14,7 +14,14 @@ Redis faults":
   with a traceback in the log for an error that is not a connection's), and it starts again;
 - an event this node did not publish (Redis down, or the publish failed while the listener was
   up) was missed by the other nodes: this node owes them a resync, and publishes
-  `resync_request` (the broadcaster's "resync" message) as soon as Redis takes it again.
+  `resync_request` (the broadcaster's "resync" message) as soon as Redis takes it again. A
+  message whose loss costs the others nothing (cache drops: the caches do not depend on them)
+  owes nothing;
+- a dead link is found within seconds, also when nothing says so (a half-open connection, a
+  path that drops everything): the listener pings Redis every PING_SECONDS and counts the link
+  down when nothing came back for DEAD_SECONDS; every connection has a socket timeout and TCP
+  keepalive. `on_linked` runs each time the listener is subscribed (again), before anything is
+  delivered: the caches trust nothing read before.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ from ..metrics import REDIS_UP
 log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.1, 2.0
 PUBLISH_TIMEOUT = 2.0
+SOCKET_TIMEOUT = 5.0  # any command of any connection (the listener waits with its own timeout)
+PING_SECONDS = 1.0  # the listener pings Redis this often ...
+DEAD_SECONDS = 3.0  # ... and counts the link down when nothing came back for this long
 RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
 OnRecovery = Callable[[], Awaitable[None]]
 OnMessage = Callable[[bytes], Awaitable[None]]
@@ -56,6 +66,8 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=PUBLISH_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_keepalive=True,
         health_check_interval=10,
         # A pooled connection that died with a restarted Redis fails once: retry on a new one.
         retry=Retry(NoBackoff(), 1),
@@ -76,6 +88,7 @@ class RedisLink:
         self.on_recovery: OnRecovery | None = None
         self.on_message: OnMessage | None = None
         self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
+        self.on_linked: OnRecovery | None = None  # ... awaited first (the caches' trust)
         self.resync_request = b""  # published to make the other nodes resync their sockets
 
     @property
@@ -92,17 +105,19 @@ class RedisLink:
         handle Redis errors themselves."""
         return self._client()
 
-    async def publish(self, data: bytes) -> None:
+    async def publish(self, data: bytes, owes: bool = True) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
         is down this returns at once (the other nodes' sockets recover through `since`, once
-        this node tells them to resync)."""
+        this node tells them to resync, when `owes`)."""
         if not self.up:
-            self._owe()
+            if owes:
+                self._owe()
             return
         if await self._send(data):
             self._publish_failing = False
             return
-        self._owe()
+        if owes:
+            self._owe()
         if not self._publish_failing:
             log.error(
                 "cannot publish to Redis at %s: this event reaches this node's sockets only; "
@@ -164,10 +179,7 @@ class RedisLink:
                 await _confirmed(pubsub)
                 await self._came_back()
                 delay = RETRY_MIN
-                async for message in pubsub.listen():
-                    if message.get("type") == "message" and self.on_message is not None:
-                        await self._deliver(message["data"])
-                raise RedisConnectionError("the subscription ended")
+                await self._receive(pubsub)
             except (RedisError, OSError) as exc:
                 self._went_down(exc)
             except Exception as exc:  # a bug of redis-py or of Tidings: the same, logged loud
@@ -178,6 +190,24 @@ class RedisLink:
                     await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    async def _receive(self, pubsub: Any) -> None:
+        """Hand messages over until the link dies: an error, or nothing back from Redis (not
+        even the answer to a ping) for DEAD_SECONDS."""
+        loop = asyncio.get_running_loop()
+        heard = pinged = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=PING_SECONDS)
+            now = loop.time()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message" and self.on_message is not None:
+                    await self._deliver(message["data"])
+            if now - heard > DEAD_SECONDS:
+                raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
+            if now - pinged >= PING_SECONDS:
+                pinged = now
+                await pubsub.ping()
 
     async def _deliver(self, data: Any) -> None:
         assert self.on_message is not None
@@ -197,6 +227,8 @@ class RedisLink:
         REDIS_UP.set(0)
 
     async def _came_back(self) -> None:
+        if self.on_linked is not None:
+            await self.on_linked()
         recovered = self._was_down
         self._publish_failing = False
         self.up = True

@@ -1,0 +1,183 @@
+"""Memory that needs no luck: what a node answers from its caches when the messages between the
+nodes are lost. Real processes: node A reaches Redis through a TCP proxy that the test cuts or
+freezes (tests/tcp_proxy.py), node B reaches it directly; both share one store.
+
+- a `since` answer holds every entry the store held when the subscribe arrived, whatever B
+  heard (A wrote while cut off and died; A died between its entries and their publish);
+- feed pages and activity lookups lag by at most `cache.max_staleness_seconds`;
+- a half-open link shows on /readyz within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.integration.nodes import (
+    DEGRADED,
+    READY,
+    Rest,
+    Sub,
+    poll,
+    subscriber,
+    wait_ready,
+)
+from tests.support import RedisServer, ServerProcess, Store
+from tests.tcp_proxy import TcpProxy
+
+STALENESS = 1.0  # cache.max_staleness_seconds of these nodes
+MARGIN = 1.5  # what a loaded 2-core machine adds to it (a poll, a request)
+
+
+@pytest.fixture
+def proxy(redis_server: RedisServer) -> Iterator[TcpProxy]:
+    started = TcpProxy(redis_server.port).start()
+    yield started
+    started.stop()
+
+
+def _nodes(
+    store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path, env_a: dict[str, str]
+) -> tuple[ServerProcess, ServerProcess]:
+    database = f"t_coherence_{uuid.uuid4().hex[:8]}"
+    shared = {
+        "TIDINGS_REDIS_CHANNEL": f"coherence-{uuid.uuid4().hex[:8]}",
+        "TIDINGS_CACHE_MAX_STALENESS_SECONDS": str(STALENESS),
+    }
+    a = ServerProcess(store.url, database, proxy.url(), {**shared, **env_a},
+                      log_path=workdir / "coherence-A.log")  # fmt: skip
+    b = ServerProcess(store.url, database, redis_server.url, shared,
+                      log_path=workdir / "coherence-B.log")  # fmt: skip
+    return a, b
+
+
+@pytest.fixture
+def nodes(
+    store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    a, b = _nodes(store, redis_server, proxy, workdir, {})
+    for node in (a, b):
+        node.start()
+    yield a, b
+    for node in (a, b):
+        node.stop()
+
+
+async def _warm(rest: Rest, feed: str, want: list[str]) -> None:
+    """B reads `feed` (its head and the activities go into B's memory) and sees `want`."""
+    assert await rest.read_ids(feed) == want
+
+
+async def test_since_holds_what_a_node_wrote_while_cut_off_from_redis_before_it_died(
+    nodes: tuple[ServerProcess, ServerProcess], proxy: TcpProxy,
+    http: aiohttp.ClientSession, subs: list[Sub], uid: str,
+) -> None:  # fmt: skip
+    a, b = nodes
+    rest_a, rest_b = Rest(http, a), Rest(http, b)
+    await wait_ready([rest_a, rest_b], READY)
+    feed = f"user:{uid}"
+    first = await rest_b.add(feed)
+    await _warm(rest_b, feed, [first])
+    proxy.cut()
+    await wait_ready([rest_a], DEGRADED)
+    lost = await rest_a.add(feed)  # its publish (and the resync it owes) dies with A
+    a.kill()
+    sub = await subscriber(subs, b, [])
+    ack = await sub.subscribe(feed, since=first)
+    assert ack["ok"] is True and [x["id"] for x in ack["missed"]] == [lost], ack
+    assert await rest_b.read_ids(feed, limit=5) in ([first], [lost, first])  # a page may lag
+
+
+async def test_since_holds_what_a_node_stored_before_it_died_without_publishing(
+    store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path,
+    http: aiohttp.ClientSession, subs: list[Sub], uid: str,
+) -> None:  # fmt: skip
+    a, b = _nodes(store, redis_server, proxy, workdir, {"TIDINGS_TEST_FAULT": "entries.inserted"})
+    for node in (a, b):
+        node.start()
+    try:
+        rest_a, rest_b = Rest(http, a), Rest(http, b)
+        feed = f"user:{uid}"
+        first = await rest_b.add(feed)
+        await _warm(rest_b, feed, [first])
+        with pytest.raises(aiohttp.ClientError):  # A dies after its insert, before its publish
+            await rest_a.add(feed)
+        stored = await rest_b.read_ids(feed, limit=1)  # what B's store read finds now
+        sub = await subscriber(subs, b, [])
+        ack = await sub.subscribe(feed, since=first)
+        held = [x["id"] for x in ack["missed"]]
+        assert ack["ok"] is True and len(held) == 1 and held != [first], ack
+        assert stored in ([first], held)
+    finally:
+        for node in (a, b):
+            node.stop()
+
+
+async def test_pages_and_lookups_lag_at_most_max_staleness(
+    nodes: tuple[ServerProcess, ServerProcess], proxy: TcpProxy,
+    http: aiohttp.ClientSession, uid: str,
+) -> None:  # fmt: skip
+    a, b = nodes
+    rest_a, rest_b = Rest(http, a), Rest(http, b)
+    await wait_ready([rest_a, rest_b], READY)
+    feed = f"user:{uid}"
+    first = await rest_b.add(feed)
+    await _warm(rest_b, feed, [first])
+    lookup = f"{b.url}/api/v1.0/activities/"
+    proxy.cut()
+    await wait_ready([rest_a], DEGRADED)
+    second = await rest_a.add(feed)
+    written = time.monotonic()
+
+    async def page_shows_it() -> bool:
+        return await rest_b.read_ids(feed) == [second, first]
+
+    await poll(page_shows_it, "B's page to show A's activity")
+    assert time.monotonic() - written <= STALENESS + MARGIN
+    await rest_a.call("POST", f"{a.url}/api/v1.0/activity/", {"changes": [
+        {"id": first, "set": {"mood": "new"}}]})  # fmt: skip
+    changed = time.monotonic()
+
+    async def lookup_shows_it() -> bool:
+        found = await rest_b.call("GET", lookup, ids=first)
+        return bool(found["results"][0].get("mood") == "new")
+
+    await poll(lookup_shows_it, "B's lookup to show A's change")
+    assert time.monotonic() - changed <= STALENESS + MARGIN
+
+
+async def test_a_half_open_link_to_redis_shows_on_readyz_within_seconds(
+    nodes: tuple[ServerProcess, ServerProcess], proxy: TcpProxy, http: aiohttp.ClientSession,
+) -> None:  # fmt: skip
+    a, _ = nodes
+    rest_a = Rest(http, a)
+    await wait_ready([rest_a], READY)
+    proxy.freeze()
+    frozen = time.monotonic()
+    await wait_ready([rest_a], DEGRADED)
+    assert time.monotonic() - frozen <= 6.0
+    proxy.restore()
+    await wait_ready([rest_a], READY)
+
+
+async def test_the_link_comes_back_after_a_freeze_and_carries_events(
+    nodes: tuple[ServerProcess, ServerProcess], proxy: TcpProxy,
+    http: aiohttp.ClientSession, subs: list[Sub], uid: str,
+) -> None:  # fmt: skip
+    a, b = nodes
+    rest_a, rest_b = Rest(http, a), Rest(http, b)
+    await wait_ready([rest_a, rest_b], READY)
+    proxy.freeze()
+    await wait_ready([rest_a], DEGRADED)
+    proxy.restore()
+    await wait_ready([rest_a], READY)
+    feed = f"user:{uid}"
+    sub = await subscriber(subs, a, [feed])
+    added = await rest_b.add(feed)
+    await asyncio.wait_for(sub.wait_update(added, "on A from B's write"), 15)

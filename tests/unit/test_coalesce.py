@@ -89,13 +89,15 @@ async def test_close_cancels_queries_in_flight() -> None:
 
 def test_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
     cache = ActivityCache(max_bytes=1600)
-    cache.put_many(((f"a{i}", {"n": i}, 100) for i in range(16)), cache.generation, time.monotonic())
+    now = time.monotonic()
+    cache.put_many(((f"a{i}", {"n": i}, 100) for i in range(16)), cache.generation, now)
     assert len(cache) == 16 and cache.bytes == 1600
     cache.get_many(["a0"])  # used: a1 is now the oldest
     cache.put_many([("b", {"n": -1}, 100)], cache.generation, time.monotonic())
     assert cache.bytes <= 1600
     assert set(cache.get_many(["a0", "a1", "b"])) == {"a0", "b"}
-    cache.put_many([("huge", {}, 101)], cache.generation, time.monotonic())  # past a 16th of the bound: never kept
+    # Past a 16th of the bound: never kept.
+    cache.put_many([("huge", {}, 101)], cache.generation, time.monotonic())
     assert "huge" not in cache.get_many(["huge"])
 
 
@@ -110,7 +112,7 @@ async def test_a_fill_that_raced_an_invalidation_is_dropped() -> None:
     cache.put_many([("a", {"v": 1}, 10)], cache.generation, time.monotonic())
     started = cache.generation  # a read starts here ...
     await cache.invalidate(["a"])  # ... the activity changes meanwhile ...
-    cache.put_many([("a", {"v": 1}, 10)], started, time.monotonic())  # ... so what it read is not kept
+    cache.put_many([("a", {"v": 1}, 10)], started, time.monotonic())  # ... so it is not kept
     assert cache.get_many(["a"]) == {} and heard == [["a"]]
     cache.put_many([("a", {"v": 2}, 10)], cache.generation, time.monotonic())
     cache.clear()

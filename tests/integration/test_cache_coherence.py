@@ -181,3 +181,45 @@ async def test_the_link_comes_back_after_a_freeze_and_carries_events(
     sub = await subscriber(subs, a, [feed])
     added = await rest_b.add(feed)
     await asyncio.wait_for(sub.wait_update(added, "on A from B's write"), 15)
+
+
+async def test_a_failed_publish_leaves_the_other_nodes_caches_alone(
+    nodes: tuple[ServerProcess, ServerProcess], proxy: TcpProxy,
+    http: aiohttp.ClientSession, subs: list[Sub], uid: str,
+) -> None:  # fmt: skip
+    a, b = nodes
+    rest_a, rest_b = Rest(http, a), Rest(http, b)
+    await wait_ready([rest_a, rest_b], READY)
+    feed, other = f"user:{uid}", f"user:{uid}x"
+    first = await rest_b.add(feed)
+    await _warm(rest_b, feed, [first])
+    heads = 'tidings_cache_items{cache="heads"}'
+    kept = await rest_b.metric(heads)
+    assert kept >= 1
+    sub = await subscriber(subs, b, [other])
+    proxy.cut()
+    await wait_ready([rest_a], DEGRADED)
+    await rest_a.add(other)  # not published: B's socket of `other` missed it
+    proxy.restore()
+    await sub.wait_for("resync", what="after A's lost publish")
+    assert await rest_b.metric(heads) >= kept  # B's sockets resync; its memory stays
+
+
+async def test_caches_are_bounded_by_measured_memory_shown_in_metrics(
+    store: Store, workdir: Path, http: aiohttp.ClientSession, uid: str,
+) -> None:  # fmt: skip
+    bound = 0.002  # MB: a few heads of one entry
+    node = ServerProcess(store.url, env={"TIDINGS_CACHE_HEADS_MB": str(bound)},
+                         log_path=workdir / "coherence-bounded.log").start()  # fmt: skip
+    try:
+        rest = Rest(http, node)
+        feeds = [f"user:{uid}{n}" for n in range(20)]
+        await rest.add(feeds[0], to=feeds[1:])
+        for feed in feeds:
+            assert len(await rest.read_ids(feed)) == 1
+        used = await rest.metric('tidings_cache_bytes{cache="heads"}')
+        kept = await rest.metric('tidings_cache_items{cache="heads"}')
+        assert 0 < used <= bound * (1 << 20) and 1 <= kept < len(feeds)
+        assert await rest.metric('tidings_cache_bytes{cache="activities"}') > 0
+    finally:
+        node.stop()

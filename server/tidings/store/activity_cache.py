@@ -52,17 +52,23 @@ class ActivityCache:
         self._trusted_from = float("-inf")  # reads begun before this are read again
         # id -> (fields, measured bytes, monotonic time its read began)
         self._items: OrderedDict[str, tuple[dict[str, Any], int, float]] = OrderedDict()
+        self._refreshing: set[str] = set()  # ids read again in the background (EntryReads)
         self.on_invalidate: OnInvalidate | None = None  # tells the other nodes (broadcaster)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def get_many(
+        self, ids: Iterable[str], aging: list[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """The cached fields among `ids` read less than `max_staleness` ago (most recently
-        used from now on); older ones are misses, read again by the caller."""
+        used from now on); older ones are misses, read again by the caller. Those read more
+        than half that time ago are added to `aging` (to be read again before they expire)."""
         found: dict[str, dict[str, Any]] = {}
         items = self._items
-        oldest = max(time.monotonic() - self.max_staleness, self._trusted_from)
+        now = time.monotonic()
+        oldest = max(now - self.max_staleness, self._trusted_from)
+        half = now - self.max_staleness / 2
         for activity_id in ids:
             item = items.get(activity_id)
             if item is None or item[2] < oldest:
@@ -71,7 +77,18 @@ class ActivityCache:
             items.move_to_end(activity_id)
             found[activity_id] = item[0]
             self.hits += 1
+            if item[2] < half and aging is not None:
+                aging.append(activity_id)
         return found
+
+    def refreshing(self, ids: Iterable[str]) -> list[str]:
+        """Those of `ids` not being read again already, from now on being read again."""
+        fresh = [i for i in dict.fromkeys(ids) if i not in self._refreshing]
+        self._refreshing.update(fresh)
+        return fresh
+
+    def refreshed(self, ids: Iterable[str]) -> None:
+        self._refreshing.difference_update(ids)
 
     def put_many(
         self, found: Iterable[tuple[str, dict[str, Any], int]], generation: int, read_at: float

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..background import spawn
 from ..domain.activities import public_activity
 from ..domain.merge import Bounds
 from . import scan
@@ -85,30 +86,27 @@ class EntryReads:
 
     async def newest(self, feed: str, bounds: Bounds, want: int) -> list[Item]:
         """The first `want` entries of `feed` within `bounds`, newest first: from its head when
-        that holds them (store/feed_heads.py); a first page read from the store becomes its
-        head."""
+        that holds them (store/feed_heads.py); a first page of a feed with no head (or one too
+        old) reads its head from the store first. A head past half its time is read again in
+        the background, so that readers seldom wait for it."""
         heads = self.heads
         head = heads.get(feed)
+        if head is None and bounds.lower is None and bounds.upper is None and want <= ENTRIES:
+            heads.misses += 1
+            head = await self._warm(feed, time.monotonic() - heads.max_staleness)
+        elif head is not None:
+            heads.hits += 1
+            if time.monotonic() - head.filled > heads.max_staleness / 2:
+                self._flight(feed, time.monotonic() - heads.max_staleness / 2)
         if head is not None:
             found = head.newest(bounds, want)
             if found is not None:
-                heads.hits += 1
                 return found
-        heads.misses += 1
-        fill = None
-        if bounds.lower is None and bounds.upper is None and want <= ENTRIES:
-            fill = heads.begin(feed)
-        reading = ENTRIES if fill is not None else want
-        items = None
-        try:
-            docs = await scan.newest_first(
-                self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, reading,
-                ITEM_FIELDS,
-            )  # fmt: skip
-            items = [(d["activity_id"], d.get("origin")) for d in docs]
-        finally:
-            heads.end(fill, items, items is not None and len(items) < reading)
-        return items[:want]
+        docs = await scan.newest_first(
+            self.entries, {"feed": feed}, "activity_id", scan.ACTIVITY_IDS, bounds, want,
+            ITEM_FIELDS,
+        )  # fmt: skip
+        return [(d["activity_id"], d.get("origin")) for d in docs]
 
     async def after(self, feed: str, after: str, want: int) -> list[Item]:
         """The first `want` entries of `feed` newer than `after`, oldest first, as the store
@@ -189,6 +187,13 @@ class EntryReads:
         head = self.heads.fresh(feed, since)
         if head is not None or not self.heads.max_bytes:
             return head
+        try:
+            return await asyncio.shield(self._flight(feed, since))
+        except Exception:
+            return None
+
+    def _flight(self, feed: str, since: float) -> asyncio.Future[FeedHead | None]:
+        """The read of `feed`'s head to wait for (`_warm`), started if need be."""
         flight = self._warming.get(feed)
         if flight is None or (flight.started is not None and flight.started < since):
             flight = Flight(after=flight)
@@ -203,10 +208,7 @@ class EntryReads:
 
             flight.task.add_done_callback(landed)
         assert flight.task is not None
-        try:
-            return await asyncio.shield(flight.task)
-        except Exception:
-            return None
+        return flight.task
 
     async def _read_head(self, feed: str, flight: Flight) -> FeedHead | None:
         before, flight.after = flight.after, None
@@ -254,18 +256,31 @@ class EntryReads:
             return []
         ids = [activity_id for activity_id, _ in entries]
         cache = self.cache
-        fields = cache.get_many(ids)
+        aging: list[str] = []
+        fields = cache.get_many(ids, aging)
+        if aging:  # past half their time: read again in the background
+            spawn(self._fetch_into_cache(cache.refreshing(aging)))
         missing = [i for i in ids if i not in fields]
         if missing:
-            generation, read_at = cache.generation, time.monotonic()
-            fetched = await self._fields.get_many(missing)
-            cache.put_many(((i, d, n) for i, (d, n) in fetched.items()), generation, read_at)
-            fields.update((i, d) for i, (d, _) in fetched.items())
+            fields.update(await self._fetch_into_cache(missing))
         return [
             public_activity(activity_id, fields[activity_id], origin)
             for activity_id, origin in entries
             if activity_id in fields
         ]
+
+    async def _fetch_into_cache(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The fields of the stored activities among `ids`, kept in the cache."""
+        if not ids:
+            return {}
+        cache = self.cache
+        generation, read_at = cache.generation, time.monotonic()
+        try:
+            fetched = await self._fields.get_many(ids)
+        finally:
+            cache.refreshed(ids)
+        cache.put_many(((i, d, n) for i, (d, n) in fetched.items()), generation, read_at)
+        return {i: d for i, (d, _) in fetched.items()}
 
     async def _fetch_fields(self, ids: list[str]) -> dict[str, tuple[dict[str, Any], int]]:
         """The fields of the stored, not removed activities among `ids` (one `$in` for every

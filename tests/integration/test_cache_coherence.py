@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -223,3 +223,49 @@ async def test_caches_are_bounded_by_measured_memory_shown_in_metrics(
         assert await rest.metric('tidings_cache_bytes{cache="activities"}') > 0
     finally:
         node.stop()
+
+
+async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_pages_briefly(
+    store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path, tmp_path: Path,
+    http: aiohttp.ClientSession, subs: list[Sub], uid: str,
+) -> None:  # fmt: skip
+    """B's read of a feed's head is held between its store read and its keep while A writes
+    the feed (cut off from Redis: B hears nothing); the head B then keeps is older than A's
+    write."""
+    a, b = _nodes(store, redis_server, proxy, workdir, {})
+    b.env.update({"TIDINGS_TEST_FAULT": "heads.read:hold:1",
+                  "TIDINGS_TEST_HOLD_DIR": str(tmp_path)})  # fmt: skip
+    for node in (a, b):
+        node.start()
+    try:
+        rest_a, rest_b = Rest(http, a), Rest(http, b)
+        await wait_ready([rest_a, rest_b], READY)
+        feed = f"user:{uid}"
+        first = await rest_a.add(feed)
+        reading = asyncio.ensure_future(rest_b.read_ids(feed))
+        await poll(_exists(tmp_path / "heads.read.1.held"), "B's read to be held")
+        proxy.cut()
+        await wait_ready([rest_a], DEGRADED)
+        second = await rest_a.add(feed)
+        written = time.monotonic()
+        (tmp_path / "heads.read.1.release").touch()
+        assert await reading == [first]  # what the read found when it began
+        sub = await subscriber(subs, b, [])
+        ack = await sub.subscribe(feed, since=first)
+        assert [x["id"] for x in ack["missed"]] == [second], ack
+
+        async def page_shows_it() -> bool:
+            return await rest_b.read_ids(feed) == [second, first]
+
+        await poll(page_shows_it, "B's page to show A's activity")
+        assert time.monotonic() - written <= STALENESS + MARGIN
+    finally:
+        for node in (a, b):
+            node.stop()
+
+
+def _exists(path: Path) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await asyncio.to_thread(path.exists)
+
+    return check

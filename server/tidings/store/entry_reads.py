@@ -26,6 +26,7 @@ from typing import Any
 from ..background import spawn
 from ..domain.activities import public_activity
 from ..domain.merge import Bounds
+from ..faults import fault_pause
 from . import scan
 from .activity_cache import ActivityCache, measured
 from .coalesce import Coalescer
@@ -224,6 +225,7 @@ class EntryReads:
                 ENTRIES, ITEM_FIELDS,
             )  # fmt: skip
             items = [(d["activity_id"], d.get("origin")) for d in docs]
+            await fault_pause("heads.read")  # a reader delayed between its read and its keep
         finally:
             head = self.heads.end(fill, items, items is not None and len(items) < ENTRIES)
         return head

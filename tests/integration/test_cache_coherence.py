@@ -269,3 +269,36 @@ def _exists(path: Path) -> Callable[[], Awaitable[bool]]:
         return await asyncio.to_thread(path.exists)
 
     return check
+
+
+async def test_a_retried_write_tells_the_other_nodes_what_the_dead_first_try_did_not(
+    store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path,
+    http: aiohttp.ClientSession, uid: str,
+) -> None:  # fmt: skip
+    """A dies between its entries and their publish; the client's retry (the same activity,
+    on A restarted) finds them written and still tells B, whose memory would otherwise keep
+    its page for a long max_staleness."""
+    a, b = _nodes(store, redis_server, proxy, workdir, {"TIDINGS_TEST_FAULT": "entries.inserted"})
+    b.env["TIDINGS_CACHE_MAX_STALENESS_SECONDS"] = "60"
+    for node in (a, b):
+        node.start()
+    try:
+        rest_a, rest_b = Rest(http, a), Rest(http, b)
+        feed = f"user:{uid}"
+        first = await rest_b.add(feed)
+        await _warm(rest_b, feed, [first])
+        same = {"foreign_id": f"f:{uid}", "time": "2026-12-01T00:00:00"}
+        with pytest.raises(aiohttp.ClientError):  # A dies after its insert, before its publish
+            await rest_a.add(feed, **same)
+        a.env.pop("TIDINGS_TEST_FAULT")
+        a.start()
+        await wait_ready([rest_a, rest_b], READY)
+        again = await rest_a.add(feed, **same)
+
+        async def page_shows_it() -> bool:
+            return await rest_b.read_ids(feed) == [first, again]
+
+        await poll(page_shows_it, "B's page to show the retried activity", within=10)
+    finally:
+        for node in (a, b):
+            node.stop()

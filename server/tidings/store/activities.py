@@ -385,7 +385,9 @@ class ActivityStore(EntryReads):
         await fault_pause("entries.inserted")
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
         self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
-        await self.heads.publish(e.feed for e in inserted)
+        # Repeats too: a batch run again after a crash between its insert and this publish
+        # (a takeover, a client's retry) tells the other nodes what the first run did not.
+        await self.heads.publish(e.feed for e in entries)
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped, token)
         if failed is not None:

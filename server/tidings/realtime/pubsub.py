@@ -14,9 +14,9 @@ Redis faults":
   with a traceback in the log for an error that is not a connection's), and it starts again;
 - an event this node did not publish (Redis down, or the publish failed while the listener was
   up) was missed by the other nodes: this node owes them a resync, and publishes
-  `resync_request` (the broadcaster's "resync" message) as soon as Redis takes it again. A
-  message whose loss costs the others nothing (cache drops: the caches do not depend on them)
-  owes nothing;
+  `resync_request(rooms)` (the broadcaster's "resync" message, naming the rooms of the events
+  missed, or every room past MAX_OWED_ROOMS) as soon as Redis takes it again. A message whose
+  loss costs the others nothing (cache drops: the caches do not depend on them) owes nothing;
 - a dead link is found within seconds, also when nothing says so (a half-open connection, a
   path that drops everything): the listener pings Redis every PING_SECONDS and counts the link
   down when nothing came back for DEAD_SECONDS; every connection has a socket timeout and TCP
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -52,7 +52,9 @@ SOCKET_TIMEOUT = 5.0  # any command of any connection (the listener waits with i
 PING_SECONDS = 1.0  # the listener pings Redis this often ...
 DEAD_SECONDS = 3.0  # ... and counts the link down when nothing came back for this long
 RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
+MAX_OWED_ROOMS = 10_000  # rooms named in one owed resync; past it, every socket resyncs
 OnRecovery = Callable[[], Awaitable[None]]
+ResyncRequest = Callable[[list[str] | None], bytes]
 OnMessage = Callable[[bytes], Awaitable[None]]
 
 
@@ -83,13 +85,15 @@ class RedisLink:
         self._was_down = False
         self._publish_failing = False
         self._listener: asyncio.Task[None] | None = None
-        self._owed = False  # events were not published: the other nodes must resync
+        self._owed = False  # events were not published: the other nodes must resync ...
+        self._owed_rooms: set[str] | None = set()  # ... the sockets of these rooms (None: all)
         self._repaying: asyncio.Task[None] | None = None
         self.on_recovery: OnRecovery | None = None
         self.on_message: OnMessage | None = None
         self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
         self.on_linked: OnRecovery | None = None  # ... awaited first (the caches' trust)
-        self.resync_request = b""  # published to make the other nodes resync their sockets
+        # What makes the other nodes resync the sockets of some rooms (None: all).
+        self.resync_request: ResyncRequest | None = None
 
     @property
     def state(self) -> str:
@@ -105,19 +109,18 @@ class RedisLink:
         handle Redis errors themselves."""
         return self._client()
 
-    async def publish(self, data: bytes, owes: bool = True) -> None:
+    async def publish(self, data: bytes, rooms: Collection[str] | None = None) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
-        is down this returns at once (the other nodes' sockets recover through `since`, once
-        this node tells them to resync, when `owes`)."""
+        is down this returns at once (the other nodes' sockets in `rooms` recover through
+        `since`, once this node tells them to resync; `rooms` None: every socket, empty: the
+        message's loss costs them nothing)."""
         if not self.up:
-            if owes:
-                self._owe()
+            self._owe(rooms)
             return
         if await self._send(data):
             self._publish_failing = False
             return
-        if owes:
-            self._owe()
+        self._owe(rooms)
         if not self._publish_failing:
             log.error(
                 "cannot publish to Redis at %s: this event reaches this node's sockets only; "
@@ -134,10 +137,22 @@ class RedisLink:
             return False
         return True
 
-    def _owe(self) -> None:
-        """The other nodes missed an event of this node: make them resync (once) soon."""
+    def _owe(self, rooms: Collection[str] | None) -> None:
+        """The other nodes missed an event of this node to `rooms`: make their sockets there
+        resync (once) soon."""
+        if rooms is not None and not rooms:
+            return
+        if rooms is None or self._owed_rooms is None:
+            self._owed_rooms = None
+        else:
+            self._owed_rooms.update(rooms)
+            if len(self._owed_rooms) > MAX_OWED_ROOMS:
+                self._owed_rooms = None
         self._owed = True
-        if self._repaying is None and self.resync_request:
+        self._repay_soon()
+
+    def _repay_soon(self) -> None:
+        if self._repaying is None and self.resync_request is not None:
             self._repaying = spawn(self._repay())
 
     async def _repay(self) -> None:
@@ -149,13 +164,16 @@ class RedisLink:
                 delay = min(delay * 2, RETRY_MAX)
                 if not self.up:
                     continue
-                self._owed = False  # events skipped from now on owe a new one
-                if await self._send(self.resync_request):
+                # Events skipped from now on owe a new one.
+                rooms, self._owed_rooms, self._owed = self._owed_rooms, set(), False
+                assert self.resync_request is not None
+                named = None if rooms is None else sorted(rooms)
+                if await self._send(self.resync_request(named)):
                     self._publish_failing = False
                     log.warning("told the other nodes to resync: they missed events of this "
                                 "node while it could not publish")  # fmt: skip
                 else:
-                    self._owed = True
+                    self._owe(rooms)
         finally:
             self._repaying = None
 
@@ -242,7 +260,7 @@ class RedisLink:
             if self.on_recovery is not None:
                 spawn(self.on_recovery())
         if self._owed:
-            self._owe()
+            self._repay_soon()
         if self.on_up is not None:
             spawn(self.on_up())
 

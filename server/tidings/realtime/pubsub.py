@@ -65,12 +65,15 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
         sentinels, service, options = parse_redis_sentinel_url(url)
         sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call,unused-ignore]
         return cast(aioredis.Redis, sentinel.master_for(service or channel))
+    tcp: dict[str, Any] = {}
+    if urlparse(url).scheme in ("redis", "rediss"):  # a Unix socket has no keepalive
+        tcp["socket_keepalive"] = True
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=PUBLISH_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
-        socket_keepalive=True,
         health_check_interval=10,
+        **tcp,
         # A pooled connection that died with a restarted Redis fails once: retry on a new one.
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],

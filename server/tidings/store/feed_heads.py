@@ -47,6 +47,7 @@ OnDrop = Callable[[list[str]], Awaitable[None]]
 ENTRIES = 150  # entries of a head: a first page of 100 and an offset into it
 MAX_STALENESS = 2.0  # seconds (cache.max_staleness_seconds)
 _EMPTY_LIST = sys.getsizeof([])
+_SAMPLE_ID = "01a24e7f-d0aa-7493-92aa-a93df5e4da23"  # an activity id (what an empty head sizes by)
 _SLOT = sys.getsizeof([None]) - _EMPTY_LIST
 
 
@@ -64,9 +65,15 @@ class Head:
     items: list[Item]  # newest first
     complete: bool
     filled: float = float("-inf")  # time.monotonic() when the read of the store began
+    unit: int = 0  # measured bytes of one entry (their mean when read): `size` costs nothing
+
+    def __post_init__(self) -> None:
+        if not self.unit:
+            sample = self.items or [(_SAMPLE_ID, None)]
+            self.unit = -(-sum(map(item_size, sample)) // len(sample))
 
     def size(self) -> int:
-        return _EMPTY_LIST + sum(item_size(i) for i in self.items)
+        return _EMPTY_LIST + len(self.items) * self.unit
 
     def newest(self, bounds: Bounds, want: int, keep: Keep | None = None) -> list[Item] | None:
         """The first `want` entries within `bounds` (kept by `keep`), newest first, when this

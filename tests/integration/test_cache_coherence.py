@@ -3,9 +3,13 @@ nodes are lost. Real processes: node A reaches Redis through a TCP proxy that th
 freezes (tests/tcp_proxy.py), node B reaches it directly; both share one store.
 
 - a `since` answer holds every entry the store held when the subscribe arrived, whatever B
-  heard (A wrote while cut off and died; A died between its entries and their publish);
+  heard: A wrote while cut off and died; A died between its entries and their publish (a
+  fault point); B's own read of the head was delayed across A's write (a hold point);
 - feed pages and activity lookups lag by at most `cache.max_staleness_seconds`;
-- a half-open link shows on /readyz within seconds.
+- a half-open link shows on /readyz within seconds, and the link comes back after it;
+- a lost publish resyncs only the sockets of its feeds on the other nodes and drops no cache;
+  a retried write tells the other nodes what its dead first try did not;
+- the caches are bounded by measured memory, shown in /metrics.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from tests.support import RedisServer, ServerProcess, Store
 from tests.tcp_proxy import TcpProxy
 
 STALENESS = 1.0  # cache.max_staleness_seconds of these nodes
-MARGIN = 1.5  # what a loaded 2-core machine adds to it (a poll, a request)
+MARGIN = 2.0  # what a loaded 2-core machine adds to it (a poll, a request)
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ from .realtime.transport import create_sio, mount
 from .realtime.websocket import FastPath
 from .store import mongo
 from .store.activities import ActivityStore
-from .store.activity_cache import ActivityCache
+from .store.activity_cache import MB, ActivityCache
 from .store.embedded import embedded_store
 from .store.feed_heads import FeedHeads
 from .store.follows import FollowStore
@@ -104,8 +104,9 @@ async def _firehose(app: web.Application) -> AsyncIterator[None]:
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
     settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
     groups = GroupStore(db, settings.feeds)
-    cache = ActivityCache(settings.activities.cache_bytes)
-    heads = FeedHeads(settings.activities.feed_heads)
+    memory = settings.cache
+    cache = ActivityCache(int(memory.activities_mb * MB), memory.max_staleness_seconds)
+    heads = FeedHeads(int(memory.heads_mb * MB), memory.max_staleness_seconds)
     activities, follows = ActivityStore(db, groups, cache, heads), FollowStore(db)
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]

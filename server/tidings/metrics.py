@@ -59,6 +59,17 @@ TOKEN_EXPIRIES = Counter(
 )
 REDIS_UP = Gauge("tidings_redis_up", "1 while the Redis pub/sub link works, 0 while it is down")
 SUBSCRIPTIONS = Counter("tidings_subscriptions_total", "Feed subscriptions", ["result"])
+CACHE_BYTES = Gauge(
+    "tidings_cache_bytes",
+    "Measured memory of what this node keeps of the store (cache.activities_mb, cache.heads_mb)",
+    ["cache"],
+)
+CACHE_ITEMS = Gauge(
+    "tidings_cache_items", "Activities and feed heads this node keeps in memory", ["cache"]
+)
+CACHE_LOOKUPS = Gauge(
+    "tidings_cache_lookups", "Lookups of this node's caches since it started", ["cache", "result"]
+)
 
 
 def render() -> tuple[bytes, str]:

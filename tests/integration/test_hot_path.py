@@ -2,7 +2,7 @@
 store's reads.
 
 Three real nodes share one store and one Redis: A and B keep activities and feed heads in
-memory, C keeps nothing (`cache_bytes = 0`, `feed_heads = 0`), so every read of C is the
+memory, C keeps nothing (`cache.activities_mb = 0`, `cache.heads_mb = 0`), so every read of C is the
 store's read. Writes go to A or B; every read of A and B must equal C's. A write's
 invalidation reaches the other node through Redis a moment after the write is answered, and a
 fanout runs after its insert is answered, so equality is awaited (bounded), never assumed at
@@ -31,7 +31,7 @@ SMALL = {
     "TIDINGS_FANOUT_PULL_THRESHOLD": "2",  # a third follower switches a user feed to pull
     "TIDINGS_FANOUT_PUSH_THRESHOLD": "1",
 }
-COLD = {"TIDINGS_ACTIVITIES_CACHE_BYTES": "0", "TIDINGS_ACTIVITIES_FEED_HEADS": "0"}
+COLD = {"TIDINGS_CACHE_ACTIVITIES_MB": "0", "TIDINGS_CACHE_HEADS_MB": "0"}
 
 
 @pytest.fixture(scope="module")

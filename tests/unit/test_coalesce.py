@@ -4,10 +4,12 @@ generations (store/activity_cache.py): pure, no store."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import pytest
 
-from tidings.store.activity_cache import ActivityCache
+from tidings.store.activity_cache import ActivityCache, measured
 from tidings.store.coalesce import Coalescer
 
 
@@ -87,13 +89,15 @@ async def test_close_cancels_queries_in_flight() -> None:
 
 def test_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
     cache = ActivityCache(max_bytes=1600)
-    cache.put_many(((f"a{i}", {"n": i}, 100) for i in range(16)), cache.generation)
+    now = time.monotonic()
+    cache.put_many(((f"a{i}", {"n": i}, 100) for i in range(16)), cache.generation, now)
     assert len(cache) == 16 and cache.bytes == 1600
     cache.get_many(["a0"])  # used: a1 is now the oldest
-    cache.put_many([("b", {"n": -1}, 100)], cache.generation)
+    cache.put_many([("b", {"n": -1}, 100)], cache.generation, time.monotonic())
     assert cache.bytes <= 1600
     assert set(cache.get_many(["a0", "a1", "b"])) == {"a0", "b"}
-    cache.put_many([("huge", {}, 101)], cache.generation)  # past a 16th of the bound: never kept
+    # Past a 16th of the bound: never kept.
+    cache.put_many([("huge", {}, 101)], cache.generation, time.monotonic())
     assert "huge" not in cache.get_many(["huge"])
 
 
@@ -105,11 +109,25 @@ async def test_a_fill_that_raced_an_invalidation_is_dropped() -> None:
         heard.append(ids)
 
     cache.on_invalidate = tell
-    cache.put_many([("a", {"v": 1}, 10)], cache.generation)
+    cache.put_many([("a", {"v": 1}, 10)], cache.generation, time.monotonic())
     started = cache.generation  # a read starts here ...
     await cache.invalidate(["a"])  # ... the activity changes meanwhile ...
-    cache.put_many([("a", {"v": 1}, 10)], started)  # ... so what it read is not kept
+    cache.put_many([("a", {"v": 1}, 10)], started, time.monotonic())  # ... so it is not kept
     assert cache.get_many(["a"]) == {} and heard == [["a"]]
-    cache.put_many([("a", {"v": 2}, 10)], cache.generation)
+    cache.put_many([("a", {"v": 2}, 10)], cache.generation, time.monotonic())
     cache.clear()
     assert len(cache) == 0 and cache.bytes == 0
+
+
+def test_an_activity_is_answered_from_memory_for_max_staleness_only() -> None:
+    cache = ActivityCache(max_bytes=10_000, max_staleness=0.5)
+    cache.put_many([("a", {"v": 1}, 10)], cache.generation, time.monotonic())
+    cache.put_many([("b", {"v": 1}, 10)], cache.generation, time.monotonic() - 1.0)
+    assert set(cache.get_many(["a", "b"])) == {"a"}  # b was read a second ago: read again
+    cache.distrust()  # the link was down: nothing read before is answered
+    assert cache.get_many(["a"]) == {}
+
+
+def test_sizes_are_measured_memory() -> None:
+    fields = {"actor": "user:1", "verb": "post", "object": "o:1", "n": [1, 2.5, None]}
+    assert measured(fields) > 3 * len(json.dumps(fields))

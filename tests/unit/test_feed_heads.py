@@ -3,6 +3,8 @@ the feed. Pure: ids are strings that sort as activity ids do."""
 
 from __future__ import annotations
 
+import time
+
 from tidings.domain.merge import Bounds
 from tidings.store.feed_heads import ENTRIES, FeedHeads, Head
 
@@ -37,7 +39,8 @@ def test_writes_keep_a_head_a_prefix() -> None:
 
 
 def test_fills_replay_this_nodes_writes_and_drop_on_other_nodes() -> None:
-    heads = FeedHeads(max_feeds=2)
+    one = Head(ids(1), complete=True).size()
+    heads = FeedHeads(max_bytes=Head(ids(3), complete=True).size())  # a, or c and d
     fill = heads.begin("timeline:a")
     heads.added([("timeline:a", ("id0009", None))])  # written while the read was out
     heads.removed("timeline:a", lambda i: i[0] != "id0001")
@@ -51,6 +54,23 @@ def test_fills_replay_this_nodes_writes_and_drop_on_other_nodes() -> None:
     for feed in ("timeline:c", "timeline:d"):
         heads.end(heads.begin(feed), ids(1), complete=True)
     assert len(heads) == 2 and heads.get("timeline:a") is None  # least recently used out
-    heads.clear()
-    assert len(heads) == 0
-    assert FeedHeads(max_feeds=0).begin("timeline:a") is None  # off
+    assert heads.bytes == 2 * one
+    heads.distrust()  # the link was down: nothing read before is answered
+    assert heads.get("timeline:c") is None
+    assert FeedHeads(max_bytes=0).begin("timeline:a") is None  # off
+
+
+def test_a_head_answers_pages_while_fresh_and_since_only_when_read_after_the_question() -> None:
+    heads = FeedHeads(max_staleness=0.5)
+    fill = heads.begin("timeline:a")
+    asked = time.monotonic()
+    heads.end(fill, ids(3), complete=True)
+    assert fill is not None and heads.get("timeline:a") is not None  # a page: fresh enough
+    assert heads.fresh("timeline:a", asked) is None  # read before the question: not a proof
+    assert heads.fresh("timeline:a", fill.started) is not None
+    fill.started -= 1.0  # as if read a second ago
+    heads.end(heads.begin("timeline:b"), ids(2), complete=True)
+    old = heads.fresh("timeline:b", float("-inf"))
+    assert old is not None
+    old.filled -= 1.0
+    assert heads.get("timeline:b") is None  # older than max_staleness: read again

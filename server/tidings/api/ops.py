@@ -8,7 +8,8 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..keys import DATABASE, PRESENCE, REDIS
+from ..keys import DATABASE, PRESENCE, REDIS, SERVICE
+from ..store.activities import ActivityStore
 from ..store.mongo import ping
 
 
@@ -34,5 +35,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
+    service = request.app.get(SERVICE)
+    if service is not None:
+        _cache_metrics(service.activities)
     body, content_type = metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _cache_metrics(activities: ActivityStore) -> None:
+    """The caches' sizes and hits, as they are now (read at each scrape)."""
+    for name, cache in (("activities", activities.cache), ("heads", activities.heads)):
+        metrics.CACHE_BYTES.labels(name).set(cache.bytes)
+        metrics.CACHE_ITEMS.labels(name).set(len(cache))
+        metrics.CACHE_LOOKUPS.labels(name, "hit").set(cache.hits)
+        metrics.CACHE_LOOKUPS.labels(name, "miss").set(cache.misses)

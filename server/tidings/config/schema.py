@@ -24,6 +24,7 @@ from .settings import (
     GROUPED_TYPES,
     ActivitySettings,
     AuthSettings,
+    CacheSettings,
     FanoutSettings,
     FeedGroup,
     MongoSettings,
@@ -140,12 +141,20 @@ class _ActivitiesSchema(Section):
     max_changes = fields.Integer(load_default=100, validate=positive())
     max_add_to_many_feeds = fields.Integer(load_default=5000, validate=positive())
     max_stats_slugs = fields.Integer(load_default=50, validate=positive())
-    cache_bytes = fields.Integer(load_default=64 << 20, validate=validate.Range(min=0))
-    feed_heads = fields.Integer(load_default=10_000, validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ActivitySettings:
         return ActivitySettings(**data)
+
+
+class _CacheSchema(Section):
+    max_staleness_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+    activities_mb = fields.Float(load_default=64.0, validate=validate.Range(min=0))
+    heads_mb = fields.Float(load_default=64.0, validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> CacheSettings:
+        return CacheSettings(**data)
 
 
 class _FeedGroupSchema(Section):
@@ -200,6 +209,7 @@ class SettingsSchema(Section):
         validate=validate.Length(min=1),
     )
     firehose = fields.Nested(FirehoseSchema, required=True)
+    cache = fields.Nested(_CacheSchema, required=True)
 
     @validates_schema
     def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:

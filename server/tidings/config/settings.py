@@ -93,8 +93,15 @@ class ActivitySettings:
     max_changes: int = 100
     max_add_to_many_feeds: int = 5000
     max_stats_slugs: int = 50
-    cache_bytes: int = 64 << 20
-    feed_heads: int = 10_000
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Each node's memory of the store (store/activity_cache.py, store/feed_heads.py)."""
+
+    max_staleness_seconds: float = 2.0
+    activities_mb: float = 64.0
+    heads_mb: float = 64.0
 
 
 FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
@@ -134,6 +141,7 @@ class Settings:
     activities: ActivitySettings
     feeds: Mapping[str, FeedGroup] = field(default_factory=dict)
     firehose: FirehoseSettings = field(default_factory=FirehoseSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:

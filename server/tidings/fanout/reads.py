@@ -30,7 +30,6 @@ from ..store.groups import GroupPage, GroupStore, public_group
 from ..store.merged_groups import MarkAll, combined, group_origins
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
-NO_PULLS_TTL = 10.0  # seconds "follows no pull feed" is trusted without a follows_changed
 NO_PULLS_FEEDS = 50_000  # feeds remembered so
 
 
@@ -40,9 +39,11 @@ class NoPulls:
     of a pull feed or by a switch to pull, and both say `follows_changed` for its follower, on
     every node (fanout/following.py, fanout/switches.py; the Redis link carries it): that
     forgets the feed. A lookup that raced a change is not remembered (`generation`); after a
-    Redis outage (`resync`) everything is forgotten, and entries expire after NO_PULLS_TTL."""
+    Redis outage (`resync`) everything is forgotten, and entries expire after `ttl` (a lost
+    message costs a page that long; a `since` does not ask, Reads.merged)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
         self.generation = 0
         self._known: OrderedDict[str, float] = OrderedDict()
 
@@ -58,7 +59,7 @@ class NoPulls:
     def remember(self, feed: str, generation: int) -> None:
         if generation != self.generation:
             return
-        self._known[feed] = time.monotonic() + NO_PULLS_TTL
+        self._known[feed] = time.monotonic() + self.ttl
         self._known.move_to_end(feed)
         while len(self._known) > NO_PULLS_FEEDS:
             self._known.popitem(last=False)
@@ -88,14 +89,15 @@ class Reads:
         # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
         self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(follows.pull_follows_of)
         self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
-        self.no_pulls = NoPulls()
+        self.no_pulls = NoPulls(activities.heads.max_staleness)
 
     async def _pull_follows_of(self, feed: str) -> list[FollowRecord]:
         return (await self._pull_follows.get_many((feed,))).get(feed, [])
 
-    async def merged(self, feed: str) -> list[tuple[str, str]]:
-        """The pull feeds `feed` merges in, each with its floor."""
-        if feed in self.no_pulls:
+    async def merged(self, feed: str, exact: bool = False) -> list[tuple[str, str]]:
+        """The pull feeds `feed` merges in, each with its floor: as the store says now when
+        `exact`, else perhaps as it said `no_pulls.ttl` ago."""
+        if not exact and feed in self.no_pulls:
             return []
         generation = self.no_pulls.generation
         records = await self._pull_follows_of(feed)
@@ -264,8 +266,9 @@ class Reads:
         )
 
     async def since(self, feed: str, since: str, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` activities newer than `since`, oldest first."""
-        pulls = await self.merged(feed)
+        """Up to `limit` activities newer than `since`, oldest first: every one the feed held
+        when asked."""
+        pulls = await self.merged(feed, exact=True)
         if not pulls:
             return await self.activities.since(feed, since, limit)
 

@@ -10,13 +10,19 @@ Messages on the Redis channel: a JSON header line, then the packet as it goes on
     {"k": "emit", "n": NODE, "r": [ROOMS], "p": N}\\n42["feed.update",{"feed":,...}]
         (the packet without its feed id: `p` bytes, then the feed's JSON, then the rest)
     {"k": "follow", "n": NODE, "s": SOURCE, "t": TARGET, "f": true|false}\\n
-    {"k": "resync", "n": NODE}\\n   (NODE could not publish some events: resync your sockets)
+    {"k": "resync", "n": NODE, "r": [ROOMS]?}\\n   (NODE could not publish some events to these
+        rooms: resync your sockets in them; every socket without "r")
     {"k": "inval", "n": NODE, "ids": [IDS]}\\n   (these activities changed: forget them, see
-        store/activity_cache.py; a resync clears the whole cache, invalidations were missed)
+        store/activity_cache.py)
     {"k": "heads", "n": NODE, "feeds": [FEEDS]}\\n   (NODE wrote entries of these feeds: drop
-        their heads, see store/feed_heads.py; a resync drops every head)
+        their heads, see store/feed_heads.py)
     {"k": "p.set" | "p.sync" | "p.gone", ...}\\n   (presence: see presence_link.py)
 A node skips its own messages (it delivered them already).
+
+`inval` and `heads` make the caches current as fast as Redis carries them; the caches never
+depend on them (what memory may answer is bounded by when it was read), so losing one owes
+nobody a resync. After this node's own link was down, nothing it read before is trusted
+(`distrust`, each time the link is subscribed again) and its sockets resync.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ..store.feed_heads import FeedHeads
 from . import protocol as p
 from .handlers import Handlers
 from .hub import Hub
+from .peers import Peer
 from .pubsub import RESYNC, RedisLink
 from .rooms import feed_room, pull_room
 from .sio_peers import SioPeers
@@ -62,7 +69,8 @@ class Broadcaster:
         if link is not None:
             link.on_message = self.on_message
             link.on_recovery = self.resync
-            link.resync_request = json.dumps({"k": "resync", "n": node}).encode() + b"\n"
+            link.on_linked = self.distrust
+            link.resync_request = self._resync_request
 
     def _realtime(self, feed: str) -> bool:
         return feed.partition(":")[0] in self._groups
@@ -93,11 +101,11 @@ class Broadcaster:
 
     async def drop_heads(self, feeds: list[str]) -> None:
         """This node wrote entries of `feeds`: the other nodes drop their heads."""
-        await self._publish({"k": "heads", "n": self.node, "feeds": feeds}, b"")
+        await self._publish({"k": "heads", "n": self.node, "feeds": feeds}, b"", ())
 
     async def invalidate(self, ids: list[str]) -> None:
         """Activities changed on this node (forgotten here already): the others forget them."""
-        await self._publish({"k": "inval", "n": self.node, "ids": ids}, b"")
+        await self._publish({"k": "inval", "n": self.node, "ids": ids}, b"", ())
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
         if self._realtime(feed):
@@ -108,7 +116,7 @@ class Broadcaster:
         if self.no_pulls is not None:
             self.no_pulls.changed(source)
         header = {"k": "follow", "n": self.node, "s": source, "t": target, "f": following}
-        await self._publish(header, b"")
+        await self._publish(header, b"", [feed_room(source)])
 
     async def _emit(self, rooms: list[str], event: dict[str, Any]) -> None:
         frames = p.FeedFrames.of(FEED_UPDATE, event)
@@ -118,7 +126,9 @@ class Broadcaster:
             return
         # Published first, so that the other nodes write to their sockets while this one writes
         # to its own; local delivery does not wait for Redis (down: publish returns at once).
-        publishing = asyncio.ensure_future(self._publish(header, frames.prefix + frames.suffix))
+        publishing = asyncio.ensure_future(
+            self._publish(header, frames.prefix + frames.suffix, rooms)
+        )
         try:
             await self.deliver(rooms, frames, event)
         finally:
@@ -137,9 +147,18 @@ class Broadcaster:
             await self.sio_peers.deliver(others, FEED_UPDATE, data)
         BROADCAST_SECONDS.observe(time.perf_counter() - started)
 
-    async def _publish(self, header: dict[str, Any], body: bytes) -> None:
+    async def _publish(
+        self, header: dict[str, Any], body: bytes, rooms: Collection[str] | None
+    ) -> None:
+        """`rooms`: whose sockets must resync when the other nodes miss it."""
         if self.link is not None:
-            await self.link.publish(json.dumps(header).encode() + b"\n" + body)
+            await self.link.publish(json.dumps(header).encode() + b"\n" + body, rooms)
+
+    def _resync_request(self, rooms: list[str] | None) -> bytes:
+        header: dict[str, Any] = {"k": "resync", "n": self.node}
+        if rooms is not None:
+            header["r"] = rooms
+        return json.dumps(header).encode() + b"\n"
 
     async def on_message(self, raw: bytes) -> None:
         """A message from Redis: another node's emit or follow change, for this node's sockets."""
@@ -162,22 +181,51 @@ class Broadcaster:
             if self.cache is not None:
                 self.cache.forget([str(i) for i in header["ids"]])
         elif header.get("k") == "resync":  # that node could not publish some of its events
-            await self.resync()
+            rooms = header.get("r")
+            await self.resync_sockets(None if rooms is None else {str(r) for r in rooms})
         elif str(header.get("k")).startswith("p.") and self.handlers.presence is not None:
             self.handlers.presence.remote(header)  # presence_link.py's messages
 
-    async def resync(self) -> None:
-        """Tell every socket of this node to re-subscribe with `since` (after a Redis outage).
-        Follow changes published meanwhile were missed too: the pull-source cache starts afresh."""
-        self.handlers.pull_sources.clear()
+    async def distrust(self) -> None:
+        """The link is subscribed (again): what this node read before may have missed drops
+        and invalidations, so none of it answers without being read again."""
         if self.cache is not None:
-            self.cache.clear()
+            self.cache.distrust()
         if self.heads is not None:
-            self.heads.clear()
+            self.heads.distrust()
         if self.no_pulls is not None:
             self.no_pulls.clear()
-        frame = p.text_frame(p.event(RESYNC, {"reason": "redis"}))
+
+    async def resync(self) -> None:
+        """After this node's Redis outage: tell every socket of this node to re-subscribe with
+        `since`; nothing read before is trusted."""
+        await self.distrust()
+        await self.resync_sockets()
+
+    async def resync_sockets(self, rooms: Collection[str] | None = None) -> None:
+        """Tell the sockets of this node in `rooms` (None: every one) to re-subscribe with
+        `since` (another node could not publish some of its events to them). Follow changes
+        published meanwhile may have been missed too: the pull-source cache starts afresh."""
+        self.handlers.pull_sources.clear()
+        data = {"reason": "redis"}
+        if rooms is None:
+            frame = p.text_frame(p.event(RESYNC, data))
+            for conn in list(self.hub.conns.values()):
+                if conn.grant is not None:
+                    self.hub.send(conn, frame)
+            await self.sio_peers.emit_all(RESYNC, data)
+            return
+        frame = p.text_frame(p.event(RESYNC, data))
         for conn in list(self.hub.conns.values()):
-            if conn.grant is not None:
+            if conn.grant is not None and _in_rooms(conn, rooms):
                 self.hub.send(conn, frame)
-        await self.sio_peers.emit_all(RESYNC, {"reason": "redis"})
+        for peer in list(self.sio_peers.peers.values()):
+            if peer.grant is not None and _in_rooms(peer, rooms):
+                await self.sio_peers.emit(peer, RESYNC, data)
+
+
+def _in_rooms(peer: Peer, rooms: Collection[str]) -> bool:
+    """Whether the socket gets the events of one of `rooms` (its feeds' and pull rooms)."""
+    return any(r in rooms for r in peer.rooms) or bool(
+        peer.pulls and any(r in rooms for r in peer.pulls)
+    )

@@ -14,7 +14,14 @@ Redis faults":
   with a traceback in the log for an error that is not a connection's), and it starts again;
 - an event this node did not publish (Redis down, or the publish failed while the listener was
   up) was missed by the other nodes: this node owes them a resync, and publishes
-  `resync_request` (the broadcaster's "resync" message) as soon as Redis takes it again.
+  `resync_request(rooms)` (the broadcaster's "resync" message, naming the rooms of the events
+  missed, or every room past MAX_OWED_ROOMS) as soon as Redis takes it again. A message whose
+  loss costs the others nothing (cache drops: the caches do not depend on them) owes nothing;
+- a dead link is found within seconds, also when nothing says so (a half-open connection, a
+  path that drops everything): the listener pings Redis every PING_SECONDS and counts the link
+  down when nothing came back for DEAD_SECONDS; every connection has a socket timeout and TCP
+  keepalive. `on_linked` runs each time the listener is subscribed (again), before anything is
+  delivered: the caches trust nothing read before.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -41,8 +48,13 @@ from ..metrics import REDIS_UP
 log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.1, 2.0
 PUBLISH_TIMEOUT = 2.0
+SOCKET_TIMEOUT = 5.0  # any command of any connection (the listener waits with its own timeout)
+PING_SECONDS = 1.0  # the listener pings Redis this often ...
+DEAD_SECONDS = 3.0  # ... and counts the link down when nothing came back for this long
 RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
+MAX_OWED_ROOMS = 10_000  # rooms named in one owed resync; past it, every socket resyncs
 OnRecovery = Callable[[], Awaitable[None]]
+ResyncRequest = Callable[[list[str] | None], bytes]
 OnMessage = Callable[[bytes], Awaitable[None]]
 
 
@@ -53,10 +65,15 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
         sentinels, service, options = parse_redis_sentinel_url(url)
         sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call,unused-ignore]
         return cast(aioredis.Redis, sentinel.master_for(service or channel))
+    tcp: dict[str, Any] = {}
+    if urlparse(url).scheme in ("redis", "rediss"):  # a Unix socket has no keepalive
+        tcp["socket_keepalive"] = True
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=PUBLISH_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
         health_check_interval=10,
+        **tcp,
         # A pooled connection that died with a restarted Redis fails once: retry on a new one.
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
@@ -71,12 +88,15 @@ class RedisLink:
         self._was_down = False
         self._publish_failing = False
         self._listener: asyncio.Task[None] | None = None
-        self._owed = False  # events were not published: the other nodes must resync
+        self._owed = False  # events were not published: the other nodes must resync ...
+        self._owed_rooms: set[str] | None = set()  # ... the sockets of these rooms (None: all)
         self._repaying: asyncio.Task[None] | None = None
         self.on_recovery: OnRecovery | None = None
         self.on_message: OnMessage | None = None
         self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
-        self.resync_request = b""  # published to make the other nodes resync their sockets
+        self.on_linked: OnRecovery | None = None  # ... awaited first (the caches' trust)
+        # What makes the other nodes resync the sockets of some rooms (None: all).
+        self.resync_request: ResyncRequest | None = None
 
     @property
     def state(self) -> str:
@@ -92,17 +112,18 @@ class RedisLink:
         handle Redis errors themselves."""
         return self._client()
 
-    async def publish(self, data: bytes) -> None:
+    async def publish(self, data: bytes, rooms: Collection[str] | None = None) -> None:
         """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
-        is down this returns at once (the other nodes' sockets recover through `since`, once
-        this node tells them to resync)."""
+        is down this returns at once (the other nodes' sockets in `rooms` recover through
+        `since`, once this node tells them to resync; `rooms` None: every socket, empty: the
+        message's loss costs them nothing)."""
         if not self.up:
-            self._owe()
+            self._owe(rooms)
             return
         if await self._send(data):
             self._publish_failing = False
             return
-        self._owe()
+        self._owe(rooms)
         if not self._publish_failing:
             log.error(
                 "cannot publish to Redis at %s: this event reaches this node's sockets only; "
@@ -119,10 +140,22 @@ class RedisLink:
             return False
         return True
 
-    def _owe(self) -> None:
-        """The other nodes missed an event of this node: make them resync (once) soon."""
+    def _owe(self, rooms: Collection[str] | None) -> None:
+        """The other nodes missed an event of this node to `rooms`: make their sockets there
+        resync (once) soon."""
+        if rooms is not None and not rooms:
+            return
+        if rooms is None or self._owed_rooms is None:
+            self._owed_rooms = None
+        else:
+            self._owed_rooms.update(rooms)
+            if len(self._owed_rooms) > MAX_OWED_ROOMS:
+                self._owed_rooms = None
         self._owed = True
-        if self._repaying is None and self.resync_request:
+        self._repay_soon()
+
+    def _repay_soon(self) -> None:
+        if self._repaying is None and self.resync_request is not None:
             self._repaying = spawn(self._repay())
 
     async def _repay(self) -> None:
@@ -134,13 +167,16 @@ class RedisLink:
                 delay = min(delay * 2, RETRY_MAX)
                 if not self.up:
                     continue
-                self._owed = False  # events skipped from now on owe a new one
-                if await self._send(self.resync_request):
+                # Events skipped from now on owe a new one.
+                rooms, self._owed_rooms, self._owed = self._owed_rooms, set(), False
+                assert self.resync_request is not None
+                named = None if rooms is None else sorted(rooms)
+                if await self._send(self.resync_request(named)):
                     self._publish_failing = False
                     log.warning("told the other nodes to resync: they missed events of this "
                                 "node while it could not publish")  # fmt: skip
                 else:
-                    self._owed = True
+                    self._owe(rooms)
         finally:
             self._repaying = None
 
@@ -164,10 +200,7 @@ class RedisLink:
                 await _confirmed(pubsub)
                 await self._came_back()
                 delay = RETRY_MIN
-                async for message in pubsub.listen():
-                    if message.get("type") == "message" and self.on_message is not None:
-                        await self._deliver(message["data"])
-                raise RedisConnectionError("the subscription ended")
+                await self._receive(pubsub)
             except (RedisError, OSError) as exc:
                 self._went_down(exc)
             except Exception as exc:  # a bug of redis-py or of Tidings: the same, logged loud
@@ -178,6 +211,24 @@ class RedisLink:
                     await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    async def _receive(self, pubsub: Any) -> None:
+        """Hand messages over until the link dies: an error, or nothing back from Redis (not
+        even the answer to a ping) for DEAD_SECONDS."""
+        loop = asyncio.get_running_loop()
+        heard = pinged = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=PING_SECONDS)
+            now = loop.time()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message" and self.on_message is not None:
+                    await self._deliver(message["data"])
+            if now - heard > DEAD_SECONDS:
+                raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
+            if now - pinged >= PING_SECONDS:
+                pinged = now
+                await pubsub.ping()
 
     async def _deliver(self, data: Any) -> None:
         assert self.on_message is not None
@@ -197,6 +248,8 @@ class RedisLink:
         REDIS_UP.set(0)
 
     async def _came_back(self) -> None:
+        if self.on_linked is not None:
+            await self.on_linked()
         recovered = self._was_down
         self._publish_failing = False
         self.up = True
@@ -210,7 +263,7 @@ class RedisLink:
             if self.on_recovery is not None:
                 spawn(self.on_recovery())
         if self._owed:
-            self._owe()
+            self._repay_soon()
         if self.on_up is not None:
             spawn(self.on_up())
 

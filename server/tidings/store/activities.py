@@ -20,20 +20,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DeleteMany, DeleteOne
+from pymongo import DeleteMany, DeleteOne, ReadPreference
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..domain.activities import Activity, public_activity
 from ..faults import fault_pause, fault_point
 from . import bulk
-from .activity_cache import ActivityCache
+from .activity_cache import ActivityCache, measured
 from .coalesce import Coalescer
-from .entry_reads import AFTERS_BATCH, ITEM_FIELDS, EntryReads, Item, is_own
+from .entry_reads import AFTERS_BATCH, ITEM_FIELDS, EntryReads, Flight, Item, is_own
 from .feed_heads import FeedHeads
 from .groups import GroupStore
 from .mongo import Database, Document
@@ -96,8 +97,10 @@ class ActivityStore(EntryReads):
         cache: ActivityCache | None = None,
         heads: FeedHeads | None = None,
     ) -> None:
-        self.activities = db["activities"]
-        self.entries = db["feed_entries"]
+        # From the primary whatever the URL's readPreference: what is read here fills caches
+        # and decides writes, and a lagging secondary's answer would be kept as current.
+        self.activities = db.get_collection("activities", read_preference=ReadPreference.PRIMARY)
+        self.entries = db.get_collection("feed_entries", read_preference=ReadPreference.PRIMARY)
         self.joins = db["group_joins"]  # inserts of grouped entries not joined yet (_join)
         self.groups = groups
         # Activities by id (store/activity_cache.py), and their loads of one tick in one `$in`.
@@ -105,7 +108,7 @@ class ActivityStore(EntryReads):
         self._fields: Coalescer[str, tuple[dict[str, Any], int]] = Coalescer(self._fetch_fields)
         # The newest entries of recently read feeds (store/feed_heads.py).
         self.heads = heads if heads is not None else FeedHeads(0)
-        self._warming: dict[str, asyncio.Future[list[Item]]] = {}
+        self._warming: dict[str, Flight] = {}
         self._afters: Coalescer[tuple[str, str, int], list[Item]] = Coalescer(
             self._fetch_afters, max_keys=AFTERS_BATCH
         )
@@ -138,11 +141,11 @@ class ActivityStore(EntryReads):
             check_owners(activity, found.get(activity.id), feed, may_change)
         new = [a for a in activities if a.id not in found]
         retry = [a for a in activities if a.id in found]
-        generation = self.cache.generation
+        generation, written_at = self.cache.generation, time.monotonic()
         async with self._writing([a.id for a in activities]):
             await self._insert_or_replace(new, retry, feed, found, may_change)
         await self._changed([a.id for a in retry])
-        self.cache.put_many((_written(a) for a in new), generation)
+        self.cache.put_many((_written(a) for a in new), generation, written_at)
 
     async def _insert_or_replace(
         self,
@@ -383,7 +386,9 @@ class ActivityStore(EntryReads):
         await fault_pause("entries.inserted")
         inserted = [e for i, e in enumerate(entries) if i not in skipped]
         self.heads.added((e.feed, (e.activity_id, e.origin)) for e in inserted)
-        await self.heads.publish(e.feed for e in inserted)
+        # Repeats too: a batch run again after a crash between its insert and this publish
+        # (a takeover, a client's retry) tells the other nodes what the first run did not.
+        await self.heads.publish(e.feed for e in entries)
         if grouped:
             await self._join(inserted, [entries[i] for i in sorted(skipped)], grouped, token)
         if failed is not None:
@@ -621,9 +626,10 @@ class ActivityStore(EntryReads):
 
 
 def _written(activity: Activity) -> tuple[str, dict[str, Any], int]:
-    """(id, fields, size) of an activity as stored (a copy: the caller's dict is its own)."""
-    text = json.dumps(activity.data, separators=(",", ":"))
-    return activity.id, json.loads(text), len(text)
+    """(id, fields, measured size) of an activity as stored (a copy: the caller's dict is its
+    own)."""
+    data = json.loads(json.dumps(activity.data, separators=(",", ":")))
+    return activity.id, data, measured(data)
 
 
 def _entry_doc(entry: Entry) -> Document:

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 import socketio
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.support import API_KEY, ServerProcess, wait_until
 
 WAIT = 15.0

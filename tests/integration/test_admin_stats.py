@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.firehose_support import SECRET
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.webhooks import SECRET
 from tests.support import API_KEY, ServerProcess, Store, free_port, wait_until
 
 

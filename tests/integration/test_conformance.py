@@ -3,7 +3,7 @@ own Engine.IO/Socket.IO, `transports: ["websocket"]`) and against python-socketi
 `realtime.fast_websocket = false`), and must see the same answers (issue 13, items 18, 15, 10).
 
 Clients: the official npm socket.io-client (tests/js/driver.mjs) wherever it can express the
-case, a raw WebSocket client (tests/raw_socket.py) for what it cannot send (a payload that is not
+case, a raw WebSocket client (harness/engineio.py) for what it cannot send (a payload that is not
 an array, a socket that never reads). A store stall is real: the store process is stopped.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.engineio import Closed, RawSocket
 from tests.node_client import NodeDriver
-from tests.raw_socket import Closed, RawSocket
 from tests.support import API_KEY, ServerProcess, Store
 
 IN_FLIGHT = 4

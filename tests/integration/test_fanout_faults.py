@@ -20,18 +20,16 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
-from tests.integration.test_fanout_durability import (
+from harness.server import Spawn
+from tests.integration.fanout_support import (
     FOLLOWERS,
-    Spawn,
     add_followers,
     api,
     assert_fanned_out_once,
     follower_feeds,
     jobs_of,
-    mongo,  # noqa: F401 (fixture)
     post_activity,
     read_ids,
-    spawn,  # noqa: F401 (fixture)
     wait_jobs_gone,
     wait_partway,
 )
@@ -57,9 +55,9 @@ def follow(node: ServerProcess, source: str, target: str, **body: Any) -> Any:
 
 
 def test_a_batch_failed_by_a_removal_does_not_stall_later_fanouts(
-    spawn: Spawn,  # noqa: F811
+    spawn: Spawn,
     store: Store,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """Removing an activity while its fanout runs fails the batch in flight; the node must then
@@ -134,7 +132,7 @@ def make_runner(db: Database, recorder: Recorder, **changes: Any) -> FanoutRunne
 
 
 async def bulk_followers(db: Database, target: str, feeds: list[str]) -> None:
-    from bench.store import add_followers_bulk
+    from harness.follows import add_followers_bulk
 
     assert await add_followers_bulk(db, target, feeds) == len(feeds)
 
@@ -261,7 +259,7 @@ async def test_a_resumed_batch_emits_nothing_for_a_removed_activity(db: Database
 
 def test_a_follow_does_not_copy_an_activity_being_removed(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """A removal tombstones the activity, then deletes its entries: a follow in between must
@@ -281,9 +279,9 @@ def test_a_follow_does_not_copy_an_activity_being_removed(
 
 
 def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
-    spawn: Spawn,  # noqa: F811
+    spawn: Spawn,
     store: Store,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     # One chunk of followers in small batches: the jobs share the one slot batch by batch, and
@@ -350,7 +348,7 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
 
 def test_repeat_follows_take_no_chunk_slot(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     db = mongo[server.database]
@@ -366,7 +364,7 @@ def test_repeat_follows_take_no_chunk_slot(
 
 def test_follow_unfollow_cycles_reuse_the_room_they_free(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """Slots never shrink, so a follow reuses the room an unfollow left in a chunk: cycling
@@ -399,8 +397,8 @@ def test_follow_unfollow_cycles_reuse_the_room_they_free(
 
 
 def test_a_feed_follows_at_most_max_following_feeds(
-    spawn: Spawn,  # noqa: F811
-    mongo: MongoClient[Doc],  # noqa: F811
+    spawn: Spawn,
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     node = spawn({"TIDINGS_FANOUT_MAX_FOLLOWING": "3"})
@@ -425,7 +423,7 @@ def test_a_feed_follows_at_most_max_following_feeds(
 
 def test_following_pages_newest_first(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     fan = f"timeline:{uid}"
@@ -447,8 +445,8 @@ def test_following_pages_newest_first(
 
 
 def test_a_drifted_follower_counter_is_repaired_before_it_switches_a_feed(
-    spawn: Spawn,  # noqa: F811
-    mongo: MongoClient[Doc],  # noqa: F811
+    spawn: Spawn,
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """A crash between an unfollow's delete and its count leaves the counter too high; a
@@ -469,8 +467,8 @@ def test_a_drifted_follower_counter_is_repaired_before_it_switches_a_feed(
 
 
 def test_a_follower_counter_left_off_by_a_crash_mid_follow_is_recounted(
-    spawn: Spawn,  # noqa: F811
-    mongo: MongoClient[Doc],  # noqa: F811
+    spawn: Spawn,
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """A node dying between a follow's document and its count leaves the counter low (a retry

@@ -23,8 +23,8 @@ import stream
 from stream.client import StreamClient
 from stream.exceptions import FeedConfigException, InputException
 
-from tests.integration.conftest import SERVER_TOKEN
-from tests.integration.test_realtime import PySubscriber, Rest
+from harness.common import SERVER_TOKEN
+from tests.integration.realtime_clients import PySubscriber, Rest
 from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, Store, free_port, wait_until
 
 DAY = "2026-11-30T"

@@ -11,7 +11,7 @@ import requests
 from stream.client import StreamClient
 from stream.exceptions import FeedConfigException, InputException, NotAllowedException
 
-from tests.integration.conftest import token
+from harness.common import token
 from tests.support import API_KEY, ServerProcess
 
 

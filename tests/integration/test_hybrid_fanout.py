@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
-from bench.store import add_followers_bulk
-from tests.integration.conftest import SERVER_TOKEN
+from harness.common import SERVER_TOKEN
+from harness.follows import add_followers_bulk
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 
 Doc = dict[str, Any]

@@ -19,8 +19,8 @@ import stream.exceptions
 from pymongo import AsyncMongoClient
 from stream.client import StreamClient
 
-from bench.store import add_followers_bulk
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.follows import add_followers_bulk
 from tests.integration.stored import NOTHING, Counts, stored
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 from tidings.domain.ids import activity_id

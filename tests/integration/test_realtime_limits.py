@@ -2,7 +2,7 @@
 14, 15, 16, 17): sockets that never connect, refused connects, slow handlers, oversized echoes,
 padded tokens, malformed packets.
 
-Real things only: a server process on the real store, a raw WebSocket client (tests/raw_socket.py)
+Real things only: a server process on the real store, a raw WebSocket client (harness/engineio.py)
 for what no client library sends, and a real store stall (the store process stopped with SIGSTOP)
 for a slow subscribe.
 """
@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.integration.conftest import SERVER_TOKEN
-from tests.raw_socket import RawSocket
+from harness.common import SERVER_TOKEN
+from harness.engineio import RawSocket
 from tests.support import API_KEY, ServerProcess, Store
 
 CONNECT_TIMEOUT = 3.0

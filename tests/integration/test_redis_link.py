@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.integration.conftest import SERVER_TOKEN
-from tests.raw_socket import RawSocket
+from harness.common import SERVER_TOKEN
+from harness.engineio import RawSocket
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
 from tidings.realtime.pubsub import RedisLink
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import SERVER_TOKEN
+from harness.common import SERVER_TOKEN
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 
 HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}

@@ -20,9 +20,9 @@ import pytest
 import requests
 import socketio
 
-from tests.firehose_support import SECRET as HOOK_SECRET
-from tests.firehose_support import Receiver
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.webhooks import SECRET as HOOK_SECRET
+from harness.webhooks import Receiver
 from tests.integration.stored import NOTHING, Counts, stored
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 

@@ -27,7 +27,7 @@ from stream.exceptions import (
     NotAllowedException,
 )
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.node_client import NodeSubscriber
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 

@@ -24,7 +24,7 @@ from stream.exceptions import (
     SignatureException,
 )
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
 UTC = dt.UTC

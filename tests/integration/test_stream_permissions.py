@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.integration.rest_calls import Api, activity, feed_path, when
 from tests.support import API_KEY, ROOT, ServerProcess
 

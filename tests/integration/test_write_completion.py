@@ -9,7 +9,7 @@ one too, counted in its groups), the room's watcher socket and the firehose, exa
 of stored activities equals the set each destination got.
 
 Real things only: one Tidings process with a webhook endpoint, the raw Engine.IO client of
-tests/raw_socket.py for the publishers, python-socketio for the watcher, a webhook receiver.
+harness/engineio.py for the publishers, python-socketio for the watcher, a webhook receiver.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
-from tests.firehose_support import Receiver
+from harness.engineio import RawSocket
+from harness.webhooks import Receiver
+from tests.integration.firehose_calls import FAST, webhooks
 from tests.integration.nodes import SERVER_TOKEN, Rest, Sub, poll, subscriber
-from tests.integration.test_firehose import FAST, webhooks
-from tests.raw_socket import RawSocket
 from tests.support import API_KEY, ServerProcess, Store
 
 SOCKETS = 200  # half close at once, half once their activity is stored

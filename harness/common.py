@@ -3,7 +3,10 @@ free ports and bounded waits."""
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn`: the child gets SIGTERM when its parent dies, even by kill -9 (Linux)."""
+    return _die_with_parent if sys.platform == "linux" else None
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

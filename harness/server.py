@@ -14,7 +14,8 @@ import requests
 
 from .common import API_KEY, API_SECRET, ROOT, free_port, wait_until
 
-SERVE = [sys.executable, "-m", "tidings", "serve"]
+TIDINGS = [sys.executable, "-m", "tidings"]  # the command line, before its subcommand
+SERVE = [*TIDINGS, "serve"]
 DATABASES: set[str] = set()  # every database a ServerProcess of this process was given
 
 

@@ -108,8 +108,9 @@ class Receiver:
         self.attempts.append((msg_id, status))
         if status != 200:
             return web.Response(status=status)
-        if self.on_body is not None:
+        if self.on_body is not None:  # the caller keeps what it needs
             self.on_body(body, at)
+            return web.Response(status=204)
         held = await self._held(body) if self.check else None
         self.deliveries.append(Delivery(msg_id, body, held))
         return web.Response(status=204)

@@ -15,11 +15,15 @@ from .redis import RedisServer
 from .server import ServerProcess
 from .store import Store
 
+PRESENCE_TTL = 3.0  # seconds a node's raid members outlive it
 CLUSTER_ENV = {
     "TIDINGS_FANOUT_BATCH_SIZE": "100",
     "TIDINGS_FANOUT_CONCURRENCY": "2",
     "TIDINGS_FANOUT_LEASE_SECONDS": "3",
     "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
+    "TIDINGS_REALTIME_PRESENCE_TTL": str(PRESENCE_TTL),
+    "TIDINGS_REALTIME_PUBLISH_RATE": "1",
+    "TIDINGS_REALTIME_PUBLISH_BURST": "10",
 }
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -25,6 +24,7 @@ import pytest
 import socketio
 
 from harness.common import token
+from harness.pool import ServerPool
 from tests.integration.fast_path_clients import (
     PyClient,
     RawClient,
@@ -35,30 +35,26 @@ from tests.integration.fast_path_clients import (
     py_client,
     raw_client,
 )
-from tests.support import ServerProcess, Store
+from tests.support import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def fast_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+def fast_server(pool: ServerPool) -> ServerProcess:
     """A server of its own (its counters are this module's): tiny transport buffers, so that
     a socket that stops reading backs up at once, and a small queue bound."""
     env = {
         "TIDINGS_REALTIME_WRITE_BUFFER_BYTES": "1024",
         "TIDINGS_REALTIME_MAX_QUEUE_PACKETS": "40",
     }
-    process = ServerProcess(store.url, env=env, log_path=workdir / "fast-path.log").start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture(scope="module")
-def pings_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+def pings_server(pool: ServerPool) -> ServerProcess:
     """Heartbeats every second: python-socketio's long-polling client ends its polls (and so
     its connects and disconnects) at the ping interval."""
     env = {"TIDINGS_REALTIME_PING_INTERVAL": "1", "TIDINGS_REALTIME_PING_TIMEOUT": "2"}
-    process = ServerProcess(store.url, env=env, log_path=workdir / "fast-path-pings.log").start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture

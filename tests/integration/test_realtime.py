@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,9 +23,10 @@ import socketio
 import websocket
 
 from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
 from tests.integration.realtime_clients import WAIT, Event, Predicate, PySubscriber, Rest
 from tests.node_client import NodeSubscriber
-from tests.support import ServerProcess, Store
+from tests.support import ServerProcess
 
 # --------------------------------------------------------------------------- node client
 
@@ -90,30 +90,20 @@ async def node_subscriber(
     return sub
 
 
-def _dedicated(store: Store, workdir: Path, name: str, env: dict[str, str]) -> ServerProcess:
-    return ServerProcess(store.url, env=env, log_path=workdir / f"{name}.log").start()
-
-
 @pytest.fixture(scope="module")
-def small_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+def small_server(pool: ServerPool) -> ServerProcess:
     """At most 3 missed activities per subscribe; fanout in batches of 4 follower feeds."""
     env = {
         "TIDINGS_REALTIME_MAX_MISSED": "3",
         "TIDINGS_FANOUT_BATCH_SIZE": "4",
         "TIDINGS_FANOUT_CONCURRENCY": "2",
     }
-    process = _dedicated(store, workdir, "realtime-small", env)
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture(scope="module")
-def deflate_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
-    process = _dedicated(
-        store, workdir, "realtime-deflate", {"TIDINGS_REALTIME_WEBSOCKET_COMPRESSION": "true"}
-    )
-    yield process
-    process.stop()
+def deflate_server(pool: ServerPool) -> ServerProcess:
+    return pool.get({"TIDINGS_REALTIME_WEBSOCKET_COMPRESSION": "true"})
 
 
 # --------------------------------------------------------------------------- predicates

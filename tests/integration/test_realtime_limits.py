@@ -16,7 +16,6 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -24,13 +23,14 @@ import socketio
 
 from harness.common import SERVER_TOKEN
 from harness.engineio import RawSocket
+from harness.pool import ServerPool
 from tests.support import API_KEY, ServerProcess, Store
 
 CONNECT_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
-def limits_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+def limits_server(pool: ServerPool) -> ServerProcess:
     """Heartbeats every second (a socket that cannot answer a ping is dropped within ~2 s) and
     a short connect deadline."""
     env = {
@@ -38,9 +38,7 @@ def limits_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
         "TIDINGS_REALTIME_PING_TIMEOUT": "1",
         "TIDINGS_REALTIME_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
     }
-    process = ServerProcess(store.url, env=env, log_path=workdir / "limits.log").start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture

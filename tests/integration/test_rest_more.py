@@ -28,6 +28,7 @@ from stream.exceptions import (
 )
 
 from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
 from tests.node_client import NodeSubscriber
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
@@ -414,11 +415,8 @@ def test_follow_stats_counts_followers_and_following(client: StreamClient, uid: 
 
 
 @pytest.fixture(scope="module")
-def hybrid(store: Store, workdir: Path) -> Iterator[ServerProcess]:
-    env = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
-    process = ServerProcess(store.url, env=env, log_path=workdir / "rest-more.log").start()
-    yield process
-    process.stop()
+def hybrid(pool: ServerPool) -> ServerProcess:
+    return pool.get({"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"})
 
 
 def test_partial_update_reaches_readers_and_subscribers_through_a_pull_feed(

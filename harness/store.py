@@ -72,6 +72,7 @@ async def embedded_store(workdir: Path, cache_size: str) -> AsyncIterator[str]:
 
 def drop_databases(url: str, names: Iterable[str]) -> None:
     """Drop these databases (the ones a test session's servers used)."""
-    with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=5000)
+    with client:
         for name in sorted(names):
             client.drop_database(name)

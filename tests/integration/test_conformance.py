@@ -1,6 +1,6 @@
 """One Socket.IO contract, two implementations: every test runs against the fast path (Tidings'
 own Engine.IO/Socket.IO, `transports: ["websocket"]`) and against python-socketio (a server with
-`realtime.fast_websocket = false`), and must see the same answers (issue 13, items 18, 15, 10).
+`realtime.fast_websocket = false`), and must see the same answers.
 
 Clients: the official npm socket.io-client (tests/js/driver.mjs) wherever it can express the
 case, a raw WebSocket client (harness/engineio.py) for what it cannot send (a payload that is not

@@ -1,4 +1,4 @@
-"""Faults of the fanout core (issue 13, items 1, 6, 7, 8, 10, 12): a failed batch must not stall
+"""Faults of the fanout core: a failed batch must not stall
 a node, a removed activity must never come back, leases must hold while jobs wait, repeat
 follows must take no chunk slot, a feed follows a bounded number of feeds, and the follower
 counter is repaired from the follows themselves.
@@ -51,7 +51,7 @@ def follow(node: ServerProcess, source: str, target: str, **body: Any) -> Any:
     return api(node, "POST", f"feed/{group}/{user}/follows/", json={"target": target, **body})
 
 
-# --- item 1: a failed batch must not stall the node ----------------------------------------
+# --- a failed batch must not stall the node ----------------------------------------
 
 
 def test_a_batch_failed_by_a_removal_does_not_stall_later_fanouts(
@@ -209,7 +209,7 @@ async def test_a_cancelled_job_frees_its_slots(db: Database, uid: str) -> None:
     assert await db["fanout_jobs"].find_one({"_id": job.id}) is None
 
 
-# --- item 11: background work of the runner is logged when it fails, and drained ----------------
+# --- background work of the runner is logged when it fails, and drained ----------------
 
 
 async def test_the_runners_background_failures_are_logged_and_shutdown_waits_for_its_work(
@@ -236,7 +236,7 @@ async def test_the_runners_background_failures_are_logged_and_shutdown_waits_for
     assert done.is_set(), "close did not wait for the runner's background work"
 
 
-# --- item 6: a removed activity never comes back ------------------------------------------------
+# --- a removed activity never comes back ------------------------------------------------
 
 
 async def test_a_resumed_batch_emits_nothing_for_a_removed_activity(db: Database, uid: str) -> None:
@@ -275,7 +275,7 @@ def test_a_follow_does_not_copy_an_activity_being_removed(
     assert read_ids(server, fan) == [kept]
 
 
-# --- item 7: leases hold while jobs wait; takeovers only what a node can run --------------------
+# --- leases hold while jobs wait; takeovers only what a node can run --------------------
 
 
 def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
@@ -343,7 +343,7 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
     assert read_ids(second, feeds[-1]) == sorted(ids, reverse=True)
 
 
-# --- item 8: a repeat follow takes no chunk slot -------------------------------------------------
+# --- a repeat follow takes no chunk slot -------------------------------------------------
 
 
 def test_repeat_follows_take_no_chunk_slot(
@@ -393,7 +393,7 @@ def test_follow_unfollow_cycles_reuse_the_room_they_free(
     assert read_ids(server, f"timeline:{uid}c0") == []
 
 
-# --- item 10: what a feed follows, paged and capped ---------------------------------------------
+# --- what a feed follows, paged and capped ---------------------------------------------
 
 
 def test_a_feed_follows_at_most_max_following_feeds(
@@ -441,7 +441,7 @@ def test_following_pages_newest_first(
     assert pages == [targets[::-1][:5], targets[::-1][5:10], targets[::-1][10:]]
 
 
-# --- item 12: the follower counter is repaired from the follows ---------------------------------
+# --- the follower counter is repaired from the follows ---------------------------------
 
 
 def test_a_drifted_follower_counter_is_repaired_before_it_switches_a_feed(

@@ -1,4 +1,4 @@
-"""The firehose (issue 9): every feed update goes to webhooks and SQS queues, signed, once the
+"""The firehose: every feed update goes to webhooks and SQS queues, signed, once the
 feed holds it, at least once through endpoint outages and a node's kill -9.
 
 Real things only: Tidings server processes, a webhook receiver in this process that verifies

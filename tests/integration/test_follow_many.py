@@ -1,5 +1,5 @@
 """`follow_many/` and `unfollow_many/` through stream-python's `client.follow_many` and
-`client.unfollow_many` (issue 8 part 3), and single follows of one feed at once (part 4)."""
+`client.unfollow_many`, and single follows of one feed at once."""
 
 from __future__ import annotations
 

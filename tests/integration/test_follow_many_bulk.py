@@ -1,4 +1,4 @@
-"""The bulk paths of `follow_many/` and `unfollow_many/` (issue 8 part 4) through stream-python's
+"""The bulk paths of `follow_many/` and `unfollow_many/` through stream-python's
 `client.follow_many` / `client.unfollow_many`, on a node with small bounds: a source follows at
 most 4 feeds, a feed with more than 3 followers is a pull feed. What is stored right after each
 call: the follows, the chunk memberships, the follower counter, the holes; nothing of a refused

@@ -1,4 +1,4 @@
-"""Many nodes (issue 3): N stateless Tidings nodes against one store and one Redis.
+"""Many nodes: N stateless Tidings nodes against one store and one Redis.
 
 Real things only: several `python -m tidings serve` processes sharing one database, real
 redis-server processes (a private one wherever a test stops Redis), python-socketio clients, the

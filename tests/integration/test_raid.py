@@ -1,4 +1,4 @@
-"""Raid rooms (issue 10): presence across nodes, and `publish` over the socket.
+"""Raid rooms: presence across nodes, and `publish` over the socket.
 
 Real things only: three `python -m tidings serve` nodes on one store and one redis-server (a
 private one where Redis is stopped), python-socketio clients over the fast WebSocket path and

@@ -201,7 +201,7 @@ async def test_a_stream_client_filtering_by_its_feed_gets_every_fanned_out_activ
     node_subs: list[NodeSubscriber],
     uid: str,
 ) -> None:
-    """As a new user would (issue 8): the official socket.io-client, subscribed to bob's
+    """As a new user would: the official socket.io-client, subscribed to bob's
     timeline with bob's own token, keeps the `feed.update` events whose `feed` is
     `timeline:bob`, as every Stream client does: each of 20 activities fanned out from alice
     arrives so (python-socketio's client too; the python-socketio server path is checked in

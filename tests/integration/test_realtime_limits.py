@@ -1,6 +1,5 @@
-"""What a client can make the fast path do before and after it authenticates (issue 13, items 9,
-14, 15, 16, 17): sockets that never connect, refused connects, slow handlers, oversized echoes,
-padded tokens, malformed packets.
+"""What a client can make the fast path do before and after it authenticates: sockets that never
+connect, refused connects, slow handlers, oversized echoes, padded tokens, malformed packets.
 
 Real things only: a server process on the real store, a raw WebSocket client (harness/engineio.py)
 for what no client library sends, and a real store stall (the store process stopped with SIGSTOP)
@@ -94,7 +93,7 @@ def stalled(store: Store) -> Iterator[None]:
         os.kill(store.process.pid, signal.SIGCONT)
 
 
-# --------------------------------------------------------------------------- item 9
+# ---------------------------------------------------------------------------
 
 
 async def test_a_socket_that_never_connects_is_closed_at_a_fixed_deadline_though_it_pongs(
@@ -165,7 +164,7 @@ async def test_a_refused_connect_is_answered_then_closed(
     assert closed.code == 1000, closed
 
 
-# --------------------------------------------------------------------------- item 14
+# ---------------------------------------------------------------------------
 
 
 async def test_a_socket_whose_subscribe_waits_on_a_stalled_store_stays_connected(
@@ -185,7 +184,7 @@ async def test_a_socket_whose_subscribe_waits_on_a_stalled_store_stays_connected
     assert await client.ack(2) == {"ok": True}
 
 
-# --------------------------------------------------------------------------- item 15
+# ---------------------------------------------------------------------------
 
 
 async def test_a_big_ping_before_auth_is_not_echoed(
@@ -212,7 +211,7 @@ async def test_error_details_are_capped(
     assert len(ack["error"]["detail"]) <= 512
 
 
-# --------------------------------------------------------------------------- item 16
+# ---------------------------------------------------------------------------
 
 
 async def test_a_padded_or_oversized_token_is_refused(
@@ -230,7 +229,7 @@ async def test_a_padded_or_oversized_token_is_refused(
     assert (await ok.packet()).startswith("40{")
 
 
-# --------------------------------------------------------------------------- item 17
+# ---------------------------------------------------------------------------
 
 
 MALFORMED = {

@@ -1,5 +1,5 @@
 """The Redis link between nodes (server/tidings/realtime/pubsub.py) when something fails that is
-not a plain outage (issue 13, item 11): an error the listener did not expect, and a publish that
+not a plain outage: an error the listener did not expect, and a publish that
 fails while the listener is up. A real redis-server throughout (tests/support.py RedisServer).
 """
 

@@ -1,4 +1,4 @@
-"""The rest of Stream's v1.0 feed API (issue 8 part 3), called through stream-python.
+"""The rest of Stream's v1.0 feed API, called through stream-python.
 
 get_activities, update_activities, activity(-ies)_partial_update, update_activity_to_targets,
 add_to_many, follow_stats: answers as the SDK reads them, Stream's exceptions on bad input,

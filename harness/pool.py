@@ -42,8 +42,13 @@ class ServerPool:
             raise RuntimeError("this pool has no Redis")
         return self.redis.url
 
-    def close(self) -> None:
-        """Stop every server (the session drops their databases with the others)."""
-        for server in self.servers.values():
-            server.stop()
+    def close(self, timeout: float = 10) -> None:
+        """Stop every server at once (SIGTERM to all, then wait; SIGKILL after `timeout`); the
+        session drops their databases with the others."""
+        running = [s for s in self.servers.values() if s.running]
+        for server in running:
+            assert server.process is not None
+            server.process.terminate()
+        for server in running:
+            server.stop(timeout)
         self.servers.clear()

@@ -27,13 +27,22 @@ class Store:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = os.environ.get("TIDINGS_MONGODB_URL", "") if url is None else url
 
+    @property
+    def embedded(self) -> bool:
+        """Whether this is a SecantusDB started here (and so its files are ours)."""
+        return self.process is not None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "store"
+
     def start(self, timeout: float = 60) -> Store:
         if self.url:
             return self
         port = free_port()
         argv = [
             sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", str(self.workdir / "store"), "--log-level", "WARNING",
+            "--storage-path", str(self.data_dir), "--log-level", "WARNING",
         ]  # fmt: skip
         if self.cache_size:
             argv += ["--cache-size", self.cache_size]

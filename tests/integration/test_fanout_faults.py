@@ -284,8 +284,9 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
     mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
-    # One chunk of followers in small batches: the jobs share the one slot batch by batch, and
-    # each moves its cursor (which alone renewed its lease before) only once its chunk is done.
+    # Half a chunk of followers in small batches: the jobs share the one slot batch by batch,
+    # and each moves its cursor (which alone renewed its lease before) only once its chunk is
+    # done.
     env = {
         "TIDINGS_FANOUT_BATCH_SIZE": "10",
         "TIDINGS_FANOUT_CONCURRENCY": "1",
@@ -296,7 +297,7 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
     first = spawn(env)
     second = spawn(env, database=first.database)
     db = mongo[first.database]
-    celeb, feeds = f"user:{uid}", follower_feeds(uid, CHUNK_SIZE)
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, CHUNK_SIZE // 2)
     add_followers(store, db, celeb, feeds)
 
     posted = time.monotonic()

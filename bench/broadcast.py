@@ -65,7 +65,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from tidings.processes import die_with_parent
+from harness.common import die_with_parent
 
 from .nodes import STOP_TIMEOUT, Nodes, wait_ready
 from .services import stop_process

@@ -29,8 +29,8 @@ from typing import Any
 
 import aiohttp
 
+from harness.common import free_port
 from harness.store import embedded_store
-from tidings.processes import free_port
 
 from .broadcast import API_KEY, NodeSocketIO, Tidings, install_socketio
 from .feeds import API, setup_pull_follows

@@ -59,13 +59,13 @@ unit: $(VENV)/.installed-test ## the fast tests only (no I/O)
 	$(BIN)/pytest tests/unit
 
 lint: $(VENV)/.installed-test ## ruff and mypy
-	$(BIN)/ruff check server tests bench clients/python
-	$(BIN)/ruff format --check server tests bench clients/python
+	$(BIN)/ruff check server harness tests bench clients/python conftest.py
+	$(BIN)/ruff format --check server harness tests bench clients/python conftest.py
 	$(BIN)/mypy
 
 format: $(VENV)/.installed-test ## ruff format and autofix
-	$(BIN)/ruff check --fix server tests bench clients/python
-	$(BIN)/ruff format server tests bench clients/python
+	$(BIN)/ruff check --fix server harness tests bench clients/python conftest.py
+	$(BIN)/ruff format server harness tests bench clients/python conftest.py
 
 bench: install-test ## the round-trip benchmark (JSON on stdout)
 	$(BIN)/python -m bench roundtrip

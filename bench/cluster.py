@@ -32,9 +32,9 @@ from typing import Any
 
 import aiohttp
 
+from harness.store import embedded_store
 from tidings.auth import server_token
 from tidings.local_redis import local_redis
-from tidings.store.embedded import embedded_store
 
 from . import procinfo
 from .children import SubscriberProcess, start_subscribers, subscriber_config

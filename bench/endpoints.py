@@ -6,29 +6,22 @@ first receipt."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiobotocore.session import get_session
-from aiohttp import web
-from standardwebhooks import Webhook
 
-from tidings.processes import die_with_parent, free_port
+from harness.sqs import AWS_ENV, MotoServer
+from harness.webhooks import SECRET, Receiver
 
-from .services import ROOT, log
+from .services import log
 
-SECRET = "whsec_" + base64.b64encode(b"tidings-bench-firehose-secret-32").decode()
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+__all__ = ["AWS_ENV", "SECRET", "Arrivals", "sqs_queue", "webhook_receiver"]
+
 SQS_RECEIVERS = 4  # long-polling ReceiveMessage calls at once
 
 
@@ -40,7 +33,12 @@ class Arrivals:
         self.messages = 0
         self.elements = 0
         self.duplicates = 0
-        self.errors = 0
+        self.receiver: Receiver | None = None
+
+    @property
+    def errors(self) -> int:
+        """Deliveries refused for a bad signature."""
+        return self.receiver.bad_signatures if self.receiver is not None else 0
 
     def record(self, body: list[dict[str, Any]], at: float) -> None:
         self.messages += 1
@@ -56,58 +54,30 @@ class Arrivals:
 
 @contextlib.asynccontextmanager
 async def webhook_receiver() -> AsyncIterator[tuple[str, Arrivals]]:
-    arrivals, signer = Arrivals(), Webhook(SECRET)
-
-    async def hook(request: web.Request) -> web.Response:
-        raw = await request.read()
-        at = time.time()
-        try:
-            body = signer.verify(raw, dict(request.headers))
-        except Exception:
-            arrivals.errors += 1
-            return web.Response(status=400)
-        arrivals.record(body, at)
-        return web.Response(status=204)
-
-    app = web.Application(client_max_size=8 * 1024 * 1024)
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}/hook", arrivals
-    finally:
-        await runner.cleanup()
+    """The harness's receiver in this event loop, recording arrivals (each signature checked)."""
+    arrivals = Arrivals()
+    receiver = Receiver(SECRET, on_body=arrivals.record)
+    arrivals.receiver = receiver
+    async with receiver.serving():
+        yield receiver.url, arrivals
 
 
 @contextlib.asynccontextmanager
 async def sqs_queue(workdir: str) -> AsyncIterator[tuple[str, str, Arrivals]]:
     """moto's SQS server, one standard queue, and receivers draining it: (server URL, queue
     URL, arrivals)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(os.path.join(workdir, "moto.log"), "ab") as out:  # noqa: ASYNC230
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port),
-            cwd=ROOT, env={**os.environ, **AWS_ENV}, stdout=out, stderr=out,
-            preexec_fn=die_with_parent(),
-        )  # fmt: skip
+    moto = MotoServer(Path(workdir) / "moto.log")
+    await asyncio.to_thread(moto.start)
+    url = moto.url
     arrivals = Arrivals()
     try:
         session = get_session()
         async with session.create_client(
-            "sqs", region_name="us-east-1", endpoint_url=url,
-            aws_access_key_id="bench", aws_secret_access_key="bench",
+            "sqs", region_name=AWS_ENV["AWS_DEFAULT_REGION"], endpoint_url=url,
+            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         ) as client:  # fmt: skip
-            for _ in range(200):
-                try:
-                    queue = (await client.create_queue(QueueName="bench"))["QueueUrl"]
-                    break
-                except Exception:
-                    await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("moto's SQS server did not start")
+            queue = (await client.create_queue(QueueName="bench"))["QueueUrl"]
             log(f"moto SQS on {url}, queue {queue}")
 
             deleting: set[asyncio.Task[Any]] = set()
@@ -140,6 +110,4 @@ async def sqs_queue(workdir: str) -> AsyncIterator[tuple[str, str, Arrivals]]:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
+        await asyncio.to_thread(moto.stop)

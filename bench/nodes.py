@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from tidings.processes import free_port
+from harness.common import free_port
 
 from . import procinfo
 from .services import server_env, spawn_server, stop_process

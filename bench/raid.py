@@ -34,11 +34,11 @@ from typing import Any
 
 import aiohttp
 
+from harness.common import free_port
+from harness.store import embedded_store
 from tidings.auth import feed_token
 from tidings.domain.feeds import FeedId
 from tidings.local_redis import local_redis
-from tidings.processes import free_port
-from tidings.store.embedded import embedded_store
 
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember

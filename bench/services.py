@@ -22,15 +22,16 @@ import aiohttp
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from harness.common import ROOT, die_with_parent, free_port
+from harness.server import TIDINGS
+from harness.server import server_env as harness_server_env
+from harness.store import embedded_store
 from tidings.auth import server_token
-from tidings.processes import die_with_parent, free_port
-from tidings.store.embedded import embedded_store
 
 from .limits import raise_open_files
 from .options import threshold_env
 from .store import store_version
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 90.0
 SERVER_STOP_TIMEOUT = 30.0
 EMBEDDED_CACHE_SIZE = "256M"  # the server's own default (mongodb.embedded_cache_size)
@@ -111,15 +112,10 @@ async def wait_ready(http: aiohttp.ClientSession, target: Target, within: float)
 
 
 def server_env(args: argparse.Namespace, store_url: str, database: str) -> dict[str, str]:
-    """The environment of a started server: no TIDINGS_* of ours, the store, the app's key and
-    secret, and the fanout settings of the run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    """The environment of a started server: the harness's (no TIDINGS_* of ours, the store,
+    the app's key and secret, no Redis), with the fanout settings of the run."""
+    env = harness_server_env(store_url, database, api_key=args.api_key, api_secret=args.api_secret)
     env.update({
-        "TIDINGS_MONGODB_URL": store_url,
-        "TIDINGS_MONGODB_DATABASE": database,
-        "TIDINGS_REDIS_URL": "",
-        "TIDINGS_AUTH_API_KEY": args.api_key,
-        "TIDINGS_AUTH_API_SECRET": args.api_secret,
         "TIDINGS_FANOUT_BATCH_SIZE": str(args.batch_size),
         "TIDINGS_FANOUT_CONCURRENCY": str(args.concurrency),
     })  # fmt: skip
@@ -137,7 +133,7 @@ async def spawn_server(
     raise_open_files()
     with log_path.open("ab") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tidings", *argv,
+            *TIDINGS, *argv,
             cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
             preexec_fn=die_with_parent(),
         )  # fmt: skip

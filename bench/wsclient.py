@@ -12,84 +12,39 @@ the server, and reading 10,000 sockets costs them about as much CPU as writing t
 server: arrival at read time would measure the clients. Every frame parsed from one `recvmsg`
 shares its timestamp (the server writes several queued events in one write, and the kernel may
 merge segments: the stamp is then the latest one's, never earlier than the data).
-
-What goes over the socket (`/socket.io/?EIO=4&transport=websocket`, one packet per text frame;
-the first digit is the Engine.IO packet type, the second the Socket.IO one):
-
-    server  0{"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}   Engine.IO open
-    client  40{"token": "<jwt>"}                 Socket.IO CONNECT to "/", with auth
-    server  40{"sid": "..."}                     connected  (44{"message", ...}: refused)
-    client  420["subscribe", {"feed": "..."}]    EVENT with ack id 0
-    server  430[{"ok": true, "feed": ...}]       the ACK of id 0
-    server  2             client  3              ping and pong (the server pings, in v4)
-    server  42["feed.update", {...}]             the events: handed to the callback
-    client  41, then a close frame               leaving (`stop`)
-
-The server's frames are unmasked and unfragmented; the client's are masked, as RFC 6455 says.
+The codec and the protocol's packets are harness/engineio.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
 import socket
 import struct
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-SOCKET_IO_PATH = "/socket.io/?EIO=4&transport=websocket"
+from harness.engineio import (
+    CLOSE,
+    PING,
+    PONG,
+    SOCKET_IO_PATH,
+    TEXT,
+    address,
+    frames,
+    masked,
+    upgrade_request,
+)
+
+__all__ = ["Subscriber", "address"]
+
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: receive time of each segment
 ANCILLARY = socket.CMSG_SPACE(16)  # one struct timespec
 RECEIVE_SIZE = 1 << 16
-TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 STOP_TIMEOUT = 5.0
 
 OnEvent = Callable[[bytes, float], None]  # (the packet, b'42[...]', its arrival time)
-
-
-def address(url: str) -> tuple[str, int]:
-    """`http://host:port` → (host, port)."""
-    parts = urlsplit(url)
-    if parts.hostname is None:
-        raise ValueError(f"no host in {url!r}")
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def masked(payload: bytes, opcode: int = TEXT) -> bytes:
-    """A client-to-server frame: masked, as RFC 6455 requires (the client sends little)."""
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    else:
-        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def frames(buf: bytes) -> tuple[list[tuple[int, bytes]], int]:
-    """The whole (opcode, payload) frames at the start of `buf` (server frames: unmasked), and
-    how many bytes they took; a partial frame at the end waits for more data."""
-    found, pos = [], 0
-    while len(buf) - pos >= 2:
-        opcode, n = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
-        head = 2
-        if n == 126:
-            if len(buf) - pos < 4:
-                break
-            n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-        elif n == 127:
-            if len(buf) - pos < 10:
-                break
-            n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-        if len(buf) - pos < head + n:
-            break
-        found.append((opcode, buf[pos + head : pos + head + n]))
-        pos += head + n
-    return found, pos
 
 
 def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float | None:
@@ -133,7 +88,7 @@ class Subscriber:
         try:
             async with asyncio.timeout(within):
                 await self._loop.sock_connect(self._sock, (self.host, self.port))
-                self._sock.send(self._upgrade_request())
+                self._sock.send(upgrade_request(self.host, self.port, self.path))
                 self._loop.add_reader(self._sock.fileno(), self._readable)
                 await self._subscribed
         except BaseException:
@@ -161,14 +116,6 @@ class Subscriber:
             self._closed.set_result(None)
 
     # ------------------------------------------------------------------ the socket
-
-    def _upgrade_request(self) -> bytes:
-        key = base64.b64encode(os.urandom(16)).decode()
-        return (
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
 
     def _readable(self) -> None:
         try:

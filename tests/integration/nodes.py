@@ -1,5 +1,5 @@
-"""What the many-node tests share (test_many_nodes.py, test_raid.py): REST and Socket.IO
-clients of one node, waits, and a cluster of three nodes on one database and one Redis."""
+"""What the many-node tests share: REST and Socket.IO clients of one node, waits, set-up writes
+and (from the harness) a cluster of three nodes on one database and one Redis."""
 
 from __future__ import annotations
 
@@ -7,22 +7,28 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
-import pytest
 import socketio
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import AsyncMongoClient
 from pymongo.database import Database
 
-from bench.store import add_followers_bulk
+from harness.cluster import CLUSTER_ENV, Cluster, all_running, run_cluster, start_all
+from harness.common import API_KEY, API_SECRET, SERVER_CLAIMS, SERVER_TOKEN
+from harness.follows import add_followers_bulk
+from harness.server import ServerProcess
+from harness.store import Store
 from tests import node_client
-from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store
+
+__all__ = [
+    "CLUSTER_ENV", "DEGRADED", "READY", "SERVER_CLAIMS", "SERVER_TOKEN", "WAIT", "Cluster",
+    "NodeSubscriber", "Rest", "Sub", "add_followers", "all_running", "entry_count", "has_new",
+    "poll", "run_cluster", "sign", "start_all", "subscriber", "vm_rss_kb", "wait_ready",
+]  # fmt: skip
 
 WAIT = 15.0  # bound of every wait for an event, an ack or a state, seconds
 Doc = dict[str, Any]
@@ -32,10 +38,6 @@ Predicate = Callable[[Any], bool]
 
 def sign(claims: dict[str, Any]) -> str:
     return jwt.encode(claims, API_SECRET, algorithm="HS256")
-
-
-SERVER_CLAIMS = {"resource": "*", "action": "*", "feed_id": "*"}
-SERVER_TOKEN = sign(SERVER_CLAIMS)
 
 
 # --------------------------------------------------------------------------- REST
@@ -196,13 +198,6 @@ def has_new(activity_id: str) -> Predicate:
     return lambda e: any(a.get("id") == activity_id for a in e.get("new", []))
 
 
-@pytest.fixture
-async def subs() -> AsyncIterator[list[Sub]]:
-    created: list[Sub] = []
-    yield created
-    await asyncio.gather(*(s.close() for s in created), return_exceptions=True)
-
-
 async def subscriber(
     created: list[Sub], node: ServerProcess, feeds: list[str], jwt_token: str = SERVER_TOKEN
 ) -> Sub:
@@ -213,12 +208,6 @@ async def subscriber(
         ack = await sub.subscribe(feed)
         assert ack == {"ok": True, "feed": feed, "missed": [], "more": False}, ack
     return sub
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --------------------------------------------------------------------------- node client
@@ -237,22 +226,7 @@ class NodeSubscriber(node_client.NodeSubscriber):
         return self.events(has_new(activity_id))
 
 
-@pytest.fixture
-def node_subs() -> Iterator[list[NodeSubscriber]]:
-    created: list[NodeSubscriber] = []
-    yield created
-    for sub in created:
-        sub.close()
-
-
 # --------------------------------------------------------------------------- store helpers
-
-
-@pytest.fixture(scope="module")
-def mongo(store: Store) -> Iterator[MongoClient[Doc]]:
-    client: MongoClient[Doc] = MongoClient(store.url, tz_aware=True)
-    yield client
-    client.close()
 
 
 async def add_followers(store: Store, db: Database[Doc], target: str, feeds: list[str]) -> None:
@@ -269,67 +243,8 @@ def entry_count(db: Database[Doc], activity_id: str) -> int:
     return db["feed_entries"].count_documents({"activity_id": activity_id})
 
 
-def start_all(nodes: list[ServerProcess]) -> None:
-    """Start (or restart, on their own ports) several nodes at once."""
-    with ThreadPoolExecutor(len(nodes)) as pool:
-        list(pool.map(lambda node: node.start(), nodes))
-
-
 def vm_rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for {pid}")
-
-
-# --------------------------------------------------------------------------- the cluster
-
-
-@dataclass
-class Cluster:
-    nodes: dict[str, ServerProcess]
-    database: str
-
-    def __getitem__(self, name: str) -> ServerProcess:
-        return self.nodes[name]
-
-
-CLUSTER_ENV = {
-    "TIDINGS_FANOUT_BATCH_SIZE": "100",
-    "TIDINGS_FANOUT_CONCURRENCY": "2",
-    "TIDINGS_FANOUT_LEASE_SECONDS": "3",
-    "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
-}
-
-
-def run_cluster(
-    store: Store, redis_server: RedisServer, mongo: MongoClient[Doc], workdir: Path,
-    env: dict[str, str], name: str,
-) -> Iterator[Cluster]:  # fmt: skip
-    """Nodes A, B and C on one database of their own, one Redis and a channel of their own
-    (other tests share the session's redis-server); killed and dropped afterwards."""
-    database = f"t_{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-    env = {**env, "TIDINGS_REDIS_CHANNEL": f"{name}-{uuid.uuid4().hex[:8]}"}
-    nodes = {
-        node: ServerProcess(
-            store.url,
-            database=database,
-            redis_url=redis_server.url,
-            env=env,
-            log_path=workdir / f"{name}-{node}.log",
-        )
-        for node in "ABC"
-    }
-    start_all(list(nodes.values()))
-    yield Cluster(nodes, database)
-    for process in nodes.values():
-        process.kill()
-    mongo.drop_database(database)
-
-
-def all_running(cluster: Cluster) -> Cluster:
-    """`cluster`, every node of it running again (a test may have killed one)."""
-    dead = [n for n in cluster.nodes.values() if n.process is None or n.process.poll() is not None]
-    if dead:
-        start_all(dead)
-    return cluster

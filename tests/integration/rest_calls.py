@@ -14,7 +14,7 @@ import pytest
 import requests
 import socketio
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, wait_until
 
 WAIT = 15.0

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.firehose_support import SECRET
-from tests.integration.conftest import SERVER_TOKEN, token
-from tests.support import API_KEY, ServerProcess, Store, free_port, wait_until
+from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
+from harness.webhooks import SECRET
+from tests.support import API_KEY, ServerProcess, free_port, wait_until
 
 
 def stats(server: ServerProcess, jwt: str | None = SERVER_TOKEN) -> requests.Response:
@@ -54,16 +53,14 @@ def test_latency_counts_an_insert(server: ServerProcess, uid: str) -> None:
     assert sum(after["counts"]) == after["count"]
 
 
-@pytest.fixture
-def failing_firehose(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module")
+def failing_firehose(pool: ServerPool) -> ServerProcess:
     """A node whose one webhook answers nothing (a closed port): its messages wait for retries."""
     hook = [{"url": f"http://127.0.0.1:{free_port()}/hook", "secret": SECRET}]
     env = {"TIDINGS_FIREHOSE_WEBHOOK": json.dumps(hook),
            "TIDINGS_FIREHOSE_RETRY_INITIAL_SECONDS": "600",
            "TIDINGS_SERVER_CORS_ALLOWED_ORIGINS": "http://app.test"}  # fmt: skip
-    process = ServerProcess(store.url, env=env, log_path=workdir / "admin.log").start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 def test_firehose_messages_due(failing_firehose: ServerProcess, uid: str) -> None:

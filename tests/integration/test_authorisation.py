@@ -15,7 +15,7 @@ import stream
 from stream.client import StreamClient
 from stream.exceptions import NotAllowedException
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.integration.rest_calls import (
     WAIT,
     Api,

@@ -14,7 +14,7 @@ import jwt
 import pytest
 import requests
 
-from tests.integration.conftest import SERVER_TOKEN
+from harness.common import SERVER_TOKEN
 from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, free_port, wait_until
 
 CLI_TIMEOUT = 60.0

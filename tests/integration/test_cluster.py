@@ -27,7 +27,7 @@ import redis
 import requests
 import socketio
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
 from tests.support import API_KEY, API_SECRET, ROOT, free_port, wait_until
 
 WORKERS = 2

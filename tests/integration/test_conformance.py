@@ -1,9 +1,9 @@
 """One Socket.IO contract, two implementations: every test runs against the fast path (Tidings'
 own Engine.IO/Socket.IO, `transports: ["websocket"]`) and against python-socketio (a server with
-`realtime.fast_websocket = false`), and must see the same answers (issue 13, items 18, 15, 10).
+`realtime.fast_websocket = false`), and must see the same answers.
 
 Clients: the official npm socket.io-client (tests/js/driver.mjs) wherever it can express the
-case, a raw WebSocket client (tests/raw_socket.py) for what it cannot send (a payload that is not
+case, a raw WebSocket client (harness/engineio.py) for what it cannot send (a payload that is not
 an array, a socket that never reads). A store stall is real: the store process is stopped.
 """
 
@@ -15,16 +15,16 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.engineio import Closed, RawSocket
+from harness.pool import ServerPool
 from tests.node_client import NodeDriver
-from tests.raw_socket import Closed, RawSocket
-from tests.support import API_KEY, ServerProcess, Store
+from tests.support import API_KEY, ServerProcess
 
 IN_FLIGHT = 4
 GRACE = 1.0
@@ -32,8 +32,7 @@ QUEUE_BYTES = 1048576
 
 
 @pytest.fixture(scope="module", params=["fast", "socketio"])
-def path_server(request: pytest.FixtureRequest, store: Store,
-                workdir: Path) -> Iterator[ServerProcess]:  # fmt: skip
+def path_server(request: pytest.FixtureRequest, pool: ServerPool) -> ServerProcess:
     env = {
         "TIDINGS_REALTIME_FAST_WEBSOCKET": "true" if request.param == "fast" else "false",
         "TIDINGS_REALTIME_MAX_EVENTS_IN_FLIGHT": str(IN_FLIGHT),
@@ -41,10 +40,7 @@ def path_server(request: pytest.FixtureRequest, store: Store,
         "TIDINGS_REALTIME_WRITE_BUFFER_BYTES": "1024",
         "TIDINGS_REALTIME_MAX_QUEUE_BYTES": str(QUEUE_BYTES),
     }
-    log = workdir / f"conformance-{request.param}.log"
-    process = ServerProcess(store.url, env=env, log_path=log).start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture
@@ -181,8 +177,7 @@ async def test_error_details_are_capped(
 
 
 @pytest.fixture(scope="module", params=["fast", "socketio"])
-def slow_reads_server(request: pytest.FixtureRequest, store: Store,
-                      workdir: Path) -> Iterator[ServerProcess]:  # fmt: skip
+def slow_reads_server(request: pytest.FixtureRequest, pool: ServerPool) -> ServerProcess:
     """A server of its own whose `since` reads each wait half a second (a fault point), as on a
     slow store: the shared store is never stopped, so no other server is disturbed."""
     env = {
@@ -190,10 +185,7 @@ def slow_reads_server(request: pytest.FixtureRequest, store: Store,
         "TIDINGS_REALTIME_MAX_EVENTS_IN_FLIGHT": str(IN_FLIGHT),
         "TIDINGS_TEST_FAULT": "subscribe.missed:pause",
     }
-    log = workdir / f"conformance-slow-reads-{request.param}.log"
-    process = ServerProcess(store.url, env=env, log_path=log).start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 async def test_subscribes_in_flight_are_bounded_per_socket(

@@ -3,169 +3,34 @@ feed exactly once, whether its node is killed mid-fanout (another node resumes t
 cursor once the lease runs out) or stopped gracefully (the lease is released at once); removals
 fan out to every follower too, and a retried insert (same foreign_id + time) changes nothing.
 
-Followers are written straight into the store (bench.store.add_followers_bulk): that is test
+Followers are written straight into the store (harness/follows.py): that is test
 setup, the fanout itself runs in real server processes on a real store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
 
-import jwt
-import pytest
-import requests
-from pymongo import AsyncMongoClient, MongoClient
-from pymongo.database import Database
+from pymongo import MongoClient
 
-from bench.store import add_followers_bulk
-from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
-
-FOLLOWERS = 5_000
-SERVER_TOKEN = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET, "HS256")
-HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}
-
-Doc = dict[str, Any]
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-class Spawn(Protocol):
-    def __call__(self, env: dict[str, str], database: str | None = None) -> ServerProcess: ...
-
-
-@pytest.fixture
-def mongo(store: Store) -> Iterator[MongoClient[Doc]]:
-    client: MongoClient[Doc] = MongoClient(store.url, tz_aware=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def spawn(store: Store, mongo: MongoClient[Doc], tmp_path: Path) -> Iterator[Spawn]:
-    """Starts dedicated server processes (own database unless given); stops them and drops
-    their databases at the end of the test."""
-    started: list[ServerProcess] = []
-
-    def start(env: dict[str, str], database: str | None = None) -> ServerProcess:
-        log = tmp_path / f"server-{len(started)}.log"
-        node = ServerProcess(store.url, database=database, env=env, log_path=log)
-        started.append(node)
-        return node.start()
-
-    yield start
-    for node in started:
-        node.kill()
-    for name in {node.database for node in started}:
-        mongo.drop_database(name)
-
-
-def follower_feeds(prefix: str, count: int) -> list[str]:
-    return [f"timeline:{prefix}f{n}" for n in range(count)]
-
-
-def add_followers(store: Store, db: Database[Doc], target: str, feeds: list[str]) -> None:
-    """`feeds` follow `target`, in order (the order a fanout job pages them in), written by the
-    store's bulk set-up helper (follows, follower chunks, follower count)."""
-
-    async def add() -> None:
-        client: AsyncMongoClient[Doc] = AsyncMongoClient(store.url, tz_aware=True)
-        try:
-            assert await add_followers_bulk(client[db.name], target, feeds) == len(feeds)
-        finally:
-            await client.close()
-
-    asyncio.run(add())
-
-
-def api(node: ServerProcess, method: str, path: str, **kwargs: Any) -> requests.Response:
-    params = {"api_key": API_KEY, **kwargs.pop("params", {})}
-    return requests.request(
-        method, f"{node.url}/api/v1.0/{path}", params=params, headers=HEADERS, timeout=30, **kwargs
-    )
-
-
-def post_activity(node: ServerProcess, feed: str, activity: Doc) -> Doc:
-    group, user = feed.split(":", 1)
-    answer = api(node, "POST", f"feed/{group}/{user}/", json=activity)
-    assert answer.status_code == 201, answer.text
-    body: Doc = answer.json()
-    return body
-
-
-def read_ids(node: ServerProcess, feed: str) -> list[str]:
-    group, user = feed.split(":", 1)
-    answer = api(node, "GET", f"feed/{group}/{user}/", params={"limit": 100})
-    assert answer.status_code == 200, answer.text
-    return [a["id"] for a in answer.json()["results"]]
-
-
-def entry_count(db: Database[Doc], activity_id: str) -> int:
-    return db["feed_entries"].count_documents({"activity_id": activity_id})
-
-
-def jobs_of(db: Database[Doc], activity_id: str) -> list[Doc]:
-    return list(db["fanout_jobs"].find({"activity_id": activity_id}))
-
-
-def wait_jobs_gone(db: Database[Doc], activity_id: str, timeout: float = 60) -> None:
-    wait_until(
-        lambda: not jobs_of(db, activity_id),
-        timeout,
-        0.1,
-        what=f"the fanout jobs of {activity_id} to finish",
-    )
-
-
-def follower_entries(db: Database[Doc], activity_id: str, prefix: str) -> dict[str, Doc]:
-    """Per follower feed (timeline:<prefix>f*): how many entries hold the activity, and their
-    origins."""
-    pipeline: list[Doc] = [
-        {
-            "$match": {
-                "activity_id": activity_id,
-                "feed": {"$regex": "^" + re.escape(f"timeline:{prefix}f")},
-            }
-        },
-        {"$group": {"_id": "$feed", "n": {"$sum": 1}, "origins": {"$addToSet": "$origin"}}},
-    ]
-    return {row["_id"]: row for row in db["feed_entries"].aggregate(pipeline)}
-
-
-def assert_fanned_out_once(
-    db: Database[Doc], activity_id: str, prefix: str, feeds: list[str], origin: str
-) -> None:
-    """Every follower feed holds the activity exactly once, as got through `origin`."""
-    rows = follower_entries(db, activity_id, prefix)
-    missing = set(feeds) - set(rows)
-    assert not missing, f"{len(missing)} follower feeds lack the activity, e.g. {min(missing)}"
-    assert set(rows) == set(feeds)
-    doubled = {feed: row["n"] for feed, row in rows.items() if row["n"] != 1}
-    assert not doubled, f"feeds holding the activity more than once: {list(doubled.items())[:5]}"
-    assert sum(row["n"] for row in rows.values()) == len(feeds)
-    origins = {o for row in rows.values() for o in row["origins"]}
-    assert origins == {origin}
-
-
-def wait_partway(db: Database[Doc], activity_id: str, low: int, high: int) -> int:
-    """Poll until some but not all entries of the activity exist; answer how many."""
-    seen = 0
-
-    def partway() -> bool:
-        nonlocal seen
-        seen = entry_count(db, activity_id)
-        assert seen < high, f"the fanout went too far ({seen}) before it could be interrupted"
-        return seen > low
-
-    wait_until(partway, 60, 0.01, what=f"more than {low} entries of {activity_id}")
-    return seen
-
+from harness.server import Spawn
+from tests.integration.fanout_support import (
+    FOLLOWERS,
+    Doc,
+    add_followers,
+    api,
+    assert_fanned_out_once,
+    entry_count,
+    follower_entries,
+    follower_feeds,
+    jobs_of,
+    post_activity,
+    read_ids,
+    wait_jobs_gone,
+    wait_partway,
+)
+from tests.support import ServerProcess, Store
 
 # --- tests ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Faults of the fanout core (issue 13, items 1, 6, 7, 8, 10, 12): a failed batch must not stall
+"""Faults of the fanout core: a failed batch must not stall
 a node, a removed activity must never come back, leases must hold while jobs wait, repeat
 follows must take no chunk slot, a feed follows a bounded number of feeds, and the follower
 counter is repaired from the follows themselves.
@@ -20,18 +20,16 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
-from tests.integration.test_fanout_durability import (
+from harness.server import Spawn
+from tests.integration.fanout_support import (
     FOLLOWERS,
-    Spawn,
     add_followers,
     api,
     assert_fanned_out_once,
     follower_feeds,
     jobs_of,
-    mongo,  # noqa: F401 (fixture)
     post_activity,
     read_ids,
-    spawn,  # noqa: F401 (fixture)
     wait_jobs_gone,
     wait_partway,
 )
@@ -53,13 +51,13 @@ def follow(node: ServerProcess, source: str, target: str, **body: Any) -> Any:
     return api(node, "POST", f"feed/{group}/{user}/follows/", json={"target": target, **body})
 
 
-# --- item 1: a failed batch must not stall the node ----------------------------------------
+# --- a failed batch must not stall the node ----------------------------------------
 
 
 def test_a_batch_failed_by_a_removal_does_not_stall_later_fanouts(
-    spawn: Spawn,  # noqa: F811
+    spawn: Spawn,
     store: Store,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """Removing an activity while its fanout runs fails the batch in flight; the node must then
@@ -134,7 +132,7 @@ def make_runner(db: Database, recorder: Recorder, **changes: Any) -> FanoutRunne
 
 
 async def bulk_followers(db: Database, target: str, feeds: list[str]) -> None:
-    from bench.store import add_followers_bulk
+    from harness.follows import add_followers_bulk
 
     assert await add_followers_bulk(db, target, feeds) == len(feeds)
 
@@ -211,7 +209,7 @@ async def test_a_cancelled_job_frees_its_slots(db: Database, uid: str) -> None:
     assert await db["fanout_jobs"].find_one({"_id": job.id}) is None
 
 
-# --- item 11: background work of the runner is logged when it fails, and drained ----------------
+# --- background work of the runner is logged when it fails, and drained ----------------
 
 
 async def test_the_runners_background_failures_are_logged_and_shutdown_waits_for_its_work(
@@ -238,7 +236,7 @@ async def test_the_runners_background_failures_are_logged_and_shutdown_waits_for
     assert done.is_set(), "close did not wait for the runner's background work"
 
 
-# --- item 6: a removed activity never comes back ------------------------------------------------
+# --- a removed activity never comes back ------------------------------------------------
 
 
 async def test_a_resumed_batch_emits_nothing_for_a_removed_activity(db: Database, uid: str) -> None:
@@ -261,7 +259,7 @@ async def test_a_resumed_batch_emits_nothing_for_a_removed_activity(db: Database
 
 def test_a_follow_does_not_copy_an_activity_being_removed(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """A removal tombstones the activity, then deletes its entries: a follow in between must
@@ -277,17 +275,18 @@ def test_a_follow_does_not_copy_an_activity_being_removed(
     assert read_ids(server, fan) == [kept]
 
 
-# --- item 7: leases hold while jobs wait; takeovers only what a node can run --------------------
+# --- leases hold while jobs wait; takeovers only what a node can run --------------------
 
 
 def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
-    spawn: Spawn,  # noqa: F811
+    spawn: Spawn,
     store: Store,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
-    # One chunk of followers in small batches: the jobs share the one slot batch by batch, and
-    # each moves its cursor (which alone renewed its lease before) only once its chunk is done.
+    # Half a chunk of followers in small batches: the jobs share the one slot batch by batch,
+    # and each moves its cursor (which alone renewed its lease before) only once its chunk is
+    # done.
     env = {
         "TIDINGS_FANOUT_BATCH_SIZE": "10",
         "TIDINGS_FANOUT_CONCURRENCY": "1",
@@ -298,7 +297,7 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
     first = spawn(env)
     second = spawn(env, database=first.database)
     db = mongo[first.database]
-    celeb, feeds = f"user:{uid}", follower_feeds(uid, CHUNK_SIZE)
+    celeb, feeds = f"user:{uid}", follower_feeds(uid, CHUNK_SIZE // 2)
     add_followers(store, db, celeb, feeds)
 
     posted = time.monotonic()
@@ -345,12 +344,12 @@ def test_waiting_jobs_keep_their_lease_and_a_node_claims_only_what_it_can_run(
     assert read_ids(second, feeds[-1]) == sorted(ids, reverse=True)
 
 
-# --- item 8: a repeat follow takes no chunk slot -------------------------------------------------
+# --- a repeat follow takes no chunk slot -------------------------------------------------
 
 
 def test_repeat_follows_take_no_chunk_slot(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     db = mongo[server.database]
@@ -366,7 +365,7 @@ def test_repeat_follows_take_no_chunk_slot(
 
 def test_follow_unfollow_cycles_reuse_the_room_they_free(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """Slots never shrink, so a follow reuses the room an unfollow left in a chunk: cycling
@@ -395,12 +394,12 @@ def test_follow_unfollow_cycles_reuse_the_room_they_free(
     assert read_ids(server, f"timeline:{uid}c0") == []
 
 
-# --- item 10: what a feed follows, paged and capped ---------------------------------------------
+# --- what a feed follows, paged and capped ---------------------------------------------
 
 
 def test_a_feed_follows_at_most_max_following_feeds(
-    spawn: Spawn,  # noqa: F811
-    mongo: MongoClient[Doc],  # noqa: F811
+    spawn: Spawn,
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     node = spawn({"TIDINGS_FANOUT_MAX_FOLLOWING": "3"})
@@ -425,7 +424,7 @@ def test_a_feed_follows_at_most_max_following_feeds(
 
 def test_following_pages_newest_first(
     server: ServerProcess,
-    mongo: MongoClient[Doc],  # noqa: F811
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     fan = f"timeline:{uid}"
@@ -443,12 +442,12 @@ def test_following_pages_newest_first(
     assert pages == [targets[::-1][:5], targets[::-1][5:10], targets[::-1][10:]]
 
 
-# --- item 12: the follower counter is repaired from the follows ---------------------------------
+# --- the follower counter is repaired from the follows ---------------------------------
 
 
 def test_a_drifted_follower_counter_is_repaired_before_it_switches_a_feed(
-    spawn: Spawn,  # noqa: F811
-    mongo: MongoClient[Doc],  # noqa: F811
+    spawn: Spawn,
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """A crash between an unfollow's delete and its count leaves the counter too high; a
@@ -469,8 +468,8 @@ def test_a_drifted_follower_counter_is_repaired_before_it_switches_a_feed(
 
 
 def test_a_follower_counter_left_off_by_a_crash_mid_follow_is_recounted(
-    spawn: Spawn,  # noqa: F811
-    mongo: MongoClient[Doc],  # noqa: F811
+    spawn: Spawn,
+    mongo: MongoClient[Doc],
     uid: str,
 ) -> None:
     """A node dying between a follow's document and its count leaves the counter low (a retry

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.integration.test_fast_path import (
+from tests.integration.fast_path_clients import (
     PyClient,
     RawClient,
     Rest,

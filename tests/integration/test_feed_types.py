@@ -23,8 +23,9 @@ import stream
 from stream.client import StreamClient
 from stream.exceptions import FeedConfigException, InputException
 
-from tests.integration.conftest import SERVER_TOKEN
-from tests.integration.test_realtime import PySubscriber, Rest
+from harness.common import SERVER_TOKEN
+from harness.pool import ServerPool
+from tests.integration.realtime_clients import PySubscriber, Rest
 from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, Store, free_port, wait_until
 
 DAY = "2026-11-30T"
@@ -373,11 +374,8 @@ def test_an_add_killed_before_its_group_is_joined_by_the_retry(
 
 
 @pytest.fixture(scope="module")
-def hybrid_server(store: Store) -> Iterator[ServerProcess]:
-    env = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
-    process = ServerProcess(store.url, env=env).start()
-    yield process
-    process.stop()
+def hybrid_server(pool: ServerPool) -> ServerProcess:
+    return pool.get({"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"})
 
 
 def test_a_pull_feeds_activities_are_grouped_at_read_time(

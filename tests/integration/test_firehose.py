@@ -1,4 +1,4 @@
-"""The firehose (issue 9): every feed update goes to webhooks and SQS queues, signed, once the
+"""The firehose: every feed update goes to webhooks and SQS queues, signed, once the
 feed holds it, at least once through endpoint outages and a node's kill -9.
 
 Real things only: Tidings server processes, a webhook receiver in this process that verifies
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,52 +18,13 @@ import pymongo
 import pytest
 import requests
 
-from tests.firehose_support import AWS_ENV, SECRET, MotoServer, Receiver
-from tests.integration.conftest import SERVER_TOKEN
-from tests.support import API_KEY, ROOT, ServerProcess, Store, wait_until
+from harness.common import SERVER_TOKEN
+from harness.sqs import AWS_ENV, MotoServer
+from harness.webhooks import Receiver
+from tests.integration.firehose_calls import FAST, add, call, cli, follow, webhooks
+from tests.support import ServerProcess, Store, wait_until
 
-HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}
-FAST = {
-    "TIDINGS_FIREHOSE_RETRY_INITIAL_SECONDS": "0.3",
-    "TIDINGS_FIREHOSE_RETRY_MAX_SECONDS": "1",
-    "TIDINGS_FIREHOSE_LEASE_SECONDS": "2",
-    "TIDINGS_FIREHOSE_POLL_SECONDS": "0.2",
-    "TIDINGS_FIREHOSE_TIMEOUT_SECONDS": "2",
-    "TIDINGS_FANOUT_LEASE_SECONDS": "3",
-}
 ELEMENT_KEYS = {"feed", "new", "deleted", "deleted_foreign_ids", "published_at"}
-
-
-def call(node: ServerProcess, method: str, path: str, **kw: Any) -> requests.Response:
-    response = requests.request(
-        method, f"{node.url}/api/v1.0/{path}", params={"api_key": API_KEY, **kw.pop("params", {})},
-        headers=HEADERS, timeout=15, **kw,
-    )  # fmt: skip
-    assert response.status_code in (200, 201), response.text
-    return response
-
-
-def webhooks(*hooks: tuple[Receiver, list[str]]) -> dict[str, str]:
-    config = [{"url": r.url, "secret": SECRET, "feed_groups": groups} for r, groups in hooks]
-    return {"TIDINGS_FIREHOSE_WEBHOOK": json.dumps(config)}
-
-
-def follow(node: ServerProcess, followers: list[str], author: str) -> None:
-    for follower in followers:
-        call(node, "POST", f"feed/{follower.replace(':', '/')}/follows/", json={"target": author})
-
-
-def add(node: ServerProcess, feed: str, **extra: Any) -> str:
-    body = {"actor": "a", "verb": "post", "object": "o:1", **extra}
-    return str(call(node, "POST", f"feed/{feed.replace(':', '/')}/", json=body).json()["id"])
-
-
-def cli(node: ServerProcess, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in node.env.items() if k != "TIDINGS_SERVER_PORT"}
-    return subprocess.run(
-        [sys.executable, "-m", "tidings", "firehose", *argv], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ its `deleted`, a client's retried add keeps its message id, an update larger tha
 takes is split to fit it, and dead letters neither pile up nor are written for a disabled
 endpoint.
 
-Real things only: Tidings server processes, the webhook receiver of tests/firehose_support.py,
+Real things only: Tidings server processes, the webhook receiver of harness/webhooks.py,
 moto's SQS in server mode, the CLI as a process.
 """
 
@@ -20,8 +20,9 @@ import pymongo
 import pytest
 import requests
 
-from tests.firehose_support import AWS_ENV, MotoServer, Receiver
-from tests.integration.test_firehose import FAST, HEADERS, add, call, cli, webhooks
+from harness.sqs import AWS_ENV, MotoServer
+from harness.webhooks import Receiver
+from tests.integration.firehose_calls import FAST, HEADERS, add, call, cli, webhooks
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 
 RAISING = "remove.after_entries:lose_answer,targets.after_drop:lose_answer"

@@ -1,5 +1,5 @@
 """`follow_many/` and `unfollow_many/` through stream-python's `client.follow_many` and
-`client.unfollow_many` (issue 8 part 3), and single follows of one feed at once (part 4)."""
+`client.unfollow_many`, and single follows of one feed at once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import requests
 from stream.client import StreamClient
 from stream.exceptions import FeedConfigException, InputException, NotAllowedException
 
-from tests.integration.conftest import token
+from harness.common import token
 from tests.support import API_KEY, ServerProcess
 
 

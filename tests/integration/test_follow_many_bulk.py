@@ -1,4 +1,4 @@
-"""The bulk paths of `follow_many/` and `unfollow_many/` (issue 8 part 4) through stream-python's
+"""The bulk paths of `follow_many/` and `unfollow_many/` through stream-python's
 `client.follow_many` / `client.unfollow_many`, on a node with small bounds: a source follows at
 most 4 feeds, a feed with more than 3 followers is a pull feed. What is stored right after each
 call: the follows, the chunk memberships, the follower counter, the holes; nothing of a refused
@@ -7,8 +7,6 @@ batch; repeats change nothing; keep_history both ways on a pull feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,8 @@ from pymongo import MongoClient
 from stream.client import StreamClient
 from stream.exceptions import InputException
 
-from tests.support import API_KEY, API_SECRET, ServerProcess, Store
+from harness.pool import ServerPool
+from tests.support import API_KEY, API_SECRET
 
 Doc = dict[str, Any]
 SMALL = {
@@ -28,15 +27,9 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def node(store: Store, workdir: Path) -> Iterator[tuple[StreamClient, Any]]:
-    server = ServerProcess(store.url, env=SMALL, log_path=workdir / "follow-bulk.log").start()
-    mongo: MongoClient[Doc] = MongoClient(store.url, tz_aware=True)
-    try:
-        yield stream.connect(API_KEY, API_SECRET, base_url=server.base_url), mongo[server.database]
-    finally:
-        server.stop()
-        mongo.drop_database(server.database)
-        mongo.close()
+def node(pool: ServerPool, mongo: MongoClient[Doc]) -> tuple[StreamClient, Any]:
+    server = pool.get(SMALL)
+    return stream.connect(API_KEY, API_SECRET, base_url=server.base_url), mongo[server.database]
 
 
 def stored(db: Any, target: str) -> dict[str, Any]:

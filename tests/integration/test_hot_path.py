@@ -1,4 +1,4 @@
-"""The hot path from memory (issue 12): activity cache and feed heads, proven the same as the
+"""The hot path from memory: activity cache and feed heads, proven the same as the
 store's reads.
 
 Three real nodes share one store and one Redis: A and B keep activities and feed heads in

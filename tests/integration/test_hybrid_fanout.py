@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +32,9 @@ from hypothesis import strategies as st
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
-from bench.store import add_followers_bulk
-from tests.integration.conftest import SERVER_TOKEN
+from harness.common import SERVER_TOKEN
+from harness.follows import add_followers_bulk
+from harness.pool import ServerPool
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 
 Doc = dict[str, Any]
@@ -153,22 +153,14 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def pair(store: Store, workdir: Path) -> Iterator[Pair]:
-    mongo: MongoClient[Doc] = MongoClient(store.url, tz_aware=True)
-    servers = [
-        ServerProcess(store.url, env=env, log_path=workdir / f"hybrid-{name}.log").start()
-        for name, env in (("hybrid", HYBRID), ("pushed", PUSHED))
-    ]
-    nodes = [Node(s, mongo[s.database]) for s in servers]
+def pair(pool: ServerPool, mongo: MongoClient[Doc]) -> Iterator[Pair]:
+    servers = [pool.get(HYBRID), pool.get(PUSHED)]
+    nodes = [Node(server, mongo[server.database]) for server in servers]
     try:
         yield Pair(*nodes)
     finally:
         for node in nodes:
             node.close()
-        for server in servers:
-            server.stop()
-            mongo.drop_database(server.database)
-        mongo.close()
 
 
 # --------------------------------------------------------------------------- a universe

@@ -1,4 +1,4 @@
-"""Many nodes (issue 3): N stateless Tidings nodes against one store and one Redis.
+"""Many nodes: N stateless Tidings nodes against one store and one Redis.
 
 Real things only: several `python -m tidings serve` processes sharing one database, real
 redis-server processes (a private one wherever a test stops Redis), python-socketio clients, the
@@ -29,7 +29,6 @@ import websocket
 from pymongo import MongoClient
 
 from tests.integration.nodes import (
-    CLUSTER_ENV,
     DEGRADED,
     READY,
     SERVER_CLAIMS,
@@ -41,10 +40,8 @@ from tests.integration.nodes import (
     Rest,
     Sub,
     add_followers,
-    all_running,
     entry_count,
     poll,
-    run_cluster,
     sign,
     start_all,
     subscriber,
@@ -53,22 +50,6 @@ from tests.integration.nodes import (
 )
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
 from tidings_client import Tidings
-
-
-@pytest.fixture(scope="module")
-def three_nodes(
-    store: Store, redis_server: RedisServer, mongo: MongoClient[Doc], workdir: Path
-) -> Iterator[Cluster]:
-    """A, B and C: one database, one Redis, a channel of their own (other tests share the
-    session's redis-server)."""
-    yield from run_cluster(store, redis_server, mongo, workdir, CLUSTER_ENV, "many-nodes")
-
-
-@pytest.fixture
-def cluster(three_nodes: Cluster) -> Cluster:
-    """The three nodes, every one of them running (a test may have killed one)."""
-    return all_running(three_nodes)
-
 
 # --------------------------------------------------------------------------- 1. three nodes
 

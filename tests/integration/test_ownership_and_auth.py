@@ -19,8 +19,8 @@ import stream.exceptions
 from pymongo import AsyncMongoClient
 from stream.client import StreamClient
 
-from bench.store import add_followers_bulk
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.follows import add_followers_bulk
 from tests.integration.stored import NOTHING, Counts, stored
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 from tidings.domain.ids import activity_id
@@ -78,7 +78,7 @@ def held_anywhere(db: Any, feeds: list[str]) -> Counts:
     return stored(db, feeds)
 
 
-# --- item 3: ownership is a set of feeds ---------------------------------------------------
+# --- ownership is a set of feeds ---------------------------------------------------
 
 
 def test_same_id_through_two_feeds_is_owned_by_both_and_removed_per_feed(
@@ -267,7 +267,7 @@ def _add_followers(store: Store, database: str, target: str, feeds: list[str]) -
     asyncio.run(run())
 
 
-# --- item 4: every `to` feed is authorised -------------------------------------------------
+# --- every `to` feed is authorised -------------------------------------------------
 
 
 def test_user_token_cannot_put_activities_into_feeds_it_may_not_write(
@@ -334,7 +334,7 @@ def test_batch_add_is_bounded_in_count_and_size(server: ServerProcess, db: Any, 
     assert len(ok.json()["activities"]) == 100
 
 
-# --- item 5: no far-future times -----------------------------------------------------------
+# --- no far-future times -----------------------------------------------------------
 
 
 def test_time_far_in_the_future_is_refused(server: ServerProcess, db: Any, uid: str) -> None:
@@ -351,7 +351,7 @@ def test_time_far_in_the_future_is_refused(server: ServerProcess, db: Any, uid: 
     assert add(server, feed, activity(uid, time=soon)).status_code == 201
 
 
-# --- item 10: bounded reads, indexed unfollows ---------------------------------------------
+# --- bounded reads, indexed unfollows ---------------------------------------------
 
 
 def test_read_offset_is_bounded(server: ServerProcess, uid: str) -> None:

@@ -1,4 +1,4 @@
-"""Raid rooms (issue 10): presence across nodes, and `publish` over the socket.
+"""Raid rooms: presence across nodes, and `publish` over the socket.
 
 Real things only: three `python -m tidings serve` nodes on one store and one redis-server (a
 private one where Redis is stopped), python-socketio clients over the fast WebSocket path and
@@ -13,7 +13,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from pymongo import MongoClient
 
+from harness.cluster import CLUSTER_ENV, PRESENCE_TTL
 from tests import node_client
 from tests.integration.nodes import (
     DEGRADED,
@@ -30,22 +31,15 @@ from tests.integration.nodes import (
     Doc,
     Rest,
     Sub,
-    all_running,
     poll,
-    run_cluster,
     sign,
     start_all,
     wait_ready,
 )
 from tests.support import RedisServer, ServerProcess, Store
 
-TTL = 3.0
-RAID_ENV = {
-    "TIDINGS_REALTIME_PRESENCE_TTL": str(TTL),
-    "TIDINGS_REALTIME_PUBLISH_RATE": "1",
-    "TIDINGS_REALTIME_PUBLISH_BURST": "10",
-    "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
-}
+TTL = PRESENCE_TTL
+RAID_ENV = CLUSTER_ENV  # the session's cluster runs with these; so do the tests' own nodes
 
 
 def member_token(feed: str, user_id: str, action: str = "*") -> str:
@@ -61,6 +55,12 @@ class PollingSub(Sub):
         await self.sio.connect(url, auth={"token": jwt_token}, transports=["polling"],
                                wait_timeout=WAIT)  # fmt: skip
         return self
+
+    async def close(self) -> None:
+        """Engine.IO's close without waiting for the long poll in flight to end (it ends at
+        the next ping interval, 25 s)."""
+        if self.sio.connected:
+            await self.sio.eio.disconnect(abort=True)
 
 
 async def join(
@@ -117,38 +117,23 @@ async def lists_agree(subs_by_node: list[Sub], feed: str, expected: Any) -> None
         await poll(answer, f"presence of {feed} to be {expected}")
 
 
-# --------------------------------------------------------------------------- the cluster
-
-
-@pytest.fixture(scope="module")
-def raid_nodes(
-    store: Store, redis_server: RedisServer, mongo: MongoClient[Doc], workdir: Path
-) -> Iterator[Cluster]:
-    yield from run_cluster(store, redis_server, mongo, workdir, RAID_ENV, "raid")
-
-
-@pytest.fixture
-def raid(raid_nodes: Cluster) -> Cluster:
-    return all_running(raid_nodes)
-
-
 # --------------------------------------------------------------------------- presence
 
 
 async def test_join_leave_list_and_counts_agree_on_every_node(
-    raid: Cluster,
+    cluster: Cluster,
     http: aiohttp.ClientSession,
     subs: list[Sub],
     uid: str,
 ) -> None:
-    await wait_ready([Rest(http, raid[n]) for n in "ABC"], READY)
+    await wait_ready([Rest(http, cluster[n]) for n in "ABC"], READY)
     room = f"raid:{uid}"
     # Observers (no user in their tokens: not members) on every node, one on long-polling.
-    watch = [await join(subs, raid["A"], room, None),
-             await join(subs, raid["B"], room, None, polling=True),
-             await join(subs, raid["C"], room, None)]  # fmt: skip
-    alice = await join(subs, raid["A"], room, "alice", {"role": "tank"})
-    await join(subs, raid["B"], room, "bob", {"role": "healer"})
+    watch = [await join(subs, cluster["A"], room, None),
+             await join(subs, cluster["B"], room, None, polling=True),
+             await join(subs, cluster["C"], room, None)]  # fmt: skip
+    alice = await join(subs, cluster["A"], room, "alice", {"role": "tank"})
+    await join(subs, cluster["B"], room, "bob", {"role": "healer"})
     for sub in watch:
         assert await seen_join(sub, room, "alice") == {
             "feed": room, "user_id": "alice", "info": {"role": "tank"}}  # fmt: skip
@@ -157,13 +142,13 @@ async def test_join_leave_list_and_counts_agree_on_every_node(
                                         ("bob", {"role": "healer"}, 1)]))  # fmt: skip
 
     # A second socket of alice, on another node: connections, not membership (nor info).
-    alice2 = await join(subs, raid["C"], room, "alice", {"role": "dps"})
+    alice2 = await join(subs, cluster["C"], room, "alice", {"role": "dps"})
     await lists_agree(watch, room, (2, [("alice", {"role": "tank"}, 2),
                                         ("bob", {"role": "healer"}, 1)]))  # fmt: skip
     # Oversize info is refused, and joins nothing.
     big = Sub()
     subs.append(big)
-    await big.connect(raid["B"].url, member_token(room, "mallory"))
+    await big.connect(cluster["B"].url, member_token(room, "mallory"))
     ack = await big.call("subscribe", {"feed": room, "presence": {"info": {"x": "y" * 2000}}})
     assert ack["ok"] is False and ack["error"]["code"] == 4, ack
     assert "presence.info" in ack["error"]["exception_fields"]
@@ -186,7 +171,7 @@ async def test_join_leave_list_and_counts_agree_on_every_node(
 
     # Once each: a marker joining through every node comes after anything doubled.
     for name in "ABC":
-        await join(subs, raid[name], room, f"marker{name}")
+        await join(subs, cluster[name], room, f"marker{name}")
     for sub in watch:
         for name in "ABC":
             await seen_join(sub, room, f"marker{name}")
@@ -195,11 +180,11 @@ async def test_join_leave_list_and_counts_agree_on_every_node(
 
 
 async def test_membership_follows_the_sockets_token_and_only_presence_groups_have_it(
-    raid: Cluster, subs: list[Sub], uid: str
+    cluster: Cluster, subs: list[Sub], uid: str
 ) -> None:
     room = f"raid:{uid}"
-    watcher = await join(subs, raid["A"], room, None)
-    gina = await join(subs, raid["A"], room, "gina", {"ready": True})
+    watcher = await join(subs, cluster["A"], room, None)
+    gina = await join(subs, cluster["A"], room, "gina", {"ready": True})
     await seen_join(watcher, room, "gina")
     # A refreshed token that no longer allows reading the room: she leaves it.
     ack = await gina.call("token.refresh", {"token": member_token(f"raid:{uid}x", "gina")})
@@ -208,7 +193,7 @@ async def test_membership_follows_the_sockets_token_and_only_presence_groups_hav
 
     server = Sub()
     subs.append(server)
-    await server.connect(raid["A"].url, sign({"resource": "*", "action": "*", "feed_id": "*"}))
+    await server.connect(cluster["A"].url, sign({"resource": "*", "action": "*", "feed_id": "*"}))
     no_presence = await server.call("presence", {"feed": f"timeline:{uid}"})
     assert no_presence["ok"] is False and no_presence["error"]["code"] == 6, no_presence
     # `presence` on a subscribe of a group without it is ignored, even an oversize info.
@@ -219,26 +204,26 @@ async def test_membership_follows_the_sockets_token_and_only_presence_groups_hav
 
 
 async def test_members_of_a_killed_node_leave_within_the_ttl_once_and_of_a_stopped_one_at_once(
-    raid: Cluster,
+    cluster: Cluster,
     http: aiohttp.ClientSession,
     subs: list[Sub],
     uid: str,
 ) -> None:
-    await wait_ready([Rest(http, raid[n]) for n in "ABC"], READY)
+    await wait_ready([Rest(http, cluster[n]) for n in "ABC"], READY)
     room = f"raid:{uid}"
-    watch = [await join(subs, raid["A"], room, None),
-             await join(subs, raid["B"], room, None, polling=True)]  # fmt: skip
-    await join(subs, raid["C"], room, "dave")
-    await join(subs, raid["C"], room, "dave")  # two sockets of his on the node that dies
-    await join(subs, raid["C"], room, "erin")
-    await join(subs, raid["A"], room, "erin")  # ... and erin has one elsewhere too
-    await join(subs, raid["B"], room, "frank")
+    watch = [await join(subs, cluster["A"], room, None),
+             await join(subs, cluster["B"], room, None, polling=True)]  # fmt: skip
+    await join(subs, cluster["C"], room, "dave")
+    await join(subs, cluster["C"], room, "dave")  # two sockets of his on the node that dies
+    await join(subs, cluster["C"], room, "erin")
+    await join(subs, cluster["A"], room, "erin")  # ... and erin has one elsewhere too
+    await join(subs, cluster["B"], room, "frank")
     for sub in watch:
         for user in ("dave", "erin", "frank"):
             await seen_join(sub, room, user)
 
     killed = time.monotonic()
-    raid["C"].kill()  # kill -9: no goodbye of any kind
+    cluster["C"].kill()  # kill -9: no goodbye of any kind
     for sub in watch:
         await seen_leave(sub, room, "dave")
     assert time.monotonic() - killed <= TTL + 3.0, "the leaves came later than the TTL allows"
@@ -246,13 +231,13 @@ async def test_members_of_a_killed_node_leave_within_the_ttl_once_and_of_a_stopp
 
     # A clean stop: its members leave at once, well before its entries would expire.
     stopping = time.monotonic()
-    assert raid["B"].process is not None
-    raid["B"].process.terminate()
+    assert cluster["B"].process is not None
+    cluster["B"].process.terminate()
     await seen_leave(watch[0], room, "frank")
     assert time.monotonic() - stopping < TTL, "a clean stop waited for the TTL"
-    await asyncio.to_thread(raid["B"].stop)
+    await asyncio.to_thread(cluster["B"].stop)
 
-    await join(subs, raid["A"], room, "marker")
+    await join(subs, cluster["A"], room, "marker")
     await seen_join(watch[0], room, "marker")
     assert len(leaves(watch[0], "dave")) == 1 and not leaves(watch[0], "erin"), watch[0].events
     assert len(leaves(watch[1], "dave")) == 1, watch[1].events
@@ -261,15 +246,15 @@ async def test_members_of_a_killed_node_leave_within_the_ttl_once_and_of_a_stopp
 
 
 async def test_a_node_stalled_past_the_ttl_is_claimed_then_comes_back_by_itself(
-    raid: Cluster, http: aiohttp.ClientSession, subs: list[Sub], uid: str
+    cluster: Cluster, http: aiohttp.ClientSession, subs: list[Sub], uid: str
 ) -> None:
-    await wait_ready([Rest(http, raid[n]) for n in "ABC"], READY)
+    await wait_ready([Rest(http, cluster[n]) for n in "ABC"], READY)
     room = f"raid:{uid}"
-    watch_a = await join(subs, raid["A"], room, None)
-    watch_c = await join(subs, raid["C"], room, None)
-    await join(subs, raid["C"], room, "hank", {"hp": 3})
+    watch_a = await join(subs, cluster["A"], room, None)
+    watch_c = await join(subs, cluster["C"], room, None)
+    await join(subs, cluster["C"], room, "hank", {"hp": 3})
     await seen_join(watch_a, room, "hank")
-    stalled = raid["C"].process
+    stalled = cluster["C"].process
     assert stalled is not None
     stalled.send_signal(signal.SIGSTOP)  # a node that hangs: alive, but refreshes nothing
     try:
@@ -335,17 +320,17 @@ async def test_presence_stays_local_while_redis_is_down_and_agrees_after_recover
 
 
 async def test_publish_is_acked_once_stored_delivered_everywhere_and_refused_whole(
-    raid: Cluster,
+    cluster: Cluster,
     http: aiohttp.ClientSession,
     subs: list[Sub],
     uid: str,
 ) -> None:
-    rests = [Rest(http, raid[n]) for n in "ABC"]
+    rests = [Rest(http, cluster[n]) for n in "ABC"]
     await wait_ready(rests, READY)
     room = f"raid:{uid}"
-    listeners = [await join(subs, raid["B"], room, None),
-                 await join(subs, raid["C"], room, None, polling=True)]  # fmt: skip
-    leader = await join(subs, raid["A"], room, "leader")
+    listeners = [await join(subs, cluster["B"], room, None),
+                 await join(subs, cluster["C"], room, None, polling=True)]  # fmt: skip
+    leader = await join(subs, cluster["A"], room, "leader")
     activity = {"actor": "leader", "verb": "call", "object": "pull:5",
                 "foreign_id": f"call:{uid}", "time": "2026-01-01T10:00:00"}  # fmt: skip
     ack = await leader.call("publish", {"feed": room, "activity": activity})
@@ -369,7 +354,7 @@ async def test_publish_is_acked_once_stored_delivered_everywhere_and_refused_who
     assert other["ok"] is False and other["error"]["code"] == 17, other
     reader = Sub()
     subs.append(reader)
-    await reader.connect(raid["C"].url, member_token(room, "reader", action="read"))
+    await reader.connect(cluster["C"].url, member_token(room, "reader", action="read"))
     refused = await reader.call("publish", {"feed": room, "activity": {**activity,
                                             "foreign_id": "by-reader"}})  # fmt: skip
     assert refused["ok"] is False and refused["error"]["code"] == 17, refused
@@ -377,7 +362,7 @@ async def test_publish_is_acked_once_stored_delivered_everywhere_and_refused_who
     assert await rests[0].read_ids(f"raid:{uid}x") == []
 
     # Per socket at most publish_burst (10) at once, then publish_rate (1/s): refused, not queued.
-    flood = await join(subs, raid["B"], room, "flooder")
+    flood = await join(subs, cluster["B"], room, "flooder")
     answers = await asyncio.gather(*(
         flood.call("publish", {"feed": room, "activity": {"actor": "f", "verb": "spam",
                                                           "object": f"o{i}"}})
@@ -392,19 +377,19 @@ async def test_publish_is_acked_once_stored_delivered_everywhere_and_refused_who
 
 
 async def test_the_npm_client_joins_a_raid_room_sees_presence_and_publishes(
-    raid: Cluster,
+    cluster: Cluster,
     http: aiohttp.ClientSession,
     subs: list[Sub],
     uid: str,
 ) -> None:
-    await wait_ready([Rest(http, raid[n]) for n in "ABC"], READY)
+    await wait_ready([Rest(http, cluster[n]) for n in "ABC"], READY)
     room = f"raid:{uid}"
-    node = node_client.NodeDriver(raid["A"].url, member_token(room, "nodeuser"))
+    node = node_client.NodeDriver(cluster["A"].url, member_token(room, "nodeuser"))
     try:
         await node.expect(lambda x: x["type"] == "connected", "connect")
         [ack] = await node.call("subscribe", {"feed": room, "presence": {"info": {"lvl": 60}}})
         assert ack == {"ok": True, "feed": room, "missed": [], "more": False}
-        py = await join(subs, raid["B"], room, "pyuser")
+        py = await join(subs, cluster["B"], room, "pyuser")
         event = await node.expect(
             lambda x: x["type"] == "event" and x["name"] == "presence.join"
             and x["args"][0]["user_id"] == "pyuser", "presence.join of pyuser",

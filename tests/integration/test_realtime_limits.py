@@ -1,8 +1,7 @@
-"""What a client can make the fast path do before and after it authenticates (issue 13, items 9,
-14, 15, 16, 17): sockets that never connect, refused connects, slow handlers, oversized echoes,
-padded tokens, malformed packets.
+"""What a client can make the fast path do before and after it authenticates: sockets that never
+connect, refused connects, slow handlers, oversized echoes, padded tokens, malformed packets.
 
-Real things only: a server process on the real store, a raw WebSocket client (tests/raw_socket.py)
+Real things only: a server process on the real store, a raw WebSocket client (harness/engineio.py)
 for what no client library sends, and a real store stall (the store process stopped with SIGSTOP)
 for a slow subscribe.
 """
@@ -16,21 +15,21 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 import socketio
 
-from tests.integration.conftest import SERVER_TOKEN
-from tests.raw_socket import RawSocket
+from harness.common import SERVER_TOKEN
+from harness.engineio import RawSocket
+from harness.pool import ServerPool
 from tests.support import API_KEY, ServerProcess, Store
 
 CONNECT_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
-def limits_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
+def limits_server(pool: ServerPool) -> ServerProcess:
     """Heartbeats every second (a socket that cannot answer a ping is dropped within ~2 s) and
     a short connect deadline."""
     env = {
@@ -38,9 +37,7 @@ def limits_server(store: Store, workdir: Path) -> Iterator[ServerProcess]:
         "TIDINGS_REALTIME_PING_TIMEOUT": "1",
         "TIDINGS_REALTIME_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
     }
-    process = ServerProcess(store.url, env=env, log_path=workdir / "limits.log").start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture
@@ -96,7 +93,7 @@ def stalled(store: Store) -> Iterator[None]:
         os.kill(store.process.pid, signal.SIGCONT)
 
 
-# --------------------------------------------------------------------------- item 9
+# ---------------------------------------------------------------------------
 
 
 async def test_a_socket_that_never_connects_is_closed_at_a_fixed_deadline_though_it_pongs(
@@ -167,7 +164,7 @@ async def test_a_refused_connect_is_answered_then_closed(
     assert closed.code == 1000, closed
 
 
-# --------------------------------------------------------------------------- item 14
+# ---------------------------------------------------------------------------
 
 
 async def test_a_socket_whose_subscribe_waits_on_a_stalled_store_stays_connected(
@@ -187,7 +184,7 @@ async def test_a_socket_whose_subscribe_waits_on_a_stalled_store_stays_connected
     assert await client.ack(2) == {"ok": True}
 
 
-# --------------------------------------------------------------------------- item 15
+# ---------------------------------------------------------------------------
 
 
 async def test_a_big_ping_before_auth_is_not_echoed(
@@ -214,7 +211,7 @@ async def test_error_details_are_capped(
     assert len(ack["error"]["detail"]) <= 512
 
 
-# --------------------------------------------------------------------------- item 16
+# ---------------------------------------------------------------------------
 
 
 async def test_a_padded_or_oversized_token_is_refused(
@@ -232,7 +229,7 @@ async def test_a_padded_or_oversized_token_is_refused(
     assert (await ok.packet()).startswith("40{")
 
 
-# --------------------------------------------------------------------------- item 17
+# ---------------------------------------------------------------------------
 
 
 MALFORMED = {

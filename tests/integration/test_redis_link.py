@@ -1,5 +1,5 @@
 """The Redis link between nodes (server/tidings/realtime/pubsub.py) when something fails that is
-not a plain outage (issue 13, item 11): an error the listener did not expect, and a publish that
+not a plain outage: an error the listener did not expect, and a publish that
 fails while the listener is up. A real redis-server throughout (tests/support.py RedisServer).
 """
 
@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.integration.conftest import SERVER_TOKEN
-from tests.raw_socket import RawSocket
+from harness.common import SERVER_TOKEN
+from harness.engineio import RawSocket
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
 from tidings.realtime.pubsub import RedisLink
 

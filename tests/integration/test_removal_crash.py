@@ -1,4 +1,4 @@
-"""A removal cut short by a crash (kill -9) is finished by a retried DELETE (issue 13, item 2).
+"""A removal cut short by a crash (kill -9) is finished by a retried DELETE.
 
 The server dies at the fault point `remove.between_steps` (server/tidings/faults.py), between
 writing the removal's durable record (its fanout job) and deleting any entry. After a restart,
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import SERVER_TOKEN
+from harness.common import SERVER_TOKEN
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 
 HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}

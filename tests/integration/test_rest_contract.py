@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,9 +19,10 @@ import pytest
 import requests
 import socketio
 
-from tests.firehose_support import SECRET as HOOK_SECRET
-from tests.firehose_support import Receiver
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
+from harness.webhooks import SECRET as HOOK_SECRET
+from harness.webhooks import Receiver
 from tests.integration.stored import NOTHING, Counts, stored
 from tests.support import API_KEY, ServerProcess, Store, wait_until
 
@@ -746,13 +746,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def hooked(store: Store, receiver: Receiver, workdir: Path) -> Iterator[ServerProcess]:
+def hooked(pool: ServerPool, receiver: Receiver) -> ServerProcess:
     """A server of its own whose firehose posts every update to `receiver`."""
     hook = [{"url": receiver.url, "secret": HOOK_SECRET, "feed_groups": []}]
     env = {"TIDINGS_FIREHOSE_WEBHOOK": json.dumps(hook), "TIDINGS_FIREHOSE_POLL_SECONDS": "0.2"}
-    process = ServerProcess(store.url, env=env, log_path=workdir / "refusals.log").start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 def _refusals(uid: str, room: str) -> dict[str, tuple[Any, str, int]]:

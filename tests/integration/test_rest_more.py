@@ -1,4 +1,4 @@
-"""The rest of Stream's v1.0 feed API (issue 8 part 3), called through stream-python.
+"""The rest of Stream's v1.0 feed API, called through stream-python.
 
 get_activities, update_activities, activity(-ies)_partial_update, update_activity_to_targets,
 add_to_many, follow_stats: answers as the SDK reads them, Stream's exceptions on bad input,
@@ -27,7 +27,8 @@ from stream.exceptions import (
     NotAllowedException,
 )
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
 from tests.node_client import NodeSubscriber
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
@@ -414,11 +415,8 @@ def test_follow_stats_counts_followers_and_following(client: StreamClient, uid: 
 
 
 @pytest.fixture(scope="module")
-def hybrid(store: Store, workdir: Path) -> Iterator[ServerProcess]:
-    env = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
-    process = ServerProcess(store.url, env=env, log_path=workdir / "rest-more.log").start()
-    yield process
-    process.stop()
+def hybrid(pool: ServerPool) -> ServerProcess:
+    return pool.get({"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"})
 
 
 def test_partial_update_reaches_readers_and_subscribers_through_a_pull_feed(

@@ -24,7 +24,8 @@ from stream.exceptions import (
     SignatureException,
 )
 
-from tests.integration.conftest import SERVER_TOKEN, token
+from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
 UTC = dt.UTC
@@ -498,12 +499,10 @@ def test_unknown_route_raises_does_not_exist(client: StreamClient) -> None:
 
 
 @pytest.fixture(scope="module")
-def unfollowable_server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def unfollowable_server(pool: ServerPool, tmp_path_factory: pytest.TempPathFactory) -> Any:
     config: Path = tmp_path_factory.mktemp("unfollowable") / "tidings.toml"
     config.write_text('[feeds.notice]\ntype = "flat"\nfollowable = false\n')
-    process = ServerProcess(store.url, env={"TIDINGS_CONFIG": str(config)}).start()
-    yield process
-    process.stop()
+    return pool.get({"TIDINGS_CONFIG": str(config)})
 
 
 def test_following_a_non_followable_group_raises_feed_config_exception(

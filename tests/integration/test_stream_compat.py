@@ -17,14 +17,15 @@ import requests
 import stream
 from stream.client import StreamClient
 
-from tests.support import API_KEY, API_SECRET, ServerProcess, Store
+from harness.pool import ServerPool
+from tests.support import API_KEY, API_SECRET, ServerProcess
 
 FOLLOWERS = 40  # follower feeds of the small fanouts below (all in one fanout batch)
 SYNC_MAX_FEEDS = 50  # fanout.sync_max_feeds of the `awaiting` server
 
 
 @pytest.fixture(scope="module")
-def awaiting(store: Store) -> Any:
+def awaiting(pool: ServerPool) -> ServerProcess:
     """A server whose budget for waiting on small fanouts (fanout.sync_budget_ms) is far above
     what these take even on a loaded machine: what is asserted is that the write waits, not
     how fast the fanout is (the budget's cut-off: tests/unit/test_completion.py)."""
@@ -32,9 +33,7 @@ def awaiting(store: Store) -> Any:
         "TIDINGS_FANOUT_SYNC_MAX_FEEDS": str(SYNC_MAX_FEEDS),
         "TIDINGS_FANOUT_SYNC_BUDGET_MS": "20000",
     }
-    process = ServerProcess(store.url, env=env).start()
-    yield process
-    process.stop()
+    return pool.get(env)
 
 
 @pytest.fixture

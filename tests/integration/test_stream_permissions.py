@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import SERVER_TOKEN
+from harness.common import SERVER_TOKEN
 from tests.integration.rest_calls import Api, activity, feed_path, stream_js, when
 from tests.support import ServerProcess
 

@@ -9,7 +9,7 @@ one too, counted in its groups), the room's watcher socket and the firehose, exa
 of stored activities equals the set each destination got.
 
 Real things only: one Tidings process with a webhook endpoint, the raw Engine.IO client of
-tests/raw_socket.py for the publishers, python-socketio for the watcher, a webhook receiver.
+harness/engineio.py for the publishers, python-socketio for the watcher, a webhook receiver.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
-from tests.firehose_support import Receiver
+from harness.engineio import RawSocket
+from harness.pool import ServerPool
+from harness.webhooks import Receiver
+from tests.integration.firehose_calls import FAST, webhooks
 from tests.integration.nodes import SERVER_TOKEN, Rest, Sub, poll, subscriber
-from tests.integration.test_firehose import FAST, webhooks
-from tests.raw_socket import RawSocket
-from tests.support import API_KEY, ServerProcess, Store
+from tests.support import API_KEY, ServerProcess
 
 SOCKETS = 200  # half close at once, half once their activity is stored
 HTTP_CLIENTS = 24
@@ -45,15 +45,13 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def node(store: Store, receiver: Receiver, workdir: Path) -> Iterator[ServerProcess]:
+def node(pool: ServerPool, receiver: Receiver) -> ServerProcess:
     # The writes' entries pause (the fanout batches after them would too: not those past the
     # count, and more run at once).
     pause = f"entries.inserted:pause:{SOCKETS + HTTP_CLIENTS}"
     env = {**FAST, **webhooks((receiver, [])), "TIDINGS_TEST_FAULT": pause,
            "TIDINGS_FANOUT_CONCURRENCY": "16"}  # fmt: skip
-    started = ServerProcess(store.url, env=env, log_path=workdir / "writes.log").start()
-    yield started
-    started.stop()
+    return pool.get(env)
 
 
 async def publish(node: ServerProcess, room: str, index: int) -> RawSocket:

@@ -22,9 +22,9 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError
 
-from tests.firehose_support import Receiver
+from harness.webhooks import Receiver
+from tests.integration.firehose_calls import FAST, webhooks
 from tests.integration.nodes import SERVER_TOKEN, Sub, has_new, poll, start_all, subscriber
-from tests.integration.test_firehose import FAST, webhooks
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
 from tidings.domain.errors import UnavailableError
 from tidings.store import bulk

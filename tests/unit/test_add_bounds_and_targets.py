@@ -1,4 +1,4 @@
-"""Pure checks of an add (issue 13, items 4 and 5): `to` authorisation, batch and time bounds."""
+"""Pure checks of an add: `to` authorisation, batch and time bounds."""
 
 from __future__ import annotations
 

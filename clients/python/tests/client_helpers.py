@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import token
+from harness.common import token
 from tests.support import API_KEY
 from tidings_client import Tidings
 

@@ -1,16 +1,15 @@
-"""Real endpoints for the firehose tests: an aiohttp webhook receiver in the test process (its
-own thread and event loop) that verifies every signature with `standardwebhooks`, and moto's
-SQS in server mode as a child process on a free port."""
+"""A webhook receiver (aiohttp) that verifies every signature with `standardwebhooks`: in a
+thread of its own for the tests (`start`/`stop`), or in the caller's event loop for the
+benchmarks (`async with receiver.serving()`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import subprocess
-import sys
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,9 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from tests.support import API_KEY, free_port, wait_until
+from .common import API_KEY, free_port
+
+OnBody = Callable[[list[dict[str, Any]], float], None]
 
 SECRET = "whsec_" + base64.b64encode(b"tidings-firehose-test-secret-32b").decode()
 
@@ -36,8 +37,9 @@ class Receiver:
     410, or 0 to hang until the sender's timeout). With `check` set to (Tidings' URL, a server
     token), each new activity is looked up in its feed before answering."""
 
-    def __init__(self, secret: str = SECRET) -> None:
+    def __init__(self, secret: str = SECRET, on_body: OnBody | None = None) -> None:
         self.webhook = Webhook(secret)
+        self.on_body = on_body  # called with each verified body and its time.time()
         self.port = free_port()
         self.status = 200
         self.check: tuple[str, str] | None = None
@@ -59,27 +61,37 @@ class Receiver:
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         return self
 
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Receiver]:
+        """The receiver in the running event loop (instead of a thread of its own)."""
+        await self._start()
+        try:
+            yield self
+        finally:
+            await self._stop()
+
     async def _start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         self._session = aiohttp.ClientSession()
 
-    def stop(self) -> None:
-        async def stop() -> None:
-            if self._session is not None:
-                await self._session.close()
-            if self._runner is not None:
-                await self._runner.cleanup()
+    async def _stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
     async def _hook(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        at = time.time()
         try:
             body = self.webhook.verify(raw, dict(request.headers))
         except Exception:
@@ -96,6 +108,9 @@ class Receiver:
         self.attempts.append((msg_id, status))
         if status != 200:
             return web.Response(status=status)
+        if self.on_body is not None:  # the caller keeps what it needs
+            self.on_body(body, at)
+            return web.Response(status=204)
         held = await self._held(body) if self.check else None
         self.deliveries.append(Delivery(msg_id, body, held))
         return web.Response(status=204)
@@ -127,43 +142,3 @@ class Receiver:
             for e in d.body
             for a in e[key]
         }
-
-
-class MotoServer:
-    """moto's server mode: a real SQS wire protocol on a free port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> MotoServer:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        import requests
-
-        def up() -> bool:
-            try:
-                return requests.get(self.url + "/moto-api/", timeout=1).status_code < 500
-            except requests.RequestException:
-                return False
-
-        wait_until(up, 30, 0.1, what="moto's server")
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}

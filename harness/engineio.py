@@ -1,9 +1,25 @@
-"""A raw Engine.IO v4 WebSocket client spoken by hand on an asyncio stream, for the tests that
-need what no client library lets them do: send malformed or oversized packets, never connect,
-stop reading, and see exactly how the server ends the connection (close frame or not).
+"""One raw Engine.IO v4 / Socket.IO v5 client over WebSocket, spoken by hand: the codec (RFC 6455
+frames, the upgrade request) and `RawSocket`, a client on an asyncio stream.
 
-It speaks to both paths alike: the fast path, and python-socketio's WebSocket transport (a
-server with `realtime.fast_websocket = false`).
+The tests use `RawSocket` for what no client library lets them do: send malformed or oversized
+packets, never connect, stop reading, and see exactly how the server ends the connection (close
+frame or not). It speaks to both paths alike: the fast path, and python-socketio's WebSocket
+transport (a server with `realtime.fast_websocket = false`). The benchmarks' subscribers
+(bench/wsclient.py) use the same codec on sockets watched by the event loop's `add_reader`.
+
+What goes over the socket (`/socket.io/?EIO=4&transport=websocket`, one packet per text frame;
+the first digit is the Engine.IO packet type, the second the Socket.IO one):
+
+    server  0{"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}   Engine.IO open
+    client  40{"token": "<jwt>"}                 Socket.IO CONNECT to "/", with auth
+    server  40{"sid": "..."}                     connected  (44{"message", ...}: refused)
+    client  420["subscribe", {"feed": "..."}]    EVENT with ack id 0
+    server  430[{"ok": true, "feed": ...}]       the ACK of id 0
+    server  2             client  3              ping and pong (the server pings, in v4)
+    server  42["feed.update", {...}]             the events
+    client  41, then a close frame               leaving
+
+The server's frames are unmasked and unfragmented; the client's are masked, as RFC 6455 says.
 """
 
 from __future__ import annotations
@@ -17,10 +33,66 @@ import re
 import socket
 import struct
 from typing import Any
+from urllib.parse import urlsplit
 
 WAIT = 15.0
-TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
+SOCKET_IO_PATH = "/socket.io/?EIO=4&transport=websocket"
+TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 ACK = re.compile(r"43(\d+)\[")
+
+
+def address(url: str) -> tuple[str, int]:
+    """`http://host:port` → (host, port)."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        raise ValueError(f"no host in {url!r}")
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def upgrade_request(host: str, port: int, path: str = SOCKET_IO_PATH) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def masked(payload: bytes, opcode: int = TEXT) -> bytes:
+    """A client-to-server frame: masked, as RFC 6455 requires."""
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + struct.pack("!H", n)
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + struct.pack("!Q", n)
+    key = (mask * (n // 4 + 1))[:n]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+    return head + mask + body
+
+
+def frames(buf: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The whole (opcode, payload) frames at the start of `buf` (server frames: unmasked), and
+    how many bytes they took; a partial frame at the end waits for more data."""
+    found, pos = [], 0
+    while len(buf) - pos >= 2:
+        opcode, n = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
+        head = 2
+        if n == 126:
+            if len(buf) - pos < 4:
+                break
+            n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+        elif n == 127:
+            if len(buf) - pos < 10:
+                break
+            n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+        if len(buf) - pos < head + n:
+            break
+        found.append((opcode, buf[pos + head : pos + head + n]))
+        pos += head + n
+    return found, pos
 
 
 class Closed(Exception):
@@ -47,12 +119,7 @@ class RawSocket:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock, limit=2048)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        writer.write(upgrade_request("127.0.0.1", port))
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
         assert head.startswith(b"HTTP/1.1 101"), head
         client = cls(reader, writer)
@@ -70,18 +137,7 @@ class RawSocket:
         return client
 
     def send(self, data: str | bytes, opcode: int = TEXT) -> None:
-        payload = data.encode() if isinstance(data, str) else data
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            head = bytes((0x80 | opcode, 0x80 | n))
-        elif n < 1 << 16:
-            head = bytes((0x80 | opcode, 0x80 | 126)) + struct.pack("!H", n)
-        else:
-            head = bytes((0x80 | opcode, 0x80 | 127)) + struct.pack("!Q", n)
-        key = (mask * (n // 4 + 1))[:n]
-        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
-        self.writer.write(head + mask + masked)
+        self.writer.write(masked(data.encode() if isinstance(data, str) else data, opcode))
 
     async def frame(self) -> tuple[int, bytes]:
         first, second = await self.reader.readexactly(2)

@@ -1,0 +1,153 @@
+"""The session's services, shared by every test: one store, one redis-server, a pool of servers
+keyed by configuration, a three-node cluster, and the clients the tests drive them with.
+
+Tests that neither kill, restart nor reconfigure their server take one from `pool` (or
+`server`, the pool's default one); tests that do start their own with `spawn`. Every database
+a server of the session used is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import stream
+from pymongo import MongoClient
+
+from harness.cluster import CLUSTER_ENV, Cluster, all_running, run_cluster
+from harness.common import API_KEY, API_SECRET
+from harness.pool import ServerPool
+from harness.redis import RedisServer
+from harness.server import DATABASES, ServerProcess, Spawn
+from harness.store import Store, drop_databases
+from tests.integration.nodes import NodeSubscriber, Sub
+
+Doc = dict[str, Any]
+INTEGRATION = ("tests/integration", "clients/python")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(part in str(item.fspath) for part in INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+
+
+# --------------------------------------------------------------------------- services
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def store(workdir: Path) -> Iterator[Store]:
+    """The session's store; at the end every database a server of the session used is dropped
+    (or, when the store is the session's own embedded one, its files are deleted)."""
+    started = Store(workdir).start()
+    yield started
+    if started.embedded:  # ours alone: its files go, faster than dropping database by database
+        started.stop()
+        shutil.rmtree(started.data_dir, ignore_errors=True)
+    else:
+        drop_databases(started.url, DATABASES)
+
+
+@pytest.fixture(scope="session")
+def mongo(store: Store) -> Iterator[MongoClient[Doc]]:
+    client: MongoClient[Doc] = MongoClient(store.url, tz_aware=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def pool(store: Store, workdir: Path, redis_server: RedisServer) -> Iterator[ServerPool]:
+    """Running servers by configuration, shared by every test that asks with the same one."""
+    servers = ServerPool(store, workdir, redis_server)
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="session")
+def server(pool: ServerPool) -> ServerProcess:
+    """One Tidings node shared by the tests that need nothing special; tests use fresh ids."""
+    return pool.get()
+
+
+@pytest.fixture
+def spawn(store: Store, tmp_path: Path) -> Iterator[Spawn]:
+    """Starts servers of this test's own (own database unless given); kills them at the end of
+    the test (the session drops their databases)."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str], database: str | None = None) -> ServerProcess:
+        log = tmp_path / f"server-{len(started)}.log"
+        node = ServerProcess(store.url, database=database, env=env, log_path=log)
+        started.append(node)
+        return node.start()
+
+    yield start
+    for node in started:
+        node.kill()
+
+
+@pytest.fixture(scope="session")
+def three_nodes(
+    store: Store, redis_server: RedisServer, mongo: MongoClient[Doc], workdir: Path
+) -> Iterator[Cluster]:
+    """Nodes A, B and C of the session, on one database and one Redis channel."""
+    yield from run_cluster(store, redis_server, mongo, workdir, CLUSTER_ENV, "cluster")
+
+
+@pytest.fixture
+def cluster(three_nodes: Cluster) -> Cluster:
+    """The session's three nodes, each running (a test before may have killed one)."""
+    return all_running(three_nodes)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@pytest.fixture
+def uid() -> str:
+    """A fresh user id, so tests sharing one server never see each other's feeds."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> stream.client.StreamClient:
+    return stream.connect(API_KEY, API_SECRET, base_url=server.base_url)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def subs() -> AsyncIterator[list[Sub]]:
+    created: list[Sub] = []
+    yield created
+    await asyncio.gather(*(s.close() for s in created), return_exceptions=True)
+
+
+@pytest.fixture
+def node_subs() -> Iterator[list[NodeSubscriber]]:
+    created: list[NodeSubscriber] = []
+    yield created
+    for sub in created:
+        sub.close()

@@ -65,7 +65,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from tidings.processes import die_with_parent
+from tidings.runtime.processes import die_with_parent
 
 from .nodes import STOP_TIMEOUT, Nodes, wait_ready
 from .services import stop_process
@@ -583,7 +583,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tidings.store.embedded import embedded_store
+    from tidings.store.mongo.embedded import embedded_store
 
     nofile = raise_nofile()
     result: dict[str, Any] = {"benchmark": "broadcast", "sockets": args.sockets,

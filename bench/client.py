@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 
 from tidings.auth import server_token, user_token
-from tidings.processes import free_port
-from tidings.store.embedded import embedded_store
+from tidings.runtime.processes import free_port
+from tidings.store.mongo.embedded import embedded_store
 
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_int
 from .services import (

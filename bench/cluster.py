@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 
 from tidings.auth import server_token
-from tidings.local_redis import local_redis
-from tidings.store.embedded import embedded_store
+from tidings.runtime.local_redis import local_redis
+from tidings.store.mongo.embedded import embedded_store
 
 from . import procinfo
 from .children import SubscriberProcess, start_subscribers, subscriber_config

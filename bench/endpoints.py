@@ -19,7 +19,7 @@ from aiobotocore.session import get_session
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from tidings.processes import die_with_parent, free_port
+from tidings.runtime.processes import die_with_parent, free_port
 
 from .services import ROOT, log
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from tidings.processes import free_port
+from tidings.runtime.processes import free_port
 
 from . import procinfo
 from .services import server_env, spawn_server, stop_process

@@ -36,9 +36,9 @@ import aiohttp
 
 from tidings.auth import feed_token
 from tidings.domain.feeds import FeedId
-from tidings.local_redis import local_redis
-from tidings.processes import free_port
-from tidings.store.embedded import embedded_store
+from tidings.runtime.local_redis import local_redis
+from tidings.runtime.processes import free_port
+from tidings.store.mongo.embedded import embedded_store
 
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember

@@ -29,8 +29,8 @@ from typing import Any
 
 import aiohttp
 
-from tidings.processes import free_port
-from tidings.store.embedded import embedded_store
+from tidings.runtime.processes import free_port
+from tidings.store.mongo.embedded import embedded_store
 
 from .broadcast import API_KEY, NodeSocketIO, Tidings, install_socketio
 from .feeds import API, setup_pull_follows

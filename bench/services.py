@@ -23,8 +23,8 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from tidings.auth import server_token
-from tidings.processes import die_with_parent, free_port
-from tidings.store.embedded import embedded_store
+from tidings.runtime.processes import die_with_parent, free_port
+from tidings.store.mongo.embedded import embedded_store
 
 from .limits import raise_open_files
 from .options import threshold_env

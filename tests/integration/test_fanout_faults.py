@@ -40,10 +40,10 @@ from tidings.config import FanoutSettings
 from tidings.domain.events import feed_update
 from tidings.fanout.runner import ActivityRemoved, FanoutRunner
 from tidings.fanout.switches import Plan
-from tidings.store.activities import ActivityStore, Entry
-from tidings.store.follows import CHUNK_SIZE, FollowStore, Member
-from tidings.store.jobs import Job, JobStore
-from tidings.store.mongo import Database, ensure_indexes
+from tidings.store.mongo.activities import ActivityStore, Entry
+from tidings.store.mongo.client import Database, ensure_indexes
+from tidings.store.mongo.follows import CHUNK_SIZE, FollowStore, Member
+from tidings.store.mongo.jobs import Job, JobStore
 
 Doc = dict[str, Any]
 

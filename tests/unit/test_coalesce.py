@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from tidings.store.activity_cache import ActivityCache
-from tidings.store.coalesce import Coalescer
+from tidings.store.memory.activity_cache import ActivityCache
+from tidings.store.memory.coalesce import Coalescer
 
 
 class Source:

@@ -4,7 +4,7 @@ the feed. Pure: ids are strings that sort as activity ids do."""
 from __future__ import annotations
 
 from tidings.domain.merge import Bounds
-from tidings.store.feed_heads import ENTRIES, FeedHeads, Head
+from tidings.store.memory.feed_heads import ENTRIES, FeedHeads, Head
 
 
 def ids(n: int, start: int = 0) -> list[tuple[str, str | None]]:

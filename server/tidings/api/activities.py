@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..app.keys import FIREHOSE, SERVICE, SETTINGS
 from ..domain.activities import (
     Limits,
     parse_activity,
@@ -27,7 +28,6 @@ from ..domain.activities import (
 from ..domain.errors import InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.ids import activity_id, lookup_id, parse_time
-from ..keys import FIREHOSE, SERVICE, SETTINGS
 from . import params
 from .context import GRANT, authenticate, json_body, path_feed
 from .errors import answer

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..keys import SETTINGS
-from ..realtime.transport import allowed_origins
+from ..app.keys import SETTINGS
+from ..realtime.transport.sio import allowed_origins
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METHODS = "GET, POST, DELETE, OPTIONS"

@@ -8,12 +8,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ..app.keys import SERVICE, SETTINGS
 from ..domain.errors import InputError
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..domain.ids import lookup_id
-from ..keys import SERVICE, SETTINGS
-from ..store.entry_reads import Page
+from ..store.mongo.entry_reads import Page
 from . import params
 from .context import GRANT, authorize, json_body
 from .errors import answer

@@ -11,13 +11,13 @@ from typing import Any
 from aiohttp import web
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from ..app.keys import SERVICE, SETTINGS
 from ..auth import authorize_follow_target
 from ..config import FOLLOW_READERS
 from ..domain.errors import FeedConfigError, InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.validation import input_error
-from ..keys import SERVICE, SETTINGS
-from ..store.follows import Follow
+from ..store.mongo.follows import Follow
 from . import params
 from .context import GRANT, authenticate, authorize, json_body
 from .errors import answer

@@ -8,8 +8,8 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..keys import DATABASE, PRESENCE, REDIS
-from ..store.mongo import ping
+from ..app.keys import DATABASE, PRESENCE, REDIS
+from ..store.mongo.client import ping
 
 
 async def healthz(request: web.Request) -> web.Response:

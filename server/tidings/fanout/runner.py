@@ -22,16 +22,16 @@ from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
-from ..faults import fault_pause, fault_point
 from ..firehose.outbox import Firehose
-from ..leases import keep_alive
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
-from ..store.activities import ActivityStore, Entry
-from ..store.follows import FollowStore, Member
-from ..store.jobs import Cursor, Job, JobStore
+from ..runtime.background import TaskSet
+from ..runtime.faults import fault_pause, fault_point
+from ..runtime.leases import keep_alive
+from ..store.mongo.activities import ActivityStore, Entry
+from ..store.mongo.follows import FollowStore, Member
+from ..store.mongo.jobs import Cursor, Job, JobStore
 from .completion import started
 from .switches import Batch, BatchMaker, Plan, Switches
 

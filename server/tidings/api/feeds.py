@@ -10,7 +10,6 @@ from aiohttp import web
 
 from ..app.keys import SERVICE, SETTINGS
 from ..domain.errors import InputError
-from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..domain.ids import lookup_id
 from ..store.mongo.entry_reads import Page
@@ -65,7 +64,7 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
 async def _announce_counts(request: web.Request, feed: str) -> None:
     """After a mark, every socket of the feed gets the new counts (other devices' badges):
     the broadcaster adds them to a notification feed's events."""
-    await request.app[SERVICE].broadcaster.feed_update([feed], feed_update(feed))
+    await request.app[SERVICE].announcer.counts(feed)
 
 
 def _mark(query: Mapping[str, str], name: str) -> bool | list[str]:

@@ -25,6 +25,8 @@ from ..bus.node_stats import StatsBoard
 from ..bus.pubsub import RedisLink
 from ..config import NOTIFICATION, Settings
 from ..fanout.runner import FanoutRunner
+from ..feeds.announce import Announcer
+from ..feeds.context import FeedContext
 from ..feeds.service import FeedService
 from ..firehose.setup import running_firehose
 from ..realtime.broadcaster import Broadcaster
@@ -110,12 +112,12 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
     broadcaster = app[BROADCASTER]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
-    runner = FanoutRunner(
-        activities, follows, jobs, broadcaster, settings.fanout, firehose=app[FIREHOSE]
-    )
+    announcer = Announcer(app[FIREHOSE], broadcaster, TaskSet("announcement"))
+    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer)
     app[RUNNER] = runner
     writes = TaskSet("write")
-    app[SERVICE] = FeedService(settings, activities, follows, jobs, runner, broadcaster, writes)
+    ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
+    app[SERVICE] = FeedService(ctx, writes)
     broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())
@@ -124,6 +126,7 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
     await writes.drain(settings.server.shutdown_timeout)  # they start fanout jobs: first
+    await announcer.close(settings.server.shutdown_timeout)
     await runner.close(settings.server.shutdown_timeout)
     await sio.shutdown()
 

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
-from ..firehose.outbox import Firehose
+from ..domain.ports import Announcer, FeedUpdate
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
 from ..runtime.background import TaskSet
 from ..runtime.faults import fault_pause, fault_point
@@ -79,11 +79,11 @@ class FanoutRunner:
         jobs: JobStore,
         broadcaster: Broadcaster,
         settings: FanoutSettings,
-        firehose: Firehose | None = None,
+        announcer: Announcer,
     ) -> None:
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.broadcaster = broadcaster
-        self.firehose = firehose or Firehose()
+        self.announcer = announcer
         self.settings = settings
         self.switches = Switches(activities, follows, broadcaster)
         self._tasks = TaskSet("fanout task")
@@ -270,10 +270,7 @@ class FanoutRunner:
         if targets and emit:
             # The firehose's messages are stored before the batch counts as done (a rerun
             # after a takeover writes the same ones: their ids name the job and the batch).
-            await asyncio.gather(
-                self.broadcaster.feed_update(targets, event),
-                self._hand_over(job, source, feeds, targets, event),
-            )
+            await self._announce(job, source, feeds, targets, event)
             fault_point("fanout.batch_handed_over")
             INSERT_TO_EMIT.labels("fanout").observe(_since(job.created_at))
 
@@ -290,17 +287,15 @@ class FanoutRunner:
         FANOUT_BATCHES.labels("remove").inc()
         FANOUT_ENTRIES.labels("remove").inc(removed)
         if emit:
-            await asyncio.gather(
-                self.broadcaster.feed_update(feeds, event),
-                self._hand_over(job, source, feeds, feeds, event),
-            )
+            await self._announce(job, source, feeds, feeds, event)
 
-    async def _hand_over(
+    async def _announce(
         self, job: Job, source: str, batch: list[str], feeds: list[str], event: dict[str, Any]
     ) -> None:
-        if self.firehose.on and feeds:
-            key = f"{job.id}\n{source}\n{batch[0]}"
-            await self.firehose.hand_over([(feeds, event)], job.created_at, key)
+        """`feeds` of the batch `batch` hold the update; its firehose messages are keyed by
+        the job and the batch (a rerun after a takeover writes the same ones)."""
+        key = f"{job.id}\n{source}\n{batch[0]}" if batch else None
+        await self.announcer.announce([FeedUpdate(feeds, event)], job.created_at, key)
 
     async def watch_abandoned(self) -> None:
         """Forever: take over jobs whose node died (their lease ran out) and resume them, and

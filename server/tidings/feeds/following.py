@@ -21,15 +21,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from ..config import FanoutSettings
 from ..domain.errors import InputError
-from ..domain.events import Broadcaster
-from ..fanout.runner import FanoutRunner
 from ..fanout.switches import copy_merged
-from ..store.mongo.activities import ActivityStore, Entry
+from ..store.mongo.activities import Entry
 from ..store.mongo.feeds import DRAINING, PULL, PUSH, FeedMeta
-from ..store.mongo.follows import FollowRecord, FollowStore
-from ..store.mongo.jobs import JobStore
+from ..store.mongo.follows import FollowRecord
+from .context import FeedContext
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +35,11 @@ class FollowService:
     """Follows and unfollows of feeds (the API's `follows` endpoints), and the mode switches
     that follower counts trigger."""
 
-    def __init__(
-        self,
-        settings: FanoutSettings,
-        activities: ActivityStore,
-        follows: FollowStore,
-        jobs: JobStore,
-        runner: FanoutRunner,
-        broadcaster: Broadcaster,
-    ) -> None:
-        self.settings = settings
-        self.activities, self.follows, self.jobs = activities, follows, jobs
-        self.runner, self.broadcaster = runner, broadcaster
-        self._batches = Batches(self._follow_targets, settings.max_follow_many, runner.spawn)
+    def __init__(self, ctx: FeedContext) -> None:
+        self.settings = settings = ctx.settings.fanout
+        self.activities, self.follows, self.jobs = ctx.activities, ctx.follows, ctx.jobs
+        self.runner, self.broadcaster = ctx.runner, ctx.broadcaster
+        self._batches = Batches(self._follow_targets, settings.max_follow_many, ctx.runner.spawn)
 
     async def follow(self, source: str, target: str, copy_limit: int) -> None:
         """`source` follows `target`. Concurrent follows of one feed (with the same copy limit)

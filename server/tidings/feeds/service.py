@@ -3,45 +3,36 @@
 Writes follow DESIGN.md "Fanout": the activity and the entries of its own feed and `to` feeds
 are stored, then the fanout job, then the caller answers; events and the job run after that,
 but a small fanout is waited for before the answer (fanout/completion.py). Every write enters
-through a method marked `@completes` (background.py): once started it runs to its end as a task
-of `writes`, whatever happens to the socket or request that asked for it.
-A pull feed (step 4) gets no fanout job for a new activity: readers of its follower feeds merge
-it in (fanout/reads.py), and its live update goes once to its pull room. An activity dated at
-or before the newest one a pull feed had (back-dated, or a repeat) is copied into its followers
-as a push feed's would be: some of them do not merge it in.
+through a method marked `@completes` (runtime/background.py): once started it runs to its end
+as a task of `writes`, whatever happens to the socket or request that asked for it.
+Placing new activities in feeds is feeds/placing.py's, updates feeds/updates.py's, follows
+feeds/following.py's; every "the feeds now hold it" goes through feeds/announce.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..auth import Grant, authorize_add
-from ..config import Settings
 from ..domain.activities import Activity, Change, Limits, parse_activities
 from ..domain.errors import FeedConfigError, InputError
-from ..domain.events import Broadcaster, feed_update
+from ..domain.events import feed_update
 from ..domain.feeds import FeedId
+from ..domain.ports import FeedUpdate
 from ..fanout.completion import Completion
-from ..fanout.runner import FanoutRunner
-from ..metrics import INSERT_TO_EMIT
 from ..runtime.background import TaskSet, completes
 from ..runtime.faults import fault_point
-from ..store.mongo.activities import ActivityStore, Entry, StoredActivity
+from ..store.mongo.activities import StoredActivity
 from ..store.mongo.entry_reads import Page
-from ..store.mongo.feeds import PULL, FeedMeta
-from ..store.mongo.follows import Follow, FollowStore
-from ..store.mongo.jobs import JobStore
+from ..store.mongo.follows import Follow
+from .context import FeedContext
 from .following import FollowService
+from .placing import Placing, fanned_sources
 from .reads import Reads
 from .updates import Updates
-
-Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its followers, not copied
-Events = list[tuple[str, dict[str, Any]]]  # (feed, its feed.update)
 
 
 @dataclass(frozen=True)
@@ -51,34 +42,23 @@ class Missed:
 
 
 class FeedService:
-    def __init__(
-        self,
-        settings: Settings,
-        activities: ActivityStore,
-        follows: FollowStore,
-        jobs: JobStore,
-        runner: FanoutRunner,
-        broadcaster: Broadcaster,
-        writes: TaskSet,
-    ) -> None:
-        self.settings = settings
+    def __init__(self, ctx: FeedContext, writes: TaskSet) -> None:
+        self.ctx, settings = ctx, ctx.settings
         self.writes = writes  # the writes under way, drained at shutdown before the runner
-        self.activities, self.follows, self.jobs = activities, follows, jobs
-        self.runner = runner
-        self.broadcaster = broadcaster
-        self.firehose = runner.firehose
-        self.reads = Reads(activities, follows)
-        self.follow_service = FollowService(
-            settings.fanout, activities, follows, jobs, runner, broadcaster
-        )
-        self.updates = Updates(self)
+        self.settings, self.activities, self.follows = settings, ctx.activities, ctx.follows
+        self.jobs, self.runner, self.announcer = ctx.jobs, ctx.runner, ctx.announcer
+        self.reads = Reads(ctx.activities, ctx.follows)
+        self.follow_service = FollowService(ctx)
+        self.placing = Placing(ctx)
+        self.updates = Updates(ctx, self.placing)
+        announcer, bounds = ctx.announcer, settings.activities
         fanout = settings.fanout
         self.completion = Completion(
             self._follower_feeds, fanout.sync_max_feeds, fanout.sync_budget_ms
         )
-        bounds = settings.activities
+        max_bytes = announcer.firehose.activity_bytes(bounds.max_bytes)
         self.limits = Limits(  # an activity too big for a firehose endpoint is refused too
-            settings.feeds.keys(), self.firehose.activity_bytes(bounds.max_bytes), bounds.max_to,
+            settings.feeds.keys(), max_bytes, bounds.max_to,
             bounds.max_batch, bounds.max_batch_bytes, bounds.max_future_seconds,
         )  # fmt: skip
 
@@ -112,7 +92,7 @@ class FeedService:
         self._check_groupable(new, feeds, batch)
         async with self.completion.awaited():
             await self.activities.save(new, origin, grant.may_write)
-            await self.place(new, feeds, started)
+            await self.placing.place(new, feeds, started)
         return [a.public() for a in new]
 
     @completes
@@ -129,7 +109,7 @@ class FeedService:
         self._check_groupable([activity], placed, batch=False)
         async with self.completion.awaited():
             await self.activities.save_to_many(activity, owners)
-            await self.place([activity], placed, started)
+            await self.placing.place([activity], placed, started)
 
     def _check_groupable(
         self, new: Sequence[Activity], feeds: dict[str, list[str]], batch: bool
@@ -157,72 +137,6 @@ class FeedService:
 
     async def follow_count(self, feed: FeedId, followers: bool, groups: Sequence[str]) -> int:
         return await self.follows.count_of(str(feed), followers, groups)
-
-    async def place(
-        self, new: Sequence[Activity], feeds: dict[str, list[str]], started: float
-    ) -> None:
-        """Put stored activities in `feeds` (by activity id) directly, as an add does its own
-        feed and `to` feeds: entries, pull marks, fanout jobs, then the live events."""
-        metas = await self.follows.meta.get_many(f for targets in feeds.values() for f in targets)
-        pulled = await self._pulled(new, feeds, metas)
-        await self.activities.insert_entries([
-            Entry(f, a.id, pulled=metas[f].period if (f, a.id) in pulled else None)
-            for a in new for f in feeds[a.id]
-        ])  # fmt: skip
-        await self._settle(pulled, metas)
-        for activity in new:
-            sources = [
-                f for f in feeds[activity.id] if metas[f].slots and (f, activity.id) not in pulled
-            ]
-            if sources:
-                job = await self.jobs.create("add", activity.id, sources)
-                self.runner.start(job)
-        direct, pull = _added_events(new, feeds, pulled)
-        if self.firehose.on:  # stored before the answer: an acknowledged insert's updates
-            await self.firehose.hand_over(
-                [([f], e) for f, e in direct] + [([f], e) for f, e in pull], _arrival(started)
-            )
-        self.runner.spawn(self._announce_added(direct, pull, started))
-
-    async def _pulled(
-        self, new: Sequence[Activity], feeds: dict[str, list[str]], metas: dict[str, FeedMeta]
-    ) -> Pulled:
-        """Which new entries of pull feeds are merged into their followers: those above the
-        highest id the feed had (the others are back-dated, or repeats: they are copied)."""
-        highest: dict[str, str] = {}
-        for activity in new:
-            for f in feeds[activity.id]:
-                if metas[f].slots:
-                    highest[f] = max(highest.get(f, ""), activity.id)
-        before = {f: await self.follows.meta.raise_max(f, top) for f, top in highest.items()}
-        pulled: Pulled = set()
-        for activity in new:
-            for f in feeds[activity.id]:
-                if metas[f].mode != PULL or not metas[f].slots:
-                    continue
-                if activity.id > before[f]:
-                    pulled.add((f, activity.id))
-                else:  # a repeat of one merged in before: copied now
-                    await self.activities.unmark_pulled(f, activity.id)
-        return pulled
-
-    async def _settle(self, pulled: Pulled, metas: dict[str, FeedMeta]) -> None:
-        """A pull feed that started going back to push while its entries were written: those
-        are copied too (the backfill may have passed them)."""
-        if not pulled:
-            return
-        now = await self.follows.meta.get_many(f for f, _ in pulled)
-        for f, activity_id in list(pulled):
-            if now[f].mode != PULL or now[f].period != metas[f].period:
-                pulled.discard((f, activity_id))
-                await self.activities.unmark_pulled(f, activity_id)
-
-    async def _announce_added(self, direct: Events, pull: Events, started: float) -> None:
-        for feed, event in direct:
-            await self.broadcaster.feed_update([feed], event)
-        for feed, event in pull:
-            await self.broadcaster.pull_update(feed, event)
-        INSERT_TO_EMIT.labels("direct").observe(time.perf_counter() - started)
 
     @completes
     async def remove(self, feed: FeedId, activity_id: str | None, foreign_id: str | None) -> None:
@@ -259,7 +173,7 @@ class FeedService:
         sources = list(dict.fromkeys([feed, *(f for f in named if f not in kept)]))
         held = await self.activities.entries_of(sources, stored.id)
         metas = await self.follows.meta.get_many(sources)
-        pull, fanned = _fanned(sources, held, metas)
+        pull, fanned = fanned_sources(sources, held, metas)
         job = None
         if fanned:
             silent = [s for s in fanned if s in pull]
@@ -271,24 +185,21 @@ class FeedService:
         elif own and await self.jobs.cancel("add", stored.id):
             # Jobs are per activity, not per owner: the other owners' fanout starts again
             # (entries are idempotent; it announces only what it adds).
-            await self.fan_out_again(stored, others)
+            await self.placing.fan_out_again(stored, others)
         foreign = [stored.foreign_id] if stored.foreign_id else []
-        events = [
-            (s, feed_update(s, deleted=[stored.id], deleted_foreign_ids=foreign)) for s in sources
+        updates = [
+            FeedUpdate(
+                [s], feed_update(s, deleted=[stored.id], deleted_foreign_ids=foreign), s in pull
+            )
+            for s in sources
         ]
-        announced = await self.firehose.hold([([s], e) for s, e in events], datetime.now(UTC))
-        await self.activities.remove_entries(sources, stored.id)
-        fault_point("remove.after_entries")
-        if own:
-            await self.activities.remove_owner(stored.id, feed)
-        if job is not None:
-            self.runner.start(job)
-        await self.firehose.release(announced)
-        for source, event in events:
-            if source in pull:
-                self.runner.spawn(self.broadcaster.pull_update(source, event))
-            else:
-                self.runner.spawn(self.broadcaster.feed_update([source], event))
+        async with self.announcer.removal(updates):
+            await self.activities.remove_entries(sources, stored.id)
+            fault_point("remove.after_entries")
+            if own:
+                await self.activities.remove_owner(stored.id, feed)
+            if job is not None:
+                self.runner.start(job)
 
     async def _live_owners(self, stored: StoredActivity, besides: str) -> list[str]:
         """The owners other than `besides` that still hold the activity they added (an owner
@@ -298,14 +209,6 @@ class FeedService:
             return []
         held = await self.activities.entries_of(others, stored.id)
         return [o for o in others if o in held and held[o].origin is None]
-
-    async def fan_out_again(self, stored: StoredActivity, owners: Sequence[str]) -> None:
-        sources = sorted(stored.reach(owners))
-        held = await self.activities.entries_of(sources, stored.id)
-        metas = await self.follows.meta.get_many(sources)
-        _, fanned = _fanned(sources, held, metas)
-        if fanned:
-            self.runner.start(await self.jobs.create("add", stored.id, fanned))
 
     @completes
     async def follow(self, source: FeedId, target: FeedId, copy_limit: int) -> None:
@@ -373,38 +276,3 @@ class FeedService:
         self, feed: FeedId, limit: int, offset: int, only: Sequence[str]
     ) -> list[Follow]:
         return await self.follows.followed_by(str(feed), limit, offset, only)
-
-
-def _fanned(
-    sources: Sequence[str], held: dict[str, Entry], metas: dict[str, FeedMeta]
-) -> tuple[set[str], list[str]]:
-    """The pull feeds among `sources`, and the sources whose followers hold copies of the
-    activity: every follower of a push feed does; a pull feed's followers hold copies only of
-    what was not merged into them in the current pull period."""
-    pull = {s for s in sources if metas[s].mode == PULL and metas[s].slots}
-    merged_only = {s for s in pull if s in held and held[s].pulled == metas[s].period}
-    return pull, [s for s in sources if metas[s].slots and s not in merged_only]
-
-
-def _added_events(
-    new: Sequence[Activity], feeds: dict[str, list[str]], pulled: Pulled
-) -> tuple[Events, Events]:
-    """The feed.update of each feed that got activities directly (an add's feed and its `to`
-    feeds), and of each pull feed whose followers merge them in (its pull room's event)."""
-    by_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    by_pull_feed: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for activity in new:
-        for feed in feeds[activity.id]:
-            if (feed, activity.id) in pulled:
-                by_pull_feed[feed].append(activity.public(origin=feed))
-            else:
-                by_feed[feed].append(activity.public())
-    return (
-        [(f, feed_update(f, new=a)) for f, a in by_feed.items()],
-        [(f, feed_update(f, new=a)) for f, a in by_pull_feed.items()],
-    )
-
-
-def _arrival(started: float) -> datetime:
-    """The wall-clock time of `started` (a perf_counter reading)."""
-    return datetime.now(UTC) - timedelta(seconds=time.perf_counter() - started)

@@ -8,7 +8,7 @@ activity_id index) gets it in `new`, with the same id and the origin it has ther
 followers of a pull feed that merged it get it through that pull feed's room.
 
 activity_to_targets moves an activity between `to` feeds of one owner: an added target gets
-what an add's `to` gets (FeedService.place: entry, fanout job, events); a removed one loses its
+what an add's `to` gets (Placing.place: entry, fanout job, events); a removed one loses its
 entry and, through a remove job of that target only, its followers' copies.
 """
 
@@ -19,8 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..auth import Grant, authorize_retarget
 from ..domain.activities import (
@@ -35,14 +34,13 @@ from ..domain.errors import DoesNotExistError, InputError
 from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..domain.ids import activity_id, parse_time
+from ..domain.ports import FeedUpdate
 from ..runtime.faults import fault_point
 from ..store.mongo.activities import Entry
 from ..store.mongo.client import Document
-from ..store.mongo.feeds import PULL
 from ..store.mongo.jobs import Job
-
-if TYPE_CHECKING:
-    from .service import FeedService
+from .context import FeedContext
+from .placing import Placing
 
 
 def _missing(ids: Sequence[str], found: Mapping[str, Document], field: str) -> None:
@@ -58,9 +56,9 @@ def _without_to(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Updates:
-    def __init__(self, service: FeedService) -> None:
-        self.service = service
-        self.activities = service.activities
+    def __init__(self, ctx: FeedContext, placing: Placing) -> None:
+        self.ctx, self.placing = ctx, placing
+        self.activities = ctx.activities
 
     async def replace(self, new: Sequence[Activity]) -> list[dict[str, Any]]:
         """Full updates (POST activities/): each activity's fields become the given ones
@@ -126,16 +124,16 @@ class Updates:
         """Sockets get updates in the background; with firehose endpoints, the update answers
         only once its firehose messages are stored (nothing acknowledged is lost), so the
         announcement runs before the answer then (its time grows with the feeds holding it)."""
-        if self.service.firehose.on:
+        if self.ctx.announcer.firehose.on:
             await self.announce(changed)
         else:
-            self.service.runner.spawn(self.announce(changed))
+            self.ctx.announcer.tasks.spawn(self.announce(changed))
 
     async def announce(self, changed: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """The live side of updates (run after the writes): every feed holding each activity
         gets it in `new`, with the origin it has there; pull feeds' followers through the
         pull feed's room."""
-        broadcaster, firehose = self.service.broadcaster, self.service.firehose
+        announcer = self.ctx.announcer
         for activity_id_, data in changed:
             async for page in self.activities.holders(activity_id_):
                 by_origin: dict[str | None, list[str]] = defaultdict(list)
@@ -143,22 +141,17 @@ class Updates:
                     by_origin[entry.origin].append(entry.feed)
                 for origin, feeds in by_origin.items():
                     event = feed_update(feeds[0], new=[public_activity(activity_id_, data, origin)])
-                    if firehose.on:
-                        await firehose.hand_over([(feeds, event)], datetime.now(UTC))
-                    await broadcaster.feed_update(feeds, event)
+                    await announcer.announce([FeedUpdate(feeds, event)])
                 direct = by_origin.get(None, [])
                 if direct:
-                    metas = await self.service.follows.meta.get_many(direct)
+                    metas = await self.ctx.follows.meta.get_many(direct)
                     held = {e.feed: e for e in page if e.origin is None}
                     for feed in direct:
-                        meta = metas[feed]
-                        if meta.mode == PULL and meta.slots and held[feed].pulled == meta.period:
+                        if metas[feed].merges(held[feed].pulled):
                             event = feed_update(
                                 feed, new=[public_activity(activity_id_, data, feed)]
                             )
-                            if firehose.on:
-                                await firehose.hand_over([([feed], event)], datetime.now(UTC))
-                            await broadcaster.pull_update(feed, event)
+                            await announcer.announce([FeedUpdate([feed], event, pull=True)])
 
     async def retarget(
         self, feed: FeedId, body: object, grant: Grant, limits: Limits
@@ -188,7 +181,7 @@ class Updates:
             body.get("removed_targets"), limits, "removed_targets"
         )
         tokens = {**new_tokens, **added_tokens, **removed_tokens}
-        secret, groups = str(self.service.settings.auth.api_secret), self.service.settings.feeds
+        secret, groups = str(self.ctx.settings.auth.api_secret), self.ctx.settings.feeds
         authorize_retarget(grant, feed, [*replace, *added, *removed], tokens, secret, groups)
         origin = str(feed)
         stored = await self.activities.get(wanted)
@@ -230,16 +223,16 @@ class Updates:
         fault_point("targets.before_to")
         await self.activities.set_targets(stored.id, origin, final)
         fault_point("targets.after_to")
-        if jobs and await self.service.jobs.cancel("add", stored.id):
+        if jobs and await self.ctx.jobs.cancel("add", stored.id):
             fresh = await self.activities.get(stored.id)
             if fresh is not None and not fresh.removed:
-                await self.service.fan_out_again(fresh, list(fresh.owners))
+                await self.placing.fan_out_again(fresh, list(fresh.owners))
         for job in jobs:
-            self.service.runner.start(job)
+            self.ctx.runner.start(job)
         if gained:
             data = {**stored.data, "to": list(final)} if final else stored.data
             activity = Activity(stored.id, data["time"], stored.foreign_id, final, data)
-            await self.service.place([activity], {stored.id: gained}, started)
+            await self.placing.place([activity], {stored.id: gained}, started)
         return {
             "activity": public_activity(stored.id, stored.data, None) | {"to": list(final)},
             "added": gained,
@@ -253,24 +246,18 @@ class Updates:
         followers' copies through the remove job answered (written here, started by the
         caller), which takes only the copies that came through `target`. Its firehose
         `deleted` is written before the entry goes and sent after (as a removal's)."""
-        service = self.service
-        metas = await service.follows.meta.get_many([target])
-        pull = metas[target].mode == PULL and bool(metas[target].slots)
-        merged = pull and held.pulled == metas[target].period
+        ctx = self.ctx
+        metas = await ctx.follows.meta.get_many([target])
+        pull, merged = metas[target].pulls, metas[target].merges(held.pulled)
         job = None
         if metas[target].slots and not merged:
             silent = [target] if pull else []
-            job = await service.jobs.create("remove", activity, [target], foreign_id, silent)
+            job = await ctx.jobs.create("remove", activity, [target], foreign_id, silent)
         foreign = [foreign_id] if foreign_id else []
         event = feed_update(target, deleted=[activity], deleted_foreign_ids=foreign)
-        announced = await service.firehose.hold([([target], event)], datetime.now(UTC))
-        await self.activities.remove_entries([target], activity)
-        fault_point("targets.after_drop")
-        await service.firehose.release(announced)
-        if pull:
-            service.runner.spawn(service.broadcaster.pull_update(target, event))
-        else:
-            service.runner.spawn(service.broadcaster.feed_update([target], event))
+        async with ctx.announcer.removal([FeedUpdate([target], event, pull)]):
+            await self.activities.remove_entries([target], activity)
+            fault_point("targets.after_drop")
         return job
 
 

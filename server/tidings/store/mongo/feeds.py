@@ -55,6 +55,17 @@ class FeedMeta:
         return self.mode in (PULL, DRAINING)
 
     @property
+    def pulls(self) -> bool:
+        """A pull feed with followers: its new activities go to no fanout job, its followers'
+        readers merge them in (and its updates go to its pull room)."""
+        return self.mode == PULL and bool(self.slots)
+
+    def merges(self, pulled: int | None) -> bool:
+        """An entry of this feed marked `pulled` in that pull period is merged into its
+        followers, not copied (their copies come from no fanout job)."""
+        return self.pulls and pulled == self.period
+
+    @property
     def pull_rooms(self) -> bool:
         """Its subscribers and its followers' get (or are about to get) its pull updates."""
         return self.merged or self.switching

@@ -32,7 +32,6 @@ from ..firehose.setup import running_firehose
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
-from ..realtime.presence.link import PresenceLink
 from ..realtime.presence.service import Presence, RoomEvents
 from ..realtime.transport.heartbeat import Heartbeat
 from ..realtime.transport.hub import Hub
@@ -199,14 +198,19 @@ def create_app(settings: Settings) -> web.Application:
     realtime = settings.realtime
     sio = create_sio(settings)
     hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
-    handlers = Handlers(settings, lambda: app[SERVICE], hub)
+    link = None
+    if settings.redis.url:
+        link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = app[PRESENCE] = Presence(
         node, presence_groups, realtime.presence_ttl, realtime.presence_info_bytes,
-        RoomEvents(hub, sio),
+        RoomEvents(hub, sio), link,
     )  # fmt: skip
-    handlers.presence = presence
-    RaidEvents(settings, lambda: app[SERVICE], handlers, presence)  # before the transports
+    if link is not None and presence.link is not None:
+        app[PRESENCE_LINK] = presence.link
+        link.on_up = presence.link.on_up
+    raid = RaidEvents(settings, lambda: app[SERVICE], presence)
+    handlers = Handlers(settings, lambda: app[SERVICE], hub, presence, raid.events())
     sio_peers = SioPeers(sio, handlers)
     heartbeat = Heartbeat(hub, realtime.ping_interval)
     fast = None
@@ -214,11 +218,6 @@ def create_app(settings: Settings) -> web.Application:
         fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
                         allowed_origins(settings), realtime.websocket_compression,
                         realtime.connect_timeout)  # fmt: skip
-    link = None
-    if settings.redis.url:
-        link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)
-        presence_link = app[PRESENCE_LINK] = PresenceLink(presence, link)
-        link.on_up = presence_link.on_up
     groups = [name for name, group in settings.feeds.items() if group.realtime]
     app[SIO], app[HUB], app[HEARTBEAT] = sio, hub, heartbeat
     app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...auth import Grant, decode_token
 from ...config import Settings
@@ -108,14 +108,6 @@ class GrantCache:
         return len(self._grants)
 
 
-class Outlet(Protocol):
-    """How to reach one peer of a transport."""
-
-    async def emit(self, peer: Peer, event: str, data: Any) -> None: ...
-
-    async def disconnect(self, peer: Peer) -> None: ...
-
-
 def payload(data: Any, usage: str) -> dict[str, Any]:
     """An event's argument, which must be an object (`usage` says what it holds)."""
     if not isinstance(data, dict):
@@ -123,29 +115,44 @@ def payload(data: Any, usage: str) -> dict[str, Any]:
     return data
 
 
+Event = Callable[[Peer, Any], Awaitable[Ack]]
+
+
+def grant_of(peer: Peer) -> Grant:
+    """The socket's grant; SignatureError once its token expired."""
+    grant = peer.grant
+    if grant is None or grant.expired:
+        raise SignatureError("token has expired; send token.refresh with a new one")
+    return grant
+
+
 class Handlers:
-    def __init__(self, settings: Settings, service: Callable[[], FeedService], rooms: Rooms):
+    def __init__(
+        self,
+        settings: Settings,
+        service: Callable[[], FeedService],
+        rooms: Rooms,
+        presence: Presence | None = None,
+        more: Mapping[str, Event] | None = None,
+    ) -> None:
+        """`more`: events beyond subscribe, unsubscribe and token.refresh (raid.py's),
+        handled as these are (bounded, errors as acks)."""
         self._groups = settings.feeds.keys()
         self._secret = str(settings.auth.api_secret)
         self._max_missed = settings.realtime.max_missed
         self.max_in_flight = settings.realtime.max_events_in_flight
         self._service = service
         self.rooms = rooms
-        self.outlets: dict[bool, Outlet] = {}  # by Peer.fast
         self.timers = ExpiryTimers(settings.realtime.token_grace_seconds, self._warn, self._drop)
         self.grants = GrantCache()
         self.pull_sources = PullSources()
-        self.presence: Presence | None = None  # set by the app (presence.py)
-        self._events: dict[str, Callable[[Peer, Any], Awaitable[Ack]]] = {
+        self.presence = presence
+        self._events: dict[str, Event] = {
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
             "token.refresh": self.refresh,
+            **(more or {}),
         }
-
-    def extend(self, events: dict[str, Callable[[Peer, Any], Awaitable[Ack]]]) -> None:
-        """More events, handled as these are (bounded, errors as acks): before any transport
-        is created, which registers `event_names()`."""
-        self._events.update(events)
 
     def event_names(self) -> list[str]:
         return list(self._events)
@@ -181,14 +188,14 @@ class Handlers:
         SOCKETS.dec()
 
     async def _warn(self, peer: Peer) -> None:
-        if peer.grant is not None:
-            await self.outlets[peer.fast].emit(peer, TOKEN_EXPIRED, {"grace": self.timers.grace})
+        if peer.grant is not None and peer.outlet is not None:
+            await peer.outlet.emit(peer, TOKEN_EXPIRED, {"grace": self.timers.grace})
 
     async def _drop(self, peer: Peer) -> None:
-        if peer.grant is not None:
+        if peer.grant is not None and peer.outlet is not None:
             log.info("disconnecting socket %s: its token expired and was not refreshed", peer.sid)
             TOKEN_EXPIRIES.inc()
-            await self.outlets[peer.fast].disconnect(peer)
+            await peer.outlet.disconnect(peer)
 
     # ------------------------------------------------------------------------------ events
 
@@ -231,17 +238,10 @@ class Handlers:
         finally:
             peer.in_flight -= 1
 
-    def grant_of(self, peer: Peer) -> Grant:
-        """The socket's grant; SignatureError once its token expired."""
-        grant = peer.grant
-        if grant is None or grant.expired:
-            raise SignatureError("token has expired; send token.refresh with a new one")
-        return grant
-
     async def subscribe(self, peer: Peer, data: Any) -> Ack:
         data = payload(data, "{feed, since?}")
         feed = parse_feed_id(data.get("feed"), self._groups)
-        grant = self.grant_of(peer)
+        grant = grant_of(peer)
         try:
             grant.require("feed", "read", feed)
         except TidingsError:

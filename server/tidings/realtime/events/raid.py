@@ -22,7 +22,7 @@ from ...metrics import SOCKET_PUBLISHES
 from ..presence.service import DEFAULT_PAGE, MAX_PAGE, Presence
 from ..transport.peers import Peer
 from ..transport.rate import TokenBucket
-from .handlers import Ack, Handlers, payload
+from .handlers import Ack, Event, grant_of, payload
 
 
 class RaidEvents:
@@ -30,19 +30,21 @@ class RaidEvents:
         self,
         settings: Settings,
         service: Callable[[], FeedService],
-        handlers: Handlers,
         presence: Presence,
     ) -> None:
         self._groups = settings.feeds.keys()
         self._rate = settings.realtime.publish_rate
         self._burst = settings.realtime.publish_burst
-        self._service, self.handlers, self.presence = service, handlers, presence
-        handlers.extend({"presence": self.members, "publish": self.publish})
+        self._service, self.presence = service, presence
+
+    def events(self) -> dict[str, Event]:
+        """The socket events of raid rooms, for the handlers."""
+        return {"presence": self.members, "publish": self.publish}
 
     async def members(self, peer: Peer, data: Any) -> Ack:
         data = payload(data, "{feed, limit?, cursor?}")
         feed = parse_feed_id(data.get("feed"), self._groups)
-        self.handlers.grant_of(peer).require("feed", "read", feed)
+        grant_of(peer).require("feed", "read", feed)
         if not self.presence.enabled(feed):
             raise FeedConfigError(f"feed group {feed.group} has no presence (presence = false)")
         limit = data.get("limit", DEFAULT_PAGE)
@@ -71,7 +73,7 @@ class RaidEvents:
 
     async def _publish(self, peer: Peer, data: Any) -> Ack:
         data = payload(data, "{feed, activity}")
-        grant = self.handlers.grant_of(peer)
+        grant = grant_of(peer)
         bucket = peer.bucket
         if bucket is None:
             bucket = peer.bucket = TokenBucket(self._rate, self._burst)

@@ -33,14 +33,28 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
 from ...bus.pubsub import PUBLISH_TIMEOUT, RETRY_MAX, RedisLink
 from ...metrics import PRESENCE_NODES_GONE
-from .service import Presence
-from .view import Entry
+from .view import Entry, Key, View
+
+
+class Members(Protocol):
+    """What the link needs of this node's presence (service.py's Presence)."""
+
+    node: str
+    ttl: float
+    view: View
+
+    def local_entries(self) -> dict[Key, Entry]: ...
+
+    def isolate(self) -> None: ...
+
+    def node_gone(self, node: str) -> None: ...
+
 
 log = logging.getLogger(__name__)
 REDIS_FAILURES = (RedisError, OSError, TimeoutError)
@@ -79,7 +93,7 @@ def _message(header: dict[str, Any]) -> bytes:
 
 
 class PresenceLink:
-    def __init__(self, presence: Presence, link: RedisLink) -> None:
+    def __init__(self, presence: Members, link: RedisLink) -> None:
         self.presence, self.link = presence, link
         self.node = presence.node
         self.ttl_ms = int(presence.ttl * 1000)
@@ -95,7 +109,6 @@ class PresenceLink:
         self._recovering = False  # up again after an outage: reap after a grace period
         self._absent: dict[str, int] = {}
         self._closed = False
-        presence.link = self
 
     @property
     def up(self) -> bool:

@@ -4,7 +4,7 @@ has `presence = true`, on every node.
 A socket whose token names a `user_id` and that subscribes to such a feed is a member (with the
 `info` of `subscribe {feed, presence: {info}}`). This node keeps its own members (`_local`: the
 sockets of each user in each room) and a `View` of the whole cluster; every change of this
-node's share of a member goes to the other nodes through Redis (presence_link.py), and each
+node's share of a member goes to the other nodes through Redis (link.py), and each
 node tells its own sockets in the room `presence.join` when a user's first socket joins
 anywhere and `presence.leave` when the last one leaves, reading that off its view. Presence
 costs no store writes.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...auth import Grant
+from ...bus.pubsub import RedisLink
 from ...domain.errors import InputError
 from ...domain.feeds import USER_ID_RE, FeedId
 from ...metrics import PRESENCE_MEMBERS
@@ -33,12 +34,12 @@ from ..transport import protocol as p
 from ..transport.hub import FastConn, Hub
 from ..transport.peers import Peer
 from ..transport.rooms import feed_room
+from .link import PresenceLink
 from .view import JOIN, Change, Entry, Key, Member, View
 
 if TYPE_CHECKING:
     import socketio
 
-    from .link import PresenceLink
 
 log = logging.getLogger(__name__)
 PRESENCE_JOIN, PRESENCE_LEAVE = "presence.join", "presence.leave"
@@ -94,14 +95,22 @@ class RoomEvents:
 
 class Presence:
     def __init__(
-        self, node: str, groups: Collection[str], ttl: float, info_bytes: int, events: RoomEvents
+        self,
+        node: str,
+        groups: Collection[str],
+        ttl: float,
+        info_bytes: int,
+        events: RoomEvents,
+        redis: RedisLink | None = None,
     ) -> None:
+        """`redis`: the link between nodes, when there are several (else presence is this
+        node's)."""
         self.node = node
         self.groups = frozenset(groups)  # the feed groups with presence
         self.ttl, self.info_bytes = ttl, info_bytes
         self.events = events
         self.view = View()
-        self.link: PresenceLink | None = None  # set when Redis is configured
+        self.link = PresenceLink(self, redis) if redis is not None else None
         self._local: dict[Key, LocalMember] = {}
         self._by_peer: dict[Peer, dict[str, str]] = {}  # peer -> feed -> user_id
 
@@ -186,7 +195,7 @@ class Presence:
     # ----------------------------------------------------------------------- the other nodes
 
     def remote(self, header: Mapping[str, Any]) -> None:
-        """A presence message of another node (presence_link.py names the kinds)."""
+        """A presence message of another node (link.py names the kinds)."""
         kind, node = header.get("k"), str(header.get("n"))
         if kind == "p.set":
             wire = header.get("e")

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from ...metrics import BACKLOGGED_SOCKETS, DELIVERIES, SLOW_CONSUMERS
 from ...runtime.background import spawn
-from .peers import Peer, Rooms
+from .peers import Outlet, Peer, Rooms
 from .protocol import FeedFrames, Packet
 from .rooms import room_feed
 
@@ -48,8 +48,10 @@ class FastConn(Peer):
                  "transport")  # fmt: skip
     fast = True
 
-    def __init__(self, sid: str, transport: asyncio.Transport) -> None:
-        super().__init__(sid)
+    def __init__(
+        self, sid: str, transport: asyncio.Transport, outlet: Outlet | None = None
+    ) -> None:
+        super().__init__(sid, outlet)
         self.transport = transport
         self.pending: deque[bytes] | None = None
         self.queued = 0  # bytes in `pending`

@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from ...auth import Grant
 from .rate import TokenBucket
 from .rooms import room_feed
 
 
-class Peer:
-    """One connected socket of namespace "/". `grant` is None until the Socket.IO connect."""
+class Outlet(Protocol):
+    """How to reach one peer of a transport (the transport that made it)."""
 
-    __slots__ = ("bucket", "grant", "in_flight", "pulls", "rooms", "sid")
+    async def emit(self, peer: Peer, event: str, data: Any) -> None: ...
+
+    async def disconnect(self, peer: Peer) -> None: ...
+
+
+class Peer:
+    """One connected socket of namespace "/". `grant` is None until the Socket.IO connect.
+    `outlet`: the transport that reaches it (None only for a peer no transport serves)."""
+
+    __slots__ = ("bucket", "grant", "in_flight", "outlet", "pulls", "rooms", "sid")
     fast = False  # written to directly by the hub (True) or through python-socketio (False)
 
-    def __init__(self, sid: str) -> None:
+    def __init__(self, sid: str, outlet: Outlet | None = None) -> None:
         self.sid = sid
+        self.outlet = outlet
         self.grant: Grant | None = None
         self.rooms: tuple[str, ...] = ()
         # pull room -> the subscribed feeds that bring it (None while there is none: the usual)

@@ -34,7 +34,6 @@ class SioPeers:
         self.sio = sio
         self.handlers = handlers
         self.peers: dict[str, SioPeer] = {}
-        handlers.outlets[False] = self
         if isinstance(sio, SioServer):
             sio.not_an_event = handlers.not_an_event
         sio.on("connect", self._connect)
@@ -50,7 +49,7 @@ class SioPeers:
             answer = refusal(exc)
             raise socketio.exceptions.ConnectionRefusedError(answer["message"],
                                                              answer["data"]) from exc  # fmt: skip
-        peer = self.peers[sid] = SioPeer(sid)
+        peer = self.peers[sid] = SioPeer(sid, self)
         self.handlers.connected(peer, grant)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:

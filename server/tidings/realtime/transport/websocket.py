@@ -73,7 +73,6 @@ class FastPath:
         self.compression = compression
         self._sockets: dict[FastConn, web.WebSocketResponse] = {}
         self._closing: dict[FastConn, asyncio.Future[bool]] = {}  # goodbyes under way
-        handlers.outlets[True] = self
 
     def accepts(self, request: web.Request) -> bool:
         """A direct WebSocket connection this path serves (else python-socketio's)."""
@@ -129,7 +128,7 @@ class FastPath:
             return ws
         with corked(transport):  # the 101 answer and the open packet: one TCP segment
             await ws.prepare(request)
-            conn = FastConn(new_sid(), transport)
+            conn = FastConn(new_sid(), transport, self)
             self.hub.add(conn)
             self.heartbeat.assign(conn)
             opening = p.open_packet(new_sid(), self.ping_interval, self.ping_timeout, MAX_PAYLOAD)

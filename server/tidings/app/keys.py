@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socketio
 from aiohttp import web
 
 from ..bus.node_stats import StatsBoard
@@ -16,6 +15,7 @@ from ..realtime.presence.link import PresenceLink
 from ..realtime.presence.service import Presence
 from ..realtime.transport.heartbeat import Heartbeat
 from ..realtime.transport.hub import Hub
+from ..realtime.transport.sio import Server
 from ..store.mongo.client import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,7 +23,7 @@ NODE_ID = web.AppKey("node_id", str)  # this process's, in job leases and Redis 
 DATABASE = web.AppKey("database", Database)
 SERVICE = web.AppKey("service", FeedService)
 RUNNER = web.AppKey("runner", FanoutRunner)
-SIO = web.AppKey("sio", socketio.AsyncServer)
+SIO = web.AppKey("sio", Server)
 HUB = web.AppKey("hub", Hub)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is

@@ -38,7 +38,7 @@ from .link import PresenceLink
 from .view import JOIN, Change, Entry, Key, Member, View
 
 if TYPE_CHECKING:
-    import socketio
+    from ..transport.sio import Server
 
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class RoomEvents:
     """Events to this node's sockets of one room, in order: the fast path's written at once
     (one frame for all), python-socketio's through one task (one emit per event)."""
 
-    def __init__(self, hub: Hub, sio: socketio.AsyncServer) -> None:
+    def __init__(self, hub: Hub, sio: Server) -> None:
         self.hub, self.sio = hub, sio
         self._queue: deque[tuple[str, Any, list[str]]] = deque()
         self._sending = False

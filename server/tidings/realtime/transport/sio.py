@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import socketio
 from aiohttp import hdrs, web
@@ -17,6 +17,9 @@ from .websocket import FastPath
 
 log = logging.getLogger(__name__)
 SOCKETIO_PATH = "/socket.io/"
+# The one module that imports python-socketio: the rest of Tidings names its parts through these.
+Server: TypeAlias = socketio.AsyncServer
+ConnectionRefused = socketio.exceptions.ConnectionRefusedError
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:

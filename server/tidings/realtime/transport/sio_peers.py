@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import socketio
-
 from ...domain.errors import TidingsError
 from ...metrics import DELIVERIES
 from ..events.handlers import Ack, Handlers, refusal
 from .peers import Peer
-from .sio import SioServer
+from .sio import ConnectionRefused, Server, SioServer
 
 INVALID_NAMESPACE = "Invalid namespace"  # node's socket.io refuses a namespace it lacks so
 
@@ -30,7 +28,7 @@ class SioPeer(Peer):
 class SioPeers:
     """The python-socketio sockets of this node, and the `Outlet` that reaches them."""
 
-    def __init__(self, sio: socketio.AsyncServer, handlers: Handlers) -> None:
+    def __init__(self, sio: Server, handlers: Handlers) -> None:
         self.sio = sio
         self.handlers = handlers
         self.peers: dict[str, SioPeer] = {}
@@ -47,7 +45,7 @@ class SioPeers:
             grant = self.handlers.authenticate(auth)
         except TidingsError as exc:
             answer = refusal(exc)
-            raise socketio.exceptions.ConnectionRefusedError(answer["message"],
+            raise ConnectionRefused(answer["message"],
                                                              answer["data"]) from exc  # fmt: skip
         peer = self.peers[sid] = SioPeer(sid, self)
         self.handlers.connected(peer, grant)
@@ -90,4 +88,4 @@ class SioPeers:
 async def _refuse_namespace(namespace: str, sid: str, environ: Any, auth: Any = None) -> None:
     """`44{"message": "Invalid namespace"}`, as node's socket.io answers (python-socketio's own
     answer would be "Unable to connect"): the server is created with `namespaces="*"`."""
-    raise socketio.exceptions.ConnectionRefusedError(INVALID_NAMESPACE)
+    raise ConnectionRefused(INVALID_NAMESPACE)

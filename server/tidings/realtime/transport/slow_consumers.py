@@ -19,17 +19,14 @@ import asyncio
 import logging
 from typing import Any
 
-import socketio
-
 from ...metrics import SLOW_CONSUMERS
+from .sio import Server
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0
 
 
-async def watch_slow_consumers(
-    sio: socketio.AsyncServer, max_packets: int, max_bytes: int = 1 << 62
-) -> None:
+async def watch_slow_consumers(sio: Server, max_packets: int, max_bytes: int = 1 << 62) -> None:
     failing = False
     while True:
         await asyncio.sleep(INTERVAL)
@@ -46,7 +43,7 @@ async def watch_slow_consumers(
             failing = False
 
 
-async def check(sio: socketio.AsyncServer, max_packets: int, max_bytes: int) -> None:
+async def check(sio: Server, max_packets: int, max_bytes: int) -> None:
     """One look at every python-socketio socket: drop those over a bound."""
     for eio_sid, socket in list(sio.eio.sockets.items()):
         if socket.closing or socket.closed:
@@ -75,7 +72,7 @@ def queued(queue: asyncio.Queue[Any]) -> tuple[int, int]:
     return len(items), size
 
 
-async def _drop(sio: socketio.AsyncServer, eio_sid: str, socket: Any) -> None:
+async def _drop(sio: Server, eio_sid: str, socket: Any) -> None:
     environ = sio.environ.get(eio_sid) or {}
     request = environ.get("aiohttp.request")
     if request is not None and request.transport is not None:

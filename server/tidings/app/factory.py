@@ -32,9 +32,10 @@ from ..firehose.setup import running_firehose
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
-from ..realtime.presence.service import Presence, RoomEvents
+from ..realtime.presence.service import Presence
 from ..realtime.transport.heartbeat import Heartbeat
 from ..realtime.transport.hub import Hub
+from ..realtime.transport.outlets import RoomEvents
 from ..realtime.transport.protocol import close_frame
 from ..realtime.transport.sio import allowed_origins, create_sio, mount
 from ..realtime.transport.sio_peers import SioPeers

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...auth import Grant, decode_token
 from ...config import Settings
@@ -22,16 +22,14 @@ from ...domain.ids import is_activity_id
 from ...feeds.service import FeedService
 from ...metrics import SOCKETS, SUBSCRIPTIONS, TOKEN_EXPIRIES
 from ...runtime.faults import fault_pause
+from ..presence.service import Presence
+from ..transport.dispatch import Ack
 from ..transport.peers import Peer, Rooms
 from ..transport.rooms import feed_room, pull_room
 from .expiry import TOKEN_EXPIRED, ExpiryTimers
 from .pull_sources import PullSources
 
-if TYPE_CHECKING:
-    from ..presence.service import Presence
-
 log = logging.getLogger(__name__)
-Ack = dict[str, Any]
 GRANT_CACHE = 4096  # verified tokens remembered (a reconnect storm decodes each token once)
 GRANT_CACHE_BYTES = 4 << 20  # ... holding at most this many characters of tokens in all
 MAX_TOKEN = 8192  # longest token accepted, padding included (Stream's are a few hundred bytes)
@@ -202,6 +200,9 @@ class Handlers:
     def knows(self, event: Any) -> bool:
         """Whether `event` is one this server answers (others get no ack, as in socket.io)."""
         return isinstance(event, str) and event in self._events
+
+    def refusal(self, exc: TidingsError) -> dict[str, Any]:
+        return refusal(exc)
 
     def busy(self) -> Ack:
         """The ack of an event refused because its socket has too many in flight."""

@@ -20,9 +20,10 @@ from ...domain.feeds import USER_ID_RE, parse_feed_id
 from ...feeds.service import FeedService
 from ...metrics import SOCKET_PUBLISHES
 from ..presence.service import DEFAULT_PAGE, MAX_PAGE, Presence
+from ..transport.dispatch import Ack
 from ..transport.peers import Peer
 from ..transport.rate import TokenBucket
-from .handlers import Ack, Event, grant_of, payload
+from .handlers import Event, grant_of, payload
 
 
 class RaidEvents:

@@ -19,27 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...auth import Grant
 from ...bus.pubsub import RedisLink
 from ...domain.errors import InputError
 from ...domain.feeds import USER_ID_RE, FeedId
 from ...metrics import PRESENCE_MEMBERS
-from ...runtime.background import spawn
-from ..transport import protocol as p
-from ..transport.hub import FastConn, Hub
+from ..transport.outlets import RoomEvents
 from ..transport.peers import Peer
 from ..transport.rooms import feed_room
 from .link import PresenceLink
 from .view import JOIN, Change, Entry, Key, Member, View
-
-if TYPE_CHECKING:
-    from ..transport.sio import Server
-
 
 log = logging.getLogger(__name__)
 PRESENCE_JOIN, PRESENCE_LEAVE = "presence.join", "presence.leave"
@@ -58,39 +51,6 @@ class LocalMember:
     @property
     def info(self) -> Any:
         return next(iter(self.peers.values()), None)
-
-
-class RoomEvents:
-    """Events to this node's sockets of one room, in order: the fast path's written at once
-    (one frame for all), python-socketio's through one task (one emit per event)."""
-
-    def __init__(self, hub: Hub, sio: Server) -> None:
-        self.hub, self.sio = hub, sio
-        self._queue: deque[tuple[str, Any, list[str]]] = deque()
-        self._sending = False
-
-    def send(self, room: str, event: str, data: Any) -> None:
-        frame: bytes | None = None
-        sids: list[str] = []
-        for peer in list(self.hub.members(room)):
-            if isinstance(peer, FastConn):
-                frame = frame or p.text_frame(p.event(event, data))
-                self.hub.send(peer, frame)
-            else:
-                sids.append(peer.sid)
-        if sids:
-            self._queue.append((event, data, sids))
-            if not self._sending:
-                self._sending = True
-                spawn(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                event, data, sids = self._queue.popleft()
-                await self.sio.emit(event, data, to=sids)
-        finally:
-            self._sending = False
 
 
 class Presence:

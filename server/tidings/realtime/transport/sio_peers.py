@@ -13,7 +13,7 @@ from typing import Any
 
 from ...domain.errors import TidingsError
 from ...metrics import DELIVERIES
-from ..events.handlers import Ack, Handlers, refusal
+from .dispatch import Ack, Dispatcher
 from .peers import Peer
 from .sio import ConnectionRefused, Server, SioServer
 
@@ -28,7 +28,7 @@ class SioPeer(Peer):
 class SioPeers:
     """The python-socketio sockets of this node, and the `Outlet` that reaches them."""
 
-    def __init__(self, sio: Server, handlers: Handlers) -> None:
+    def __init__(self, sio: Server, handlers: Dispatcher) -> None:
         self.sio = sio
         self.handlers = handlers
         self.peers: dict[str, SioPeer] = {}
@@ -44,7 +44,7 @@ class SioPeers:
         try:
             grant = self.handlers.authenticate(auth)
         except TidingsError as exc:
-            answer = refusal(exc)
+            answer = self.handlers.refusal(exc)
             raise ConnectionRefused(answer["message"],
                                                              answer["data"]) from exc  # fmt: skip
         peer = self.peers[sid] = SioPeer(sid, self)

@@ -23,8 +23,8 @@ from typing import Any
 from aiohttp import WSMsgType, hdrs, web
 
 from ...domain.errors import TidingsError
-from ..events.handlers import Handlers, refusal
 from . import protocol as p
+from .dispatch import Dispatcher
 from .heartbeat import Heartbeat
 from .hub import FastConn, Hub
 from .peers import Peer
@@ -62,7 +62,7 @@ def corked(transport: asyncio.Transport) -> Iterator[None]:
 
 class FastPath:
     def __init__(
-        self, hub: Hub, heartbeat: Heartbeat, handlers: Handlers, ping_interval: float,
+        self, hub: Hub, heartbeat: Heartbeat, handlers: Dispatcher, ping_interval: float,
         ping_timeout: float, origins: list[str] | None, compression: bool,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:  # fmt: skip
@@ -238,7 +238,7 @@ class FastPath:
         try:
             grant = self.handlers.authenticate(auth)
         except TidingsError as exc:
-            self.goodbye(conn, p.text_frame(p.encode(p.CONNECT_ERROR, refusal(exc))))
+            self.goodbye(conn, p.text_frame(p.encode(p.CONNECT_ERROR, self.handlers.refusal(exc))))
             return False
         self.handlers.connected(conn, grant)
         self.hub.send(conn, p.text_frame(p.encode(p.CONNECT, {"sid": conn.sid})))

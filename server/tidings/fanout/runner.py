@@ -1,6 +1,7 @@
-"""Runs fanout jobs: reads the followers of each source feed chunk by chunk (store/follows.py),
-writes a batch of follower entries (a chunk, or a `fanout.batch_size` part of one) in one
-unordered bulk insert, emits `feed.update` to that batch's feeds only once it is stored, then
+"""Runs fanout jobs: reads the followers of each source feed chunk by chunk
+(store/mongo/follows.py), writes a batch of follower entries (a chunk, or a `fanout.batch_size`
+part of one) in one unordered bulk insert, announces its `feed.update` to that batch's feeds
+(feeds/announce.py: firehose, then sockets) only once it is stored, then
 moves the job's cursor past the chunk once all its batches are done. Batches of a job run in an
 `asyncio.TaskGroup`; at most `fanout.concurrency` batches of all jobs run at once on a node, and
 a job's cursor only ever moves past chunks that are all done. Jobs that switch a feed's fanout
@@ -260,7 +261,7 @@ class FanoutRunner:
             # Removed (through `source`, or altogether) while this batch was being written:
             # the removal's own pass may already be past these feeds, so take back what this
             # batch put there, announce nothing, and stop the job (a removal through one of
-            # several owners starts a new job for the others: fanout/service.py).
+            # several owners starts a new job for the others: feeds/service.py).
             inserted_feeds = [e.feed for e in inserted]
             await self.activities.remove_copies(inserted_feeds, job.activity_id, source)
             raise ActivityRemoved(job.id)

@@ -38,7 +38,7 @@ class NoPulls:
     """The feeds known to follow no pull feed (the common case: their reads need no pull
     follows lookup), per node. A follow gets marked as a follow of a pull feed only by a follow
     of a pull feed or by a switch to pull, and both say `follows_changed` for its follower, on
-    every node (fanout/following.py, fanout/switches.py; the Redis link carries it): that
+    every node (feeds/following.py, fanout/switches.py; the Redis link carries it): that
     forgets the feed. A lookup that raced a change is not remembered (`generation`); after a
     Redis outage (`resync`) everything is forgotten, and entries expire after NO_PULLS_TTL."""
 
@@ -203,8 +203,8 @@ class Reads:
     ) -> tuple[GroupPage, list[dict[str, Any]]]:
         """The stored groups combined with the groups of the newest PULL_WINDOW activities of
         each pull feed it follows (merged at read time, never copied): as if they had been
-        copied, with the marks of merged groups (store/groups.py). Answers the page (its counts
-        count every group, merged ones too) and every group that holds merged activities."""
+        copied, with the marks of merged groups (store/mongo/groups.py). Answers the page (its
+        counts count every group, merged ones too) and every group that holds merged activities."""
         groups = self.activities.groups
         assert groups is not None and group.aggregation is not None
         pulled_ids = await asyncio.gather(*(

@@ -155,7 +155,7 @@ class FeedService:
                 await self._remove_one(origin, stored)
 
     async def _remove_one(self, feed: str, stored: StoredActivity) -> None:
-        """Ownership is per feed (store/activities.py): `feed` loses the activity, and so do
+        """Ownership is per feed (store/mongo/activities.py): `feed` loses the activity, and so do
         the `to` feeds it named that no other owner named, and their followers; the tombstone
         (which stops every fanout of it) only when no owner is left.
 

@@ -30,7 +30,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         # the group from them (sparse: flat feeds' entries cost nothing there).
         IndexModel([("feed", ASCENDING), ("group", ASCENDING)], sparse=True),
     ],
-    # Groups of aggregated/notification feeds (store/groups.py): one per (feed, group key);
+    # Groups of aggregated/notification feeds (store/mongo/groups.py): one per (feed, group key);
     # reads page newest updated first by `gid`, counts read unseen/unread groups of a feed.
     "feed_groups": [
         IndexModel([("feed", ASCENDING), ("group", ASCENDING)], unique=True),
@@ -38,7 +38,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("feed", ASCENDING), ("is_seen", ASCENDING)]),
         IndexModel([("feed", ASCENDING), ("is_read", ASCENDING)]),
     ],
-    # Marks of groups merged in at read time from pull feeds (store/groups.py).
+    # Marks of groups merged in at read time from pull feeds (store/mongo/groups.py).
     "group_marks": [IndexModel([("feed", ASCENDING), ("group", ASCENDING)], unique=True)],
     # Followers listings page by (target, _id), following listings by (source, _id); a reader
     # finds the pull feeds a feed follows by `pull_source`, set only on follows of pull feeds
@@ -53,13 +53,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("target", ASCENDING), ("source", ASCENDING)]),
     ],
     "fanout_jobs": [IndexModel([("lease_until", ASCENDING)])],
-    # Firehose messages (store/deliveries.py): what an endpoint may take now, and a node's own.
+    # Firehose messages (store/mongo/deliveries.py): what an endpoint may take now, and a
+    # node's own.
     "deliveries": [
         IndexModel([("endpoint", ASCENDING), ("state", ASCENDING), ("lease_until", ASCENDING)]),
         IndexModel([("owner", ASCENDING)]),
         IndexModel([("dead_at", ASCENDING)], sparse=True),  # dead letters past their retention
     ],
-    # Feeds whose follower counter is to be recounted (store/feeds.py): few at any time.
+    # Feeds whose follower counter is to be recounted (store/mongo/feeds.py): few at any time.
     "feeds": [IndexModel([("changed_at", ASCENDING)], sparse=True)],
 }
 

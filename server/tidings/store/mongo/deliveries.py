@@ -2,7 +2,7 @@
 
 A message is written in the step that makes its updates due (before the insert is answered, or
 before a fanout batch counts as done), leased to the node that wrote it, which sends it at once.
-The lease is the fanout jobs' (store/leases.py): `owner` and `lease_until`, renewed while the
+The lease is the fanout jobs' (store/mongo/leases.py): `owner` and `lease_until`, renewed while the
 message is in flight, taken over by any node once it runs out. A message waiting for a retry
 has no owner, and `lease_until` is the time it is due: one index answers "what may I take now".
 Delivered messages are deleted; dead ones (`state: "dead"`) are kept until replayed, purged,

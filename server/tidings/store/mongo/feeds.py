@@ -7,7 +7,7 @@
   follows once no change is in flight any more (FollowStore.repair_counters), and a switch of
   mode is decided on a recount too;
 - `slots`: follower chunk slots handed out so far (never decreases): slot k is in chunk
-  k // CHUNK_SIZE (store/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
+  k // CHUNK_SIZE (store/mongo/follows.py), so the chunks of a feed are 0..(slots-1)//CHUNK_SIZE;
   `holes`: the chunks of slots that unfollows freed (one entry per slot, at most MAX_HOLES),
   taken by new follows before any new slot: follow and unfollow cycles do not grow the chunks
   (a hole lost in a crash only wastes its slot);

@@ -1,5 +1,5 @@
-"""The bulk writes of follows (store/follows.py describes the documents and the steps): a batch
-of follows, of unfollows, their completion and their chunk memberships, in a few bulk writes
+"""The bulk writes of follows (store/mongo/follows.py describes the documents and the steps):
+a batch of follows, of unfollows, their completion and their chunk memberships, in a few bulk writes
 whatever their number."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   any store, and the chunks of a feed live with it when the store is sharded by feed.
 
 Follows are stored in bulk (FollowStore.follow_many, one batch of pairs): the new follows take
-chunk slots (store/feeds.py: holes an unfollow freed first, else new ones) and are counted, in
+chunk slots (store/mongo/feeds.py: holes an unfollow freed first, else new ones) and are counted, in
 one write per target; their `follows` documents (unique per source and target) are inserted with
 their chunk numbers, then added to those chunks. Every step can be retried: a retried follow
 finds its document and adds it to its chunk again (taking no slot), so a crash between the steps

@@ -1,7 +1,7 @@
 """Groups computed again from their entries: a compare-and-set on the group's version.
 
-A group document (store/groups.py) carries `v`, bumped by every join and every recompute, and
-`joined`: the join tokens (`group_joins`, store/activities.py) whose join this group counts
+A group document (store/mongo/groups.py) carries `v`, bumped by every join and every recompute, and
+`joined`: the join tokens (`group_joins`, store/mongo/activities.py) whose join this group counts
 while their insert is still pending. A recompute reads the group, then its entries, and writes
 what those make (domain/aggregation.regroup) only if the group is still at the version it read;
 otherwise it reads both again. So a join that lands between the read and the write is never
@@ -15,7 +15,7 @@ which adds them on top of what the recompute wrote; counting them here too would
 twice. A recompute that recovers an insert cut short (a crash between its entries and the
 removal of its token) adopts its token: it counts those entries and records the token in
 `joined`, so that the insert's own join, should it still be running after all, changes
-nothing (and recomputes the group in its turn: store/groups.py).
+nothing (and recomputes the group in its turn: store/mongo/groups.py).
 
 An insert takes milliseconds from its token to its joins, so `joined` keeps only the newest
 MAX_JOINED tokens (no second write per group to forget a token once its insert is done: that

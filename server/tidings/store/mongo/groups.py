@@ -10,14 +10,14 @@ activity ids sort by time, so group ids sort by `updated_at` (the time of the ne
 and a read pages on them as a flat feed pages on activity ids. An activity is in one group of
 a feed, so `gid` is unique within the feed.
 
-Groups are derived from the feed's entries (store/activities.py), which carry their `group`
+Groups are derived from the feed's entries (store/mongo/activities.py), which carry their `group`
 key (and `actor`) in such feeds, and the token of the insert that wrote them: ActivityStore
 calls `join` with the entries it inserted (a repeated insert inserts nothing, so it joins
 nothing; each entry is inserted once, so it is counted once) and `recompute` after removing
 entries or to recover an insert cut short (a group is recomputed from its entries; an empty
 one disappears). `v` counts the writes of the group, so that a recompute is a compare-and-set
 that never overwrites a concurrent join or recompute; `joined` holds the tokens of the
-pending inserts that the group counts already (store/group_recompute.py says which entries a
+pending inserts that the group counts already (store/mongo/group_recompute.py says which entries a
 recompute counts, why no interleaving of joins and recomputes loses or doubles one, and the
 one window a crash leaves).
 """
@@ -102,7 +102,7 @@ class GroupStore:
         insert of `token`) join their groups: one upsert per (feed, group) (an update pipeline:
         ids, origins, count, actors and the newest verb at once), all in one bulk write, each
         conditional on the group not holding the token yet. A group that holds it already was
-        recomputed by the recovery of this very insert (store/group_recompute.py), which may
+        recomputed by the recovery of this very insert (store/mongo/group_recompute.py), which may
         have missed some of its entries: it is recomputed again, as are all of them when the
         insert is so late that recomputes may take it for abandoned. Groups beyond
         `max_length` are trimmed."""
@@ -203,7 +203,7 @@ class GroupStore:
     ) -> None:
         """(feed, group key) pairs whose entries were removed (or whose join an insert cut
         short left pending: `adopt`, `create`): each group is computed again from its entries
-        (store/group_recompute.py: a compare-and-set on the group's version, so that no
+        (store/mongo/group_recompute.py: a compare-and-set on the group's version, so that no
         concurrent join or recompute is overwritten); an empty one disappears. Groups aged
         out stay out, unless `create`."""
         created = await self._recompute.run(pairs, adopt, create)
@@ -281,7 +281,7 @@ def _join_op(feed: str, joining: Joining, came: list[str], token: ObjectId) -> U
     is then a no-op: no match, and the upsert's insert hits the unique index). An update
     pipeline, so that the ids and the actors are merged, sorted and bounded in the same op;
     the version goes up (a recompute that read the group before writes nothing) and the group
-    records the token (the newest MAX_JOINED of them: see store/group_recompute.py). `came`:
+    records the token (the newest MAX_JOINED of them: see store/mongo/group_recompute.py). `came`:
     origin_members of the joining's ids; a group stored before groups kept origins keeps none
     (None: reads look its origins up in the entries) until it is recomputed."""
     ids, newest = list(joining.activity_ids), joining.newest

@@ -1,7 +1,7 @@
 """Groups merged in at read time, and their marks (`group_marks`).
 
 A grouped feed that follows a pull feed gets that feed's new activities merged in at read time
-(fanout/reads.py), never copied: a group may exist only by the merge, or hold merged activities
+(feeds/reads.py), never copied: a group may exist only by the merge, or hold merged activities
 newer than its stored part. Such marks are stored per (feed, group key) in `group_marks` as the
 group id (its newest activity id) the mark saw, `seen` / `read`: the merged part is seen while
 no merged activity is newer than that (a newer one joining makes the group unseen again, as a

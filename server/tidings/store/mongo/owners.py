@@ -1,4 +1,4 @@
-"""The ownership part of an activity document (store/activities.py): who owns it, who set its
+"""The ownership part of an activity document (store/mongo/activities.py): who owns it, who set its
 fields, and the conditional writes that keep concurrent adds and removals from losing an owner.
 
 `owners: [{feed, to}]` (each owning feed with the `to` feeds it named), `by` (the owner whose

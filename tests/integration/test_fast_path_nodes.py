@@ -34,8 +34,8 @@ from tests.integration.test_fast_path import (
     raw_client,
 )
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store, free_port
+from tidings.api.keys import BROADCASTER, DATABASE, NODE_ID, SERVICE
 from tidings.app.factory import create_app
-from tidings.app.keys import BROADCASTER, DATABASE, NODE_ID, SERVICE
 from tidings.config import load_settings
 from tidings.domain.events import feed_update
 from tidings.domain.feeds import parse_feed_id

@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ..app.keys import FIREHOSE, SERVICE, SETTINGS
 from ..domain.activities import (
     Limits,
     parse_activity,
@@ -31,6 +30,7 @@ from ..domain.ids import activity_id, lookup_id, parse_time
 from . import params
 from .context import GRANT, authenticate, json_body, path_feed
 from .errors import answer
+from .keys import FIREHOSE, SERVICE, SETTINGS
 
 
 def _limits(request: web.Request) -> Limits:

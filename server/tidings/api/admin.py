@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..app.keys import DATABASE, FIREHOSE, NODE_ID, PRESENCE, RUNNER, SETTINGS, STATS
 from ..auth import decode_token
 from ..bus.node_stats import merge_latency
 from ..domain.errors import NotAllowedError
 from ..store.mongo.deliveries import DeliveryStore
+from .keys import DATABASE, FIREHOSE, NODE_ID, PRESENCE, RUNNER, SETTINGS, STATS
 
 
 def require_server_token(request: web.Request) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..app.keys import SETTINGS
 from ..auth import Action, Grant, Resource, decode_token
 from ..domain.errors import ApiKeyError, InputError, SignatureError
 from ..domain.feeds import FeedId, parse_feed
+from .keys import SETTINGS
 
 GRANT = web.RequestKey("grant", Grant)
 

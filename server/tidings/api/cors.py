@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..app.keys import SETTINGS
 from ..realtime.transport.sio import allowed_origins
+from .keys import SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METHODS = "GET, POST, DELETE, OPTIONS"

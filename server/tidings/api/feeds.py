@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..app.keys import SERVICE, SETTINGS
 from ..domain.errors import InputError
 from ..domain.feeds import FeedId
 from ..domain.ids import lookup_id
@@ -16,6 +15,7 @@ from ..store.mongo.entry_reads import Page
 from . import params
 from .context import GRANT, authorize, json_body
 from .errors import answer
+from .keys import SERVICE, SETTINGS
 
 
 async def add_activities(request: web.Request) -> web.Response:

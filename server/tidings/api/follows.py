@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from ..app.keys import SERVICE, SETTINGS
 from ..auth import authorize_follow_target
 from ..config import FOLLOW_READERS
 from ..domain.errors import FeedConfigError, InputError, NotAllowedError
@@ -21,6 +20,7 @@ from ..store.mongo.follows import Follow
 from . import params
 from .context import GRANT, authenticate, authorize, json_body
 from .errors import answer
+from .keys import SERVICE, SETTINGS
 
 
 class FollowSchema(Schema):

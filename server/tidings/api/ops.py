@@ -8,8 +8,8 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..app.keys import DATABASE, PRESENCE, REDIS
 from ..store.mongo.client import ping
+from .keys import DATABASE, PRESENCE, REDIS
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -20,6 +20,22 @@ from aiohttp import web
 
 from ..api.cors import cors
 from ..api.errors import stream_errors
+from ..api.keys import (
+    BROADCASTER,
+    DATABASE,
+    FIREHOSE,
+    HEARTBEAT,
+    HUB,
+    NODE_ID,
+    PRESENCE,
+    PRESENCE_LINK,
+    REDIS,
+    RUNNER,
+    SERVICE,
+    SETTINGS,
+    SIO,
+    STATS,
+)  # fmt: skip
 from ..api.routes import setup_routes
 from ..bus.node_stats import StatsBoard
 from ..bus.pubsub import RedisLink
@@ -51,22 +67,6 @@ from ..store.mongo.follows import FollowStore
 from ..store.mongo.groups import GroupStore
 from ..store.mongo.jobs import JobStore
 from ..store.mongo.migrations import migrate
-from .keys import (
-    BROADCASTER,
-    DATABASE,
-    FIREHOSE,
-    HEARTBEAT,
-    HUB,
-    NODE_ID,
-    PRESENCE,
-    PRESENCE_LINK,
-    REDIS,
-    RUNNER,
-    SERVICE,
-    SETTINGS,
-    SIO,
-    STATS,
-)  # fmt: skip
 
 log = logging.getLogger(__name__)
 SOCKETS_GOODBYE_SECONDS = 2.0

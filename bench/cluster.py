@@ -34,7 +34,7 @@ import aiohttp
 
 from harness.store import embedded_store
 from tidings.auth import server_token
-from tidings.local_redis import local_redis
+from tidings.runtime.local_redis import local_redis
 
 from . import procinfo
 from .children import SubscriberProcess, start_subscribers, subscriber_config

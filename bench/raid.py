@@ -38,7 +38,7 @@ from harness.common import free_port
 from harness.store import embedded_store
 from tidings.auth import feed_token
 from tidings.domain.feeds import FeedId
-from tidings.local_redis import local_redis
+from tidings.runtime.local_redis import local_redis
 
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember

@@ -19,8 +19,8 @@ async def add_followers_bulk(db: Any, target: str, sources: Sequence[str]) -> in
     already following are left as they are. Answers how many follows were added. The target's
     fanout mode is not re-evaluated here: the next follow or unfollow through the API does that.
     """
-    from tidings.store.activities import ActivityStore
-    from tidings.store.follows import CHUNK_SIZE, FollowStore, record_of
+    from tidings.store.mongo.activities import ActivityStore
+    from tidings.store.mongo.follows import CHUNK_SIZE, FollowStore, record_of
 
     follows = FollowStore(db)
     sources = list(dict.fromkeys(sources))

@@ -183,10 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if settings.server.workers > 1:
-        from .cluster import supervise
+        from .runtime.supervisor import supervise
 
         return supervise(settings, args.config, args.log_level)
-    from .app import create_app
+    from .app.factory import create_app
 
     web.run_app(
         create_app(settings),

@@ -38,10 +38,13 @@ from tidings.config import FanoutSettings
 from tidings.domain.events import feed_update
 from tidings.fanout.runner import ActivityRemoved, FanoutRunner
 from tidings.fanout.switches import Plan
-from tidings.store.activities import ActivityStore, Entry
-from tidings.store.follows import CHUNK_SIZE, FollowStore, Member
-from tidings.store.jobs import Job, JobStore
-from tidings.store.mongo import Database, ensure_indexes
+from tidings.feeds.announce import Announcer
+from tidings.firehose.outbox import Firehose
+from tidings.runtime.background import TaskSet
+from tidings.store.mongo.activities import ActivityStore, Entry
+from tidings.store.mongo.client import Database, ensure_indexes
+from tidings.store.mongo.follows import CHUNK_SIZE, FollowStore, Member
+from tidings.store.mongo.jobs import Job, JobStore
 
 Doc = dict[str, Any]
 
@@ -128,7 +131,10 @@ async def db(store: Store) -> AsyncIterator[Database]:
 
 def make_runner(db: Database, recorder: Recorder, **changes: Any) -> FanoutRunner:
     jobs = JobStore(db, "node-a", timedelta(seconds=30))
-    return FanoutRunner(ActivityStore(db), FollowStore(db), jobs, recorder, settings(**changes))
+    announcer = Announcer(Firehose(), recorder, TaskSet())
+    return FanoutRunner(
+        ActivityStore(db), FollowStore(db), jobs, recorder, settings(**changes), announcer
+    )
 
 
 async def bulk_followers(db: Database, target: str, feeds: list[str]) -> None:

@@ -34,11 +34,11 @@ from tests.integration.fast_path_clients import (
     raw_client,
 )
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store, free_port
-from tidings.app import create_app
+from tidings.api.keys import BROADCASTER, DATABASE, NODE_ID, SERVICE
+from tidings.app.factory import create_app
 from tidings.config import load_settings
 from tidings.domain.events import feed_update
 from tidings.domain.feeds import parse_feed_id
-from tidings.keys import BROADCASTER, DATABASE, NODE_ID, SERVICE
 
 # --------------------------------------------------------------------------- 1. processes
 

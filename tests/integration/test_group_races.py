@@ -23,7 +23,7 @@ from stream.exceptions import StreamApiException
 
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 from tidings.domain.aggregation import regroup
-from tidings.store.merged_groups import stored_verb
+from tidings.store.mongo.merged_groups import stored_verb
 
 DAY = "2026-11-30T"
 WAIT = 15.0

@@ -19,7 +19,7 @@ import stream
 from pymongo import MongoClient
 
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
-from tidings.store.follows import CHUNK_SIZE
+from tidings.store.mongo.follows import CHUNK_SIZE
 
 Doc = dict[str, Any]
 FOLLOWERS = 1203  # more than two follower chunks (CHUNK_SIZE 500)

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from harness.common import SERVER_TOKEN
 from harness.engineio import RawSocket
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
-from tidings.realtime.pubsub import RedisLink
+from tidings.bus.pubsub import RedisLink
 
 WAIT = 15.0
 

@@ -27,7 +27,7 @@ from tests.integration.firehose_calls import FAST, webhooks
 from tests.integration.nodes import SERVER_TOKEN, Sub, has_new, poll, start_all, subscriber
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
 from tidings.domain.errors import UnavailableError
-from tidings.store import bulk
+from tidings.store.mongo import bulk
 
 WAIT = 10.0
 Doc = dict[str, Any]

@@ -1,4 +1,4 @@
-"""The one way of spawning background work (tidings.background): failures are logged by the
+"""The one way of spawning background work (tidings.runtime.background): failures are logged by the
 task's own done callback, and a TaskSet drains its tasks on shutdown."""
 
 from __future__ import annotations
@@ -8,18 +8,18 @@ import logging
 
 import pytest
 
-from tidings.background import TaskSet, spawn
+from tidings.runtime.background import TaskSet, spawn
 
 
 async def test_a_failed_task_is_logged_with_its_exception(caplog: pytest.LogCaptureFixture) -> None:
     async def fails() -> None:
         raise RuntimeError("boom")
 
-    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+    with caplog.at_level(logging.ERROR, logger="tidings.runtime.background"):
         task = spawn(fails())
         await asyncio.wait([task])
         await asyncio.sleep(0)  # the done callback runs on the next loop iteration
-    [record] = [r for r in caplog.records if r.name == "tidings.background"]
+    [record] = [r for r in caplog.records if r.name == "tidings.runtime.background"]
     assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
 
 
@@ -28,10 +28,10 @@ async def test_a_cancelled_task_is_not_logged_as_failed(caplog: pytest.LogCaptur
     task = tasks.spawn(asyncio.sleep(10))
     await asyncio.sleep(0)
     task.cancel()
-    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+    with caplog.at_level(logging.ERROR, logger="tidings.runtime.background"):
         await asyncio.wait([task])
         await asyncio.sleep(0)
-    assert not [r for r in caplog.records if r.name == "tidings.background"]
+    assert not [r for r in caplog.records if r.name == "tidings.runtime.background"]
     assert len(tasks) == 0
 
 

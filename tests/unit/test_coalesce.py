@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tidings.store.activity_cache import ActivityCache, measured
-from tidings.store.coalesce import Coalescer
+from tidings.store.memory.activity_cache import ActivityCache, measured
+from tidings.store.memory.coalesce import Coalescer
 
 
 class Source:

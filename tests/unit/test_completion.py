@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tidings.fanout.completion import Completion, started
-from tidings.store.jobs import Job
+from tidings.store.mongo.jobs import Job
 
 FOLLOWERS = {"user:a": 3, "user:b": 4, "user:big": 5000}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from tidings.domain.merge import Bounds
-from tidings.store.feed_heads import ENTRIES, FeedHeads, Head
+from tidings.store.memory.feed_heads import ENTRIES, FeedHeads, Head
 
 
 def ids(n: int, start: int = 0) -> list[tuple[str, str | None]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pymongo import AsyncMongoClient, ReadPreference
 
-from tidings.store.activities import ActivityStore
+from tidings.store.mongo.activities import ActivityStore
 
 
 async def test_fills_read_from_the_primary_when_the_url_prefers_secondaries() -> None:

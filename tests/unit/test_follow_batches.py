@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from tidings.background import TaskSet
 from tidings.domain.errors import InputError
-from tidings.fanout.following import Batches, Key
+from tidings.feeds.following import Batches, Key
+from tidings.runtime.background import TaskSet
 
 
 async def test_items_arriving_during_a_batch_go_together_into_the_next() -> None:
@@ -105,11 +105,11 @@ async def test_a_drain_that_fails_itself_is_logged(caplog: pytest.LogCaptureFixt
 
     tasks = TaskSet("follow batch")
     batches = Batches(run, max_size=10, spawn=tasks.spawn)
-    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+    with caplog.at_level(logging.ERROR, logger="tidings.runtime.background"):
         with pytest.raises(asyncio.CancelledError):  # its callers are not left waiting
             await batches.submit(("t", 0), "a")
         await asyncio.sleep(0)
-    [record] = [r for r in caplog.records if r.name == "tidings.background"]
+    [record] = [r for r in caplog.records if r.name == "tidings.runtime.background"]
     assert "follow batch failed" in record.getMessage()
     assert isinstance(record.exc_info and record.exc_info[1], AttributeError)
 

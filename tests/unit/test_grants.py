@@ -10,8 +10,8 @@ import pytest
 
 from tidings.config import load_settings
 from tidings.domain.errors import SignatureError
-from tidings.realtime import handlers as h
-from tidings.realtime.peers import Rooms
+from tidings.realtime.events import handlers as h
+from tidings.realtime.transport.peers import Rooms
 
 SECRET = "unit-secret-0123456789abcdef-0123456789"
 

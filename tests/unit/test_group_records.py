@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 
 from tidings.domain.aggregation import MAX_GROUP_ACTIVITIES
-from tidings.store.group_recompute import ABANDONED_AFTER, abandoned, late
-from tidings.store.merged_groups import group_origins, origin_members
+from tidings.store.mongo.group_recompute import ABANDONED_AFTER, abandoned, late
+from tidings.store.mongo.merged_groups import group_origins, origin_members
 
 
 def _id(n: int) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from tidings.realtime import hub as hub_module
-from tidings.realtime.hub import FastConn, Hub
-from tidings.realtime.peers import Peer
-from tidings.realtime.protocol import FeedFrames
-from tidings.realtime.rooms import feed_room, pull_room
+from tidings.realtime.transport import hub as hub_module
+from tidings.realtime.transport.hub import FastConn, Hub
+from tidings.realtime.transport.peers import Peer
+from tidings.realtime.transport.protocol import FeedFrames
+from tidings.realtime.transport.rooms import feed_room, pull_room
 
 ROOM, OTHER = feed_room("user:room"), feed_room("user:other")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tidings.realtime.peers import Peer, Rooms
-from tidings.realtime.rooms import feed_room, pull_room
+from tidings.realtime.transport.peers import Peer, Rooms
+from tidings.realtime.transport.rooms import feed_room, pull_room
 
 
 def test_join_leave_and_recipients_once() -> None:

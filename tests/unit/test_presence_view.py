@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidings.realtime.presence_view import JOIN, LEAVE, Change, Entry, View
+from tidings.realtime.presence.view import JOIN, LEAVE, Change, Entry, View
 
 ROOM = "raid:1"
 

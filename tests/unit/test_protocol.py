@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from tidings.realtime import protocol as p
+from tidings.realtime.transport import protocol as p
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings.realtime import pull_sources as module
-from tidings.realtime.pull_sources import PullSources
+from tidings.realtime.events import pull_sources as module
+from tidings.realtime.events.pull_sources import PullSources
 
 
 class Store:

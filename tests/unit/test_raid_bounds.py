@@ -7,7 +7,7 @@ import pytest
 from tidings.auth import decode_token, feed_token
 from tidings.config import ConfigError, load_settings
 from tidings.domain.feeds import FeedId
-from tidings.realtime.rate import TokenBucket
+from tidings.realtime.transport.rate import TokenBucket
 
 SECRET = "unit-test-secret-0123456789-abcdef"
 GROUPS = ("user", "timeline", "raid", "notification", "timeline_aggregated")

@@ -13,8 +13,8 @@ import pytest
 import socketio
 from engineio import packet
 
-from tidings.realtime import slow_consumers
-from tidings.realtime.slow_consumers import watch_slow_consumers
+from tidings.realtime.transport import slow_consumers
+from tidings.realtime.transport.slow_consumers import watch_slow_consumers
 
 
 class Socket:

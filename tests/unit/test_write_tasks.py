@@ -1,4 +1,4 @@
-"""Writes run to their end whatever happens to their caller (tidings.background.completes)."""
+"""Writes run to their end whatever happens to their caller (runtime.background.completes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tidings.background import TaskSet, completes
+from tidings.runtime.background import TaskSet, completes
 
 
 class Service:
@@ -56,11 +56,11 @@ async def test_the_caller_gets_the_result_and_the_failure_unlogged(
     service = Service()
     service.gate.set()
     assert await service.write("a") == "a"
-    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+    with caplog.at_level(logging.ERROR, logger="tidings.runtime.background"):
         with pytest.raises(RuntimeError, match="b failed"):
             await service.write("b", fail=True)
         await asyncio.sleep(0)
-    assert not [r for r in caplog.records if r.name == "tidings.background"]
+    assert not [r for r in caplog.records if r.name == "tidings.runtime.background"]
 
 
 async def test_a_failure_once_the_caller_left_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -68,11 +68,11 @@ async def test_a_failure_once_the_caller_left_is_logged(caplog: pytest.LogCaptur
     caller = asyncio.ensure_future(service.write("a", fail=True))
     await service.started.wait()
     caller.cancel()
-    with caplog.at_level(logging.ERROR, logger="tidings.background"):
+    with caplog.at_level(logging.ERROR, logger="tidings.runtime.background"):
         service.gate.set()
         await service.writes.drain(grace=5)
         await asyncio.sleep(0)
-    [record] = [r for r in caplog.records if r.name == "tidings.background"]
+    [record] = [r for r in caplog.records if r.name == "tidings.runtime.background"]
     assert record.exc_info is not None and str(record.exc_info[1]) == "a failed"
 
 

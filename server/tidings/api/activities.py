@@ -27,10 +27,10 @@ from ..domain.activities import (
 from ..domain.errors import InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.ids import activity_id, lookup_id, parse_time
-from ..keys import FIREHOSE, SERVICE, SETTINGS
 from . import params
 from .context import GRANT, authenticate, json_body, path_feed
 from .errors import answer
+from .keys import FIREHOSE, SERVICE, SETTINGS
 
 
 def _limits(request: web.Request) -> Limits:

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import decode_token
+from ..bus.node_stats import merge_latency
 from ..domain.errors import NotAllowedError
-from ..keys import DATABASE, FIREHOSE, NODE_ID, PRESENCE, RUNNER, SETTINGS, STATS
-from ..node_stats import merge_latency
-from ..store.deliveries import DeliveryStore
+from ..store.mongo.deliveries import DeliveryStore
+from .keys import DATABASE, FIREHOSE, NODE_ID, PRESENCE, RUNNER, SETTINGS, STATS
 
 
 def require_server_token(request: web.Request) -> None:

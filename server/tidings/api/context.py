@@ -11,7 +11,7 @@ from aiohttp import web
 from ..auth import Action, Grant, Resource, decode_token
 from ..domain.errors import ApiKeyError, InputError, SignatureError
 from ..domain.feeds import FeedId, parse_feed
-from ..keys import SETTINGS
+from .keys import SETTINGS
 
 GRANT = web.RequestKey("grant", Grant)
 

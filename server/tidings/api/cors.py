@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..config import allowed_origins
-from ..keys import SETTINGS
+from .keys import SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METHODS = "GET, POST, DELETE, OPTIONS"

@@ -9,14 +9,13 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ..domain.errors import InputError
-from ..domain.events import feed_update
 from ..domain.feeds import FeedId
 from ..domain.ids import lookup_id
-from ..keys import SERVICE, SETTINGS
-from ..store.entry_reads import Page
+from ..store.mongo.entry_reads import Page
 from . import params
 from .context import GRANT, authorize, json_body
 from .errors import answer
+from .keys import SERVICE, SETTINGS
 
 
 async def add_activities(request: web.Request) -> web.Response:
@@ -65,7 +64,7 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
 async def _announce_counts(request: web.Request, feed: str) -> None:
     """After a mark, every socket of the feed gets the new counts (other devices' badges):
     the broadcaster adds them to a notification feed's events."""
-    await request.app[SERVICE].broadcaster.feed_update([feed], feed_update(feed))
+    await request.app[SERVICE].announcer.counts(feed)
 
 
 def _mark(query: Mapping[str, str], name: str) -> bool | list[str]:

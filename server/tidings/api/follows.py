@@ -16,11 +16,11 @@ from ..config import FOLLOW_READERS
 from ..domain.errors import FeedConfigError, InputError, NotAllowedError
 from ..domain.feeds import FeedId, parse_feed_id
 from ..domain.validation import input_error
-from ..keys import SERVICE, SETTINGS
-from ..store.follows import Follow
+from ..store.mongo.follows import Follow
 from . import params
 from .context import GRANT, authenticate, authorize, json_body
 from .errors import answer
+from .keys import SERVICE, SETTINGS
 
 
 class FollowSchema(Schema):

@@ -8,9 +8,9 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from .. import metrics
-from ..keys import DATABASE, PRESENCE, REDIS, SERVICE
-from ..store.activities import ActivityStore
-from ..store.mongo import ping
+from ..store.mongo.activities import ActivityStore
+from ..store.mongo.client import ping
+from .keys import DATABASE, PRESENCE, REDIS, SERVICE
 
 
 async def healthz(request: web.Request) -> web.Response:

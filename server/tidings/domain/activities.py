@@ -97,7 +97,7 @@ class Limits:
     max_batch: int = 100
     max_batch_bytes: int = 524288
     # How far ahead of the server's clock a `time` may be: a far-future activity would stay on
-    # top of its feeds and raise its feed's highest id for good (fanout/service.py _pulled).
+    # top of its feeds and raise its feed's highest id for good (feeds/service.py _pulled).
     max_future_seconds: float = 600.0
 
 

@@ -77,7 +77,7 @@ MAX_GROUP_ACTORS = 100  # distinct actors a group remembers; actor_count stops c
 @dataclass(frozen=True)
 class Joining:
     """What one batch of new activities brings to one group of one feed: applied to the
-    stored group in one conditional update (store/groups.py)."""
+    stored group in one conditional update (store/mongo/groups.py)."""
 
     key: str
     activity_ids: tuple[str, ...]  # newest first, at most MAX_GROUP_ACTIVITIES

@@ -95,7 +95,7 @@ clock = Clock()
 
 def id_floor(time: datetime) -> str:
     """The lowest id any activity at `time` (to the millisecond) can have: an id range bound
-    that stands for a time (see store/scan.py)."""
+    that stands for a time (see store/mongo/scan.py)."""
     millis = max(0, min(_MAX_MS, (time - EPOCH) // timedelta(milliseconds=1)))
     digits = f"{millis:012x}"
     return f"{digits[:8]}-{digits[8:]}-0000-0000-000000000000"

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from ..metrics import FANOUT_AWAITED
-from ..store.jobs import Job
+from ..store.mongo.jobs import Job
 
 Started = list[tuple[Job, "asyncio.Task[Any]"]]
 FollowerCounts = Callable[[Collection[str]], Awaitable[dict[str, int]]]  # followers by feed

@@ -1,6 +1,7 @@
-"""Runs fanout jobs: reads the followers of each source feed chunk by chunk (store/follows.py),
-writes a batch of follower entries (a chunk, or a `fanout.batch_size` part of one) in one
-unordered bulk insert, emits `feed.update` to that batch's feeds only once it is stored, then
+"""Runs fanout jobs: reads the followers of each source feed chunk by chunk
+(store/mongo/follows.py), writes a batch of follower entries (a chunk, or a `fanout.batch_size`
+part of one) in one unordered bulk insert, announces its `feed.update` to that batch's feeds
+(feeds/announce.py: firehose, then sockets) only once it is stored, then
 moves the job's cursor past the chunk once all its batches are done. Batches of a job run in an
 `asyncio.TaskGroup`; at most `fanout.concurrency` batches of all jobs run at once on a node, and
 a job's cursor only ever moves past chunks that are all done. Jobs that switch a feed's fanout
@@ -22,16 +23,16 @@ from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from ..background import TaskSet
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
-from ..faults import fault_pause, fault_point
-from ..firehose.outbox import Firehose
-from ..leases import keep_alive
+from ..domain.ports import Announcer, FeedUpdate
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
-from ..store.activities import ActivityStore, Entry
-from ..store.follows import FollowStore, Member
-from ..store.jobs import Cursor, Job, JobStore
+from ..runtime.background import TaskSet
+from ..runtime.faults import fault_pause, fault_point
+from ..runtime.leases import keep_alive
+from ..store.mongo.activities import ActivityStore, Entry
+from ..store.mongo.follows import FollowStore, Member
+from ..store.mongo.jobs import Cursor, Job, JobStore
 from .completion import started
 from .switches import Batch, BatchMaker, Plan, Switches
 
@@ -79,11 +80,11 @@ class FanoutRunner:
         jobs: JobStore,
         broadcaster: Broadcaster,
         settings: FanoutSettings,
-        firehose: Firehose | None = None,
+        announcer: Announcer,
     ) -> None:
         self.activities, self.follows, self.jobs = activities, follows, jobs
         self.broadcaster = broadcaster
-        self.firehose = firehose or Firehose()
+        self.announcer = announcer
         self.settings = settings
         self.switches = Switches(activities, follows, broadcaster)
         self._tasks = TaskSet("fanout task")
@@ -260,7 +261,7 @@ class FanoutRunner:
             # Removed (through `source`, or altogether) while this batch was being written:
             # the removal's own pass may already be past these feeds, so take back what this
             # batch put there, announce nothing, and stop the job (a removal through one of
-            # several owners starts a new job for the others: fanout/service.py).
+            # several owners starts a new job for the others: feeds/service.py).
             inserted_feeds = [e.feed for e in inserted]
             await self.activities.remove_copies(inserted_feeds, job.activity_id, source)
             raise ActivityRemoved(job.id)
@@ -270,10 +271,7 @@ class FanoutRunner:
         if targets and emit:
             # The firehose's messages are stored before the batch counts as done (a rerun
             # after a takeover writes the same ones: their ids name the job and the batch).
-            await asyncio.gather(
-                self.broadcaster.feed_update(targets, event),
-                self._hand_over(job, source, feeds, targets, event),
-            )
+            await self._announce(job, source, feeds, targets, event)
             fault_point("fanout.batch_handed_over")
             INSERT_TO_EMIT.labels("fanout").observe(_since(job.created_at))
 
@@ -290,17 +288,15 @@ class FanoutRunner:
         FANOUT_BATCHES.labels("remove").inc()
         FANOUT_ENTRIES.labels("remove").inc(removed)
         if emit:
-            await asyncio.gather(
-                self.broadcaster.feed_update(feeds, event),
-                self._hand_over(job, source, feeds, feeds, event),
-            )
+            await self._announce(job, source, feeds, feeds, event)
 
-    async def _hand_over(
+    async def _announce(
         self, job: Job, source: str, batch: list[str], feeds: list[str], event: dict[str, Any]
     ) -> None:
-        if self.firehose.on and feeds:
-            key = f"{job.id}\n{source}\n{batch[0]}"
-            await self.firehose.hand_over([(feeds, event)], job.created_at, key)
+        """`feeds` of the batch `batch` hold the update; its firehose messages are keyed by
+        the job and the batch (a rerun after a takeover writes the same ones)."""
+        key = f"{job.id}\n{source}\n{batch[0]}" if batch else None
+        await self.announcer.announce([FeedUpdate(feeds, event)], job.created_at, key)
 
     async def watch_abandoned(self) -> None:
         """Forever: take over jobs whose node died (their lease ran out) and resume them, and

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from ..domain.events import Broadcaster
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES
-from ..store.activities import ActivityStore, Entry
-from ..store.feeds import DRAINING
-from ..store.follows import FollowStore, Member
-from ..store.jobs import Job
+from ..store.mongo.activities import ActivityStore, Entry
+from ..store.mongo.feeds import DRAINING
+from ..store.mongo.follows import FollowStore, Member
+from ..store.mongo.jobs import Job
 
 Batch = Callable[[list[Member]], Awaitable[None]]
 # The batch of one source feed of a job. (Whether a batch replays is the job's: `job.resumed`.)

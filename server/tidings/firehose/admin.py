@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import ConfigError, Settings
-from ..store import embedded, mongo
-from ..store.deliveries import DeliveryStore
+from ..store.mongo import client as mongo
+from ..store.mongo import embedded
+from ..store.mongo.deliveries import DeliveryStore
 from .endpoints import endpoints_of
 
 

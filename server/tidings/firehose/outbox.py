@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..store.deliveries import DeliveryStore, Message
+from ..store.mongo.deliveries import DeliveryStore, Message
 from .endpoints import Endpoint
 from .messages import Update, bodies, elements, message_id
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..store.deliveries import Message
+from ..store.mongo.deliveries import Message
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..background import spawn
 from ..config import FirehoseSettings, SqsEndpoint, WebhookEndpoint
-from ..store.deliveries import DeliveryStore
-from ..store.mongo import Database
+from ..runtime.background import spawn
+from ..store.mongo.client import Database
+from ..store.mongo.deliveries import DeliveryStore
 from .endpoints import endpoints_of
 from .outbox import Firehose
 from .senders import Sender

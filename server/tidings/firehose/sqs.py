@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import SqsEndpoint
-from ..store.deliveries import Message
+from ..store.mongo.deliveries import Message
 from .senders import DELIVERED, Outcome
 
 GROUP_ID = re.compile(r"[!-~]{1,128}")

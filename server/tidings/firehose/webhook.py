@@ -12,7 +12,7 @@ import aiohttp
 from standardwebhooks import Webhook
 
 from ..config import WebhookEndpoint
-from ..store.deliveries import Message
+from ..store.mongo.deliveries import Message
 from .senders import DELIVERED, Outcome
 
 USER_AGENT = "tidings-firehose/1"

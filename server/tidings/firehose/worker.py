@@ -26,9 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from ..background import TaskSet
 from ..config import FirehoseSettings
-from ..leases import keep_alive
 from ..metrics import (
     FIREHOSE_DEAD,
     FIREHOSE_DELIVERED,
@@ -37,7 +35,9 @@ from ..metrics import (
     FIREHOSE_RETRIED,
     FIREHOSE_SKIPPED,
 )
-from ..store.deliveries import DeliveryStore, Message
+from ..runtime.background import TaskSet
+from ..runtime.leases import keep_alive
+from ..store.mongo.deliveries import DeliveryStore, Message
 from .endpoints import Endpoint
 from .messages import retry_delay
 from .senders import Outcome, Sender

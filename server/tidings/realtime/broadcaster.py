@@ -33,18 +33,18 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
+from ..bus.pubsub import RESYNC, RedisLink
 from ..domain.events import FEED_UPDATE
-from ..fanout.reads import NoPulls
+from ..feeds.reads import NoPulls
 from ..metrics import BROADCAST_SECONDS
-from ..store.activity_cache import ActivityCache
-from ..store.feed_heads import FeedHeads
-from . import protocol as p
-from .handlers import Handlers
-from .hub import Hub
-from .peers import Peer
-from .pubsub import RESYNC, RedisLink
-from .rooms import feed_room, pull_room
-from .sio_peers import SioPeers
+from ..store.memory.activity_cache import ActivityCache
+from ..store.memory.feed_heads import FeedHeads
+from .events.handlers import Handlers
+from .transport import protocol as p
+from .transport.hub import Hub
+from .transport.peers import Peer
+from .transport.rooms import feed_room, pull_room
+from .transport.sio_peers import SioPeers
 
 Counts = Callable[[Sequence[str]], Awaitable[dict[str, tuple[int, int]]]]
 

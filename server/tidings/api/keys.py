@@ -1,0 +1,34 @@
+"""Typed application state: every shared object of the aiohttp app, by `web.AppKey`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..bus.node_stats import StatsBoard
+from ..bus.pubsub import RedisLink
+from ..config import Settings
+from ..fanout.runner import FanoutRunner
+from ..feeds.service import FeedService
+from ..firehose.outbox import Firehose
+from ..realtime.broadcaster import Broadcaster
+from ..realtime.presence.link import PresenceLink
+from ..realtime.presence.service import Presence
+from ..realtime.transport.heartbeat import Heartbeat
+from ..realtime.transport.hub import Hub
+from ..realtime.transport.sio import Server
+from ..store.mongo.client import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+NODE_ID = web.AppKey("node_id", str)  # this process's, in job leases and Redis publishes
+DATABASE = web.AppKey("database", Database)
+SERVICE = web.AppKey("service", FeedService)
+RUNNER = web.AppKey("runner", FanoutRunner)
+SIO = web.AppKey("sio", Server)
+HUB = web.AppKey("hub", Hub)
+BROADCASTER = web.AppKey("broadcaster", Broadcaster)
+REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is
+HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
+PRESENCE = web.AppKey("presence", Presence)
+PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is
+FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)
+STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)

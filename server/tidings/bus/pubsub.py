@@ -1,0 +1,294 @@
+"""Cross-node delivery through Redis pub/sub, that keeps local delivery going when Redis fails.
+
+`RedisLink` publishes the broadcaster's messages on `redis.channel` and hands every message of
+the other nodes to `on_message`, on redis-py's `redis.asyncio`. For "no lost activity under
+Redis faults":
+- the emitting node delivers to its own sockets itself, before publishing (broadcaster.py); while
+  Redis is down, publishing is skipped at once instead of retried per emit, so a fanout is not
+  slowed down by an outage;
+- one log line when Redis goes away and one when it is back, not one per emit;
+- reconnection is retried every `RETRY_MAX` seconds at most;
+- when Redis comes back, `on_recovery` runs: every node tells its own sockets `resync`, since they
+  may have missed events published by other nodes meanwhile, and they re-subscribe with `since`;
+- the listener survives any error (not only Redis's): it counts as Redis being down (`up` false,
+  with a traceback in the log for an error that is not a connection's), and it starts again;
+- an event this node did not publish (Redis down, or the publish failed while the listener was
+  up) was missed by the other nodes: this node owes them a resync, and publishes
+  `resync_request(rooms)` (the broadcaster's "resync" message, naming the rooms of the events
+  missed, or every room past MAX_OWED_ROOMS) as soon as Redis takes it again. A message whose
+  loss costs the others nothing (cache drops: the caches do not depend on them) owes nothing;
+- a dead link is found within seconds, also when nothing says so (a half-open connection, a
+  path that drops everything): the listener pings Redis every PING_SECONDS and counts the link
+  down when nothing came back for DEAD_SECONDS; every connection has a socket timeout and TCP
+  keepalive. `on_linked` runs each time the listener is subscribed (again), before anything is
+  delivered: the caches trust nothing read before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..config import url_location
+from ..metrics import REDIS_UP
+from ..runtime.background import spawn
+
+log = logging.getLogger(__name__)
+RETRY_MIN, RETRY_MAX = 0.1, 2.0
+PUBLISH_TIMEOUT = 2.0
+SOCKET_TIMEOUT = 5.0  # any command of any connection (the listener waits with its own timeout)
+PING_SECONDS = 1.0  # the listener pings Redis this often ...
+DEAD_SECONDS = 3.0  # ... and counts the link down when nothing came back for this long
+RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
+MAX_OWED_ROOMS = 10_000  # rooms named in one owed resync; past it, every socket resyncs
+OnRecovery = Callable[[], Awaitable[None]]
+ResyncRequest = Callable[[list[str] | None], bytes]
+OnMessage = Callable[[bytes], Awaitable[None]]
+
+
+def _connect(url: str, channel: str) -> aioredis.Redis:
+    if urlparse(url).scheme in ("redis+sentinel", "rediss+sentinel"):
+        from socketio.redis_manager import parse_redis_sentinel_url
+
+        sentinels, service, options = parse_redis_sentinel_url(url)
+        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call,unused-ignore]
+        return cast(aioredis.Redis, sentinel.master_for(service or channel))
+    tcp: dict[str, Any] = {}
+    if urlparse(url).scheme in ("redis", "rediss"):  # a Unix socket has no keepalive
+        tcp["socket_keepalive"] = True
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=PUBLISH_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+        health_check_interval=10,
+        **tcp,
+        # A pooled connection that died with a restarted Redis fails once: retry on a new one.
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+class RedisLink:
+    def __init__(self, url: str, channel: str) -> None:
+        self.url, self.channel = url, channel
+        self.up = False
+        self._redis: aioredis.Redis | None = None
+        self._was_down = False
+        self._publish_failing = False
+        self._listener: asyncio.Task[None] | None = None
+        self._owed = False  # events were not published: the other nodes must resync ...
+        self._owed_rooms: set[str] | None = set()  # ... the sockets of these rooms (None: all)
+        self._repaying: asyncio.Task[None] | None = None
+        self.on_recovery: OnRecovery | None = None
+        self.on_message: OnMessage | None = None
+        self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
+        self.on_linked: OnRecovery | None = None  # ... awaited first (the caches' trust)
+        # What makes the other nodes resync the sockets of some rooms (None: all).
+        self.resync_request: ResyncRequest | None = None
+
+    @property
+    def state(self) -> str:
+        return "ok" if self.up else "down"
+
+    def _client(self) -> aioredis.Redis:
+        if self._redis is None:
+            self._redis = _connect(self.url, self.channel)
+        return self._redis
+
+    def client(self) -> aioredis.Redis:
+        """The Redis client, for what else is kept in Redis (presence entries): its callers
+        handle Redis errors themselves."""
+        return self._client()
+
+    async def publish(self, data: bytes, rooms: Collection[str] | None = None) -> None:
+        """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
+        is down this returns at once (the other nodes' sockets in `rooms` recover through
+        `since`, once this node tells them to resync; `rooms` None: every socket, empty: the
+        message's loss costs them nothing)."""
+        if not self.up:
+            self._owe(rooms)
+            return
+        if await self._send(data):
+            self._publish_failing = False
+            return
+        self._owe(rooms)
+        if not self._publish_failing:
+            log.error(
+                "cannot publish to Redis at %s: this event reaches this node's sockets only; "
+                "the other nodes are told to resync once Redis takes messages again",
+                url_location(self.url),
+            )
+        self._publish_failing = True
+
+    async def _send(self, data: bytes) -> bool:
+        try:
+            await asyncio.wait_for(self._client().publish(self.channel, data), PUBLISH_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.debug("publish failed: %r", exc)
+            return False
+        return True
+
+    def _owe(self, rooms: Collection[str] | None) -> None:
+        """The other nodes missed an event of this node to `rooms`: make their sockets there
+        resync (once) soon."""
+        if rooms is not None and not rooms:
+            return
+        if rooms is None or self._owed_rooms is None:
+            self._owed_rooms = None
+        else:
+            self._owed_rooms.update(rooms)
+            if len(self._owed_rooms) > MAX_OWED_ROOMS:
+                self._owed_rooms = None
+        self._owed = True
+        self._repay_soon()
+
+    def _repay_soon(self) -> None:
+        if self._repaying is None and self.resync_request is not None:
+            self._repaying = spawn(self._repay())
+
+    async def _repay(self) -> None:
+        """Publish `resync_request` once Redis takes it (while the listener is up)."""
+        delay = RETRY_MIN
+        try:
+            while self._owed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                if not self.up:
+                    continue
+                # Events skipped from now on owe a new one.
+                rooms, self._owed_rooms, self._owed = self._owed_rooms, set(), False
+                assert self.resync_request is not None
+                named = None if rooms is None else sorted(rooms)
+                if await self._send(self.resync_request(named)):
+                    self._publish_failing = False
+                    log.warning("told the other nodes to resync: they missed events of this "
+                                "node while it could not publish")  # fmt: skip
+                else:
+                    self._owe(rooms)
+        finally:
+            self._repaying = None
+
+    def start(self) -> None:
+        """Listen from now on (a node with no sockets of its own still publishes)."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """Subscribe and hand messages over, for as long as the node runs: any error is an
+        outage (`up` false), retried with backoff; the listener never dies of one."""
+        delay = RETRY_MIN
+        while True:
+            pubsub = None
+            try:
+                if self._was_down:  # pooled connections are dead: start afresh, but before
+                    # subscribing (the pool hands out the subscription's connection too)
+                    await _quietly(self._client().connection_pool.disconnect())
+                pubsub = self._client().pubsub()
+                await pubsub.subscribe(self.channel)
+                await _confirmed(pubsub)
+                await self._came_back()
+                delay = RETRY_MIN
+                await self._receive(pubsub)
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+            except Exception as exc:  # a bug of redis-py or of Tidings: the same, logged loud
+                log.exception("the Redis listener failed; it starts again")
+                self._went_down(exc)
+            finally:
+                if pubsub is not None:
+                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _receive(self, pubsub: Any) -> None:
+        """Hand messages over until the link dies: an error, or nothing back from Redis (not
+        even the answer to a ping) for DEAD_SECONDS."""
+        loop = asyncio.get_running_loop()
+        heard = pinged = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=PING_SECONDS)
+            now = loop.time()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message" and self.on_message is not None:
+                    await self._deliver(message["data"])
+            if now - heard > DEAD_SECONDS:
+                raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
+            if now - pinged >= PING_SECONDS:
+                pinged = now
+                await pubsub.ping()
+
+    async def _deliver(self, data: Any) -> None:
+        assert self.on_message is not None
+        try:
+            await self.on_message(data)
+        except Exception:  # one bad message must not stop the listener
+            log.exception("cannot deliver a message from Redis")
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self.up or not self._was_down:
+            log.error(
+                "Redis at %s is unreachable (%s): delivering to this node's sockets only "
+                "until it is back", url_location(self.url), exc.__class__.__name__,
+            )  # fmt: skip
+        self.up = False
+        self._was_down = True
+        REDIS_UP.set(0)
+
+    async def _came_back(self) -> None:
+        if self.on_linked is not None:
+            await self.on_linked()
+        recovered = self._was_down
+        self._publish_failing = False
+        self.up = True
+        REDIS_UP.set(1)
+        self._was_down = False
+        if recovered:
+            log.warning(
+                "Redis at %s is reachable again: cross-node delivery resumed",
+                url_location(self.url),
+            )
+            if self.on_recovery is not None:
+                spawn(self.on_recovery())
+        if self._owed:
+            self._repay_soon()
+        if self.on_up is not None:
+            spawn(self.on_up())
+
+    async def close(self) -> None:
+        if self._repaying is not None:
+            self._repaying.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._redis is not None:
+            await _quietly(self._redis.aclose())
+
+
+async def _confirmed(pubsub: Any) -> None:
+    """Wait for Redis to confirm the subscription: until then a message published (by another
+    connection, another node) is not delivered to it, so "back" would be said too early (a
+    resync, a presence republish answered before this node listens)."""
+    async with asyncio.timeout(PUBLISH_TIMEOUT):
+        while True:
+            message = await pubsub.get_message(timeout=PUBLISH_TIMEOUT)
+            if message is not None and message.get("type") == "subscribe":
+                return
+
+
+async def _quietly(closing: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await closing

@@ -1,13 +1,16 @@
 # Tidings: `make run` starts a server on the embedded defaults; `make test` installs what the
-# tests need (Python packages, redis-server, the npm socket.io-client) and runs them.
+# tests need (Python packages, redis-server, the npm socket.io-client), builds the docs strictly
+# and runs the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# strict: a broken link or anchor in docs/ fails the build
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps install-test run test unit lint format bench bench-report clean
+.PHONY: help install system-deps install-test run test unit lint format docs bench bench-report clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -52,7 +55,8 @@ run: install ## start Tidings on 127.0.0.1:8080 with the embedded store (data un
 	@echo "user token bob: $$($(BIN)/tidings token --user bob)"
 	$(BIN)/tidings serve
 
-test: install-test ## install what the tests need, then run them all
+test: install-test ## install what the tests need, build the docs strictly, then run the tests
+	$(MKDOCS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed-test ## the fast tests only (no I/O)
@@ -67,6 +71,9 @@ format: $(VENV)/.installed-test ## ruff format and autofix
 	$(BIN)/ruff check --fix server harness tests bench clients/python conftest.py
 	$(BIN)/ruff format server harness tests bench clients/python conftest.py
 
+docs: $(VENV)/.installed-test ## build the docs site into site/ (strict: a broken link fails)
+	$(MKDOCS)
+
 bench: install-test ## the round-trip benchmark (JSON on stdout)
 	$(BIN)/python -m bench roundtrip
 
@@ -74,5 +81,5 @@ bench-report: install-test ## every benchmark of docs/BENCHMARKS.md, JSON and pl
 	$(BIN)/python -m bench.report --out docs/benchmarks
 
 clean: ## remove .venv, var/ and caches
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules \
+	rm -rf $(VENV) var site .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules \
 	  clients/js/node_modules clients/js/dist

@@ -163,11 +163,11 @@ def test_bad_feed_type_settings_name_their_key(tmp_path: Path, body: str, key: s
 
 def test_the_follow_cap_is_ours_and_documented_with_its_value() -> None:
     """Stream documents no bound on how many feeds one feed follows; Tidings keeps one, in the
-    defaults and in the README's REST table, with the same value."""
+    defaults and in the REST reference's table of routes, with the same value."""
     cap = load_settings(environ={}).fanout.max_following
     assert cap == 5000
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert f"`fanout.max_following` ({cap:,})" in readme
+    rest = (Path(__file__).parents[2] / "docs" / "reference" / "rest.md").read_text()
+    assert f"`fanout.max_following` ({cap:,})" in rest
 
 
 def test_a_unix_socket_url_is_logged_by_its_path_never_its_password() -> None:

@@ -31,7 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-# What the figures are held against (issue 4): the targets, and Stream's published figures.
+# What the figures are held against: the targets, and Stream's published figures.
 PUSH_TARGET_MS = 300  # push fanout to 1,000 connected followers
 PULL_TARGET_MS = 200  # a pulled (celebrity) feed
 HOSTED_AVG_MS, HOSTED_P99_MS = 230, 550  # Stream, hosted

@@ -1,4 +1,4 @@
-"""The raid-room benchmark (issue 10): presence across two nodes, and `publish` over the socket.
+"""The raid-room benchmark: presence across two nodes, and `publish` over the socket.
 
 Two `python -m tidings serve` nodes, A and B, on one store (an embedded SecantusDB the benchmark
 starts, or `--mongodb-url`) and one redis-server it starts. `--rooms` rooms (`raid:<run>-<r>`)

@@ -1,4 +1,4 @@
-"""The read benchmark (issue 12): feed reads from memory, against the store's own rate.
+"""The read benchmark: feed reads from memory, against the store's own rate.
 
 (a) `GET feed/timeline/<run>/?limit=L` of one feed of `--entries` activities, `--in-flight` at
 once for `--seconds`, for L = 25 and 100: reads/s and latency percentiles; then, in the same

@@ -1,4 +1,4 @@
-"""The reconnect benchmark (issue 12): a connect storm of distinct feeds, and a node restart
+"""The reconnect benchmark: a connect storm of distinct feeds, and a node restart
 that every client recovers from with `since`.
 
 `--sockets` raw WebSocket clients (bench/wsclient.py, in this process), each subscribed to its

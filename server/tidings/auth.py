@@ -1,6 +1,6 @@
 """JWT tokens, as Stream's SDKs sign them (HS256 with the app secret), and what each may do.
 
-Three kinds (DESIGN.md "Tokens"):
+Three kinds (docs/guide/tokens.md):
 - server token `{"resource": "*", "action": "*", "feed_id": "*"}`: everything;
 - scoped token `{"resource", "action", "feed_id"}`: one resource and action on one feed, the feed
   written `timeline42` (as the SDKs do) or `timeline:42`; the compact form is resolved against
@@ -132,7 +132,7 @@ def authorize_targets(
     groups: Collection[str],
     batch: bool = False,
 ) -> None:
-    """DESIGN.md: every `to` feed is authorised. A token that may write the feed (a server
+    """Every `to` feed is authorised. A token that may write the feed (a server
     token may write anywhere) authorises it; else the entry's own feed token (after the space,
     as the SDKs send it) must allow writing it. One unauthorised entry refuses the request
     whole (NotAllowedError), before anything is stored."""

@@ -1,4 +1,4 @@
-"""Durability of the fanout (DESIGN.md "Fanout"): an acknowledged insert reaches every follower
+"""Durability of the fanout: an acknowledged insert reaches every follower
 feed exactly once, whether its node is killed mid-fanout (another node resumes the job from its
 cursor once the lease runs out) or stopped gracefully (the lease is released at once); removals
 fan out to every follower too, and a retried insert (same foreign_id + time) changes nothing.

@@ -1,4 +1,4 @@
-"""Aggregated and notification feeds (DESIGN.md "Feed types") as stream-python reads them.
+"""Aggregated and notification feeds as stream-python reads them.
 
 The shared server runs the default config: `notification` (notification) and
 `timeline_aggregated` (aggregated), both with Stream's default format (verb and day).

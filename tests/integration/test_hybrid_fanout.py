@@ -1,4 +1,4 @@
-"""Hybrid push/pull fanout (DESIGN.md "Fanout" step 4): a feed with more than
+"""Hybrid push/pull fanout: a feed with more than
 `fanout.pull_threshold` followers is not copied into its follower feeds; their readers merge it
 in. Nothing a reader can see may depend on that.
 

@@ -1,5 +1,5 @@
-"""Who owns an activity, who may write where, and the bounds of an add and a read (issue 13,
-items 3, 4, 5 and 10), against a real server on the real store, through the stream-python SDK
+"""Who owns an activity, who may write where, and the bounds of an add and a read, against a real
+server on the real store, through the stream-python SDK
 and raw requests with user tokens and feed tokens.
 """
 

@@ -1,4 +1,4 @@
-"""Real-time delivery over Socket.IO (DESIGN.md "Real-time contract").
+"""Real-time delivery over Socket.IO.
 
 Real clients only: python-socketio's AsyncClient and the official npm socket.io-client (driven
 through tests/js/subscriber.mjs), against real server processes. "No further event" is never

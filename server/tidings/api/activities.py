@@ -1,4 +1,4 @@
-"""The calls on activities that name no feed of their own (issue 8 part 3): `GET|POST
+"""The calls on activities that name no feed of their own: `GET|POST
 activities/`, `POST activity/`, `POST feed/add_to_many/`, `POST feed_targets/…/
 activity_to_targets/`, `GET stats/follow/`.
 

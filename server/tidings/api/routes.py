@@ -39,7 +39,7 @@ def setup_routes(app: web.Application) -> None:
         web.delete(FEED + "/following/{target}" + SLASH, follows.unfollow),
         web.get(FEED + "/followers" + SLASH, follows.followers, allow_head=False),
         web.delete(FEED + "/{activity_id}" + SLASH, feeds.remove_activity),
-        # follows in batches (issue 8 part 3)
+        # follows in batches
         web.post(BASE + "/follow_many" + SLASH, follows.follow_many),
         web.post(BASE + "/unfollow_many" + SLASH, follows.unfollow_many),
     ])  # fmt: skip

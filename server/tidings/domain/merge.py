@@ -1,4 +1,4 @@
-"""Merged reads (DESIGN.md "Fanout" step 4): a follower feed reads its own entries merged with the
+"""Merged reads (hybrid fanout: pull feeds): a follower feed reads its own entries merged with the
 recent activities of the pull feeds it follows. Pure functions over streams of `(id, payload)`
 sorted by activity id; no I/O.
 

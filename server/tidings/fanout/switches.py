@@ -1,4 +1,4 @@
-"""Switching a feed between push and pull fanout (DESIGN.md "Fanout" step 4), without changing
+"""Switching a feed between push and pull fanout (hybrid fanout: pull feeds), without changing
 what any reader sees.
 
 - push → pull (`to_pull` job, once the feed has more than `fanout.pull_threshold` followers):

@@ -1,4 +1,4 @@
-"""Follow and unfollow, push or pull (DESIGN.md "Fanout" step 4), and the switches of a feed's
+"""Follow and unfollow, push or pull (hybrid fanout: pull feeds), and the switches of a feed's
 fanout mode that follower counts trigger.
 
 What a follower holds of a feed it follows is the same whatever the feed's mode: the feed's

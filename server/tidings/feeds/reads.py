@@ -1,4 +1,4 @@
-"""Reads of feeds (DESIGN.md "Fanout" step 4): a feed's own entries merged with the activities of
+"""Reads of feeds (hybrid fanout: pull feeds): a feed's own entries merged with the activities of
 the pull feeds it follows, exactly as if those had been copied into it.
 
 A reader of feed S finds the pull feeds S follows through its follows marked `pull`; for each,

@@ -1,6 +1,6 @@
 """What clients ask of feeds, whatever the transport: add, remove, follow, unfollow, read.
 
-Writes follow DESIGN.md "Fanout": the activity and the entries of its own feed and `to` feeds
+Writes go as docs/architecture.md tells: the activity and the entries of its own feed and `to` feeds
 are stored, then the fanout job, then the caller answers; events and the job run after that,
 but a small fanout is waited for before the answer (fanout/completion.py). Every write enters
 through a method marked `@completes` (runtime/background.py): once started it runs to its end
@@ -80,7 +80,7 @@ class FeedService:
     ) -> list[dict[str, Any]]:
         """Store activities added to `feed`; once this returns, they are never lost.
 
-        Authorised whole before anything is stored (DESIGN.md): `grant` must allow writing
+        Authorised whole before anything is stored: `grant` must allow writing
         `feed` and every `to` feed (or the entry carries a feed token that does), and may not
         replace what another feed published unless it may write that feed too (a server token
         may). `batch` names refused fields as in a batch add."""

@@ -1,4 +1,4 @@
-"""The raid-room events of namespace "/" (DESIGN.md "Raid rooms"), on both transports:
+"""The raid-room events of namespace "/", on both transports:
 
 - `presence {feed, limit?, cursor?}` -> `{ok, feed, count, members: [{user_id, info,
   connections}], cursor}`: the room's members by user id, at most 1,000 a page; `cursor` (the

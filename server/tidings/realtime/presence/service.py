@@ -1,4 +1,4 @@
-"""Presence in raid rooms (DESIGN.md "Raid rooms"): who is in the room of each feed whose group
+"""Presence in raid rooms: who is in the room of each feed whose group
 has `presence = true`, on every node.
 
 A socket whose token names a `user_id` and that subscribes to such a feed is a member (with the

@@ -1,4 +1,4 @@
-"""Lookups by key gathered per event-loop tick into one query (issue 12, "coalesced lookups").
+"""Lookups by key gathered per event-loop tick into one query (coalesced lookups).
 
 A reconnect storm or a burst of feed reads asks the store the same kind of question thousands
 of times at once (activities by id, feed metadata, follows of pull feeds): each one a query of

@@ -66,7 +66,7 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 
 def write_concern(settings: MongoSettings) -> WriteConcern:
-    """What "the feed durably holds the activity" means (DESIGN.md): set explicitly, so that
+    """What "the feed durably holds the activity" means: set explicitly, so that
     a URL or a server default cannot weaken it unnoticed."""
     w = settings.write_concern
     return WriteConcern(w=int(w) if w.isdigit() else w, j=settings.journal)

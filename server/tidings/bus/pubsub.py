@@ -268,14 +268,17 @@ class RedisLink:
             spawn(self.on_up())
 
     async def close(self) -> None:
+        """Stop listening and close the connections, bounded: a link frozen half-open must not
+        hold a node's shutdown."""
         if self._repaying is not None:
             self._repaying.cancel()
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await asyncio.wait([self._listener], timeout=PUBLISH_TIMEOUT)
         if self._redis is not None:
-            await _quietly(self._redis.aclose())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await _quietly(self._redis.aclose())
 
 
 async def _confirmed(pubsub: Any) -> None:

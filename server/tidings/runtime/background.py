@@ -13,7 +13,6 @@ aiohttp cancels, stops waiting; the write goes on to its end, and a shutdown dra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
@@ -23,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from ..metrics import WRITES_IN_FLIGHT
 
 log = logging.getLogger(__name__)
+CANCEL_GRACE = 5.0  # seconds a drained task has to end once cancelled
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -69,9 +69,11 @@ class TaskSet:
             _, pending = await asyncio.wait(pending, timeout=grace)
         for task in pending:
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if pending:  # a task that holds on after its cancel (a cleanup awaiting a dead peer)
+            # is left behind, logged, rather than holding the shutdown for ever
+            _, stuck = await asyncio.wait(pending, timeout=CANCEL_GRACE)
+            for task in stuck:
+                log.warning("%s: task %s did not end when cancelled", self.name, task.get_name())
         return len(pending)
 
 

@@ -26,6 +26,7 @@ from harness.pool import ServerPool
 from harness.redis import RedisServer
 from harness.server import DATABASES, ServerProcess, Spawn
 from harness.store import Store, drop_databases
+from harness.webhooks import Receiver
 from tests.integration.nodes import NodeSubscriber, Sub
 
 Doc = dict[str, Any]
@@ -151,3 +152,11 @@ def node_subs() -> Iterator[list[NodeSubscriber]]:
     yield created
     for sub in created:
         sub.close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver of the module's own: firehose tests point their servers at it."""
+    started = Receiver().start()
+    yield started
+    started.stop()

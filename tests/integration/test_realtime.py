@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -51,14 +51,6 @@ async def py_subs() -> AsyncIterator[list[PySubscriber]]:
     created: list[PySubscriber] = []
     yield created
     await asyncio.gather(*(s.close() for s in created), return_exceptions=True)
-
-
-@pytest.fixture
-def node_subs() -> Iterator[list[NodeSubscriber]]:
-    created: list[NodeSubscriber] = []
-    yield created
-    for sub in created:
-        sub.close()
 
 
 async def py_subscriber(

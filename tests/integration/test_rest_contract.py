@@ -739,13 +739,6 @@ def test_custom_fields_with_mongodb_operator_names_round_trip(api: Api, uid: str
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
 def hooked(pool: ServerPool, receiver: Receiver) -> ServerProcess:
     """A server of its own whose firehose posts every update to `receiver`."""
     hook = [{"url": receiver.url, "secret": HOOK_SECRET, "feed_groups": []}]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -38,13 +37,6 @@ WAIT = 30.0
 # machine, much longer on a loaded one; a bound on a condition, not a sleep.
 SETTLE = 120.0
 Doc = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

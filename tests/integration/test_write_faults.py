@@ -36,13 +36,6 @@ UNCONFIRMED = "activities.inserted:write_concern:1,entries.inserted:write_concer
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
 def nodes(
     store: Store, redis_server: RedisServer, receiver: Receiver, workdir: Path
 ) -> Iterator[dict[str, ServerProcess]]:

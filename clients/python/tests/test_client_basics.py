@@ -107,6 +107,35 @@ async def test_the_last_id_survives_an_app_restart_in_a_json_file(
             await until(lambda: again.ids == while_closed + later, "the next one, live")
 
 
+class SlowStorage(JSONFileStorage):
+    """A storage whose writes take a while (a slow disk, AsyncStorage on a busy phone)."""
+
+    async def set(self, key: str, value: str) -> None:
+        await asyncio.sleep(0.3)
+        await super().set(key, value)
+
+
+async def test_a_close_during_the_write_of_the_last_id_keeps_what_was_handed_over(
+    server: ServerProcess, uid: str, tmp_path: Path
+) -> None:
+    """The app got an activity and closes while its position is being written: the next start
+    of the app hands over only what came after, nothing twice."""
+    feed, path = f"user:{uid}", tmp_path / "last.json"
+    async with writer(server.url) as backend:
+        async with Tidings(server.url, API_KEY, token=user_token(uid),
+                           storage=SlowStorage(path)) as first:  # fmt: skip
+            app = App()
+            await first.feed(feed).subscribe(app.on_activity)
+            handed = await post(backend, feed, 1)
+            await until(lambda: app.ids == handed, "the live activity")
+        later = await post(backend, feed, 2)
+        async with Tidings(server.url, API_KEY, token=user_token(uid),
+                           storage=JSONFileStorage(path)) as second:  # fmt: skip
+            again = App()
+            await second.feed(feed).subscribe(again.on_activity)
+            assert again.ids == later
+
+
 async def test_a_refused_subscribe_raises_and_leaves_nothing_behind(
     server: ServerProcess, uid: str
 ) -> None:

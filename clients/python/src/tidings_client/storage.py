@@ -59,9 +59,13 @@ class JSONFileStorage:
             values = self._load()
             if values.get(key) == value:
                 return
-            values[key] = value
-            text = json.dumps(values, sort_keys=True)
-            await asyncio.to_thread(self._write, text)
+            text = json.dumps({**values, key: value}, sort_keys=True)
+            write = asyncio.ensure_future(asyncio.to_thread(self._write, text))
+            try:
+                await asyncio.shield(write)
+            finally:  # a caller cancelled meanwhile still leaves the file written, and the lock
+                await asyncio.wait([write])  # held until it is (no two writes of one file)
+            values[key] = value  # once it is on disk: a failed write is tried again next time
 
     def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,6 +65,7 @@ class Subscription:
         self._held: list[dict[str, Any]] = []  # live events while a recovery is owed
         self._worker: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._saved: str | None = None  # the last id written to the client's storage
 
     @property
     def last_id(self) -> str | None:
@@ -84,6 +85,7 @@ class Subscription:
                 newest = await self.client.rest.read(self.feed, {"limit": 1})
                 results = newest.get("results") or []
                 self.ledger.last = str(results[0]["id"]) if results else ZERO_ID
+            self._saved = self.ledger.last  # where it starts: nothing handed over to keep yet
             started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self.active = True
             self._worker = asyncio.create_task(self._work())
@@ -195,8 +197,15 @@ class Subscription:
             elif live and not self.ledger.unchanged(activity):
                 self.ledger.record(activity)
                 await self._hand(self.on_update, activity)
-        if delivered and self.ledger.last is not None:
-            await self.client.storage.set(self._key, self.ledger.last)
+        if delivered:
+            await self._save()
+
+    async def _save(self) -> None:
+        """Keep the last id handed over in the client's storage (once per change)."""
+        last = self.ledger.last
+        if last is not None and last != self._saved:
+            await self.client.storage.set(self._key, last)
+            self._saved = last
 
     async def _hand(self, callback: Callback | None, *args: Any) -> None:
         """Call the app; its failure goes to `on_error` and stops nothing (the activity
@@ -241,3 +250,6 @@ class Subscription:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        # What was handed over is kept even when the stop cut the write of its position short:
+        # the next start of the app must not hand it over again.
+        await self._save()

@@ -58,11 +58,33 @@ ResyncRequest = Callable[[list[str] | None], bytes]
 OnMessage = Callable[[bytes], Awaitable[None]]
 
 
-def _connect(url: str, channel: str) -> aioredis.Redis:
-    if urlparse(url).scheme in ("redis+sentinel", "rediss+sentinel"):
-        from socketio.redis_manager import parse_redis_sentinel_url
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 
-        sentinels, service, options = parse_redis_sentinel_url(url)
+
+def sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
+    """`redis+sentinel://[user:password@]host1:port1,host2:port2/db/service` (or `rediss+`):
+    the sentinels, the service (None: the channel names it) and the connection options."""
+    parsed = urlparse(url)
+    sentinels = []
+    for host_port in parsed.netloc.rpartition("@")[2].split(","):
+        host, _, port = host_port.rpartition(":")
+        sentinels.append((host, int(port)))
+    options: dict[str, Any] = {}
+    if parsed.username:
+        options["username"] = parsed.username
+    if parsed.password:
+        options["password"] = parsed.password
+    if parsed.scheme.startswith("rediss"):
+        options["ssl"] = True
+    db, _, service = parsed.path.strip("/").partition("/")
+    if db:
+        options["db"] = int(db)
+    return sentinels, service or None, options
+
+
+def _connect(url: str, channel: str) -> aioredis.Redis:
+    if urlparse(url).scheme in SENTINEL_SCHEMES:
+        sentinels, service, options = sentinel_url(url)
         sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call,unused-ignore]
         return cast(aioredis.Redis, sentinel.master_for(service or channel))
     tcp: dict[str, Any] = {}

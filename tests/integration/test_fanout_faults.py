@@ -41,8 +41,9 @@ from tidings.fanout.switches import Plan
 from tidings.feeds.announce import Announcer
 from tidings.firehose.outbox import Firehose
 from tidings.runtime.background import TaskSet
-from tidings.store.mongo.activities import ActivityStore, Entry
+from tidings.store.mongo.activities import ActivityStore
 from tidings.store.mongo.client import Database, ensure_indexes
+from tidings.store.mongo.entry_writes import Entry
 from tidings.store.mongo.follows import CHUNK_SIZE, FollowStore, Member
 from tidings.store.mongo.jobs import Job, JobStore
 

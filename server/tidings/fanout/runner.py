@@ -30,7 +30,8 @@ from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOV
 from ..runtime.background import TaskSet
 from ..runtime.faults import fault_pause, fault_point
 from ..runtime.leases import keep_alive
-from ..store.mongo.activities import ActivityStore, Entry
+from ..store.mongo.activities import ActivityStore
+from ..store.mongo.entry_writes import Entry
 from ..store.mongo.follows import FollowStore, Member
 from ..store.mongo.jobs import Cursor, Job, JobStore
 from .completion import started

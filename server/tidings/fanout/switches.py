@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from ..domain.events import Broadcaster
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES
-from ..store.mongo.activities import ActivityStore, Entry
+from ..store.mongo.activities import ActivityStore
+from ..store.mongo.entry_writes import Entry
 from ..store.mongo.feeds import DRAINING
 from ..store.mongo.follows import FollowStore, Member
 from ..store.mongo.jobs import Job

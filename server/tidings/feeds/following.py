@@ -23,7 +23,7 @@ from typing import Any
 
 from ..domain.errors import InputError
 from ..fanout.switches import copy_merged
-from ..store.mongo.activities import Entry
+from ..store.mongo.entry_writes import Entry
 from ..store.mongo.feeds import DRAINING, PULL, PUSH, FeedMeta
 from ..store.mongo.follows import FollowRecord
 from .context import FeedContext

@@ -18,7 +18,8 @@ from ..domain.activities import Activity
 from ..domain.events import feed_update
 from ..domain.ports import FeedUpdate
 from ..metrics import INSERT_TO_EMIT
-from ..store.mongo.activities import Entry, StoredActivity
+from ..store.mongo.activities import StoredActivity
+from ..store.mongo.entry_writes import Entry
 from ..store.mongo.feeds import PULL, FeedMeta
 from .context import FeedContext
 

@@ -36,8 +36,8 @@ from ..domain.feeds import FeedId
 from ..domain.ids import activity_id, parse_time
 from ..domain.ports import FeedUpdate
 from ..runtime.faults import fault_point
-from ..store.mongo.activities import Entry
 from ..store.mongo.client import Document
+from ..store.mongo.entry_writes import Entry
 from ..store.mongo.jobs import Job
 from .context import FeedContext
 from .placing import Placing

@@ -120,7 +120,7 @@ async def start_node(store: Store, redis: RedisServer, database: str, channel: s
         "TIDINGS_AUTH_API_KEY": API_KEY, "TIDINGS_AUTH_API_SECRET": API_SECRET,
         "TIDINGS_SERVER_PORT": str(port), **(env or {}),
     })  # fmt: skip
-    app = create_app(settings)
+    app = await create_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -272,7 +272,7 @@ async def test_one_node_id_per_process_for_leases_and_publishes(in_process: list
     ids = set()
     for node in in_process:
         service, broadcaster = node.app[SERVICE], node.app[BROADCASTER]
-        assert service.jobs.node_id == broadcaster.node == node.app[NODE_ID]
+        assert service.jobs.node_id == broadcaster.bus.node == node.app[NODE_ID]
         ids.add(node.app[NODE_ID])
     assert len(ids) == len(in_process)
 

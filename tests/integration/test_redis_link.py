@@ -1,4 +1,4 @@
-"""The Redis link between nodes (server/tidings/realtime/pubsub.py) when something fails that is
+"""The bus between nodes on Redis (server/tidings/bus/redis_bus.py) when something fails that is
 not a plain outage: an error the listener did not expect, and a publish that
 fails while the listener is up. A real redis-server throughout (tests/support.py RedisServer).
 """
@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from harness.common import SERVER_TOKEN
 from harness.engineio import RawSocket
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
-from tidings.bus.pubsub import RedisLink
+from tidings.bus.messages import Forget, LinkUp, encode
+from tidings.bus.redis_bus import RedisBus
 
 WAIT = 15.0
 
@@ -32,13 +33,13 @@ async def until(check: Any, what: str, within: float = WAIT) -> None:
         await asyncio.sleep(0.02)
 
 
-class FaultyLink(RedisLink):
+class FaultyLink(RedisBus):
     """A link whose first delivery fails with an error that is neither Redis's nor a socket's
     (what a bug in redis-py or in Tidings raises), out of the listener's loop."""
 
     faults = 1
 
-    async def _deliver(self, data: Any) -> None:
+    async def _deliver(self, data: bytes) -> None:
         if self.faults:
             self.faults -= 1
             raise RuntimeError("an unexpected fault")
@@ -49,36 +50,31 @@ async def test_the_listener_survives_an_unexpected_error_and_resyncs(
     redis_server: RedisServer,
 ) -> None:
     channel = f"t-{uuid.uuid4().hex[:8]}"
-    link = FaultyLink(redis_server.url, channel)
-    got: list[bytes] = []
+    link = FaultyLink("this-node", redis_server.url, channel)
+    got: list[Forget] = []
     recoveries: list[bool] = []
     ups: list[bool] = []
-
-    async def on_message(data: bytes) -> None:
-        got.append(data)
-
-    async def on_recovery() -> None:
-        recoveries.append(True)
-
-    link.on_message, link.on_recovery = on_message, on_recovery
+    link.on(Forget, got.append)
+    link.on(LinkUp, lambda message: recoveries.append(True) if message.after_outage else None)
     other = aioredis.Redis.from_url(redis_server.url)
     link.start()
     try:
         await until(lambda: link.up, "the link to come up")
         watching = asyncio.ensure_future(_watch(link, ups))
-        await other.publish(channel, b"first")  # the listener fails on this one
+        first = encode(Forget(["first"]), "another-node")
+        await other.publish(channel, first)  # the listener fails on this one
         await until(lambda: recoveries, "a resync after the listener restarted")
         assert False in ups, "`up` stayed true while the listener was dead"
         assert link.up
-        await other.publish(channel, b"second")
-        await until(lambda: b"second" in got, "a message after the restart")
+        await other.publish(channel, encode(Forget(["second"]), "another-node"))
+        await until(lambda: Forget(["second"]) in got, "a message after the restart")
         watching.cancel()
     finally:
         await other.aclose()
         await link.close()
 
 
-async def _watch(link: RedisLink, ups: list[bool]) -> None:
+async def _watch(link: RedisBus, ups: list[bool]) -> None:
     while True:
         ups.append(link.up)
         await asyncio.sleep(0.005)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection
 
 import pytest
 
+from tidings.bus.base import LocalBus
+from tidings.bus.messages import Forget, Message
 from tidings.store.memory.activity_cache import ActivityCache, measured
 from tidings.store.memory.coalesce import Coalescer
 
@@ -102,18 +105,13 @@ def test_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
 
 
 async def test_a_fill_that_raced_an_invalidation_is_dropped() -> None:
-    cache = ActivityCache(max_bytes=10_000)
-    heard: list[list[str]] = []
-
-    async def tell(ids: list[str]) -> None:
-        heard.append(ids)
-
-    cache.on_invalidate = tell
+    bus = Heard("node")
+    cache = ActivityCache(max_bytes=10_000, bus=bus)
     cache.put_many([("a", {"v": 1}, 10)], cache.generation, time.monotonic())
     started = cache.generation  # a read starts here ...
     await cache.invalidate(["a"])  # ... the activity changes meanwhile ...
     cache.put_many([("a", {"v": 1}, 10)], started, time.monotonic())  # ... so it is not kept
-    assert cache.get_many(["a"]) == {} and heard == [["a"]]
+    assert cache.get_many(["a"]) == {} and bus.heard == [Forget(["a"])]
     cache.put_many([("a", {"v": 2}, 10)], cache.generation, time.monotonic())
     cache.clear()
     assert len(cache) == 0 and cache.bytes == 0
@@ -131,3 +129,14 @@ def test_an_activity_is_answered_from_memory_for_max_staleness_only() -> None:
 def test_sizes_are_measured_memory() -> None:
     fields = {"actor": "user:1", "verb": "post", "object": "o:1", "n": [1, 2.5, None]}
     assert measured(fields) > 3 * len(json.dumps(fields))
+
+
+class Heard(LocalBus):
+    """A bus that keeps what is published on it (the other nodes would hear it)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(node)
+        self.heard: list[Message] = []
+
+    async def publish(self, message: Message, owed: Collection[str] | None = ()) -> None:
+        self.heard.append(message)

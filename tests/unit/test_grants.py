@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
+from tidings.bus.base import LocalBus
 from tidings.config import load_settings
 from tidings.domain.errors import SignatureError
 from tidings.realtime.events import handlers as h
@@ -18,7 +19,7 @@ SECRET = "unit-secret-0123456789abcdef-0123456789"
 
 def handlers() -> h.Handlers:
     settings = load_settings(environ={"TIDINGS_AUTH_API_SECRET": SECRET})
-    return h.Handlers(settings, lambda: None, Rooms())  # type: ignore[arg-type,return-value]
+    return h.Handlers(settings, None, Rooms(), LocalBus("node"))  # type: ignore[arg-type]
 
 
 def sign(claims: dict[str, Any]) -> str:

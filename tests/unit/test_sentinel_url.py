@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidings.bus.pubsub import sentinel_url
+from tidings.bus.redis_bus import sentinel_url
 
 
 def test_a_sentinel_url_names_its_sentinels_service_and_options() -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..bus.base import Bus
 from ..bus.node_stats import StatsBoard
-from ..bus.pubsub import RedisLink
 from ..config import Settings
 from ..fanout.runner import FanoutRunner
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
 from ..realtime.broadcaster import Broadcaster
-from ..realtime.presence.link import PresenceLink
 from ..realtime.presence.service import Presence
 from ..realtime.transport.heartbeat import Heartbeat
 from ..realtime.transport.hub import Hub
@@ -26,9 +25,8 @@ RUNNER = web.AppKey("runner", FanoutRunner)
 SIO = web.AppKey("sio", Server)
 HUB = web.AppKey("hub", Hub)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
-REDIS = web.AppKey("redis", RedisLink)  # set only when redis.url is
+BUS = web.AppKey("bus", Bus)  # the other nodes: Redis, or this node alone
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
 PRESENCE = web.AppKey("presence", Presence)
-PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is
 FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)
 STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)

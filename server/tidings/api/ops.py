@@ -10,7 +10,7 @@ from pymongo.errors import PyMongoError
 from .. import metrics
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import ping
-from .keys import DATABASE, PRESENCE, REDIS, SERVICE
+from .keys import BUS, DATABASE, PRESENCE, SERVICE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -21,8 +21,7 @@ async def readyz(request: web.Request) -> web.Response:
     """503 without the store; 200 `degraded` without Redis: this node's sockets still get
     their events, other nodes' sockets recover through `since` once Redis is back. `presence`:
     "cluster" while it spans the nodes, "local" without Redis (or while it is down)."""
-    link = request.app.get(REDIS)
-    redis = link.state if link is not None else "off"
+    redis = request.app[BUS].state
     presence = request.app[PRESENCE].state
     try:
         await ping(request.app[DATABASE])
@@ -35,9 +34,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    service = request.app.get(SERVICE)
-    if service is not None:
-        _cache_metrics(service.activities)
+    _cache_metrics(request.app[SERVICE].activities)
     body, content_type = metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 

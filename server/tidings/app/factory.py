@@ -1,7 +1,10 @@
-"""The composition root: `create_app(settings)` picks every concrete class and wires them.
+"""The composition root: `create_app(settings)` opens the store, picks every concrete class and
+builds the object graph with constructors only.
 
-Each resource is one cleanup context, so shutdown undoes exactly what start did, in reverse:
-the store (embedded process or MongoDB client), then the feed service and the fanout runner.
+The store and the firehose are open before the graph is built (everything else is made from
+them) and close last. The other resources are cleanup contexts, so shutdown undoes exactly
+what start did, in reverse: the node stats, the feeds (writes drained, then announcements,
+then the fanout runner), the bus and the sockets' heartbeat, then the firehose and the store.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -22,14 +25,13 @@ from ..api.cors import cors
 from ..api.errors import stream_errors
 from ..api.keys import (
     BROADCASTER,
+    BUS,
     DATABASE,
     FIREHOSE,
     HEARTBEAT,
     HUB,
     NODE_ID,
     PRESENCE,
-    PRESENCE_LINK,
-    REDIS,
     RUNNER,
     SERVICE,
     SETTINGS,
@@ -37,13 +39,16 @@ from ..api.keys import (
     STATS,
 )  # fmt: skip
 from ..api.routes import setup_routes
+from ..bus.base import Bus, LocalBus
 from ..bus.node_stats import StatsBoard
-from ..bus.pubsub import RedisLink
+from ..bus.redis_bus import RedisBus
 from ..config import NOTIFICATION, Settings, allowed_origins
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
+from ..feeds.reads import Reads
 from ..feeds.service import FeedService
+from ..firehose.outbox import Firehose
 from ..firehose.setup import running_firehose
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
@@ -54,7 +59,7 @@ from ..realtime.transport.hub import Hub
 from ..realtime.transport.outlets import RoomEvents
 from ..realtime.transport.protocol import close_frame
 from ..realtime.transport.sio import create_sio, mount
-from ..realtime.transport.sio_peers import SioPeers
+from ..realtime.transport.sio_peers import SioEvents, SioPeers
 from ..realtime.transport.slow_consumers import watch_slow_consumers
 from ..realtime.transport.websocket import FastPath
 from ..runtime.background import TaskSet
@@ -62,6 +67,7 @@ from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
+from ..store.mongo.client import Database
 from ..store.mongo.embedded import embedded_store
 from ..store.mongo.follows import FollowStore
 from ..store.mongo.groups import GroupStore
@@ -70,14 +76,16 @@ from ..store.mongo.migrations import migrate
 
 log = logging.getLogger(__name__)
 SOCKETS_GOODBYE_SECONDS = 2.0
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-async def _store(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Database]:
+    """The database, migrated, with its indexes (on the embedded store when no URL is set)."""
     async with contextlib.AsyncExitStack() as stack:
         url = str(settings.mongodb.url)
         if not url:
@@ -89,62 +97,109 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         db = client[settings.mongodb.database]
         await mongo.ensure_indexes(db)
         await migrate(db)
-        app[DATABASE] = db
-        yield
+        yield db
 
 
-async def _firehose(app: web.Application) -> AsyncIterator[None]:
-    """Webhooks and SQS (stopped after the feeds: their last batches still write messages)."""
-    settings = app[SETTINGS]
-    async with running_firehose(
-        settings.firehose, app[DATABASE], app[NODE_ID], settings.server.shutdown_timeout
-    ) as firehose:
-        app[FIREHOSE] = firehose
+def _closing(stack: contextlib.AsyncExitStack) -> CleanupContext:
+    async def close(app: web.Application) -> AsyncIterator[None]:
         yield
+        await stack.aclose()
+
+    return close
+
+
+async def create_app(settings: Settings) -> web.Application:
+    """The application of one node: its store and firehose open, its graph built."""
+    node = node_id()  # one per process: it owns leases and signs its messages
+    resources = contextlib.AsyncExitStack()
+    try:
+        db = await resources.enter_async_context(open_store(settings))
+        firehose = await resources.enter_async_context(
+            running_firehose(settings.firehose, db, node, settings.server.shutdown_timeout)
+        )
+        app = build(settings, node, db, firehose)
+    except BaseException:
+        await resources.aclose()
+        raise
+    app.cleanup_ctx.insert(0, _closing(resources))  # the first made, the last undone
+    return app
+
+
+def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> web.Application:
+    """Every object of the node, each given what it needs when it is made."""
+    max_body = settings.server.max_body_bytes
+    app = web.Application(middlewares=[cors, stream_errors], client_max_size=max_body)
+    redis, realtime, memory = settings.redis, settings.realtime, settings.cache
+    bus: Bus = RedisBus(node, str(redis.url), redis.channel) if redis.url else LocalBus(node)
+    # The store, behind the caches that keep it fast.
+    cache = ActivityCache(int(memory.activities_mb * MB), memory.max_staleness_seconds, bus)
+    heads = FeedHeads(int(memory.heads_mb * MB), memory.max_staleness_seconds, bus=bus)
+    activities = ActivityStore(db, GroupStore(db, settings.feeds), cache, heads)
+    follows = FollowStore(db)
+    jobs = JobStore(db, node, timedelta(seconds=settings.fanout.lease_seconds))
+    reads = Reads(activities, follows, bus)
+    # The sockets of this node, and what reaches them on every node.
+    sio = create_sio(settings)
+    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
+    sio_peers = SioPeers(sio)
+    groups = [name for name, group in settings.feeds.items() if group.realtime]
+    notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
+    broadcaster = Broadcaster(hub, sio_peers, bus, groups, notification, reads.counts_many)
+    # The use cases.
+    announcer = Announcer(firehose, broadcaster, TaskSet("announcement"))
+    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer)
+    ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
+    service = FeedService(ctx, reads, TaskSet("write"))
+    # What the sockets ask.
+    presence_groups = [name for name, group in settings.feeds.items() if group.presence]
+    presence = Presence(node, presence_groups, realtime.presence_ttl,
+                        realtime.presence_info_bytes, RoomEvents(hub, sio), bus)  # fmt: skip
+    raid = RaidEvents(settings, service, presence)
+    handlers = Handlers(settings, service, hub, bus, presence, raid.events())
+    SioEvents(sio_peers, handlers)
+    heartbeat = Heartbeat(hub, realtime.ping_interval)
+    fast = None
+    if realtime.fast_websocket:
+        fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
+                        allowed_origins(settings), realtime.websocket_compression,
+                        realtime.connect_timeout)  # fmt: skip
+    stats = StatsBoard(node, bus if isinstance(bus, RedisBus) else None, redis.channel)
+    app[SETTINGS], app[NODE_ID], app[DATABASE], app[FIREHOSE] = settings, node, db, firehose
+    app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
+    app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
+    app[BROADCASTER] = broadcaster
+    mount(app, sio, fast, realtime.websocket_compression)
+    setup_routes(app)
+    app.cleanup_ctx.extend([_realtime, _feeds, _stats])
+    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
+    return app
 
 
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
-    settings, db, sio = app[SETTINGS], app[DATABASE], app[SIO]
-    groups = GroupStore(db, settings.feeds)
-    memory = settings.cache
-    cache = ActivityCache(int(memory.activities_mb * MB), memory.max_staleness_seconds)
-    heads = FeedHeads(int(memory.heads_mb * MB), memory.max_staleness_seconds)
-    activities, follows = ActivityStore(db, groups, cache, heads), FollowStore(db)
-    jobs = JobStore(db, app[NODE_ID], timedelta(seconds=settings.fanout.lease_seconds))
-    broadcaster = app[BROADCASTER]
-    notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
-    announcer = Announcer(app[FIREHOSE], broadcaster, TaskSet("announcement"))
-    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer)
-    app[RUNNER] = runner
-    writes = TaskSet("write")
-    ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
-    app[SERVICE] = FeedService(ctx, writes)
-    broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
-    broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
+    """The fanout runner's watch for abandoned jobs; at shutdown, the writes under way first
+    (they start fanout jobs), then the announcements, then the runner."""
+    settings, service, runner = app[SETTINGS], app[SERVICE], app[RUNNER]
     watcher = asyncio.create_task(runner.watch_abandoned())
     yield
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
-    await writes.drain(settings.server.shutdown_timeout)  # they start fanout jobs: first
-    await announcer.close(settings.server.shutdown_timeout)
-    await runner.close(settings.server.shutdown_timeout)
-    await sio.shutdown()
+    timeout = settings.server.shutdown_timeout
+    await service.writes.drain(timeout)
+    await service.announcer.close(timeout)
+    await runner.close(timeout)
+    await app[SIO].shutdown()
 
 
 async def _realtime(app: web.Application) -> AsyncIterator[None]:
-    """The Redis link between nodes (when configured), the fast path's heartbeat and the
+    """The bus between nodes, presence across them, the fast path's heartbeat and the
     slow-consumer watch of python-socketio's sockets."""
-    settings, sio = app[SETTINGS], app[SIO]
+    settings, sio, bus, presence = app[SETTINGS], app[SIO], app[BUS], app[PRESENCE]
     if settings.realtime.gc_threshold:  # see tidings/config/default.toml
         gc.freeze()  # what start-up made lives as long as the process: never scan it again
         gc.set_threshold(settings.realtime.gc_threshold, *gc.get_threshold()[1:])
-    link = app.get(REDIS)
-    if link is not None:
-        link.start()
-    presence_link = app.get(PRESENCE_LINK)
-    if presence_link is not None:
-        presence_link.start()
+    bus.start()
+    presence.start()
     heartbeat = app[HEARTBEAT]
     heartbeat.start()
     realtime = settings.realtime
@@ -156,10 +211,8 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watch
-    if presence_link is not None:
-        await presence_link.close()
-    if link is not None:
-        await link.close()
+    await presence.close()
+    await bus.close()
 
 
 async def _stats(app: web.Application) -> AsyncIterator[None]:
@@ -174,9 +227,7 @@ async def _stats(app: web.Application) -> AsyncIterator[None]:
 async def _presence_goodbye(app: web.Application) -> None:
     """On SIGTERM, before the sockets are closed: this node's members leave every node at
     once (instead of when its presence entries expire)."""
-    presence_link = app.get(PRESENCE_LINK)
-    if presence_link is not None:
-        await presence_link.close()
+    await app[PRESENCE].close()
 
 
 async def _goodbye_sockets(app: web.Application) -> None:
@@ -190,42 +241,3 @@ async def _goodbye_sockets(app: web.Application) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SOCKETS_GOODBYE_SECONDS):
             await eio.disconnect()
-
-
-def create_app(settings: Settings) -> web.Application:
-    max_body = settings.server.max_body_bytes
-    app = web.Application(middlewares=[cors, stream_errors], client_max_size=max_body)
-    app[SETTINGS] = settings
-    app[NODE_ID] = node = node_id()  # one per process: it owns leases and signs its publishes
-    realtime = settings.realtime
-    sio = create_sio(settings)
-    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
-    link = None
-    if settings.redis.url:
-        link = app[REDIS] = RedisLink(str(settings.redis.url), settings.redis.channel)
-    presence_groups = [name for name, group in settings.feeds.items() if group.presence]
-    presence = app[PRESENCE] = Presence(
-        node, presence_groups, realtime.presence_ttl, realtime.presence_info_bytes,
-        RoomEvents(hub, sio), link,
-    )  # fmt: skip
-    if link is not None and presence.link is not None:
-        app[PRESENCE_LINK] = presence.link
-        link.on_up = presence.link.on_up
-    raid = RaidEvents(settings, lambda: app[SERVICE], presence)
-    handlers = Handlers(settings, lambda: app[SERVICE], hub, presence, raid.events())
-    sio_peers = SioPeers(sio, handlers)
-    heartbeat = Heartbeat(hub, realtime.ping_interval)
-    fast = None
-    if realtime.fast_websocket:
-        fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
-                        allowed_origins(settings), realtime.websocket_compression,
-                        realtime.connect_timeout)  # fmt: skip
-    groups = [name for name, group in settings.feeds.items() if group.realtime]
-    app[SIO], app[HUB], app[HEARTBEAT] = sio, hub, heartbeat
-    app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
-    mount(app, sio, fast, realtime.websocket_compression)
-    setup_routes(app)
-    app[STATS] = StatsBoard(node, link, settings.redis.channel)
-    app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds, _stats])
-    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
-    return app

@@ -19,7 +19,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ..metrics import FANOUT_JOBS, INSERT_TO_EMIT, LATENCY_BUCKETS, SOCKETS
-from .pubsub import RedisLink
+from .redis_bus import RedisBus
 
 log = logging.getLogger(__name__)
 PUBLISH_SECONDS = 2.0
@@ -89,7 +89,7 @@ def local_report(node: str, redis: str) -> Report:
 class StatsBoard:
     """This node's reports in Redis, and the reports of the others."""
 
-    def __init__(self, node: str, link: RedisLink | None, channel: str) -> None:
+    def __init__(self, node: str, link: RedisBus | None, channel: str) -> None:
         self.node, self.link = node, link
         self.key = f"{channel}:stats"
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from .ids import format_time
 
 FEED_UPDATE = "feed.update"
+RESYNC = "resync"  # tells a socket to re-subscribe with `since`: it may have missed events
 
 
 def feed_update(

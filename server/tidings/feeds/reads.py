@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..bus.base import Bus
+from ..bus.messages import FollowChanged, Subscribed
 from ..config import NOTIFICATION, FeedGroup
 from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
@@ -36,16 +38,18 @@ NO_PULLS_FEEDS = 50_000  # feeds remembered so
 class NoPulls:
     """The feeds known to follow no pull feed (the common case: their reads need no pull
     follows lookup), per node. A follow gets marked as a follow of a pull feed only by a follow
-    of a pull feed or by a switch to pull, and both say `follows_changed` for its follower, on
-    every node (feeds/following.py, fanout/switches.py; the Redis link carries it): that
-    forgets the feed. A lookup that raced a change is not remembered (`generation`); after a
-    Redis outage (`resync`) everything is forgotten, and entries expire after `ttl` (a lost
-    message costs a page that long; a `since` does not ask, Reads.merged)."""
+    of a pull feed or by a switch to pull, and both publish `FollowChanged` for its follower, to
+    every node (feeds/following.py, fanout/switches.py): that forgets the feed. A lookup that
+    raced a change is not remembered (`generation`); after the bus was down everything is
+    forgotten (`Subscribed`), and entries expire after `ttl` (a lost message costs a page that
+    long; a `since` does not ask, Reads.merged)."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, bus: Bus) -> None:
         self.ttl = ttl
         self.generation = 0
         self._known: OrderedDict[str, float] = OrderedDict()
+        bus.on(FollowChanged, lambda message: self.changed(message.source))
+        bus.on(Subscribed, lambda _: self.clear())
 
     def __contains__(self, feed: object) -> bool:
         until = self._known.get(feed) if isinstance(feed, str) else None
@@ -84,12 +88,12 @@ class GroupedRead:
 
 
 class Reads:
-    def __init__(self, activities: ActivityStore, follows: FollowStore) -> None:
+    def __init__(self, activities: ActivityStore, follows: FollowStore, bus: Bus) -> None:
         self.activities, self.follows = activities, follows
         # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
         self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(follows.pull_follows_of)
         self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
-        self.no_pulls = NoPulls(activities.heads.max_staleness)
+        self.no_pulls = NoPulls(activities.heads.max_staleness, bus)
 
     async def _pull_follows_of(self, feed: str) -> list[FollowRecord]:
         return (await self._pull_follows.get_many((feed,))).get(feed, [])

@@ -42,12 +42,12 @@ class Missed:
 
 
 class FeedService:
-    def __init__(self, ctx: FeedContext, writes: TaskSet) -> None:
+    def __init__(self, ctx: FeedContext, reads: Reads, writes: TaskSet) -> None:
         self.ctx, settings = ctx, ctx.settings
         self.writes = writes  # the writes under way, drained at shutdown before the runner
         self.settings, self.activities, self.follows = settings, ctx.activities, ctx.follows
         self.jobs, self.runner, self.announcer = ctx.jobs, ctx.runner, ctx.announcer
-        self.reads = Reads(ctx.activities, ctx.follows)
+        self.reads = reads
         self.follow_service = FollowService(ctx)
         self.placing = Placing(ctx)
         self.updates = Updates(ctx, self.placing)

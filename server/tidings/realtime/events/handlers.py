@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ...auth import Grant, decode_token
+from ...bus.base import Bus
+from ...bus.messages import FollowChanged, LinkUp, Resync
 from ...config import Settings
 from ...domain.errors import InputError, RateLimitError, SignatureError, TidingsError
 from ...domain.feeds import parse_feed_id
@@ -35,7 +37,6 @@ GRANT_CACHE_BYTES = 4 << 20  # ... holding at most this many characters of token
 MAX_TOKEN = 8192  # longest token accepted, padding included (Stream's are a few hundred bytes)
 MAX_DETAIL = 512  # longest `detail` (and field message) of an error ack: they may quote input
 MAX_FIELDS = 16  # most `exception_fields` entries of an error ack
-NOT_AN_EVENT = "an event is a JSON array: [name, argument]"
 
 
 def _cap(text: str, limit: int = MAX_DETAIL) -> str:
@@ -128,13 +129,16 @@ class Handlers:
     def __init__(
         self,
         settings: Settings,
-        service: Callable[[], FeedService],
+        service: FeedService,
         rooms: Rooms,
+        bus: Bus,
         presence: Presence | None = None,
         more: Mapping[str, Event] | None = None,
     ) -> None:
         """`more`: events beyond subscribe, unsubscribe and token.refresh (raid.py's),
-        handled as these are (bounded, errors as acks)."""
+        handled as these are (bounded, errors as acks). From `bus`: follow changes (pull
+        rooms), and when follow changes may have been missed (the pull sources start
+        afresh)."""
         self._groups = settings.feeds.keys()
         self._secret = str(settings.auth.api_secret)
         self._max_missed = settings.realtime.max_missed
@@ -145,6 +149,9 @@ class Handlers:
         self.grants = GrantCache()
         self.pull_sources = PullSources()
         self.presence = presence
+        bus.on(FollowChanged, lambda m: self.follows_changed(m.source, m.target, m.following))
+        bus.on(Resync, lambda _: self.pull_sources.clear())
+        bus.on(LinkUp, lambda m: self.pull_sources.clear() if m.after_outage else None)
         self._events: dict[str, Event] = {
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
@@ -210,10 +217,6 @@ class Handlers:
             f"more than {self.max_in_flight} events of this socket in flight; retry later"
         ))  # fmt: skip
 
-    def not_an_event(self) -> Ack:
-        """The ack of a packet whose payload is not `[name, argument]`."""
-        return failure(InputError(NOT_AN_EVENT, {"data": [NOT_AN_EVENT]}))
-
     async def handle(self, peer: Peer, event: Any, args: list[Any]) -> Ack | None:
         """Run the handler of `event` with the event's arguments `args` (one is expected); its
         ack, or None for an event this server ignores. At most `max_events_in_flight` of one
@@ -257,7 +260,7 @@ class Handlers:
         # rather than in neither.
         name = str(feed)
         self.rooms.join(peer, feed_room(name))
-        sources = await self.pull_sources.get(name, lambda: self._service().pull_sources(feed))
+        sources = await self.pull_sources.get(name, lambda: self._service.pull_sources(feed))
         for source in sources:
             if peer.grant is None:  # disconnected meanwhile: it left every room already
                 break
@@ -270,7 +273,7 @@ class Handlers:
         ack: Ack = {"ok": True, "feed": name, "missed": [], "more": False}
         if since is not None:
             await fault_pause("subscribe.missed")
-            missed = await self._service().missed(feed, since, self._max_missed)
+            missed = await self._service.missed(feed, since, self._max_missed)
             ack.update(missed=missed.activities, more=missed.more)
         return ack
 

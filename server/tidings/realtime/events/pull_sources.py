@@ -2,11 +2,11 @@
 
 Many sockets subscribe to the same feed (a raid room, a live match, a reconnect storm after a
 deploy): asking the store each time would cost two queries per subscribe. Every change of the
-answer for a feed comes with a `follows_changed` for that feed (a follow, an unfollow, a feed
+answer for a feed comes with a `FollowChanged` for that feed (a follow, an unfollow, a feed
 switching between push and pull), which every node hears; it forgets that feed's entry at once.
-Entries also expire after `TTL` seconds, and everything is forgotten when the Redis link comes
-back from an outage (follow changes may have been missed meanwhile). A lookup that raced with a
-change is not remembered (the generation counter).
+Entries also expire after `TTL` seconds, and everything is forgotten when the bus comes back
+from an outage or another node says it could not publish (follow changes may have been missed
+meanwhile). A lookup that raced with a change is not remembered (the generation counter).
 
 Subscribes of one feed that arrive while its lookup is out (10,000 sockets connecting to a raid
 room at once) wait for that lookup instead of each starting its own: one query per feed, not
@@ -26,6 +26,8 @@ Lookup = Callable[[], Awaitable[list[str]]]
 
 
 class PullSources:
+    """Cleared and changed by realtime/events/handlers.py, from the bus's messages."""
+
     def __init__(self) -> None:
         self._known: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._flights: dict[str, asyncio.Future[tuple[str, ...]]] = {}

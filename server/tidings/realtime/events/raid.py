@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ...config import Settings
@@ -30,7 +29,7 @@ class RaidEvents:
     def __init__(
         self,
         settings: Settings,
-        service: Callable[[], FeedService],
+        service: FeedService,
         presence: Presence,
     ) -> None:
         self._groups = settings.feeds.keys()
@@ -88,5 +87,5 @@ class RaidEvents:
         if not isinstance(activity, dict) or ("activities" in activity and "actor" not in activity):
             raise InputError("activity must be one activity (an object)",
                              {"activity": ["expected one activity"]})  # fmt: skip
-        added, _ = await self._service().add_body(feed, activity, grant)
+        added, _ = await self._service.add_body(feed, activity, grant)
         return {"ok": True, "activity": added[0]}

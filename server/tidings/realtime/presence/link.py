@@ -7,12 +7,8 @@ In Redis, under the `redis.channel` name (`<channel>:presence:...`):
 - `node:<node>`: a hash of that node's members, `[feed, user_id]` -> `[info, connections,
   since]`, expiring with the node (refreshed with it).
 
-On the channel, beside the broadcaster's messages (one JSON header line each):
-    {"k": "p.set", "n": NODE, "f": FEED, "u": USER, "e": [info, connections, since] | null}
-    {"k": "p.sync", "n": NODE, "m": [[FEED, USER, info, connections, since], ...], "a": ask}
-        (everything NODE has, replacing what the others knew of it; `a`: answer with yours)
-    {"k": "p.gone", "n": NODE, "d": GONE}   (GONE's members leave: it died, or it stopped)
-A node's messages go out in order, through one sender, with its hash writes.
+On the bus: `PresenceSet`, `PresenceSync` and `PresenceGone` (bus/messages.py). A node's
+messages go out in order, through one sender, each in one pipeline with its hash writes.
 
 A node that dies stops refreshing: once its time has passed, the first node whose periodic
 `REAP` script finds it removes it from `nodes` (and its hash) atomically, so exactly one node
@@ -37,7 +33,8 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from ...bus.pubsub import PUBLISH_TIMEOUT, RETRY_MAX, RedisLink
+from ...bus.messages import LinkUp, PresenceGone, PresenceSet, PresenceSync
+from ...bus.redis_bus import PUBLISH_TIMEOUT, RETRY_MAX, RedisBus
 from ...metrics import PRESENCE_NODES_GONE
 from .view import Entry, Key, View
 
@@ -54,6 +51,12 @@ class Members(Protocol):
     def isolate(self) -> None: ...
 
     def node_gone(self, node: str) -> None: ...
+
+    def remote_set(self, message: PresenceSet) -> None: ...
+
+    def remote_sync(self, message: PresenceSync) -> None: ...
+
+    def remote_gone(self, message: PresenceGone) -> None: ...
 
 
 log = logging.getLogger(__name__)
@@ -88,12 +91,8 @@ def _field(feed: str, user_id: str) -> str:
     return json.dumps([feed, user_id])
 
 
-def _message(header: dict[str, Any]) -> bytes:
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n"
-
-
 class PresenceLink:
-    def __init__(self, presence: Members, link: RedisLink) -> None:
+    def __init__(self, presence: Members, link: RedisBus) -> None:
         self.presence, self.link = presence, link
         self.node = presence.node
         self.ttl_ms = int(presence.ttl * 1000)
@@ -109,6 +108,10 @@ class PresenceLink:
         self._recovering = False  # up again after an outage: reap after a grace period
         self._absent: dict[str, int] = {}
         self._closed = False
+        link.on(PresenceSet, presence.remote_set)
+        link.on(PresenceSync, presence.remote_sync)
+        link.on(PresenceGone, presence.remote_gone)
+        link.on(LinkUp, lambda _: self.on_up())
 
     @property
     def up(self) -> bool:
@@ -165,9 +168,9 @@ class PresenceLink:
                     else:
                         wire = entry.wire()
                         pipe.hset(self.hash_key, _field(feed, user_id), json.dumps(wire))
-                    header = {"k": "p.set", "n": self.node, "f": feed, "u": user_id, "e": wire}
+                    message: Any = PresenceSet(self.node, feed, user_id, wire)
                 elif item[0] == "gone":
-                    header = {"k": "p.gone", "n": self.node, "d": item[1]}
+                    message = PresenceGone(self.node, item[1])
                 else:  # sync (also after a rejoin): everything, replacing the hash
                     entries = self.presence.local_entries()
                     pipe.delete(self.hash_key)
@@ -177,8 +180,8 @@ class PresenceLink:
                         })  # fmt: skip
                     members = [[*key, *e.wire()] for key, e in entries.items()]
                     ask = item[0] == "sync" and bool(item[1])
-                    header = {"k": "p.sync", "n": self.node, "m": members, "a": ask}
-                pipe.publish(self.link.channel, _message(header))
+                    message = PresenceSync(self.node, members, ask)
+                pipe.publish(self.link.channel, self.link.wire(message))
             pipe.pexpire(self.hash_key, self.ttl_ms)
             await pipe.execute()
 
@@ -266,8 +269,8 @@ class PresenceLink:
                 async with self.link.client().pipeline(transaction=False) as pipe:
                     pipe.zrem(self.nodes_key, self.node)
                     pipe.delete(self.hash_key)
-                    pipe.publish(self.link.channel, _message({"k": "p.gone", "n": self.node,
-                                                              "d": self.node}))  # fmt: skip
+                    gone = PresenceGone(self.node, self.node)
+                    pipe.publish(self.link.channel, self.link.wire(gone))
                     await pipe.execute()
         except REDIS_FAILURES as exc:
             log.warning("presence: could not tell the other nodes this one stops (%r): its "

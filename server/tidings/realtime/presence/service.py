@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...auth import Grant
-from ...bus.pubsub import RedisLink
+from ...bus.base import Bus
+from ...bus.messages import PresenceGone, PresenceSet, PresenceSync
+from ...bus.redis_bus import RedisBus
 from ...domain.errors import InputError
 from ...domain.feeds import USER_ID_RE, FeedId
 from ...metrics import PRESENCE_MEMBERS
@@ -61,18 +63,27 @@ class Presence:
         ttl: float,
         info_bytes: int,
         events: RoomEvents,
-        redis: RedisLink | None = None,
+        bus: Bus,
     ) -> None:
-        """`redis`: the link between nodes, when there are several (else presence is this
-        node's)."""
+        """`bus`: the other nodes; on Redis, presence spans them (link.py), else it is this
+        node's."""
         self.node = node
         self.groups = frozenset(groups)  # the feed groups with presence
         self.ttl, self.info_bytes = ttl, info_bytes
         self.events = events
         self.view = View()
-        self.link = PresenceLink(self, redis) if redis is not None else None
+        self.link = PresenceLink(self, bus) if isinstance(bus, RedisBus) else None
         self._local: dict[Key, LocalMember] = {}
         self._by_peer: dict[Peer, dict[str, str]] = {}  # peer -> feed -> user_id
+
+    def start(self) -> None:
+        if self.link is not None:
+            self.link.start()
+
+    async def close(self) -> None:
+        """A clean stop: this node's members leave every node at once."""
+        if self.link is not None:
+            await self.link.close()
 
     def enabled(self, feed: FeedId) -> bool:
         return feed.group in self.groups
@@ -154,30 +165,27 @@ class Presence:
 
     # ----------------------------------------------------------------------- the other nodes
 
-    def remote(self, header: Mapping[str, Any]) -> None:
-        """A presence message of another node (link.py names the kinds)."""
-        kind, node = header.get("k"), str(header.get("n"))
-        if kind == "p.set":
-            wire = header.get("e")
-            entry = None if wire is None else Entry.of(wire)
-            self._announce(self.view.put(node, str(header["f"]), str(header["u"]), entry))
-        elif kind == "p.sync":
-            entries = {(str(f), str(u)): Entry.of(rest) for f, u, *rest in header.get("m", ())}
-            for change in self.view.replace_node(node, entries):
-                self._announce(change)
-            if header.get("a") and self.link is not None:
-                self.link.sync()  # it asks: tell it (and all) what this node has
-        elif kind == "p.gone":
-            gone = str(header.get("d"))
-            if gone == self.node:  # declared dead while alive: come back
-                log.warning(
-                    "presence: another node claimed this one dead (it did not refresh within "
-                    "the TTL): registering and republishing its members"
-                )
-                if self.link is not None:
-                    self.link.rejoin()
-            else:
-                self.node_gone(gone)
+    def remote_set(self, message: PresenceSet) -> None:
+        entry = None if message.entry is None else Entry.of(message.entry)
+        self._announce(self.view.put(message.node, message.feed, message.user_id, entry))
+
+    def remote_sync(self, message: PresenceSync) -> None:
+        entries = {(str(f), str(u)): Entry.of(rest) for f, u, *rest in message.members}
+        for change in self.view.replace_node(message.node, entries):
+            self._announce(change)
+        if message.ask and self.link is not None:
+            self.link.sync()  # it asks: tell it (and all) what this node has
+
+    def remote_gone(self, message: PresenceGone) -> None:
+        if message.gone != self.node:
+            self.node_gone(message.gone)
+            return
+        log.warning(
+            "presence: another node claimed this one dead (it did not refresh within the TTL): "
+            "registering and republishing its members"
+        )  # declared dead while alive: come back
+        if self.link is not None:
+            self.link.rejoin()
 
     def node_gone(self, node: str) -> None:
         for change in self.view.drop_node(node):

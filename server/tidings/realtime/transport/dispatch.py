@@ -6,10 +6,16 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ...auth import Grant
-from ...domain.errors import TidingsError
+from ...domain.errors import InputError, TidingsError
 from .peers import Peer
 
 Ack = dict[str, Any]
+NOT_AN_EVENT = "an event is a JSON array: [name, argument]"
+
+
+def not_an_event() -> Ack:
+    """The ack of a packet whose payload is not `[name, argument]` (both transports)."""
+    return {"ok": False, "error": InputError(NOT_AN_EVENT, {"data": [NOT_AN_EVENT]}).ack()}
 
 
 class Dispatcher(Protocol):
@@ -32,7 +38,5 @@ class Dispatcher(Protocol):
     def knows(self, event: Any) -> bool: ...
 
     def busy(self) -> Ack: ...
-
-    def not_an_event(self) -> Ack: ...
 
     async def handle(self, peer: Peer, event: Any, args: list[Any]) -> Ack | None: ...

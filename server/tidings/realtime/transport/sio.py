@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import socketio
@@ -13,6 +12,7 @@ from socketio import packet
 
 from ...config import Settings, allowed_origins
 from ...runtime.background import spawn
+from .dispatch import not_an_event
 from .websocket import FastPath
 
 log = logging.getLogger(__name__)
@@ -26,15 +26,13 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
     """python-socketio, doing two things as the fast path does that it does not do itself:
     - an event whose payload is not `[name, ...]` (python-socketio reads `data[0]` and raises,
       or takes the first character of a string for the name) gets the error ack
-      `not_an_event()`;
+      `not_an_event()` (dispatch.py);
     - an Engine.IO session (long-polling, or a WebSocket when the fast path is off) that has
       not connected to a namespace `connect_timeout` seconds after its open is closed, pings
       answered or not (node's `connectTimeout`): an open session costs memory and, polling, a
       held request.
     (`_handle_event`, `_handle_eio_connect` and `_handle_eio_disconnect` are python-socketio's;
     pyproject pins python-socketio below 6.)"""
-
-    not_an_event: Callable[[], dict[str, Any]] | None = None
 
     def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,10 +72,10 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
             return
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        if id is None or self.not_an_event is None or not self.manager.is_connected(sid, namespace):
+        if id is None or not self.manager.is_connected(sid, namespace):
             return
         answer = self.packet_class(packet.ACK, namespace=namespace, id=id,
-                                   data=[self.not_an_event()])  # fmt: skip
+                                   data=[not_an_event()])  # fmt: skip
         await self._send_packet(eio_sid, answer)
 
 

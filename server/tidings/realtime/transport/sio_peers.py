@@ -15,7 +15,7 @@ from ...domain.errors import TidingsError
 from ...metrics import DELIVERIES
 from .dispatch import Ack, Dispatcher
 from .peers import Peer
-from .sio import ConnectionRefused, Server, SioServer
+from .sio import ConnectionRefused, Server
 
 INVALID_NAMESPACE = "Invalid namespace"  # node's socket.io refuses a namespace it lacks so
 
@@ -28,39 +28,9 @@ class SioPeer(Peer):
 class SioPeers:
     """The python-socketio sockets of this node, and the `Outlet` that reaches them."""
 
-    def __init__(self, sio: Server, handlers: Dispatcher) -> None:
+    def __init__(self, sio: Server) -> None:
         self.sio = sio
-        self.handlers = handlers
         self.peers: dict[str, SioPeer] = {}
-        if isinstance(sio, SioServer):
-            sio.not_an_event = handlers.not_an_event
-        sio.on("connect", self._connect)
-        sio.on("disconnect", self._disconnect)
-        sio.on("connect", _refuse_namespace, namespace="*")  # any namespace but "/"
-        for event in handlers.event_names():
-            sio.on(event, self._handler(event))
-
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        try:
-            grant = self.handlers.authenticate(auth)
-        except TidingsError as exc:
-            answer = self.handlers.refusal(exc)
-            raise ConnectionRefused(answer["message"],
-                                                             answer["data"]) from exc  # fmt: skip
-        peer = self.peers[sid] = SioPeer(sid, self)
-        self.handlers.connected(peer, grant)
-
-    async def _disconnect(self, sid: str, reason: Any = None) -> None:
-        peer = self.peers.pop(sid, None)
-        if peer is not None:
-            self.handlers.disconnected(peer)
-
-    def _handler(self, event: str) -> Any:
-        async def handler(sid: str, *args: Any) -> Ack | None:
-            peer = self.peers.get(sid)
-            return None if peer is None else await self.handlers.handle(peer, event, list(args))
-
-        return handler
 
     async def emit(self, peer: Peer, event: str, data: Any) -> None:
         await self.sio.emit(event, data, to=peer.sid)
@@ -83,6 +53,42 @@ class SioPeers:
     async def emit_all(self, event: str, data: Any) -> None:
         if self.peers:
             await self.sio.emit(event, data)
+
+
+class SioEvents:
+    """What python-socketio's sockets send, handed to `handlers` (registered on `sio` as its
+    event handlers: connect, disconnect, and each event the handlers know)."""
+
+    def __init__(self, peers: SioPeers, handlers: Dispatcher) -> None:
+        self.peers, self.handlers = peers, handlers
+        sio = peers.sio
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+        sio.on("connect", _refuse_namespace, namespace="*")  # any namespace but "/"
+        for event in handlers.event_names():
+            sio.on(event, self._handler(event))
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            grant = self.handlers.authenticate(auth)
+        except TidingsError as exc:
+            answer = self.handlers.refusal(exc)
+            raise ConnectionRefused(answer["message"],
+                                                             answer["data"]) from exc  # fmt: skip
+        peer = self.peers.peers[sid] = SioPeer(sid, self.peers)
+        self.handlers.connected(peer, grant)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        peer = self.peers.peers.pop(sid, None)
+        if peer is not None:
+            self.handlers.disconnected(peer)
+
+    def _handler(self, event: str) -> Any:
+        async def handler(sid: str, *args: Any) -> Ack | None:
+            peer = self.peers.peers.get(sid)
+            return None if peer is None else await self.handlers.handle(peer, event, list(args))
+
+        return handler
 
 
 async def _refuse_namespace(namespace: str, sid: str, environ: Any, auth: Any = None) -> None:

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, hdrs, web
 
 from ...domain.errors import TidingsError
 from . import protocol as p
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, not_an_event
 from .heartbeat import Heartbeat
 from .hub import FastConn, Hub
 from .peers import Peer
@@ -247,7 +247,7 @@ class FastPath:
     def _event(self, conn: FastConn, packet: p.Packet) -> None:
         args = packet.data
         if not (isinstance(args, list) and args and isinstance(args[0], str)):
-            self._ack(conn, packet.id, self.handlers.not_an_event())
+            self._ack(conn, packet.id, not_an_event())
             return
         name = args[0]
         if not self.handlers.knows(name):

@@ -8,9 +8,8 @@ node is answered from memory until `max_staleness` after its read began, then re
 that time the nodes keep each other current as fast as Redis carries it: an id is forgotten
 whenever its document changes (a replace, an update, a change of targets, a removal), on this
 node at once (ActivityStore calls `invalidate` after the write) and on the others through the
-Redis link (`on_invalidate`, published by the broadcaster as `{"k": "inval", "ids": [...]}`).
-A lost invalidation costs at most `max_staleness`; after a Redis outage nothing read before it
-is trusted (`distrust`).
+bus (a `Forget` message). A lost invalidation costs at most `max_staleness`; after the bus was
+down nothing read before it is trusted (`distrust`, on `Subscribed`).
 
 A read that started before an invalidation must not put back what it read (it may be the old
 value): each fill names the generation it started at, and is dropped when any invalidation
@@ -22,13 +21,14 @@ from __future__ import annotations
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from ...bus.base import Bus, LocalBus
+from ...bus.messages import Forget, Subscribed
 
 MB = 1 << 20
 MAX_STALENESS = 2.0  # seconds (cache.max_staleness_seconds)
-
-OnInvalidate = Callable[[list[str]], Awaitable[None]]
 
 
 def measured(value: Any) -> int:
@@ -42,7 +42,10 @@ def measured(value: Any) -> int:
 
 
 class ActivityCache:
-    def __init__(self, max_bytes: int = 64 * MB, max_staleness: float = MAX_STALENESS) -> None:
+    def __init__(
+        self, max_bytes: int = 64 * MB, max_staleness: float = MAX_STALENESS,
+        bus: Bus | None = None,
+    ) -> None:  # fmt: skip
         self.max_bytes = max_bytes
         self.max_staleness = max_staleness
         self.bytes = 0
@@ -53,7 +56,9 @@ class ActivityCache:
         # id -> (fields, measured bytes, monotonic time its read began)
         self._items: OrderedDict[str, tuple[dict[str, Any], int, float]] = OrderedDict()
         self._refreshing: set[str] = set()  # ids read again in the background (EntryReads)
-        self.on_invalidate: OnInvalidate | None = None  # tells the other nodes (broadcaster)
+        self.bus = bus or LocalBus("")  # the other nodes, told what changed here
+        self.bus.on(Forget, lambda message: self.forget(message.ids))
+        self.bus.on(Subscribed, lambda _: self.distrust())
 
     def __len__(self) -> int:
         return len(self._items)
@@ -125,12 +130,11 @@ class ActivityCache:
         if not ids:
             return
         self.forget(ids)
-        if self.on_invalidate is not None:
-            await self.on_invalidate(ids)
+        await self.bus.publish(Forget(ids))
 
     def distrust(self) -> None:
         """Read again whatever was read until now (invalidations may have been missed: the
-        link to the other nodes was down), as it is used."""
+        bus was down), as it is used."""
         self.generation += 1
         self._trusted_from = time.monotonic()
 

@@ -6,15 +6,14 @@ read from the store (at most `ENTRIES`), `complete` when that read found the who
 which keeps its heads current: a new entry above the oldest one of a head (or into a complete
 head) is put in its place, a removed one is taken out (a prefix with fewer entries is still a
 prefix). Other nodes' writes cannot be applied (their entries are not known here): each node
-publishes the feeds it wrote through the Redis link (`{"k": "heads", "feeds": [...]}`), and the
-other nodes drop those heads.
+publishes the feeds it wrote on the bus (`HeadsWritten`), and the other nodes drop those heads.
 
 That keeps heads current as fast as Redis carries it, but a message can be lost (an outage, a
 node killed between its write and its publish). So what a head may answer is bounded by time,
 not by luck: a page (`get`) only from a head whose read began less than `max_staleness` seconds
 ago, else the head is read again; a `since` or a follow's copy only from a head whose read began
-after the question arrived (`fresh`, store/entry_reads.py). After a Redis outage no head read
-before it is trusted (`distrust`).
+after the question arrived (`fresh`, store/entry_reads.py). After the bus was down no head read
+before it is trusted (`distrust`, on `Subscribed`).
 
 A read is answered from a head only when the head provably holds the answer (`newest`,
 `after`): enough entries within the bounds, or the head is the whole feed, or the head reaches
@@ -36,14 +35,15 @@ import bisect
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ...bus.base import Bus, LocalBus
+from ...bus.messages import HeadsWritten, Subscribed
 from ...domain.merge import Bounds
 
 Item = tuple[str, str | None]
 Keep = Callable[[Item], bool]
-OnDrop = Callable[[list[str]], Awaitable[None]]
 ENTRIES = 150  # entries of a head: a first page of 100 and an offset into it
 MAX_STALENESS = 2.0  # seconds (cache.max_staleness_seconds)
 _EMPTY_LIST = sys.getsizeof([])
@@ -139,11 +139,15 @@ class FeedHeads:
     hits: int = 0
     misses: int = 0
     bytes: int = 0
-    on_drop: OnDrop | None = None  # tells the other nodes which feeds this node wrote
+    bus: Bus = field(default_factory=lambda: LocalBus(""))  # told which feeds this node wrote
     _heads: OrderedDict[str, Head] = field(default_factory=OrderedDict)
     _sizes: dict[str, int] = field(default_factory=dict)
     _fills: dict[str, list[Fill]] = field(default_factory=dict)
     _trusted_from: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.bus.on(HeadsWritten, lambda message: self.drop(message.feeds))
+        self.bus.on(Subscribed, lambda _: self.distrust())
 
     def __len__(self) -> int:
         return len(self._heads)
@@ -238,14 +242,14 @@ class FeedHeads:
 
     async def publish(self, feeds: Iterable[str]) -> None:
         """Tell the other nodes that this node wrote `feeds`."""
-        if self.on_drop is not None and self.max_bytes:
+        if self.max_bytes:
             wanted = list(dict.fromkeys(feeds))
             if wanted:
-                await self.on_drop(wanted)
+                await self.bus.publish(HeadsWritten(wanted))
 
     def distrust(self) -> None:
-        """Answer nothing from what was read until now (drops may have been missed: the link
-        to the other nodes was down); fills under way are not kept either."""
+        """Answer nothing from what was read until now (drops may have been missed: the bus
+        was down); fills under way are not kept either."""
         self._trusted_from = time.monotonic()
         for fills in self._fills.values():
             for fill in fills:

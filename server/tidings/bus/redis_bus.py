@@ -1,27 +1,28 @@
-"""Cross-node delivery through Redis pub/sub, that keeps local delivery going when Redis fails.
+"""The bus between nodes on Redis pub/sub, that keeps local delivery going when Redis fails.
 
-`RedisLink` publishes the broadcaster's messages on `redis.channel` and hands every message of
-the other nodes to `on_message`, on redis-py's `redis.asyncio`. For "no lost activity under
-Redis faults":
-- the emitting node delivers to its own sockets itself, before publishing (broadcaster.py); while
-  Redis is down, publishing is skipped at once instead of retried per emit, so a fanout is not
-  slowed down by an outage;
+`RedisBus` publishes messages (messages.py) on `redis.channel` and hands every message of the
+other nodes to the handlers of its kind, on redis-py's `redis.asyncio`. For "no lost activity
+under Redis faults":
+- an `ECHO` message is handled on this node at once, whether Redis takes it or not (the
+  emitting node delivers to its own sockets itself); while Redis is down, publishing is skipped
+  at once instead of retried per message, so a fanout is not slowed down by an outage;
 - one log line when Redis goes away and one when it is back, not one per emit;
 - reconnection is retried every `RETRY_MAX` seconds at most;
-- when Redis comes back, `on_recovery` runs: every node tells its own sockets `resync`, since they
-  may have missed events published by other nodes meanwhile, and they re-subscribe with `since`;
+- when Redis comes back, `LinkUp(after_outage=True)` is handled: every node tells its own sockets
+  to resync, since they may have missed events published by other nodes meanwhile, and they
+  re-subscribe with `since`;
 - the listener survives any error (not only Redis's): it counts as Redis being down (`up` false,
   with a traceback in the log for an error that is not a connection's), and it starts again;
-- an event this node did not publish (Redis down, or the publish failed while the listener was
-  up) was missed by the other nodes: this node owes them a resync, and publishes
-  `resync_request(rooms)` (the broadcaster's "resync" message, naming the rooms of the events
-  missed, or every room past MAX_OWED_ROOMS) as soon as Redis takes it again. A message whose
-  loss costs the others nothing (cache drops: the caches do not depend on them) owes nothing;
+- a message this node did not publish (Redis down, or the publish failed while the listener was
+  up) was missed by the other nodes: this node owes them a resync, and publishes `Resync(rooms)`
+  (naming the rooms `owed` by the messages missed, or every room past MAX_OWED_ROOMS) as soon as
+  Redis takes it again. A message whose loss costs the others nothing (cache drops: the caches
+  do not depend on them) owes nothing;
 - a dead link is found within seconds, also when nothing says so (a half-open connection, a
   path that drops everything): the listener pings Redis every PING_SECONDS and counts the link
   down when nothing came back for DEAD_SECONDS; every connection has a socket timeout and TCP
-  keepalive. `on_linked` runs each time the listener is subscribed (again), before anything is
-  delivered: the caches trust nothing read before.
+  keepalive. `Subscribed` is handled each time the listener is subscribed (again), before
+  anything is delivered: the caches trust nothing read before.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Collection
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -44,6 +45,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..config import url_location
 from ..metrics import REDIS_UP
 from ..runtime.background import spawn
+from .base import Handler, Handlers, M
+from .messages import LinkUp, Message, Resync, Subscribed, decode, encode
 
 log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.1, 2.0
@@ -51,11 +54,7 @@ PUBLISH_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0  # any command of any connection (the listener waits with its own timeout)
 PING_SECONDS = 1.0  # the listener pings Redis this often ...
 DEAD_SECONDS = 3.0  # ... and counts the link down when nothing came back for this long
-RESYNC = "resync"  # the event telling a node's sockets to re-subscribe with `since`
 MAX_OWED_ROOMS = 10_000  # rooms named in one owed resync; past it, every socket resyncs
-OnRecovery = Callable[[], Awaitable[None]]
-ResyncRequest = Callable[[list[str] | None], bytes]
-OnMessage = Callable[[bytes], Awaitable[None]]
 
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -102,9 +101,10 @@ def _connect(url: str, channel: str) -> aioredis.Redis:
     )
 
 
-class RedisLink:
-    def __init__(self, url: str, channel: str) -> None:
-        self.url, self.channel = url, channel
+class RedisBus:
+    def __init__(self, node: str, url: str, channel: str) -> None:
+        self.node, self.url, self.channel = node, url, channel
+        self._handlers = Handlers()
         self.up = False
         self._redis: aioredis.Redis | None = None
         self._was_down = False
@@ -113,12 +113,6 @@ class RedisLink:
         self._owed = False  # events were not published: the other nodes must resync ...
         self._owed_rooms: set[str] | None = set()  # ... the sockets of these rooms (None: all)
         self._repaying: asyncio.Task[None] | None = None
-        self.on_recovery: OnRecovery | None = None
-        self.on_message: OnMessage | None = None
-        self.on_up: OnRecovery | None = None  # every time the listener is subscribed (presence)
-        self.on_linked: OnRecovery | None = None  # ... awaited first (the caches' trust)
-        # What makes the other nodes resync the sockets of some rooms (None: all).
-        self.resync_request: ResyncRequest | None = None
 
     @property
     def state(self) -> str:
@@ -134,11 +128,30 @@ class RedisLink:
         handle Redis errors themselves."""
         return self._client()
 
-    async def publish(self, data: bytes, rooms: Collection[str] | None = None) -> None:
-        """Publish for the other nodes. Whether Redis is up is the listener's to say: while it
-        is down this returns at once (the other nodes' sockets in `rooms` recover through
-        `since`, once this node tells them to resync; `rooms` None: every socket, empty: the
-        message's loss costs them nothing)."""
+    def wire(self, message: Message) -> bytes:
+        """`message` as this node publishes it (for a caller that publishes it in a pipeline
+        with other writes of its own, as presence does)."""
+        return encode(message, self.node)
+
+    def on(self, kind: type[M], handler: Handler[M]) -> None:
+        self._handlers.on(kind, handler)
+
+    async def publish(self, message: Message, owed: Collection[str] | None = ()) -> None:
+        """Publish for the other nodes (an `ECHO` message is handled here meanwhile). Whether
+        Redis is up is the listener's to say: while it is down this returns at once (the other
+        nodes' sockets in `owed` recover through `since`, once this node tells them to resync;
+        None: every socket, empty: the message's loss costs them nothing)."""
+        if not message.ECHO:
+            await self._publish(encode(message, self.node), owed)
+            return
+        # Published first, so that the other nodes handle it while this one does.
+        publishing = asyncio.ensure_future(self._publish(encode(message, self.node), owed))
+        try:
+            await self._handlers.handle(message)
+        finally:
+            await publishing
+
+    async def _publish(self, data: bytes, rooms: Collection[str] | None) -> None:
         if not self.up:
             self._owe(rooms)
             return
@@ -177,11 +190,11 @@ class RedisLink:
         self._repay_soon()
 
     def _repay_soon(self) -> None:
-        if self._repaying is None and self.resync_request is not None:
+        if self._repaying is None:
             self._repaying = spawn(self._repay())
 
     async def _repay(self) -> None:
-        """Publish `resync_request` once Redis takes it (while the listener is up)."""
+        """Publish `Resync` once Redis takes it (while the listener is up)."""
         delay = RETRY_MIN
         try:
             while self._owed:
@@ -191,9 +204,8 @@ class RedisLink:
                     continue
                 # Events skipped from now on owe a new one.
                 rooms, self._owed_rooms, self._owed = self._owed_rooms, set(), False
-                assert self.resync_request is not None
                 named = None if rooms is None else sorted(rooms)
-                if await self._send(self.resync_request(named)):
+                if await self._send(encode(Resync(named), self.node)):
                     self._publish_failing = False
                     log.warning("told the other nodes to resync: they missed events of this "
                                 "node while it could not publish")  # fmt: skip
@@ -244,7 +256,7 @@ class RedisLink:
             now = loop.time()
             if message is not None:
                 heard = now
-                if message.get("type") == "message" and self.on_message is not None:
+                if message.get("type") == "message":
                     await self._deliver(message["data"])
             if now - heard > DEAD_SECONDS:
                 raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
@@ -252,12 +264,14 @@ class RedisLink:
                 pinged = now
                 await pubsub.ping()
 
-    async def _deliver(self, data: Any) -> None:
-        assert self.on_message is not None
+    async def _deliver(self, data: bytes) -> None:
         try:
-            await self.on_message(data)
-        except Exception:  # one bad message must not stop the listener
-            log.exception("cannot deliver a message from Redis")
+            sender, message = decode(data)
+        except ValueError:  # one bad message must not stop the listener
+            log.exception("not a message of Tidings on the Redis channel")
+            return
+        if sender != self.node:  # this node handled its own already
+            await self._handlers.handle(message)
 
     def _went_down(self, exc: BaseException) -> None:
         if self.up or not self._was_down:
@@ -270,8 +284,7 @@ class RedisLink:
         REDIS_UP.set(0)
 
     async def _came_back(self) -> None:
-        if self.on_linked is not None:
-            await self.on_linked()
+        await self._handlers.handle(Subscribed())
         recovered = self._was_down
         self._publish_failing = False
         self.up = True
@@ -282,12 +295,9 @@ class RedisLink:
                 "Redis at %s is reachable again: cross-node delivery resumed",
                 url_location(self.url),
             )
-            if self.on_recovery is not None:
-                spawn(self.on_recovery())
         if self._owed:
             self._repay_soon()
-        if self.on_up is not None:
-            spawn(self.on_up())
+        spawn(self._handlers.handle(LinkUp(after_outage=recovered)))
 
     async def close(self) -> None:
         """Stop listening and close the connections, bounded: a link frozen half-open must not

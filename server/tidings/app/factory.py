@@ -26,9 +26,11 @@ from ..api.keys import (
     FIREHOSE,
     HEARTBEAT,
     HUB,
+    MEDIA,
     NODE_ID,
     PRESENCE,
     PRESENCE_LINK,
+    PREVIEWS,
     REDIS,
     RUNNER,
     SERVICE,
@@ -40,11 +42,14 @@ from ..api.routes import setup_routes
 from ..bus.node_stats import StatsBoard
 from ..bus.pubsub import RedisLink
 from ..config import NOTIFICATION, Settings, allowed_origins
+from ..config.media import S3
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
 from ..feeds.service import FeedService
 from ..firehose.setup import running_firehose
+from ..media.service import MediaService
+from ..og.previews import LinkPreviews, open_session
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
@@ -58,6 +63,8 @@ from ..realtime.transport.sio_peers import SioPeers
 from ..realtime.transport.slow_consumers import watch_slow_consumers
 from ..realtime.transport.websocket import FastPath
 from ..runtime.background import TaskSet
+from ..store.blobs.gridfs import GridFsBlobs
+from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
 from ..store.mongo import client as mongo
@@ -90,6 +97,22 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         await mongo.ensure_indexes(db)
         await migrate(db)
         app[DATABASE] = db
+        yield
+
+
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """Uploads (GridFS in the store, or an S3 bucket) and the link previews' HTTP session."""
+    settings = app[SETTINGS]
+    media = settings.media
+    async with contextlib.AsyncExitStack() as stack:
+        if media.store == S3:
+            client = await stack.enter_async_context(s3_client(media))
+            blobs: GridFsBlobs | S3Blobs = S3Blobs(client, media.s3_bucket, media.s3_prefix)
+        else:
+            blobs = GridFsBlobs(app[DATABASE])
+        app[MEDIA] = MediaService(blobs, media, str(settings.auth.api_secret))
+        session = await stack.enter_async_context(open_session(settings.og))
+        app[PREVIEWS] = LinkPreviews(session, settings.og)
         yield
 
 
@@ -226,6 +249,6 @@ def create_app(settings: Settings) -> web.Application:
     mount(app, sio, fast, realtime.websocket_compression)
     setup_routes(app)
     app[STATS] = StatsBoard(node, link, settings.redis.channel)
-    app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds, _stats])
+    app.cleanup_ctx.extend([_store, _media, _realtime, _firehose, _feeds, _stats])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
     return app

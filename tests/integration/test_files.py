@@ -31,8 +31,6 @@ from tests.integration.rest_calls import stream_js
 from tests.support import ServerProcess
 
 
-
-
 def test_a_file_is_uploaded_served_and_deleted_by_its_uploader(
     server: ServerProcess, uid: str
 ) -> None:

@@ -25,7 +25,8 @@ SECRET = "s" * 32
 @pytest.mark.parametrize(
     ("raw", "name"),
     [("../../etc/passwd", "passwd"), ("C:\\x\\a b.png", "a_b.png"), ("", "file"),
-     (".htaccess", "htaccess"), ('a"b;c.txt', "a_b_c.txt"), ("x" * 300 + ".txt", "x" * 96 + ".txt")],
+     (".htaccess", "htaccess"), ('a"b;c.txt', "a_b_c.txt"),
+     ("x" * 300 + ".txt", "x" * 96 + ".txt")],
 )  # fmt: skip
 def test_names_are_safe_in_paths_and_headers(raw: str, name: str) -> None:
     assert clean_name(raw) == name

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from harness.common import SERVER_TOKEN, token
 from harness.pool import ServerPool
+from tests.integration.rest_calls import stream_js
 from tests.support import API_KEY, API_SECRET, ServerProcess
 
 ALLOW = {"TIDINGS_OG_ALLOW_PRIVATE": "true", "TIDINGS_OG_TIMEOUT_SECONDS": "1.5",
@@ -163,3 +164,19 @@ async def test_loopback_and_private_addresses_are_refused_by_default(
         assert "not a public address" in body["detail"], (url, body)
     status, body = await og(http, server, site, auth="nope")
     assert status == 401
+
+
+async def test_streams_npm_sdks_og_call(pool: ServerPool, site: str) -> None:
+    """The cases of the npm SDK's own open_graph.js, with alice's user token."""
+    server = pool.get(ALLOW)
+    calls = [
+        {"user": "alice", "method": "og", "args": [f"{site}/page/movie"]},
+        {"user": "alice", "method": "og", "args": [f"{site}/page/binary"]},
+    ]
+    preview, binary = await asyncio.to_thread(stream_js, server, calls)
+    assert preview["ok"], preview
+    for key in ("title", "description", "original_url", "favicon", "images"):
+        assert preview["result"][key], key
+    assert preview["result"]["images"][0]["image"] == f"{site}/poster.jpg"
+    assert (binary["ok"], binary["status"]) == (False, 400), binary
+    assert binary["error"]["detail"] == NO_OG

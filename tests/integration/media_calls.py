@@ -61,3 +61,23 @@ def fetched_image(url: str) -> Image.Image:
 
 def stored_blobs(mongo: MongoClient[Doc], server: ServerProcess) -> int:
     return mongo[server.database]["media.files"].count_documents({})
+
+
+def raw_upload(server: ServerProcess, kind: str, body: Any, content_type: str) -> requests.Response:
+    """A body as given (bytes, or an iterator of them: sent chunked, with no length)."""
+    return requests.post(
+        f"{server.url}/api/v1.0/{kind}/", params={"api_key": API_KEY}, data=body,
+        headers={"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt",
+                 "Content-Type": content_type}, timeout=WAIT,
+    )  # fmt: skip
+
+
+def part(name: str, data: bytes, filename: str = "a.txt") -> bytes:
+    return (
+        (
+            f'--b\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + data
+        + b"\r\n"
+    )

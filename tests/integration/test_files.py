@@ -23,6 +23,8 @@ from tests.integration.media_calls import (
     call,
     fetched_image,
     image_bytes,
+    part,
+    raw_upload,
     stored_blobs,
     upload,
     user,
@@ -127,6 +129,17 @@ def test_images_must_really_be_images_and_refusals_store_nothing(
     assert upload(server, "files", b"x", auth=reader).status_code == 403
     not_multipart = call(server, "POST", "files/")
     assert not_multipart.status_code == 400
+    form = "multipart/form-data; boundary=b"
+    for body, content_type in [
+        (b"garbage", "multipart/form-data"),  # no boundary
+        (b"garbage", form),
+        (part("file", b"abc"), form),  # cut short: no closing boundary
+        (part("other", b"abc") + b"--b--\r\n", form),  # no `file` field
+        (part("other", b"x" * 100_000) + part("file", b"abc") + b"--b--\r\n", form),
+        (b"".join(part(f"f{i}", b"x") for i in range(20)) + b"--b--\r\n", form),
+    ]:
+        refused = raw_upload(server, "files", body, content_type)
+        assert refused.status_code in (400, 413) and refused.json()["code"] == 4, refused.text
     assert stored_blobs(mongo, server) == before
 
 
@@ -139,6 +152,9 @@ def test_uploads_are_bounded_in_size_and_type(pool: ServerPool, mongo: MongoClie
     before = stored_blobs(mongo, server)
     big = upload(server, "files", b"x" * 5_000_000, "big.txt", "text/plain")
     assert big.status_code == 413 and big.json()["exception"] == "InputException"
+    chunks = iter([part("file", b"x" * 200_000)[:-2], b"x" * 200_000, b"\r\n--b--\r\n"])
+    chunked = raw_upload(server, "files", chunks, "multipart/form-data; boundary=b")
+    assert chunked.status_code == 413, chunked.text  # no length: bounded while read
     assert upload(server, "files", b"<p>", "x.html", "text/html").status_code == 400
     assert upload(server, "images", image_bytes(200, 100), "x.png").status_code == 400  # pixels
     assert stored_blobs(mongo, server) == before

@@ -14,6 +14,7 @@ from .keys import MEDIA, PREVIEWS, SETTINGS
 
 MAX_PARTS = 8  # form fields looked at for the `file` one
 CHUNK = 65536
+ENVELOPE = 65536  # bytes of a body besides its file: boundaries, headers, small fields
 
 
 async def upload_file(request: web.Request) -> web.Response:
@@ -87,21 +88,44 @@ async def _file_part(request: web.Request, max_bytes: int) -> tuple[bytes, str |
     if request.content_type != "multipart/form-data":
         raise InputError("upload a multipart/form-data body with a `file` field",
                          {"file": ["required"]})  # fmt: skip
+    if (request.content_length or 0) > max_bytes + ENVELOPE:
+        raise PayloadTooLargeError(
+            f"file too large: at most {max_bytes} bytes", {"file": ["too large"]}
+        )
+    try:
+        return await _read_file_part(request, max_bytes)
+    except ValueError as exc:  # aiohttp's word for a malformed multipart body
+        raise InputError(f"malformed multipart body: {exc}", {"file": ["malformed"]}) from None
+
+
+async def _read_file_part(
+    request: web.Request, max_bytes: int
+) -> tuple[bytes, str | None, str | None]:
     reader = await request.multipart()
+    found: tuple[bytes, str | None, str | None] | None = None
     for _ in range(MAX_PARTS):
         part = await reader.next()
-        if part is None:
-            break
-        if isinstance(part, BodyPartReader) and part.name == "file":
-            data = bytearray()
-            while chunk := await part.read_chunk(CHUNK):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"file too large: at most {max_bytes} bytes", {"file": ["too large"]}
-                    )
-            return bytes(data), part.headers.get("Content-Type"), part.filename
-    raise InputError("the body has no `file` field", {"file": ["required"]})
+        if part is None:  # the closing boundary: a body cut short raised ValueError instead
+            if found is None:
+                raise InputError("the body has no `file` field", {"file": ["required"]})
+            return found
+        if not isinstance(part, BodyPartReader):
+            raise InputError("a nested multipart body is not an upload", {"file": ["nested"]})
+        if part.name == "file" and found is None:
+            data = await _read(part, max_bytes, f"file too large: at most {max_bytes} bytes")
+            found = data, part.headers.get("Content-Type"), part.filename
+        else:
+            await _read(part, ENVELOPE, "only `file` may be a large field")
+    raise InputError(f"more than {MAX_PARTS} fields", {"file": ["too many fields"]})
+
+
+async def _read(part: BodyPartReader, max_bytes: int, too_large: str) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(CHUNK):
+        data += chunk
+        if len(data) > max_bytes:
+            raise PayloadTooLargeError(too_large, {"file": ["too large"]})
+    return bytes(data)
 
 
 def _base(request: web.Request) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..domain.errors import InputError
-from ..domain.media import ProcessSpec
+from ..domain.media import OCTET_STREAM, ProcessSpec
 
 # Where a crop keeps the image: (x, y) of ImageOps.fit's centering, 0 = left/top, 1 = right/bottom
 _X = {"left": 0.0, "right": 1.0}
@@ -26,18 +26,19 @@ class ImageFacts:
     height: int
 
 
-def inspect(data: bytes, declared: str, formats: frozenset[str], max_pixels: int) -> ImageFacts:
-    """The image the bytes are (not what the client says): InputError if they are no image
-    of an allowed format, or bigger than `max_pixels` (checked from the header, before any
-    pixel is decoded), or damaged."""
-    refused = InputError(f"File type {declared} is not supported", {"file": [declared]})
+def inspect(data: bytes, formats: frozenset[str], max_pixels: int) -> ImageFacts:
+    """The image the bytes are (whatever the client says): InputError if they are no image
+    (`File type application/octet-stream is not supported`, as Stream answers), an image of a
+    format not allowed (its type named), bigger than `max_pixels` (checked from the header,
+    before any pixel is decoded), or damaged."""
+    refused = _unsupported(OCTET_STREAM)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 facts = _facts(image)
                 if facts.format.lower() not in formats:
-                    raise refused
+                    raise _unsupported(facts.mime)
                 _bounded(facts.width, facts.height, max_pixels)
                 image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
@@ -81,9 +82,13 @@ def _resized(image: Image.Image, spec: ProcessSpec) -> Image.Image:
     return clipped
 
 
+def _unsupported(mime: str) -> InputError:
+    return InputError(f"File type {mime} is not supported", {"file": [mime]})
+
+
 def _facts(image: Image.Image) -> ImageFacts:
     fmt = image.format or ""
-    return ImageFacts(fmt, Image.MIME.get(fmt, "application/octet-stream"), *image.size)
+    return ImageFacts(fmt, Image.MIME.get(fmt, OCTET_STREAM), *image.size)
 
 
 def _bounded(width: int, height: int, max_pixels: int) -> None:

@@ -35,8 +35,8 @@ class MediaService:
         name = clean_name(raw_name)
         if kind == "images":
             facts = await asyncio.to_thread(
-                images.inspect, data, (declared or "application/octet-stream").split(";")[0],
-                self.settings.allowed_image_formats, self.settings.max_image_pixels,
+                images.inspect, data, self.settings.allowed_image_formats,
+                self.settings.max_image_pixels,
             )  # fmt: skip
             content_type = facts.mime
         else:

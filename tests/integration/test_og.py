@@ -162,6 +162,9 @@ async def test_loopback_and_private_addresses_are_refused_by_default(
         status, body = await og(http, server, url)
         assert status == 400, (url, body)
         assert "not a public address" in body["detail"], (url, body)
+    for url in (f"http://2130706433:{port}/page/movie", f"http://127.1:{port}/page/movie"):
+        status, body = await og(http, server, url)  # other spellings of 127.0.0.1
+        assert status == 400 and "The Rock" not in str(body), (url, body)
     status, body = await og(http, server, site, auth="nope")
     assert status == 401
 

@@ -9,6 +9,8 @@
 // client. In "args", {"$user": ID} stands for that user's `currentUser` (the SDK sends it as
 // "SU:<id>"). A call that is a list of calls runs them concurrently (Promise.all). Prints one JSON
 // array: per call {"ok": true, "result": ...} or {"ok": false, "status": N, "error": BODY}.
+// A call with "on": NAME is made on `client[NAME]` (`files`, `images`); {"$buffer": BASE64} in
+// "args" stands for a Buffer of those bytes (an upload's content).
 import { connect } from "getstream";
 
 const options = JSON.parse(process.argv[2]);
@@ -28,6 +30,7 @@ function revive(arg) {
   if (Array.isArray(arg)) return arg.map(revive);
   if (arg && typeof arg === "object") {
     if ("$user" in arg) return clientOf(arg.$user).currentUser;
+    if ("$buffer" in arg) return Buffer.from(arg.$buffer, "base64");
     return Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, revive(v)]));
   }
   return arg;
@@ -36,7 +39,7 @@ function revive(arg) {
 async function run(call) {
   if (Array.isArray(call)) return Promise.all(call.map(run));
   const client = clientOf(call.user);
-  const target = call.feed ? client.feed(...call.feed) : client;
+  const target = call.feed ? client.feed(...call.feed) : call.on ? client[call.on] : client;
   try {
     return { ok: true, result: await target[call.method](...revive(call.args ?? [])) };
   } catch (err) {
@@ -46,4 +49,5 @@ async function run(call) {
 
 const results = [];
 for (const call of options.calls) results.push(await run(call));
-process.stdout.write(JSON.stringify(results) + "\n");
+// exit once written: a socket an upload left in the keep-alive pool would hold the process
+process.stdout.write(JSON.stringify(results) + "\n", () => process.exit(0));

@@ -16,7 +16,7 @@ from tidings.config import load_settings
 
 REFERENCE = Path(__file__).parents[2] / "docs" / "reference" / "configuration.md"
 # a table row of the reference: | `section.key` | `default` | what it does |
-ROW = re.compile(r"^\| `(?P<key>[a-z_]+\.[a-z_]+)` \| `(?P<value>[^`]*)` \|", re.MULTILINE)
+ROW = re.compile(r"^\| `(?P<key>[a-z0-9_]+\.[a-z0-9_]+)` \| `(?P<value>[^`]*)` \|", re.MULTILINE)
 # the feed groups the defaults ship: | `group` | settings |
 GROUP_ROW = re.compile(r"^\| `(?P<group>[a-z0-9_]+)` \| (?P<settings>[^|]+) \|$", re.MULTILINE)
 

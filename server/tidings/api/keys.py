@@ -10,6 +10,8 @@ from ..config import Settings
 from ..fanout.runner import FanoutRunner
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
+from ..media.service import MediaService
+from ..og.previews import LinkPreviews
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.presence.service import Presence
 from ..realtime.transport.heartbeat import Heartbeat
@@ -30,3 +32,5 @@ HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
 PRESENCE = web.AppKey("presence", Presence)
 FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)
 STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)
+MEDIA = web.AppKey("media", MediaService)  # uploaded files and images (api/media.py)
+PREVIEWS = web.AppKey("previews", LinkPreviews)  # og/ link previews

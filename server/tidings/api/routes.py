@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, admin, feeds, follows, ops
+from . import activities, admin, feeds, follows, media, ops
 from .dashboard import setup_dashboard
 
 BASE = "/api/v1.0"
 FEED = BASE + "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
+MEDIA = "/media"  # where uploads are served (domain/media.py MEDIA_PATH)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -42,5 +43,13 @@ def setup_routes(app: web.Application) -> None:
         # follows in batches
         web.post(BASE + "/follow_many" + SLASH, follows.follow_many),
         web.post(BASE + "/unfollow_many" + SLASH, follows.unfollow_many),
+        # uploads, image processing, link previews (api/media.py)
+        web.post(BASE + "/files" + SLASH, media.upload_file),
+        web.delete(BASE + "/files" + SLASH, media.delete_file),
+        web.post(BASE + "/images" + SLASH, media.upload_image),
+        web.delete(BASE + "/images" + SLASH, media.delete_image),
+        web.get(BASE + "/images" + SLASH, media.process_image, allow_head=False),
+        web.get(BASE + "/og" + SLASH, media.open_graph, allow_head=False),
+        web.get(MEDIA + "/{kind}/{root}/{variant}/{name}", media.serve),
     ])  # fmt: skip
     setup_dashboard(app)

@@ -30,8 +30,10 @@ from ..api.keys import (
     FIREHOSE,
     HEARTBEAT,
     HUB,
+    MEDIA,
     NODE_ID,
     PRESENCE,
+    PREVIEWS,
     RUNNER,
     SERVICE,
     SETTINGS,
@@ -43,6 +45,7 @@ from ..bus.base import Bus, LocalBus
 from ..bus.node_stats import StatsBoard
 from ..bus.redis_bus import RedisBus
 from ..config import NOTIFICATION, Settings, allowed_origins
+from ..config.media import S3
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
@@ -50,6 +53,8 @@ from ..feeds.reads import Reads
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
 from ..firehose.setup import running_firehose
+from ..media.service import MediaService
+from ..og.previews import LinkPreviews, open_session
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
@@ -63,6 +68,8 @@ from ..realtime.transport.sio_peers import SioEvents, SioPeers
 from ..realtime.transport.slow_consumers import watch_slow_consumers
 from ..realtime.transport.websocket import FastPath
 from ..runtime.background import TaskSet
+from ..store.blobs.gridfs import GridFsBlobs
+from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
 from ..store.mongo import client as mongo
@@ -100,6 +107,21 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
         yield db
 
 
+async def open_media(
+    settings: Settings, db: Database, stack: contextlib.AsyncExitStack
+) -> tuple[MediaService, LinkPreviews]:
+    """Uploads (GridFS in the store, or an S3 bucket) and the link previews' HTTP session,
+    closed with `stack`."""
+    media = settings.media
+    blobs: GridFsBlobs | S3Blobs = GridFsBlobs(db)
+    if media.store == S3:
+        client = await stack.enter_async_context(s3_client(media))
+        blobs = S3Blobs(client, media.s3_bucket, media.s3_prefix)
+    session = await stack.enter_async_context(open_session(settings.og))
+    uploads = MediaService(blobs, media, str(settings.auth.api_secret))
+    return uploads, LinkPreviews(session, settings.og)
+
+
 def _closing(stack: contextlib.AsyncExitStack) -> CleanupContext:
     async def close(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -117,7 +139,9 @@ async def create_app(settings: Settings) -> web.Application:
         firehose = await resources.enter_async_context(
             running_firehose(settings.firehose, db, node, settings.server.shutdown_timeout)
         )
+        uploads, previews = await open_media(settings, db, resources)
         app = build(settings, node, db, firehose)
+        app[MEDIA], app[PREVIEWS] = uploads, previews
     except BaseException:
         await resources.aclose()
         raise

@@ -16,6 +16,7 @@ from marshmallow import (
 
 from ..domain.aggregation import DEFAULT_FORMAT, AggregationFormat, AggregationFormatError
 from .firehose import FirehoseSchema, check_feed_groups
+from .media import MediaSchema, OgSchema
 from .sections import GROUP_NAME, Section, positive
 from .settings import (
     FLAT,
@@ -210,6 +211,8 @@ class SettingsSchema(Section):
     )
     firehose = fields.Nested(FirehoseSchema, required=True)
     cache = fields.Nested(_CacheSchema, required=True)
+    media = fields.Nested(MediaSchema, required=True)
+    og = fields.Nested(OgSchema, required=True)
 
     @validates_schema
     def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..domain.aggregation import AggregationFormat
 from .firehose import FirehoseSettings
+from .media import MediaSettings, OgSettings
 from .values import Secret
 
 
@@ -142,6 +143,8 @@ class Settings:
     feeds: Mapping[str, FeedGroup] = field(default_factory=dict)
     firehose: FirehoseSettings = field(default_factory=FirehoseSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    og: OgSettings = field(default_factory=OgSettings)
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:

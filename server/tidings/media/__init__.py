@@ -1,0 +1,1 @@
+"""Uploaded files and images (Stream's files/ and images/): bounds, ownership, processing."""

@@ -1,4 +1,5 @@
-"""Outside the API: liveness, readiness and Prometheus metrics."""
+"""Outside the API: liveness, readiness and Prometheus metrics, routes of the root app (plain
+JSON and text, no middleware but the root's metering)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ async def readyz(request: web.Request) -> web.Response:
     """503 without the store; 200 `degraded` without Redis: this node's sockets still get
     their events, other nodes' sockets recover through `since` once Redis is back. `presence`:
     "cluster" while it spans the nodes, "local" without Redis (or while it is down)."""
-    link = request.app.get(REDIS)
+    link = request.config_dict.get(REDIS)
     redis = link.state if link is not None else "off"
-    presence = request.app[PRESENCE].state
+    presence = request.config_dict[PRESENCE].state
     try:
-        await ping(request.app[DATABASE])
+        await ping(request.config_dict[DATABASE])
     except PyMongoError as exc:
         body = {"status": "unavailable", "store": str(exc), "redis": redis, "presence": presence}
         return web.json_response(body, status=503)
@@ -35,7 +36,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    service = request.app.get(SERVICE)
+    service = request.config_dict.get(SERVICE)
     if service is not None:
         _cache_metrics(service.activities)
     body, content_type = metrics.render()
@@ -49,3 +50,11 @@ def _cache_metrics(activities: ActivityStore) -> None:
         metrics.CACHE_ITEMS.labels(name).set(len(cache))
         metrics.CACHE_LOOKUPS.labels(name, "hit").set(cache.hits)
         metrics.CACHE_LOOKUPS.labels(name, "miss").set(cache.misses)
+
+
+def setup_ops(app: web.Application) -> None:
+    app.router.add_routes([
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.get("/metrics", prometheus),
+    ])  # fmt: skip

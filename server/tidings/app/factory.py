@@ -18,8 +18,9 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..api.cors import cors
-from ..api.errors import stream_errors
+from ..api.admin import create_admin
+from ..api.app import OTHER_VERSIONS, PREFIX, create_api, create_other_versions
+from ..api.dashboard import setup_dashboard
 from ..api.keys import (
     BROADCASTER,
     DATABASE,
@@ -36,7 +37,8 @@ from ..api.keys import (
     SIO,
     STATS,
 )  # fmt: skip
-from ..api.routes import setup_routes
+from ..api.metering import metered
+from ..api.ops import setup_ops
 from ..bus.node_stats import StatsBoard
 from ..bus.pubsub import RedisLink
 from ..config import NOTIFICATION, Settings, allowed_origins
@@ -194,7 +196,7 @@ async def _goodbye_sockets(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     max_body = settings.server.max_body_bytes
-    app = web.Application(middlewares=[cors, stream_errors], client_max_size=max_body)
+    app = web.Application(middlewares=[metered], client_max_size=max_body)  # every body's limit
     app[SETTINGS] = settings
     app[NODE_ID] = node = node_id()  # one per process: it owns leases and signs its publishes
     realtime = settings.realtime
@@ -224,7 +226,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SIO], app[HUB], app[HEARTBEAT] = sio, hub, heartbeat
     app[BROADCASTER] = Broadcaster(hub, sio_peers, handlers, link, groups, node)
     mount(app, sio, fast, realtime.websocket_compression)
-    setup_routes(app)
+    app.add_subapp(PREFIX, create_api())
+    app.add_subapp(OTHER_VERSIONS, create_other_versions())
+    app.add_subapp("/admin", create_admin())
+    setup_ops(app)
+    setup_dashboard(app)
     app[STATS] = StatsBoard(node, link, settings.redis.channel)
     app.cleanup_ctx.extend([_store, _realtime, _firehose, _feeds, _stats])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])

@@ -34,6 +34,9 @@ def test_server_tokens_only(server: ServerProcess, uid: str) -> None:
     assert stats(server, token({"user_id": uid})).status_code == 403
     scoped = token({"resource": "feed", "action": "*", "feed_id": "*"})
     assert stats(server, scoped).status_code == 403
+    refused = stats(server, token({"user_id": uid}))
+    assert set(refused.json()) == {"code", "detail", "exception", "status_code", "duration"}
+    assert refused.json()["exception"] == "NotAllowedException"  # Stream's shape, as the API's
     body = stats(server).json()
     assert body["redis"] == "off"
     assert [n["self"] for n in body["nodes"]] == [True]
@@ -97,3 +100,26 @@ def test_cors_of_the_rest_api(failing_firehose: ServerProcess, uid: str) -> None
     assert refused.headers["Access-Control-Allow-Origin"] == "http://app.test"  # errors readable
     other = get(url, API_KEY, "http://evil.test")
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_cors_anywhere_under_the_api_only(failing_firehose: ServerProcess) -> None:
+    """A path of no route under /api/ is answered as one of the API (preflight, Stream's 404
+    readable cross-origin); the admin's and the ops' paths, same-origin only, get no CORS."""
+    origin = {"Origin": "http://app.test"}
+    for path in ("/api/v1.0/no/such/", "/api/v9.9/feed/user/bob/"):
+        preflight = requests.options(
+            failing_firehose.url + path,
+            headers={**origin, "Access-Control-Request-Method": "GET"}, timeout=5,
+        )  # fmt: skip
+        assert preflight.status_code == 204, path
+        assert preflight.headers["Access-Control-Allow-Origin"] == "http://app.test"
+        missing = get(failing_firehose.url + path, API_KEY, "http://app.test")
+        assert missing.status_code == 404 and missing.json()["code"] == 16, path
+        assert missing.headers["Access-Control-Allow-Origin"] == "http://app.test"
+    for path in ("/admin/stats", "/healthz"):
+        answer = requests.get(
+            failing_firehose.url + path, headers={**origin, "Authorization": SERVER_TOKEN},
+            timeout=5,
+        )  # fmt: skip
+        assert answer.status_code == 200, path
+        assert "Access-Control-Allow-Origin" not in answer.headers, path

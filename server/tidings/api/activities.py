@@ -34,10 +34,10 @@ from .keys import FIREHOSE, SERVICE, SETTINGS
 
 
 def _limits(request: web.Request) -> Limits:
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     bounds = settings.activities
     return Limits(  # an activity too big for a firehose endpoint is refused too
-        settings.feeds.keys(), request.app[FIREHOSE].activity_bytes(bounds.max_bytes),
+        settings.feeds.keys(), request.config_dict[FIREHOSE].activity_bytes(bounds.max_bytes),
         bounds.max_to, bounds.max_batch,
         bounds.max_batch_bytes, bounds.max_future_seconds,
     )  # fmt: skip
@@ -47,7 +47,7 @@ async def get_activities(request: web.Request) -> web.Response:
     """`?ids=a,b` or `?foreign_ids=x,y&timestamps=t1,t2` → `{results}` (unknown ones left
     out, as Stream does), at most `[activities] max_ids`."""
     authenticate(request).require_app_wide("activities", "read")
-    most = request.app[SETTINGS].activities.max_ids
+    most = request.config_dict[SETTINGS].activities.max_ids
     query = request.query
     ids = params.id_list(query, "ids")
     foreign_ids = params.id_list(query, "foreign_ids")
@@ -73,7 +73,7 @@ async def get_activities(request: web.Request) -> web.Response:
     if len(ids) > most:
         raise InputError(f"at most {most} activities per call", {"ids": [f"at most {most}"]})
     ids = [_lookup_id(value, index) for index, value in enumerate(ids)]
-    found = await request.app[SERVICE].activities.documents(list(dict.fromkeys(ids)))
+    found = await request.config_dict[SERVICE].activities.documents(list(dict.fromkeys(ids)))
     results = [
         public_activity(i, json.loads(found[i]["data"]), None)
         for i in dict.fromkeys(ids)
@@ -93,17 +93,17 @@ def _lookup_id(value: str, index: int) -> str:
 
 async def update_activities(request: web.Request) -> web.Response:
     authenticate(request).require_app_wide("activities", "write")
-    most = request.app[SETTINGS].activities.max_changes
+    most = request.config_dict[SETTINGS].activities.max_changes
     activities = parse_full_updates(await json_body(request), _limits(request), most)
-    updated = await request.app[SERVICE].replace(activities)
+    updated = await request.config_dict[SERVICE].replace(activities)
     return answer(request, {"activities": updated}, status=201)
 
 
 async def partial_update(request: web.Request) -> web.Response:
     authenticate(request).require_app_wide("activities", "write")
-    most = request.app[SETTINGS].activities.max_changes
+    most = request.config_dict[SETTINGS].activities.max_changes
     changes = parse_changes(await json_body(request), most)
-    updated = await request.app[SERVICE].change(changes, _limits(request))
+    updated = await request.config_dict[SERVICE].change(changes, _limits(request))
     return answer(request, {"activities": updated}, status=201)
 
 
@@ -113,7 +113,7 @@ async def activity_to_targets(request: web.Request) -> web.Response:
     if not (grant.allows("feed_targets", "write", feed) or grant.allows("feed", "write", feed)):
         raise NotAllowedError(f"you don't have permission to change the targets of {feed}")
     body = await json_body(request)
-    done = await request.app[SERVICE].retarget(feed, body, grant, _limits(request))
+    done = await request.config_dict[SERVICE].retarget(feed, body, grant, _limits(request))
     return answer(request, done, status=201)
 
 
@@ -123,7 +123,7 @@ async def add_to_many(request: web.Request) -> web.Response:
     grant.require_app_wide("feed", "write")
     body = await json_body(request)
     limits = _limits(request)
-    most = request.app[SETTINGS].activities.max_add_to_many_feeds
+    most = request.config_dict[SETTINGS].activities.max_add_to_many_feeds
     if not isinstance(body, dict):
         raise InputError("the body must be an object", {"body": ["not an object"]})
     raw_feeds = body.get("feeds")
@@ -133,13 +133,13 @@ async def add_to_many(request: web.Request) -> web.Response:
         raise InputError(f"at most {most} feeds per call", {"feeds": [f"at most {most}"]})
     feeds = [parse_feed_id(f, limits.groups, f"feeds[{i}]") for i, f in enumerate(raw_feeds)]
     activity = parse_activity(body.get("activity"), limits, "activity.")
-    await request.app[SERVICE].add_to_many(feeds, activity, request[GRANT])
+    await request.config_dict[SERVICE].add_to_many(feeds, activity, request[GRANT])
     return answer(request, {}, status=201)
 
 
 async def follow_stats(request: web.Request) -> web.Response:
     grant = authenticate(request)
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     groups = settings.feeds.keys()
     most = settings.activities.max_stats_slugs
     results: dict[str, Any] = {}
@@ -152,7 +152,7 @@ async def follow_stats(request: web.Request) -> web.Response:
         slugs = params.id_list(request.query, f"{side}_slugs")
         if len(slugs) > most:
             raise InputError(f"at most {most} slugs", {f"{side}_slugs": [f"at most {most} slugs"]})
-        count = await request.app[SERVICE].follow_count(feed, side == "followers", slugs)
+        count = await request.config_dict[SERVICE].follow_count(feed, side == "followers", slugs)
         results[side] = {"feed": str(feed), "count": count}
     if not results:
         raise InputError("followers or following required", {"followers": ["a feed id"]})

@@ -18,7 +18,7 @@ GRANT = web.RequestKey("grant", Grant)
 
 def authenticate(request: web.Request) -> Grant:
     """Check `?api_key=` and the JWT of the `Authorization` header."""
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     api_key = request.query.get("api_key", "")
     if not hmac.compare_digest(api_key.encode(), settings.auth.api_key.encode()):
         raise ApiKeyError(
@@ -35,7 +35,7 @@ def authenticate(request: web.Request) -> Grant:
 
 
 def path_feed(request: web.Request, slug: str = "slug", user_id: str = "user_id") -> FeedId:
-    groups = request.app[SETTINGS].feeds.keys()
+    groups = request.config_dict[SETTINGS].feeds.keys()
     return parse_feed(request.match_info[slug], request.match_info[user_id], groups)
 
 

@@ -1,6 +1,7 @@
 """CORS for the REST API, so that a web page on another origin can call it through `fetch`
 (the JS SDK in a browser), as Stream's API allows. The origins are `server.cors_allowed_origins`,
-the setting Socket.IO's CORS uses too."""
+the setting Socket.IO's CORS uses too. A middleware of the API's sub-apps (every path under
+/api/), outermost, so that Stream's error bodies are readable cross-origin too."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ MAX_AGE = "600"
 
 
 def _allowed(request: web.Request, origin: str) -> bool:
-    origins = allowed_origins(request.app[SETTINGS])
+    origins = allowed_origins(request.config_dict[SETTINGS])
     return origins is None or origin in origins
 
 
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
-    if origin is None or not request.path.startswith("/api/") or not _allowed(request, origin):
+    if origin is None or not _allowed(request, origin):
         return await handler(request)
     headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:

@@ -1,4 +1,8 @@
-"""HTTP side of the error hierarchy: every answer in Stream's shape, with `duration`."""
+"""HTTP side of the error hierarchy: every answer in Stream's shape, with `duration`.
+
+`stream_errors` is the middleware of the sub-apps that speak Stream's dialect (the API at
+/api/v1.0, the other paths under /api/, admin): inside them every failure, a path without a
+route and a body over the limit included, answers Stream's error body."""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from ..domain.errors import (
     TidingsError,
     UnavailableError,
 )
-from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,17 +50,13 @@ def _as_error(exc: web.HTTPException) -> TidingsError:
 
 @web.middleware
 async def stream_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Time the request, count it, and turn every failure into Stream's error body."""
+    """Time the request (for `duration`) and turn every failure into Stream's error body."""
     request[STARTED] = time.perf_counter()
-    route = request.match_info.route.resource
-    name = route.canonical if route is not None else "unmatched"
     try:
         response = await handler(request)
     except TidingsError as exc:
         response = answer(request, exc.body(), exc.status)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/"):
-            raise
         error = _as_error(exc)
         response = answer(request, error.body(), error.status)
     except (ConnectionFailure, ServerSelectionTimeoutError, WriteConcernError) as exc:
@@ -72,6 +71,4 @@ async def stream_errors(request: web.Request, handler: Handler) -> web.StreamRes
         log.exception("%s %s failed", request.method, request.path)
         error = TidingsError("internal server error")
         response = answer(request, error.body(), error.status)
-    HTTP_REQUESTS.labels(request.method, name, response.status).inc()
-    HTTP_LATENCY.labels(request.method, name).observe(time.perf_counter() - request[STARTED])
     return response

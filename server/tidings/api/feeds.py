@@ -21,7 +21,7 @@ from .keys import SERVICE, SETTINGS
 async def add_activities(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "write")
     body = await json_body(request)
-    added, batch = await request.app[SERVICE].add_body(feed, body, request[GRANT])
+    added, batch = await request.config_dict[SERVICE].add_body(feed, body, request[GRANT])
     return answer(request, {"activities": added} if batch else added[0], status=201)
 
 
@@ -29,13 +29,13 @@ async def read_feed(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "read")
     query = request.query
     limit = params.integer(query, "limit", 25, 1, params.MAX_LIMIT)
-    max_offset = request.app[SETTINGS].activities.max_offset
+    max_offset = request.config_dict[SETTINGS].activities.max_offset
     offset = params.integer(query, "offset", 0, 0, max_offset)
     bounds = params.activity_ids(query, "id_lt", "id_lte", "id_gt", "id_gte")
     page = Page(limit=limit + 1, offset=offset, **bounds)
-    if request.app[SETTINGS].feeds[feed.group].grouped:
+    if request.config_dict[SETTINGS].feeds[feed.group].grouped:
         return await _read_groups(request, feed, page)
-    found = await request.app[SERVICE].read(feed, page)
+    found = await request.config_dict[SERVICE].read(feed, page)
     results, more = found[:limit], len(found) > limit
     next_page = ""
     if more:
@@ -49,7 +49,7 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
     """An aggregated or notification feed: groups, paged on group ids, and the marks."""
     query, limit = request.query, page.limit - 1
     marks = {name: _mark(query, name) for name in ("mark_seen", "mark_read")}
-    found = await request.app[SERVICE].reads.read_groups(
+    found = await request.config_dict[SERVICE].reads.read_groups(
         str(feed), page, marks["mark_seen"], marks["mark_read"]
     )
     results, more = found.groups[:limit], len(found.groups) > limit
@@ -64,7 +64,7 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
 async def _announce_counts(request: web.Request, feed: str) -> None:
     """After a mark, every socket of the feed gets the new counts (other devices' badges):
     the broadcaster adds them to a notification feed's events."""
-    await request.app[SERVICE].announcer.counts(feed)
+    await request.config_dict[SERVICE].announcer.counts(feed)
 
 
 def _mark(query: Mapping[str, str], name: str) -> bool | list[str]:
@@ -93,7 +93,7 @@ async def remove_activity(request: web.Request) -> web.Response:
     identifier = request.match_info["activity_id"]
     by_foreign_id = params.boolean(request.query, "foreign_id")
     if by_foreign_id:
-        await request.app[SERVICE].remove(feed, None, identifier)
+        await request.config_dict[SERVICE].remove(feed, None, identifier)
     else:
         # Any UUID: one that `feed` does not hold (Stream's ids are UUIDv1) changes nothing.
         activity_id = lookup_id(identifier)
@@ -101,5 +101,5 @@ async def remove_activity(request: web.Request) -> web.Response:
             raise InputError(
                 "activity_id must be an activity id", {"activity_id": ["not an activity id"]}
             )
-        await request.app[SERVICE].remove(feed, activity_id, None)
+        await request.config_dict[SERVICE].remove(feed, activity_id, None)
     return answer(request, {"removed": identifier})

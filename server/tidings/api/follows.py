@@ -34,7 +34,7 @@ class FollowSchema(Schema):
 
 async def follow(request: web.Request) -> web.Response:
     source = authorize(request, "follower", "write")
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     try:
         body: dict[str, Any] = FollowSchema().load(await json_body(request) or {})
     except ValidationError as exc:
@@ -42,45 +42,45 @@ async def follow(request: web.Request) -> web.Response:
     target = parse_feed_id(body["target"], settings.feeds.keys(), "target")
     _may_follow(request, target, body["target_token"], "target")
     limit = _copy_limit(request, body["activity_copy_limit"])
-    await request.app[SERVICE].follow(source, target, limit)
+    await request.config_dict[SERVICE].follow(source, target, limit)
     return answer(request, {}, status=201)
 
 
 async def unfollow(request: web.Request) -> web.Response:
     source = authorize(request, "follower", "delete")
     target = parse_feed_id(
-        request.match_info["target"], request.app[SETTINGS].feeds.keys(), "target"
+        request.match_info["target"], request.config_dict[SETTINGS].feeds.keys(), "target"
     )
     keep_history = params.boolean(request.query, "keep_history")
-    await request.app[SERVICE].unfollow(source, target, keep_history)
+    await request.config_dict[SERVICE].unfollow(source, target, keep_history)
     return answer(request, {})
 
 
 async def followers(request: web.Request) -> web.Response:
     feed = authorize(request, "follower", "read")
     limit, offset, only = _listing(request)
-    rows = await request.app[SERVICE].followers(feed, limit, offset, only)
+    rows = await request.config_dict[SERVICE].followers(feed, limit, offset, only)
     return answer(request, {"results": _rows(rows)})
 
 
 async def following(request: web.Request) -> web.Response:
     feed = authorize(request, "follower", "read")
     limit, offset, only = _listing(request)
-    rows = await request.app[SERVICE].following(feed, limit, offset, only)
+    rows = await request.config_dict[SERVICE].following(feed, limit, offset, only)
     return answer(request, {"results": _rows(rows)})
 
 
 def _may_follow(request: web.Request, target: FeedId, token: str | None, field: str) -> None:
     """A target in a group whose feeds are private (`follow = "readers"`) needs the right to
     read it; any other may be followed by whoever may write the follower, as in Stream."""
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     if settings.feeds[target.group].follow == FOLLOW_READERS:
         secret = str(settings.auth.api_secret)
         authorize_follow_target(request[GRANT], target, token, secret, settings.feeds, field)
 
 
 def _listing(request: web.Request) -> tuple[int, int, list[str]]:
-    groups = request.app[SETTINGS].feeds.keys()
+    groups = request.config_dict[SETTINGS].feeds.keys()
     limit = params.integer(request.query, "limit", 25, 1, params.MAX_LIMIT)
     offset = params.integer(request.query, "offset", 0, 0, params.MAX_OFFSET)
     only = [
@@ -94,7 +94,7 @@ def _rows(follows: list[Follow]) -> list[dict[str, str]]:
 
 
 def _copy_limit(request: web.Request, limit: int | None) -> int:
-    fanout = request.app[SETTINGS].fanout
+    fanout = request.config_dict[SETTINGS].fanout
     if limit is None:
         return fanout.default_copy_limit
     if limit > fanout.max_copy_limit:
@@ -131,7 +131,7 @@ def _server_only(request: web.Request) -> None:
 
 async def _entries(request: web.Request, schema: Schema) -> list[tuple[FeedId, FeedId, Any]]:
     """The batch's entries, every one validated before any is used."""
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     body = await json_body(request)
     limit = settings.fanout.max_follow_many
     if not isinstance(body, list):
@@ -168,7 +168,7 @@ async def follow_many(request: web.Request) -> web.Response:
         limit = params.integer(request.query, "activity_copy_limit", 0, 0, 1 << 31)
     limit = _copy_limit(request, limit)
     entries = await _entries(request, FollowManySchema())
-    feeds = request.app[SETTINGS].feeds
+    feeds = request.config_dict[SETTINGS].feeds
     for i, (_, target, _) in enumerate(entries):
         if not feeds[target.group].followable:
             raise FeedConfigError(
@@ -177,7 +177,7 @@ async def follow_many(request: web.Request) -> web.Response:
             )
         _may_follow(request, target, None, f"[{i}].target")
     pairs = [(str(s), str(t)) for s, t, _ in entries]
-    await request.app[SERVICE].follow_many(pairs, limit)
+    await request.config_dict[SERVICE].follow_many(pairs, limit)
     return answer(request, {}, status=201)
 
 
@@ -187,5 +187,5 @@ async def unfollow_many(request: web.Request) -> web.Response:
     _server_only(request)
     entries = await _entries(request, UnfollowManySchema())
     triples = [(str(s), str(t), bool(keep)) for s, t, keep in entries]
-    await request.app[SERVICE].unfollow_many(triples)
+    await request.config_dict[SERVICE].unfollow_many(triples)
     return answer(request, {})

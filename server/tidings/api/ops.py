@@ -1,4 +1,5 @@
-"""Outside the API: liveness, readiness and Prometheus metrics."""
+"""Outside the API: liveness, readiness and Prometheus metrics, routes of the root app (plain
+JSON and text, no middleware but the root's metering)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ async def readyz(request: web.Request) -> web.Response:
     """503 without the store; 200 `degraded` without Redis: this node's sockets still get
     their events, other nodes' sockets recover through `since` once Redis is back. `presence`:
     "cluster" while it spans the nodes, "local" without Redis (or while it is down)."""
-    redis = request.app[BUS].state
-    presence = request.app[PRESENCE].state
+    redis = request.config_dict[BUS].state
+    presence = request.config_dict[PRESENCE].state
     try:
-        await ping(request.app[DATABASE])
+        await ping(request.config_dict[DATABASE])
     except PyMongoError as exc:
         body = {"status": "unavailable", "store": str(exc), "redis": redis, "presence": presence}
         return web.json_response(body, status=503)
@@ -34,7 +35,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    _cache_metrics(request.app[SERVICE].activities)
+    _cache_metrics(request.config_dict[SERVICE].activities)
     body, content_type = metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -46,3 +47,11 @@ def _cache_metrics(activities: ActivityStore) -> None:
         metrics.CACHE_ITEMS.labels(name).set(len(cache))
         metrics.CACHE_LOOKUPS.labels(name, "hit").set(cache.hits)
         metrics.CACHE_LOOKUPS.labels(name, "miss").set(cache.misses)
+
+
+def setup_ops(app: web.Application) -> None:
+    app.router.add_routes([
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.get("/metrics", prometheus),
+    ])  # fmt: skip

@@ -21,8 +21,9 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..api.cors import cors
-from ..api.errors import stream_errors
+from ..api.admin import create_admin
+from ..api.app import OTHER_VERSIONS, PREFIX, create_api, create_media, create_other_versions
+from ..api.dashboard import setup_dashboard
 from ..api.keys import (
     BROADCASTER,
     BUS,
@@ -40,12 +41,14 @@ from ..api.keys import (
     SIO,
     STATS,
 )  # fmt: skip
-from ..api.routes import setup_routes
+from ..api.metering import metered
+from ..api.ops import setup_ops
 from ..bus.base import Bus, LocalBus
 from ..bus.node_stats import StatsBoard
 from ..bus.redis_bus import RedisBus
 from ..config import NOTIFICATION, Settings, allowed_origins
 from ..config.media import S3
+from ..domain.media import MEDIA_PATH
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
@@ -152,7 +155,7 @@ async def create_app(settings: Settings) -> web.Application:
 def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> web.Application:
     """Every object of the node, each given what it needs when it is made."""
     max_body = settings.server.max_body_bytes
-    app = web.Application(middlewares=[cors, stream_errors], client_max_size=max_body)
+    app = web.Application(middlewares=[metered], client_max_size=max_body)  # every body's limit
     redis, realtime, memory = settings.redis, settings.realtime, settings.cache
     bus: Bus = RedisBus(node, str(redis.url), redis.channel) if redis.url else LocalBus(node)
     # The store, behind the caches that keep it fast.
@@ -193,7 +196,12 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
     app[BROADCASTER] = broadcaster
     mount(app, sio, fast, realtime.websocket_compression)
-    setup_routes(app)
+    app.add_subapp(PREFIX, create_api())
+    app.add_subapp(OTHER_VERSIONS, create_other_versions())
+    app.add_subapp("/admin", create_admin())
+    app.add_subapp(MEDIA_PATH, create_media())
+    setup_ops(app)
+    setup_dashboard(app)
     app.cleanup_ctx.extend([_realtime, _feeds, _stats])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
     return app

@@ -10,6 +10,7 @@ from ..config import Settings
 from ..fanout.runner import FanoutRunner
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
+from ..objects.service import Objects
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.presence.link import PresenceLink
 from ..realtime.presence.service import Presence
@@ -32,3 +33,4 @@ PRESENCE = web.AppKey("presence", Presence)
 PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is
 FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)
 STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)
+OBJECTS = web.AppKey("objects", Objects)  # users and collection entries (objects/)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, admin, feeds, follows, ops
+from . import activities, admin, collections, feeds, follows, ops, users
 from .dashboard import setup_dashboard
 
 BASE = "/api/v1.0"
 FEED = BASE + "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
+# stream-python joins its base path and the id with a slash of its own: `user//alice/`.
+USER = BASE + "/user/{_sep:/?}{user_id}"
+ENTRY = BASE + "/collections/{_sep:/?}{collection}"
 
 
 def setup_routes(app: web.Application) -> None:
@@ -42,5 +45,17 @@ def setup_routes(app: web.Application) -> None:
         # follows in batches
         web.post(BASE + "/follow_many" + SLASH, follows.follow_many),
         web.post(BASE + "/unfollow_many" + SLASH, follows.unfollow_many),
+        # Users and collections (api/users.py, api/collections.py).
+        web.post(BASE + "/user" + SLASH, users.add_user),
+        web.get(USER + SLASH, users.get_user, allow_head=False),
+        web.put(USER + SLASH, users.update_user),
+        web.delete(USER + SLASH, users.delete_user),
+        web.post(BASE + "/collections" + SLASH, collections.upsert),
+        web.get(BASE + "/collections" + SLASH, collections.select, allow_head=False),
+        web.delete(BASE + "/collections" + SLASH, collections.delete_many),
+        web.post(ENTRY + SLASH, collections.add_entry),
+        web.get(ENTRY + "/{entry_id}" + SLASH, collections.get_entry, allow_head=False),
+        web.put(ENTRY + "/{entry_id}" + SLASH, collections.update_entry),
+        web.delete(ENTRY + "/{entry_id}" + SLASH, collections.delete_entry),
     ])  # fmt: skip
     setup_dashboard(app)

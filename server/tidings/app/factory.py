@@ -27,6 +27,7 @@ from ..api.keys import (
     HEARTBEAT,
     HUB,
     NODE_ID,
+    OBJECTS,
     PRESENCE,
     PRESENCE_LINK,
     REDIS,
@@ -45,6 +46,9 @@ from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
 from ..feeds.service import FeedService
 from ..firehose.setup import running_firehose
+from ..objects.collections import Collections
+from ..objects.service import Objects
+from ..objects.users import Users
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
@@ -62,11 +66,13 @@ from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
+from ..store.mongo.collections import EntryStore
 from ..store.mongo.embedded import embedded_store
 from ..store.mongo.follows import FollowStore
 from ..store.mongo.groups import GroupStore
 from ..store.mongo.jobs import JobStore
 from ..store.mongo.migrations import migrate
+from ..store.mongo.users import UserStore
 
 log = logging.getLogger(__name__)
 SOCKETS_GOODBYE_SECONDS = 2.0
@@ -119,6 +125,10 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     writes = TaskSet("write")
     ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
     app[SERVICE] = FeedService(ctx, writes)
+    objects = settings.objects
+    app[OBJECTS] = Objects(
+        Users(UserStore(db), follows, objects), Collections(EntryStore(db), objects)
+    )
     broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())

@@ -28,6 +28,7 @@ from .settings import (
     FanoutSettings,
     FeedGroup,
     MongoSettings,
+    ObjectSettings,
     RealtimeSettings,
     RedisSettings,
     ServerSettings,
@@ -157,6 +158,15 @@ class _CacheSchema(Section):
         return CacheSettings(**data)
 
 
+class _ObjectsSchema(Section):
+    max_bytes = fields.Integer(load_default=10240, validate=positive(max=1_048_576))
+    max_batch = fields.Integer(load_default=1000, validate=positive(max=10_000))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ObjectSettings:
+        return ObjectSettings(**data)
+
+
 class _FeedGroupSchema(Section):
     type = fields.String(load_default=FLAT, validate=validate.OneOf([FLAT, *GROUPED_TYPES]))
     followable = fields.Boolean()
@@ -210,6 +220,7 @@ class SettingsSchema(Section):
     )
     firehose = fields.Nested(FirehoseSchema, required=True)
     cache = fields.Nested(_CacheSchema, required=True)
+    objects = fields.Nested(_ObjectsSchema, load_default=ObjectSettings)
 
     @validates_schema
     def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:

@@ -104,6 +104,14 @@ class CacheSettings:
     heads_mb: float = 64.0
 
 
+@dataclass(frozen=True)
+class ObjectSettings:
+    """Users and collection entries (objects/)."""
+
+    max_bytes: int = 10240
+    max_batch: int = 1000
+
+
 FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
 GROUPED_TYPES = (AGGREGATED, NOTIFICATION)
 # Who may follow a group's feeds: whoever may write the follower feed (Stream's rule), or only
@@ -142,6 +150,7 @@ class Settings:
     feeds: Mapping[str, FeedGroup] = field(default_factory=dict)
     firehose: FirehoseSettings = field(default_factory=FirehoseSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    objects: ObjectSettings = field(default_factory=ObjectSettings)
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:

@@ -10,7 +10,8 @@
 // "SU:<id>"). With "on": [NAME, ...ARGS] the call is made on `target[NAME](...ARGS)` (or on the
 // property NAME when it is no method): `["user", ID]`, `["collections"]`; a StreamUser or
 // CollectionEntry it returns is printed as its `full` answer. A call that is a list of calls runs
-// them concurrently (Promise.all). Prints one JSON array: per call {"ok": true, "result": ...} or {"ok": false, "status": N, "error": BODY}.
+// them concurrently (Promise.all). Prints one JSON array: per call {"ok": true, "result": ...}
+// or {"ok": false, "status": N, "error": BODY}.
 import { connect } from "getstream";
 
 const options = JSON.parse(process.argv[2]);

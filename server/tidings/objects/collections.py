@@ -5,6 +5,7 @@ uses. A batch is validated whole before anything is stored."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from ..auth import Grant
@@ -106,7 +107,7 @@ class Collections:
         await self.store.upsert_many(list(entries.values()))
         return {"data": answer}
 
-    def _upserted(self, collection: str, item: object, field: str, when: Any) -> Entry:
+    def _upserted(self, collection: str, item: object, field: str, when: datetime) -> Entry:
         if not isinstance(item, dict):
             raise InputError(f"{field} must be an object", {field: ["not an object"]})
         fields = dict(item)

@@ -192,3 +192,14 @@ def test_user_tokens_may_not_batch_nor_add_for_another_user(
     sdk = Api(server, {"resource": "collections", "action": "*", "feed_id": "*", "user_id": "*"})
     assert sdk.ok("PUT", f"collections/food/{uid}/", {"data": {"a": 2}})["data"] == {"a": 2}
     sdk.ok("DELETE", f"collections/food/{uid}/")
+
+
+def test_a_batch_of_1000_fits_the_url_and_the_bound(client: StreamClient, uid: str) -> None:
+    """Stream's bound: 1,000 entries; their select names them all in one URL (~19 KB here,
+    past aiohttp's default 8,190-byte request line)."""
+    ids = [f"{uid}-{i:04}" for i in range(1000)]
+    client.collections.upsert("food", [{"id": i, "n": 1} for i in ids])
+    found = client.collections.select("food", ids)["response"]["data"]
+    assert [e["id"] for e in found] == ids
+    client.collections.delete_many("food", ids)
+    assert client.collections.select("food", ids[:10])["response"]["data"] == []

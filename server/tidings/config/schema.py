@@ -46,6 +46,7 @@ class _ServerSchema(Section):
     shutdown_timeout = fields.Float(required=True, validate=validate.Range(min=0))
     workers = fields.Integer(required=True, validate=positive(max=256))
     reuse_port = fields.Boolean(required=True)
+    max_url_bytes = fields.Integer(load_default=65536, validate=positive(max=1_048_576))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ServerSettings:

@@ -22,6 +22,7 @@ class ServerSettings:
     shutdown_timeout: float
     workers: int
     reuse_port: bool
+    max_url_bytes: int = 65536
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ...domain.objects import Entry, EntryKey
 from . import bulk
-from .client import Database, Document
+from .client import Database, Document, in_chunks
 
 
 class EntryStore:
@@ -32,11 +32,12 @@ class EntryStore:
         return None if doc is None else _entry(doc)
 
     async def get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
-        if not keys:
-            return {}
-        found = self.entries.find({"_id": {"$in": list({str(k) for k in keys})}})
-        entries = [_entry(doc) async for doc in found]
-        return {entry.key: entry for entry in entries}
+        found: dict[EntryKey, Entry] = {}
+        for ids in in_chunks(list({str(k) for k in keys})):
+            async for doc in self.entries.find({"_id": {"$in": ids}}):
+                entry = _entry(doc)
+                found[entry.key] = entry
+        return found
 
     async def update(self, key: EntryKey, data: dict[str, Any], now: datetime) -> Entry | None:
         doc = await self.entries.find_one_and_update(
@@ -47,38 +48,42 @@ class EntryStore:
         return None if doc is None else _entry(doc)
 
     async def upsert_many(self, entries: Sequence[Entry]) -> None:
-        writes = []
-        for entry in entries:
-            changed: Document = {"data": entry.data, "updated_at": entry.updated_at}
-            first: Document = {
-                "collection": entry.collection,
-                "id": entry.id,
-                "created_at": entry.created_at,
-            }
-            (changed if entry.user_id is not None else first)["user_id"] = entry.user_id
-            writes.append(
-                UpdateOne(
-                    {"_id": str(entry.key)}, {"$set": changed, "$setOnInsert": first}, upsert=True
-                )
-            )
-        if not writes:
+        """Inserted in one unordered bulk insert (fast: an import of new entries is one
+        write); those whose key is taken are then updated, in one bulk write."""
+        if not entries:
             return
         try:
-            await self.entries.bulk_write(writes, ordered=False)
+            await self.entries.insert_many([_doc(e) for e in entries], ordered=False)
         except BulkWriteError as exc:
-            # Two upserts of one new key at once: one inserts, the other's insert fails as a
-            # duplicate; running it again updates what the first inserted.
-            again = [writes[i] for i in bulk.duplicates(exc)]
-            if again:
-                await self.entries.bulk_write(again, ordered=False)
+            taken = [_replace(entries[i]) for i in bulk.duplicates(exc)]
+            try:
+                await self.entries.bulk_write(taken, ordered=False)
+            except BulkWriteError as again:
+                # deleted and inserted again meanwhile: its upsert met that insert; now there
+                # is an entry to update
+                retry = [taken[i] for i in bulk.duplicates(again)]
+                await self.entries.bulk_write(retry, ordered=False)
 
     async def delete(self, key: EntryKey) -> bool:
         result = await self.entries.delete_one({"_id": str(key)})
         return result.deleted_count > 0
 
     async def delete_many(self, keys: Collection[EntryKey]) -> None:
-        if keys:
-            await self.entries.delete_many({"_id": {"$in": [str(k) for k in keys]}})
+        for ids in in_chunks([str(k) for k in keys]):
+            await self.entries.delete_many({"_id": {"$in": ids}})
+
+
+def _replace(entry: Entry) -> UpdateOne:
+    """An upsert of a taken key: its data (and owner, when named) replaced, its creation kept
+    (an upsert again, should the entry be deleted meanwhile)."""
+    changed: Document = {"data": entry.data, "updated_at": entry.updated_at}
+    first: Document = {
+        "collection": entry.collection,
+        "id": entry.id,
+        "created_at": entry.created_at,
+    }
+    (changed if entry.user_id is not None else first)["user_id"] = entry.user_id
+    return UpdateOne({"_id": str(entry.key)}, {"$set": changed, "$setOnInsert": first}, upsert=True)
 
 
 def _doc(entry: Entry) -> Document:

@@ -10,7 +10,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from ...domain.objects import User
-from .client import Database, Document
+from .client import Database, Document, in_chunks
 
 
 class UserStore:
@@ -35,10 +35,11 @@ class UserStore:
         return None if doc is None else _user(doc)
 
     async def get_many(self, user_ids: Collection[str]) -> dict[str, User]:
-        if not user_ids:
-            return {}
-        found = self.users.find({"_id": {"$in": list(set(user_ids))}})
-        return {doc["_id"]: _user(doc) async for doc in found}
+        found: dict[str, User] = {}
+        for ids in in_chunks(list(set(user_ids))):
+            async for doc in self.users.find({"_id": {"$in": ids}}):
+                found[doc["_id"]] = _user(doc)
+        return found
 
     async def update(self, user_id: str, data: dict[str, Any], now: datetime) -> User | None:
         doc = await self.users.find_one_and_update(

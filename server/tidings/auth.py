@@ -28,7 +28,7 @@ from .domain.errors import NotAllowedError, SignatureError
 from .domain.feeds import FeedId, scope_feed
 
 Action = Literal["read", "write", "delete"]
-Resource = Literal["feed", "follower", "activities", "feed_targets"]
+Resource = Literal["feed", "follower", "activities", "feed_targets", "users", "collections"]
 USER_WRITE_GROUP = "user"
 USER_REFERENCE = "SU:"  # how Stream's SDKs write a user in an activity (`SU:bob`)
 

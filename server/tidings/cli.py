@@ -194,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.server.port,
         shutdown_timeout=settings.server.shutdown_timeout,
         reuse_port=settings.server.reuse_port,
+        max_line_size=settings.server.max_url_bytes,  # to the request parser
         print=lambda line: logging.getLogger("tidings").info("%s", line.strip()),
     )
     return 0

@@ -3,9 +3,9 @@ follow_list.js), played with Stream's npm SDK `getstream` as a browser app holds
 token per user), follows included (the SDK's `following/` spelling). Also what a user token may
 do with its own feeds and that it acts only as its own user (no `SU:<other>` actor).
 
-Not played: users (`user(...).create/update`), reactions and enrichment (`enrich/feed/`, the
-SDK's default read with a user token: the reads here pass `enrich: false`), which this server
-does not serve yet.
+Not played here: users (`user(...).create/update`: tests/integration/test_users.py), reactions
+and enrichment (`enrich/feed/`, the SDK's default read with a user token: the reads here pass
+`enrich: false`), which this server does not serve yet.
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@
 // own tests do: a browser app holds one), or with the server-side client when `user` is null; on
 // `client.feed(...)` when `feed` is given (a slug alone names the user's own feed), else on the
 // client. In "args", {"$user": ID} stands for that user's `currentUser` (the SDK sends it as
-// "SU:<id>"). A call that is a list of calls runs them concurrently (Promise.all). Prints one JSON
-// array: per call {"ok": true, "result": ...} or {"ok": false, "status": N, "error": BODY}.
-// A call with "on": NAME is made on `client[NAME]` (`files`, `images`); {"$buffer": BASE64} in
-// "args" stands for a Buffer of those bytes (an upload's content).
+// "SU:<id>"). With "on": [NAME, ...ARGS] the call is made on `target[NAME](...ARGS)` (or on the
+// property NAME when it is no method): `["user", ID]`, `["collections"]`, `"files"` (a NAME alone); a StreamUser or
+// CollectionEntry it returns is printed as its `full` answer. A call that is a list of calls runs
+// them concurrently (Promise.all). Prints one JSON array: per call {"ok": true, "result": ...}
+// or {"ok": false, "status": N, "error": BODY}.
+// {"$buffer": BASE64} in "args" stands for a Buffer of those bytes (an upload's content).
 import { connect } from "getstream";
 
 const options = JSON.parse(process.argv[2]);
@@ -36,12 +38,21 @@ function revive(arg) {
   return arg;
 }
 
+function plain(result) {
+  const wrapped = result && typeof result === "object" && ("client" in result || "store" in result);
+  return wrapped ? result.full : result;
+}
+
 async function run(call) {
   if (Array.isArray(call)) return Promise.all(call.map(run));
   const client = clientOf(call.user);
-  const target = call.feed ? client.feed(...call.feed) : call.on ? client[call.on] : client;
+  let target = call.feed ? client.feed(...call.feed) : client;
   try {
-    return { ok: true, result: await target[call.method](...revive(call.args ?? [])) };
+    if (call.on) {
+      const [name, ...args] = Array.isArray(call.on) ? call.on : [call.on];
+      target = typeof target[name] === "function" ? target[name](...args) : target[name];
+    }
+    return { ok: true, result: plain(await target[call.method](...revive(call.args ?? []))) };
   } catch (err) {
     return { ok: false, status: err.response?.status ?? null, error: err.error ?? String(err) };
   }

@@ -11,6 +11,7 @@ from ..fanout.runner import FanoutRunner
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
 from ..media.service import MediaService
+from ..objects.service import Objects
 from ..og.previews import LinkPreviews
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.presence.service import Presence
@@ -34,3 +35,4 @@ FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with n
 STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)
 MEDIA = web.AppKey("media", MediaService)  # uploaded files and images (api/media.py)
 PREVIEWS = web.AppKey("previews", LinkPreviews)  # og/ link previews
+OBJECTS = web.AppKey("objects", Objects)  # users and collection entries (objects/)

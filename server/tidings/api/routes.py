@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, feeds, follows, media
+from . import activities, collections, feeds, follows, media, users
 
 FEED = "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
+# stream-python joins its base path and the id with a slash of its own: `user//alice/`.
+USER = "/user/{_sep:/?}{user_id}"
+ENTRY = "/collections/{_sep:/?}{collection}"
 
 API_ROUTES = [
     # The rest of Stream's v1.0 calls on activities (api/activities.py).
@@ -42,6 +45,18 @@ API_ROUTES = [
     web.delete("/images" + SLASH, media.delete_image),
     web.get("/images" + SLASH, media.process_image, allow_head=False),
     web.get("/og" + SLASH, media.open_graph, allow_head=False),
+    # Users and collections (api/users.py, api/collections.py).
+    web.post("/user" + SLASH, users.add_user),
+    web.get(USER + SLASH, users.get_user, allow_head=False),
+    web.put(USER + SLASH, users.update_user),
+    web.delete(USER + SLASH, users.delete_user),
+    web.post("/collections" + SLASH, collections.upsert),
+    web.get("/collections" + SLASH, collections.select, allow_head=False),
+    web.delete("/collections" + SLASH, collections.delete_many),
+    web.post(ENTRY + SLASH, collections.add_entry),
+    web.get(ENTRY + "/{entry_id}" + SLASH, collections.get_entry, allow_head=False),
+    web.put(ENTRY + "/{entry_id}" + SLASH, collections.update_entry),
+    web.delete(ENTRY + "/{entry_id}" + SLASH, collections.delete_entry),
 ]  # fmt: skip
 # Uploads as they are served, outside the API (under domain/media.py MEDIA_PATH): signed URLs.
 MEDIA_ROUTES = [web.get("/{kind}/{root}/{variant}/{name}", media.serve)]

@@ -33,6 +33,7 @@ from ..api.keys import (
     HUB,
     MEDIA,
     NODE_ID,
+    OBJECTS,
     PRESENCE,
     PREVIEWS,
     RUNNER,
@@ -57,6 +58,9 @@ from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
 from ..firehose.setup import running_firehose
 from ..media.service import MediaService
+from ..objects.collections import Collections
+from ..objects.service import Objects
+from ..objects.users import Users
 from ..og.previews import LinkPreviews, open_session
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
@@ -78,11 +82,13 @@ from ..store.memory.feed_heads import FeedHeads
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import Database
+from ..store.mongo.collections import EntryStore
 from ..store.mongo.embedded import embedded_store
 from ..store.mongo.follows import FollowStore
 from ..store.mongo.groups import GroupStore
 from ..store.mongo.jobs import JobStore
 from ..store.mongo.migrations import migrate
+from ..store.mongo.users import UserStore
 
 log = logging.getLogger(__name__)
 SOCKETS_GOODBYE_SECONDS = 2.0
@@ -177,6 +183,10 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer)
     ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
     service = FeedService(ctx, reads, TaskSet("write"))
+    objects = Objects(
+        Users(UserStore(db), follows, settings.objects),
+        Collections(EntryStore(db), settings.objects),
+    )
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,
@@ -194,7 +204,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[SETTINGS], app[NODE_ID], app[DATABASE], app[FIREHOSE] = settings, node, db, firehose
     app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
-    app[BROADCASTER] = broadcaster
+    app[BROADCASTER], app[OBJECTS] = broadcaster, objects
     mount(app, sio, fast, realtime.websocket_compression)
     app.add_subapp(PREFIX, create_api())
     app.add_subapp(OTHER_VERSIONS, create_other_versions())

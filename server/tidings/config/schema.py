@@ -29,6 +29,7 @@ from .settings import (
     FanoutSettings,
     FeedGroup,
     MongoSettings,
+    ObjectSettings,
     RealtimeSettings,
     RedisSettings,
     ServerSettings,
@@ -46,6 +47,7 @@ class _ServerSchema(Section):
     shutdown_timeout = fields.Float(required=True, validate=validate.Range(min=0))
     workers = fields.Integer(required=True, validate=positive(max=256))
     reuse_port = fields.Boolean(required=True)
+    max_url_bytes = fields.Integer(load_default=65536, validate=positive(max=1_048_576))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ServerSettings:
@@ -158,6 +160,15 @@ class _CacheSchema(Section):
         return CacheSettings(**data)
 
 
+class _ObjectsSchema(Section):
+    max_bytes = fields.Integer(load_default=10240, validate=positive(max=1_048_576))
+    max_batch = fields.Integer(load_default=1000, validate=positive(max=10_000))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ObjectSettings:
+        return ObjectSettings(**data)
+
+
 class _FeedGroupSchema(Section):
     type = fields.String(load_default=FLAT, validate=validate.OneOf([FLAT, *GROUPED_TYPES]))
     followable = fields.Boolean()
@@ -213,6 +224,7 @@ class SettingsSchema(Section):
     cache = fields.Nested(_CacheSchema, required=True)
     media = fields.Nested(MediaSchema, required=True)
     og = fields.Nested(OgSchema, required=True)
+    objects = fields.Nested(_ObjectsSchema, load_default=ObjectSettings)
 
     @validates_schema
     def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:

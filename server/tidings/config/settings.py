@@ -23,6 +23,7 @@ class ServerSettings:
     shutdown_timeout: float
     workers: int
     reuse_port: bool
+    max_url_bytes: int = 65536
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,14 @@ class CacheSettings:
     heads_mb: float = 64.0
 
 
+@dataclass(frozen=True)
+class ObjectSettings:
+    """Users and collection entries (objects/)."""
+
+    max_bytes: int = 10240
+    max_batch: int = 1000
+
+
 FLAT, AGGREGATED, NOTIFICATION = "flat", "aggregated", "notification"
 GROUPED_TYPES = (AGGREGATED, NOTIFICATION)
 # Who may follow a group's feeds: whoever may write the follower feed (Stream's rule), or only
@@ -145,6 +154,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     og: OgSettings = field(default_factory=OgSettings)
+    objects: ObjectSettings = field(default_factory=ObjectSettings)
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:

@@ -88,3 +88,10 @@ class UnavailableError(TidingsError):
     (writes are idempotent)."""
 
     code, status, exception = 1, 503, "StreamApiException"
+
+
+class ConflictError(InputError):
+    """An id already taken (a user, a collection entry): Stream answers 409. Its suites check
+    only the status; the body is an InputException, so the SDKs raise their input error."""
+
+    status = 409

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from .objects import Entry, EntryKey, User
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,56 @@ class BlobStore(Protocol):
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every blob whose key starts with `prefix`; how many there were."""
         ...
+
+
+class UserStore(Protocol):
+    """Users by id (store/mongo/users.py). Every write is one document's, atomic."""
+
+    async def insert(self, user: User) -> bool:
+        """Store a new user; False (storing nothing) when its id is taken."""
+        ...
+
+    async def get(self, user_id: str) -> User | None: ...
+
+    async def get_many(self, user_ids: Collection[str]) -> dict[str, User]:
+        """The users of `user_ids` that exist, in one query (reference enrichment)."""
+        ...
+
+    async def update(self, user_id: str, data: dict[str, Any], now: datetime) -> User | None:
+        """Replace the user's data; None when there is no such user."""
+        ...
+
+    async def delete(self, user_id: str) -> bool: ...
+
+
+class EntryStore(Protocol):
+    """Collection entries by (collection, id) (store/mongo/collections.py)."""
+
+    async def insert(self, entry: Entry) -> bool:
+        """Store a new entry; False (storing nothing) when its id is taken."""
+        ...
+
+    async def get(self, key: EntryKey) -> Entry | None: ...
+
+    async def get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
+        """The entries of `keys` that exist, in one query (reference enrichment, select)."""
+        ...
+
+    async def update(self, key: EntryKey, data: dict[str, Any], now: datetime) -> Entry | None:
+        """Replace the entry's data; None when there is no such entry."""
+        ...
+
+    async def upsert_many(self, entries: Sequence[Entry]) -> None:
+        """Insert each entry, or replace the data (and owner, when given) of the one of its
+        key, keeping its `created_at`. Idempotent: a retry writes the same."""
+        ...
+
+    async def delete(self, key: EntryKey) -> bool: ...
+
+    async def delete_many(self, keys: Collection[EntryKey]) -> None: ...
+
+
+class FollowCounter(Protocol):
+    """How many follows a feed has (store/mongo/follows.py)."""
+
+    async def count_of(self, feed: str, followers: bool, groups: Sequence[str] = ()) -> int: ...

@@ -8,6 +8,7 @@ from ..bus.node_stats import StatsBoard
 from ..bus.pubsub import RedisLink
 from ..config import Settings
 from ..fanout.runner import FanoutRunner
+from ..feeds.reactions import Reactions
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
 from ..realtime.broadcaster import Broadcaster
@@ -32,3 +33,4 @@ PRESENCE = web.AppKey("presence", Presence)
 PRESENCE_LINK = web.AppKey("presence_link", PresenceLink)  # set only when redis.url is
 FIREHOSE = web.AppKey("firehose", Firehose)  # the outbox writer (a no-op with no endpoints)
 STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' (admin stats)
+REACTIONS = web.AppKey("reactions", Reactions)  # the Reactions API's use cases

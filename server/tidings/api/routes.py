@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, admin, feeds, follows, ops
+from . import activities, admin, feeds, follows, ops, reactions
 from .dashboard import setup_dashboard
 
 BASE = "/api/v1.0"
 FEED = BASE + "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
+REACTION = BASE + "/reaction"
+LOOKUP = "/{lookup:activity_id|user_id|reaction_id}/{value}"
 
 
 def setup_routes(app: web.Application) -> None:
@@ -42,5 +44,14 @@ def setup_routes(app: web.Application) -> None:
         # follows in batches
         web.post(BASE + "/follow_many" + SLASH, follows.follow_many),
         web.post(BASE + "/unfollow_many" + SLASH, follows.unfollow_many),
+        # Reactions (api/reactions.py)
+        web.post(REACTION + SLASH, reactions.add),
+        web.get(REACTION + LOOKUP + SLASH, reactions.filter_reactions, allow_head=False),
+        web.get(REACTION + LOOKUP + "/{kind}" + SLASH, reactions.filter_reactions,
+                allow_head=False),
+        web.get(REACTION + "/{reaction_id}" + SLASH, reactions.get, allow_head=False),
+        web.put(REACTION + "/{reaction_id}" + SLASH, reactions.update),
+        web.delete(REACTION + "/{reaction_id}" + SLASH, reactions.delete),
+        web.put(REACTION + "/{reaction_id}/restore" + SLASH, reactions.restore),
     ])  # fmt: skip
     setup_dashboard(app)

@@ -29,6 +29,7 @@ from ..api.keys import (
     NODE_ID,
     PRESENCE,
     PRESENCE_LINK,
+    REACTIONS,
     REDIS,
     RUNNER,
     SERVICE,
@@ -40,9 +41,11 @@ from ..api.routes import setup_routes
 from ..bus.node_stats import StatsBoard
 from ..bus.pubsub import RedisLink
 from ..config import NOTIFICATION, Settings, allowed_origins
+from ..domain.reactions import Bounds
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
+from ..feeds.reactions import Reactions
 from ..feeds.service import FeedService
 from ..firehose.setup import running_firehose
 from ..realtime.broadcaster import Broadcaster
@@ -67,6 +70,7 @@ from ..store.mongo.follows import FollowStore
 from ..store.mongo.groups import GroupStore
 from ..store.mongo.jobs import JobStore
 from ..store.mongo.migrations import migrate
+from ..store.mongo.reactions import ReactionStore
 
 log = logging.getLogger(__name__)
 SOCKETS_GOODBYE_SECONDS = 2.0
@@ -119,6 +123,8 @@ async def _feeds(app: web.Application) -> AsyncIterator[None]:
     writes = TaskSet("write")
     ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
     app[SERVICE] = FeedService(ctx, writes)
+    bounds = Bounds(settings.activities.max_bytes, frozenset(settings.feeds.keys()))
+    app[REACTIONS] = Reactions(ReactionStore(db), app[SERVICE], bounds, writes)
     broadcaster.keep_current(cache, heads, app[SERVICE].reads.no_pulls)
     broadcaster.count_groups(app[SERVICE].reads.counts_many, notification)  # merged groups too
     watcher = asyncio.create_task(runner.watch_abandoned())

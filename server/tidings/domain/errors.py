@@ -83,6 +83,12 @@ class PayloadTooLargeError(InputError):
     status = 413
 
 
+class ConflictError(InputError):
+    """What Stream answers, with HTTP 409, to an add that reuses an id (a reaction's)."""
+
+    status = 409
+
+
 class UnavailableError(TidingsError):
     """The store cannot be reached, or did not confirm a write: the request may be retried
     (writes are idempotent)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from .reactions import Reaction
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,20 @@ class Announcer(Protocol):
     ) -> None: ...
 
     def removal(self, updates: Sequence[FeedUpdate]) -> AbstractAsyncContextManager[None]: ...
+
+
+class ReactionCounts(Protocol):
+    """What the enrichment of a page of activities reads of their reactions
+    (store/mongo/reactions.py), each in one query for the whole page: the counters per kind,
+    the newest reactions (or children) per kind, optionally only one user's."""
+
+    async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]: ...
+
+    async def latest_of(
+        self,
+        parent: Literal["activity_id", "parent"],
+        ids: Sequence[str],
+        per_kind: int,
+        user_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Mapping[str, Mapping[str, Sequence[Reaction]]]: ...

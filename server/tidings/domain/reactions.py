@@ -211,7 +211,8 @@ def parse_data(value: object, bounds: Bounds, name: str) -> dict[str, Any]:
 def target_activity(reaction: Reaction) -> dict[str, Any]:
     """The activity a reaction adds to its target feeds, as Stream writes it: the user as
     actor, the kind as verb, the activity reacted to as object, the reaction itself under
-    `reaction`, and the extra data merged in."""
+    `reaction`, its time as time, and the extra data merged in. (Stream also writes an empty
+    `target`, which Tidings' activities cannot hold: it is left out.)"""
     return {
         **(reaction.target_feeds_extra_data or {}),
         "actor": USER_REFERENCE + reaction.user_id,
@@ -219,7 +220,6 @@ def target_activity(reaction: Reaction) -> dict[str, Any]:
         "object": ACTIVITY_REFERENCE + reaction.activity_id,
         "foreign_id": reaction.foreign_id,
         "time": format_time(reaction.created_at),
-        "target": "",
         "reaction": REACTION_REFERENCE + reaction.id,
     }
 

@@ -148,7 +148,7 @@ class Reactions:
         Stream."""
         reaction = await self._existing(reaction_id)
         require_reaction_owner(grant, reaction.user_id)
-        if reaction.deleted_at is None or await self.store.restore(reaction_id) is None:
+        if reaction.deleted_at is None or not await self.store.restore(reaction_id):
             raise DoesNotExistError(
                 f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
             )

@@ -3,9 +3,10 @@
 Counts are counters kept by atomic `$inc`, so concurrent adds and deletes never lose one:
 an activity's in `reaction_counts` (`{_id: activity_id, counts: {kind: n}}`), a reaction's
 children's in its own document (`children_counts`). A counter moves only with the write that
-changed what it counts, decided by that write's own answer (an insert that took, a
-`find_one_and_delete`/`find_one_and_update` that matched), so a repeated or concurrent delete
-never counts twice. A kind whose reactions are all gone keeps its counter at 0, as in Stream.
+changed what it counts, decided by that write's own answer: an insert that took, or the
+conditional write that flipped the document's `counted` flag (`_uncount`, `restore`), so a
+repeated or concurrent delete never counts twice. A kind whose reactions are all gone keeps
+its counter at 0, as in Stream.
 
 The enrichment of a page of activities (`counts_of`, `latest_of`) costs one query each,
 whatever the page's size: never one per activity.
@@ -79,41 +80,42 @@ class ReactionStore:
         )
         return None if doc is None else _reaction(doc)
 
-    async def soft_delete(self, reaction_id: str, now: datetime) -> Reaction | None:
-        """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it. None when
-        there is no such reaction; a second soft delete changes nothing."""
+    async def soft_delete(self, reaction_id: str, now: datetime) -> bool:
+        """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it. False when
+        there is no such live reaction (a second soft delete changes nothing)."""
+        return await self._uncount({"_id": reaction_id, "deleted_at": None}, {"deleted_at": now})
+
+    async def restore(self, reaction_id: str) -> bool:
+        """Undo a soft delete and count it again; False when it is not soft-deleted."""
         doc = await self.reactions.find_one_and_update(
-            {"_id": reaction_id, "deleted_at": None}, {"$set": {"deleted_at": now}}
+            {"_id": reaction_id, "deleted_at": {"$ne": None}, "counted": False},
+            {"$unset": {"deleted_at": ""}, "$set": {"counted": True}},
         )
         if doc is None:
-            return await self.get(reaction_id)
-        reaction = _reaction(doc)
-        await self._count(reaction, -1)
-        return reaction
+            return False
+        await self._count(_reaction(doc), 1)
+        return True
 
-    async def restore(self, reaction_id: str) -> Reaction | None:
-        """Undo a soft delete and count it again; None when it is not soft-deleted."""
+    async def delete(self, reaction_id: str) -> bool:
+        """Delete a reaction, uncounted first (unless a soft delete uncounted it already), so
+        that a delete cut short between the two is finished by its retry without counting
+        twice; False when another delete took it first."""
+        await self._uncount({"_id": reaction_id}, {})
+        result = await self.reactions.delete_one({"_id": reaction_id})
+        return result.deleted_count == 1
+
+    async def _uncount(self, match: Document, changes: Document) -> bool:
+        """The one way a counted reaction stops being counted: `counted` flips from true to
+        false in the same conditional write that makes `changes`, and only the write that
+        flipped it decrements the counter. Two racing deletes (hard and soft, or twice the
+        same) flip it once between them, whatever the order."""
         doc = await self.reactions.find_one_and_update(
-            {"_id": reaction_id, "deleted_at": {"$ne": None}},
-            {"$unset": {"deleted_at": ""}},
-            return_document=ReturnDocument.AFTER,
+            {**match, "counted": True}, {"$set": {**changes, "counted": False}}
         )
         if doc is None:
-            return None
-        reaction = _reaction(doc)
-        await self._count(reaction, 1)
-        return reaction
-
-    async def delete(self, reaction_id: str) -> Reaction | None:
-        """Delete a reaction (uncounted, unless it was soft-deleted and so uncounted already);
-        None when another delete took it first."""
-        doc = await self.reactions.find_one_and_delete({"_id": reaction_id})
-        if doc is None:
-            return None
-        reaction = _reaction(doc)
-        if reaction.deleted_at is None:
-            await self._count(reaction, -1)
-        return reaction
+            return False
+        await self._count(_reaction(doc), -1)
+        return True
 
     async def descendants_with_targets(self, reaction_id: str) -> list[Reaction]:
         """The children (at any depth) that put activities in target feeds."""
@@ -214,6 +216,7 @@ def _document(reaction: Reaction) -> Document:
         "ancestors": list(reaction.ancestors),
         "target_feeds": list(reaction.target_feeds),
         "children_counts": {},
+        "counted": True,  # flipped by the one write that uncounts it (_uncount)
         "created_at": reaction.created_at,
         "updated_at": reaction.updated_at,
     }

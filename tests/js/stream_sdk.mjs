@@ -5,7 +5,8 @@
 // Each call is {"user": ID | null, "feed": [SLUG] | [SLUG, USER_ID] | null, "method": NAME,
 // "args": [...]}: made with a client holding that user's token (made with the secret, as Stream's
 // own tests do: a browser app holds one), or with the server-side client when `user` is null; on
-// `client.feed(...)` when `feed` is given (a slug alone names the user's own feed), else on the
+// `client.feed(...)` when `feed` is given (a slug alone names the user's own feed), on
+// `client[of]` when `of` is given (`"reactions"`: `client.reactions.add(...)`), else on the
 // client. In "args", {"$user": ID} stands for that user's `currentUser` (the SDK sends it as
 // "SU:<id>"). A call that is a list of calls runs them concurrently (Promise.all). Prints one JSON
 // array: per call {"ok": true, "result": ...} or {"ok": false, "status": N, "error": BODY}.
@@ -36,7 +37,7 @@ function revive(arg) {
 async function run(call) {
   if (Array.isArray(call)) return Promise.all(call.map(run));
   const client = clientOf(call.user);
-  const target = call.feed ? client.feed(...call.feed) : client;
+  const target = call.feed ? client.feed(...call.feed) : call.of ? client[call.of] : client;
   try {
     return { ok: true, result: await target[call.method](...revive(call.args ?? [])) };
   } catch (err) {

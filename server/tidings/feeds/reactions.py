@@ -17,6 +17,7 @@ from ..auth import Grant, authorize_reaction_targets, reaction_user, require_rea
 from ..domain.activities import parse_activity
 from ..domain.errors import DoesNotExistError, InputError
 from ..domain.feeds import FeedId
+from ..domain.ports import ReactionCounts
 from ..domain.reactions import (
     LATEST_CHILDREN,
     MAX_DEPTH,
@@ -44,6 +45,8 @@ class Reactions:
         self, store: ReactionStore, feeds: FeedService, bounds: Bounds, writes: TaskSet
     ) -> None:
         self.store, self.feeds, self.bounds = store, feeds, bounds
+        # What the enrichment of a page of activities reads (counts, latest, own reactions).
+        self.counts: ReactionCounts = store
         self.writes = writes  # the writes under way (drained at shutdown)
 
     @completes

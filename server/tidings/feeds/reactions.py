@@ -79,8 +79,8 @@ class Reactions:
         if reaction.target_feeds:
             try:
                 await self._add_targets(reaction.target_feeds, writer, target)
-            except BaseException:
-                await self.store.delete(reaction.id)  # stores nothing of a refused add
+            except Exception:
+                await self.store.delete(reaction.id)  # keeps nothing of a refused add
                 raise
         return reaction.public()
 

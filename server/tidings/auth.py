@@ -24,11 +24,13 @@ from typing import Any, Literal
 import jwt
 
 from .domain.activities import Activity
-from .domain.errors import NotAllowedError, SignatureError
+from .domain.errors import InputError, NotAllowedError, SignatureError
 from .domain.feeds import FeedId, scope_feed
 
 Action = Literal["read", "write", "delete"]
-Resource = Literal["feed", "follower", "activities", "feed_targets", "users", "collections"]
+Resource = Literal[
+    "feed", "follower", "activities", "feed_targets", "users", "collections", "reactions"
+]
 USER_WRITE_GROUP = "user"
 USER_REFERENCE = "SU:"  # how Stream's SDKs write a user in an activity (`SU:bob`)
 
@@ -278,3 +280,47 @@ def _sign(claims: dict[str, Any], secret: str, ttl: float | None) -> str:
     if ttl is not None:
         claims["exp"] = int(time.time() + ttl)
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def reaction_user(grant: Grant, user_id: str | None) -> str:
+    """Who adds a reaction, as Stream decides it: a server token names any user (and must
+    name one); a user token acts as its own user, and naming another is an InputError (400,
+    as Stream answers it); any other token adds none (NotAllowedError)."""
+    if grant.user_id is not None and not grant.app_wide("reactions", "write"):
+        if user_id is not None and user_id != grant.user_id:
+            raise InputError(
+                f"user {grant.user_id} may not add a reaction as {user_id}",
+                {"user_id": [f"{user_id} is not {grant.user_id}: a user token acts as itself"]},
+            )
+        return grant.user_id
+    if grant.app_wide("reactions", "write"):
+        if user_id is None:
+            raise InputError("user_id is required with a server token", {"user_id": ["required"]})
+        return user_id
+    raise NotAllowedError("this token may not add reactions: use a user or server token")
+
+
+def require_reaction_owner(grant: Grant, owner: str, action: Action = "write") -> None:
+    """Only its own user (or a server token) changes, deletes or restores a reaction."""
+    if grant.app_wide("reactions", action) or grant.user_id == owner:
+        return
+    raise NotAllowedError(f"you don't have permission to change a reaction of user {owner}")
+
+
+def authorize_reaction_targets(grant: Grant, targets: Sequence[str]) -> Grant:
+    """A reaction's `target_feeds` are authorised as an activity's `to`: the token must be
+    allowed to write each; a server-side token for reactions (what stream-python signs:
+    `resource: "reactions"`, `feed_id: "*"`) writes all. One refusal refuses the request whole.
+    Answers the grant that adds the reaction's activity to those feeds."""
+    if grant.app_wide("reactions", "write"):
+        return SERVER_GRANT
+    for feed in targets:
+        if not grant.may_write(feed):
+            raise NotAllowedError(
+                f"you don't have permission to write feed {feed} (named in target_feeds)",
+                {"target_feeds": [f"{feed}: no token allows it"]},
+            )
+    return grant
+
+
+SERVER_GRANT = Grant(resource="*", action="*", feed_id="*", user_id=None, expires_at=None)

@@ -5,7 +5,8 @@
 // Each call is {"user": ID | null, "feed": [SLUG] | [SLUG, USER_ID] | null, "method": NAME,
 // "args": [...]}: made with a client holding that user's token (made with the secret, as Stream's
 // own tests do: a browser app holds one), or with the server-side client when `user` is null; on
-// `client.feed(...)` when `feed` is given (a slug alone names the user's own feed), else on the
+// `client.feed(...)` when `feed` is given (a slug alone names the user's own feed), on
+// `client[of]` when `of` is given (`"reactions"`: `client.reactions.add(...)`), else on the
 // client. In "args", {"$user": ID} stands for that user's `currentUser` (the SDK sends it as
 // "SU:<id>"). With "on": [NAME, ...ARGS] the call is made on `target[NAME](...ARGS)` (or on the
 // property NAME when it is no method): `["user", ID]`, `["collections"]`, `"files"` (a NAME alone); a StreamUser or
@@ -46,7 +47,7 @@ function plain(result) {
 async function run(call) {
   if (Array.isArray(call)) return Promise.all(call.map(run));
   const client = clientOf(call.user);
-  let target = call.feed ? client.feed(...call.feed) : client;
+  let target = call.feed ? client.feed(...call.feed) : call.of ? client[call.of] : client;
   try {
     if (call.on) {
       const [name, ...args] = Array.isArray(call.on) ? call.on : [call.on];

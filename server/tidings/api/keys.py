@@ -8,6 +8,7 @@ from ..bus.base import Bus
 from ..bus.node_stats import StatsBoard
 from ..config import Settings
 from ..fanout.runner import FanoutRunner
+from ..feeds.reactions import Reactions
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
 from ..media.service import MediaService
@@ -36,3 +37,4 @@ STATS = web.AppKey("stats", StatsBoard)  # this node's reports, and the others' 
 MEDIA = web.AppKey("media", MediaService)  # uploaded files and images (api/media.py)
 PREVIEWS = web.AppKey("previews", LinkPreviews)  # og/ link previews
 OBJECTS = web.AppKey("objects", Objects)  # users and collection entries (objects/)
+REACTIONS = web.AppKey("reactions", Reactions)  # the Reactions API's use cases

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, collections, feeds, follows, media, users
+from . import activities, collections, feeds, follows, media, reactions, users
 
 FEED = "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
 # stream-python joins its base path and the id with a slash of its own: `user//alice/`.
 USER = "/user/{_sep:/?}{user_id}"
 ENTRY = "/collections/{_sep:/?}{collection}"
+REACTION = "/reaction"
+LOOKUP = "/{lookup:activity_id|user_id|reaction_id}/{value}"
 
 API_ROUTES = [
     # The rest of Stream's v1.0 calls on activities (api/activities.py).
@@ -57,6 +59,15 @@ API_ROUTES = [
     web.get(ENTRY + "/{entry_id}" + SLASH, collections.get_entry, allow_head=False),
     web.put(ENTRY + "/{entry_id}" + SLASH, collections.update_entry),
     web.delete(ENTRY + "/{entry_id}" + SLASH, collections.delete_entry),
+    # Reactions (api/reactions.py)
+    web.post(REACTION + SLASH, reactions.add),
+    web.get(REACTION + LOOKUP + SLASH, reactions.filter_reactions, allow_head=False),
+    web.get(REACTION + LOOKUP + "/{kind}" + SLASH, reactions.filter_reactions,
+            allow_head=False),
+    web.get(REACTION + "/{reaction_id}" + SLASH, reactions.get, allow_head=False),
+    web.put(REACTION + "/{reaction_id}" + SLASH, reactions.update),
+    web.delete(REACTION + "/{reaction_id}" + SLASH, reactions.delete),
+    web.put(REACTION + "/{reaction_id}/restore" + SLASH, reactions.restore),
 ]  # fmt: skip
 # Uploads as they are served, outside the API (under domain/media.py MEDIA_PATH): signed URLs.
 MEDIA_ROUTES = [web.get("/{kind}/{root}/{variant}/{name}", media.serve)]

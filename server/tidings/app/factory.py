@@ -36,6 +36,7 @@ from ..api.keys import (
     OBJECTS,
     PRESENCE,
     PREVIEWS,
+    REACTIONS,
     RUNNER,
     SERVICE,
     SETTINGS,
@@ -50,9 +51,11 @@ from ..bus.redis_bus import RedisBus
 from ..config import NOTIFICATION, Settings, allowed_origins
 from ..config.media import S3
 from ..domain.media import MEDIA_PATH
+from ..domain.reactions import Bounds
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
+from ..feeds.reactions import Reactions
 from ..feeds.reads import Reads
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
@@ -88,6 +91,7 @@ from ..store.mongo.follows import FollowStore
 from ..store.mongo.groups import GroupStore
 from ..store.mongo.jobs import JobStore
 from ..store.mongo.migrations import migrate
+from ..store.mongo.reactions import ReactionStore
 from ..store.mongo.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -182,7 +186,10 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     announcer = Announcer(firehose, broadcaster, TaskSet("announcement"))
     runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer)
     ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
-    service = FeedService(ctx, reads, TaskSet("write"))
+    writes = TaskSet("write")  # every write under way, drained at shutdown
+    service = FeedService(ctx, reads, writes)
+    bounds = Bounds(settings.activities.max_bytes, frozenset(settings.feeds.keys()))
+    reactions = Reactions(ReactionStore(db), service, bounds, writes)
     objects = Objects(
         Users(UserStore(db), follows, settings.objects),
         Collections(EntryStore(db), settings.objects),
@@ -204,7 +211,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[SETTINGS], app[NODE_ID], app[DATABASE], app[FIREHOSE] = settings, node, db, firehose
     app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
-    app[BROADCASTER], app[OBJECTS] = broadcaster, objects
+    app[BROADCASTER], app[OBJECTS], app[REACTIONS] = broadcaster, objects, reactions
     mount(app, sio, fast, realtime.websocket_compression)
     app.add_subapp(PREFIX, create_api())
     app.add_subapp(OTHER_VERSIONS, create_other_versions())

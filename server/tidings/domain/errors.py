@@ -91,7 +91,8 @@ class UnavailableError(TidingsError):
 
 
 class ConflictError(InputError):
-    """An id already taken (a user, a collection entry): Stream answers 409. Its suites check
-    only the status; the body is an InputException, so the SDKs raise their input error."""
+    """An id already taken (a user, a collection entry, a reaction): Stream answers 409. Its
+    suites check only the status; the body is an InputException, so the SDKs raise their
+    input error."""
 
     status = 409

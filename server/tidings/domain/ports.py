@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from .objects import Entry, EntryKey, User
+from .reactions import Reaction
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,20 @@ class FollowCounter(Protocol):
     """How many follows a feed has (store/mongo/follows.py)."""
 
     async def count_of(self, feed: str, followers: bool, groups: Sequence[str] = ()) -> int: ...
+
+
+class ReactionCounts(Protocol):
+    """What the enrichment of a page of activities reads of their reactions
+    (store/mongo/reactions.py), each in one query for the whole page: the counters per kind,
+    the newest reactions (or children) per kind, optionally only one user's."""
+
+    async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]: ...
+
+    async def latest_of(
+        self,
+        parent: Literal["activity_id", "parent"],
+        ids: Sequence[str],
+        per_kind: int,
+        user_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Mapping[str, Mapping[str, Sequence[Reaction]]]: ...

@@ -60,6 +60,25 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("owner", ASCENDING)]),
         IndexModel([("dead_at", ASCENDING)], sparse=True),  # dead letters past their retention
     ],
+    # Reactions (store/mongo/reactions.py): filter pages newest first by _id per activity (its
+    # reactions, not their children), per parent reaction and per user, each with or without
+    # a kind; a deleted reaction's descendants by `ancestors`. Counters by _id only.
+    "reactions": [
+        IndexModel([("activity_id", ASCENDING), ("parent", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel(
+            [
+                ("activity_id", ASCENDING),
+                ("parent", ASCENDING),
+                ("kind", ASCENDING),
+                ("_id", ASCENDING),
+            ]
+        ),
+        IndexModel([("parent", ASCENDING), ("kind", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("parent", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("user_id", ASCENDING), ("kind", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("user_id", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("ancestors", ASCENDING)]),
+    ],
     # Feeds whose follower counter is to be recounted (store/mongo/feeds.py): few at any time.
     "feeds": [IndexModel([("changed_at", ASCENDING)], sparse=True)],
 }

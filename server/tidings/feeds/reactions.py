@@ -1,0 +1,224 @@
+"""The Reactions API's use cases: add, read, update, delete, restore and filter reactions.
+
+A reaction's `target_feeds` each get an activity (domain/reactions.py `target_activity`),
+added through the feeds' own add (`FeedService.add_to_many`), so it fans out, goes live on
+sockets and to the firehose as any add does; deleting the reaction removes it the same way
+(`FeedService.remove`). Everything a request names is validated and authorised before anything
+is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..auth import Grant, authorize_reaction_targets, reaction_user, require_reaction_owner
+from ..domain.activities import parse_activity
+from ..domain.errors import DoesNotExistError, InputError
+from ..domain.feeds import FeedId
+from ..domain.ports import ReactionCounts
+from ..domain.reactions import (
+    LATEST_CHILDREN,
+    MAX_DEPTH,
+    Bounds,
+    Change,
+    NewReaction,
+    Reaction,
+    now_ms,
+    target_activity,
+)
+from ..runtime.background import TaskSet, completes
+from ..store.mongo.reactions import Query, ReactionStore
+from .service import FeedService
+
+
+@dataclass(frozen=True)
+class FilterPage:
+    results: list[dict[str, Any]]
+    more: bool
+    activity: dict[str, Any] | None = None
+
+
+class Reactions:
+    def __init__(
+        self, store: ReactionStore, feeds: FeedService, bounds: Bounds, writes: TaskSet
+    ) -> None:
+        self.store, self.feeds, self.bounds = store, feeds, bounds
+        # What the enrichment of a page of activities reads (counts, latest, own reactions).
+        self.counts: ReactionCounts = store
+        self.writes = writes  # the writes under way (drained at shutdown)
+
+    @completes
+    async def add(self, new: NewReaction, grant: Grant) -> dict[str, Any]:
+        """Store a reaction (or a child reaction) and put its activity in its target feeds."""
+        user_id = reaction_user(grant, new.user_id)
+        writer = authorize_reaction_targets(grant, new.target_feeds)
+        activity_id, ancestors = new.activity_id, tuple[str, ...]()
+        if new.parent:
+            parent = await self.store.get(new.parent)
+            if parent is None or parent.deleted_at is not None:
+                raise InputError(
+                    f"parent reaction {new.parent} does not exist", {"parent": ["not found"]}
+                )
+            ancestors = (*parent.ancestors, parent.id)
+            if len(ancestors) >= MAX_DEPTH:
+                raise InputError(
+                    f"reactions nest at most {MAX_DEPTH} levels deep",
+                    {"parent": [f"already {MAX_DEPTH} levels deep"]},
+                )
+            activity_id = parent.activity_id
+        reaction = Reaction(
+            id=new.id, kind=new.kind, activity_id=activity_id, user_id=user_id, data=new.data,
+            created_at=new.created_at, updated_at=new.created_at, parent=new.parent,
+            ancestors=ancestors, target_feeds=new.target_feeds,
+            target_feeds_extra_data=new.target_feeds_extra_data,
+        )  # fmt: skip
+        target = self._target(reaction)  # validated before anything is stored
+        await self.store.insert(reaction)
+        if reaction.target_feeds:
+            try:
+                await self._add_targets(reaction.target_feeds, writer, target)
+            except Exception:
+                await self.store.delete(reaction.id)  # keeps nothing of a refused add
+                raise
+        return reaction.public()
+
+    async def get(self, reaction_id: str) -> dict[str, Any]:
+        reaction = await self._existing(reaction_id)
+        latest = await self.store.latest_of("parent", [reaction.id], LATEST_CHILDREN)
+        return _public(reaction, latest.get(reaction.id, {}))
+
+    @completes
+    async def update(self, reaction_id: str, change: Change, grant: Grant) -> dict[str, Any]:
+        """New `data`, and, when given, a new set of target feeds (the activity leaves the
+        feeds dropped and joins the feeds added) and new extra data for its activities."""
+        old = await self._existing(reaction_id)
+        require_reaction_owner(grant, old.user_id)
+        targets = old.target_feeds if change.target_feeds is None else change.target_feeds
+        writer = authorize_reaction_targets(
+            grant, [t for t in targets if t not in old.target_feeds]
+        )
+        extra = change.target_feeds_extra_data
+        new = replace(
+            old,
+            data=old.data if change.data is None else change.data,
+            target_feeds=targets,
+            target_feeds_extra_data=old.target_feeds_extra_data if extra is None else extra,
+        )
+        target = self._target(new)
+        dropped = [t for t in old.target_feeds if t not in targets]
+        added = [t for t in targets if t not in old.target_feeds]
+        await self._remove_targets(old, dropped)
+        if added:
+            await self._add_targets(added, writer, target)
+        kept = [t for t in targets if t in old.target_feeds]
+        if extra is not None and kept:
+            await self.feeds.replace([parse_activity(target, self.feeds.limits)])
+        stored = await self.store.update(
+            reaction_id,
+            {
+                "data": new.data,
+                "target_feeds": list(new.target_feeds),
+                "target_feeds_extra_data": new.target_feeds_extra_data,
+            },
+            now_ms(),
+        )
+        if stored is None:
+            raise _missing(reaction_id)
+        latest = await self.store.latest_of("parent", [reaction_id], LATEST_CHILDREN)
+        return _public(stored, latest.get(reaction_id, {}))
+
+    @completes
+    async def delete(self, reaction_id: str, soft: bool, grant: Grant) -> None:
+        """Soft: marked deleted (readable by id, uncounted, restorable; its activities stay).
+        Hard: gone with its children, and their activities leave the target feeds first, so
+        a delete cut short is finished by its retry."""
+        reaction = await self._existing(reaction_id)
+        require_reaction_owner(grant, reaction.user_id, "delete")
+        if soft:
+            await self.store.soft_delete(reaction_id, now_ms())
+            return
+        for child in await self.store.descendants_with_targets(reaction_id):
+            await self._remove_targets(child, child.target_feeds)
+        await self._remove_targets(reaction, reaction.target_feeds)
+        await self.store.delete_descendants(reaction_id)
+        await self.store.delete(reaction_id)
+
+    @completes
+    async def restore(self, reaction_id: str, grant: Grant) -> None:
+        """Undo a soft delete; a reaction that is not soft-deleted is DoesNotExist, as in
+        Stream."""
+        reaction = await self._existing(reaction_id)
+        require_reaction_owner(grant, reaction.user_id)
+        if reaction.deleted_at is None or not await self.store.restore(reaction_id):
+            raise DoesNotExistError(
+                f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
+            )
+
+    async def filter(
+        self,
+        query: Query,
+        with_activity_data: bool = False,
+        own_children_of: str | None = None,
+    ) -> FilterPage:
+        """A page of reactions (one more read to tell whether there are more), each with its
+        latest children per kind and, for `own_children_of`, that user's children: one query
+        for the page, one for the children, one for the own children."""
+        found = await self.store.page(replace(query, limit=query.limit + 1))
+        page, more = found[: query.limit], len(found) > query.limit
+        ids = [r.id for r in page]
+        latest = await self.store.latest_of("parent", ids, LATEST_CHILDREN)
+        own = None
+        if own_children_of is not None:
+            own = await self.store.latest_of("parent", ids, LATEST_CHILDREN, own_children_of)
+        results = []
+        for reaction in page:
+            body = _public(reaction, latest.get(reaction.id, {}))
+            if own is not None:
+                body["own_children"] = _lists(own.get(reaction.id, {}))
+            results.append(body)
+        activity = None
+        if with_activity_data and query.field == "activity_id":
+            stored = await self.feeds.activities.get(query.value)
+            if stored is not None and not stored.removed:
+                activity = stored.public()
+        return FilterPage(results, more, activity)
+
+    async def _existing(self, reaction_id: str) -> Reaction:
+        reaction = await self.store.get(reaction_id)
+        if reaction is None:
+            raise _missing(reaction_id)
+        return reaction
+
+    def _target(self, reaction: Reaction) -> dict[str, Any]:
+        """The target feeds' activity, validated as any activity (an InputError before
+        anything is stored)."""
+        activity = target_activity(reaction)
+        if reaction.target_feeds:
+            parse_activity(activity, self.feeds.limits)
+        return activity
+
+    async def _add_targets(
+        self, feeds: Sequence[str], grant: Grant, target: dict[str, Any]
+    ) -> None:
+        groups = self.bounds.groups
+        ids = [FeedId(*f.split(":", 1)) for f in feeds if f.partition(":")[0] in groups]
+        await self.feeds.add_to_many(ids, parse_activity(target, self.feeds.limits), grant)
+
+    async def _remove_targets(self, reaction: Reaction, feeds: Sequence[str]) -> None:
+        for feed in feeds:
+            group, _, user_id = feed.partition(":")
+            await self.feeds.remove(FeedId(group, user_id), None, reaction.foreign_id)
+
+
+def _public(reaction: Reaction, latest: dict[str, list[Reaction]]) -> dict[str, Any]:
+    return reaction.public(_lists(latest))
+
+
+def _lists(latest: dict[str, list[Reaction]]) -> dict[str, list[dict[str, Any]]]:
+    return {kind: [child.public() for child in items] for kind, items in latest.items()}
+
+
+def _missing(reaction_id: str) -> DoesNotExistError:
+    return DoesNotExistError(f"reaction {reaction_id} does not exist", {"id": ["not found"]})

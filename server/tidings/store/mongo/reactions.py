@@ -1,0 +1,243 @@
+"""`reactions` and `reaction_counts`: every query of the Reactions API.
+
+Counts are counters kept by atomic `$inc`, so concurrent adds and deletes never lose one:
+an activity's in `reaction_counts` (`{_id: activity_id, counts: {kind: n}}`), a reaction's
+children's in its own document (`children_counts`). A counter moves only with the write that
+changed what it counts, decided by that write's own answer: an insert that took, or the
+conditional write that flipped the document's `counted` flag (`_uncount`, `restore`), so a
+repeated or concurrent delete never counts twice. A kind whose reactions are all gone keeps
+its counter at 0, as in Stream.
+
+The enrichment of a page of activities (`counts_of`, `latest_of`) costs one query each,
+whatever the page's size: never one per activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from ...domain.errors import ConflictError
+from ...domain.reactions import Reaction
+from .client import Database, Document
+
+Parent = Literal["activity_id", "parent"]
+Field = Literal["activity_id", "user_id", "parent"]
+Latest = dict[str, dict[str, list[Reaction]]]  # parent id -> kind -> newest first
+
+
+@dataclass(frozen=True)
+class Query:
+    """One page of a filter: `field` = `value` (`activity_id`: reactions to the activity, not
+    their children), optionally of one `kind`, within the id bounds, newest first unless it is
+    bounded from below only (then oldest first, as Stream pages forward)."""
+
+    field: Field
+    value: str
+    kind: str | None
+    bounds: Mapping[str, str]
+    limit: int
+
+    @property
+    def ascending(self) -> bool:
+        keys = self.bounds.keys()
+        return bool(keys & {"id_gt", "id_gte"}) and not keys & {"id_lt", "id_lte"}
+
+
+class ReactionStore:
+    def __init__(self, db: Database) -> None:
+        self.reactions = db["reactions"]
+        self.counts = db["reaction_counts"]
+
+    async def insert(self, reaction: Reaction) -> None:
+        """Store a new reaction and count it on its parent (or its activity). An id taken
+        already: ConflictError (409), and nothing is counted."""
+        try:
+            await self.reactions.insert_one(_document(reaction))
+        except DuplicateKeyError as exc:
+            raise ConflictError(
+                f"a reaction with id {reaction.id} exists already", {"id": ["already taken"]}
+            ) from exc
+        await self._count(reaction, 1)
+
+    async def get(self, reaction_id: str) -> Reaction | None:
+        doc = await self.reactions.find_one({"_id": reaction_id})
+        return None if doc is None else _reaction(doc)
+
+    async def update(
+        self, reaction_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> Reaction | None:
+        """Set fields of a reaction that is not (hard) deleted; None when there is none."""
+        doc = await self.reactions.find_one_and_update(
+            {"_id": reaction_id},
+            {"$set": {**changes, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _reaction(doc)
+
+    async def soft_delete(self, reaction_id: str, now: datetime) -> bool:
+        """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it. False when
+        there is no such live reaction (a second soft delete changes nothing)."""
+        return await self._uncount({"_id": reaction_id, "deleted_at": None}, {"deleted_at": now})
+
+    async def restore(self, reaction_id: str) -> bool:
+        """Undo a soft delete and count it again; False when it is not soft-deleted."""
+        doc = await self.reactions.find_one_and_update(
+            {"_id": reaction_id, "deleted_at": {"$ne": None}, "counted": False},
+            {"$unset": {"deleted_at": ""}, "$set": {"counted": True}},
+        )
+        if doc is None:
+            return False
+        await self._count(_reaction(doc), 1)
+        return True
+
+    async def delete(self, reaction_id: str) -> bool:
+        """Delete a reaction, uncounted first (unless a soft delete uncounted it already), so
+        that a delete cut short between the two is finished by its retry without counting
+        twice; False when another delete took it first."""
+        await self._uncount({"_id": reaction_id}, {})
+        result = await self.reactions.delete_one({"_id": reaction_id})
+        return result.deleted_count == 1
+
+    async def _uncount(self, match: Document, changes: Document) -> bool:
+        """The one way a counted reaction stops being counted: `counted` flips from true to
+        false in the same conditional write that makes `changes`, and only the write that
+        flipped it decrements the counter. Two racing deletes (hard and soft, or twice the
+        same) flip it once between them, whatever the order."""
+        doc = await self.reactions.find_one_and_update(
+            {**match, "counted": True}, {"$set": {**changes, "counted": False}}
+        )
+        if doc is None:
+            return False
+        await self._count(_reaction(doc), -1)
+        return True
+
+    async def descendants_with_targets(self, reaction_id: str) -> list[Reaction]:
+        """The children (at any depth) that put activities in target feeds."""
+        docs = await self.reactions.find(
+            {"ancestors": reaction_id, "target_feeds.0": {"$exists": True}}
+        ).to_list()
+        return [_reaction(d) for d in docs]
+
+    async def delete_descendants(self, reaction_id: str) -> int:
+        """The children of a deleted reaction go with it (their counters with their parents)."""
+        result = await self.reactions.delete_many({"ancestors": reaction_id})
+        return result.deleted_count
+
+    async def page(self, query: Query) -> list[Reaction]:
+        """A filter page of up to `query.limit` live reactions."""
+        found: Document = {query.field: query.value, "deleted_at": None}
+        if query.field == "activity_id":
+            found["parent"] = ""
+        if query.kind is not None:
+            found["kind"] = query.kind
+        ids = {f"${op[3:]}": value for op, value in query.bounds.items()}
+        if ids:
+            found["_id"] = ids
+        order = 1 if query.ascending else -1
+        docs = await self.reactions.find(found).sort("_id", order).limit(query.limit).to_list()
+        return [_reaction(d) for d in docs]
+
+    async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """`reaction_counts` of each activity (those with none are left out): one query."""
+        docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
+        return {d["_id"]: dict(d.get("counts", {})) for d in docs}
+
+    async def latest_of(
+        self,
+        parent: Parent,
+        ids: Sequence[str],
+        per_kind: int,
+        user_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Latest:
+        """The newest `per_kind` live reactions of each kind of each of `ids`: reactions to
+        activities (`parent="activity_id"`: `latest_reactions`) or children of reactions
+        (`parent="parent"`: `latest_children`); only `user_id`'s when given (`own_reactions`,
+        `own_children`). One aggregation for the whole page, each group cut to `per_kind` in
+        the store ($topN), never one query per activity."""
+        if not ids or per_kind < 1:
+            return {}
+        match: Document = {parent: {"$in": list(ids)}, "deleted_at": None}
+        if parent == "activity_id":
+            match["parent"] = ""
+        if user_id is not None:
+            match["user_id"] = user_id
+        if kinds is not None:
+            match["kind"] = {"$in": list(kinds)}
+        cursor = await self.reactions.aggregate([
+            {"$match": match},
+            {"$group": {
+                "_id": {"of": f"${parent}", "kind": "$kind"},
+                "items": {"$topN": {"n": per_kind, "sortBy": {"_id": -1}, "output": "$$ROOT"}},
+            }},
+        ])  # fmt: skip
+        latest: Latest = {}
+        async for group in cursor:
+            key = group["_id"]
+            items = sorted(group["items"], key=lambda d: d["_id"], reverse=True)
+            latest.setdefault(key["of"], {})[key["kind"]] = [_reaction(d) for d in items]
+        return latest
+
+    async def recount(self, activity_id: str) -> dict[str, int]:
+        """The live reactions to an activity counted from the documents (what the counters
+        must equal: the tests compare them)."""
+        cursor = await self.reactions.aggregate([
+            {"$match": {"activity_id": activity_id, "parent": "", "deleted_at": None}},
+            {"$group": {"_id": "$kind", "n": {"$sum": 1}}},
+        ])  # fmt: skip
+        return {row["_id"]: row["n"] async for row in cursor}
+
+    async def _count(self, reaction: Reaction, step: int) -> None:
+        field = f"{reaction.kind}"
+        if reaction.parent:
+            await self.reactions.update_one(
+                {"_id": reaction.parent}, {"$inc": {f"children_counts.{field}": step}}
+            )
+        else:
+            await self.counts.update_one(
+                {"_id": reaction.activity_id}, {"$inc": {f"counts.{field}": step}}, upsert=True
+            )
+
+
+def _document(reaction: Reaction) -> Document:
+    doc: Document = {
+        "_id": reaction.id,
+        "kind": reaction.kind,
+        "activity_id": reaction.activity_id,
+        "user_id": reaction.user_id,
+        "data": reaction.data,
+        "parent": reaction.parent,
+        "ancestors": list(reaction.ancestors),
+        "target_feeds": list(reaction.target_feeds),
+        "children_counts": {},
+        "counted": True,  # flipped by the one write that uncounts it (_uncount)
+        "created_at": reaction.created_at,
+        "updated_at": reaction.updated_at,
+    }
+    if reaction.target_feeds_extra_data is not None:
+        doc["target_feeds_extra_data"] = reaction.target_feeds_extra_data
+    return doc
+
+
+def _reaction(doc: Document) -> Reaction:
+    return Reaction(
+        id=doc["_id"],
+        kind=doc["kind"],
+        activity_id=doc["activity_id"],
+        user_id=doc["user_id"],
+        data=doc.get("data") or {},
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+        parent=doc.get("parent", ""),
+        ancestors=tuple(doc.get("ancestors", ())),
+        target_feeds=tuple(doc.get("target_feeds", ())),
+        target_feeds_extra_data=doc.get("target_feeds_extra_data"),
+        children_counts=dict(doc.get("children_counts") or {}),
+        deleted_at=doc.get("deleted_at"),
+    )

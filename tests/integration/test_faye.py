@@ -1,0 +1,171 @@
+"""Stream's own realtime against Tidings: the getstream SDK's `feed.subscribe()` and the npm
+`faye` client (tests/js/faye_subscriber.mjs) on `/faye`, over WebSocket and long-polling, on one
+node and across nodes sharing Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from harness.cluster import Cluster
+from harness.common import API_KEY, token
+from tests.integration.realtime_clients import Rest
+from tests.node_client import NodeSubscriber
+from tests.support import ROOT, ServerProcess
+
+APP_ID = "tidings"  # realtime.faye_app_id's default
+
+
+class FayeSubscriber(NodeSubscriber):
+    """tests/js/faye_subscriber.mjs: one JSON line per subscription, refusal and message."""
+
+    def __init__(self, url: str, user: str, feeds: list[list[str]], client: str = "sdk",
+                 disable: list[str] | None = None) -> None:  # fmt: skip
+        options = {"url": url, "key": API_KEY, "appId": APP_ID, "token": token({"user_id": user}),
+                   "feeds": feeds, "client": client, "disable": disable or []}  # fmt: skip
+        self.process = subprocess.Popen(
+            ["node", "tests/js/faye_subscriber.mjs", json.dumps(options)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.lines: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    async def subscribed(self, feed: str) -> dict[str, Any]:
+        channel = channel_of(feed)
+        return await self.expect(
+            lambda x: x["type"] in ("subscribed", "refused") and x["channel"] == channel,
+            f"subscription of {channel}",
+        )
+
+    async def message(self, what: str, predicate: Any) -> dict[str, Any]:
+        line = await self.expect(lambda x: x["type"] == "message" and predicate(x["data"]), what)
+        return dict(line["data"])
+
+    async def added(self, activity_id: str) -> dict[str, Any]:
+        return await self.message(
+            f"new {activity_id}", lambda d: any(a["id"] == activity_id for a in d["new"])
+        )
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [line["data"] for line in self.matching(lambda x: x["type"] == "message")]
+
+
+def channel_of(feed: str) -> str:
+    return f"/site-{APP_ID}-feed-{feed.replace(':', '')}"
+
+
+@pytest.fixture
+def fayes() -> Iterator[list[FayeSubscriber]]:
+    made: list[FayeSubscriber] = []
+    yield made
+    for sub in made:
+        sub.close()
+
+
+async def test_sdk_subscribe_gets_adds_and_removals_in_streams_shape(
+    server: ServerProcess, uid: str, fayes: list[FayeSubscriber], http: aiohttp.ClientSession
+) -> None:
+    feed = f"user:{uid}"
+    sub = FayeSubscriber(server.url, uid, [["user", uid]])
+    fayes.append(sub)
+    assert (await sub.subscribed(feed))["type"] == "subscribed"
+    rest = Rest(http, server.url)
+    added = await rest.add(feed, foreign_id=f"post:{uid}")
+    data = await sub.added(added["id"])
+    assert data["feed"] == feed and data["app_id"] == APP_ID
+    assert (data["deleted"], data["deleted_foreign_ids"]) == ([], [])
+    assert data["published_at"] and data["new"][0]["foreign_id"] == f"post:{uid}"
+    await rest.remove(feed, added["id"])
+    removed = await sub.message("the removal", lambda d: d["deleted"] == [added["id"]])
+    assert removed["new"] == [] and removed["feed"] == feed
+
+
+async def test_notification_feed_gets_its_counts_and_the_marks(
+    server: ServerProcess, uid: str, fayes: list[FayeSubscriber], http: aiohttp.ClientSession
+) -> None:
+    feed = f"notification:{uid}"
+    sub = FayeSubscriber(server.url, uid, [["notification", uid]])
+    fayes.append(sub)
+    assert (await sub.subscribed(feed))["type"] == "subscribed"
+    rest = Rest(http, server.url)
+    added = await rest.add(feed)
+    data = await sub.added(added["id"])
+    assert (data["unseen"], data["unread"]) == (1, 1)
+    await rest.call("GET", rest._path(feed), params={"mark_seen": "true"})
+    marked = await sub.message("the mark", lambda d: d["new"] == [] and d["unseen"] == 0)
+    assert marked["unread"] == 1 and marked["feed"] == feed
+
+
+async def test_long_polling_with_the_faye_client(
+    server: ServerProcess, uid: str, fayes: list[FayeSubscriber], http: aiohttp.ClientSession
+) -> None:
+    feeds = [f"user:{uid}", f"timeline:{uid}"]
+    sub = FayeSubscriber(server.url, uid, [["user", uid], ["timeline", uid]], client="faye",
+                         disable=["websocket"])  # fmt: skip
+    fayes.append(sub)
+    for feed in feeds:
+        assert (await sub.subscribed(feed))["type"] == "subscribed"
+    rest = Rest(http, server.url)
+    await rest.follow(feeds[1], feeds[0])
+    added = await rest.add(feeds[0])
+    for feed in feeds:  # its own feed, and the timeline it was fanned out to
+        data = await sub.message(f"{feed}'s update", lambda d, f=feed: d["feed"] == f)
+        assert [a["id"] for a in data["new"]] == [added["id"]]
+    second = await rest.add(feeds[0])  # the next connect, after the first answered
+    await sub.added(second["id"])
+
+
+async def test_a_bad_signature_and_another_users_feed_are_refused(
+    server: ServerProcess, uid: str, fayes: list[FayeSubscriber], http: aiohttp.ClientSession
+) -> None:
+    forged = token({"user_id": uid}, secret="not-the-secret-0123456789abcdef-012345")
+    sub = FayeSubscriber(server.url, uid, [["user", uid, forged], ["user", f"{uid}-other"],
+                                           ["timeline", uid]], client="faye")  # fmt: skip
+    fayes.append(sub)
+    bad, other = await sub.subscribed(f"user:{uid}"), await sub.subscribed(f"user:{uid}-other")
+    assert bad["type"] == other["type"] == "refused"
+    assert bad["code"] == other["code"] == 403, (bad, other)
+    assert "signature" in bad["error"] and "permission" in other["error"], (bad, other)
+    assert (await sub.subscribed(f"timeline:{uid}"))["type"] == "subscribed"
+    rest = Rest(http, server.url)
+    refused = [await rest.add(f"user:{uid}"), await rest.add(f"user:{uid}-other")]
+    marker = await rest.add(f"timeline:{uid}")
+    await sub.added(marker["id"])  # sent after the others: they would have come by now
+    seen = {a["id"] for m in sub.messages() for a in m["new"]}
+    assert not seen & {a["id"] for a in refused}
+
+
+async def test_subscribers_on_two_nodes_get_what_a_third_node_adds(
+    cluster: Cluster, uid: str, fayes: list[FayeSubscriber], http: aiohttp.ClientSession
+) -> None:
+    feed = f"notification:{uid}"
+    subs = [
+        FayeSubscriber(cluster["A"].url, uid, [["notification", uid]]),
+        FayeSubscriber(cluster["B"].url, uid, [["notification", uid]], client="faye",
+                       disable=["websocket"]),
+    ]  # fmt: skip
+    fayes.extend(subs)
+    for sub in subs:
+        assert (await sub.subscribed(feed))["type"] == "subscribed"
+    rest = Rest(http, cluster["C"].url)
+    added = await rest.add(feed)
+    for sub in subs:
+        assert (await sub.added(added["id"]))["unseen"] == 1
+    await rest.call("GET", rest._path(feed), params={"mark_read": "true"})
+    for sub in subs:
+        await sub.message("the mark", lambda d: d["new"] == [] and d["unread"] == 0)
+    await rest.remove(feed, added["id"])
+    for sub in subs:
+        await sub.message("the removal", lambda d: d["deleted"] == [added["id"]])

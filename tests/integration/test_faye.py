@@ -105,7 +105,8 @@ async def test_notification_feed_gets_its_counts_and_the_marks(
     assert (data["unseen"], data["unread"]) == (1, 1)
     await rest.call("GET", rest._path(feed), params={"mark_seen": "true"})
     marked = await sub.message("the mark", lambda d: d["new"] == [] and d["unseen"] == 0)
-    assert marked["unread"] == 1 and marked["feed"] == feed
+    assert (marked["unread"], marked["feed"], marked["mark_seen"]) == (1, feed, "all")
+    assert "mark_read" not in marked
 
 
 async def test_long_polling_with_the_faye_client(
@@ -165,7 +166,8 @@ async def test_subscribers_on_two_nodes_get_what_a_third_node_adds(
         assert (await sub.added(added["id"]))["unseen"] == 1
     await rest.call("GET", rest._path(feed), params={"mark_read": "true"})
     for sub in subs:
-        await sub.message("the mark", lambda d: d["new"] == [] and d["unread"] == 0)
+        mark = await sub.message("the mark", lambda d: d["new"] == [] and d["unread"] == 0)
+        assert mark["mark_read"] == "all"
     await rest.remove(feed, added["id"])
     for sub in subs:
         await sub.message("the removal", lambda d: d["deleted"] == [added["id"]])

@@ -4,9 +4,11 @@ node and across nodes sharing Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from harness.cluster import Cluster
 from harness.common import API_KEY, token
+from harness.server import Spawn
 from tests.integration.realtime_clients import Rest
 from tests.node_client import NodeSubscriber
 from tests.support import ROOT, ServerProcess
@@ -171,3 +174,18 @@ async def test_subscribers_on_two_nodes_get_what_a_third_node_adds(
     await rest.remove(feed, added["id"])
     for sub in subs:
         await sub.message("the removal", lambda d: d["deleted"] == [added["id"]])
+
+
+async def test_a_sigterm_does_not_wait_for_held_connects(
+    spawn: Spawn, uid: str, fayes: list[FayeSubscriber]
+) -> None:
+    node = spawn({"TIDINGS_REALTIME_FAYE_TIMEOUT": "60", "TIDINGS_SERVER_SHUTDOWN_TIMEOUT": "30"})
+    subs = [FayeSubscriber(node.url, uid, [["user", uid]]),
+            FayeSubscriber(node.url, uid, [["user", uid]], disable=["websocket"])]  # fmt: skip
+    fayes.extend(subs)
+    for sub in subs:
+        assert (await sub.subscribed(f"user:{uid}"))["type"] == "subscribed"
+    await asyncio.sleep(0.5)  # both connects held now (for up to 60 s)
+    started = time.monotonic()
+    assert node.stop() == 0
+    assert time.monotonic() - started < 8

@@ -178,7 +178,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     faye.mount(app)
     setup_routes(app)
     app.cleanup_ctx.extend([_realtime, _feeds, _stats, faye.running])
-    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
+    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets, faye.goodbye])
     return app
 
 

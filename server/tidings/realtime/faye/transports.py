@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
 
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 
 from ...config import Settings, allowed_origins
 from . import protocol as p
@@ -31,6 +31,7 @@ class FayeEndpoint:
     def __init__(self, settings: Settings, bayeux: Bayeux) -> None:
         self.bayeux = bayeux
         self._origins = allowed_origins(settings)
+        self._sockets: set[web.WebSocketResponse] = set()
 
     async def running(self, app: web.Application) -> AsyncIterator[None]:
         """A cleanup context: the sweep of forgotten clients; at shutdown every client is
@@ -41,6 +42,14 @@ class FayeEndpoint:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         self.bayeux.clients.close()
+
+    async def goodbye(self, app: web.Application) -> None:
+        """On SIGTERM: every client of this node is forgotten (its held connect answers at
+        once) and every WebSocket closed (1001), so that the shutdown does not wait for them;
+        the clients hand-shake again with another node and subscribe again."""
+        self.bayeux.clients.close()
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY)
 
     def mount(self, app: web.Application) -> None:
         for path in PATHS:
@@ -113,6 +122,7 @@ class FayeEndpoint:
         ws = web.WebSocketResponse(compress=False, max_msg_size=p.MAX_REQUEST_BYTES)
         await ws.prepare(request)
         pending: set[asyncio.Task[None]] = set()
+        self._sockets.add(ws)
         try:
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT:
@@ -130,6 +140,7 @@ class FayeEndpoint:
             for task in list(pending):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            self._sockets.discard(ws)
             await ws.close()
         return ws
 

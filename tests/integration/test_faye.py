@@ -5,68 +5,24 @@ node and across nodes sharing Redis."""
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+from pymongo import MongoClient
 
 from harness.cluster import Cluster
-from harness.common import API_KEY, token
+from harness.common import token
+from harness.pool import ServerPool
 from harness.server import Spawn
+from tests.faye_client import APP_ID, FayeSubscriber
 from tests.integration.realtime_clients import Rest
-from tests.node_client import NodeSubscriber
-from tests.support import ROOT, ServerProcess
+from tests.support import ServerProcess
 
-APP_ID = "tidings"  # realtime.faye_app_id's default
-
-
-class FayeSubscriber(NodeSubscriber):
-    """tests/js/faye_subscriber.mjs: one JSON line per subscription, refusal and message."""
-
-    def __init__(self, url: str, user: str, feeds: list[list[str]], client: str = "sdk",
-                 disable: list[str] | None = None) -> None:  # fmt: skip
-        options = {"url": url, "key": API_KEY, "appId": APP_ID, "token": token({"user_id": user}),
-                   "feeds": feeds, "client": client, "disable": disable or []}  # fmt: skip
-        self.process = subprocess.Popen(
-            ["node", "tests/js/faye_subscriber.mjs", json.dumps(options)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        self.lines: list[dict[str, Any]] = []
-        self.stderr: list[str] = []
-        self._threads = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    async def subscribed(self, feed: str) -> dict[str, Any]:
-        channel = channel_of(feed)
-        return await self.expect(
-            lambda x: x["type"] in ("subscribed", "refused") and x["channel"] == channel,
-            f"subscription of {channel}",
-        )
-
-    async def message(self, what: str, predicate: Any) -> dict[str, Any]:
-        line = await self.expect(lambda x: x["type"] == "message" and predicate(x["data"]), what)
-        return dict(line["data"])
-
-    async def added(self, activity_id: str) -> dict[str, Any]:
-        return await self.message(
-            f"new {activity_id}", lambda d: any(a["id"] == activity_id for a in d["new"])
-        )
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [line["data"] for line in self.matching(lambda x: x["type"] == "message")]
-
-
-def channel_of(feed: str) -> str:
-    return f"/site-{APP_ID}-feed-{feed.replace(':', '')}"
+HYBRID = {"TIDINGS_FANOUT_PULL_THRESHOLD": "3", "TIDINGS_FANOUT_PUSH_THRESHOLD": "2"}
+Doc = dict[str, Any]
 
 
 @pytest.fixture
@@ -129,6 +85,30 @@ async def test_long_polling_with_the_faye_client(
         assert [a["id"] for a in data["new"]] == [added["id"]]
     second = await rest.add(feeds[0])  # the next connect, after the first answered
     await sub.added(second["id"])
+
+
+async def test_a_pull_feeds_updates_reach_the_subscribers_of_its_followers(
+    pool: ServerPool, mongo: MongoClient[Doc], uid: str, fayes: list[FayeSubscriber],
+    http: aiohttp.ClientSession,
+) -> None:  # fmt: skip
+    server = pool.get(HYBRID)
+    celeb, followers = f"user:{uid}c", [f"timeline:{uid}f{n}" for n in range(4)]
+    rest = Rest(http, server.url)
+    for feed in followers:  # more than pull_threshold (3): `celeb` becomes a pull feed
+        await rest.follow(feed, celeb)
+    feeds = mongo[server.database]["feeds"]
+    for _ in range(500):
+        if (feeds.find_one({"_id": celeb}) or {}).get("mode") == "pull":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"{celeb} did not switch to pull")
+    sub = FayeSubscriber(server.url, f"{uid}f0", [["timeline", f"{uid}f0"]])
+    fayes.append(sub)
+    assert (await sub.subscribed(followers[0]))["type"] == "subscribed"
+    added = await rest.add(celeb)
+    data = await sub.added(added["id"])
+    assert data["feed"] == followers[0] and data["new"][0]["origin"] == celeb
 
 
 async def test_a_bad_signature_and_another_users_feed_are_refused(

@@ -5,6 +5,7 @@ node and across nodes sharing Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,10 +15,10 @@ import pytest
 from pymongo import MongoClient
 
 from harness.cluster import Cluster
-from harness.common import token
+from harness.common import API_KEY, token
 from harness.pool import ServerPool
 from harness.server import Spawn
-from tests.faye_client import APP_ID, FayeSubscriber
+from tests.faye_client import APP_ID, FayeSubscriber, channel_of
 from tests.integration.realtime_clients import Rest
 from tests.support import ServerProcess
 
@@ -169,3 +170,56 @@ async def test_a_sigterm_does_not_wait_for_held_connects(
     started = time.monotonic()
     assert node.stop() == 0
     assert time.monotonic() - started < 8
+
+
+async def test_callback_polling_form_posts_and_bad_requests_over_raw_http(
+    server: ServerProcess, uid: str, http: aiohttp.ClientSession
+) -> None:
+    url = f"{server.url}/faye"
+    handshake = [{"channel": "/meta/handshake", "version": "1.0", "id": "1",
+                  "supportedConnectionTypes": ["callback-polling"]}]  # fmt: skip
+    params = {"message": json.dumps(handshake), "jsonp": "__jsonp1__"}
+    async with http.get(url, params=params) as response:
+        script = await response.text()
+    assert response.status == 200 and script.startswith("/**/__jsonp1__(")
+    (reply,) = json.loads(script.removeprefix("/**/__jsonp1__(").removesuffix(");"))
+    assert reply["successful"] and reply["id"] == "1" and reply["version"] == "1.0"
+    client_id = reply["clientId"]
+    signature = token({"user_id": uid})
+    subscribe = [
+        {
+            "channel": "/meta/subscribe",
+            "clientId": client_id,
+            "id": "2",
+            "subscription": "/chat/room",
+            "ext": {"api_key": API_KEY, "signature": signature},
+        },
+        {
+            "channel": "/meta/subscribe",
+            "clientId": client_id,
+            "id": "3",
+            "subscription": channel_of(f"user:{uid}"),
+            "ext": {"api_key": "another-key", "signature": signature},
+        },
+        {
+            "channel": "/meta/connect",
+            "clientId": client_id,
+            "id": "4",
+            "connectionType": "cross-origin-long-polling",
+            "advice": {"timeout": 0},
+        },
+        {"channel": "/chat/room", "clientId": client_id, "data": {}, "id": "5"},
+    ]
+    async with http.post(url, data={"message": json.dumps(subscribe)}) as response:
+        replies = {r["id"]: r for r in await response.json()}
+    assert not replies["2"]["successful"] and replies["2"]["error"].startswith("403:/chat/room:")
+    assert replies["3"]["error"].endswith("unknown api key")
+    assert replies["4"]["successful"] and replies["4"]["advice"]["reconnect"] == "retry"
+    assert replies["5"]["error"].startswith("403:")  # clients do not publish
+    unknown = {"channel": "/meta/connect", "clientId": "nobody", "connectionType": "long-polling"}
+    async with http.post(url, json=unknown) as response:
+        (reply,) = await response.json()
+    assert reply["error"].startswith("401:") and reply["advice"]["reconnect"] == "handshake"
+    for body in ("not json", "[]"):
+        async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 400

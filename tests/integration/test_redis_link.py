@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from harness.common import SERVER_TOKEN
 from harness.engineio import RawSocket
+from tests.faye_client import FayeSubscriber
 from tests.support import API_KEY, RedisServer, ServerProcess, Store
 from tidings.bus.messages import Forget, LinkUp, encode
 from tidings.bus.redis_bus import RedisBus
@@ -114,6 +115,12 @@ async def test_a_publish_that_fails_while_the_listener_is_up_makes_the_other_nod
     raws.append(subscriber)
     subscriber.emit(1, "subscribe", {"feed": feed})
     assert (await subscriber.ack(1))["ok"] is True
+    faye = FayeSubscriber(near.url, uid, [["user", uid]])  # Stream's realtime: resyncs too
+    try:
+        assert (await faye.subscribed(feed))["type"] == "subscribed"
+    except BaseException:
+        faye.close()
+        raise
 
     async def post(obj: str) -> str:
         async with aiohttp.ClientSession() as session:
@@ -150,6 +157,9 @@ async def test_a_publish_that_fails_while_the_listener_is_up_makes_the_other_nod
         ack = await subscriber.ack(2)
         assert ack["ok"] is True and ack["more"] is False, ack
         assert [activity["id"] for activity in ack["missed"]] == [missed], ack
+        # The Faye client cannot re-subscribe: the node sends it what it missed itself.
+        await faye.added(missed)
     finally:
         await admin.execute_command("CLIENT", "UNPAUSE")
         await admin.aclose()
+        faye.close()

@@ -57,14 +57,16 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
     if found.unseen is not None:
         body["unseen"], body["unread"] = found.unseen, found.unread
     if found.marked:
-        await _announce_counts(request, str(feed))
+        await _announce_counts(request, str(feed), marks["mark_seen"], marks["mark_read"])
     return answer(request, body)
 
 
-async def _announce_counts(request: web.Request, feed: str) -> None:
-    """After a mark, every socket of the feed gets the new counts (other devices' badges):
-    the broadcaster adds them to a notification feed's events."""
-    await request.config_dict[SERVICE].announcer.counts(feed)
+async def _announce_counts(
+    request: web.Request, feed: str, mark_seen: bool | list[str], mark_read: bool | list[str]
+) -> None:
+    """After a mark, every socket of the feed gets the new counts (other devices' badges) and
+    the marks: the broadcaster adds the counts to a notification feed's events."""
+    await request.config_dict[SERVICE].announcer.counts(feed, mark_seen, mark_read)
 
 
 def _mark(query: Mapping[str, str], name: str) -> bool | list[str]:

@@ -68,6 +68,9 @@ from ..og.previews import LinkPreviews, open_session
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
+from ..realtime.faye.clients import Clients as FayeClients
+from ..realtime.faye.server import Bayeux
+from ..realtime.faye.transports import FayeEndpoint
 from ..realtime.presence.service import Presence
 from ..realtime.transport.heartbeat import Heartbeat
 from ..realtime.transport.hub import Hub
@@ -207,6 +210,9 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
         fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
                         allowed_origins(settings), realtime.websocket_compression,
                         realtime.connect_timeout)  # fmt: skip
+    faye_clients = FayeClients(hub, realtime.faye_app_id, realtime.faye_timeout, service.missed,
+                               realtime.max_missed)  # fmt: skip
+    faye = FayeEndpoint(settings, Bayeux(settings, faye_clients, handlers))
     stats = StatsBoard(node, bus if isinstance(bus, RedisBus) else None, redis.channel)
     app[SETTINGS], app[NODE_ID], app[DATABASE], app[FIREHOSE] = settings, node, db, firehose
     app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
@@ -219,8 +225,9 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app.add_subapp(MEDIA_PATH, create_media())
     setup_ops(app)
     setup_dashboard(app)
-    app.cleanup_ctx.extend([_realtime, _feeds, _stats])
-    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets])
+    faye.mount(app)
+    app.cleanup_ctx.extend([_realtime, _feeds, _stats, faye.running])
+    app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets, faye.goodbye])
     return app
 
 

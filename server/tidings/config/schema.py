@@ -127,6 +127,10 @@ class _RealtimeSchema(Section):
     presence_info_bytes = fields.Integer(load_default=1024, validate=positive(max=65536))
     publish_rate = fields.Float(load_default=10.0, validate=validate.Range(min=0.01))
     publish_burst = fields.Integer(load_default=20, validate=positive(max=10_000))
+    faye_app_id = fields.String(
+        load_default="tidings", validate=validate.Regexp(r"^[A-Za-z0-9_]{1,64}$")
+    )
+    faye_timeout = fields.Float(load_default=25.0, validate=validate.Range(min=1, max=300))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RealtimeSettings:

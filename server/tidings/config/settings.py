@@ -81,6 +81,8 @@ class RealtimeSettings:
     presence_info_bytes: int = 1024
     publish_rate: float = 10.0
     publish_burst: int = 20
+    faye_app_id: str = "tidings"
+    faye_timeout: float = 25.0
 
 
 @dataclass(frozen=True)

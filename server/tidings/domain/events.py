@@ -27,6 +27,17 @@ def feed_update(
     }
 
 
+def marked(
+    event: dict[str, Any], mark_seen: bool | Sequence[str], mark_read: bool | Sequence[str]
+) -> dict[str, Any]:
+    """A notification feed's event after a mark, with the marks as Stream's realtime messages
+    name them: `mark_seen` / `mark_read`, `"all"` or the group ids marked."""
+    for name, mark in (("mark_seen", mark_seen), ("mark_read", mark_read)):
+        if mark:
+            event[name] = "all" if mark is True else list(mark)
+    return event
+
+
 class Broadcaster(Protocol):
     """Delivers events to the sockets subscribed to feeds (realtime/ implements it).
 

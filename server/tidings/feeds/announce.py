@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from ..domain.events import Broadcaster, feed_update
+from ..domain.events import Broadcaster, feed_update, marked
 from ..domain.ports import FeedUpdate
 from ..firehose.outbox import Firehose
 from ..runtime.background import TaskSet
@@ -60,10 +60,14 @@ class Announcer:
         for update in updates:
             self.tasks.spawn(self._tell([update]))
 
-    async def counts(self, feed: str) -> None:
-        """A notification feed's unseen/unread counts changed (a mark): its sockets hear (the
-        broadcaster adds the counts); the firehose carries activities only."""
-        await self.broadcaster.feed_update([feed], feed_update(feed))
+    async def counts(
+        self, feed: str, mark_seen: bool | Sequence[str] = False,
+        mark_read: bool | Sequence[str] = False,
+    ) -> None:  # fmt: skip
+        """A notification feed's unseen/unread counts changed (a mark): its sockets hear, with
+        the marks (the broadcaster adds the counts); the firehose carries activities only."""
+        event = marked(feed_update(feed), mark_seen, mark_read)
+        await self.broadcaster.feed_update([feed], event)
 
     async def _tell(
         self, updates: Sequence[FeedUpdate], emitted: Callable[[], None] | None = None

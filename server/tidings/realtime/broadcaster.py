@@ -9,6 +9,9 @@ local delivery.
 From the bus, beside the emits: `Resync` (a node could not publish some of its events: the
 sockets of the rooms named re-subscribe with `since`), and `LinkUp` after an outage of this
 node's own link (every socket of this node resyncs). Follow changes go out as `FollowChanged`.
+
+Peers of the rooms that are neither fast sockets nor python-socketio's (Faye clients,
+realtime/faye/) get the event, and the resync, through their own `Outlet`, once per feed.
 """
 
 from __future__ import annotations
@@ -88,7 +91,13 @@ class Broadcaster:
         if others:
             if data is None:
                 _, data = p.event_data(frames.packet("").decode())
-            await self.sio_peers.deliver(others, FEED_UPDATE, data)
+            sio = [(peer, feed) for peer, feed in others if peer.outlet is self.sio_peers]
+            if sio:
+                await self.sio_peers.deliver(sio, FEED_UPDATE, data)
+            if len(sio) < len(others):  # peers of another transport (Faye), through its outlet
+                for peer, feed in others:
+                    if peer.outlet is not self.sio_peers and peer.outlet is not None:
+                        await peer.outlet.emit(peer, FEED_UPDATE, {**data, "feed": feed})
         BROADCAST_SECONDS.observe(time.perf_counter() - started)
 
     async def resync_sockets(self, rooms: Collection[str] | None = None) -> None:
@@ -96,6 +105,10 @@ class Broadcaster:
         `since`: events to them may have been missed."""
         data = {"reason": "redis"}
         frame = p.text_frame(p.event(RESYNC, data))
+        for peer in self.hub.recipients(self.hub if rooms is None else rooms):
+            outlet = peer.outlet  # peers of another transport (Faye) resync their own way
+            if not peer.fast and outlet is not None and outlet is not self.sio_peers:
+                await outlet.emit(peer, RESYNC, data)
         if rooms is None:
             for conn in list(self.hub.conns.values()):
                 if conn.grant is not None:

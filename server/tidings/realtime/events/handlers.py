@@ -19,7 +19,7 @@ from ...bus.base import Bus
 from ...bus.messages import FollowChanged, LinkUp, Resync
 from ...config import Settings
 from ...domain.errors import InputError, RateLimitError, SignatureError, TidingsError
-from ...domain.feeds import parse_feed_id
+from ...domain.feeds import FeedId, parse_feed_id
 from ...domain.ids import is_activity_id
 from ...feeds.service import FeedService
 from ...metrics import SOCKETS, SUBSCRIPTIONS, TOKEN_EXPIRIES
@@ -259,14 +259,7 @@ class Handlers:
         # Join first, then read: an activity stored in between is in both (clients dedupe by id)
         # rather than in neither.
         name = str(feed)
-        self.rooms.join(peer, feed_room(name))
-        sources = await self.pull_sources.get(name, lambda: self._service.pull_sources(feed))
-        for source in sources:
-            if peer.grant is None:  # disconnected meanwhile: it left every room already
-                break
-            if feed_room(name) in peer.rooms:
-                self.rooms.add_pull(peer, pull_room(source), name)
-        joined = peer.grant is not None and feed_room(name) in peer.rooms
+        joined = await self.join_feed(peer, feed)
         if member is not None and presence is not None and joined:
             presence.join(peer, name, *member)
         SUBSCRIPTIONS.labels("ok").inc()
@@ -277,10 +270,26 @@ class Handlers:
             ack.update(missed=missed.activities, more=missed.more)
         return ack
 
-    async def unsubscribe(self, peer: Peer, data: Any) -> Ack:
-        feed = str(parse_feed_id(payload(data, "{feed}").get("feed"), self._groups))
+    async def join_feed(self, peer: Peer, feed: FeedId) -> bool:
+        """`peer` (authorised to read `feed`) joins its room and the pull rooms it brings, as
+        a subscribe does on any transport; False when it disconnected meanwhile."""
+        name = str(feed)
+        self.rooms.join(peer, feed_room(name))
+        sources = await self.pull_sources.get(name, lambda: self._service.pull_sources(feed))
+        for source in sources:
+            if peer.grant is None:  # disconnected meanwhile: it left every room already
+                break
+            if feed_room(name) in peer.rooms:
+                self.rooms.add_pull(peer, pull_room(source), name)
+        return peer.grant is not None and feed_room(name) in peer.rooms
+
+    def leave_feed(self, peer: Peer, feed: str) -> None:
         self.rooms.leave(peer, feed_room(feed))
         self.rooms.drop_feed_pulls(peer, feed)
+
+    async def unsubscribe(self, peer: Peer, data: Any) -> Ack:
+        feed = str(parse_feed_id(payload(data, "{feed}").get("feed"), self._groups))
+        self.leave_feed(peer, feed)
         if self.presence is not None:
             self.presence.leave(peer, feed)
         return {"ok": True}
@@ -290,8 +299,7 @@ class Handlers:
         feeds = [parse_feed_id(feed, self._groups) for feed in peer.feeds()]
         dropped = [str(feed) for feed in feeds if not grant.allows("feed", "read", feed)]
         for feed in dropped:
-            self.rooms.leave(peer, feed_room(feed))
-            self.rooms.drop_feed_pulls(peer, feed)
+            self.leave_feed(peer, feed)
             if self.presence is not None:
                 self.presence.leave(peer, feed)
         peer.grant = grant

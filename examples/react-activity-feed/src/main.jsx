@@ -57,7 +57,11 @@ function FeedActivity({ activity, feedGroup, userId }) {
 /** The status form, refreshing the timeline it sits in once the post is stored. */
 function PostForm() {
   const timeline = useFeedContext();
-  return <StatusUpdateForm feedGroup="user" onSuccess={() => timeline.refresh()} />;
+  return (
+    <div id="post">
+      <StatusUpdateForm feedGroup="user" onSuccess={() => timeline.refresh()} />
+    </div>
+  );
 }
 
 function Errors({ errors }) {
@@ -90,12 +94,16 @@ function App() {
       <div className="page">
         <div className="bar">
           <h1>Tidings, with react-activity-feed</h1>
-          <NotificationDropdown notify right />
+          <div id="notifications">
+            <NotificationDropdown notify right />
+          </div>
         </div>
         <Feed feedGroup="timeline" notify options={READ}>
           <PostForm />
         </Feed>
-        <FlatFeed feedGroup="timeline" notify options={READ} Activity={FeedActivity} />
+        <div id="feed">
+          <FlatFeed feedGroup="timeline" notify options={READ} Activity={FeedActivity} />
+        </div>
         <Errors errors={errors} />
       </div>
     </StreamApp>

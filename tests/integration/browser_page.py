@@ -42,9 +42,9 @@ class BrowserPage:
             elif line["ok"]:
                 answer.set_result(line["result"])
             else:
-                answer.set_exception(PageError(f"{line['error']}\npage logs: {self.logs[-10:]}"))
+                answer.set_exception(PageError(f"{line['error']}\npage logs: {self.logs[-20:]}"))
         for answer in self._answers.values():  # the driver died
-            answer.set_exception(PageError(f"the browser driver exited: {self.logs[-10:]}"))
+            answer.set_exception(PageError(f"the browser driver exited: {self.logs[-20:]}"))
 
     async def do(self, step: str, **args: Any) -> Any:
         assert self.process.stdin is not None

@@ -7,6 +7,7 @@
 //   {"id", "do": "goto", "url"}                     {"id", "do": "click", "selector"}
 //   {"id", "do": "fill", "selector", "value"}       {"id", "do": "upload", "selector", "path"}
 //   {"id", "do": "press", "selector", "key"}        {"id", "do": "text", "selector"}
+//   {"id", "do": "texts", "selector"}               every match's text, now (no wait)
 //   {"id", "do": "wait", "selector", "text"?}       waits for the selector (holding the text)
 //   {"id", "do": "attribute", "selector", "name"}   {"id", "do": "screenshot", "path"}
 // and, unasked, {"type": "console"|"pageerror", "text"} for what the page logs. Every wait is
@@ -30,7 +31,7 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: options.width ?? 900, height: options.height ?? 1000 } });
 page.on("console", (message) => {
-  if (["error", "warning"].includes(message.type())) out({ type: "console", text: message.text() });
+  out({ type: "console", text: `${message.type()}: ${message.text()}` });
 });
 page.on("pageerror", (error) => out({ type: "pageerror", text: String(error) }));
 
@@ -41,6 +42,7 @@ const steps = {
   press: ({ selector, key, timeout }) => page.press(selector, key, { timeout }),
   upload: ({ selector, path, timeout }) => page.setInputFiles(selector, path, { timeout }),
   text: ({ selector, timeout }) => page.textContent(selector, { timeout }),
+  texts: ({ selector }) => page.$$eval(selector, (found) => found.map((e) => e.textContent)),
   attribute: ({ selector, name, timeout }) => page.getAttribute(selector, name, { timeout }),
   screenshot: ({ path }) => page.screenshot({ path }).then(() => path),
   wait: ({ selector, text, timeout }) =>

@@ -9,7 +9,7 @@
 //   {"id", "do": "press", "selector", "key"}        {"id", "do": "text", "selector"}
 //   {"id", "do": "texts", "selector"}               every match's text, now (no wait)
 //   {"id", "do": "wait", "selector", "text"?}       waits for the selector (holding the text)
-//   {"id", "do": "attribute", "selector", "name"}   {"id", "do": "screenshot", "path"}
+//   {"id", "do": "attribute", "selector", "name"}   {"id", "do": "screenshot", "path", "selector"?}
 // and, unasked, {"type": "console"|"pageerror", "text"} for what the page logs. Every wait is
 // bounded by "timeout" (ms, default 10000). Exits when stdin closes.
 import { existsSync } from "node:fs";
@@ -44,7 +44,7 @@ const steps = {
   text: ({ selector, timeout }) => page.textContent(selector, { timeout }),
   texts: ({ selector }) => page.$$eval(selector, (found) => found.map((e) => e.textContent)),
   attribute: ({ selector, name, timeout }) => page.getAttribute(selector, name, { timeout }),
-  screenshot: ({ path }) => page.screenshot({ path }).then(() => path),
+  screenshot: ({ path, selector }) => (selector ? page.locator(selector) : page).screenshot({ path }).then(() => path),
   wait: ({ selector, text, timeout }) =>
     page.waitForFunction(
       ([s, t]) => [...document.querySelectorAll(s)].some((e) => t == null || e.textContent.includes(t)),

@@ -92,17 +92,19 @@ function App() {
       ]}
     >
       <div className="page">
-        <div className="bar">
-          <h1>Tidings, with react-activity-feed</h1>
-          <div id="notifications">
-            <NotificationDropdown notify right />
+        <div id="app">
+          <div className="bar">
+            <h1>Tidings, with react-activity-feed</h1>
+            <div id="notifications">
+              <NotificationDropdown notify right />
+            </div>
           </div>
-        </div>
-        <Feed feedGroup="timeline" notify options={READ}>
-          <PostForm />
-        </Feed>
-        <div id="feed">
-          <FlatFeed feedGroup="timeline" notify options={READ} Activity={FeedActivity} />
+          <Feed feedGroup="timeline" notify options={READ}>
+            <PostForm />
+          </Feed>
+          <div id="feed">
+            <FlatFeed feedGroup="timeline" notify options={READ} Activity={FeedActivity} />
+          </div>
         </div>
         <Errors errors={errors} />
       </div>

@@ -36,6 +36,15 @@ clients/js/node_modules/.package-lock.json: clients/js/package.json clients/js/p
 clients/js/dist/index.mjs: clients/js/node_modules/.package-lock.json $(wildcard clients/js/src/*.ts) clients/dashboard/build.mjs
 	cd clients/js && npm run build --silent
 
+# the react-activity-feed example, built for tests/integration/test_react_example.py
+REACT := examples/react-activity-feed
+
+$(REACT)/node_modules/.package-lock.json: $(REACT)/package.json $(REACT)/package-lock.json
+	cd $(REACT) && npm ci --no-audit --no-fund --loglevel=error
+
+$(REACT)/dist/app.js: $(REACT)/node_modules/.package-lock.json $(REACT)/src/main.jsx $(REACT)/index.html $(REACT)/build.mjs
+	cd $(REACT) && npm run build --silent
+
 system-deps: ## redis-server, node and chromium (apt-get) where they are missing
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "installing redis-server (apt-get)"; \
@@ -47,7 +56,7 @@ system-deps: ## redis-server, node and chromium (apt-get) where they are missing
 	  echo "installing chromium (apt-get), for the browser tests of clients/js"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-install-test: system-deps $(VENV)/.installed-test tests/js/node_modules/.package-lock.json clients/js/dist/index.mjs ## everything the tests need
+install-test: system-deps $(VENV)/.installed-test tests/js/node_modules/.package-lock.json clients/js/dist/index.mjs $(REACT)/dist/app.js ## everything the tests need
 
 run: install ## start Tidings on 127.0.0.1:8080 with the embedded store (data under var/)
 	@echo "API key:       $$($(BIN)/python -c 'from tidings.config import load_settings as l; print(l().auth.api_key)')"
@@ -82,4 +91,4 @@ bench-report: install-test ## every benchmark of docs/BENCHMARKS.md, JSON and pl
 
 clean: ## remove .venv, var/ and caches
 	rm -rf $(VENV) var site .pytest_cache .ruff_cache .mypy_cache tests/js/node_modules \
-	  clients/js/node_modules clients/js/dist
+	  clients/js/node_modules clients/js/dist $(REACT)/node_modules $(REACT)/dist

@@ -423,7 +423,6 @@ def test_reserved_field_is_custom_field_exception(api: Api, db: Any, uid: str, f
     "params",
     [
         {"limit": 101},
-        {"limit": 0},
         {"limit": -1},
         {"limit": "ten"},
         {"limit": "1.5"},
@@ -440,6 +439,18 @@ def test_bad_read_parameters_are_input_exception(
 ) -> None:
     response = api.call("GET", f"feed/user/{uid}/", params=params)
     assert_error(response, 400, 4, "InputException", *params)
+
+
+def test_limit_0_answers_no_activities_but_a_notification_feeds_counts(api: Api, uid: str) -> None:
+    """react-activity-feed's notification dropdown reads its badge's counts so."""
+    assert api.add(f"notification:{uid}", activity(uid)).status_code == 201
+    response = api.call("GET", f"feed/notification/{uid}/", params={"limit": 0})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["results"] == [] and body["next"] == ""
+    assert body["unseen"] == 1 and body["unread"] == 1
+    flat = api.call("GET", f"feed/user/{uid}/", params={"limit": 0}).json()
+    assert flat["results"] == [] and flat["next"] == ""
 
 
 def test_limit_100_is_accepted(api: Api, uid: str) -> None:

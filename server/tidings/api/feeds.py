@@ -28,7 +28,9 @@ async def add_activities(request: web.Request) -> web.Response:
 async def read_feed(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "read")
     query = request.query
-    limit = params.integer(query, "limit", 25, 1, params.MAX_LIMIT)
+    # 0: no activities, only what comes with them (a notification feed's counts, which
+    # react-activity-feed's dropdown reads so)
+    limit = params.integer(query, "limit", 25, 0, params.MAX_LIMIT)
     max_offset = request.config_dict[SETTINGS].activities.max_offset
     offset = params.integer(query, "offset", 0, 0, max_offset)
     bounds = params.activity_ids(query, "id_lt", "id_lte", "id_gt", "id_gte")
@@ -36,7 +38,7 @@ async def read_feed(request: web.Request) -> web.Response:
     if request.config_dict[SETTINGS].feeds[feed.group].grouped:
         return await _read_groups(request, feed, page)
     found = await request.config_dict[SERVICE].read(feed, page)
-    results, more = found[:limit], len(found) > limit
+    results, more = found[:limit], 0 < limit < len(found)
     next_page = ""
     if more:
         lower = {k: v for k, v in bounds.items() if k in ("id_gt", "id_gte")}
@@ -52,7 +54,7 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
     found = await request.config_dict[SERVICE].reads.read_groups(
         str(feed), page, marks["mark_seen"], marks["mark_read"]
     )
-    results, more = found.groups[:limit], len(found.groups) > limit
+    results, more = found.groups[:limit], 0 < limit < len(found.groups)
     body: dict[str, object] = {"results": results, "next": _next(feed, query, results, more)}
     if found.unseen is not None:
         body["unseen"], body["unread"] = found.unseen, found.unread

@@ -28,6 +28,7 @@ from ..api.keys import (
     BROADCASTER,
     BUS,
     DATABASE,
+    ENRICHER,
     FIREHOSE,
     HEARTBEAT,
     HUB,
@@ -55,6 +56,7 @@ from ..domain.reactions import Bounds
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
+from ..feeds.enrich import Enricher
 from ..feeds.reactions import Reactions
 from ..feeds.reads import Reads
 from ..feeds.service import FeedService
@@ -190,10 +192,11 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     service = FeedService(ctx, reads, writes)
     bounds = Bounds(settings.activities.max_bytes, frozenset(settings.feeds.keys()))
     reactions = Reactions(ReactionStore(db), service, bounds, writes)
+    users, entries, reaction_store = UserStore(db), EntryStore(db), reactions.store
     objects = Objects(
-        Users(UserStore(db), follows, settings.objects),
-        Collections(EntryStore(db), settings.objects),
+        Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )
+    enricher = Enricher(users, entries, activities, reaction_store)
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,
@@ -212,6 +215,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
     app[BROADCASTER], app[OBJECTS], app[REACTIONS] = broadcaster, objects, reactions
+    app[ENRICHER] = enricher
     mount(app, sio, fast, realtime.websocket_compression)
     app.add_subapp(PREFIX, create_api())
     app.add_subapp(OTHER_VERSIONS, create_other_versions())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,3 +139,14 @@ class ReactionCounts(Protocol):
         user_id: str | None = None,
         kinds: Sequence[str] | None = None,
     ) -> Mapping[str, Mapping[str, Sequence[Reaction]]]: ...
+
+    async def many(self, reaction_ids: Collection[str]) -> dict[str, Reaction]:
+        """The live reactions of `reaction_ids` (`SR:` references), in one query."""
+        ...
+
+
+class ActivityLoader(Protocol):
+    """Public activities by (id, origin), in their order, those gone left out
+    (store/mongo/entry_reads.py `load`, through the activity cache): `SA:` references."""
+
+    async def load(self, entries: Iterable[tuple[str, str | None]]) -> list[dict[str, Any]]: ...

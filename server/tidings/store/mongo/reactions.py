@@ -14,7 +14,7 @@ whatever the page's size: never one per activity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -142,6 +142,13 @@ class ReactionStore:
         order = 1 if query.ascending else -1
         docs = await self.reactions.find(found).sort("_id", order).limit(query.limit).to_list()
         return [_reaction(d) for d in docs]
+
+    async def many(self, reaction_ids: Collection[str]) -> dict[str, Reaction]:
+        """The live reactions of `reaction_ids` (an enrichment's `SR:` references): one query."""
+        docs = await self.reactions.find(
+            {"_id": {"$in": list(reaction_ids)}, "deleted_at": None}
+        ).to_list()
+        return {d["_id"]: _reaction(d) for d in docs}
 
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """`reaction_counts` of each activity (those with none are left out): one query."""

@@ -37,6 +37,7 @@ from ..api.keys import (
     OBJECTS,
     PRESENCE,
     PREVIEWS,
+    PRIVACY,
     REACTIONS,
     RUNNER,
     SERVICE,
@@ -57,6 +58,7 @@ from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
 from ..feeds.enrich import Enricher
+from ..feeds.privacy import DataPrivacy
 from ..feeds.reactions import Reactions
 from ..feeds.reads import Reads
 from ..feeds.service import FeedService
@@ -215,7 +217,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
     app[BROADCASTER], app[OBJECTS], app[REACTIONS] = broadcaster, objects, reactions
-    app[ENRICHER] = enricher
+    app[ENRICHER], app[PRIVACY] = enricher, DataPrivacy(service, reactions)
     mount(app, sio, fast, realtime.websocket_compression)
     app.add_subapp(PREFIX, create_api())
     app.add_subapp(OTHER_VERSIONS, create_other_versions())

@@ -150,6 +150,12 @@ class ReactionStore:
         ).to_list()
         return {d["_id"]: _reaction(d) for d in docs}
 
+    async def ids_of_user(self, user_id: str, limit: int) -> list[str]:
+        """Ids of the reactions `user_id` added (soft-deleted ones too: they are still held),
+        newest first, at most `limit` (a data export)."""
+        docs = self.reactions.find({"user_id": user_id}, {"_id": 1}).sort("_id", -1)
+        return [d["_id"] async for d in docs.limit(limit)]
+
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """`reaction_counts` of each activity (those with none are left out): one query."""
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()

@@ -21,6 +21,7 @@ from tidings.domain.enrichment import Options
 from tidings.domain.objects import Entry, User
 from tidings.domain.reactions import Reaction, new_reaction_id
 from tidings.feeds.enrich import Enricher
+from tidings.store.memory.reaction_cache import ReactionCache
 from tidings.store.mongo.client import ensure_indexes
 from tidings.store.mongo.collections import EntryStore
 from tidings.store.mongo.reactions import ReactionStore
@@ -241,7 +242,7 @@ async def test_an_enriched_page_costs_one_query_per_kind_whatever_its_size(store
         db = client[database]
         await ensure_indexes(db)
         users, entries, reactions = UserStore(db), EntryStore(db), ReactionStore(db)
-        enricher = Enricher(users, entries, NoActivities(), reactions)
+        enricher = Enricher(users, entries, NoActivities(), reactions, ReactionCache(60.0))
         options = Options(own=True, recent=True, counts=True, own_children=True, user_id="me")
         sent: dict[int, list[str]] = {}
         for size in (3, 25):
@@ -281,6 +282,17 @@ async def test_an_enriched_page_costs_one_query_per_kind_whatever_its_size(store
             "find:reactions", "aggregate:reactions", "aggregate:reactions",
             "find:users", "find:collections",
         ])  # fmt: skip
+        # Read again: the versions are unchanged, so the latest and own reactions come from
+        # the cache; a new reaction raises its activity's version, which is read again alone.
+        commands.sent.clear()
+        assert await enricher.page(page, options) == enriched
+        assert sorted(commands.sent).count("aggregate:reactions") == 2  # the children only
+        newer = _reaction("like", page[5]["id"], "me")
+        await reactions.insert(newer)
+        again = await enricher.page(page, options)
+        assert again[5]["own_reactions"]["like"][0]["id"] == newer.id
+        assert again[5]["reaction_counts"] == {"like": 2}
+        assert again[6] == enriched[6]
     finally:
         await client.drop_database(database)
         await client.close()

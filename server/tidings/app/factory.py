@@ -86,6 +86,7 @@ from ..store.blobs.gridfs import GridFsBlobs
 from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
+from ..store.memory.reaction_cache import ReactionCache
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import Database
@@ -198,7 +199,9 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     objects = Objects(
         Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )
-    enricher = Enricher(users, entries, activities, reaction_store)
+    enricher = Enricher(
+        users, entries, activities, reaction_store, ReactionCache(memory.max_staleness_seconds)
+    )
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,

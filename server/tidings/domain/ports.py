@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from .objects import Entry, EntryKey, User
-from .reactions import Reaction
+from .reactions import Reaction, Summary
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,10 @@ class ReactionCounts(Protocol):
     the newest reactions (or children) per kind, optionally only one user's."""
 
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]: ...
+
+    async def summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
+        """The counters and the version of each activity reacted to, in one query."""
+        ...
 
     async def latest_of(
         self,

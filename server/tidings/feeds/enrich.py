@@ -2,11 +2,14 @@
 references replaced by their objects and its reactions attached (domain/enrichment.py).
 
 The page is loaded whole, one query per kind of thing, whatever its size: the activities its
-`SA:` references name (through the activity cache), then at once the reactions it names
-(`SR:`), the counts, the latest and the reading user's reactions of every activity on it, then
-the latest and own children of the reactions found (only of those that have children), then,
-at once, the users (of `SU:` references and of every reaction shown) and the collection
-entries. Never one query per activity.
+`SA:` references name (through the activity cache), then the counters and versions of every
+activity on it, then at once the reactions it names (`SR:`), the latest and the reading user's
+reactions of the activities whose version the reaction cache does not hold
+(store/memory/reaction_cache.py), then the latest and own children of the reactions found
+(only of those that have children), then, at once, the users (of `SU:` references and of
+every reaction shown) and the collection entries. Never one query per activity; and the
+lookups by key (versions, users, entries) of concurrent reads are one query per event-loop
+tick (store/memory/coalesce.py).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..domain.enrichment import Loaded, Options, References, enrich_activity
+from ..domain.objects import Entry, EntryKey, User
 from ..domain.ports import ActivityLoader, EntryStore, ReactionCounts, UserStore
-from ..domain.reactions import LATEST_CHILDREN, Reaction
+from ..domain.reactions import LATEST_CHILDREN, Reaction, Summary
+from ..store.memory.coalesce import Coalescer
+from ..store.memory.reaction_cache import ReactionCache
 
 Latest = Mapping[str, Mapping[str, Sequence[Reaction]]]
 
@@ -29,9 +35,12 @@ class Enricher:
         entries: EntryStore,
         activities: ActivityLoader,
         reactions: ReactionCounts,
+        cache: ReactionCache,
     ) -> None:
-        self.users, self.entries = users, entries
-        self.activities, self.reactions = activities, reactions
+        self.activities, self.reactions, self.cache = activities, reactions, cache
+        self.users: Coalescer[str, User] = Coalescer(users.get_many)
+        self.entries: Coalescer[EntryKey, Entry] = Coalescer(entries.get_many)
+        self.summaries: Coalescer[str, Summary] = Coalescer(reactions.summaries_of)
 
     async def page(self, activities: Sequence[dict[str, Any]], options: Options) -> list[Any]:
         """A flat feed's page, or `activities/`'s answer, enriched."""
@@ -64,27 +73,52 @@ class Enricher:
         shown += [*_all(loaded.children), *_all(loaded.own_children or {})]
         users = refs.users | {r.user_id for r in shown}
         loaded.users, loaded.entries = await asyncio.gather(
-            _or_empty(users, self.users.get_many), _or_empty(refs.entries, self.entries.get_many)
+            self.users.get_many(users), self.entries.get_many(refs.entries)
         )
         return loaded
 
     async def _load_reactions(
         self, loaded: Loaded, ids: list[str], refs: References, options: Options
     ) -> None:
-        """The named reactions, the counts, the latest and the user's own, at once."""
-        per_kind = options.recent_limit + 1  # one more: is there a `next`?
-        latest_of, kinds = self.reactions.latest_of, options.kinds
+        """The counters and versions, then at once the named reactions, the latest and the
+        user's own (each from the cache when it holds the activity's version)."""
+        summaries = await self.summaries.get_many(ids) if options.reactions else {}
+        loaded.counts = {i: s.counts for i, s in summaries.items()}
+        # an activity whose counters are all 0 has no reactions to show
+        reacted = {i: s.version for i, s in summaries.items() if any(s.counts.values())}
         work: dict[str, Awaitable[Any]] = {}
         if refs.reactions:
             work["reactions"] = self.reactions.many(refs.reactions)
-        if options.counts and ids:
-            work["counts"] = self.reactions.counts_of(ids)
-        if options.recent and ids:
-            work["latest"] = latest_of("activity_id", ids, per_kind, kinds=kinds)
-        if options.own and options.user_id is not None and ids:
-            work["own"] = latest_of("activity_id", ids, per_kind, options.user_id, kinds)
+        if options.recent:
+            work["latest"] = self._latest(reacted, options, None)
+        if options.own and options.user_id is not None:
+            work["own"] = self._latest(reacted, options, options.user_id)
         for name, value in zip(work, await asyncio.gather(*work.values()), strict=True):
             setattr(loaded, name, value)
+
+    async def _latest(
+        self, versions: Mapping[str, int], options: Options, user_id: str | None
+    ) -> dict[str, Mapping[str, Sequence[Reaction]]]:
+        """The newest `recent_limit + 1` reactions per kind (one more: is there a `next`?) of
+        each activity, `user_id`'s only when given: cached ones, and one query for the rest."""
+        per_kind = options.recent_limit + 1
+        question = (user_id, per_kind, options.kinds)
+        found: dict[str, Mapping[str, Sequence[Reaction]]] = {}
+        missing = []
+        for activity_id, version in versions.items():
+            cached = self.cache.get(activity_id, question, version)
+            if cached is None:
+                missing.append(activity_id)
+            else:
+                found[activity_id] = cached
+        if missing:
+            read = await self.reactions.latest_of(
+                "activity_id", missing, per_kind, user_id, options.kinds
+            )
+            for activity_id in missing:
+                found[activity_id] = read.get(activity_id, {})
+                self.cache.put(activity_id, question, versions[activity_id], found[activity_id])
+        return found
 
     async def _load_children(self, loaded: Loaded, shown: list[Reaction], options: Options) -> None:
         parents = list(dict.fromkeys(r.id for r in shown if any(r.children_counts.values())))
@@ -104,7 +138,3 @@ class Enricher:
 
 def _all(found: Latest) -> Iterable[Reaction]:
     return (r for kinds in found.values() for items in kinds.values() for r in items)
-
-
-async def _or_empty(keys: Any, get_many: Any) -> Any:
-    return await get_many(keys) if keys else {}

@@ -23,7 +23,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from ...domain.errors import ConflictError
-from ...domain.reactions import Reaction
+from ...domain.reactions import Reaction, Summary
 from .client import Database, Document
 
 Parent = Literal["activity_id", "parent"]
@@ -78,7 +78,11 @@ class ReactionStore:
             {"$set": {**changes, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else _reaction(doc)
+        if doc is None:
+            return None
+        reaction = _reaction(doc)
+        await self._changed(reaction.activity_id)
+        return reaction
 
     async def soft_delete(self, reaction_id: str, now: datetime) -> bool:
         """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it. False when
@@ -156,6 +160,12 @@ class ReactionStore:
         docs = self.reactions.find({"user_id": user_id}, {"_id": 1}).sort("_id", -1)
         return [d["_id"] async for d in docs.limit(limit)]
 
+    async def summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
+        """The version and the counters of each activity (those never reacted to are left
+        out): one query."""
+        docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
+        return {d["_id"]: Summary(d.get("v", 0), dict(d.get("counts", {}))) for d in docs}
+
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """`reaction_counts` of each activity (those with none are left out): one query."""
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
@@ -207,15 +217,25 @@ class ReactionStore:
         return {row["_id"]: row["n"] async for row in cursor}
 
     async def _count(self, reaction: Reaction, step: int) -> None:
+        """Move the counter, and the activity's version (`v`) after it: every write to an
+        activity's reactions (or their children) raises `v` once it is done, so a page's
+        latest reactions read after `v` was read are at least as new as `v` says (what
+        store/memory/reaction_cache.py relies on)."""
         field = f"{reaction.kind}"
         if reaction.parent:
             await self.reactions.update_one(
                 {"_id": reaction.parent}, {"$inc": {f"children_counts.{field}": step}}
             )
+            await self._changed(reaction.activity_id)
         else:
             await self.counts.update_one(
-                {"_id": reaction.activity_id}, {"$inc": {f"counts.{field}": step}}, upsert=True
+                {"_id": reaction.activity_id},
+                {"$inc": {f"counts.{field}": step, "v": 1}},
+                upsert=True,
             )
+
+    async def _changed(self, activity_id: str) -> None:
+        await self.counts.update_one({"_id": activity_id}, {"$inc": {"v": 1}}, upsert=True)
 
 
 def _document(reaction: Reaction) -> Document:

@@ -86,6 +86,7 @@ from ..store.blobs.gridfs import GridFsBlobs
 from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
+from ..store.memory.object_cache import ObjectCache
 from ..store.memory.reaction_cache import ReactionCache
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
@@ -194,14 +195,15 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     writes = TaskSet("write")  # every write under way, drained at shutdown
     service = FeedService(ctx, reads, writes)
     bounds = Bounds(settings.activities.max_bytes, frozenset(settings.feeds.keys()))
-    reactions = Reactions(ReactionStore(db), service, bounds, writes)
-    users, entries, reaction_store = UserStore(db), EntryStore(db), reactions.store
+    # What enriched reads look up, in memory within the same bound as pages (max_staleness).
+    fresh = memory.max_staleness_seconds
+    reaction_store = ReactionStore(db, ObjectCache(fresh))
+    reactions = Reactions(reaction_store, service, bounds, writes)
+    users, entries = UserStore(db, ObjectCache(fresh)), EntryStore(db, ObjectCache(fresh))
     objects = Objects(
         Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )
-    enricher = Enricher(
-        users, entries, activities, reaction_store, ReactionCache(memory.max_staleness_seconds)
-    )
+    enricher = Enricher(users, entries, activities, reaction_store, ReactionCache(fresh))
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,

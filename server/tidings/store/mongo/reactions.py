@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ...domain.errors import ConflictError
 from ...domain.reactions import Reaction, Summary
+from ..memory.object_cache import ObjectCache
 from .client import Database, Document
 
 Parent = Literal["activity_id", "parent"]
@@ -50,9 +51,11 @@ class Query:
 
 
 class ReactionStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, summaries: ObjectCache[str, Summary] | None = None) -> None:
         self.reactions = db["reactions"]
         self.counts = db["reaction_counts"]
+        # the activities' versions and counters enriched reads look up, forgotten on writes
+        self.summaries: ObjectCache[str, Summary] = summaries or ObjectCache(0)
 
     async def insert(self, reaction: Reaction) -> None:
         """Store a new reaction and count it on its parent (or its activity). An id taken
@@ -162,7 +165,10 @@ class ReactionStore:
 
     async def summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
         """The version and the counters of each activity (those never reacted to are left
-        out): one query."""
+        out): one query, for those memory does not hold."""
+        return await self.summaries.read_through(activity_ids, self._summaries_of)
+
+    async def _summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
         return {d["_id"]: Summary(d.get("v", 0), dict(d.get("counts", {}))) for d in docs}
 
@@ -233,9 +239,11 @@ class ReactionStore:
                 {"$inc": {f"counts.{field}": step, "v": 1}},
                 upsert=True,
             )
+            self.summaries.forget([reaction.activity_id])
 
     async def _changed(self, activity_id: str) -> None:
         await self.counts.update_one({"_id": activity_id}, {"$inc": {"v": 1}}, upsert=True)
+        self.summaries.forget([activity_id])
 
 
 def _document(reaction: Reaction) -> Document:

@@ -87,7 +87,7 @@ from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
 from ..store.memory.object_cache import ObjectCache
-from ..store.memory.reaction_cache import ReactionCache
+from ..store.memory.reaction_cache import VERSIONED_MAX_AGE, ReactionCache
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import Database
@@ -203,7 +203,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     objects = Objects(
         Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )
-    enricher = Enricher(users, entries, activities, reaction_store, ReactionCache(fresh))
+    latest = ReactionCache(VERSIONED_MAX_AGE)  # proved current by versions (reaction_cache.py)
+    enricher = Enricher(users, entries, activities, reaction_store, latest)
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,

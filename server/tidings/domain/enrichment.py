@@ -87,6 +87,16 @@ class Loaded:
     own: Mapping[str, Mapping[str, Sequence[Reaction]]] = field(default_factory=dict)
     children: Mapping[str, Mapping[str, Sequence[Reaction]]] = field(default_factory=dict)
     own_children: Mapping[str, Mapping[str, Sequence[Reaction]]] | None = None
+    # The public forms made for this page, each once however often it is shown (a user of
+    # many reactions, a reaction both own and latest): shared, never changed once made.
+    shown_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shown_reactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        shown = self.shown_users.get(user_id)
+        if shown is None and (user := self.users.get(user_id)) is not None:
+            shown = self.shown_users[user_id] = user.public()
+        return shown
 
 
 def parse_kinds(raw: str) -> tuple[str, ...] | None:
@@ -129,13 +139,16 @@ def enrich_activity(
 def enriched_reaction(reaction: Reaction, loaded: Loaded, options: Options) -> dict[str, Any]:
     """A reaction as enriched reads show it: its user (when the user exists), its latest
     children and, with `withOwnChildren`, the reading user's own children."""
+    shown = loaded.shown_reactions.get(reaction.id)
+    if shown is not None:
+        return shown
     children = loaded.children.get(reaction.id, {})
-    body = reaction.public(
+    body = loaded.shown_reactions[reaction.id] = reaction.public(
         {k: [enriched_reaction(c, loaded, options) for c in v] for k, v in children.items()}
     )
-    user = loaded.users.get(reaction.user_id)
+    user = loaded.user(reaction.user_id)
     if user is not None:
-        body["user"] = user.public()
+        body["user"] = user
     if loaded.own_children is not None:
         own = loaded.own_children.get(reaction.id, {})
         body["own_children"] = {
@@ -167,8 +180,8 @@ def _replaced(value: Any, loaded: Loaded, options: Options, nested: bool) -> Any
     if not isinstance(value, str):
         return value
     if (user_id := user_reference(value)) is not None:
-        user = loaded.users.get(user_id)
-        return not_found(value) if user is None else user.public()
+        user = loaded.user(user_id)
+        return not_found(value) if user is None else user
     if (key := entry_reference(value)) is not None:
         entry = loaded.entries.get(key)
         return not_found(value) if entry is None else entry.public()

@@ -18,6 +18,9 @@ from ...domain.reactions import Reaction
 
 Kinds = Mapping[str, Sequence[Reaction]]
 MAX_ENTRIES = 20_000  # (activity, question) pairs kept, least recently used dropped first
+# How long an entry may be answered at all: its version proves it current, so this only
+# bounds what a write cut short before its version (a crash) could leave behind.
+VERSIONED_MAX_AGE = 60.0
 
 
 class ReactionCache:

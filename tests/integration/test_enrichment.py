@@ -189,7 +189,7 @@ def test_own_reactions_are_the_token_users_and_bad_options_are_refused(
     server_api.ok("POST", "reaction/", {"kind": "like", "activity_id": added["id"],
                                         "user_id": f"bob-{uid}"})  # fmt: skip
     path = f"enrich/feed/user/bob-{uid}/"
-    mine = bob.ok("GET", path, withOwnReactions="true")["results"][0]
+    [mine] = bob.ok("GET", path, withOwnReactions="true")["results"]
     assert [r["user_id"] for r in mine["own_reactions"]["like"]] == [f"bob-{uid}"]
     bob.refused("GET", path, withOwnReactions="true", user_id=f"carl-{uid}")
     as_server = server_api.ok("GET", path, withOwnReactions="true", user_id=f"bob-{uid}")
@@ -204,6 +204,9 @@ def test_own_reactions_are_the_token_users_and_bad_options_are_refused(
         assert answer.status_code == 400 and answer.json()["code"] == 4, (bad, answer.text)
     ranked = server_api.call("GET", path, ranking="popularity")
     assert ranked.status_code == 400 and ranked.json()["exception"] == "FeedConfigException"
+    server_api.ok("POST", f"feed/user/bob-{uid}/", {"actor": uid, "verb": "v", "object": "p"})
+    paged = bob.ok("GET", path, limit="1", withReactionCounts="true")
+    assert paged["next"].startswith(f"/api/v1.0/enrich/feed/user/bob-{uid}/?id_lt=")
 
 
 class Commands(monitoring.CommandListener):

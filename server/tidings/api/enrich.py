@@ -29,6 +29,8 @@ async def read_feed(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "read")
     options = enrich_options(request, request[GRANT])
     body, grouped = await feed_page(request, feed)
+    if body["next"]:  # the next page of the same, enriched read
+        body["next"] = body["next"].replace("/api/v1.0/feed/", "/api/v1.0/enrich/feed/", 1)
     enricher = request.config_dict[ENRICHER]
     if grouped:
         body["results"] = await enricher.groups(body["results"], options)

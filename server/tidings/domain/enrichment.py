@@ -15,7 +15,7 @@ what was loaded (`Loaded`, `enrich_activity`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -28,7 +28,6 @@ RECENT_DEFAULT = 5  # Stream: "the 5 most recent reactions per type"
 RECENT_MAX = 25  # the most `recentReactionsLimit` may ask (Stream's page of reactions)
 MAX_KINDS = 20  # kinds in one `reactionKindsFilter`
 ACTIVITY_PREFIX, REACTION_PREFIX = "SA:", "SR:"
-REACTION_FIELDS = ("own_reactions", "latest_reactions", "latest_reactions_extra")
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,6 @@ def parse_kinds(raw: str) -> tuple[str, ...] | None:
     them); none at all: no filter."""
     kinds = tuple(dict.fromkeys(k.strip() for k in raw.split(",") if k.strip()))
     return kinds or None
-
-
-def reaction_user_ids(reactions: Iterable[Reaction]) -> set[str]:
-    return {r.user_id for r in reactions}
 
 
 def enrich_activity(

@@ -308,3 +308,27 @@ def _reaction(kind: str, activity_id: str, user: str, parent: Reaction | None = 
         created_at=now, updated_at=now, parent=parent.id if parent else "",
         ancestors=(parent.id,) if parent else (),
     )  # fmt: skip
+
+
+def test_the_whole_reaction_trail_and_ranking_vars(server: ServerProcess, uid: str) -> None:
+    """reaction.js "Nested reactions madness": a comment's child's child shows under the
+    comment in `latest_reactions`; `rankingVars` only as a JSON object, as the SDK sends it."""
+    api = Api(server, SERVER_TOKEN)
+    added = api.ok("POST", f"feed/user/{uid}/", {"actor": uid, "verb": "eat", "object": "o"})
+    comment = api.ok("POST", "reaction/", {"kind": "comment", "activity_id": added["id"],
+                                           "user_id": "bob"})  # fmt: skip
+    like = api.ok("POST", "reaction/", {"kind": "like", "parent": comment["id"], "user_id": uid})
+    api.ok("POST", "reaction/", {"kind": "like", "parent": like["id"], "user_id": uid})
+    path = f"enrich/feed/user/{uid}/"
+    [got] = api.ok("GET", path, withRecentReactions="true", withOwnChildren="true",
+                   user_id=uid)["results"]  # fmt: skip
+    [shown] = got["latest_reactions"]["comment"]
+    assert shown["children_counts"] == {"like": 1}
+    [child] = shown["latest_children"]["like"]
+    assert child["id"] == like["id"] and child["children_counts"] == {"like": 1}
+    assert len(child["latest_children"]["like"]) == 1
+    assert [c["id"] for c in shown["own_children"]["like"]] == [like["id"]]
+    assert api.ok("GET", path, rankingVars='{"popular": 1}')["results"]
+    for bad in ({"rankingVars[]": "popular"}, {"rankingVars": "popular"}):
+        answer = api.call("GET", path, **bad)
+        assert answer.status_code == 400 and answer.json()["code"] == 4, (bad, answer.text)

@@ -11,6 +11,9 @@ user token too (`activities/` does not), besides a server-side one.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from ..auth import Grant
@@ -51,6 +54,7 @@ async def get_activities(request: web.Request) -> web.Response:
 
 def enrich_options(request: web.Request, grant: Grant) -> Options:
     query = request.query
+    _check_ranking_vars(query)
     # one string (stream-python), or a list as axios writes it (`reactionKindsFilter[]=…`)
     raw = [query.get("reactionKindsFilter", ""), *query.getall("reactionKindsFilter[]", [])]
     kinds = parse_kinds(",".join(raw))
@@ -68,6 +72,22 @@ def enrich_options(request: web.Request, grant: Grant) -> Options:
         kinds=kinds,
         user_id=_own_user(query.get("user_id") or query.get("withUserId"), grant),
     )
+
+
+def _check_ranking_vars(query: Mapping[str, str]) -> None:
+    """`rankingVars` (of ranked feeds, which Tidings has none of) is taken only as Stream takes
+    it, a JSON object (the SDKs write one); a list is bad input, as in Stream."""
+    if "rankingVars[]" in query:
+        raise InputError("rankingVars must be a JSON object", {"rankingVars": ["not an object"]})
+    raw = query.get("rankingVars")
+    if raw is None:
+        return
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InputError("rankingVars must be a JSON object", {"rankingVars": ["not an object"]})
 
 
 def _own_user(requested: str | None, grant: Grant) -> str | None:

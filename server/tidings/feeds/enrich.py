@@ -21,7 +21,7 @@ from typing import Any
 from ..domain.enrichment import Loaded, Options, References, enrich_activity
 from ..domain.objects import Entry, EntryKey, User
 from ..domain.ports import ActivityLoader, EntryStore, ReactionCounts, UserStore
-from ..domain.reactions import LATEST_CHILDREN, Reaction, Summary
+from ..domain.reactions import LATEST_CHILDREN, MAX_DEPTH, Reaction, Summary
 from ..store.memory.coalesce import Coalescer
 from ..store.memory.reaction_cache import ReactionCache
 
@@ -121,19 +121,28 @@ class Enricher:
         return found
 
     async def _load_children(self, loaded: Loaded, shown: list[Reaction], options: Options) -> None:
-        parents = list(dict.fromkeys(r.id for r in shown if any(r.children_counts.values())))
-        user_id = options.user_id
-        work: dict[str, Awaitable[Any]] = {}
-        if parents:
-            work["children"] = self.reactions.latest_of("parent", parents, LATEST_CHILDREN)
+        """The latest children (and, with `withOwnChildren`, the reading user's) of the shown
+        reactions that have some, then theirs, down the nesting: one query per level (two
+        with own children), of the reactions that have children only."""
+        children: dict[str, Mapping[str, Sequence[Reaction]]] = {}
+        own: dict[str, Mapping[str, Sequence[Reaction]]] = {}
+        user_id = options.user_id if options.own_children else None
+        level = shown
+        for _ in range(MAX_DEPTH - 1):
+            parents = [r.id for r in level if any(r.children_counts.values())]
+            parents = [p for p in dict.fromkeys(parents) if p not in children]
+            if not parents:
+                break
+            work = [self.reactions.latest_of("parent", parents, LATEST_CHILDREN)]
+            if user_id is not None:
+                work.append(self.reactions.latest_of("parent", parents, LATEST_CHILDREN, user_id))
+            found = await asyncio.gather(*work)
+            children.update(found[0])
+            own.update(found[1] if len(found) > 1 else {})
+            level = [*_all(found[0]), *(_all(found[1]) if len(found) > 1 else ())]
+        loaded.children = children
         if options.own_children:
-            loaded.own_children = {}
-            if parents and user_id is not None:
-                work["own_children"] = self.reactions.latest_of(
-                    "parent", parents, LATEST_CHILDREN, user_id
-                )
-        for name, value in zip(work, await asyncio.gather(*work.values()), strict=True):
-            setattr(loaded, name, value)
+            loaded.own_children = own
 
 
 def _all(found: Latest) -> Iterable[Reaction]:

@@ -168,7 +168,8 @@ def test_stream_python_enriches_feeds_and_activities(client: StreamClient, uid: 
     assert set(got["latest_reactions"]) == {"like", "comment"}
     assert len(got["latest_reactions"]["like"]) == 2
     next_like = got["latest_reactions_extra"]["like"]["next"]
-    assert f"reaction/activity_id/{added['id']}/like/" in next_like and "id_lt=" in next_like
+    assert next_like.startswith("http://") and "&limit=2&withOwnChildren=false" in next_like
+    assert f"/api/v1.0/reaction/activity_id/{added['id']}/like/?id_lt=" in next_like
     assert got["latest_reactions_extra"]["comment"] == {"next": ""}
     by_ids = client.get_activities(ids=[added["id"]], reactions={"recent": True, "counts": True})
     by_foreign = client.get_activities(

@@ -71,6 +71,7 @@ def enrich_options(request: web.Request, grant: Grant) -> Options:
         recent_limit=params.integer(query, "recentReactionsLimit", RECENT_DEFAULT, 1, RECENT_MAX),
         kinds=kinds,
         user_id=_own_user(query.get("user_id") or query.get("withUserId"), grant),
+        link_base=f"{request.scheme}://{request.host}/api/v1.0",
     )
 
 

@@ -42,6 +42,8 @@ class Options:
     recent_limit: int = RECENT_DEFAULT
     kinds: tuple[str, ...] | None = None
     user_id: str | None = None
+    # where `latest_reactions_extra`'s `next` links point: Stream writes absolute URLs
+    link_base: str = "/api/v1.0"
 
     @property
     def reactions(self) -> bool:
@@ -120,7 +122,7 @@ def enrich_activity(
         latest = loaded.latest.get(activity_id, {})
         enriched["latest_reactions"] = _by_kind(latest, loaded, options)
         enriched["latest_reactions_extra"] = {
-            kind: {"next": _next(activity_id, kind, items, options.recent_limit)}
+            kind: {"next": _next(activity_id, kind, items, options)}
             for kind, items in latest.items()
         }
     if options.counts:
@@ -202,13 +204,22 @@ def _by_kind(
     }
 
 
-def _next(activity_id: str, kind: str, items: Sequence[Reaction], limit: int) -> str:
-    """Where the rest of a kind's reactions are: a filter page older than the last shown
-    (react-activity-feed reads its `id_lt` and `limit`), or "" when none are left."""
+def _next(activity_id: str, kind: str, items: Sequence[Reaction], options: Options) -> str:
+    """Where the rest of a kind's reactions are: the filter page older than the last shown,
+    as Stream writes it (`id_lt`, `limit`, `withOwnChildren`, and `user_id` when own children
+    are asked for), or "" when none are left. react-activity-feed reads its query."""
+    limit = options.recent_limit
     if len(items) <= limit:
         return ""
-    query = urlencode({"id_lt": items[limit - 1].id, "limit": limit})
-    return f"/api/v1.0/reaction/activity_id/{activity_id}/{kind}/?{query}"
+    query = {
+        "id_lt": items[limit - 1].id,
+        "limit": limit,
+        "withOwnChildren": "true" if options.own_children else "false",
+    }
+    if options.own_children and options.user_id is not None:
+        query["user_id"] = options.user_id
+    path = f"/reaction/activity_id/{activity_id}/{kind}/"
+    return f"{options.link_base}{path}?{urlencode(query)}"
 
 
 def _uuid_reference(value: str, prefix: str) -> str | None:

@@ -178,6 +178,10 @@ def test_stream_python_enriches_feeds_and_activities(client: StreamClient, uid: 
     assert by_ids["results"][0]["actor"] == user
     assert by_ids["results"][0]["reaction_counts"] == {"like": 4, "comment": 1, "share": 1}
     assert by_foreign["results"][0]["object"] == entry
+    with_activity = client.reactions.filter(activity_id=added["id"], with_activity_data=True)
+    assert with_activity["activity"]["actor"] == user  # enriched, with its reactions
+    assert with_activity["activity"]["reaction_counts"] == {"like": 4, "comment": 1, "share": 1}
+    assert with_activity["activity"]["own_reactions"] == {}  # a server token: nobody's
 
 
 def test_own_reactions_are_the_token_users_and_bad_options_are_refused(

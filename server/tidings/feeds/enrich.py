@@ -134,8 +134,9 @@ class Enricher:
             if not parents:
                 break
             work = [self.reactions.latest_of("parent", parents, LATEST_CHILDREN)]
-            if user_id is not None:
-                work.append(self.reactions.latest_of("parent", parents, LATEST_CHILDREN, user_id))
+            if user_id is not None:  # as many per kind as the latest reactions
+                per_kind = options.recent_limit
+                work.append(self.reactions.latest_of("parent", parents, per_kind, user_id))
             found = await asyncio.gather(*work)
             children.update(found[0])
             own.update(found[1] if len(found) > 1 else {})

@@ -6,7 +6,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import client, cluster, firehose, follows, raid, reads, reconnect, roundtrip, writes
+from . import (
+    client,
+    cluster,
+    enrich,
+    firehose,
+    follows,
+    raid,
+    reads,
+    reconnect,
+    roundtrip,
+    writes,
+)
 
 BENCHMARKS = {
     "roundtrip": (
@@ -43,6 +54,11 @@ BENCHMARKS = {
         reads,
         "feed reads/s and p99 at limit 25 and 100 against the raw store's rate for the same "
         "queries, and the round trip of 200 followers with 100 reads/s alongside",
+    ),
+    "enrich": (
+        enrich,
+        "an enriched page of 25 (own reactions, counts, the 5 latest per kind, user and "
+        "collection references) against a plain page of the same feed: p50/p99 and their ratio",
     ),
     "writes": (
         writes,

@@ -47,6 +47,11 @@ async def get_activities(request: web.Request) -> web.Response:
     """`?ids=a,b` or `?foreign_ids=x,y&timestamps=t1,t2` → `{results}` (unknown ones left
     out, as Stream does), at most `[activities] max_ids`."""
     authenticate(request).require_app_wide("activities", "read")
+    return answer(request, {"results": await requested_activities(request)})
+
+
+async def requested_activities(request: web.Request) -> list[dict[str, Any]]:
+    """The activities `ids` (or `foreign_ids`+`timestamps`) name, of those that exist."""
     most = request.config_dict[SETTINGS].activities.max_ids
     query = request.query
     ids = params.id_list(query, "ids")
@@ -74,12 +79,11 @@ async def get_activities(request: web.Request) -> web.Response:
         raise InputError(f"at most {most} activities per call", {"ids": [f"at most {most}"]})
     ids = [_lookup_id(value, index) for index, value in enumerate(ids)]
     found = await request.config_dict[SERVICE].activities.documents(list(dict.fromkeys(ids)))
-    results = [
+    return [
         public_activity(i, json.loads(found[i]["data"]), None)
         for i in dict.fromkeys(ids)
         if i in found
     ]
-    return answer(request, {"results": results})
 
 
 def _lookup_id(value: str, index: int) -> str:

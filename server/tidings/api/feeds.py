@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..domain.errors import InputError
+from ..domain.errors import FeedConfigError, InputError
 from ..domain.feeds import FeedId
 from ..domain.ids import lookup_id
 from ..store.mongo.entry_reads import Page
@@ -27,7 +27,19 @@ async def add_activities(request: web.Request) -> web.Response:
 
 async def read_feed(request: web.Request) -> web.Response:
     feed = authorize(request, "feed", "read")
+    body, _ = await feed_page(request, feed)
+    return answer(request, body)
+
+
+async def feed_page(request: web.Request, feed: FeedId) -> tuple[dict[str, Any], bool]:
+    """A page of the path's feed as `feed/` answers it (the enriched read enriches it), and
+    whether it is a page of groups."""
     query = request.query
+    if query.get("ranking"):
+        raise FeedConfigError(
+            f"ranking method {query['ranking']!r} is not configured for feed group {feed.group}",
+            {"ranking": ["no ranked feeds: activities are read newest first"]},
+        )
     # 0: no activities, only what comes with them (a notification feed's counts, which
     # react-activity-feed's dropdown reads so)
     limit = params.integer(query, "limit", 25, 0, params.MAX_LIMIT)
@@ -36,7 +48,7 @@ async def read_feed(request: web.Request) -> web.Response:
     bounds = params.activity_ids(query, "id_lt", "id_lte", "id_gt", "id_gte")
     page = Page(limit=limit + 1, offset=offset, **bounds)
     if request.config_dict[SETTINGS].feeds[feed.group].grouped:
-        return await _read_groups(request, feed, page)
+        return await _read_groups(request, feed, page), True
     found = await request.config_dict[SERVICE].read(feed, page)
     results, more = found[:limit], 0 < limit < len(found)
     next_page = ""
@@ -44,10 +56,10 @@ async def read_feed(request: web.Request) -> web.Response:
         lower = {k: v for k, v in bounds.items() if k in ("id_gt", "id_gte")}
         next_query = {"id_lt": results[-1]["id"], **lower, "limit": limit}
         next_page = f"/api/v1.0/feed/{feed.group}/{feed.user_id}/?{urlencode(next_query)}"
-    return answer(request, {"results": results, "next": next_page})
+    return {"results": results, "next": next_page}, False
 
 
-async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Response:
+async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> dict[str, Any]:
     """An aggregated or notification feed: groups, paged on group ids, and the marks."""
     query, limit = request.query, page.limit - 1
     marks = {name: _mark(query, name) for name in ("mark_seen", "mark_read")}
@@ -55,12 +67,12 @@ async def _read_groups(request: web.Request, feed: FeedId, page: Page) -> web.Re
         str(feed), page, marks["mark_seen"], marks["mark_read"]
     )
     results, more = found.groups[:limit], 0 < limit < len(found.groups)
-    body: dict[str, object] = {"results": results, "next": _next(feed, query, results, more)}
+    body: dict[str, Any] = {"results": results, "next": _next(feed, query, results, more)}
     if found.unseen is not None:
         body["unseen"], body["unread"] = found.unseen, found.unread
     if found.marked:
         await _announce_counts(request, str(feed), marks["mark_seen"], marks["mark_read"])
-    return answer(request, body)
+    return body
 
 
 async def _announce_counts(

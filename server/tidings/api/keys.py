@@ -8,6 +8,8 @@ from ..bus.base import Bus
 from ..bus.node_stats import StatsBoard
 from ..config import Settings
 from ..fanout.runner import FanoutRunner
+from ..feeds.enrich import Enricher
+from ..feeds.privacy import DataPrivacy
 from ..feeds.reactions import Reactions
 from ..feeds.service import FeedService
 from ..firehose.outbox import Firehose
@@ -38,3 +40,5 @@ MEDIA = web.AppKey("media", MediaService)  # uploaded files and images (api/medi
 PREVIEWS = web.AppKey("previews", LinkPreviews)  # og/ link previews
 OBJECTS = web.AppKey("objects", Objects)  # users and collection entries (objects/)
 REACTIONS = web.AppKey("reactions", Reactions)  # the Reactions API's use cases
+ENRICHER = web.AppKey("enricher", Enricher)  # enriched reads (feeds/enrich.py)
+PRIVACY = web.AppKey("privacy", DataPrivacy)  # data_privacy/ (feeds/privacy.py)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ..domain.enrichment import Options
 from ..domain.errors import DoesNotExistError, InputError
 from ..domain.ids import lookup_id
 from ..domain.reactions import DEFAULT_PAGE, MAX_PAGE, parse_add, parse_update
@@ -16,7 +17,7 @@ from ..store.mongo.reactions import Field, Query
 from . import params
 from .context import authenticate, json_body
 from .errors import answer
-from .keys import REACTIONS
+from .keys import ENRICHER, REACTIONS
 
 BOUNDS = ("id_lt", "id_lte", "id_gt", "id_gte")
 FIELDS: dict[str, Field] = {
@@ -60,7 +61,7 @@ async def restore(request: web.Request) -> web.Response:
 
 
 async def filter_reactions(request: web.Request) -> web.Response:
-    authenticate(request)
+    grant = authenticate(request)
     lookup, value = request.match_info["lookup"], request.match_info["value"]
     kind = request.match_info.get("kind") or None
     query = request.query
@@ -78,8 +79,9 @@ async def filter_reactions(request: web.Request) -> web.Response:
     body: dict[str, object] = {"results": page.results, "next": ""}
     if page.more:
         body["next"] = _next(request, page.results[-1]["id"], bounds, limit, kind)
-    if page.activity is not None:
-        body["activity"] = page.activity
+    if page.activity is not None:  # enriched, with its reactions, as Stream answers it
+        options = Options(own=True, recent=True, counts=True, user_id=grant.user_id)
+        [body["activity"]] = await request.config_dict[ENRICHER].page([page.activity], options)
     return answer(request, body)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import activities, collections, feeds, follows, media, reactions, users
+from . import activities, collections, enrich, feeds, follows, media, privacy, reactions, users
 
 FEED = "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
@@ -68,6 +68,13 @@ API_ROUTES = [
     web.put(REACTION + "/{reaction_id}" + SLASH, reactions.update),
     web.delete(REACTION + "/{reaction_id}" + SLASH, reactions.delete),
     web.put(REACTION + "/{reaction_id}/restore" + SLASH, reactions.restore),
+    # Enriched reads (api/enrich.py)
+    web.get("/enrich" + FEED + SLASH, enrich.read_feed, allow_head=False),
+    web.get("/enrich/activities" + SLASH, enrich.get_activities, allow_head=False),
+    # Data privacy (api/privacy.py)
+    web.post("/data_privacy/delete_activities" + SLASH, privacy.delete_activities),
+    web.post("/data_privacy/delete_reactions" + SLASH, privacy.delete_reactions),
+    web.get("/data_privacy/export_ids/{user_id}" + SLASH, privacy.export_ids, allow_head=False),
 ]  # fmt: skip
 # Uploads as they are served, outside the API (under domain/media.py MEDIA_PATH): signed URLs.
 MEDIA_ROUTES = [web.get("/{kind}/{root}/{variant}/{name}", media.serve)]

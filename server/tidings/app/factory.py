@@ -28,6 +28,7 @@ from ..api.keys import (
     BROADCASTER,
     BUS,
     DATABASE,
+    ENRICHER,
     FIREHOSE,
     HEARTBEAT,
     HUB,
@@ -36,6 +37,7 @@ from ..api.keys import (
     OBJECTS,
     PRESENCE,
     PREVIEWS,
+    PRIVACY,
     REACTIONS,
     RUNNER,
     SERVICE,
@@ -55,6 +57,8 @@ from ..domain.reactions import Bounds
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
+from ..feeds.enrich import Enricher
+from ..feeds.privacy import DataPrivacy
 from ..feeds.reactions import Reactions
 from ..feeds.reads import Reads
 from ..feeds.service import FeedService
@@ -85,6 +89,8 @@ from ..store.blobs.gridfs import GridFsBlobs
 from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
+from ..store.memory.object_cache import ObjectCache
+from ..store.memory.reaction_cache import VERSIONED_MAX_AGE, ReactionCache
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import Database
@@ -192,11 +198,16 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     writes = TaskSet("write")  # every write under way, drained at shutdown
     service = FeedService(ctx, reads, writes)
     bounds = Bounds(settings.activities.max_bytes, frozenset(settings.feeds.keys()))
-    reactions = Reactions(ReactionStore(db), service, bounds, writes)
+    # What enriched reads look up, in memory within the same bound as pages (max_staleness).
+    fresh = memory.max_staleness_seconds
+    reaction_store = ReactionStore(db, ObjectCache(fresh))
+    reactions = Reactions(reaction_store, service, bounds, writes)
+    users, entries = UserStore(db, ObjectCache(fresh)), EntryStore(db, ObjectCache(fresh))
     objects = Objects(
-        Users(UserStore(db), follows, settings.objects),
-        Collections(EntryStore(db), settings.objects),
+        Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )
+    latest = ReactionCache(VERSIONED_MAX_AGE)  # proved current by versions (reaction_cache.py)
+    enricher = Enricher(users, entries, activities, reaction_store, latest)
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,
@@ -218,6 +229,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[BUS], app[SIO], app[HUB], app[HEARTBEAT] = bus, sio, hub, heartbeat
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
     app[BROADCASTER], app[OBJECTS], app[REACTIONS] = broadcaster, objects, reactions
+    app[ENRICHER], app[PRIVACY] = enricher, DataPrivacy(service, reactions)
     mount(app, sio, fast, realtime.websocket_compression)
     app.add_subapp(PREFIX, create_api())
     app.add_subapp(OTHER_VERSIONS, create_other_versions())

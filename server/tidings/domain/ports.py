@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from .objects import Entry, EntryKey, User
-from .reactions import Reaction
+from .reactions import Reaction, Summary
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,10 @@ class ReactionCounts(Protocol):
 
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]: ...
 
+    async def summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
+        """The counters and the version of each activity reacted to, in one query."""
+        ...
+
     async def latest_of(
         self,
         parent: Literal["activity_id", "parent"],
@@ -139,3 +143,14 @@ class ReactionCounts(Protocol):
         user_id: str | None = None,
         kinds: Sequence[str] | None = None,
     ) -> Mapping[str, Mapping[str, Sequence[Reaction]]]: ...
+
+    async def many(self, reaction_ids: Collection[str]) -> dict[str, Reaction]:
+        """The live reactions of `reaction_ids` (`SR:` references), in one query."""
+        ...
+
+
+class ActivityLoader(Protocol):
+    """Public activities by (id, origin), in their order, those gone left out
+    (store/mongo/entry_reads.py `load`, through the activity cache): `SA:` references."""
+
+    async def load(self, entries: Iterable[tuple[str, str | None]]) -> list[dict[str, Any]]: ...

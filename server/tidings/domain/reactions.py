@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
 from .ids import clock, format_time, lookup_id
@@ -78,6 +78,14 @@ class Reaction:
     def foreign_id(self) -> str:
         """The foreign id of its activities in the target feeds."""
         return f"reaction:{self.id}"
+
+
+class Summary(NamedTuple):
+    """An activity's reactions in short: its counters, and a version that rises with every
+    write to its reactions or their children (store/mongo/reactions.py)."""
+
+    version: int
+    counts: dict[str, int]
 
 
 def wire_time(time: datetime) -> str:

@@ -12,19 +12,23 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ...domain.objects import Entry, EntryKey
+from ..memory.object_cache import ObjectCache
 from . import bulk
 from .client import Database, Document, in_chunks
 
 
 class EntryStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: ObjectCache[EntryKey, Entry] | None = None) -> None:
         self.entries = db["collections"]
+        # what enriched reads look up (`get_many`); forgotten here once written
+        self.cache: ObjectCache[EntryKey, Entry] = cache or ObjectCache(0)
 
     async def insert(self, entry: Entry) -> bool:
         try:
             await self.entries.insert_one(_doc(entry))
         except DuplicateKeyError:
             return False
+        self.cache.forget([entry.key])
         return True
 
     async def get(self, key: EntryKey) -> Entry | None:
@@ -32,6 +36,9 @@ class EntryStore:
         return None if doc is None else _entry(doc)
 
     async def get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
+        return await self.cache.read_through(keys, self._get_many)
+
+    async def _get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
         found: dict[EntryKey, Entry] = {}
         for ids in in_chunks(list({str(k) for k in keys})):
             async for doc in self.entries.find({"_id": {"$in": ids}}):
@@ -45,6 +52,7 @@ class EntryStore:
             {"$set": {"data": data, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )
+        self.cache.forget([key])
         return None if doc is None else _entry(doc)
 
     async def upsert_many(self, entries: Sequence[Entry]) -> None:
@@ -52,6 +60,12 @@ class EntryStore:
         write); those whose key is taken are then updated, in one bulk write."""
         if not entries:
             return
+        try:
+            await self._upsert_many(entries)
+        finally:
+            self.cache.forget([e.key for e in entries])
+
+    async def _upsert_many(self, entries: Sequence[Entry]) -> None:
         try:
             await self.entries.insert_many([_doc(e) for e in entries], ordered=False)
         except BulkWriteError as exc:
@@ -66,11 +80,13 @@ class EntryStore:
 
     async def delete(self, key: EntryKey) -> bool:
         result = await self.entries.delete_one({"_id": str(key)})
+        self.cache.forget([key])
         return result.deleted_count > 0
 
     async def delete_many(self, keys: Collection[EntryKey]) -> None:
         for ids in in_chunks([str(k) for k in keys]):
             await self.entries.delete_many({"_id": {"$in": ids}})
+        self.cache.forget(keys)
 
 
 def _replace(entry: Entry) -> UpdateOne:

@@ -14,7 +14,7 @@ whatever the page's size: never one per activity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +23,8 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from ...domain.errors import ConflictError
-from ...domain.reactions import Reaction
+from ...domain.reactions import Reaction, Summary
+from ..memory.object_cache import ObjectCache
 from .client import Database, Document
 
 Parent = Literal["activity_id", "parent"]
@@ -50,9 +51,11 @@ class Query:
 
 
 class ReactionStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, summaries: ObjectCache[str, Summary] | None = None) -> None:
         self.reactions = db["reactions"]
         self.counts = db["reaction_counts"]
+        # the activities' versions and counters enriched reads look up, forgotten on writes
+        self.summaries: ObjectCache[str, Summary] = summaries or ObjectCache(0)
 
     async def insert(self, reaction: Reaction) -> None:
         """Store a new reaction and count it on its parent (or its activity). An id taken
@@ -78,7 +81,11 @@ class ReactionStore:
             {"$set": {**changes, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else _reaction(doc)
+        if doc is None:
+            return None
+        reaction = _reaction(doc)
+        await self._changed(reaction.activity_id)
+        return reaction
 
     async def soft_delete(self, reaction_id: str, now: datetime) -> bool:
         """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it. False when
@@ -143,6 +150,28 @@ class ReactionStore:
         docs = await self.reactions.find(found).sort("_id", order).limit(query.limit).to_list()
         return [_reaction(d) for d in docs]
 
+    async def many(self, reaction_ids: Collection[str]) -> dict[str, Reaction]:
+        """The live reactions of `reaction_ids` (an enrichment's `SR:` references): one query."""
+        docs = await self.reactions.find(
+            {"_id": {"$in": list(reaction_ids)}, "deleted_at": None}
+        ).to_list()
+        return {d["_id"]: _reaction(d) for d in docs}
+
+    async def ids_of_user(self, user_id: str, limit: int) -> list[str]:
+        """Ids of the reactions `user_id` added (soft-deleted ones too: they are still held),
+        newest first, at most `limit` (a data export)."""
+        docs = self.reactions.find({"user_id": user_id}, {"_id": 1}).sort("_id", -1)
+        return [d["_id"] async for d in docs.limit(limit)]
+
+    async def summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
+        """The version and the counters of each activity (those never reacted to are left
+        out): one query, for those memory does not hold."""
+        return await self.summaries.read_through(activity_ids, self._summaries_of)
+
+    async def _summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
+        docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
+        return {d["_id"]: Summary(d.get("v", 0), dict(d.get("counts", {}))) for d in docs}
+
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """`reaction_counts` of each activity (those with none are left out): one query."""
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
@@ -194,15 +223,27 @@ class ReactionStore:
         return {row["_id"]: row["n"] async for row in cursor}
 
     async def _count(self, reaction: Reaction, step: int) -> None:
+        """Move the counter, and the activity's version (`v`) after it: every write to an
+        activity's reactions (or their children) raises `v` once it is done, so a page's
+        latest reactions read after `v` was read are at least as new as `v` says (what
+        store/memory/reaction_cache.py relies on)."""
         field = f"{reaction.kind}"
         if reaction.parent:
             await self.reactions.update_one(
                 {"_id": reaction.parent}, {"$inc": {f"children_counts.{field}": step}}
             )
+            await self._changed(reaction.activity_id)
         else:
             await self.counts.update_one(
-                {"_id": reaction.activity_id}, {"$inc": {f"counts.{field}": step}}, upsert=True
+                {"_id": reaction.activity_id},
+                {"$inc": {f"counts.{field}": step, "v": 1}},
+                upsert=True,
             )
+            self.summaries.forget([reaction.activity_id])
+
+    async def _changed(self, activity_id: str) -> None:
+        await self.counts.update_one({"_id": activity_id}, {"$inc": {"v": 1}}, upsert=True)
+        self.summaries.forget([activity_id])
 
 
 def _document(reaction: Reaction) -> Document:

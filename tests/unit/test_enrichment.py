@@ -1,0 +1,77 @@
+"""Enrichment, pure (domain/enrichment.py), and the memory it reads through
+(store/memory/object_cache.py, reaction_cache.py)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from tidings.domain.enrichment import Loaded, Options, References, enrich_activity, parse_kinds
+from tidings.domain.objects import EntryKey, User
+from tidings.domain.reactions import Reaction
+from tidings.store.memory.object_cache import ObjectCache
+from tidings.store.memory.reaction_cache import ReactionCache
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+
+def _like(number: int) -> Reaction:
+    return Reaction(
+        id=f"00000000-0000-7000-8000-{number:012d}", kind="like", activity_id=ZERO,
+        user_id="bob", data={}, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+
+
+def test_references_are_top_level_strings_of_four_kinds() -> None:
+    refs = References()
+    refs.add({"actor": "SU:bob", "object": "SO:food:b1", "a": f"SA:{ZERO}", "r": f"SR:{ZERO}",
+              "plain": "SU:", "nested": ["SU:carl"], "bad": "SA:not-a-uuid", "n": 3})  # fmt: skip
+    assert refs.users == {"bob"} and refs.entries == {EntryKey("food", "b1")}
+    assert refs.activities == {ZERO} and refs.reactions == {ZERO}
+
+
+def test_missing_references_and_reactions_with_their_next_page() -> None:
+    options = Options(recent=True, counts=True, recent_limit=2, kinds=("like",))
+    loaded = Loaded(
+        users={"bob": User("bob", {"n": 1}, NOW, NOW)},
+        counts={ZERO: {"like": 3, "comment": 1}},
+        latest={ZERO: {"like": [_like(3), _like(2), _like(1)]}},
+    )
+    activity = {"id": ZERO, "actor": "SU:ann", "verb": "v", "object": "SO:food:x", "n": 1}
+    enriched = enrich_activity(activity, loaded, options)
+    assert enriched["actor"] == {"error": "ReferenceNotFound", "reference": "SU:ann",
+                                 "reference_type": "user", "id": "ann"}  # fmt: skip
+    assert enriched["object"]["collection"] == "food" and enriched["object"]["id"] == "x"
+    assert (enriched["target"], enriched["origin"], enriched["n"]) == ("", None, 1)
+    likes = enriched["latest_reactions"]["like"]
+    assert [r["id"][-1] for r in likes] == ["3", "2"] and likes[0]["user"]["id"] == "bob"
+    assert (
+        "id_lt=00000000-0000-7000-8000-000000000002"
+        in (enriched["latest_reactions_extra"]["like"]["next"])
+    )
+    assert enriched["reaction_counts"] == {"like": 3}  # only the kinds asked for
+    assert "own_reactions" not in enriched
+
+
+def test_kinds_are_trimmed_and_deduplicated() -> None:
+    assert parse_kinds(" like, ,comment\n,like") == ("like", "comment")
+    assert parse_kinds(" , ") is None
+
+
+def test_the_object_cache_keeps_no_read_that_raced_a_write() -> None:
+    cache: ObjectCache[str, int] = ObjectCache(60)
+    before = time.monotonic()
+    cache.forget(["a"])  # written after the read began
+    cache.put_many(["a", "b", "c"], {"a": 1, "b": 2}, before)
+    found, missing = cache.get_many(["a", "b", "c"])
+    assert found == {"b": 2, "c": None} and missing == ["a"]  # c: known absent
+    assert ObjectCache[str, int](0).get_many(["a"]) == ({}, ["a"])
+
+
+def test_the_reaction_cache_answers_only_its_version() -> None:
+    cache = ReactionCache(60)
+    cache.put("a", ("bob", 6, None), 3, {"like": [_like(1)]})
+    assert cache.get("a", ("bob", 6, None), 3) == {"like": [_like(1)]}
+    assert cache.get("a", ("bob", 6, None), 4) is None
+    assert cache.get("a", (None, 6, None), 3) is None

@@ -189,9 +189,10 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     writes = TaskSet("write")  # every write under way, drained at shutdown
     service = FeedService(ctx, reads, writes)
     bounds = Bounds(settings.activities.max_bytes, frozenset(settings.feeds.keys()))
-    reactions = Reactions(ReactionStore(db), service, bounds, writes)
+    users = UserStore(db)
+    reactions = Reactions(ReactionStore(db), service, bounds, writes, users)
     objects = Objects(
-        Users(UserStore(db), follows, settings.objects),
+        Users(users, follows, settings.objects),
         Collections(EntryStore(db), settings.objects),
     )
     # What the sockets ask.

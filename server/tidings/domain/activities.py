@@ -83,10 +83,16 @@ class Activity:
         return public_activity(self.id, self.data, origin)
 
 
+# What Stream answers for the activity fields it always has but an add may leave out.
+ABSENT_FIELDS: Mapping[str, Any] = {"foreign_id": "", "target": ""}
+
+
 def public_activity(
     activity_id: str, data: Mapping[str, Any], origin: str | None
 ) -> dict[str, Any]:
-    return {**data, "id": activity_id, "origin": origin}
+    """An activity as Stream answers it: what was sent, `foreign_id` and `target` as `""` when
+    left out (Stream's own suites expect both on every activity), its id and origin."""
+    return {**ABSENT_FIELDS, **data, "id": activity_id, "origin": origin}
 
 
 @dataclass(frozen=True)

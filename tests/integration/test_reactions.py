@@ -263,3 +263,30 @@ def test_bad_filter_parameters_are_refused(client: StreamClient, activity: dict[
         with pytest.raises(StreamApiException) as refused:
             client.reactions.filter(activity_id=activity["id"], **params)
         assert refused.value.status_code == 400
+
+
+# --- the reaction's user ----------------------------------------------------------------------
+
+
+def test_answers_carry_the_stored_user_of_each_reaction_and_child(
+    client: StreamClient, activity: dict[str, Any], uid: str
+) -> None:
+    """As Stream answers them (its JS suite: `reactionResponse` has `user`): add, get, update
+    and filter put the reaction's user object in each reaction and child whose user is stored;
+    a reaction of a user never stored has no `user`."""
+    user = client.users.add(uid, {"name": "Ann"})
+    stranger = f"{uid}-nobody"
+    like = client.reactions.add("like", activity["id"], uid)
+    expected = {k: user[k] for k in ("id", "data", "created_at", "updated_at")}
+    assert like["user"] == expected
+    client.reactions.add_child("like", like["id"], uid)
+    client.reactions.add_child("like", like["id"], stranger)
+    got = client.reactions.get(like["id"])
+    assert got["user"] == expected
+    mine, theirs = sorted(got["latest_children"]["like"], key=lambda c: c["user_id"] != uid)
+    assert mine["user"] == expected and "user" not in theirs
+    assert client.reactions.update(like["id"], data={"n": 2})["user"] == expected
+    other = client.reactions.add("clap", activity["id"], stranger)
+    assert "user" not in other
+    found = client.reactions.filter(activity_id=activity["id"])["results"]
+    assert {r["user_id"]: r.get("user") for r in found} == {stranger: None, uid: expected}

@@ -80,3 +80,14 @@ def test_a_batch_gets_times_in_order_and_fails_whole() -> None:
     with pytest.raises(InputError) as caught:
         parse_activities({"activities": [{"actor": "a", "verb": "v", "object": "o"}, {}]}, LIMITS)
     assert "activities[1].actor" in caught.value.fields
+
+
+def test_foreign_id_and_target_left_out_read_as_empty_strings() -> None:
+    """Stream answers every activity with `foreign_id` and `target` (its JS suites expect
+    both keys, `target: ''`, on activities added without them); what was sent wins."""
+    bare = parse_activity({"actor": "a", "verb": "v", "object": "o"}, LIMITS).public()
+    assert (bare["foreign_id"], bare["target"], bare["origin"]) == ("", "", None)
+    full = parse_activity(
+        {"actor": "a", "verb": "v", "object": "o", "foreign_id": "f:1", "target": "t:1"}, LIMITS
+    ).public("user:1")
+    assert (full["foreign_id"], full["target"], full["origin"]) == ("f:1", "t:1", "user:1")

@@ -51,9 +51,13 @@ class Reaction:
     deleted_at: datetime | None = None
 
     def public(
-        self, latest_children: Mapping[str, list[dict[str, Any]]] | None = None
+        self,
+        latest_children: Mapping[str, list[dict[str, Any]]] | None = None,
+        extra_data: bool = False,
     ) -> dict[str, Any]:
-        """Stream's shape of a reaction (without `duration`, which the HTTP layer adds)."""
+        """Stream's shape of a reaction (without `duration`, which the HTTP layer adds). Its
+        `target_feeds_extra_data` only with `extra_data`: Stream echoes it when it is written
+        (add, update), and reads (get, filter, children) answer without it."""
         body: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
@@ -68,7 +72,7 @@ class Reaction:
         }
         if self.target_feeds:
             body["target_feeds"] = list(self.target_feeds)
-        if self.target_feeds_extra_data is not None:
+        if extra_data and self.target_feeds_extra_data is not None:
             body["target_feeds_extra_data"] = self.target_feeds_extra_data
         if self.deleted_at is not None:
             body["deleted_at"] = wire_time(self.deleted_at)

@@ -88,7 +88,7 @@ class Reactions:
             except Exception:
                 await self.store.delete(reaction.id)  # keeps nothing of a refused add
                 raise
-        return await self._with_users(reaction.public())
+        return await self._with_users(reaction.public(extra_data=True))
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
         reaction = await self._existing(reaction_id)
@@ -133,7 +133,8 @@ class Reactions:
         if stored is None:
             raise _missing(reaction_id)
         latest = await self.store.latest_of("parent", [reaction_id], LATEST_CHILDREN)
-        return await self._with_users(_public(stored, latest.get(reaction_id, {})))
+        body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
+        return await self._with_users(body)
 
     @completes
     async def delete(self, reaction_id: str, soft: bool, grant: Grant) -> None:

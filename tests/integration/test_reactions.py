@@ -290,3 +290,23 @@ def test_answers_carry_the_stored_user_of_each_reaction_and_child(
     assert "user" not in other
     found = client.reactions.filter(activity_id=activity["id"])["results"]
     assert {r["user_id"]: r.get("user") for r in found} == {stranger: None, uid: expected}
+
+
+def test_latest_children_are_the_newest_ten_in_all_grouped_by_kind(
+    client: StreamClient, activity: dict[str, Any], uid: str
+) -> None:
+    """As Stream answers a read reaction (its JS suite: ten children of each of three kinds
+    read as 3, 3 and 4 of them): the newest ten children whatever their kinds,
+    newest first within each kind; the counts count them all. A filter answers the same."""
+    comment = client.reactions.add("comment", activity["id"], uid)
+    kinds = ("clap", "unlike", "like")
+    children = [client.reactions.add_child(kinds[i % 3], comment["id"], uid) for i in range(30)]
+    newest: dict[str, list[str]] = {}
+    for child in reversed(children[-10:]):
+        newest.setdefault(child["kind"], []).append(child["id"])
+    got = client.reactions.get(comment["id"])
+    assert got["children_counts"] == {"clap": 10, "unlike": 10, "like": 10}
+    assert {k: [c["id"] for c in v] for k, v in got["latest_children"].items()} == newest
+    assert {k: len(v) for k, v in newest.items()} == {"like": 4, "clap": 3, "unlike": 3}
+    [found] = client.reactions.filter(activity_id=activity["id"], kind="comment")["results"]
+    assert found["latest_children"] == got["latest_children"]

@@ -26,7 +26,7 @@ MAX_TARGET_FEEDS = 20  # Stream's documented maximum of target feeds per request
 MAX_DEPTH = 3  # a reaction, its child, the child's child: a fourth level is refused
 MAX_PAGE = 25  # Stream answers at most 25 reactions per filter page (a larger limit is capped)
 DEFAULT_PAGE = 10  # what a filter without `limit` answers (the npm SDK's default too)
-LATEST_CHILDREN = 10  # children per kind in `latest_children` of a read reaction
+LATEST_CHILDREN = 10  # children in all (newest, by kind) in `latest_children` of a read reaction
 USER_REFERENCE, ACTIVITY_REFERENCE, REACTION_REFERENCE = "SU:", "SA:", "SR:"
 LOOKUPS = ("activity_id", "user_id", "reaction_id")
 

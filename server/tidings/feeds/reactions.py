@@ -92,7 +92,7 @@ class Reactions:
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
         reaction = await self._existing(reaction_id)
-        latest = await self.store.latest_of("parent", [reaction.id], LATEST_CHILDREN)
+        latest = await self.store.newest_children([reaction.id], LATEST_CHILDREN)
         return await self._with_users(_public(reaction, latest.get(reaction.id, {})))
 
     @completes
@@ -132,7 +132,7 @@ class Reactions:
         )
         if stored is None:
             raise _missing(reaction_id)
-        latest = await self.store.latest_of("parent", [reaction_id], LATEST_CHILDREN)
+        latest = await self.store.newest_children([reaction_id], LATEST_CHILDREN)
         body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
         return await self._with_users(body)
 
@@ -170,12 +170,12 @@ class Reactions:
         own_children_of: str | None = None,
     ) -> FilterPage:
         """A page of reactions (one more read to tell whether there are more), each with its
-        latest children per kind and, for `own_children_of`, that user's children: one query
-        for the page, one for the children, one for the own children."""
+        newest children (ten in all, by kind) and, for `own_children_of`, that user's
+        children: one query for the page, one for the children, one for the own children."""
         found = await self.store.page(replace(query, limit=query.limit + 1))
         page, more = found[: query.limit], len(found) > query.limit
         ids = [r.id for r in page]
-        latest = await self.store.latest_of("parent", ids, LATEST_CHILDREN)
+        latest = await self.store.newest_children(ids, LATEST_CHILDREN)
         own = None
         if own_children_of is not None:
             own = await self.store.latest_of("parent", ids, LATEST_CHILDREN, own_children_of)

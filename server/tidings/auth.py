@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jwt
 
@@ -221,10 +221,17 @@ def authorize_follow_target(
     )
 
 
-def shared_groups(permissions: Mapping[str, str]) -> dict[str, str]:
-    """The groups, of `{group: client_permissions}`, whose other users' feeds a user token
-    may read or write (what `decode_token` takes as `shared`)."""
-    return {group: p for group, p in permissions.items() if p != PRIVATE}
+class _Group(Protocol):
+    @property
+    def client_permissions(self) -> str: ...
+
+
+def shared_groups(feeds: Mapping[str, _Group]) -> dict[str, str]:
+    """The configured groups (`settings.feeds`) whose other users' feeds a user token may
+    read or write, with their `client_permissions` (what `decode_token` takes as `shared`)."""
+    return {
+        name: g.client_permissions for name, g in feeds.items() if g.client_permissions != PRIVATE
+    }
 
 
 def entry_grant(token: str, secret: str, groups: Collection[str]) -> Grant | None:

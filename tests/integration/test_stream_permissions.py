@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness.common import SERVER_TOKEN
+from harness.common import SERVER_TOKEN, token
 from harness.pool import ServerPool
+from tests.integration.realtime_clients import PySubscriber
 from tests.integration.rest_calls import Api, activity, feed_path, stream_js, when
 from tests.support import ROOT, ServerProcess
 
@@ -219,3 +220,24 @@ def test_client_permissions_open_other_users_feeds_of_a_group_as_configured(
     private = Api(server, {"user_id": bob})
     private.refused("GET", feed_path(f"user:{alice}"))
     private.refused("POST", feed_path(f"notification:{alice}"), note)
+
+
+async def test_a_user_socket_watches_what_client_permissions_let_it_read(
+    pool: ServerPool, names: dict[str, str]
+) -> None:
+    """The socket's subscribe asks what a REST read asks: bob's user token watches alice's
+    `user` feed (global_read) and gets its adds, not her private timeline."""
+    alice, bob = names["alice"], names["bob"]
+    shared = pool.get({"TIDINGS_CONFIG": str(SUITES_CONFIG)})
+    sub = PySubscriber()
+    try:
+        await sub.connect(shared.url, token({"user_id": bob}))
+        assert (await sub.subscribe(f"user:{alice}"))["ok"] is True
+        assert (await sub.subscribe(f"timeline:{alice}"))["ok"] is False
+        added = Api(shared, SERVER_TOKEN).ok("POST", feed_path(f"user:{alice}"), activity("s1"))
+        await sub.wait_for(
+            lambda e: e["feed"] == f"user:{alice}" and [a["id"] for a in e["new"]] == [added["id"]],
+            "alice's add on bob's socket",
+        )
+    finally:
+        await sub.close()

@@ -6,6 +6,7 @@ import jwt
 import pytest
 
 from tidings.auth import decode_token, feed_token, server_token, shared_groups, user_token
+from tidings.config import FeedGroup
 from tidings.domain.errors import NotAllowedError, SignatureError
 from tidings.domain.feeds import FeedId
 
@@ -83,9 +84,11 @@ def test_client_permissions_open_other_users_feeds_to_a_user_token() -> None:
     other users' feeds of the group (activities only, not their follows), `global_read_write`
     add to them too; deleting from them, and every private group, stays refused; a scoped
     token is not affected."""
-    shared = shared_groups(
-        {"user": "global_read", "notification": "global_read_write", "timeline": "private"}
-    )
+    shared = shared_groups({
+        "user": FeedGroup("user", client_permissions="global_read"),
+        "notification": FeedGroup("notification", client_permissions="global_read_write"),
+        "timeline": FeedGroup("timeline"),
+    })  # fmt: skip
     assert shared == {"user": "global_read", "notification": "global_read_write"}
     token = user_token("bob", SECRET)
     bob = decode_token(token, SECRET, GROUPS, shared)

@@ -29,7 +29,7 @@ def authenticate(request: web.Request) -> Grant:
     if auth_type != "jwt":
         raise SignatureError(f"stream-auth-type {auth_type!r} is not supported; use jwt")
     token = request.headers.get("Authorization")
-    shared = shared_groups({name: g.client_permissions for name, g in settings.feeds.items()})
+    shared = shared_groups(settings.feeds)
     grant = decode_token(token, str(settings.auth.api_secret), settings.feeds.keys(), shared)
     request[GRANT] = grant
     return grant

@@ -125,6 +125,8 @@ def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
             f"{', '.join(reserved)} cannot be set on an activity",
             {prefix + name: ["reserved field"] for name in reserved},
         )
+    # `""` is how an activity reads without them: one read back and sent again still has none
+    raw = {k: v for k, v in raw.items() if not (k in ABSENT_FIELDS and v == "")}
     try:
         loaded: dict[str, Any] = _SCHEMA.load(raw)
     except ValidationError as exc:

@@ -52,8 +52,8 @@ EXPECTED_FAILURES = {
 }
 # Contexts not run at all: what they need is not Tidings'.
 NOT_RUN = {
-    "open_graph": "reads google.com, github.com and getstream.io: needs the internet (tests/integration/"
-    "test_og.py covers link previews through local pages)",
+    "open_graph": "reads google.com, github.com and getstream.io: needs the internet "
+    "(tests/integration/test_og.py covers link previews through local pages)",
     "personalized_feed": "Stream's personalization service, which Tidings does not have",
     "user_flag": "Stream's moderation; the suite runs it only for Stream's app 16792",
 }

@@ -7,7 +7,9 @@ Three kinds (docs/guide/tokens.md):
   the configured groups when the token is read, so that it names exactly one feed
   (`domain.feeds.scope_feed`);
 - user token `{"user_id": "bob"}`: read, follow from, unfollow from and mark every feed of user
-  id `bob`; add to and remove from only `user:bob`;
+  id `bob`; add to and remove from only `user:bob`; besides, read other users' feeds of a
+  group whose `client_permissions` is `global_read`, and read and add to those of a
+  `global_read_write` group (Stream's client-side feed group permissions);
 - scoped user token: a scoped token with a `user_id` as well: the scope authorises (as a scoped
   token's), the user names who acts (the presence member of a raid room).
 A token that names a user acts as that user: it may not add an activity whose actor is another
@@ -18,14 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import jwt
 
 from .domain.activities import Activity
 from .domain.errors import InputError, NotAllowedError, SignatureError
-from .domain.feeds import FeedId, scope_feed
+from .domain.feeds import GLOBAL_READ, GLOBAL_READ_WRITE, PRIVATE, FeedId, scope_feed
 
 Action = Literal["read", "write", "delete"]
 Resource = Literal[
@@ -45,6 +47,8 @@ class Grant:
     user_id: str | None
     expires_at: float | None
     feed: FeedId | None = None  # the one feed `feed_id` names (none when "*" or unknown)
+    # The groups whose other users' feeds a user token may read or write, by group.
+    shared: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def allows(self, resource: Resource, action: Action, feed: FeedId) -> bool:
         if self.resource is not None:
@@ -55,6 +59,11 @@ class Grant:
             )
         if self.user_id is None:
             return False
+        if resource == "feed" and feed.user_id != self.user_id:
+            shared = self.shared.get(feed.group, PRIVATE)
+            return (action == "read" and shared in (GLOBAL_READ, GLOBAL_READ_WRITE)) or (
+                action == "write" and shared == GLOBAL_READ_WRITE
+            )
         if action == "read" or resource == "follower":
             return feed.user_id == self.user_id
         return feed == FeedId(USER_WRITE_GROUP, self.user_id)
@@ -212,6 +221,19 @@ def authorize_follow_target(
     )
 
 
+class _Group(Protocol):
+    @property
+    def client_permissions(self) -> str: ...
+
+
+def shared_groups(feeds: Mapping[str, _Group]) -> dict[str, str]:
+    """The configured groups (`settings.feeds`) whose other users' feeds a user token may
+    read or write, with their `client_permissions` (what `decode_token` takes as `shared`)."""
+    return {
+        name: g.client_permissions for name, g in feeds.items() if g.client_permissions != PRIVATE
+    }
+
+
 def entry_grant(token: str, secret: str, groups: Collection[str]) -> Grant | None:
     """What a token sent beside a feed grants (a `to` entry's, a follow's `target_token`):
     None when it is not a valid token (it then authorises nothing)."""
@@ -222,9 +244,15 @@ def entry_grant(token: str, secret: str, groups: Collection[str]) -> Grant | Non
     return None if grant.expired else grant
 
 
-def decode_token(token: str | None, secret: str, groups: Collection[str]) -> Grant:
+def decode_token(
+    token: str | None,
+    secret: str,
+    groups: Collection[str],
+    shared: Mapping[str, str] | None = None,
+) -> Grant:
     """Verify a token (a `Bearer ` prefix is accepted) and say what it grants; its `feed_id`
-    is resolved against the configured feed `groups` (`domain.feeds.scope_feed`)."""
+    is resolved against the configured feed `groups` (`domain.feeds.scope_feed`); `shared`:
+    the groups of `shared_groups`, what a user token may do with other users' feeds."""
     if not token:
         raise SignatureError("missing authentication token (Authorization header)")
     token = token.removeprefix("Bearer ").strip()
@@ -248,6 +276,7 @@ def decode_token(token: str | None, secret: str, groups: Collection[str]) -> Gra
         user_id=None if user_id is None else str(user_id),
         expires_at=float(claims["exp"]) if "exp" in claims else None,
         feed=None if scope is None or scope == "*" else scope_feed(scope, groups),
+        shared=shared or {},
     )
 
 

@@ -139,3 +139,25 @@ def test_update_moves_the_activity_between_target_feeds(client: StreamClient, ui
     client.reactions.restore(comment["id"])
     client.reactions.delete(comment["id"])
     assert held(second) == held(third) == []
+
+
+def test_extra_data_is_echoed_by_writes_and_left_out_of_reads(
+    client: StreamClient, uid: str
+) -> None:
+    """As Stream answers (its JS suite reads a reaction by id expecting exactly its fields,
+    `target_feeds` but no `target_feeds_extra_data`): the add and the update echo the extra
+    data, get and filter answer without it, and its activities still carry it."""
+    post = client.feed("user", uid).add_activity({"actor": "a", "verb": "eat", "object": "o"})
+    target = f"user:x{uid}"
+    added = client.reactions.add(
+        "comment", post["id"], uid, target_feeds=[target], target_feeds_extra_data={"v": 1}
+    )
+    assert added["target_feeds_extra_data"] == {"v": 1}
+    got = client.reactions.get(added["id"])
+    assert got["target_feeds"] == [target] and "target_feeds_extra_data" not in got
+    [found] = client.reactions.filter(activity_id=post["id"])["results"]
+    assert "target_feeds_extra_data" not in found
+    updated = client.reactions.update(added["id"], {"t": 2})
+    assert updated["target_feeds_extra_data"] == {"v": 1}
+    [activity] = client.feed("user", f"x{uid}").get()["results"]
+    assert (activity["v"], activity["target"]) == (1, "")

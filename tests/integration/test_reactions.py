@@ -263,3 +263,50 @@ def test_bad_filter_parameters_are_refused(client: StreamClient, activity: dict[
         with pytest.raises(StreamApiException) as refused:
             client.reactions.filter(activity_id=activity["id"], **params)
         assert refused.value.status_code == 400
+
+
+# --- the reaction's user ----------------------------------------------------------------------
+
+
+def test_answers_carry_the_stored_user_of_each_reaction_and_child(
+    client: StreamClient, activity: dict[str, Any], uid: str
+) -> None:
+    """As Stream answers them (its JS suite: `reactionResponse` has `user`): add, get, update
+    and filter put the reaction's user object in each reaction and child whose user is stored;
+    a reaction of a user never stored has no `user`."""
+    user = client.users.add(uid, {"name": "Ann"})
+    stranger = f"{uid}-nobody"
+    like = client.reactions.add("like", activity["id"], uid)
+    expected = {k: user[k] for k in ("id", "data", "created_at", "updated_at")}
+    assert like["user"] == expected
+    client.reactions.add_child("like", like["id"], uid)
+    client.reactions.add_child("like", like["id"], stranger)
+    got = client.reactions.get(like["id"])
+    assert got["user"] == expected
+    mine, theirs = sorted(got["latest_children"]["like"], key=lambda c: c["user_id"] != uid)
+    assert mine["user"] == expected and "user" not in theirs
+    assert client.reactions.update(like["id"], data={"n": 2})["user"] == expected
+    other = client.reactions.add("clap", activity["id"], stranger)
+    assert "user" not in other
+    found = client.reactions.filter(activity_id=activity["id"])["results"]
+    assert {r["user_id"]: r.get("user") for r in found} == {stranger: None, uid: expected}
+
+
+def test_latest_children_are_the_newest_ten_in_all_grouped_by_kind(
+    client: StreamClient, activity: dict[str, Any], uid: str
+) -> None:
+    """As Stream answers a read reaction (its JS suite: ten children of each of three kinds
+    read as 3, 3 and 4 of them): the newest ten children whatever their kinds,
+    newest first within each kind; the counts count them all. A filter answers the same."""
+    comment = client.reactions.add("comment", activity["id"], uid)
+    kinds = ("clap", "unlike", "like")
+    children = [client.reactions.add_child(kinds[i % 3], comment["id"], uid) for i in range(30)]
+    newest: dict[str, list[str]] = {}
+    for child in reversed(children[-10:]):
+        newest.setdefault(child["kind"], []).append(child["id"])
+    got = client.reactions.get(comment["id"])
+    assert got["children_counts"] == {"clap": 10, "unlike": 10, "like": 10}
+    assert {k: [c["id"] for c in v] for k, v in got["latest_children"].items()} == newest
+    assert {k: len(v) for k, v in newest.items()} == {"like": 4, "clap": 3, "unlike": 3}
+    [found] = client.reactions.filter(activity_id=activity["id"], kind="comment")["results"]
+    assert found["latest_children"] == got["latest_children"]

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from harness.common import SERVER_TOKEN
+from harness.common import SERVER_TOKEN, token
+from harness.pool import ServerPool
+from tests.integration.realtime_clients import PySubscriber
 from tests.integration.rest_calls import Api, activity, feed_path, stream_js, when
-from tests.support import ServerProcess
+from tests.support import ROOT, ServerProcess
 
+SUITES_CONFIG = ROOT / "tests/js/stream_suites.toml"
 SOME_ACTIVITY_ID = "f9969ca8-e659-11e8-801f-e4a47194940e"  # permissions.js's
 Doc = dict[str, Any]
 
@@ -183,3 +186,58 @@ def test_a_token_naming_a_user_adds_only_as_that_user(server: ServerProcess, uid
     # A server token may name any actor.
     server_api.ok("POST", feed_path(f"user:{alice}"),
                   {"actor": f"SU:{bob}", "verb": "post", "object": "o"})  # fmt: skip
+
+
+def test_client_permissions_open_other_users_feeds_of_a_group_as_configured(
+    pool: ServerPool, server: ServerProcess, names: dict[str, str]
+) -> None:
+    """`client_permissions` (tests/js/stream_suites.toml: the app of Stream's JS suites): bob's
+    user token reads alice's `user` feed (global_read) but neither writes it nor lists its
+    follows; it writes alice's `notification` feed (global_read_write) directly, by `to` and by
+    a reaction's target_feeds, but deletes nothing of it; alice's timeline stays private. On
+    a server of the defaults (every group private) the same reads and writes are refused."""
+    alice, bob = names["alice"], names["bob"]
+    shared = pool.get({"TIDINGS_CONFIG": str(SUITES_CONFIG)})
+    Api(shared, SERVER_TOKEN).ok("POST", feed_path(f"user:{alice}"), activity("a1"))
+    as_bob = Api(shared, {"user_id": bob})
+    assert [a["foreign_id"] for a in as_bob.ok("GET", feed_path(f"user:{alice}"))["results"]] == [
+        "a1"
+    ]
+    as_bob.refused("GET", feed_path(f"timeline:{alice}"))
+    as_bob.refused("POST", feed_path(f"user:{alice}"), {"actor": bob, "verb": "v", "object": "o"})
+    as_bob.refused("GET", feed_path(f"user:{alice}", "followers/"))
+    note = {"actor": bob, "verb": "poke", "object": "o"}
+    added = as_bob.ok("POST", feed_path(f"notification:{alice}"), note)
+    as_bob.ok("POST", feed_path(f"user:{bob}"), {**note, "to": [f"notification:{alice}"]})
+    as_bob.refused("POST", feed_path(f"user:{bob}"), {**note, "to": [f"timeline:{alice}"]})
+    mine = as_bob.ok("POST", feed_path(f"user:{bob}"), note)
+    reaction = {"kind": "like", "activity_id": mine["id"]}
+    as_bob.ok("POST", "reaction/", {**reaction, "target_feeds": [f"notification:{alice}"]})
+    as_bob.refused("POST", "reaction/", {**reaction, "target_feeds": [f"timeline:{alice}"]})
+    as_bob.refused("DELETE", feed_path(f"notification:{alice}", f"{added['id']}/"))
+    read = Api(shared, {"user_id": alice}).ok("GET", feed_path(f"notification:{alice}"))
+    assert sum(len(group["activities"]) for group in read["results"]) == 3
+    private = Api(server, {"user_id": bob})
+    private.refused("GET", feed_path(f"user:{alice}"))
+    private.refused("POST", feed_path(f"notification:{alice}"), note)
+
+
+async def test_a_user_socket_watches_what_client_permissions_let_it_read(
+    pool: ServerPool, names: dict[str, str]
+) -> None:
+    """The socket's subscribe asks what a REST read asks: bob's user token watches alice's
+    `user` feed (global_read) and gets its adds, not her private timeline."""
+    alice, bob = names["alice"], names["bob"]
+    shared = pool.get({"TIDINGS_CONFIG": str(SUITES_CONFIG)})
+    sub = PySubscriber()
+    try:
+        await sub.connect(shared.url, token({"user_id": bob}))
+        assert (await sub.subscribe(f"user:{alice}"))["ok"] is True
+        assert (await sub.subscribe(f"timeline:{alice}"))["ok"] is False
+        added = Api(shared, SERVER_TOKEN).ok("POST", feed_path(f"user:{alice}"), activity("s1"))
+        await sub.wait_for(
+            lambda e: e["feed"] == f"user:{alice}" and [a["id"] for a in e["new"]] == [added["id"]],
+            "alice's add on bob's socket",
+        )
+    finally:
+        await sub.close()

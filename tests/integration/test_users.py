@@ -189,3 +189,58 @@ def test_a_user_token_manages_only_its_own_user(server: ServerProcess, uid: str)
     assert server_side.call("GET", f"user/{uid}someone/").status_code == 404
     feed_token = Api(server, {"resource": "*", "action": "*", "feed_id": f"user{bob}"})
     feed_token.refused("PUT", f"user/{bob}/", {"data": {}})
+
+
+# --- the batch calls of `users/` ---------------------------------------------------------------
+
+
+def batch(method: str, *args: Any) -> Doc:
+    """A call of the npm SDK's server-side client."""
+    return {"user": None, "method": method, "args": list(args)}
+
+
+def test_batch_users_with_the_npm_sdks_server_client(server: ServerProcess, uid: str) -> None:
+    """`addUsers`, `getUsers`, `deleteUsers` of the npm SDK (its node client_test.js case):
+    created with `override`, read back in the order asked (ids not stored left out), deleted
+    (ids never stored answered too); without `override` a stored user keeps its data and is
+    left out of `created_users`; a user token may make none of these calls."""
+    one, two, three = (f"{uid}-{n}" for n in ("1", "2", "3"))
+    users = [{"id": one, "data": {"name": "u1"}}, {"id": two, "data": {"name": "u2"}}]
+    added, got, kept, replaced, deleted, gone, refused = stream_js(server, [
+        batch("addUsers", users, True),
+        batch("getUsers", [two, three, one]),
+        batch("addUsers", [{"id": one, "data": {"name": "x"}}, {"id": three, "data": {}}]),
+        batch("addUsers", [{"id": two, "data": {"name": "y"}}], True),
+        batch("deleteUsers", [one, two, f"{uid}-never"]),
+        batch("getUsers", [one, two, three]),
+        {"user": one, "method": "getUsers", "args": [[one]]},
+    ])  # fmt: skip
+    created = added["result"]["created_users"]
+    assert [(u["id"], u["data"]) for u in created] == [(one, {"name": "u1"}), (two, {"name": "u2"})]
+    assert set(created[0]) == {"id", "data", "created_at", "updated_at"}
+    assert [u["id"] for u in got["result"]["users"]] == [two, one]
+    assert [u["id"] for u in kept["result"]["created_users"]] == [three]
+    [two_now] = replaced["result"]["created_users"]
+    assert two_now["data"] == {"name": "y"} and two_now["created_at"] == created[1]["created_at"]
+    assert deleted["result"]["deleted_user_ids"] == [one, two, f"{uid}-never"]
+    assert [u["id"] for u in gone["result"]["users"]] == [three]
+    assert refused["status"] == 403 and refused["error"]["exception"] == "NotAllowedException"
+
+
+def test_a_batch_of_users_is_validated_whole_before_anything_is_stored(
+    server: ServerProcess, uid: str
+) -> None:
+    api = Api(server, SERVER_TOKEN)
+    good = {"id": f"{uid}-ok", "data": {}}
+    for body, field in [
+        ({"users": [good, {"id": "bad id!", "data": {}}]}, "users[1].id"),
+        ({"users": [good, {"id": f"{uid}-ok", "data": {}}]}, "users[1].id"),
+        ({"users": [good, {"id": f"{uid}-2", "data": "text"}]}, "users[1].data"),
+        ({"users": []}, "users"),
+        ({"users": [good], "override": "yes"}, "override"),
+    ]:
+        answer = api.call("POST", "users/", body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert field in answer.json()["exception_fields"], answer.json()
+    assert api.ok("GET", "users/", ids=f"{uid}-ok")["users"] == []
+    assert api.call("GET", "users/").status_code == 400  # no ids

@@ -80,3 +80,23 @@ def test_a_batch_gets_times_in_order_and_fails_whole() -> None:
     with pytest.raises(InputError) as caught:
         parse_activities({"activities": [{"actor": "a", "verb": "v", "object": "o"}, {}]}, LIMITS)
     assert "activities[1].actor" in caught.value.fields
+
+
+def test_foreign_id_and_target_left_out_read_as_empty_strings() -> None:
+    """Stream answers every activity with `foreign_id` and `target` (its JS suites expect
+    both keys, `target: ''`, on activities added without them); what was sent wins."""
+    bare = parse_activity({"actor": "a", "verb": "v", "object": "o"}, LIMITS).public()
+    assert (bare["foreign_id"], bare["target"], bare["origin"]) == ("", "", None)
+    full = parse_activity(
+        {"actor": "a", "verb": "v", "object": "o", "foreign_id": "f:1", "target": "t:1"}, LIMITS
+    ).public("user:1")
+    assert (full["foreign_id"], full["target"], full["origin"]) == ("f:1", "t:1", "user:1")
+
+
+def test_an_activity_read_back_with_empty_foreign_id_and_target_parses_as_without() -> None:
+    """What a read answers (`foreign_id: ""`, `target: ""`) can be sent again (an update of
+    the activity as read back): the empty values are no values, and are not stored."""
+    sent = {"actor": "a", "verb": "v", "object": "o", "time": "2024-05-01T12:00:00"}
+    again = parse_activity({**sent, "foreign_id": "", "target": ""}, LIMITS)
+    assert "foreign_id" not in again.data and "target" not in again.data
+    assert again.foreign_id is None and again.id == parse_activity(sent, LIMITS).id

@@ -5,7 +5,8 @@ import time
 import jwt
 import pytest
 
-from tidings.auth import decode_token, feed_token, server_token, user_token
+from tidings.auth import decode_token, feed_token, server_token, shared_groups, user_token
+from tidings.config import FeedGroup
 from tidings.domain.errors import NotAllowedError, SignatureError
 from tidings.domain.feeds import FeedId
 
@@ -76,3 +77,30 @@ def test_bad_tokens_are_signature_errors(token: str | None) -> None:
 def test_bearer_prefix_and_expiry() -> None:
     g = decode_token("Bearer " + user_token("bob", SECRET, ttl=60), SECRET, GROUPS)
     assert g.user_id == "bob" and g.expires_at is not None and not g.expired
+
+
+def test_client_permissions_open_other_users_feeds_to_a_user_token() -> None:
+    """Stream's client-side feed group permissions: `global_read` lets a user token read
+    other users' feeds of the group (activities only, not their follows), `global_read_write`
+    add to them too; deleting from them, and every private group, stays refused; a scoped
+    token is not affected."""
+    shared = shared_groups({
+        "user": FeedGroup("user", client_permissions="global_read"),
+        "notification": FeedGroup("notification", client_permissions="global_read_write"),
+        "timeline": FeedGroup("timeline"),
+    })  # fmt: skip
+    assert shared == {"user": "global_read", "notification": "global_read_write"}
+    token = user_token("bob", SECRET)
+    bob = decode_token(token, SECRET, GROUPS, shared)
+    alice_note = FeedId("notification", "alice")
+    assert bob.allows("feed", "read", ALICE) and not bob.allows("feed", "write", ALICE)
+    assert not bob.allows("follower", "read", ALICE)
+    assert bob.allows("feed", "read", alice_note) and bob.allows("feed", "write", alice_note)
+    assert not bob.allows("feed", "delete", alice_note)
+    assert not bob.allows("feed", "read", FeedId("timeline", "alice"))
+    assert bob.may_write("notification:alice") and not bob.may_write("user:alice")
+    assert not decode_token(token, SECRET, GROUPS).allows("feed", "read", ALICE)
+    scoped = jwt.encode(
+        {"resource": "feed", "action": "read", "feed_id": "timelinebob"}, SECRET, "HS256"
+    )
+    assert not decode_token(scoped, SECRET, GROUPS, shared).allows("feed", "read", ALICE)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import Action, Grant, Resource, decode_token
+from ..auth import Action, Grant, Resource, decode_token, shared_groups
 from ..domain.errors import ApiKeyError, InputError, SignatureError
 from ..domain.feeds import FeedId, parse_feed
 from .keys import SETTINGS
@@ -29,7 +29,8 @@ def authenticate(request: web.Request) -> Grant:
     if auth_type != "jwt":
         raise SignatureError(f"stream-auth-type {auth_type!r} is not supported; use jwt")
     token = request.headers.get("Authorization")
-    grant = decode_token(token, str(settings.auth.api_secret), settings.feeds.keys())
+    shared = shared_groups(settings.feeds)
+    grant = decode_token(token, str(settings.auth.api_secret), settings.feeds.keys(), shared)
     request[GRANT] = grant
     return grant
 

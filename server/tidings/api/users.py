@@ -1,4 +1,5 @@
-"""Users: `POST user/`, `GET|PUT|DELETE user/{user_id}/`."""
+"""Users: `POST user/`, `GET|PUT|DELETE user/{user_id}/`; the batch calls `POST users/`,
+`GET users/?ids=` and `DELETE users/?ids=` (ids comma-separated or repeated)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,28 @@ async def delete_user(request: web.Request) -> web.Response:
     grant = authenticate(request)
     await request.config_dict[OBJECTS].users.delete(request.match_info["user_id"], grant)
     return answer(request, {})
+
+
+async def add_users(request: web.Request) -> web.Response:
+    grant = authenticate(request)
+    body = await json_body(request)
+    created = await request.config_dict[OBJECTS].users.add_many(body, grant)
+    return answer(request, {"created_users": created}, status=201)
+
+
+async def get_users(request: web.Request) -> web.Response:
+    grant = authenticate(request)
+    found = await request.config_dict[OBJECTS].users.get_many(_ids(request), grant)
+    return answer(request, {"users": found})
+
+
+async def delete_users(request: web.Request) -> web.Response:
+    grant = authenticate(request)
+    deleted = await request.config_dict[OBJECTS].users.delete_many(_ids(request), grant)
+    return answer(request, {"deleted_user_ids": deleted})
+
+
+def _ids(request: web.Request) -> list[str]:
+    """`ids` comma-separated (the npm SDK, stream-net) or repeated."""
+    raw = request.query.getall("ids", [])
+    return [i.strip() for value in raw for i in value.split(",") if i.strip()]

@@ -201,8 +201,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     # What enriched reads look up, in memory within the same bound as pages (max_staleness).
     fresh = memory.max_staleness_seconds
     reaction_store = ReactionStore(db, ObjectCache(fresh))
-    reactions = Reactions(reaction_store, service, bounds, writes)
     users, entries = UserStore(db, ObjectCache(fresh)), EntryStore(db, ObjectCache(fresh))
+    reactions = Reactions(reaction_store, service, bounds, writes, users)
     objects = Objects(
         Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )

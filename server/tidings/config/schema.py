@@ -15,6 +15,7 @@ from marshmallow import (
 )
 
 from ..domain.aggregation import DEFAULT_FORMAT, AggregationFormat, AggregationFormatError
+from ..domain.feeds import CLIENT_PERMISSIONS, PRIVATE
 from .firehose import FirehoseSchema, check_feed_groups
 from .media import MediaSchema, OgSchema
 from .sections import GROUP_NAME, Section, positive
@@ -183,6 +184,9 @@ class _FeedGroupSchema(Section):
     presence = fields.Boolean(load_default=False)
     aggregation_format = fields.String(validate=validate.Length(min=1, max=4096))
     max_length = fields.Integer(load_default=100, validate=positive(max=10_000))
+    client_permissions = fields.String(
+        load_default=PRIVATE, validate=validate.OneOf(CLIENT_PERMISSIONS)
+    )
 
     @validates_schema
     def feed_type(self, data: dict[str, Any], **_: Any) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..domain.aggregation import AggregationFormat
+from ..domain.feeds import PRIVATE
 from .firehose import FirehoseSettings
 from .media import MediaSettings, OgSettings
 from .values import Secret
@@ -136,6 +137,7 @@ class FeedGroup:
     presence: bool = False
     aggregation: AggregationFormat | None = None
     max_length: int = 100
+    client_permissions: str = PRIVATE  # a user token and other users' feeds (domain/feeds.py)
 
     @property
     def grouped(self) -> bool:

@@ -83,10 +83,16 @@ class Activity:
         return public_activity(self.id, self.data, origin)
 
 
+# What Stream answers for the activity fields it always has but an add may leave out.
+ABSENT_FIELDS: Mapping[str, Any] = {"foreign_id": "", "target": ""}
+
+
 def public_activity(
     activity_id: str, data: Mapping[str, Any], origin: str | None
 ) -> dict[str, Any]:
-    return {**data, "id": activity_id, "origin": origin}
+    """An activity as Stream answers it: what was sent, `foreign_id` and `target` as `""` when
+    left out (Stream's own suites expect both on every activity), its id and origin."""
+    return {**ABSENT_FIELDS, **data, "id": activity_id, "origin": origin}
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ def parse_activity(raw: object, limits: Limits, prefix: str = "") -> Activity:
             f"{', '.join(reserved)} cannot be set on an activity",
             {prefix + name: ["reserved field"] for name in reserved},
         )
+    # `""` is how an activity reads without them: one read back and sent again still has none
+    raw = {k: v for k, v in raw.items() if not (k in ABSENT_FIELDS and v == "")}
     try:
         loaded: dict[str, Any] = _SCHEMA.load(raw)
     except ValidationError as exc:

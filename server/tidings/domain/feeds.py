@@ -9,6 +9,10 @@ from typing import NamedTuple
 from .errors import FeedConfigError, InputError
 
 GROUP_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+# What a user token may do with other users' feeds of a group (Stream's client-side feed group
+# permissions): nothing; read their activities; read them and add activities to them.
+PRIVATE, GLOBAL_READ, GLOBAL_READ_WRITE = "private", "global_read", "global_read_write"
+CLIENT_PERMISSIONS = (PRIVATE, GLOBAL_READ, GLOBAL_READ_WRITE)
 USER_ID_RE = re.compile(r"^[\w\-.@=]{1,255}$")
 
 

@@ -90,6 +90,13 @@ class UserStore(Protocol):
 
     async def delete(self, user_id: str) -> bool: ...
 
+    async def insert_many(self, users: Sequence[User], override: bool) -> list[str]:
+        """Store new users; those whose id is taken are kept, or replaced with `override`.
+        The ids written."""
+        ...
+
+    async def delete_many(self, user_ids: Collection[str]) -> None: ...
+
 
 class EntryStore(Protocol):
     """Collection entries by (collection, id) (store/mongo/collections.py)."""

@@ -26,7 +26,7 @@ MAX_TARGET_FEEDS = 20  # Stream's documented maximum of target feeds per request
 MAX_DEPTH = 3  # a reaction, its child, the child's child: a fourth level is refused
 MAX_PAGE = 25  # Stream answers at most 25 reactions per filter page (a larger limit is capped)
 DEFAULT_PAGE = 10  # what a filter without `limit` answers (the npm SDK's default too)
-LATEST_CHILDREN = 10  # children per kind in `latest_children` of a read reaction
+LATEST_CHILDREN = 10  # children in all (newest, by kind) in `latest_children` of a read reaction
 USER_REFERENCE, ACTIVITY_REFERENCE, REACTION_REFERENCE = "SU:", "SA:", "SR:"
 LOOKUPS = ("activity_id", "user_id", "reaction_id")
 
@@ -51,9 +51,13 @@ class Reaction:
     deleted_at: datetime | None = None
 
     def public(
-        self, latest_children: Mapping[str, list[dict[str, Any]]] | None = None
+        self,
+        latest_children: Mapping[str, list[dict[str, Any]]] | None = None,
+        extra_data: bool = False,
     ) -> dict[str, Any]:
-        """Stream's shape of a reaction (without `duration`, which the HTTP layer adds)."""
+        """Stream's shape of a reaction (without `duration`, which the HTTP layer adds). Its
+        `target_feeds_extra_data` only with `extra_data`: Stream echoes it when it is written
+        (add, update), and reads (get, filter, children) answer without it."""
         body: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
@@ -68,7 +72,7 @@ class Reaction:
         }
         if self.target_feeds:
             body["target_feeds"] = list(self.target_feeds)
-        if self.target_feeds_extra_data is not None:
+        if extra_data and self.target_feeds_extra_data is not None:
             body["target_feeds_extra_data"] = self.target_feeds_extra_data
         if self.deleted_at is not None:
             body["deleted_at"] = wire_time(self.deleted_at)

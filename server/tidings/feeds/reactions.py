@@ -4,7 +4,8 @@ A reaction's `target_feeds` each get an activity (domain/reactions.py `target_ac
 added through the feeds' own add (`FeedService.add_to_many`), so it fans out, goes live on
 sockets and to the firehose as any add does; deleting the reaction removes it the same way
 (`FeedService.remove`). Everything a request names is validated and authorised before anything
-is stored.
+is stored. Each reaction answered carries its user's object (`user`, as Stream enriches it),
+read with the users of its latest children in one query.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..auth import Grant, authorize_reaction_targets, reaction_user, require_rea
 from ..domain.activities import parse_activity
 from ..domain.errors import DoesNotExistError, InputError
 from ..domain.feeds import FeedId
-from ..domain.ports import ReactionCounts
+from ..domain.ports import ReactionCounts, UserStore
 from ..domain.reactions import (
     LATEST_CHILDREN,
     MAX_DEPTH,
@@ -42,9 +43,14 @@ class FilterPage:
 
 class Reactions:
     def __init__(
-        self, store: ReactionStore, feeds: FeedService, bounds: Bounds, writes: TaskSet
+        self,
+        store: ReactionStore,
+        feeds: FeedService,
+        bounds: Bounds,
+        writes: TaskSet,
+        users: UserStore,
     ) -> None:
-        self.store, self.feeds, self.bounds = store, feeds, bounds
+        self.store, self.feeds, self.bounds, self.users = store, feeds, bounds, users
         # What the enrichment of a page of activities reads (counts, latest, own reactions).
         self.counts: ReactionCounts = store
         self.writes = writes  # the writes under way (drained at shutdown)
@@ -82,12 +88,12 @@ class Reactions:
             except Exception:
                 await self.store.delete(reaction.id)  # keeps nothing of a refused add
                 raise
-        return reaction.public()
+        return await self._with_users(reaction.public(extra_data=True))
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
         reaction = await self._existing(reaction_id)
-        latest = await self.store.latest_of("parent", [reaction.id], LATEST_CHILDREN)
-        return _public(reaction, latest.get(reaction.id, {}))
+        latest = await self.store.newest_children([reaction.id], LATEST_CHILDREN)
+        return await self._with_users(_public(reaction, latest.get(reaction.id, {})))
 
     @completes
     async def update(self, reaction_id: str, change: Change, grant: Grant) -> dict[str, Any]:
@@ -126,8 +132,9 @@ class Reactions:
         )
         if stored is None:
             raise _missing(reaction_id)
-        latest = await self.store.latest_of("parent", [reaction_id], LATEST_CHILDREN)
-        return _public(stored, latest.get(reaction_id, {}))
+        latest = await self.store.newest_children([reaction_id], LATEST_CHILDREN)
+        body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
+        return await self._with_users(body)
 
     @completes
     async def delete(self, reaction_id: str, soft: bool, grant: Grant) -> None:
@@ -163,12 +170,12 @@ class Reactions:
         own_children_of: str | None = None,
     ) -> FilterPage:
         """A page of reactions (one more read to tell whether there are more), each with its
-        latest children per kind and, for `own_children_of`, that user's children: one query
-        for the page, one for the children, one for the own children."""
+        newest children (ten in all, by kind) and, for `own_children_of`, that user's
+        children: one query for the page, one for the children, one for the own children."""
         found = await self.store.page(replace(query, limit=query.limit + 1))
         page, more = found[: query.limit], len(found) > query.limit
         ids = [r.id for r in page]
-        latest = await self.store.latest_of("parent", ids, LATEST_CHILDREN)
+        latest = await self.store.newest_children(ids, LATEST_CHILDREN)
         own = None
         if own_children_of is not None:
             own = await self.store.latest_of("parent", ids, LATEST_CHILDREN, own_children_of)
@@ -178,12 +185,24 @@ class Reactions:
             if own is not None:
                 body["own_children"] = _lists(own.get(reaction.id, {}))
             results.append(body)
+        await self._with_users(*results)
         activity = None
         if with_activity_data and query.field == "activity_id":
             stored = await self.feeds.activities.get(query.value)
             if stored is not None and not stored.removed:
                 activity = stored.public()
         return FilterPage(results, more, activity)
+
+    async def _with_users(self, *bodies: dict[str, Any]) -> dict[str, Any]:
+        """Put its user's object in each reaction body and in each of its children (latest
+        and own); a reaction whose user is not stored gets none. Answers the first body."""
+        every = [*bodies, *(c for b in bodies for c in _children(b))]
+        users = await self.users.get_many({body["user_id"] for body in every})
+        for body in every:
+            user = users.get(body["user_id"])
+            if user is not None:
+                body["user"] = user.public()
+        return bodies[0] if bodies else {}
 
     async def _existing(self, reaction_id: str) -> Reaction:
         reaction = await self.store.get(reaction_id)
@@ -214,6 +233,11 @@ class Reactions:
 
 def _public(reaction: Reaction, latest: dict[str, list[Reaction]]) -> dict[str, Any]:
     return reaction.public(_lists(latest))
+
+
+def _children(body: dict[str, Any]) -> list[dict[str, Any]]:
+    lists = [*body["latest_children"].values(), *body.get("own_children", {}).values()]
+    return [child for children in lists for child in children]
 
 
 def _lists(latest: dict[str, list[Reaction]]) -> dict[str, list[dict[str, Any]]]:

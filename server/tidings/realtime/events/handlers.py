@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ...auth import Grant, decode_token
+from ...auth import Grant, decode_token, shared_groups
 from ...bus.base import Bus
 from ...bus.messages import FollowChanged, LinkUp, Resync
 from ...config import Settings
@@ -141,6 +141,7 @@ class Handlers:
         afresh)."""
         self._groups = settings.feeds.keys()
         self._secret = str(settings.auth.api_secret)
+        self._shared = shared_groups(settings.feeds)  # others' feeds a user token reads
         self._max_missed = settings.realtime.max_missed
         self.max_in_flight = settings.realtime.max_events_in_flight
         self._service = service
@@ -170,7 +171,7 @@ class Handlers:
         token = normalised_token(auth)
         grant = self.grants.get(token)
         if grant is None:
-            grant = decode_token(token, self._secret, self._groups)
+            grant = decode_token(token, self._secret, self._groups, self._shared)
             self.grants.put(token, grant)
         elif grant.expired:
             raise SignatureError("token has expired")
@@ -295,7 +296,8 @@ class Handlers:
         return {"ok": True}
 
     async def refresh(self, peer: Peer, data: Any) -> Ack:
-        grant = decode_token(normalised_token(payload(data, "{token}")), self._secret, self._groups)
+        token = normalised_token(payload(data, "{token}"))
+        grant = decode_token(token, self._secret, self._groups, self._shared)
         feeds = [parse_feed_id(feed, self._groups) for feed in peer.feeds()]
         dropped = [str(feed) for feed in feeds if not grant.allows("feed", "read", feed)]
         for feed in dropped:

@@ -213,6 +213,26 @@ class ReactionStore:
             latest.setdefault(key["of"], {})[key["kind"]] = [_reaction(d) for d in items]
         return latest
 
+    async def newest_children(self, ids: Sequence[str], most: int) -> Latest:
+        """The newest `most` live children of each of `ids`, whatever their kinds, grouped by
+        kind (newest first): a read reaction's `latest_children`, as Stream answers them (ten
+        in all, not ten a kind). One aggregation for the whole page ($topN)."""
+        if not ids or most < 1:
+            return {}
+        cursor = await self.reactions.aggregate([
+            {"$match": {"parent": {"$in": list(ids)}, "deleted_at": None}},
+            {"$group": {
+                "_id": "$parent",
+                "items": {"$topN": {"n": most, "sortBy": {"_id": -1}, "output": "$$ROOT"}},
+            }},
+        ])  # fmt: skip
+        latest: Latest = {}
+        async for group in cursor:
+            kinds = latest.setdefault(group["_id"], {})
+            for doc in sorted(group["items"], key=lambda d: d["_id"], reverse=True):
+                kinds.setdefault(doc["kind"], []).append(_reaction(doc))
+        return latest
+
     async def recount(self, activity_id: str) -> dict[str, int]:
         """The live reactions to an activity counted from the documents (what the counters
         must equal: the tests compare them)."""

@@ -145,15 +145,19 @@ async def test_a_socket_that_missed_reactions_gets_them_when_it_watches_again_wi
     subs.append(again)
     await again.connect(server.url)
     ack = await again.call("reaction.watch", {"activity_id": activity_id, "since": first["id"]})
-    assert ack["ok"] is True and ack["more"] is False, ack
+    assert ack["ok"] is True and ack["more"] is False and ack["cursor"] > first["id"], ack
     missed = {r["id"]: r for r in ack["missed"]}
     assert set(missed) == {first["id"], new["id"], soft["id"]}
     assert missed[first["id"]]["data"] == {"text": "x"}
     assert "deleted_at" in missed[soft["id"]] and "deleted_at" not in missed[new["id"]]
     assert ack["reaction_counts"] == {"like": 1, "comment": 1}
-    # It watches again: what comes next reaches it.
+    # It watches again: what comes next reaches it, and a watch from the cursor misses nothing.
     later = await reaction_call(rest, "POST", "reaction/", body)
     await again.wait_for("reaction.added", of(later["id"]))
+    from_cursor = await again.call(
+        "reaction.watch", {"activity_id": activity_id, "since": ack["cursor"]}
+    )
+    assert [r["id"] for r in from_cursor["missed"]] == [later["id"]], from_cursor
 
     bad = await again.call("reaction.watch", {"activity_id": activity_id, "since": "nope"})
     assert bad["ok"] is False and bad["error"]["exception"] == "InputException", bad

@@ -16,6 +16,7 @@ from typing import Any
 from ...config import Settings
 from ...domain.errors import InputError, NotAllowedError
 from ...domain.ids import lookup_id
+from ...domain.reactions import new_reaction_id
 from ...feeds.reactions import Reactions
 from ..transport.dispatch import Ack
 from ..transport.peers import Peer, Rooms
@@ -59,7 +60,10 @@ class Watches:
         # event (clients dedupe by id) rather than in neither.
         if peer.grant is not None:  # else it disconnected meanwhile, leaving every room
             self.rooms.join(peer, room)
-        ack: Ack = {"ok": True, "activity_id": activity_id, "missed": [], "more": False}
+        # Every change after `cursor` (a reaction id of now) reaches the socket live: it is a
+        # `since` for a watch again when no reaction newer than it came.
+        ack: Ack = {"ok": True, "activity_id": activity_id, "missed": [], "more": False,
+                    "cursor": new_reaction_id()}  # fmt: skip
         if since is not None:
             missed = await self._reactions.changed_since(activity_id, since, self._max_missed)
             ack.update(missed=missed.reactions, more=missed.more, reaction_counts=missed.counts)

@@ -190,3 +190,23 @@ async def test_a_watch_is_refused_for_a_token_that_may_not_read_or_an_unknown_ac
     )
     await asyncio.sleep(0.3)
     assert scoped.events == [] and len(user.events) == 1
+
+
+async def test_a_socket_watches_at_most_a_hundred_activities(
+    server: ServerProcess, http: aiohttp.ClientSession, subs: list[Sub], uid: str
+) -> None:
+    rest = Rest(http, server)
+    ids = []
+    for batch in range(2):
+        activities = [{"actor": uid, "verb": "post", "object": f"o:{batch}:{n}"}
+                      for n in range(51)]  # fmt: skip
+        answer = await rest.call("POST", rest._path(f"user:{uid}"), {"activities": activities})
+        ids += [a["id"] for a in answer["activities"]]
+    sub = await watcher(subs, server, ids[0])
+    acks = [await sub.call("reaction.watch", {"activity_id": i}) for i in ids[1:100]]
+    assert all(ack["ok"] for ack in acks)
+    assert (await sub.call("reaction.watch", {"activity_id": ids[0]}))["ok"] is True  # again
+    over = await sub.call("reaction.watch", {"activity_id": ids[100]})
+    assert over["ok"] is False and over["error"]["exception"] == "InputException", over
+    await sub.call("reaction.unwatch", {"activity_id": ids[0]})
+    assert (await sub.call("reaction.watch", {"activity_id": ids[100]}))["ok"] is True

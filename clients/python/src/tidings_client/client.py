@@ -113,7 +113,9 @@ class Tidings:
         """Hear an activity's reactions live (reactions.py): `handler(event)` once per change,
         also for the changes made while the socket was away (it watches again with `since`
         after every reconnect and resync). `await watch.unwatch()` stops it."""
-        watch = ReactionWatch(self.connection, activity_id, handler, since)
+        watch = ReactionWatch(self.connection, activity_id, handler, since, lambda: any(
+            w.active and w.activity_id == activity_id for w in self._watches
+        ))  # fmt: skip
         await watch.start()
         self._watches = [w for w in self._watches if w.active] + [watch]
         return watch

@@ -25,8 +25,12 @@ _V7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7")
 
 class ReactionWatch:
     def __init__(self, connection: Connection, activity_id: str, handler: Handler,
-                 since: str | None = None) -> None:  # fmt: skip
+                 since: str | None = None, shared: Callable[[], bool] = lambda: False,
+                 ) -> None:  # fmt: skip
+        """`shared()`: whether another watch of this client watches the same activity (then
+        an unwatch leaves the server's room alone)."""
         self.connection, self.activity_id, self.handler = connection, activity_id, handler
+        self._shared = shared
         self.since = since  # the newest reaction id (or cursor) every change after reached us
         self._states: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._removers = [connection.on(name, self._live(name)) for name in REACTION_EVENTS]
@@ -54,7 +58,7 @@ class ReactionWatch:
         self.active = False
         for remove in self._removers:
             remove()
-        if self.connection.state == "connected":
+        if self.connection.state == "connected" and not self._shared():
             await self.connection.call("reaction.unwatch", {"activity_id": self.activity_id})
 
     async def _watch(self) -> None:

@@ -16,6 +16,7 @@ from tidings.bus.messages import (
     PresenceGone,
     PresenceSet,
     PresenceSync,
+    ReactionEmit,
     Resync,
     decode,
     encode,
@@ -23,6 +24,7 @@ from tidings.bus.messages import (
 
 EVERY_KIND = [
     Emit(["feed:user:a", "pull:user:b"], 3, b'42["x",{"feed":"user:a"}]'),
+    ReactionEmit(["reactions:a1"], "reaction.added", {"reaction": {"id": "r"}, "n": [1]}),
     FollowChanged("timeline:a", "user:b", True),
     Resync(["feed:user:a"]),
     Resync(None),

@@ -5,6 +5,7 @@ import { TidingsError } from "./errors.js";
 import { Feed } from "./feed.js";
 import { Rest } from "./rest.js";
 import { MemoryStorage, type TidingsStorage } from "./storage.js";
+import { ReactionWatch, type WatchAck } from "./reactions.js";
 import { Subscription, type SubscribeAck } from "./subscription.js";
 import { TokenClock } from "./token.js";
 import type {
@@ -15,6 +16,9 @@ import type {
   NewActivity,
   PresenceEvent,
   PresencePage,
+  Reaction,
+  ReactionEvent,
+  ReactionEventType,
   Recovered,
   SubscribeOptions,
   TidingsOptions,
@@ -41,6 +45,7 @@ export class Tidings extends Emitter<ClientEvents> {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private socket: Socket | undefined;
   private readonly subscriptions = new Set<Subscription>();
+  private readonly watches = new Set<ReactionWatch>();
   private waiters: Array<() => void> = [];
   private disconnectedAt: number | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -116,6 +121,32 @@ export class Tidings extends Emitter<ClientEvents> {
     return subscription;
   }
 
+  /**
+   * Hear an activity's reactions live: `handler` once per change, also for the changes made
+   * while the socket was away (the watch is sent again with `since` after every reconnect and
+   * resync). Resolves after the first ack; `watch.unwatch()` stops it.
+   */
+  async watchReactions(activityId: string, handler: (event: ReactionEvent) => void, options: { since?: string } = {}): Promise<ReactionWatch> {
+    if (this.closed) throw new Error("this Tidings client is closed");
+    const watch = new ReactionWatch(activityId, handler, {
+      watch: async (id, since) => (await this.call("reaction.watch", since === undefined ? { activity_id: id } : { activity_id: id, since })) as WatchAck,
+      unwatch: async (w) => {
+        this.watches.delete(w);
+        if ([...this.watches].some((other) => other.activityId === w.activityId)) return;
+        if (this.socket?.connected) await this.call("reaction.unwatch", { activity_id: w.activityId }).catch(() => undefined);
+      },
+      failed: (error) => this.emit("error", error),
+    }, options.since);
+    this.watches.add(watch);
+    try {
+      await watch.start();
+    } catch (error) {
+      this.watches.delete(watch);
+      throw error;
+    }
+    return watch;
+  }
+
   /** Close the socket and every subscription; the client cannot be used again. */
   close(): void {
     this.closed = true;
@@ -123,6 +154,7 @@ export class Tidings extends Emitter<ClientEvents> {
     clearTimeout(this.retryTimer);
     for (const subscription of this.subscriptions) void subscription.unsubscribe();
     this.subscriptions.clear();
+    this.watches.clear();
     this.socket?.disconnect();
     this.setState("closed");
     for (const wake of this.waiters.splice(0)) wake();
@@ -226,7 +258,13 @@ export class Tidings extends Emitter<ClientEvents> {
     socket.on("resync", (data: { reason?: string }) => {
       this.emit("resync", data ?? {});
       for (const subscription of this.subscriptions) subscription.recover("resync");
+      for (const watch of this.watches) watch.recover();
     });
+    for (const type of ["reaction.added", "reaction.updated", "reaction.deleted"] as const) {
+      socket.on(type, (data: { activity_id?: string; reaction: Reaction; reaction_counts?: Record<string, number> }) => {
+        for (const watch of this.watches) if (watch.activityId === data?.activity_id) watch.live(type as ReactionEventType, data);
+      });
+    }
     socket.on("token.expired", () => void this.refresh());
     socket.on("presence.join", (data: Omit<PresenceEvent, "type">) => this.emit("presence", { ...data, type: "join" }));
     socket.on("presence.leave", (data: Omit<PresenceEvent, "type">) => this.emit("presence", { ...data, type: "leave" }));
@@ -243,6 +281,7 @@ export class Tidings extends Emitter<ClientEvents> {
     this.disconnectedAt = undefined;
     // every subscription, the ones still starting too (theirs queues behind the start)
     for (const subscription of this.subscriptions) subscription.recover("connect", since);
+    if (since !== undefined) for (const watch of this.watches) watch.recover();
     for (const wake of this.waiters.splice(0)) wake();
   }
 

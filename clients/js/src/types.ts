@@ -125,3 +125,28 @@ export interface ClientEvents extends Record<string, unknown> {
   presence: PresenceEvent;
   resync: { reason?: string };
 }
+
+/** A reaction as REST answers it (Stream's shape). */
+export interface Reaction {
+  id: string;
+  kind: string;
+  activity_id: string;
+  user_id: string;
+  data: Record<string, unknown>;
+  parent: string;
+  created_at: string;
+  updated_at: string;
+  deleted_at?: string;
+  [key: string]: unknown;
+}
+
+export type ReactionEventType = "reaction.added" | "reaction.updated" | "reaction.deleted";
+
+/** What `watchReactions`' handler gets: one change of the activity's reactions. */
+export interface ReactionEvent {
+  type: ReactionEventType;
+  activity_id: string;
+  reaction: Reaction;
+  /** The activity's counts read after the change. */
+  reaction_counts: Record<string, number>;
+}

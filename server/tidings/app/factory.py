@@ -72,6 +72,7 @@ from ..og.previews import LinkPreviews, open_session
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
+from ..realtime.events.watches import Watches
 from ..realtime.faye.clients import Clients as FayeClients
 from ..realtime.faye.server import Bayeux
 from ..realtime.faye.transports import FayeEndpoint
@@ -213,7 +214,9 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     presence = Presence(node, presence_groups, realtime.presence_ttl,
                         realtime.presence_info_bytes, RoomEvents(hub, sio), bus)  # fmt: skip
     raid = RaidEvents(settings, service, presence)
-    handlers = Handlers(settings, service, hub, bus, presence, raid.events())
+    watches = Watches(settings, reactions, hub)
+    handlers = Handlers(settings, service, hub, bus, presence,
+                        {**raid.events(), **watches.events()})  # fmt: skip
     SioEvents(sio_peers, handlers)
     heartbeat = Heartbeat(hub, realtime.ping_interval)
     fast = None

@@ -37,6 +37,18 @@ class Emit(Message):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ReactionEmit(Message):
+    """A reaction event (`name`, `data`) for the sockets of `rooms` (an activity's watchers):
+    few sockets each, so it travels as JSON and each node encodes it for its own."""
+
+    KIND: ClassVar[str] = "remit"
+    ECHO: ClassVar[bool] = True
+    rooms: Sequence[str]
+    name: str
+    data: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FollowChanged(Message):
     """`source` now follows (or no longer follows) `target`."""
 
@@ -122,8 +134,8 @@ class LinkUp(Message):
 
 WIRE_KINDS: dict[str, type[Message]] = {
     kind.KIND: kind
-    for kind in (Emit, FollowChanged, Resync, Forget, HeadsWritten, PresenceSet, PresenceSync,
-                 PresenceGone)
+    for kind in (Emit, ReactionEmit, FollowChanged, Resync, Forget, HeadsWritten, PresenceSet,
+                 PresenceSync, PresenceGone)
 }  # fmt: skip
 
 

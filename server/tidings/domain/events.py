@@ -57,6 +57,11 @@ class Broadcaster(Protocol):
         too."""
         ...
 
+    async def reaction_event(self, activity_id: str, name: str, data: dict[str, Any]) -> None:
+        """A reaction event (`reaction.added`, ...) to the sockets watching `activity_id`'s
+        reactions, wherever they are connected; called once the store holds the write."""
+        ...
+
     async def follows_changed(self, source: str, target: str, following: bool) -> None:
         """`source` now follows (or no longer follows) the pull feed `target`: on every node,
         the sockets subscribed to `source` start (or stop) receiving `target`'s pull updates."""

@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
@@ -250,6 +250,15 @@ def new_reaction_id() -> str:
     rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (millis << 80) | (0x7 << 76) | ((sub_ms * 4096 // 1000) << 64) | (0b10 << 62) | rand
     return str(uuid.UUID(int=value))
+
+
+def id_time(reaction_id: str) -> datetime | None:
+    """The time a UUIDv7 reaction id was made at (to the millisecond); None for another UUID
+    (a client may choose its reactions' ids)."""
+    value = uuid.UUID(reaction_id)
+    if value.version != 7:
+        return None
+    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
 
 
 def _uuid(value: object, name: str) -> str:

@@ -11,9 +11,10 @@ still has them sent by any node once their lease runs out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from ..domain.events import Broadcaster, feed_update, marked
 from ..domain.ports import FeedUpdate
@@ -68,6 +69,25 @@ class Announcer:
         the marks (the broadcaster adds the counts); the firehose carries activities only."""
         event = marked(feed_update(feed), mark_seen, mark_read)
         await self.broadcaster.feed_update([feed], event)
+
+    def reaction(
+        self, name: str, reaction: dict[str, Any],
+        counts: Callable[[str], Awaitable[dict[str, int]]],
+    ) -> None:  # fmt: skip
+        """A write of `reaction` is stored: its event `name` goes to the sockets watching its
+        activity, in the background, with the activity's counts as read after the write
+        (`counts(activity_id)`). Not to the firehose: its messages are feeds' activities (a
+        reaction with target feeds reaches it as the activity those feeds hold)."""
+        self.tasks.spawn(self._tell_reaction(name, reaction, counts))
+
+    async def _tell_reaction(
+        self, name: str, reaction: dict[str, Any],
+        counts: Callable[[str], Awaitable[dict[str, int]]],
+    ) -> None:  # fmt: skip
+        activity_id = reaction["activity_id"]
+        event = {"activity_id": activity_id, "reaction": reaction,
+                 "reaction_counts": await counts(activity_id)}  # fmt: skip
+        await self.broadcaster.reaction_event(activity_id, name, event)
 
     async def _tell(
         self, updates: Sequence[FeedUpdate], emitted: Callable[[], None] | None = None

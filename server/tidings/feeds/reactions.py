@@ -26,12 +26,24 @@ from ..domain.reactions import (
     Change,
     NewReaction,
     Reaction,
+    id_time,
     now_ms,
     target_activity,
 )
 from ..runtime.background import TaskSet, completes
 from ..store.mongo.reactions import Query, ReactionStore
 from .service import FeedService
+
+ADDED, UPDATED, DELETED = "reaction.added", "reaction.updated", "reaction.deleted"
+
+
+@dataclass(frozen=True)
+class Missed:
+    """What a watcher of an activity's reactions missed (`changed_since`), and its counts now."""
+
+    reactions: list[dict[str, Any]]
+    more: bool
+    counts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,9 @@ class Reactions:
             except Exception:
                 await self.store.delete(reaction.id)  # keeps nothing of a refused add
                 raise
-        return await self._with_users(reaction.public(extra_data=True))
+        body = await self._with_users(reaction.public(extra_data=True))
+        self._tell(ADDED, body)
+        return body
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
         reaction = await self._existing(reaction_id)
@@ -134,7 +148,9 @@ class Reactions:
             raise _missing(reaction_id)
         latest = await self.store.newest_children([reaction_id], LATEST_CHILDREN)
         body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
-        return await self._with_users(body)
+        await self._with_users(body)
+        self._tell(UPDATED, body)
+        return body
 
     @completes
     async def delete(self, reaction_id: str, soft: bool, grant: Grant) -> None:
@@ -144,13 +160,18 @@ class Reactions:
         reaction = await self._existing(reaction_id)
         require_reaction_owner(grant, reaction.user_id, "delete")
         if soft:
-            await self.store.soft_delete(reaction_id, now_ms())
+            now = now_ms()
+            if await self.store.soft_delete(reaction_id, now):
+                self._tell(
+                    DELETED, await self._with_users(replace(reaction, deleted_at=now).public())
+                )
             return
         for child in await self.store.descendants_with_targets(reaction_id):
             await self._remove_targets(child, child.target_feeds)
         await self._remove_targets(reaction, reaction.target_feeds)
         await self.store.delete_descendants(reaction_id)
-        await self.store.delete(reaction_id)
+        if await self.store.delete(reaction_id):
+            self._tell(DELETED, await self._with_users(reaction.public()))
 
     @completes
     async def restore(self, reaction_id: str, grant: Grant) -> None:
@@ -158,10 +179,46 @@ class Reactions:
         Stream."""
         reaction = await self._existing(reaction_id)
         require_reaction_owner(grant, reaction.user_id)
-        if reaction.deleted_at is None or not await self.store.restore(reaction_id):
+        if reaction.deleted_at is None or not await self.store.restore(reaction_id, now_ms()):
             raise DoesNotExistError(
                 f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
             )
+        self._tell(ADDED, await self._with_users(replace(reaction, deleted_at=None).public()))
+
+    async def require_activity(self, activity_id: str) -> None:
+        """DoesNotExist unless the activity is stored (and not removed)."""
+        stored = await self.feeds.activities.get(activity_id)
+        if stored is None or stored.removed:
+            raise DoesNotExistError(
+                f"activity {activity_id} does not exist", {"activity_id": ["not found"]}
+            )
+
+    async def changed_since(self, activity_id: str, since: str, limit: int) -> Missed:
+        """The reactions of an activity (children too) added, updated, soft-deleted or restored
+        after the reaction `since` was added (its UUIDv7 time, or, for an id a client chose,
+        the time that reaction was stored), oldest id first, at most `limit`; and the
+        activity's counts now. A hard-deleted reaction is gone: only the counts tell of it."""
+        after = id_time(since)
+        if after is None:
+            found = await self.store.get(since)
+            if found is None or found.activity_id != activity_id:
+                raise InputError(
+                    "since must be the id of a reaction to this activity", {"since": ["unknown"]}
+                )
+            after = found.created_at
+        changed = await self.store.changed_since(activity_id, after, limit + 1)
+        bodies = [reaction.public() for reaction in changed[:limit]]
+        if bodies:
+            await self._with_users(*bodies)
+        return Missed(bodies, len(changed) > limit, await self._counts(activity_id))
+
+    def _tell(self, name: str, reaction: dict[str, Any]) -> None:
+        """The write of `reaction` is stored: its activity's watchers hear (in the background;
+        a copy, since the answer's body is the HTTP layer's to change)."""
+        self.feeds.announcer.reaction(name, dict(reaction), self._counts)
+
+    async def _counts(self, activity_id: str) -> dict[str, int]:
+        return (await self.store.counts_of([activity_id])).get(activity_id, {})
 
     async def filter(
         self,

@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from ..bus.base import Bus
-from ..bus.messages import Emit, FollowChanged, LinkUp, Resync
+from ..bus.messages import Emit, FollowChanged, LinkUp, ReactionEmit, Resync
 from ..domain.events import FEED_UPDATE, RESYNC
 from ..metrics import BROADCAST_SECONDS
 from .transport import protocol as p
-from .transport.hub import Hub
+from .transport.hub import FastConn, Hub
 from .transport.peers import Peer
-from .transport.rooms import feed_room, pull_room
+from .transport.rooms import feed_room, pull_room, reactions_room
 from .transport.sio_peers import SioPeers
 
 Counts = Callable[[Sequence[str]], Awaitable[dict[str, tuple[int, int]]]]
@@ -46,6 +46,7 @@ class Broadcaster:
         self._notification = frozenset(notification_groups)
         self._counts = counts
         bus.on(Emit, self._delivered)
+        bus.on(ReactionEmit, lambda m: self.deliver_to_watchers(m.rooms, m.name, m.data))
         bus.on(Resync, lambda m: self.resync_sockets(None if m.rooms is None else set(m.rooms)))
         bus.on(LinkUp, lambda m: self.resync_sockets() if m.after_outage else None)
 
@@ -71,6 +72,26 @@ class Broadcaster:
         """On every node: the sockets of `source` join (leave) `target`'s pull room, and the
         caches of what `source` follows forget it."""
         await self.bus.publish(FollowChanged(source, target, following), [feed_room(source)])
+
+    async def reaction_event(self, activity_id: str, name: str, data: dict[str, Any]) -> None:
+        """A reaction event to the sockets watching `activity_id`'s reactions, on every node
+        (one room: no fanout to the feeds that hold the activity)."""
+        rooms = [reactions_room(activity_id)]
+        await self.bus.publish(ReactionEmit(rooms, name, data), rooms)
+
+    async def deliver_to_watchers(
+        self, rooms: Sequence[str], name: str, data: dict[str, Any]
+    ) -> None:
+        """Write a reaction event to this node's sockets in `rooms`, fast or not."""
+        peers = self.hub.recipients(rooms)
+        if not peers:
+            return
+        frame = p.text_frame(p.event(name, data))
+        for peer in peers:
+            if isinstance(peer, FastConn):
+                self.hub.send(peer, frame)
+            elif peer.outlet is not None:
+                await peer.outlet.emit(peer, name, data)
 
     async def _emit(self, rooms: list[str], event: dict[str, Any]) -> None:
         frames = p.FeedFrames.of(FEED_UPDATE, event)

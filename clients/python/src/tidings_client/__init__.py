@@ -5,6 +5,7 @@ restarts and resyncs; tokens refreshed through `get_token`."""
 from .client import Tidings
 from .errors import NotConnected, TidingsError
 from .feed import Feed
+from .reactions import ReactionWatch
 from .storage import JSONFileStorage, MemoryStorage, Storage
 from .subscription import Subscription
 
@@ -13,6 +14,7 @@ __all__ = [
     "JSONFileStorage",
     "MemoryStorage",
     "NotConnected",
+    "ReactionWatch",
     "Storage",
     "Subscription",
     "Tidings",

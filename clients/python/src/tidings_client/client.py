@@ -10,6 +10,7 @@ from typing import Any
 from .connection import Connection, Listener
 from .errors import TidingsError
 from .feed import Feed
+from .reactions import Handler, ReactionWatch
 from .rest import Activity, Rest
 from .storage import MemoryStorage, Storage
 from .subscription import Subscription
@@ -55,6 +56,7 @@ class Tidings:
         self.connection.on_update = self._route
         self.connection.on_dropped = self._dropped
         self._subscriptions: list[Subscription] = []
+        self._watches: list[ReactionWatch] = []
 
     async def _renew(self) -> bool:
         return await self.tokens.renew(self.tokens.token)
@@ -105,7 +107,22 @@ class Tidings:
         ack = await self.connection.call("publish", {"feed": feed, "activity": activity})
         return dict(ack["activity"])
 
+    async def watch_reactions(
+        self, activity_id: str, handler: Handler, since: str | None = None
+    ) -> ReactionWatch:
+        """Hear an activity's reactions live (reactions.py): `handler(event)` once per change,
+        also for the changes made while the socket was away (it watches again with `since`
+        after every reconnect and resync). `await watch.unwatch()` stops it."""
+        watch = ReactionWatch(self.connection, activity_id, handler, since, lambda: any(
+            w.active and w.activity_id == activity_id for w in self._watches
+        ))  # fmt: skip
+        await watch.start()
+        self._watches = [w for w in self._watches if w.active] + [watch]
+        return watch
+
     async def close(self) -> None:
+        for watch in self._watches:
+            watch.active = False
         for subscription in list(self._subscriptions):
             await subscription._stop()
         await self.connection.close()
@@ -126,10 +143,16 @@ class Tidings:
     def _reconnected(self) -> None:
         for subscription in list(self._subscriptions):
             subscription.recover(self.connection.connects)
+        self._recover_watches()
 
     def _recover_all(self) -> None:
         for subscription in list(self._subscriptions):
             subscription.recover(None)
+        self._recover_watches()
+
+    def _recover_watches(self) -> None:
+        for watch in self._watches:
+            watch.recover()
 
     async def _dropped(self, feeds: list[str]) -> None:
         """A refreshed token may no longer read `feeds`: their subscriptions end, with a

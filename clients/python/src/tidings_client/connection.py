@@ -20,6 +20,7 @@ from .tokens_keeper import TokenKeeper
 log = logging.getLogger("tidings_client")
 Listener = Callable[..., Awaitable[None] | None]
 STATES = ("connecting", "connected", "disconnected")
+REACTION_EVENTS = ("reaction.added", "reaction.updated", "reaction.deleted")
 
 
 class Connection:
@@ -57,7 +58,7 @@ class Connection:
         self.sio.on("feed.update", self._feed_update)
         self.sio.on("resync", self._resync)
         self.sio.on("token.expired", self._token_expired)
-        for name in ("presence.join", "presence.leave"):
+        for name in ("presence.join", "presence.leave", *REACTION_EVENTS):
             self.sio.on(name, self._relay(name))
 
     # ------------------------------------------------------------------ listeners

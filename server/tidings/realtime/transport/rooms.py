@@ -4,6 +4,7 @@ from __future__ import annotations
 
 FEED_PREFIX = "feed:"
 PULL_PREFIX = "pull:"
+REACTIONS_PREFIX = "reactions:"
 
 
 def feed_room(feed: str) -> str:
@@ -20,3 +21,12 @@ def pull_room(feed: str) -> str:
 def room_feed(room: str) -> str | None:
     """The feed a room is for, or None for the rooms that are not feed rooms (the sid's own)."""
     return room.removeprefix(FEED_PREFIX) if room.startswith(FEED_PREFIX) else None
+
+
+def reactions_room(activity_id: str) -> str:
+    """The room of the sockets watching an activity's reactions (`reaction.watch`)."""
+    return REACTIONS_PREFIX + activity_id
+
+
+def is_reactions_room(room: str) -> bool:
+    return room.startswith(REACTIONS_PREFIX)

@@ -92,11 +92,12 @@ class ReactionStore:
         there is no such live reaction (a second soft delete changes nothing)."""
         return await self._uncount({"_id": reaction_id, "deleted_at": None}, {"deleted_at": now})
 
-    async def restore(self, reaction_id: str) -> bool:
-        """Undo a soft delete and count it again; False when it is not soft-deleted."""
+    async def restore(self, reaction_id: str, now: datetime) -> bool:
+        """Undo a soft delete and count it again; False when it is not soft-deleted. The time
+        is kept (`restored_at`, not answered) for the watchers' recovery (`changed_since`)."""
         doc = await self.reactions.find_one_and_update(
             {"_id": reaction_id, "deleted_at": {"$ne": None}, "counted": False},
-            {"$unset": {"deleted_at": ""}, "$set": {"counted": True}},
+            {"$unset": {"deleted_at": ""}, "$set": {"counted": True, "restored_at": now}},
         )
         if doc is None:
             return False
@@ -149,6 +150,15 @@ class ReactionStore:
         order = 1 if query.ascending else -1
         docs = await self.reactions.find(found).sort("_id", order).limit(query.limit).to_list()
         return [_reaction(d) for d in docs]
+
+    async def changed_since(self, activity_id: str, since: datetime, limit: int) -> list[Reaction]:
+        """The reactions of an activity (children too) added, updated, soft-deleted or
+        restored after `since`, soft-deleted ones included, oldest id first, at most `limit`."""
+        after = {"$gt": since}
+        changed = [{"created_at": after}, {"updated_at": after}, {"deleted_at": after},
+                   {"restored_at": after}]  # fmt: skip
+        docs = self.reactions.find({"activity_id": activity_id, "$or": changed}).sort("_id", 1)
+        return [_reaction(d) for d in await docs.limit(limit).to_list()]
 
     async def many(self, reaction_ids: Collection[str]) -> dict[str, Reaction]:
         """The live reactions of `reaction_ids` (an enrichment's `SR:` references): one query."""

@@ -70,7 +70,7 @@ def nodes(
         node.start()
     yield a, b
     for node in (a, b):
-        node.stop()
+        node.kill()
 
 
 async def _warm(rest: Rest, feed: str, want: list[str]) -> None:
@@ -120,7 +120,7 @@ async def test_since_holds_what_a_node_stored_before_it_died_without_publishing(
         assert stored in ([first], held)
     finally:
         for node in (a, b):
-            node.stop()
+            node.kill()
 
 
 async def test_pages_and_lookups_lag_at_most_max_staleness(
@@ -230,7 +230,7 @@ async def test_caches_are_bounded_by_measured_memory_shown_in_metrics(
         assert 0 < used <= bound * (1 << 20) and 1 <= kept < len(feeds)
         assert await rest.metric('tidings_cache_bytes{cache="activities"}') > 0
     finally:
-        node.stop()
+        node.kill()
 
 
 async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_pages_briefly(
@@ -269,7 +269,7 @@ async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_page
         assert time.monotonic() - written <= STALENESS + MARGIN
     finally:
         for node in (a, b):
-            node.stop()
+            node.kill()
 
 
 def _exists(path: Path) -> Callable[[], Awaitable[bool]]:
@@ -309,4 +309,4 @@ async def test_a_retried_write_tells_the_other_nodes_what_the_dead_first_try_did
         await poll(page_shows_it, "B's page to show the retried activity", within=10)
     finally:
         for node in (a, b):
-            node.stop()
+            node.kill()

@@ -59,7 +59,7 @@ def two_nodes(
         node.start()
     yield nodes
     for node in nodes:
-        node.stop()
+        node.kill()
 
 
 @pytest.fixture

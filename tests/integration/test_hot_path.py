@@ -44,7 +44,7 @@ def nodes(store: Store, redis_server: RedisServer, workdir: Path) -> Iterator[li
     ]  # fmt: skip
     yield started
     for node in started:
-        node.stop()
+        node.kill()
 
 
 class Node:

@@ -98,7 +98,7 @@ def two_nodes(store: Store, redis_server: RedisServer,
     )  # fmt: skip
     yield nodes  # type: ignore[misc]
     for node in nodes:
-        node.stop()
+        node.kill()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pymongo.database import Database
 from harness.follows import add_followers_bulk
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
-FOLLOWERS = 2_000  # 20 batches of 100: a fanout long enough to interrupt partway
+FOLLOWERS = 3_000  # 30 batches of 100: a fanout long enough to interrupt partway
 SERVER_TOKEN = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET, "HS256")
 HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}
 

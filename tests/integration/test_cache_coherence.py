@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from harness.cluster import start_all
 from tests.integration.nodes import (
     DEGRADED,
     READY,
@@ -66,8 +67,7 @@ def nodes(
     store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     a, b = _nodes(store, redis_server, proxy, workdir, {})
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     yield a, b
     for node in (a, b):
         node.kill()
@@ -103,8 +103,7 @@ async def test_since_holds_what_a_node_stored_before_it_died_without_publishing(
     http: aiohttp.ClientSession, subs: list[Sub], uid: str,
 ) -> None:  # fmt: skip
     a, b = _nodes(store, redis_server, proxy, workdir, {"TIDINGS_TEST_FAULT": "entries.inserted"})
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     try:
         rest_a, rest_b = Rest(http, a), Rest(http, b)
         feed = f"user:{uid}"
@@ -243,8 +242,7 @@ async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_page
     a, b = _nodes(store, redis_server, proxy, workdir, {})
     b.env.update({"TIDINGS_TEST_FAULT": "heads.read:hold:1",
                   "TIDINGS_TEST_HOLD_DIR": str(tmp_path)})  # fmt: skip
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     try:
         rest_a, rest_b = Rest(http, a), Rest(http, b)
         await wait_ready([rest_a, rest_b], READY)
@@ -288,8 +286,7 @@ async def test_a_retried_write_tells_the_other_nodes_what_the_dead_first_try_did
     its page for a long max_staleness."""
     a, b = _nodes(store, redis_server, proxy, workdir, {"TIDINGS_TEST_FAULT": "entries.inserted"})
     b.env["TIDINGS_CACHE_MAX_STALENESS_SECONDS"] = "60"
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     try:
         rest_a, rest_b = Rest(http, a), Rest(http, b)
         feed = f"user:{uid}"

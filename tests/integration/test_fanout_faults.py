@@ -74,7 +74,7 @@ def test_a_batch_failed_by_a_removal_does_not_stall_later_fanouts(
     add_followers(store, db, celeb, feeds)
 
     aid = post_activity(node, celeb, {"actor": uid, "verb": "post", "object": "oops"})["id"]
-    wait_partway(db, aid, 300, 1_800)
+    wait_partway(db, aid, 300, 2_700)
     group, user = celeb.split(":")
     removed = api(node, "DELETE", f"feed/{group}/{user}/{aid}/")
     assert removed.status_code == 200, removed.text

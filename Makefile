@@ -69,7 +69,7 @@ test: install-test ## install what the tests need, build the docs strictly, then
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed-test ## the fast tests only (no I/O)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit bench
 
 lint: $(VENV)/.installed-test ## ruff and mypy
 	$(BIN)/ruff check server harness tests bench clients/python conftest.py

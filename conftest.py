@@ -89,9 +89,10 @@ def server(pool: ServerPool) -> ServerProcess:
 
 
 @pytest.fixture
-def spawn(store: Store, tmp_path: Path) -> Iterator[Spawn]:
+def spawn(store: Store, mongo: MongoClient[Doc], tmp_path: Path) -> Iterator[Spawn]:
     """Starts servers of this test's own (own database unless given); kills them at the end of
-    the test (the session drops their databases)."""
+    the test and drops their databases then, so that the store stays small for the tests after
+    (a store holding every test's data slows down all of them)."""
     started: list[ServerProcess] = []
 
     def start(env: dict[str, str], database: str | None = None) -> ServerProcess:
@@ -103,6 +104,8 @@ def spawn(store: Store, tmp_path: Path) -> Iterator[Spawn]:
     yield start
     for node in started:
         node.kill()
+    for database in {node.database for node in started}:
+        mongo.drop_database(database)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ CLUSTER_ENV = {
     "TIDINGS_REALTIME_PRESENCE_TTL": str(PRESENCE_TTL),
     "TIDINGS_REALTIME_PUBLISH_RATE": "1",
     "TIDINGS_REALTIME_PUBLISH_BURST": "10",
+    # A node a test stops cleanly drains its open sockets this long, not the default 10 s.
+    "TIDINGS_SERVER_SHUTDOWN_TIMEOUT": "2",
 }
 
 

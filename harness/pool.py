@@ -42,9 +42,10 @@ class ServerPool:
             raise RuntimeError("this pool has no Redis")
         return self.redis.url
 
-    def close(self, timeout: float = 10) -> None:
-        """Stop every server at once (SIGTERM to all, then wait; SIGKILL after `timeout`); the
-        session drops their databases with the others."""
+    def close(self, timeout: float = 2) -> None:
+        """Stop every server at once (SIGTERM to all, then wait; SIGKILL after `timeout`: no test
+        checks these stops, and a server holding a client's socket open would drain it for
+        `server.shutdown_timeout`); the session drops their databases with the others."""
         running = [s for s in self.servers.values() if s.running]
         for server in running:
             assert server.process is not None

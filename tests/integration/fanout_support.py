@@ -15,7 +15,14 @@ from pymongo.database import Database
 from harness.follows import add_followers_bulk
 from tests.support import API_KEY, API_SECRET, ServerProcess, Store, wait_until
 
-FOLLOWERS = 5_000
+# The pool's server of small fanout bounds (a feed follows at most four feeds; three followers
+# make a feed pull, two make it push again), shared by the tests of these bounds.
+SMALL = {
+    "TIDINGS_FANOUT_MAX_FOLLOWING": "4",
+    "TIDINGS_FANOUT_PULL_THRESHOLD": "3",
+    "TIDINGS_FANOUT_PUSH_THRESHOLD": "2",
+}
+FOLLOWERS = 3_000  # 30 batches of 100: a fanout long enough to interrupt partway
 SERVER_TOKEN = jwt.encode({"resource": "*", "action": "*", "feed_id": "*"}, API_SECRET, "HS256")
 HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}
 

@@ -100,8 +100,11 @@ class Rest:
         return float(found.group(1))
 
 
-async def poll(check: Callable[[], Any], what: str, within: float = WAIT) -> Any:
-    """Await `check()` until it answers something truthy (bounded)."""
+async def poll(
+    check: Callable[[], Any], what: str, within: float = WAIT, every: float = 0.05
+) -> Any:
+    """Await `check()` until it answers something truthy (bounded), every `every` seconds (a
+    check that asks the store much should not ask often: it slows what it waits for)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     last: Any = None
@@ -109,7 +112,7 @@ async def poll(check: Callable[[], Any], what: str, within: float = WAIT) -> Any
         last = await check()
         if last:
             return last
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every)
     raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from harness.cluster import start_all
 from tests.integration.nodes import (
     DEGRADED,
     READY,
@@ -66,11 +67,10 @@ def nodes(
     store: Store, redis_server: RedisServer, proxy: TcpProxy, workdir: Path
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     a, b = _nodes(store, redis_server, proxy, workdir, {})
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     yield a, b
     for node in (a, b):
-        node.stop()
+        node.kill()
 
 
 async def _warm(rest: Rest, feed: str, want: list[str]) -> None:
@@ -103,8 +103,7 @@ async def test_since_holds_what_a_node_stored_before_it_died_without_publishing(
     http: aiohttp.ClientSession, subs: list[Sub], uid: str,
 ) -> None:  # fmt: skip
     a, b = _nodes(store, redis_server, proxy, workdir, {"TIDINGS_TEST_FAULT": "entries.inserted"})
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     try:
         rest_a, rest_b = Rest(http, a), Rest(http, b)
         feed = f"user:{uid}"
@@ -120,7 +119,7 @@ async def test_since_holds_what_a_node_stored_before_it_died_without_publishing(
         assert stored in ([first], held)
     finally:
         for node in (a, b):
-            node.stop()
+            node.kill()
 
 
 async def test_pages_and_lookups_lag_at_most_max_staleness(
@@ -230,7 +229,7 @@ async def test_caches_are_bounded_by_measured_memory_shown_in_metrics(
         assert 0 < used <= bound * (1 << 20) and 1 <= kept < len(feeds)
         assert await rest.metric('tidings_cache_bytes{cache="activities"}') > 0
     finally:
-        node.stop()
+        node.kill()
 
 
 async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_pages_briefly(
@@ -243,8 +242,7 @@ async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_page
     a, b = _nodes(store, redis_server, proxy, workdir, {})
     b.env.update({"TIDINGS_TEST_FAULT": "heads.read:hold:1",
                   "TIDINGS_TEST_HOLD_DIR": str(tmp_path)})  # fmt: skip
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     try:
         rest_a, rest_b = Rest(http, a), Rest(http, b)
         await wait_ready([rest_a, rest_b], READY)
@@ -269,7 +267,7 @@ async def test_a_delayed_reader_keeps_an_old_head_that_answers_no_since_and_page
         assert time.monotonic() - written <= STALENESS + MARGIN
     finally:
         for node in (a, b):
-            node.stop()
+            node.kill()
 
 
 def _exists(path: Path) -> Callable[[], Awaitable[bool]]:
@@ -288,8 +286,7 @@ async def test_a_retried_write_tells_the_other_nodes_what_the_dead_first_try_did
     its page for a long max_staleness."""
     a, b = _nodes(store, redis_server, proxy, workdir, {"TIDINGS_TEST_FAULT": "entries.inserted"})
     b.env["TIDINGS_CACHE_MAX_STALENESS_SECONDS"] = "60"
-    for node in (a, b):
-        node.start()
+    start_all([a, b])
     try:
         rest_a, rest_b = Rest(http, a), Rest(http, b)
         feed = f"user:{uid}"
@@ -309,4 +306,4 @@ async def test_a_retried_write_tells_the_other_nodes_what_the_dead_first_try_did
         await poll(page_shows_it, "B's page to show the retried activity", within=10)
     finally:
         for node in (a, b):
-            node.stop()
+            node.kill()

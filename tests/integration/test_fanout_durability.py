@@ -51,7 +51,7 @@ def test_crash_mid_fanout_is_resumed_by_another_node(
 
     added = post_activity(first, celeb, {"actor": uid, "verb": "announce", "object": "concert:1"})
     aid = added["id"]
-    wait_partway(db, aid, 300, 4_500)
+    wait_partway(db, aid, 300, 2_700)
     first.kill()
 
     at_crash = entry_count(db, aid) - 1  # less the entry of the origin feed
@@ -82,7 +82,7 @@ def test_graceful_stop_releases_the_lease_at_once(
         "TIDINGS_FANOUT_POLL_SECONDS": "0.5",
         "TIDINGS_SERVER_SHUTDOWN_TIMEOUT": "1",
     }
-    # Every batch of the first node waits half a second: its 50 batches cannot all be done
+    # Every batch of the first node waits half a second: its 30 batches cannot all be done
     # within the 1 s grace of its stop, whatever the machine's load.
     first = spawn({**env, "TIDINGS_TEST_FAULT": "fanout.batch:pause"})
     db = mongo[first.database]
@@ -90,7 +90,7 @@ def test_graceful_stop_releases_the_lease_at_once(
     add_followers(store, db, celeb, feeds)
 
     aid = post_activity(first, celeb, {"actor": uid, "verb": "raid", "object": "boss:7"})["id"]
-    wait_partway(db, aid, 150, 4_500)
+    wait_partway(db, aid, 150, 2_700)
     [running] = jobs_of(db, aid)
     assert running["lease_until"] > datetime.now(UTC) + timedelta(seconds=300), running
     # Bounded well below the lease: a stop that hangs until it is killed is not graceful.
@@ -171,7 +171,7 @@ def test_removal_during_an_interrupted_fanout_is_not_undone_by_its_resumption(
     celeb, feeds = f"user:{uid}", follower_feeds(uid, FOLLOWERS)
     add_followers(store, db, celeb, feeds)
     aid = post_activity(first, celeb, {"actor": uid, "verb": "post", "object": "oops"})["id"]
-    wait_partway(db, aid, 300, 4_500)
+    wait_partway(db, aid, 300, 2_700)
     first.kill()
 
     second = spawn(env, database=first.database)

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from harness.cluster import start_all
 from tests.integration.fast_path_clients import (
     PyClient,
     RawClient,
@@ -55,11 +56,10 @@ def two_nodes(
                       log_path=workdir / f"fast-nodes-{n}.log")
         for n in "AB"
     ]  # fmt: skip
-    for node in nodes:
-        node.start()
+    start_all(nodes)
     yield nodes
     for node in nodes:
-        node.stop()
+        node.kill()
 
 
 @pytest.fixture

@@ -228,7 +228,7 @@ def own_server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     config.write_text(CONFIG)
     process = ServerProcess(store.url, env={"TIDINGS_CONFIG": str(config)}).start()
     yield process
-    process.stop()
+    process.kill()
 
 
 def test_max_length_ages_the_least_recently_updated_groups_out(
@@ -365,9 +365,9 @@ def test_an_add_killed_before_its_group_is_joined_by_the_retry(
         assert [g["activity_count"] for g in answer["results"]] == [1]
         assert answer["unseen"] == 1
     finally:
-        armed.stop()
+        armed.kill()
         if restarted is not None:
-            restarted.stop()
+            restarted.kill()
 
 
 # --- groups of a pull feed's activities ----------------------------------------------------

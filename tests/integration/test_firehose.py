@@ -41,7 +41,7 @@ def nodes() -> Iterator[list[ServerProcess]]:
     started: list[ServerProcess] = []
     yield started
     for node in started:
-        node.stop()
+        node.kill()
 
 
 def test_every_update_reaches_the_webhooks_signed_once_the_feed_holds_it(

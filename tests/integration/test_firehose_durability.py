@@ -46,7 +46,7 @@ def hooked(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {**FAST, **webhooks((hook, [])), "TIDINGS_TEST_FAULT": RAISING}
     node = ServerProcess(store.url, env=env, log_path=log).start()
     yield node, hook
-    node.stop()
+    node.kill()
     hook.stop()
 
 
@@ -196,7 +196,7 @@ def test_an_update_bigger_than_a_queue_takes_arrives_split_to_fit_each_queue(
         assert {a["id"] for a in stored["results"]} == wanted
 
     finally:
-        node.stop()
+        node.kill()
 
 
 def deliveries(node: ServerProcess, store: Store) -> pymongo.collection.Collection[Any]:
@@ -219,7 +219,7 @@ def test_dead_letters_older_than_the_retention_are_deleted(
                    what="the dead letter")  # fmt: skip
         wait_until(lambda: outbox.count_documents({}) == 0, 15, what="its deletion")
     finally:
-        node.stop()
+        node.kill()
         hook.stop()
 
 
@@ -265,7 +265,7 @@ def test_a_disabled_endpoint_gets_nothing_written_until_enabled_and_purge_clears
 
         wait_until(delivered, 15, 0.2, what="a delivery once enabled")
     finally:
-        node.stop()
+        node.kill()
         hook.stop()
 
 

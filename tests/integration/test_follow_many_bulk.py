@@ -16,14 +16,10 @@ from stream.client import StreamClient
 from stream.exceptions import InputException
 
 from harness.pool import ServerPool
+from tests.integration.fanout_support import SMALL
 from tests.support import API_KEY, API_SECRET
 
 Doc = dict[str, Any]
-SMALL = {
-    "TIDINGS_FANOUT_MAX_FOLLOWING": "4",
-    "TIDINGS_FANOUT_PULL_THRESHOLD": "3",
-    "TIDINGS_FANOUT_PUSH_THRESHOLD": "2",
-}
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ def held_server(store: Store, tmp_path: Path) -> Iterator[tuple[ServerProcess, H
     holds = Holds(tmp_path)
     yield process, holds
     holds.open()
-    process.stop()
+    process.kill()
 
 
 def notification(server: ServerProcess, uid: str) -> Any:
@@ -186,7 +186,7 @@ def test_an_add_failing_after_its_join_is_counted_once_by_the_retry(
         assert_groups_match_entries(db, feed.id)
         assert [g["activity_count"] for g in feed.get()["results"]] == [17]
     finally:
-        server.stop()
+        server.kill()
 
 
 def test_an_add_killed_after_its_join_is_counted_once_by_the_retry(
@@ -212,9 +212,9 @@ def test_an_add_killed_after_its_join_is_counted_once_by_the_retry(
         assert_groups_match_entries(db, feed.id)
         assert [g["activity_count"] for g in feed.get()["results"]] == [17]
     finally:
-        armed.stop()
+        armed.kill()
         if restarted is not None:
-            restarted.stop()
+            restarted.kill()
 
 
 def test_activities_a_follow_copies_into_an_aggregated_feed_name_their_origin(
@@ -269,4 +269,4 @@ def test_activities_merged_in_from_a_pull_feed_name_it_as_their_origin(
         assert origins == {merged: celeb.id, copied: celeb.id}
         assert db["feed_entries"].count_documents({"activity_id": merged}) == 1  # not copied
     finally:
-        server.stop()
+        server.kill()

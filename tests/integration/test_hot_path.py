@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.cluster import start_all
 from tests.support import API_KEY, API_SECRET, RedisServer, ServerProcess, Store
 
 WAIT = 10.0
@@ -39,12 +40,13 @@ def nodes(store: Store, redis_server: RedisServer, workdir: Path) -> Iterator[li
     database = f"t_{uuid.uuid4().hex[:12]}"
     started = [
         ServerProcess(store.url, database, redis_server.url, env={**SMALL, **extra},
-                      log_path=workdir / f"hot-{name}.log").start()
+                      log_path=workdir / f"hot-{name}.log")
         for name, extra in (("a", {}), ("b", {}), ("c", COLD))
     ]  # fmt: skip
+    start_all(started)
     yield started
     for node in started:
-        node.stop()
+        node.kill()
 
 
 class Node:

@@ -109,4 +109,4 @@ def test_old_follows_are_adopted_once_by_nodes_starting_together(
         again.start()
         assert db["feeds"].find_one({"_id": "user:celeb"})["followers"] == FOLLOWERS + 1
     finally:
-        again.stop()
+        again.kill()

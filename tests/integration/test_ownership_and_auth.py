@@ -211,7 +211,7 @@ def test_removal_through_one_owner_does_not_cancel_another_owners_fanout(
         assert ids(node, f"user:{uid}fan") == []
         assert ids(node, star) == [aid]
     finally:
-        node.stop()
+        node.kill()
         client.drop_database(node.database)
         client.close()
 
@@ -251,7 +251,7 @@ def test_removal_through_one_owner_leaves_it_where_another_owner_reaches(
         assert {both, fan, *only_fan} <= holders
         assert star not in holders
     finally:
-        node.stop()
+        node.kill()
         client.drop_database(node.database)
         client.close()
 

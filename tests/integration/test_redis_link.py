@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from harness.cluster import start_all
 from harness.common import SERVER_TOKEN
 from harness.engineio import RawSocket
 from tests.faye_client import FayeSubscriber
@@ -90,12 +91,13 @@ def two_nodes(store: Store, redis_server: RedisServer,
     database = f"t_{uuid.uuid4().hex[:12]}"
     nodes = tuple(
         ServerProcess(store.url, database=database, redis_url=redis_server.url,
-                      log_path=workdir / f"redis-link-{n}.log").start()
+                      log_path=workdir / f"redis-link-{n}.log")
         for n in (1, 2)
     )  # fmt: skip
+    start_all(list(nodes))
     yield nodes  # type: ignore[misc]
     for node in nodes:
-        node.stop()
+        node.kill()
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def nodes(store: Store, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     started: list[ServerProcess] = []
     yield started
     for node in started:
-        node.stop()
+        node.kill()
 
 
 def test_removal_killed_midway_is_finished_by_a_retry(

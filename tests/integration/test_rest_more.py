@@ -332,7 +332,7 @@ def test_activity_to_targets_retried_after_a_crash_midway_finishes(
         reader = client.feed("timeline", uid)
         eventually(lambda: reader.get()["results"] == [], "the old target's follower cleared")
     finally:
-        healthy.stop()
+        healthy.kill()
 
 
 def test_activity_to_targets_authorises_targets(server: ServerProcess, uid: str) -> None:

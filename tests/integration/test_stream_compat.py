@@ -28,7 +28,7 @@ SYNC_MAX_FEEDS = 50  # fanout.sync_max_feeds of the `awaiting` server
 def awaiting(pool: ServerPool) -> ServerProcess:
     """A server whose budget for waiting on small fanouts (fanout.sync_budget_ms) is far above
     what these take even on a loaded machine: what is asserted is that the write waits, not
-    how fast the fanout is (the budget's cut-off: tests/unit/test_completion.py)."""
+    how fast the fanout is (the budget's cut-off: tests/unit/fanout/test_completion.py)."""
     env = {
         "TIDINGS_FANOUT_SYNC_MAX_FEEDS": str(SYNC_MAX_FEEDS),
         "TIDINGS_FANOUT_SYNC_BUDGET_MS": "20000",

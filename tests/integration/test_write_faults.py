@@ -51,7 +51,7 @@ def nodes(
     start_all(list(started.values()))
     yield started
     for node in started.values():
-        node.stop()
+        node.kill()
 
 
 class Node:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tidings.config import load_settings
 
-REFERENCE = Path(__file__).parents[2] / "docs" / "reference" / "configuration.md"
+REFERENCE = Path(__file__).parents[3] / "docs" / "reference" / "configuration.md"
 # a table row of the reference: | `section.key` | `default` | what it does |
 ROW = re.compile(r"^\| `(?P<key>[a-z0-9_]+\.[a-z0-9_]+)` \| `(?P<value>[^`]*)` \|", re.MULTILINE)
 # the feed groups the defaults ship: | `group` | settings |

@@ -166,7 +166,7 @@ def test_the_follow_cap_is_ours_and_documented_with_its_value() -> None:
     defaults and in the REST reference's table of routes, with the same value."""
     cap = load_settings(environ={}).fanout.max_following
     assert cap == 5000
-    rest = (Path(__file__).parents[2] / "docs" / "reference" / "rest.md").read_text()
+    rest = (Path(__file__).parents[3] / "docs" / "reference" / "rest.md").read_text()
     assert f"`fanout.max_following` ({cap:,})" in rest
 
 
@@ -180,7 +180,7 @@ def test_a_unix_socket_url_is_logged_by_its_path_never_its_password() -> None:
 def test_the_example_production_file_loads_over_the_packaged_defaults() -> None:
     """The repository's config/ holds examples only; the defaults they sit on ship in the
     package."""
-    example = Path(__file__).parents[2] / "config" / "production.example.toml"
+    example = Path(__file__).parents[3] / "config" / "production.example.toml"
     settings = load_settings(example, environ={})
     assert settings.server.host == "0.0.0.0"
     assert "[server]" in defaults_text() and "[auth]" in defaults_text()

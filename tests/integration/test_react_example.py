@@ -26,6 +26,7 @@ import stream
 from aiohttp import web
 from PIL import Image
 
+from harness.pool import ServerPool
 from tests.integration.browser_page import BrowserPage
 from tests.support import API_KEY, API_SECRET, ROOT, ServerProcess, free_port
 
@@ -96,6 +97,14 @@ async def _serves(base: str, path: str) -> bool:
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """A call of the (blocking) Stream SDK, off the loop that serves the page."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+@pytest.fixture
+def server(pool: ServerPool) -> ServerProcess:
+    """A server whose answers wait for the fanout of a post into the poster's timeline: the
+    page reads its feed again right after posting (a loaded machine would otherwise answer
+    before the timeline holds it, and the post would come as a live notice instead)."""
+    return pool.get({"TIDINGS_FANOUT_SYNC_BUDGET_MS": "10000"})
 
 
 async def test_react_activity_feed_against_tidings(

@@ -13,6 +13,7 @@ from . import (
     firehose,
     follows,
     raid,
+    reactions,
     reads,
     reconnect,
     roundtrip,
@@ -59,6 +60,11 @@ BENCHMARKS = {
         enrich,
         "an enriched page of 25 (own reactions, counts, the 5 latest per kind, user and "
         "collection references) against a plain page of the same feed: p50/p99 and their ratio",
+    ),
+    "reactions": (
+        reactions,
+        "reaction add p50/p99 with and without target feeds (the first, cold adds included), "
+        "and 100 users liking one activity at once: exact counts and adds/s",
     ),
     "writes": (
         writes,

@@ -21,13 +21,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .ids import lookup_id
-from .objects import Entry, EntryKey, User, entry_reference, user_reference
+from .objects import (
+    ENTRY_PREFIX,
+    USER_PREFIX,
+    Entry,
+    EntryKey,
+    User,
+    entry_reference,
+    user_reference,
+)
 from .reactions import Reaction
 
 RECENT_DEFAULT = 5  # Stream: "the 5 most recent reactions per type"
 RECENT_MAX = 25  # the most `recentReactionsLimit` may ask (Stream's page of reactions)
 MAX_KINDS = 20  # kinds in one `reactionKindsFilter`
 ACTIVITY_PREFIX, REACTION_PREFIX = "SA:", "SR:"
+PREFIXES = frozenset({USER_PREFIX, ENTRY_PREFIX, ACTIVITY_PREFIX, REACTION_PREFIX})
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class References:
 
     def add(self, activity: Mapping[str, Any], with_activities: bool = True) -> None:
         for value in activity.values():
-            if not isinstance(value, str):
+            if not isinstance(value, str) or value[:3] not in PREFIXES:
                 continue
             if (user := user_reference(value)) is not None:
                 self.users.add(user)
@@ -88,16 +97,14 @@ class Loaded:
     own: Mapping[str, Mapping[str, Sequence[Reaction]]] = field(default_factory=dict)
     children: Mapping[str, Mapping[str, Sequence[Reaction]]] = field(default_factory=dict)
     own_children: Mapping[str, Mapping[str, Sequence[Reaction]]] | None = None
-    # The public forms made for this page, each once however often it is shown (a user of
-    # many reactions, a reaction both own and latest): shared, never changed once made.
-    shown_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The reactions as shown on this page, each made once however often it is shown (both
+    # own and latest): shared, never changed once made. Users, entries and reactions without
+    # children keep their shown forms themselves (`shown`), across pages.
     shown_reactions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
-        shown = self.shown_users.get(user_id)
-        if shown is None and (user := self.users.get(user_id)) is not None:
-            shown = self.shown_users[user_id] = user.public()
-        return shown
+        user = self.users.get(user_id)
+        return None if user is None else user.shown
 
 
 def parse_kinds(raw: str) -> tuple[str, ...] | None:
@@ -139,11 +146,15 @@ def enriched_reaction(reaction: Reaction, loaded: Loaded, options: Options) -> d
     shown = loaded.shown_reactions.get(reaction.id)
     if shown is not None:
         return shown
-    children = loaded.children.get(reaction.id, {})
-    body = loaded.shown_reactions[reaction.id] = reaction.public(
-        {k: [enriched_reaction(c, loaded, options) for c in v] for k, v in children.items()}
-    )
+    children = loaded.children.get(reaction.id)
     user = loaded.user(reaction.user_id)
+    if not children and loaded.own_children is None:  # the common case: made of shared parts
+        body = reaction.shown if user is None else {**reaction.shown, "user": user}
+        loaded.shown_reactions[reaction.id] = body
+        return body
+    body = loaded.shown_reactions[reaction.id] = reaction.public(
+        {k: [enriched_reaction(c, loaded, options) for c in v] for k, v in (children or {}).items()}
+    )
     if user is not None:
         body["user"] = user
     if loaded.own_children is not None:
@@ -174,14 +185,14 @@ def _missing(reference: str, kind: str, identifier: str) -> dict[str, Any]:
 
 
 def _replaced(value: Any, loaded: Loaded, options: Options, nested: bool) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value[:3] not in PREFIXES:
         return value
     if (user_id := user_reference(value)) is not None:
         user = loaded.user(user_id)
         return not_found(value) if user is None else user
     if (key := entry_reference(value)) is not None:
         entry = loaded.entries.get(key)
-        return not_found(value) if entry is None else entry.public()
+        return not_found(value) if entry is None else entry.shown
     if not nested and (activity_id := _uuid_reference(value, ACTIVITY_PREFIX)):
         activity = loaded.activities.get(activity_id)
         if activity is None:

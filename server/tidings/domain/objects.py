@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
@@ -34,12 +35,20 @@ class User:
 
     def public(self) -> dict[str, Any]:
         """The user as Stream answers it and enriches `SU:` references with."""
-        return {
-            "created_at": format_stamp(self.created_at),
-            "updated_at": format_stamp(self.updated_at),
-            "id": self.id,
-            "data": self.data,
-        }
+        created, updated = self.stamps
+        return {"created_at": created, "updated_at": updated, "id": self.id, "data": self.data}
+
+    @cached_property
+    def stamps(self) -> tuple[str, str]:
+        """Its times as written, once per user (enriched reads take it from the object cache,
+        the same object for as long as it is kept)."""
+        return format_stamp(self.created_at), format_stamp(self.updated_at)
+
+    @cached_property
+    def shown(self) -> dict[str, Any]:
+        """`public()` made once per user and shared by every enriched read that shows it:
+        never to be changed."""
+        return self.public()
 
 
 class EntryKey(NamedTuple):
@@ -68,14 +77,25 @@ class Entry:
 
     def public(self) -> dict[str, Any]:
         """The entry as Stream answers it and enriches `SO:` references with."""
+        created, updated = self.stamps
         return {
             "collection": self.collection,
-            "created_at": format_stamp(self.created_at),
+            "created_at": created,
             "data": self.data,
             "foreign_id": str(self.key),
             "id": self.id,
-            "updated_at": format_stamp(self.updated_at),
+            "updated_at": updated,
         }
+
+    @cached_property
+    def stamps(self) -> tuple[str, str]:
+        """Its times as written, once per entry (as `User.stamps`)."""
+        return format_stamp(self.created_at), format_stamp(self.updated_at)
+
+    @cached_property
+    def shown(self) -> dict[str, Any]:
+        """`public()` made once per entry, shared (as `User.shown`): never to be changed."""
+        return self.public()
 
 
 def check_id(value: object, field: str) -> str:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
@@ -65,8 +66,8 @@ class Reaction:
             "user_id": self.user_id,
             "data": self.data,
             "parent": self.parent,
-            "created_at": wire_time(self.created_at),
-            "updated_at": wire_time(self.updated_at),
+            "created_at": self.wire_times[0],
+            "updated_at": self.wire_times[1],
             "latest_children": dict(latest_children or {}),
             "children_counts": dict(self.children_counts),
         }
@@ -77,6 +78,18 @@ class Reaction:
         if self.deleted_at is not None:
             body["deleted_at"] = wire_time(self.deleted_at)
         return body
+
+    @cached_property
+    def wire_times(self) -> tuple[str, str]:
+        """Its creation and update times as written, once per reaction: the reactions of a
+        page come from the reaction cache, the same objects for as long as they are current."""
+        return wire_time(self.created_at), wire_time(self.updated_at)
+
+    @cached_property
+    def shown(self) -> dict[str, Any]:
+        """`public()` without children, made once per reaction and shared by every enriched
+        read that shows it: never to be changed (copy it to add to it)."""
+        return self.public()
 
     @property
     def foreign_id(self) -> str:

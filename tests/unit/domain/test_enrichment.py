@@ -75,3 +75,23 @@ def test_the_reaction_cache_answers_only_its_version() -> None:
     assert cache.get("a", ("bob", 6, None), 3) == {"like": [_like(1)]}
     assert cache.get("a", ("bob", 6, None), 4) is None
     assert cache.get("a", (None, 6, None), 3) is None
+
+
+def test_shown_forms_are_made_once_and_shared_by_pages_never_changed() -> None:
+    """Users and reactions kept in memory keep their shown forms across pages; a page that
+    adds to a reaction (own children) works on a copy."""
+    bob = User("bob", {"n": 1}, NOW, NOW)
+    like = _like(1)
+    activity = {"id": ZERO, "actor": "SU:bob", "verb": "like"}
+    pages = []
+    for own_children in (None, {}, None):
+        loaded = Loaded(
+            users={"bob": bob}, latest={ZERO: {"like": [like]}}, own_children=own_children
+        )
+        pages.append(enrich_activity(activity, loaded, Options(recent=True)))
+    first, with_own, again = (p["latest_reactions"]["like"][0] for p in pages)
+    assert first == again and first["user"] is bob.shown is pages[2]["actor"]
+    assert with_own == {**first, "own_children": {}} and with_own is not first
+    assert like.shown == like.public() and "user" not in like.shown
+    stamp = "2024-05-01T00:00:00.000000Z"
+    assert bob.shown == {"created_at": stamp, "updated_at": stamp, "id": "bob", "data": {"n": 1}}

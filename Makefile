@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+# two workers, each test module on one of them (its module fixtures with it): the suite waits
+# on servers and sockets more than it computes
+PYTEST_ARGS ?= -n 2 --dist loadfile
 # strict: a broken link or anchor in docs/ fails the build
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 

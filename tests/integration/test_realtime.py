@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -29,6 +28,8 @@ from tests.node_client import NodeSubscriber
 from tests.support import ServerProcess
 
 # --------------------------------------------------------------------------- node client
+
+NOT_TIME_BASED = "16456018-e5a7-4fe0-b621-2167331982c1"  # a random UUID: no activity id
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -451,7 +452,7 @@ async def test_subscribe_to_a_feed_the_token_may_not_read_is_refused(
         ({"feed": "digest:bob"}, 6, "FeedConfigException"),
         ({"feed": "timeline:bob", "since": "not-an-id"}, 4, "InputException"),
         ({"feed": "timeline:bob", "since": 12345}, 4, "InputException"),
-        ({"feed": "timeline:bob", "since": str(uuid.uuid4())}, 4, "InputException"),
+        ({"feed": "timeline:bob", "since": NOT_TIME_BASED}, 4, "InputException"),
     ],
     ids=lambda value: json.dumps(value) if not isinstance(value, int) else str(value),
 )

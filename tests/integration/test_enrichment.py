@@ -10,11 +10,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, monitoring
 from stream.client import StreamClient
 
 from harness.common import SERVER_TOKEN
-from harness.server import DATABASES
+from harness.monitoring import monitored_database
 from tests.integration.rest_calls import Api, stream_js
 from tests.support import ServerProcess, Store
 from tidings.domain.enrichment import Options
@@ -22,7 +21,6 @@ from tidings.domain.objects import Entry, User
 from tidings.domain.reactions import Reaction, new_reaction_id
 from tidings.feeds.enrich import Enricher
 from tidings.store.memory.reaction_cache import ReactionCache
-from tidings.store.mongo.client import ensure_indexes
 from tidings.store.mongo.collections import EntryStore
 from tidings.store.mongo.reactions import ReactionStore
 from tidings.store.mongo.users import UserStore
@@ -214,22 +212,6 @@ def test_own_reactions_are_the_token_users_and_bad_options_are_refused(
     assert paged["next"].startswith(f"/api/v1.0/enrich/feed/user/bob-{uid}/?id_lt=")
 
 
-class Commands(monitoring.CommandListener):
-    """The commands a client sends, as `name:collection`."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append(f"{event.command_name}:{event.command.get(event.command_name)}")
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 class NoActivities:
     """The activity loader of a page that names no activity (`SA:`): never asked."""
 
@@ -242,13 +224,7 @@ async def test_an_enriched_page_costs_one_query_per_kind_whatever_its_size(store
     reaction, each reacted to (one reaction with children): the same commands reach the store
     for both, one per kind of thing: the counts, the latest and the own reactions, the
     children, the reactions named, the users, the entries."""
-    commands = Commands()
-    database = f"t_{uuid.uuid4().hex[:12]}"
-    DATABASES.add(database)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(store.url, event_listeners=[commands])
-    try:
-        db = client[database]
-        await ensure_indexes(db)
+    async with monitored_database(store.url) as (db, commands):
         users, entries, reactions = UserStore(db), EntryStore(db), ReactionStore(db)
         enricher = Enricher(users, entries, NoActivities(), reactions, ReactionCache(60.0))
         options = Options(own=True, recent=True, counts=True, own_children=True, user_id="me")
@@ -301,9 +277,6 @@ async def test_an_enriched_page_costs_one_query_per_kind_whatever_its_size(store
         assert again[5]["own_reactions"]["like"][0]["id"] == newer.id
         assert again[5]["reaction_counts"] == {"like": 2}
         assert again[6] == enriched[6]
-    finally:
-        await client.drop_database(database)
-        await client.close()
 
 
 def _reaction(kind: str, activity_id: str, user: str, parent: Reaction | None = None) -> Reaction:

@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import MongoClient
 
 from harness.common import SERVER_TOKEN
-from harness.server import DATABASES
+from harness.monitoring import monitored_database
 from tests.support import API_KEY, ServerProcess, Store
 from tidings.domain.reactions import Reaction, new_reaction_id
-from tidings.store.mongo.client import ensure_indexes
 from tidings.store.mongo.reactions import ReactionStore
 
 HEADERS = {"Authorization": SERVER_TOKEN, "stream-auth-type": "jwt"}
@@ -71,20 +70,6 @@ async def test_counts_are_exact_under_100_concurrent_writers(
     assert db.reactions.count_documents({"parent": comment["id"]}) == 30
 
 
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def _reaction(kind: str, activity_id: str, user: str, parent: Reaction | None = None) -> Reaction:
     now = datetime.now(UTC).replace(microsecond=0)
     return Reaction(
@@ -97,13 +82,7 @@ def _reaction(kind: str, activity_id: str, user: str, parent: Reaction | None = 
 async def test_a_page_of_activities_is_enriched_in_one_query_per_part(store: Store) -> None:
     """counts_of, latest_of (latest and own reactions, latest and own children): each one query
     for 30 activities, each group cut to its newest `per_kind`."""
-    commands = Commands()
-    database = f"t_{uuid.uuid4().hex[:12]}"
-    DATABASES.add(database)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(store.url, event_listeners=[commands])
-    try:
-        db = client[database]
-        await ensure_indexes(db)
+    async with monitored_database(store.url) as (db, commands):
         reactions = ReactionStore(db)
         activities = [str(uuid.uuid4()) for _ in range(30)]
         added: dict[str, list[Reaction]] = {}
@@ -118,7 +97,7 @@ async def test_a_page_of_activities_is_enriched_in_one_query_per_part(store: Sto
         for kid in kids:
             await reactions.insert(kid)
 
-        commands.names.clear()
+        commands.sent.clear()
         counts = await reactions.counts_of(activities)
         latest = await reactions.latest_of("activity_id", activities, 2)
         own = await reactions.latest_of("activity_id", activities, 5, user_id="me")
@@ -138,6 +117,3 @@ async def test_a_page_of_activities_is_enriched_in_one_query_per_part(store: Sto
         assert [r.id for r in children[first.id]["like"]] == [k.id for k in reversed(kids)][:3]
         assert kids[0].id not in children  # no children: left out
         assert (await reactions.get(first.id)).children_counts == {"like": 7}  # type: ignore[union-attr]
-    finally:
-        await client.drop_database(database)
-        await client.close()

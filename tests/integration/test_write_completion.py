@@ -30,8 +30,8 @@ from tests.integration.firehose_calls import FAST, webhooks
 from tests.integration.nodes import SERVER_TOKEN, Rest, Sub, poll, subscriber
 from tests.support import API_KEY, ServerProcess
 
-SOCKETS = 200  # half close at once, half once their activity is stored
-HTTP_CLIENTS = 24
+SOCKETS = 100  # half close at once, half once their activity is stored
+HTTP_CLIENTS = 12
 WAIT = 90.0  # conditions, not speed: a saturated machine took more than 30 s
 # The fanout of every write to three followers, and its firehose deliveries: seconds on a quiet
 # machine, much longer on a loaded one; a bound on a condition, not a sleep.

@@ -24,6 +24,7 @@ from aiohttp import web
 from ..api.admin import create_admin
 from ..api.app import OTHER_VERSIONS, PREFIX, create_api, create_media, create_other_versions
 from ..api.dashboard import setup_dashboard
+from ..api.encoding import encoded_once
 from ..api.keys import (
     BROADCASTER,
     BUS,
@@ -91,7 +92,7 @@ from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
 from ..store.memory.feed_heads import FeedHeads
 from ..store.memory.object_cache import ObjectCache
-from ..store.memory.reaction_cache import VERSIONED_MAX_AGE, ReactionCache
+from ..store.memory.reaction_cache import VERSIONED_MAX_AGE, ReactionCache, ShownReactions
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import Database
@@ -208,7 +209,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
         Users(users, follows, settings.objects), Collections(entries, settings.objects)
     )
     latest = ReactionCache(VERSIONED_MAX_AGE)  # proved current by versions (reaction_cache.py)
-    enricher = Enricher(users, entries, activities, reaction_store, latest)
+    shown = ShownReactions(encoded_once)  # reactions as enriched pages show them, encoded
+    enricher = Enricher(users, entries, activities, reaction_store, latest, shown)
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,

@@ -15,7 +15,7 @@ what was loaded (`Loaded`, `enrich_activity`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -82,6 +82,16 @@ class References:
                 self.reactions.add(found)
 
 
+# A reaction without children as shown with its user (None: no such user): made by `Loaded`'s
+# `shown_with`, which may keep it across pages (feeds/enrich.py keeps it encoded once).
+ShownWith = Callable[[Reaction, User | None], Any]
+
+
+def shown_with(reaction: Reaction, user: User | None) -> dict[str, Any]:
+    """A reaction without children as enriched reads show it: its shared form, with its user."""
+    return reaction.shown if user is None else {**reaction.shown, "user": user.shown}
+
+
 @dataclass
 class Loaded:
     """What was loaded for a page: the referenced objects and the reactions of its activities
@@ -100,7 +110,8 @@ class Loaded:
     # The reactions as shown on this page, each made once however often it is shown (both
     # own and latest): shared, never changed once made. Users, entries and reactions without
     # children keep their shown forms themselves (`shown`), across pages.
-    shown_reactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shown_reactions: dict[str, Any] = field(default_factory=dict)
+    shown_with: ShownWith = shown_with
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         user = self.users.get(user_id)
@@ -140,18 +151,18 @@ def enrich_activity(
     return enriched
 
 
-def enriched_reaction(reaction: Reaction, loaded: Loaded, options: Options) -> dict[str, Any]:
+def enriched_reaction(reaction: Reaction, loaded: Loaded, options: Options) -> Any:
     """A reaction as enriched reads show it: its user (when the user exists), its latest
     children and, with `withOwnChildren`, the reading user's own children."""
     shown = loaded.shown_reactions.get(reaction.id)
     if shown is not None:
         return shown
     children = loaded.children.get(reaction.id)
-    user = loaded.user(reaction.user_id)
     if not children and loaded.own_children is None:  # the common case: made of shared parts
-        body = reaction.shown if user is None else {**reaction.shown, "user": user}
+        body = loaded.shown_with(reaction, loaded.users.get(reaction.user_id))
         loaded.shown_reactions[reaction.id] = body
         return body
+    user = loaded.user(reaction.user_id)
     body = loaded.shown_reactions[reaction.id] = reaction.public(
         {k: [enriched_reaction(c, loaded, options) for c in v] for k, v in (children or {}).items()}
     )
@@ -208,7 +219,7 @@ def _replaced(value: Any, loaded: Loaded, options: Options, nested: bool) -> Any
 
 def _by_kind(
     found: Mapping[str, Sequence[Reaction]], loaded: Loaded, options: Options
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[Any]]:
     return {
         kind: [enriched_reaction(r, loaded, options) for r in items[: options.recent_limit]]
         for kind, items in found.items()

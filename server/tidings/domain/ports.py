@@ -84,6 +84,10 @@ class UserStore(Protocol):
         """The users of `user_ids` that exist, in one query (reference enrichment)."""
         ...
 
+    def held(self, user_ids: Collection[str]) -> dict[str, User] | None:
+        """`get_many` answered from memory, when memory holds every one; None otherwise."""
+        ...
+
     async def update(self, user_id: str, data: dict[str, Any], now: datetime) -> User | None:
         """Replace the user's data; None when there is no such user."""
         ...
@@ -109,6 +113,10 @@ class EntryStore(Protocol):
 
     async def get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
         """The entries of `keys` that exist, in one query (reference enrichment, select)."""
+        ...
+
+    def held(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry] | None:
+        """`get_many` answered from memory, when memory holds every one; None otherwise."""
         ...
 
     async def update(self, key: EntryKey, data: dict[str, Any], now: datetime) -> Entry | None:

@@ -9,7 +9,9 @@ reactions of the activities whose version the reaction cache does not hold
 (only of those that have children), then, at once, the users (of `SU:` references and of
 every reaction shown) and the collection entries. Never one query per activity; and the
 lookups by key (versions, users, entries) of concurrent reads are one query per event-loop
-tick (store/memory/coalesce.py).
+tick (store/memory/coalesce.py). What memory holds is answered without a wait: a page whose
+objects and reactions are all in memory is enriched in one go, and its reactions are shown in
+forms kept across pages (store/memory/reaction_cache.py `ShownReactions`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..domain.enrichment import Loaded, Options, References, enrich_activity
-from ..domain.objects import Entry, EntryKey, User
+from ..domain.enrichment import Loaded, Options, References, ShownWith, enrich_activity, shown_with
 from ..domain.ports import ActivityLoader, EntryStore, ReactionCounts, UserStore
-from ..domain.reactions import LATEST_CHILDREN, MAX_DEPTH, Reaction, Summary
-from ..store.memory.coalesce import Coalescer
+from ..domain.reactions import LATEST_CHILDREN, MAX_DEPTH, Reaction
 from ..store.memory.reaction_cache import ReactionCache
 
 Latest = Mapping[str, Mapping[str, Sequence[Reaction]]]
@@ -36,11 +36,10 @@ class Enricher:
         activities: ActivityLoader,
         reactions: ReactionCounts,
         cache: ReactionCache,
+        shown: ShownWith = shown_with,
     ) -> None:
         self.activities, self.reactions, self.cache = activities, reactions, cache
-        self.users: Coalescer[str, User] = Coalescer(users.get_many)
-        self.entries: Coalescer[EntryKey, Entry] = Coalescer(entries.get_many)
-        self.summaries: Coalescer[str, Summary] = Coalescer(reactions.summaries_of)
+        self.users, self.entries, self.shown = users, entries, shown
 
     async def page(self, activities: Sequence[dict[str, Any]], options: Options) -> list[Any]:
         """A flat feed's page, or `activities/`'s answer, enriched."""
@@ -66,15 +65,21 @@ class Enricher:
             for activity in nested:
                 refs.add(activity, with_activities=False)
         ids = list(dict.fromkeys(str(a["id"]) for a in (*page, *nested) if "id" in a))
-        loaded = Loaded(activities={a["id"]: a for a in nested})
+        loaded = Loaded(activities={a["id"]: a for a in nested}, shown_with=self.shown)
         await self._load_reactions(loaded, ids, refs, options)
         shown = [*_all(loaded.latest), *_all(loaded.own), *loaded.reactions.values()]
         await self._load_children(loaded, shown, options)
         shown += [*_all(loaded.children), *_all(loaded.own_children or {})]
         users = refs.users | {r.user_id for r in shown}
-        loaded.users, loaded.entries = await asyncio.gather(
-            self.users.get_many(users), self.entries.get_many(refs.entries)
-        )
+        held_users, held_entries = self.users.held(users), self.entries.held(refs.entries)
+        work: dict[str, Awaitable[Any]] = {}
+        if held_users is None:
+            work["users"] = self.users.get_many(users)
+        if held_entries is None:
+            work["entries"] = self.entries.get_many(refs.entries)
+        found = await _gathered(work)
+        loaded.users = found["users"] if held_users is None else held_users
+        loaded.entries = found["entries"] if held_entries is None else held_entries
         return loaded
 
     async def _load_reactions(
@@ -82,7 +87,7 @@ class Enricher:
     ) -> None:
         """The counters and versions, then at once the named reactions, the latest and the
         user's own (each from the cache when it holds the activity's version)."""
-        summaries = await self.summaries.get_many(ids) if options.reactions else {}
+        summaries = await self.reactions.summaries_of(ids) if options.reactions else {}
         loaded.counts = {i: s.counts for i, s in summaries.items()}
         # an activity whose counters are all 0 has no reactions to show
         reacted = {i: s.version for i, s in summaries.items() if any(s.counts.values())}
@@ -90,17 +95,23 @@ class Enricher:
         if refs.reactions:
             work["reactions"] = self.reactions.many(refs.reactions)
         if options.recent:
-            work["latest"] = self._latest(reacted, options, None)
+            loaded.latest = self._latest(reacted, options, None, work, "latest")
         if options.own and options.user_id is not None:
-            work["own"] = self._latest(reacted, options, options.user_id)
-        for name, value in zip(work, await asyncio.gather(*work.values()), strict=True):
-            setattr(loaded, name, value)
+            loaded.own = self._latest(reacted, options, options.user_id, work, "own")
+        found = await _gathered(work)
+        loaded.reactions = found.get("reactions", {})
 
-    async def _latest(
-        self, versions: Mapping[str, int], options: Options, user_id: str | None
+    def _latest(
+        self,
+        versions: Mapping[str, int],
+        options: Options,
+        user_id: str | None,
+        work: dict[str, Awaitable[Any]],
+        name: str,
     ) -> dict[str, Mapping[str, Sequence[Reaction]]]:
         """The newest `recent_limit + 1` reactions per kind (one more: is there a `next`?) of
-        each activity, `user_id`'s only when given: cached ones, and one query for the rest."""
+        each activity, `user_id`'s only when given: those the cache holds now, and the read of
+        the rest added to `work` as `name` (which adds them to the answer when awaited)."""
         per_kind = options.recent_limit + 1
         question = (user_id, per_kind, options.kinds)
         found: dict[str, Mapping[str, Sequence[Reaction]]] = {}
@@ -111,13 +122,17 @@ class Enricher:
                 missing.append(activity_id)
             else:
                 found[activity_id] = cached
-        if missing:
+
+        async def read() -> None:
             read = await self.reactions.latest_of(
                 "activity_id", missing, per_kind, user_id, options.kinds
             )
             for activity_id in missing:
                 found[activity_id] = read.get(activity_id, {})
                 self.cache.put(activity_id, question, versions[activity_id], found[activity_id])
+
+        if missing:
+            work[name] = read()
         return found
 
     async def _load_children(self, loaded: Loaded, shown: list[Reaction], options: Options) -> None:
@@ -148,3 +163,14 @@ class Enricher:
 
 def _all(found: Latest) -> Iterable[Reaction]:
     return (r for kinds in found.values() for items in kinds.values() for r in items)
+
+
+async def _gathered(work: Mapping[str, Awaitable[Any]]) -> dict[str, Any]:
+    """The answers of `work` by name: one awaited alone, more at once (a gather costs tasks
+    and a turn of the loop, which a page all in memory has no need of)."""
+    if not work:
+        return {}
+    if len(work) == 1:
+        [(name, one)] = work.items()
+        return {name: await one}
+    return dict(zip(work, await asyncio.gather(*work.values()), strict=True))

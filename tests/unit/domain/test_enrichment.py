@@ -10,7 +10,7 @@ from tidings.domain.enrichment import Loaded, Options, References, enrich_activi
 from tidings.domain.objects import EntryKey, User
 from tidings.domain.reactions import Reaction
 from tidings.store.memory.object_cache import ObjectCache
-from tidings.store.memory.reaction_cache import ReactionCache
+from tidings.store.memory.reaction_cache import ReactionCache, ShownReactions
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 ZERO = "00000000-0000-0000-0000-000000000000"
@@ -69,6 +69,15 @@ def test_the_object_cache_keeps_no_read_that_raced_a_write() -> None:
     assert ObjectCache[str, int](0).get_many(["a"]) == ({}, ["a"])
 
 
+def test_the_object_cache_holds_a_lookup_whole_or_not_at_all() -> None:
+    cache: ObjectCache[str, int] = ObjectCache(60)
+    cache.put_many(["a", "b"], {"a": 1}, time.monotonic())
+    assert cache.held(["a", "b"]) == {"a": 1}  # b: known absent
+    assert cache.held(["a", "c"]) is None
+    assert cache.held([]) == {}
+    assert ObjectCache[str, int](0).held(["a"]) is None
+
+
 def test_the_reaction_cache_answers_only_its_version() -> None:
     cache = ReactionCache(60)
     cache.put("a", ("bob", 6, None), 3, {"like": [_like(1)]})
@@ -95,3 +104,26 @@ def test_shown_forms_are_made_once_and_shared_by_pages_never_changed() -> None:
     assert like.shown == like.public() and "user" not in like.shown
     stamp = "2024-05-01T00:00:00.000000Z"
     assert bob.shown == {"created_at": stamp, "updated_at": stamp, "id": "bob", "data": {"n": 1}}
+
+
+def test_shown_reactions_are_kept_only_for_the_very_objects_they_were_made_of() -> None:
+    """A form kept across pages is answered for the same reaction and user objects only: a
+    reaction or a user read again (a new object, maybe changed) gets a new form."""
+    made: list[dict[str, object]] = []
+
+    def seal(body: dict[str, object]) -> dict[str, object]:
+        made.append(body)
+        return body
+
+    shown = ShownReactions(seal, max_entries=2)
+    bob, like = User("bob", {"n": 1}, NOW, NOW), _like(1)
+    first = shown(like, bob)
+    assert first == {**like.shown, "user": bob.shown} and shown(like, bob) is first
+    bob_again = User("bob", {"n": 2}, NOW, NOW)
+    assert shown(like, bob_again)["user"]["data"] == {"n": 2}
+    assert shown(_like(1), bob_again) is not made[1]  # the reaction read again
+    assert shown(like, None) == like.shown  # no such user
+    shown(_like(2), None), shown(_like(3), None)  # past max_entries: the oldest is dropped
+    before = len(made)
+    shown(like, None)
+    assert len(made) == before + 1

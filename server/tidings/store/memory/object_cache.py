@@ -45,6 +45,22 @@ class ObjectCache(Generic[K, V]):
         self.misses += len(missing)
         return found, missing
 
+    def held(self, keys: Iterable[K]) -> dict[K, V] | None:
+        """The values of `keys` that exist, when memory holds every one of them (an enriched
+        read then needs no await at all); None when any is to be read."""
+        oldest = time.monotonic() - self.max_staleness
+        found: dict[K, V] = {}
+        count = 0
+        for key in keys:
+            item = self._items.get(key)
+            if item is None or item[0] < oldest:
+                return None
+            count += 1
+            if item[1] is not None:
+                found[key] = item[1]
+        self.hits += count
+        return found
+
     def put_many(self, keys: Collection[K], found: dict[K, V], since: float) -> None:
         """Keep what a read begun at `since` (time.monotonic()) found of `keys`."""
         if self.max_staleness <= 0:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
+from ...domain.enrichment import shown_with
+from ...domain.objects import User
 from ...domain.reactions import Reaction
 
 Kinds = Mapping[str, Sequence[Reaction]]
 MAX_ENTRIES = 20_000  # (activity, question) pairs kept, least recently used dropped first
+MAX_SHOWN = 50_000  # reactions kept as shown (a few hundred bytes each)
 # How long an entry may be answered at all: its version proves it current, so this only
 # bounds what a write cut short before its version (a crash) could leave behind.
 VERSIONED_MAX_AGE = 60.0
@@ -49,3 +53,27 @@ class ReactionCache:
         self._items.move_to_end(key)
         while len(self._items) > self.max_entries:
             self._items.popitem(last=False)
+
+
+class ShownReactions:
+    """Reactions without children as enriched reads show them (with their user), kept across
+    pages and made final by `seal` (the HTTP layer encodes each once: an enriched page is
+    mostly its reactions). A kept form is answered only for the very same reaction and user
+    objects it was made of: those come from the caches above and the user cache, and are
+    replaced, never changed, when what they hold changes, so a kept form is never stale."""
+
+    def __init__(self, seal: Callable[[dict[str, Any]], Any], max_entries: int = MAX_SHOWN):
+        self.seal, self.max_entries = seal, max_entries
+        self._items: OrderedDict[str, tuple[Reaction, User | None, Any]] = OrderedDict()
+
+    def __call__(self, reaction: Reaction, user: User | None) -> Any:
+        item = self._items.get(reaction.id)
+        if item is not None and item[0] is reaction and item[1] is user:
+            self._items.move_to_end(reaction.id)
+            return item[2]
+        body = self.seal(shown_with(reaction, user))
+        self._items[reaction.id] = (reaction, user, body)
+        self._items.move_to_end(reaction.id)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+        return body

@@ -12,6 +12,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ...domain.objects import Entry, EntryKey
+from ..memory.coalesce import Coalescer
 from ..memory.object_cache import ObjectCache
 from . import bulk
 from .client import Database, Document, in_chunks
@@ -22,6 +23,8 @@ class EntryStore:
         self.entries = db["collections"]
         # what enriched reads look up (`get_many`); forgotten here once written
         self.cache: ObjectCache[EntryKey, Entry] = cache or ObjectCache(0)
+        # what memory lacks, read for every lookup of a tick at once (one `$in`)
+        self._read: Coalescer[EntryKey, Entry] = Coalescer(self._get_many)
 
     async def insert(self, entry: Entry) -> bool:
         try:
@@ -36,7 +39,11 @@ class EntryStore:
         return None if doc is None else _entry(doc)
 
     async def get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
-        return await self.cache.read_through(keys, self._get_many)
+        return await self.cache.read_through(keys, self._read.get_many)
+
+    def held(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry] | None:
+        """`get_many` from memory alone, when it holds them all; None when not."""
+        return self.cache.held(keys)
 
     async def _get_many(self, keys: Collection[EntryKey]) -> dict[EntryKey, Entry]:
         found: dict[EntryKey, Entry] = {}

@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ...domain.errors import ConflictError
 from ...domain.reactions import Reaction, Summary
+from ..memory.coalesce import Coalescer
 from ..memory.object_cache import ObjectCache
 from .client import Database, Document
 
@@ -56,6 +57,8 @@ class ReactionStore:
         self.counts = db["reaction_counts"]
         # the activities' versions and counters enriched reads look up, forgotten on writes
         self.summaries: ObjectCache[str, Summary] = summaries or ObjectCache(0)
+        # what memory lacks, read for every page of a tick at once (one `$in`)
+        self._summaries_read: Coalescer[str, Summary] = Coalescer(self._summaries_of)
 
     async def insert(self, reaction: Reaction) -> None:
         """Store a new reaction and count it on its parent (or its activity). An id taken
@@ -176,7 +179,7 @@ class ReactionStore:
     async def summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
         """The version and the counters of each activity (those never reacted to are left
         out): one query, for those memory does not hold."""
-        return await self.summaries.read_through(activity_ids, self._summaries_of)
+        return await self.summaries.read_through(activity_ids, self._summaries_read.get_many)
 
     async def _summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()

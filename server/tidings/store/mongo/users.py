@@ -10,6 +10,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ...domain.objects import User
+from ..memory.coalesce import Coalescer
 from ..memory.object_cache import ObjectCache
 from . import bulk
 from .client import Database, Document, in_chunks
@@ -20,6 +21,8 @@ class UserStore:
         self.users = db["users"]
         # what enriched reads look up (`get_many`); forgotten here once written
         self.cache: ObjectCache[str, User] = cache or ObjectCache(0)
+        # what memory lacks, read for every lookup of a tick at once (one `$in`)
+        self._read: Coalescer[str, User] = Coalescer(self._get_many)
 
     async def insert(self, user: User) -> bool:
         try:
@@ -34,7 +37,11 @@ class UserStore:
         return None if doc is None else _user(doc)
 
     async def get_many(self, user_ids: Collection[str]) -> dict[str, User]:
-        return await self.cache.read_through(user_ids, self._get_many)
+        return await self.cache.read_through(user_ids, self._read.get_many)
+
+    def held(self, user_ids: Collection[str]) -> dict[str, User] | None:
+        """`get_many` from memory alone, when it holds them all; None when not."""
+        return self.cache.held(user_ids)
 
     async def _get_many(self, user_ids: Collection[str]) -> dict[str, User]:
         found: dict[str, User] = {}

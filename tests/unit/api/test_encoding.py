@@ -1,4 +1,5 @@
-"""Answers' JSON (api/errors.py `encode`): orjson, with `json` for what orjson refuses."""
+"""Answers' JSON (api/encoding.py): orjson, what it refuses written as `json` writes it, and
+parts encoded once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tidings.api.errors import encode
+from tidings.api.encoding import encode, encoded_once
 
 
 def test_answers_read_back_as_json_wrote_them() -> None:
@@ -21,3 +22,11 @@ def test_what_orjson_refuses_is_written_by_json_and_other_types_stay_refused() -
     assert json.loads(encode({1: "one"})) == {"1": "one"}
     with pytest.raises(TypeError):
         encode({"t": datetime.now(UTC)})
+
+
+def test_parts_encoded_once_are_written_as_they_are_even_beside_what_orjson_refuses() -> None:
+    part = {"id": "r1", "data": {"text": "caf\u00e9"}, "n": 2**70}
+    once = encoded_once(part)
+    body = {"results": [once, once], "big": -(2**65), "ok": 2**64 - 1}
+    assert json.loads(encode(body)) == {"results": [part, part], "big": -(2**65), "ok": 2**64 - 1}
+    assert json.loads(encode({"results": [once]})) == {"results": [part]}

@@ -90,6 +90,7 @@ from ..runtime.background import TaskSet
 from ..store.blobs.gridfs import GridFsBlobs
 from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
+from ..store.memory.enriched_parts import SharedParts
 from ..store.memory.feed_heads import FeedHeads
 from ..store.memory.object_cache import ObjectCache
 from ..store.memory.reaction_cache import VERSIONED_MAX_AGE, ReactionCache, ShownReactions
@@ -210,7 +211,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     )
     latest = ReactionCache(VERSIONED_MAX_AGE)  # proved current by versions (reaction_cache.py)
     shown = ShownReactions(encoded_once)  # reactions as enriched pages show them, encoded
-    enricher = Enricher(users, entries, activities, reaction_store, latest, shown)
+    enricher = Enricher(users, entries, activities, reaction_store, latest, shown, SharedParts())
     # What the sockets ask.
     presence_groups = [name for name, group in settings.feeds.items() if group.presence]
     presence = Presence(node, presence_groups, realtime.presence_ttl,

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from .ids import lookup_id
@@ -58,6 +59,11 @@ class Options:
     def reactions(self) -> bool:
         return self.own or self.recent or self.counts
 
+    @cached_property
+    def shared(self) -> tuple[Any, ...]:
+        """What of these options shapes the part of an activity every reader sees alike."""
+        return (self.recent, self.counts, self.recent_limit, self.kinds, self.link_base)
+
 
 @dataclass
 class References:
@@ -92,6 +98,29 @@ def shown_with(reaction: Reaction, user: User | None) -> dict[str, Any]:
     return reaction.shown if user is None else {**reaction.shown, "user": user.shown}
 
 
+@dataclass(frozen=True)
+class MadeOf:
+    """What the shared part of an enriched activity (all but the reading user's own reactions)
+    is made of: equal inputs make equal parts. `named`: the users and entries its references
+    name, as loaded (None: not found); `users`: those of its latest reactions."""
+
+    activity: Mapping[str, Any]
+    options: tuple[Any, ...]
+    named: tuple[Any, ...]
+    counts: Mapping[str, int] | None
+    latest: Mapping[str, Sequence[Reaction]] | None
+    users: tuple[User | None, ...]
+
+
+class KeptParts(Protocol):
+    """Shared parts of enriched activities kept across pages (store/memory/enriched_parts.py):
+    one is answered only for inputs equal to those it was made of."""
+
+    def get(self, activity_id: str, made_of: MadeOf) -> dict[str, Any] | None: ...
+
+    def put(self, activity_id: str, made_of: MadeOf, part: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class Loaded:
     """What was loaded for a page: the referenced objects and the reactions of its activities
@@ -112,6 +141,7 @@ class Loaded:
     # children keep their shown forms themselves (`shown`), across pages.
     shown_reactions: dict[str, Any] = field(default_factory=dict)
     shown_with: ShownWith = shown_with
+    kept: KeptParts | None = None
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         user = self.users.get(user_id)
@@ -128,14 +158,59 @@ def parse_kinds(raw: str) -> tuple[str, ...] | None:
 def enrich_activity(
     activity: Mapping[str, Any], loaded: Loaded, options: Options, nested: bool = False
 ) -> dict[str, Any]:
-    """The activity with its references replaced and, when asked, its reactions attached."""
+    """The activity with its references replaced and, when asked, its reactions attached.
+    Its shared part may be one kept from an earlier page (`loaded.kept`): never to be changed."""
+    activity_id = str(activity.get("id", ""))
+    kept = None if nested else loaded.kept
+    made_of = None if kept is None else made_of_shared(activity, loaded, options)
+    part = None
+    if kept is not None and made_of is not None:
+        part = kept.get(activity_id, made_of)
+    if part is None:
+        part = _shared_part(activity, activity_id, loaded, options, nested)
+        if kept is not None and made_of is not None:
+            kept.put(activity_id, made_of, part)
+    if not options.own:
+        return part
+    own = _by_kind(loaded.own.get(activity_id, {}), loaded, options)
+    return {**part, "own_reactions": own}
+
+
+def made_of_shared(activity: Mapping[str, Any], loaded: Loaded, options: Options) -> MadeOf | None:
+    """What the activity's shared part is made of; None when it depends on more than that
+    (an activity or a reaction it names, reactions with children, own children)."""
+    if loaded.own_children is not None:
+        return None
+    named: list[Any] = []
+    for value in activity.values():
+        if not isinstance(value, str) or value[:3] not in PREFIXES:
+            continue
+        if (user_id := user_reference(value)) is not None:
+            named.append(loaded.users.get(user_id))
+        elif (key := entry_reference(value)) is not None:
+            named.append(loaded.entries.get(key))
+        elif value[:3] in (ACTIVITY_PREFIX, REACTION_PREFIX):
+            return None
+    activity_id = str(activity.get("id", ""))
+    latest, users = None, []
+    if options.recent:
+        latest = loaded.latest.get(activity_id)
+        for items in (latest or {}).values():
+            for reaction in items[: options.recent_limit]:
+                if any(reaction.children_counts.values()):
+                    return None
+                users.append(loaded.users.get(reaction.user_id))
+    counts = loaded.counts.get(activity_id) if options.counts else None
+    return MadeOf(activity, options.shared, tuple(named), counts, latest, tuple(users))
+
+
+def _shared_part(
+    activity: Mapping[str, Any], activity_id: str, loaded: Loaded, options: Options, nested: bool
+) -> dict[str, Any]:
     enriched = {key: _replaced(value, loaded, options, nested) for key, value in activity.items()}
     enriched.setdefault("target", "")  # Stream's enriched activities always carry both
     enriched.setdefault("foreign_id", "")
     enriched.setdefault("origin", None)
-    activity_id = str(activity.get("id", ""))
-    if options.own:
-        enriched["own_reactions"] = _by_kind(loaded.own.get(activity_id, {}), loaded, options)
     if options.recent:
         latest = loaded.latest.get(activity_id, {})
         enriched["latest_reactions"] = _by_kind(latest, loaded, options)

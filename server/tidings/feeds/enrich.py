@@ -11,7 +11,8 @@ every reaction shown) and the collection entries. Never one query per activity; 
 lookups by key (versions, users, entries) of concurrent reads are one query per event-loop
 tick (store/memory/coalesce.py). What memory holds is answered without a wait: a page whose
 objects and reactions are all in memory is enriched in one go, and its reactions are shown in
-forms kept across pages (store/memory/reaction_cache.py `ShownReactions`).
+forms kept across pages (store/memory/reaction_cache.py `ShownReactions`), and the part of each
+activity that every reader sees alike is kept too (store/memory/enriched_parts.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..domain.enrichment import Loaded, Options, References, ShownWith, enrich_activity, shown_with
+from ..domain.enrichment import (
+    KeptParts,
+    Loaded,
+    Options,
+    References,
+    ShownWith,
+    enrich_activity,
+    shown_with,
+)
 from ..domain.ports import ActivityLoader, EntryStore, ReactionCounts, UserStore
 from ..domain.reactions import LATEST_CHILDREN, MAX_DEPTH, Reaction
 from ..store.memory.reaction_cache import ReactionCache
@@ -37,9 +46,10 @@ class Enricher:
         reactions: ReactionCounts,
         cache: ReactionCache,
         shown: ShownWith = shown_with,
+        kept: KeptParts | None = None,
     ) -> None:
         self.activities, self.reactions, self.cache = activities, reactions, cache
-        self.users, self.entries, self.shown = users, entries, shown
+        self.users, self.entries, self.shown, self.kept = users, entries, shown, kept
 
     async def page(self, activities: Sequence[dict[str, Any]], options: Options) -> list[Any]:
         """A flat feed's page, or `activities/`'s answer, enriched."""
@@ -65,7 +75,9 @@ class Enricher:
             for activity in nested:
                 refs.add(activity, with_activities=False)
         ids = list(dict.fromkeys(str(a["id"]) for a in (*page, *nested) if "id" in a))
-        loaded = Loaded(activities={a["id"]: a for a in nested}, shown_with=self.shown)
+        loaded = Loaded(
+            activities={a["id"]: a for a in nested}, shown_with=self.shown, kept=self.kept
+        )
         await self._load_reactions(loaded, ids, refs, options)
         shown = [*_all(loaded.latest), *_all(loaded.own), *loaded.reactions.values()]
         await self._load_children(loaded, shown, options)

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from tidings.domain.enrichment import Loaded, Options, References, enrich_activity, parse_kinds
 from tidings.domain.objects import EntryKey, User
 from tidings.domain.reactions import Reaction
+from tidings.store.memory.enriched_parts import SharedParts
 from tidings.store.memory.object_cache import ObjectCache
 from tidings.store.memory.reaction_cache import ReactionCache, ShownReactions
 
@@ -127,3 +130,46 @@ def test_shown_reactions_are_kept_only_for_the_very_objects_they_were_made_of() 
     before = len(made)
     shown(like, None)
     assert len(made) == before + 1
+
+
+def test_the_shared_part_of_an_activity_is_kept_for_equal_inputs_only() -> None:
+    """Everything but the reader's own reactions is kept across pages, and answered again only
+    while the activity, the objects it names, its counts, its latest reactions and their users
+    are equal to what it was made of; an activity that names an activity or a reaction, or
+    whose reactions have children, is made anew every time."""
+    kept = SharedParts(max_entries=10)
+    bob, like = User("bob", {"n": 1}, NOW, NOW), _like(1)
+    activity = {"id": ZERO, "actor": "SU:bob", "verb": "like", "object": "SO:things:x"}
+    options = Options(recent=True, counts=True, own=True, user_id="bob")
+
+    def page(**changes: Any) -> dict[str, Any]:
+        inputs: dict[str, Any] = {
+            "users": {"bob": bob}, "latest": {ZERO: {"like": [like]}},
+            "own": {ZERO: {"like": [like]}}, "counts": {ZERO: {"like": 1}}, **changes,
+        }  # fmt: skip
+        return enrich_activity(activity, Loaded(kept=kept, **inputs), options)
+
+    first, second = page(), page()
+    assert first == second and first["own_reactions"] == {
+        "like": [first["latest_reactions"]["like"][0]]
+    }
+    assert kept.hits == 1 and kept.misses == 1
+    assert page(own={ZERO: {}})["own_reactions"] == {}
+    assert kept.hits == 2  # the own reactions are the reader's: the shared part is kept
+    renamed = User("bob", {"n": 2}, NOW, NOW)
+    assert page(users={"bob": renamed})["actor"]["data"] == {"n": 2}
+    assert page(counts={ZERO: {"like": 2}})["reaction_counts"] == {"like": 2}
+    newer = _like(2)
+    assert (
+        page(latest={ZERO: {"like": [newer, like]}})["latest_reactions"]["like"][0]["id"]
+        == newer.id
+    )
+    assert kept.hits == 2 and kept.misses == 4
+    misses = kept.misses
+    named = {**activity, "object": f"SA:{ZERO}"}
+    for _ in range(2):
+        enrich_activity(named, Loaded(kept=kept), options)
+    parent = dataclasses.replace(_like(1), children_counts={"reply": 1})
+    for _ in range(2):
+        page(latest={ZERO: {"like": [parent]}})
+    assert kept.misses == misses and kept.hits == 2  # neither looked up nor kept

@@ -13,8 +13,8 @@ Reaction writes follow the same rule (`reaction`): the event (`reaction.added`, 
 events (`reactions = true`) before the write answers, then goes to the sockets watching the
 activity, in the background, with the same counts (read once). A hard delete's event is written
 before the reaction goes, held, and sent after (`reaction_removal`), as a feed removal's is.
-With no endpoint taking it, a reaction write costs no store work here: its counts are read in
-the background, for the sockets only.
+With no endpoint that takes reaction events, a reaction write costs no store work here: its
+counts are read in the background, for the sockets only.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ Counts = dict[str, int]
 @dataclass(frozen=True)
 class ReactionWrite:
     """A stored write of a reaction, as its event tells it. `version` names the state it
-    tells of (a time of the write, ...): the firehose message's id is derived from the reaction's
-    id, `name` and `version`, so a write run again for the same state writes the same message.
+    tells of (the write's time, as stored): the firehose message's id is derived from the
+    reaction's id, `name` and `version`, so a write told again for the same state (a client's
+    retry) writes the same message.
     `counts(activity_id)` reads the activity's counts now; `feeds(activity_id)` the feeds it
     was added to (for endpoints that take some feed groups only)."""
 

@@ -230,6 +230,14 @@ def test_a_reaction_event_is_stored_before_the_add_answers_and_a_retry_adds_no_o
     wait_until(lambda: len(ids_of(hook, reaction_id, "reaction.added")) == 2, 15,
                what="the retry's message")  # fmt: skip
     assert len(set(ids_of(hook, reaction_id, "reaction.added"))) == 1
+    # A retried soft delete (which finds it deleted) tells it again under the same id too.
+    call(node, "DELETE", f"reaction/{reaction_id}/", params={"soft": "true"})
+    wait_until(lambda: ids_of(hook, reaction_id, "reaction.deleted"), 15, what="the delete")
+    wait_until(lambda: messages.count_documents(mentions) == 0, 15, what="the message settled")
+    call(node, "DELETE", f"reaction/{reaction_id}/", params={"soft": "true"})
+    wait_until(lambda: len(ids_of(hook, reaction_id, "reaction.deleted")) == 2, 15,
+               what="the soft delete and its retry")  # fmt: skip
+    assert len(set(ids_of(hook, reaction_id, "reaction.deleted"))) == 1
     # Another add of the same kind by someone else is a message of its own.
     other = react(node, post, f"{uid}-2")
     wait_until(lambda: ids_of(hook, other["id"], "reaction.added"), 15, what="another add")

@@ -120,7 +120,7 @@ class Receiver:
         url, token = self.check
         headers = {"Authorization": token, "stream-auth-type": "jwt"}
         for element in body:
-            wanted = {a["id"] for a in element["new"]}
+            wanted = {a["id"] for a in element.get("new", ())}  # a reaction event has none
             if not wanted:
                 continue
             path = element["feed"].replace(":", "/")
@@ -140,5 +140,11 @@ class Receiver:
             (e["feed"], a["id"] if with_new else a)
             for d in list(self.deliveries)
             for e in d.body
+            if "feed" in e
             for a in e[key]
         }
+
+    def reactions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every reaction event delivered (an element with a `type`), with its webhook-id, in
+        the order received."""
+        return [(d.id, e) for d in list(self.deliveries) for e in d.body if "type" in e]

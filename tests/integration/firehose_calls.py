@@ -34,8 +34,15 @@ def call(node: ServerProcess, method: str, path: str, **kw: Any) -> requests.Res
     return response
 
 
-def webhooks(*hooks: tuple[Receiver, list[str]]) -> dict[str, str]:
-    config = [{"url": r.url, "secret": SECRET, "feed_groups": groups} for r, groups in hooks]
+def webhooks(
+    *hooks: tuple[Receiver, list[str]], reacting: tuple[Receiver, ...] = ()
+) -> dict[str, str]:
+    """The webhook endpoints of a node: each receiver with its `feed_groups`; those in
+    `reacting` take reaction events too (`reactions = true`)."""
+    config = [
+        {"url": r.url, "secret": SECRET, "feed_groups": groups, "reactions": r in reacting}
+        for r, groups in hooks
+    ]
     return {"TIDINGS_FIREHOSE_WEBHOOK": json.dumps(config)}
 
 

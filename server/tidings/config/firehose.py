@@ -26,11 +26,13 @@ from .values import Secret
 
 @dataclass(frozen=True)
 class WebhookEndpoint:
-    """A `[[firehose.webhook]]`: signed POSTs of feed updates to `url`."""
+    """A `[[firehose.webhook]]`: signed POSTs of feed updates (and, with `reactions`, of
+    reaction events) to `url`."""
 
     url: str
     secret: Secret
     feed_groups: tuple[str, ...] = ()
+    reactions: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class SqsEndpoint:
     region: str
     endpoint_url: str | None = None
     feed_groups: tuple[str, ...] = ()
+    reactions: bool = False  # reaction events too (opt-in: Stream v2 consumers expect feeds)
 
     @property
     def fifo(self) -> bool:
@@ -95,18 +98,23 @@ def _webhook_secret(secret: str) -> None:
 
 
 _GROUPS = fields.List(fields.String(validate=validate.Regexp(GROUP_NAME)), load_default=list)
+# Reaction events as well as feed updates: opt-in, since a Stream v2 consumer parses a list of
+# feed updates only.
+_REACTIONS = fields.Boolean(load_default=False)
 
 
 class _WebhookSchema(Section):
     url = fields.String(required=True, validate=_http_url)
     secret = fields.String(required=True, validate=_webhook_secret)
     feed_groups = _GROUPS
+    reactions = _REACTIONS
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> WebhookEndpoint:
         return WebhookEndpoint(
-            url=data["url"], secret=Secret(data["secret"]), feed_groups=tuple(data["feed_groups"])
-        )
+            url=data["url"], secret=Secret(data["secret"]),
+            feed_groups=tuple(data["feed_groups"]), reactions=data["reactions"],
+        )  # fmt: skip
 
 
 class _SqsSchema(Section):
@@ -114,6 +122,7 @@ class _SqsSchema(Section):
     region = fields.String(required=True, validate=validate.Length(min=1, max=64))
     endpoint_url = fields.String(load_default=None, allow_none=True, validate=_http_url)
     feed_groups = _GROUPS
+    reactions = _REACTIONS
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> SqsEndpoint:

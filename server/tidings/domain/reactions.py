@@ -105,6 +105,29 @@ class Summary(NamedTuple):
     counts: dict[str, int]
 
 
+def retried_add(stored: Reaction, asked: Reaction) -> bool:
+    """`asked` (an add refused because its id is taken) asks for what `stored` holds, and no
+    later write changed it: the client's retry of that add."""
+    return (
+        stored.deleted_at is None
+        and stored.updated_at == stored.created_at
+        and (stored.kind, stored.activity_id, stored.user_id, stored.parent, stored.data)
+        == (asked.kind, asked.activity_id, asked.user_id, asked.parent, asked.data)
+        and (stored.target_feeds, stored.target_feeds_extra_data)
+        == (asked.target_feeds, asked.target_feeds_extra_data)
+    )
+
+
+def counts_without(counts: Mapping[str, int], reaction: Reaction) -> dict[str, int]:
+    """An activity's counts once `reaction` is hard-deleted: one fewer of its kind when it is
+    counted there (a live reaction to the activity; a child counts on its parent only, and a
+    soft-deleted reaction is no longer counted)."""
+    out = dict(counts)
+    if not reaction.parent and reaction.deleted_at is None and reaction.kind in out:
+        out[reaction.kind] = max(0, out[reaction.kind] - 1)
+    return out
+
+
 def wire_time(time: datetime) -> str:
     """Stream writes a reaction's times in UTC with a `Z`."""
     return format_time(time) + "Z"

@@ -7,19 +7,68 @@ of it only after that, at most once (a socket that misses an event recovers thro
 with `since`). A removal's `deleted` messages are written before its entries go, leased to this
 node and unsent, and sent once the entries are gone (`removal`): a removal that dies in between
 still has them sent by any node once their lease runs out.
+
+Reaction writes follow the same rule (`reaction`): the event (`reaction.added`, `.updated`,
+`.deleted`, with the activity's counts) is stored for the firehose endpoints that take reaction
+events (`reactions = true`) before the write answers, then goes to the sockets watching the
+activity, in the background, with the same counts (read once). A hard delete's event is written
+before the reaction goes, held, and sent after (`reaction_removal`), as a feed removal's is.
+With no endpoint that takes reaction events, a reaction write costs no store work here: its
+counts are read in the background, for the sockets only.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.events import Broadcaster, feed_update, marked
+from ..domain.ids import format_time
 from ..domain.ports import FeedUpdate
 from ..firehose.outbox import Firehose
 from ..runtime.background import TaskSet
+
+Counts = dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReactionWrite:
+    """A stored write of a reaction, as its event tells it. `version` names the state it
+    tells of (the write's time, as stored): the firehose message's id is derived from the
+    reaction's id, `name` and `version`, so a write told again for the same state (a client's
+    retry) writes the same message.
+    `counts(activity_id)` reads the activity's counts now; `feeds(activity_id)` the feeds it
+    was added to (for endpoints that take some feed groups only)."""
+
+    name: str  # reaction.added | reaction.updated | reaction.deleted
+    reaction: dict[str, Any]  # as the REST API answers it, with its `user`
+    version: str
+    counts: Callable[[str], Awaitable[Counts]]
+    feeds: Callable[[str], Awaitable[Collection[str]]]
+
+    @property
+    def activity_id(self) -> str:
+        return str(self.reaction["activity_id"])
+
+    @property
+    def key(self) -> str:
+        return f"reaction\n{self.reaction['id']}\n{self.name}\n{self.version}"
+
+    def event(self, counts: Counts) -> dict[str, Any]:
+        """The socket event's data."""
+        return {"activity_id": self.activity_id, "reaction": self.reaction,
+                "reaction_counts": counts}  # fmt: skip
+
+
+@dataclass
+class Removal:
+    """What the block of `reaction_removal` tells: whether it deleted the reaction (False:
+    another delete did first, and tells the sockets)."""
+
+    gone: bool = True
 
 
 class Announcer:
@@ -70,24 +119,59 @@ class Announcer:
         event = marked(feed_update(feed), mark_seen, mark_read)
         await self.broadcaster.feed_update([feed], event)
 
-    def reaction(
-        self, name: str, reaction: dict[str, Any],
-        counts: Callable[[str], Awaitable[dict[str, int]]],
-    ) -> None:  # fmt: skip
-        """A write of `reaction` is stored: its event `name` goes to the sockets watching its
-        activity, in the background, with the activity's counts as read after the write
-        (`counts(activity_id)`). Not to the firehose: its messages are feeds' activities (a
-        reaction with target feeds reaches it as the activity those feeds hold)."""
-        self.tasks.spawn(self._tell_reaction(name, reaction, counts))
+    async def reaction(self, write: ReactionWrite, sockets: bool = True) -> None:
+        """A write of a reaction is stored: its event is stored for the firehose endpoints that
+        take it when this returns, then goes to the sockets watching its activity (unless not
+        `sockets`: a write run again tells the firehose only), in the background, with the
+        activity's counts as read after the write."""
+        feeds = await self._reaction_feeds(write)
+        if feeds is None:
+            if sockets:
+                self.tasks.spawn(self._tell_reaction(write))
+            return
+        event = write.event(await write.counts(write.activity_id))
+        since = datetime.now(UTC)
+        await self.firehose.hand_over_reaction(_fired(write.name, event), feeds, write.key, since)
+        if sockets:
+            self.tasks.spawn(self.broadcaster.reaction_event(write.activity_id, write.name, event))
 
-    async def _tell_reaction(
-        self, name: str, reaction: dict[str, Any],
-        counts: Callable[[str], Awaitable[dict[str, int]]],
-    ) -> None:  # fmt: skip
-        activity_id = reaction["activity_id"]
-        event = {"activity_id": activity_id, "reaction": reaction,
-                 "reaction_counts": await counts(activity_id)}  # fmt: skip
-        await self.broadcaster.reaction_event(activity_id, name, event)
+    @asynccontextmanager
+    async def reaction_removal(
+        self, write: ReactionWrite, expected: Callable[[Counts], Counts]
+    ) -> AsyncIterator[Removal]:
+        """Around the hard deletion of a reaction (`write`: its `reaction.deleted`): for the
+        firehose, the event is written before, held, and sent after the block (if the block
+        fails, or the node dies in it, any node sends it once its lease runs out, as for feed
+        removals); its counts are those read before, as `expected(counts)` says the deletion
+        leaves them. The sockets hear after the block, in the background, unless the block
+        says another delete took the reaction first (`Removal.gone`)."""
+        removal = Removal()
+        feeds = await self._reaction_feeds(write)
+        if feeds is None:
+            yield removal
+            if removal.gone:
+                self.tasks.spawn(self._tell_reaction(write))
+            return
+        event = write.event(expected(await write.counts(write.activity_id)))
+        since = datetime.now(UTC)
+        held = await self.firehose.hold_reaction(_fired(write.name, event), feeds, write.key, since)
+        yield removal
+        await self.firehose.release(held)
+        if removal.gone:
+            self.tasks.spawn(self.broadcaster.reaction_event(write.activity_id, write.name, event))
+
+    async def _reaction_feeds(self, write: ReactionWrite) -> Collection[str] | None:
+        """The feeds that route `write` to the firehose (none looked up when no endpoint
+        takes the reactions of some groups only); None when no endpoint takes it."""
+        firehose = self.firehose
+        if not firehose.reactions:
+            return None
+        feeds = await write.feeds(write.activity_id) if firehose.reaction_groups else ()
+        return feeds if firehose.wants_reaction(feeds) else None
+
+    async def _tell_reaction(self, write: ReactionWrite) -> None:
+        event = write.event(await write.counts(write.activity_id))
+        await self.broadcaster.reaction_event(write.activity_id, write.name, event)
 
     async def _tell(
         self, updates: Sequence[FeedUpdate], emitted: Callable[[], None] | None = None
@@ -103,3 +187,8 @@ class Announcer:
     async def close(self, grace: float) -> None:
         """Give the socket events under way `grace` seconds (at shutdown, after the writes)."""
         await self.tasks.drain(grace)
+
+
+def _fired(name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A reaction event as a firehose element: the socket event's data, named by `type`."""
+    return {"type": name, **event, "published_at": format_time(datetime.now(UTC))}

@@ -6,17 +6,27 @@ sockets and to the firehose as any add does; deleting the reaction removes it th
 (`FeedService.remove`). Everything a request names is validated and authorised before anything
 is stored. Each reaction answered carries its user's object (`user`, as Stream enriches it),
 read with the users of its latest children in one query.
+
+Each stored write is announced (feeds/announce.py): to the firehose endpoints that take
+reaction events before it answers, then to the sockets watching the activity. A write that may
+have stopped between its store write and that (a node's death) is covered by the client's
+retry where the retry can tell: a retried add (the same id, answered 409) and a retried soft
+delete store the same message again (the same id, from the state the store holds); an update
+run again is a new update (a new `updated_at`), announced as such; a hard delete's event is
+written before the reaction goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..auth import Grant, authorize_reaction_targets, reaction_user, require_reaction_owner
 from ..domain.activities import parse_activity
-from ..domain.errors import DoesNotExistError, InputError
+from ..domain.errors import ConflictError, DoesNotExistError, InputError
 from ..domain.feeds import FeedId
 from ..domain.ports import ReactionCounts, UserStore
 from ..domain.reactions import (
@@ -26,12 +36,17 @@ from ..domain.reactions import (
     Change,
     NewReaction,
     Reaction,
+    counts_without,
     id_time,
     now_ms,
+    retried_add,
     target_activity,
+    wire_time,
 )
 from ..runtime.background import TaskSet, completes
+from ..runtime.faults import fault_point
 from ..store.mongo.reactions import Query, ReactionStore
+from .announce import ReactionWrite
 from .service import FeedService
 
 ADDED, UPDATED, DELETED = "reaction.added", "reaction.updated", "reaction.deleted"
@@ -93,7 +108,12 @@ class Reactions:
             target_feeds_extra_data=new.target_feeds_extra_data,
         )  # fmt: skip
         target = self._target(reaction)  # validated before anything is stored
-        await self.store.insert(reaction)
+        try:
+            await self.store.insert(reaction)
+        except ConflictError:
+            await self._added_again(reaction)
+            raise
+        fault_point("reactions.inserted")
         if reaction.target_feeds:
             try:
                 await self._add_targets(reaction.target_feeds, writer, target)
@@ -101,7 +121,7 @@ class Reactions:
                 await self.store.delete(reaction.id)  # keeps nothing of a refused add
                 raise
         body = await self._with_users(reaction.public(extra_data=True))
-        self._tell(ADDED, body)
+        await self._tell(ADDED, body, wire_time(reaction.created_at))
         return body
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
@@ -149,7 +169,7 @@ class Reactions:
         latest = await self.store.newest_children([reaction_id], LATEST_CHILDREN)
         body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
         await self._with_users(body)
-        self._tell(UPDATED, body)
+        await self._tell(UPDATED, body, _updated(stored))
         return body
 
     @completes
@@ -162,16 +182,26 @@ class Reactions:
         if soft:
             now = now_ms()
             if await self.store.soft_delete(reaction_id, now):
-                self._tell(
-                    DELETED, await self._with_users(replace(reaction, deleted_at=now).public())
-                )
+                body = await self._with_users(replace(reaction, deleted_at=now).public())
+                await self._tell(DELETED, body, wire_time(now))
+            elif reaction.deleted_at is not None and self.feeds.announcer.firehose.reactions:
+                # Deleted already, maybe by this delete's first try, stopped before its
+                # firehose message was stored: that message again, under the same id.
+                body = await self._with_users(reaction.public())
+                await self._tell(DELETED, body, wire_time(reaction.deleted_at), sockets=False)
             return
         for child in await self.store.descendants_with_targets(reaction_id):
             await self._remove_targets(child, child.target_feeds)
         await self._remove_targets(reaction, reaction.target_feeds)
-        await self.store.delete_descendants(reaction_id)
-        if await self.store.delete(reaction_id):
-            self._tell(DELETED, await self._with_users(reaction.public()))
+        body = await self._with_users(reaction.public())
+        # Once per reaction: an add of the same id after it is a new reaction (created_at).
+        gone = f"hard {wire_time(reaction.created_at)} {wire_time(reaction.updated_at)}"
+        write = self._write(DELETED, body, gone)
+        announcer = self.feeds.announcer
+        async with announcer.reaction_removal(write, lambda c: counts_without(c, reaction)) as r:
+            await self.store.delete_descendants(reaction_id)
+            r.gone = await self.store.delete(reaction_id)
+            fault_point("reactions.deleted")
 
     @completes
     async def restore(self, reaction_id: str, grant: Grant) -> None:
@@ -179,11 +209,13 @@ class Reactions:
         Stream."""
         reaction = await self._existing(reaction_id)
         require_reaction_owner(grant, reaction.user_id)
-        if reaction.deleted_at is None or not await self.store.restore(reaction_id, now_ms()):
+        now = now_ms()
+        if reaction.deleted_at is None or not await self.store.restore(reaction_id, now):
             raise DoesNotExistError(
                 f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
             )
-        self._tell(ADDED, await self._with_users(replace(reaction, deleted_at=None).public()))
+        body = await self._with_users(replace(reaction, deleted_at=None).public())
+        await self._tell(ADDED, body, f"restored {wire_time(now)}")
 
     async def require_activity(self, activity_id: str) -> None:
         """DoesNotExist unless the activity is stored (and not removed)."""
@@ -212,10 +244,39 @@ class Reactions:
             await self._with_users(*bodies)
         return Missed(bodies, len(changed) > limit, await self._counts(activity_id))
 
-    def _tell(self, name: str, reaction: dict[str, Any]) -> None:
-        """The write of `reaction` is stored: its activity's watchers hear (in the background;
-        a copy, since the answer's body is the HTTP layer's to change)."""
-        self.feeds.announcer.reaction(name, dict(reaction), self._counts)
+    async def _tell(
+        self, name: str, reaction: dict[str, Any], version: str, sockets: bool = True
+    ) -> None:
+        """The write of `reaction` is stored: the firehose's endpoints that take reaction
+        events have it stored when this returns; its activity's watchers hear in the
+        background (unless not `sockets`). `version`: the state it tells of (the message id
+        comes from it)."""
+        await self.feeds.announcer.reaction(self._write(name, reaction, version), sockets)
+
+    def _write(self, name: str, reaction: dict[str, Any], version: str) -> ReactionWrite:
+        # a copy: the answer's body is the HTTP layer's to change
+        return ReactionWrite(name, dict(reaction), version, self._counts, self._feeds)
+
+    async def _added_again(self, asked: Reaction) -> None:
+        """An add refused because its id is taken: when it is the client's retry of the add
+        that took it, that add's firehose message again, under the same id (kept while it
+        waits, sent again if it went), since the first try may have stopped before storing
+        it. Not to the sockets: they heard, or recover with `since`."""
+        if not self.feeds.announcer.firehose.reactions:
+            return
+        stored = await self.store.get(asked.id)
+        if stored is None or not retried_add(stored, asked):
+            return
+        body = await self._with_users(stored.public(extra_data=True))
+        await self._tell(ADDED, body, wire_time(stored.created_at), sockets=False)
+
+    async def _feeds(self, activity_id: str) -> Collection[str]:
+        """The feeds the activity was added to: those that own it and the `to` feeds they
+        named (none for an activity unknown or removed)."""
+        stored = await self.feeds.activities.get(activity_id)
+        if stored is None or stored.removed:
+            return ()
+        return stored.reach(stored.owners)
 
     async def _counts(self, activity_id: str) -> dict[str, int]:
         return (await self.store.counts_of([activity_id])).get(activity_id, {})
@@ -299,6 +360,14 @@ def _children(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _lists(latest: dict[str, list[Reaction]]) -> dict[str, list[dict[str, Any]]]:
     return {kind: [child.public() for child in items] for kind, items in latest.items()}
+
+
+def _updated(stored: Reaction) -> str:
+    """An update's version: its time, and a digest of what it set (two updates within one
+    millisecond are two messages, unless they set the same)."""
+    what = [stored.data, list(stored.target_feeds), stored.target_feeds_extra_data]
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{wire_time(stored.updated_at)} {digest[:16]}"
 
 
 def _missing(reaction_id: str) -> DoesNotExistError:

@@ -1,9 +1,16 @@
 """The configured endpoints, numbered as `tidings firehose status` lists them: the webhooks in
 config order, then the SQS queues. A message names its endpoint by key (kind and URL), so that
-reordering the config does not send a message elsewhere."""
+reordering the config does not send a message elsewhere.
+
+`feed_groups` chooses the feed updates an endpoint gets, and, for an endpoint that takes
+reaction events (`reactions = true`), those too: a reaction event goes to it when a feed that
+the reaction's activity was added to (a feed that owns it, or a `to` feed it named) is of one
+of its groups. Not the feeds the activity reached through follows: a reaction belongs to the
+activity, and an endpoint for `timeline` feeds would otherwise get every reaction there is."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +39,14 @@ class Endpoint:
 
     def wants(self, feed: str) -> bool:
         return not self.groups or feed.partition(":")[0] in self.groups
+
+    @property
+    def reactions(self) -> bool:
+        return self.config.reactions
+
+    def wants_reaction(self, feeds: Collection[str]) -> bool:
+        """A reaction event to an activity added to `feeds` (read only when `groups` is set)."""
+        return self.reactions and (not self.groups or any(self.wants(f) for f in feeds))
 
 
 def endpoints_of(settings: FirehoseSettings) -> list[Endpoint]:

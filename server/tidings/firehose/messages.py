@@ -1,5 +1,6 @@
 """Pure parts of the firehose: the JSON of a batch of updates (Stream's firehose shape, one
-element per feed), split into messages of bounded size, their ids, and the retry delays."""
+element per feed), split into messages of bounded size, the element of a reaction event, the
+messages' ids, and the retry delays."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from typing import Any
 
 Update = tuple[Sequence[str], dict[str, Any]]  # feeds, and their event (`feed` set per feed)
 LIST = 2  # the brackets of a message's JSON list
+# What a reaction event leaves out, one after the other, while it is larger than a message may
+# be (`truncated` lists them): first what other events or reads tell (other reactions, the
+# user's object, the target feeds' activity), the reaction's own `data` last. What is left is
+# at most about a kilobyte (ids, kind, user id, times).
+SHED = (
+    ("reaction", "latest_children"), ("reaction", "own_children"), ("reaction", "user"),
+    ("reaction", "target_feeds_extra_data"), ("reaction", "target_feeds"),
+    ("reaction", "children_counts"), ("", "reaction_counts"), ("reaction", "data"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,29 @@ def elements(update: Update, wanted: Any = None, max_bytes: int | None = None) -
 def _tail(rest: dict[str, Any]) -> str:
     text = _dumps(rest)
     return "}" if text == "{}" else "," + text[1:]
+
+
+def reaction_element(event: dict[str, Any], max_bytes: int | None = None) -> Element:
+    """A reaction event (`{type, activity_id, reaction, reaction_counts, published_at}`) as one
+    element. With `max_bytes`, one that would not fit a message leaves out fields (`SHED`, in
+    that order) until it fits, and names them in `truncated`: the receiver reads the rest from
+    the REST API (`GET reaction/{id}/`)."""
+    text = _dumps(event)
+    if max_bytes is None or _size(text) + LIST <= max_bytes:
+        return Element(text, text)
+    reaction = dict(event.get("reaction") or {})
+    out: dict[str, Any] = {**event, "reaction": reaction}
+    left_out: list[str] = []
+    for where, name in SHED:
+        holder = reaction if where else out
+        if name not in holder:
+            continue
+        del holder[name]
+        left_out.append(name)
+        text = _dumps({**out, "truncated": left_out})
+        if _size(text) + LIST <= max_bytes:
+            break
+    return Element(text, text)
 
 
 def bodies(parts: Sequence[Element], max_bytes: int) -> list[tuple[str, str]]:

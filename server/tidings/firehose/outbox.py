@@ -17,19 +17,23 @@ them to any node once their lease runs out, so the `deleted` is as durable as th
 
 A message's id is derived from what it says (its elements without `published_at`), or from the
 step's `key` when given: a client's retried add writes the same id (kept, or sent again with it).
+
+`hand_over_reaction` and `hold_reaction` do the same for a reaction event, one element in a
+message of its own, for the endpoints that take reaction events (`reactions = true`); its id
+comes from its `key` (the reaction, the event and the state it tells of).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..store.mongo.deliveries import DeliveryStore, Message
 from .endpoints import Endpoint
-from .messages import Update, bodies, elements, message_id
+from .messages import Element, Update, bodies, elements, message_id, reaction_element
 
 if TYPE_CHECKING:
     from .worker import DeliveryWorker, Route
@@ -44,6 +48,9 @@ class Held:
     """Messages written leased to this node, not sent yet (`hold`), by route."""
 
     routed: dict[Route, list[Message]] = field(default_factory=dict)
+
+
+Parts = Callable[[Endpoint, int], list[Element]]  # an endpoint's elements, for its size limit
 
 
 class Firehose:
@@ -69,6 +76,21 @@ class Firehose:
     def on(self) -> bool:
         return bool(self.endpoints)
 
+    @property
+    def reactions(self) -> bool:
+        """Some endpoint takes reaction events."""
+        return any(e.reactions for e in self.endpoints)
+
+    @property
+    def reaction_groups(self) -> bool:
+        """Some endpoint takes the reaction events of some feed groups only: routing them
+        needs the feeds the activity was added to."""
+        return any(e.reactions and e.groups for e in self.endpoints)
+
+    def wants_reaction(self, feeds: Collection[str]) -> bool:
+        """Some endpoint takes a reaction event to an activity added to `feeds`."""
+        return any(e.wants_reaction(feeds) for e in self.endpoints)
+
     def activity_bytes(self, max_bytes: int) -> int:
         """The largest activity (as JSON) to accept, given `max_bytes` of the activities'
         config: one that alone would not fit a message of every endpoint is refused."""
@@ -91,12 +113,26 @@ class Firehose:
         if not self.endpoints or self.store is None:
             return
         now = datetime.now(UTC)
-        routed = self._route(updates, since, key, now, of)
+        await self._write(self._route(_feed_parts(updates), since, key, now, of), now)
+
+    async def hand_over_reaction(
+        self, event: dict[str, Any], feeds: Collection[str], key: str, since: datetime
+    ) -> None:
+        """Store a reaction event (its element, `event`) for every endpoint that takes it
+        (`feeds`: those its activity was added to, for endpoints of some feed groups only)."""
+        if not self.endpoints or self.store is None:
+            return
+        now = datetime.now(UTC)
+        await self._write(self._route(_reaction_parts(event, feeds), since, key, now, ""), now)
+
+    async def _write(self, routed: dict[Route, list[Message]], now: datetime) -> None:
+        assert self.store is not None
         send = routed.get("send", [])
         writing = None
         if send and self.worker is not None:
-            # Sent while being written: the feeds hold the updates already, and the message
-            # is settled (deleted, or given back for a retry) only once it is stored.
+            # Sent while being written: what they tell of is stored already (the feeds hold
+            # the updates, the store the reaction's write), and the message is settled
+            # (deleted, or given back for a retry) only once it is stored.
             writing = asyncio.ensure_future(self.store.add(send, leased=True))
             self.worker.hand(send, writing)
         await self.store.add(routed.get("backlog", []), due=now)
@@ -110,7 +146,20 @@ class Firehose:
         if it never comes, any node does once their lease runs out."""
         if not self.endpoints or self.store is None:
             return Held()
-        routed = self._route(updates, since, None, datetime.now(UTC), "")
+        now = datetime.now(UTC)
+        return await self._hold(self._route(_feed_parts(updates), since, None, now, ""))
+
+    async def hold_reaction(
+        self, event: dict[str, Any], feeds: Collection[str], key: str, since: datetime
+    ) -> Held:
+        """`hold` for a reaction event (a hard delete's, written before the reaction goes)."""
+        if not self.endpoints or self.store is None:
+            return Held()
+        now = datetime.now(UTC)
+        return await self._hold(self._route(_reaction_parts(event, feeds), since, key, now, ""))
+
+    async def _hold(self, routed: dict[Route, list[Message]]) -> Held:
+        assert self.store is not None
         await self.store.add([m for ms in routed.values() for m in ms], leased=True)
         return Held(routed)
 
@@ -126,13 +175,13 @@ class Firehose:
         await self.store.release([m.id for m in held.routed.get("failing", [])], later)
 
     def _route(
-        self, updates: Sequence[Update], since: datetime, key: str | None, now: datetime, of: str
+        self, parts_of: Parts, since: datetime, key: str | None, now: datetime, of: str
     ) -> dict[Route, list[Message]]:
         """The messages of each endpoint, by route; a disabled endpoint's are counted only."""
         routed: dict[Route, list[Message]] = {}
         for endpoint in self.endpoints:
             limit = self.limits[endpoint.key]
-            parts = [p for u in updates for p in elements(u, endpoint.wants, limit)]
+            parts = parts_of(endpoint, limit)
             route: Route = "failing" if self.worker is None else self.worker.route(endpoint.key)
             if route == "dead":
                 if parts and self.worker is not None:
@@ -144,3 +193,23 @@ class Firehose:
                     body, since, first_due=now,
                 ))  # fmt: skip
         return routed
+
+
+def _feed_parts(updates: Sequence[Update]) -> Parts:
+    def parts(endpoint: Endpoint, limit: int) -> list[Element]:
+        return [p for u in updates for p in elements(u, endpoint.wants, limit)]
+
+    return parts
+
+
+def _reaction_parts(event: dict[str, Any], feeds: Collection[str]) -> Parts:
+    made: dict[int, Element] = {}  # by size limit: encoded once per limit
+
+    def parts(endpoint: Endpoint, limit: int) -> list[Element]:
+        if not endpoint.wants_reaction(feeds):
+            return []
+        if limit not in made:
+            made[limit] = reaction_element(event, limit)
+        return [made[limit]]
+
+    return parts

@@ -1,10 +1,11 @@
 """SQS: messages sent with `SendMessageBatch` (at most 10 entries and 256 KiB per call), JSON
 bodies. A standard queue gets one SQS message per firehose message (the JSON list of its
 updates); a FIFO queue (`.fifo`) gets one per feed update, with the feed as message group id
-(SQS keeps each feed's order) and a deduplication id derived from the message id (a retry
-within SQS's five-minute window is dropped by SQS). A FIFO queue's entries go in `lanes` by
-feed, the calls of each lane one after the other (each feed's updates in order), the lanes at
-once: a 10,000-feed batch is not 1,000 calls in a row."""
+(SQS keeps each feed's order; a reaction event's group is its activity, `activity:<id>`, so
+each activity's reaction events keep theirs) and a deduplication id derived from the message
+id (a retry within SQS's five-minute window is dropped by SQS). A FIFO queue's entries go in
+`lanes` by group, the calls of each lane one after the other (each feed's updates in order),
+the lanes at once: a 10,000-feed batch is not 1,000 calls in a row."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class SqsSender:
             dedup = hashlib.sha256(f"{message.id}:{index}".encode()).hexdigest()
             out.append({
                 "MessageBody": json.dumps([element], separators=(",", ":"), ensure_ascii=False),
-                "MessageGroupId": _group_id(str(element["feed"])),
+                "MessageGroupId": _group_id(_group_of(element)),
                 "MessageDeduplicationId": dedup,
             })  # fmt: skip
         return out
@@ -93,6 +94,13 @@ class SqsSender:
             owner = call[int(item["Id"])][0]
             failed[owner] = f"{item.get('Code', '?')}: {item.get('Message', '')}"
         return failed
+
+
+def _group_of(element: dict[str, Any]) -> str:
+    """A feed update's feed, or a reaction event's activity."""
+    if "feed" in element:
+        return str(element["feed"])
+    return f"activity:{element.get('activity_id', '')}"
 
 
 def _group_id(feed: str) -> str:

@@ -16,8 +16,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -70,6 +71,7 @@ from ..objects.collections import Collections
 from ..objects.service import Objects
 from ..objects.users import Users
 from ..og.previews import LinkPreviews, open_session
+from ..realtime.active_feeds import WatchedFeeds
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
 from ..realtime.events.raid import RaidEvents
@@ -94,6 +96,7 @@ from ..store.memory.enriched_parts import SharedParts
 from ..store.memory.feed_heads import FeedHeads
 from ..store.memory.object_cache import ObjectCache
 from ..store.memory.reaction_cache import VERSIONED_MAX_AGE, ReactionCache, ShownReactions
+from ..store.memory.recent_reads import RecentReads
 from ..store.mongo import client as mongo
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import Database
@@ -186,7 +189,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     activities = ActivityStore(db, GroupStore(db, settings.feeds), cache, heads)
     follows = FollowStore(db)
     jobs = JobStore(db, node, timedelta(seconds=settings.fanout.lease_seconds))
-    reads = Reads(activities, follows, bus)
+    recent = RecentReads(settings.fanout.active_seconds)  # the feeds read lately
+    reads = Reads(activities, follows, bus, recent)
     # The sockets of this node, and what reaches them on every node.
     sio = create_sio(settings)
     hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
@@ -196,7 +200,10 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     broadcaster = Broadcaster(hub, sio_peers, bus, groups, notification, reads.counts_many)
     # The use cases.
     announcer = Announcer(firehose, broadcaster, TaskSet("announcement"))
-    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer)
+    link = bus if isinstance(bus, RedisBus) else None
+    watched = WatchedFeeds(hub, recent, link, redis.channel, settings.fanout.active_seconds)
+    runner = FanoutRunner(activities, follows, jobs, broadcaster, settings.fanout, announcer,
+                          watched)  # fmt: skip
     ctx = FeedContext(settings, activities, follows, jobs, runner, announcer, broadcaster)
     writes = TaskSet("write")  # every write under way, drained at shutdown
     service = FeedService(ctx, reads, writes)
@@ -244,7 +251,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     setup_ops(app)
     setup_dashboard(app)
     faye.mount(app)
-    app.cleanup_ctx.extend([_realtime, _feeds, _stats, faye.running])
+    app.cleanup_ctx.extend([_realtime, _feeds, _stats, _background(watched.run), faye.running])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets, faye.goodbye])
     return app
 
@@ -296,6 +303,19 @@ async def _stats(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _background(run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupContext:
+    """A task that runs as long as the node does (which feeds are active, told to Redis)."""
+
+    async def running(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return running
 
 
 async def _presence_goodbye(app: web.Application) -> None:

@@ -100,6 +100,8 @@ class _FanoutSchema(Section):
     max_follow_many = fields.Integer(load_default=2500, validate=positive())
     sync_max_feeds = fields.Integer(load_default=1000, validate=validate.Range(min=0))
     sync_budget_ms = fields.Float(load_default=50.0, validate=validate.Range(min=0))
+    active_first = fields.Boolean(load_default=True)
+    active_seconds = fields.Float(load_default=300.0, validate=validate.Range(min=1))
 
     @validates_schema
     def hysteresis(self, data: dict[str, Any], **_: Any) -> None:

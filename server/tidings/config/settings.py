@@ -62,6 +62,8 @@ class FanoutSettings:
     max_follow_many: int = 2500
     sync_max_feeds: int = 1000
     sync_budget_ms: float = 50.0
+    active_first: bool = True
+    active_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,24 @@ class Announcer(Protocol):
     def removal(self, updates: Sequence[FeedUpdate]) -> AbstractAsyncContextManager[None]: ...
 
 
+class ActiveFeeds(Protocol):
+    """Which feeds someone is watching (a socket subscribed on any node) or read lately: a
+    push writes them first (fanout/runner.py). A hint: a wrong answer changes only the order in
+    which follower feeds are written, never what they hold."""
+
+    async def active(self, feeds: Sequence[str]) -> set[str]:
+        """Those of `feeds` that are active, asked in at most one round trip to another
+        process; what cannot be asked in time counts as not active."""
+        ...
+
+
+class NoActiveFeeds:
+    """Nobody watches anything: a push keeps the follower order."""
+
+    async def active(self, feeds: Sequence[str]) -> set[str]:
+        return set()
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     """What is stored beside an uploaded blob."""

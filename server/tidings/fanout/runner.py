@@ -2,7 +2,9 @@
 (store/mongo/follows.py), writes a batch of follower entries (a chunk, or a `fanout.batch_size`
 part of one) in one unordered bulk insert, announces its `feed.update` to that batch's feeds
 (feeds/announce.py: firehose, then sockets) only once it is stored, then
-moves the job's cursor past the chunk once all its batches are done. Batches of a job run in an
+moves the job's cursor past the chunk once all its batches are done. An add or a removal
+(with `fanout.active_first`) reads a window of chunks at once and writes first the follower
+feeds someone watches, then the rest (fanout/order.py). Batches of a job run in an
 `asyncio.TaskGroup`; at most `fanout.concurrency` batches of all jobs run at once on a node, and
 a job's cursor only ever moves past chunks that are all done. Jobs that switch a feed's fanout
 mode walk its followers the same way (fanout/switches.py).
@@ -25,7 +27,7 @@ from typing import Any, NoReturn
 
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
-from ..domain.ports import Announcer, FeedUpdate
+from ..domain.ports import ActiveFeeds, Announcer, FeedUpdate, NoActiveFeeds
 from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
 from ..runtime.background import TaskSet
 from ..runtime.faults import fault_pause, fault_point
@@ -35,6 +37,7 @@ from ..store.mongo.entry_writes import Entry
 from ..store.mongo.follows import FollowStore, Member
 from ..store.mongo.jobs import Cursor, Job, JobStore
 from .completion import started
+from .order import WINDOW_CHUNKS, Part, parts_of
 from .switches import Batch, BatchMaker, Plan, Switches
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,10 @@ class FanoutRunner:
         broadcaster: Broadcaster,
         settings: FanoutSettings,
         announcer: Announcer,
+        active: ActiveFeeds | None = None,
     ) -> None:
         self.activities, self.follows, self.jobs = activities, follows, jobs
+        self.active = active if active is not None else NoActiveFeeds()
         self.broadcaster = broadcaster
         self.announcer = announcer
         self.settings = settings
@@ -161,9 +166,11 @@ class FanoutRunner:
             plan = await self._plan(job)
         if plan is None:
             return
+        # Switches act on every follower alike: only adds and removals are ordered.
+        ordered = self.settings.active_first and job.kind in ("add", "remove")
         for index in range(job.cursor.source, len(job.sources)):
             after = job.cursor.after if index == job.cursor.source else None
-            await self._run_source(job, index, job.sources[index], after, plan.batch)
+            await self._run_source(job, index, job.sources[index], after, plan.batch, ordered)
             if not await self.jobs.advance(job, Cursor(index + 1, None)):
                 await self.lost(job)
         if plan.end is not None:
@@ -210,6 +217,7 @@ class FanoutRunner:
         source: str,
         after: int | None,
         make_batch: BatchMaker,
+        ordered: bool = False,
     ) -> None:
         size, slots = self.settings.batch_size, self._slots
         progress = _Progress(self, job, index)
@@ -217,29 +225,41 @@ class FanoutRunner:
         # Follows made from here on may land past the last chunk: they copied the activity
         # when they followed (it was stored before this job started).
         last = await self.follows.last_chunk(source)
+        window = WINDOW_CHUNKS if ordered else 1
+        left: dict[int, int] = {}  # chunk -> its batches not done yet
 
-        async def one(members: list[Member], chunk: int, left: list[int]) -> None:
-            await run(members)  # a failed or cancelled batch never counts as done
-            left[0] -= 1
-            if not left[0]:
-                await progress.finished(chunk)
+        async def one(part: Part) -> None:
+            await run(part.members)  # a failed or cancelled batch never counts as done
+            for chunk in part.chunks:
+                left[chunk] -= 1
+                if not left[chunk]:
+                    del left[chunk]
+                    await progress.finished(chunk)
 
         def release(_: asyncio.Task[None]) -> None:
             slots.release()
 
         async with asyncio.TaskGroup() as group:
-            for chunk in range(0 if after is None else after + 1, last + 1):
-                members = await self.follows.chunk(source, chunk)
-                parts = [members[i : i + size] for i in range(0, len(members), size)]
-                progress.started(chunk)
-                if not parts:
-                    await progress.finished(chunk)
-                    continue
-                left = [len(parts)]
+            for start in range(0 if after is None else after + 1, last + 1, window):
+                end = min(start + window, last + 1) - 1
+                if ordered:
+                    chunks = await self.follows.chunk_range(source, start, end)
+                    active = await self.active.active([f for c in chunks for f, _ in c])
+                else:
+                    chunks, active = [await self.follows.chunk(source, start)], set()
+                parts = parts_of(chunks, start, active, size)
+                for part in parts:  # counted before any can finish
+                    for chunk in part.chunks:
+                        left[chunk] = left.get(chunk, 0) + 1
+                for chunk in range(start, end + 1):
+                    progress.started(chunk)
+                for chunk in range(start, end + 1):
+                    if chunk not in left:  # no follower in it
+                        await progress.finished(chunk)
                 for part in parts:
                     await slots.acquire()
                     try:
-                        task = group.create_task(one(part, chunk, left))
+                        task = group.create_task(one(part))
                     except BaseException:  # the group is shutting down: no task holds it
                         slots.release()
                         raise

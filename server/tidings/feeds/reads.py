@@ -23,6 +23,7 @@ from ..config import NOTIFICATION, FeedGroup
 from ..domain.aggregation import joinings
 from ..domain.merge import Bounds, merge_newest_first, merge_oldest_first
 from ..store.memory.coalesce import Coalescer
+from ..store.memory.recent_reads import RecentReads
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.entry_reads import Item, Page
 from ..store.mongo.feeds import FeedMeta
@@ -88,8 +89,13 @@ class GroupedRead:
 
 
 class Reads:
-    def __init__(self, activities: ActivityStore, follows: FollowStore, bus: Bus) -> None:
+    def __init__(
+        self, activities: ActivityStore, follows: FollowStore, bus: Bus,
+        recent: RecentReads | None = None,
+    ) -> None:  # fmt: skip
         self.activities, self.follows = activities, follows
+        # The feeds read lately: a fanout writes them first (fanout/runner.py).
+        self.recent = recent if recent is not None else RecentReads(0)
         # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
         self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(follows.pull_follows_of)
         self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
@@ -134,6 +140,7 @@ class Reads:
         into its groups (`_with_pulled`), and marks of such groups stick (GroupStore
         .mark_merged)."""
         groups, group = self._grouped(feed)
+        self.recent.saw(feed)
         pulls = await self.merged(feed)
         merged: list[dict[str, Any]] = []
         if pulls:
@@ -252,6 +259,7 @@ class Reads:
         return GroupPage(docs[page.offset : want], unseen, unread, origins), merged
 
     async def read(self, feed: str, page: Page) -> list[dict[str, Any]]:
+        self.recent.saw(feed)
         pulls = await self.merged(feed)
         if not pulls:
             return await self.activities.read(feed, page)

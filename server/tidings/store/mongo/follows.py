@@ -132,6 +132,14 @@ class FollowStore(FollowWrites):
         doc = await self.chunks.find_one({"_id": chunk_id(target, n)}, {"m": 1})
         return [] if doc is None else [(m["s"], m["f"]) for m in doc.get("m", ())]
 
+    async def chunk_range(self, target: str, first: int, last: int) -> list[list[Member]]:
+        """`chunk` of each of `target`'s chunks `first`..`last`, in one query by `_id`."""
+        ids = [chunk_id(target, n) for n in range(first, last + 1)]
+        found: dict[str, list[Member]] = {}
+        async for doc in self.chunks.find({"_id": {"$in": ids}}, {"m": 1}):
+            found[doc["_id"]] = [(m["s"], m["f"]) for m in doc.get("m", ())]
+        return [found.get(i, []) for i in ids]
+
     async def records(self, ids: Sequence[ObjectId]) -> dict[ObjectId, FollowRecord]:
         return {
             d["_id"]: record_of(d) async for d in self.follows.find({"_id": {"$in": list(ids)}})

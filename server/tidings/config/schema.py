@@ -100,6 +100,8 @@ class _FanoutSchema(Section):
     max_follow_many = fields.Integer(load_default=2500, validate=positive())
     sync_max_feeds = fields.Integer(load_default=1000, validate=validate.Range(min=0))
     sync_budget_ms = fields.Float(load_default=50.0, validate=validate.Range(min=0))
+    push_budget_ms = fields.Float(load_default=250.0, validate=validate.Range(min=0))
+    min_pull_followers = fields.Integer(load_default=1000, validate=validate.Range(min=0))
 
     @validates_schema
     def hysteresis(self, data: dict[str, Any], **_: Any) -> None:

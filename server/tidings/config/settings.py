@@ -62,6 +62,8 @@ class FanoutSettings:
     max_follow_many: int = 2500
     sync_max_feeds: int = 1000
     sync_budget_ms: float = 50.0
+    push_budget_ms: float = 250.0
+    min_pull_followers: int = 1000
 
 
 @dataclass(frozen=True)

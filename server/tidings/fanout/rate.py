@@ -2,10 +2,11 @@
 inserts, kept current from the batches themselves, so that push or pull is decided by how long
 a push takes here (domain/fanout_mode.py).
 
-- Throughput, not the speed of one insert: the time counted is the time during which at least
-  one metered insert was in flight (batches run `fanout.concurrency` at once; overlapping
-  inserts count their time once), and the entries are those of the inserts that ended.
-- Windows: entries and busy time add up until a window holds a full batch's worth of entries
+- Throughput, not the speed of one insert: batches run `fanout.concurrency` at once, so the
+  time an insert counts is its share of the time the metered inserts were in flight (while k
+  of them are, each counts a k-th of it): the shares of overlapping inserts add up to the time
+  once. An insert adds its entries and its share when it ends.
+- Windows: entries and time add up until a window holds a full batch's worth of entries
   (`full`), then the window's rate is folded into an exponentially weighted moving average
   (`smoothing` per window). Every window weighs the same number of entries, so a small batch
   weighs in proportion to its size.
@@ -39,8 +40,9 @@ class FanoutRate:
         self._rate = initial
         self._full, self._smoothing, self._clock = max(1, full), smoothing, clock
         self._in_flight = 0
-        self._mark = 0.0  # when the busy time was last counted
-        self._busy = 0.0  # seconds with an insert in flight, in this window
+        self._mark = 0.0  # when the shared clock was last moved
+        self._shared = 0.0  # seconds of in-flight time per insert in flight, summed over time
+        self._busy = 0.0  # the shares of the inserts that ended, in this window
         self._entries = 0  # entries of the inserts that ended, in this window
         self.windows = 0  # windows folded in so far
 
@@ -55,23 +57,25 @@ class FanoutRate:
         if entries * 4 < self._full:
             yield
             return
-        self._count()
+        begun = self._count()
         self._in_flight += 1
         stored = 0
         try:
             yield
             stored = entries
         finally:
-            self._count()
+            self._busy += self._count() - begun
             self._in_flight -= 1
             self._entries += stored
             self._fold()
 
-    def _count(self) -> None:
+    def _count(self) -> float:
+        """Move the shared clock to now; answer it."""
         now = self._clock()
         if self._in_flight:
-            self._busy += now - self._mark
+            self._shared += (now - self._mark) / self._in_flight
         self._mark = now
+        return self._shared
 
     def _fold(self) -> None:
         if self._entries < self._full or self._busy <= 0:

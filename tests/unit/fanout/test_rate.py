@@ -56,6 +56,23 @@ def test_overlapping_inserts_count_their_time_once() -> None:
     assert rate.per_second == pytest.approx(5_000)
 
 
+def test_staggered_inserts_share_the_time_they_overlap() -> None:
+    """A runs from 0 to 0.3 s, B from 0.1 to 0.4 s: 1000 entries in 0.4 s, in two windows of
+    500 (each closed when one ends) that both measure it."""
+    rate, clock = meter(full=500)
+    first, second = rate.insert(500), rate.insert(500)
+    first.__enter__()
+    clock.now += 0.1
+    second.__enter__()
+    clock.now += 0.2
+    first.__exit__(None, None, None)
+    assert rate.per_second == pytest.approx(2_500)
+    clock.now += 0.1
+    second.__exit__(None, None, None)
+    assert rate.per_second == pytest.approx(2_500)
+    assert rate.windows == 2
+
+
 def test_idle_time_between_inserts_does_not_count() -> None:
     rate, clock = meter(full=1_000)
     for _ in range(2):

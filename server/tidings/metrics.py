@@ -20,6 +20,11 @@ FANOUT_ENTRIES = Counter(
     "tidings_fanout_entries_total", "Follower feed entries written or removed", ["kind"]
 )
 FANOUT_JOBS = Gauge("tidings_fanout_jobs_running", "Fanout jobs running on this node")
+FANOUT_RATE = Gauge(
+    "tidings_fanout_rate_entries_per_second",
+    "Follower entries this node's fanout batches store per second (smoothed): with "
+    "fanout.push_budget_ms, where a feed goes pull",
+)
 FANOUT_TAKEOVERS = Counter("tidings_fanout_takeovers_total", "Abandoned jobs taken over")
 WRITES_IN_FLIGHT = Gauge(
     "tidings_writes_in_flight", "Writes running on this node, whether their caller waits or left"

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ..metrics import FANOUT_JOBS, INSERT_TO_EMIT, LATENCY_BUCKETS, SOCKETS
+from ..metrics import FANOUT_JOBS, FANOUT_RATE, INSERT_TO_EMIT, LATENCY_BUCKETS, SOCKETS
 from .redis_bus import RedisBus
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def local_report(node: str, redis: str) -> Report:
         "node": node,
         "sockets": int(_gauge(SOCKETS)),
         "fanout_jobs_running": int(_gauge(FANOUT_JOBS)),
+        "fanout_rate": round(_gauge(FANOUT_RATE)),  # entries/s: where push stops paying
         "redis": redis,
         "latency": latency(),
         "at": time.time(),

@@ -64,6 +64,8 @@ class FanoutSettings:
     sync_budget_ms: float = 50.0
     active_first: bool = True
     active_seconds: float = 300.0
+    push_budget_ms: float = 250.0
+    min_pull_followers: int = 1000
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,24 @@ from typing import Any, NoReturn
 from ..config import FanoutSettings
 from ..domain.events import Broadcaster, feed_update
 from ..domain.ports import ActiveFeeds, Announcer, FeedUpdate, NoActiveFeeds
-from ..metrics import FANOUT_BATCHES, FANOUT_ENTRIES, FANOUT_JOBS, FANOUT_TAKEOVERS, INSERT_TO_EMIT
+from ..metrics import (
+    FANOUT_BATCHES,
+    FANOUT_ENTRIES,
+    FANOUT_JOBS,
+    FANOUT_RATE,
+    FANOUT_TAKEOVERS,
+    INSERT_TO_EMIT,
+)
 from ..runtime.background import TaskSet
 from ..runtime.faults import fault_pause, fault_point
 from ..runtime.leases import keep_alive
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.entry_writes import Entry
-from ..store.mongo.follows import FollowStore, Member
+from ..store.mongo.follows import CHUNK_SIZE, FollowStore, Member
 from ..store.mongo.jobs import Cursor, Job, JobStore
 from .completion import started
 from .order import WINDOW_CHUNKS, Part, parts_of
+from .rate import FanoutRate, initial_rate
 from .switches import Batch, BatchMaker, Plan, Switches
 
 log = logging.getLogger(__name__)
@@ -99,6 +107,9 @@ class FanoutRunner:
         # Batches in flight on this node, across all its jobs: the store's write load is bounded
         # however many inserts arrive at once, and jobs are served in order of arrival.
         self._slots = asyncio.Semaphore(settings.concurrency)
+        # Entries/s of this node's add batches: where push stops paying (feeds/modes.py).
+        self.rate = FanoutRate(initial_rate(settings), min(settings.batch_size, CHUNK_SIZE))
+        FANOUT_RATE.set(self.rate.per_second)
 
     def spawn(self, work: Awaitable[None]) -> asyncio.Task[Any]:
         """Run `work` in the background (failures logged), tracked so that shutdown can wait
@@ -275,7 +286,10 @@ class FanoutRunner:
         # emits to every feed of its batches, not just to the entries it adds: at least once.
         replay = job.resumed
         entries = [Entry(feed, job.activity_id, origin=source) for feed in feeds]
-        inserted = await self.activities.insert_entries(entries)
+        with self.rate.insert(len(entries)):
+            await fault_pause("fanout.insert")  # tests: a slow store
+            inserted = await self.activities.insert_entries(entries)
+        FANOUT_RATE.set(self.rate.per_second)
         if (inserted or (replay and emit)) and not await self.activities.reaches(
             job.activity_id, source
         ):

@@ -1,5 +1,5 @@
-"""Follow and unfollow, push or pull (hybrid fanout: pull feeds), and the switches of a feed's
-fanout mode that follower counts trigger.
+"""Follow and unfollow, push or pull (hybrid fanout: pull feeds); a follower count that changed
+may switch the feed's fanout mode (feeds/modes.py).
 
 What a follower holds of a feed it follows is the same whatever the feed's mode: the feed's
 newest `activity_copy_limit` own activities when it followed, then everything the feed gets
@@ -10,7 +10,6 @@ merged in, so that it stays.
 
 A feed follows at most `fanout.max_following` feeds. An activity being removed (tombstoned) is
 never copied by a follow: the removal's pass over the followers may be past the new follower.
-The follower counter of a feed is repaired from its follows before it switches the feed's mode.
 """
 
 from __future__ import annotations
@@ -24,22 +23,24 @@ from typing import Any
 from ..domain.errors import InputError
 from ..fanout.switches import copy_merged
 from ..store.mongo.entry_writes import Entry
-from ..store.mongo.feeds import DRAINING, PULL, PUSH, FeedMeta
+from ..store.mongo.feeds import DRAINING, PUSH
 from ..store.mongo.follows import FollowRecord
 from .context import FeedContext
+from .modes import ModeSwitches
 
 log = logging.getLogger(__name__)
 
 
 class FollowService:
     """Follows and unfollows of feeds (the API's `follows` endpoints), and the mode switches
-    that follower counts trigger."""
+    that changed follower counts call for."""
 
     def __init__(self, ctx: FeedContext) -> None:
         self.settings = settings = ctx.settings.fanout
         self.activities, self.follows, self.jobs = ctx.activities, ctx.follows, ctx.jobs
         self.runner, self.broadcaster = ctx.runner, ctx.broadcaster
         self._batches = Batches(self._follow_targets, settings.max_follow_many, ctx.runner.spawn)
+        self.modes = ModeSwitches(ctx)
 
     async def follow(self, source: str, target: str, copy_limit: int) -> None:
         """`source` follows `target`. Concurrent follows of one feed (with the same copy limit)
@@ -150,7 +151,7 @@ class FollowService:
         for record in pulled:
             await self.broadcaster.follows_changed(record.source, record.target, True)
         for target in {r.target for r, new in started if new}:
-            await self._check(metas[target])
+            await self.modes.check(metas[target])
 
     async def _drop_removed(self, copied: list[Entry]) -> None:
         """Take back copies of activities removed meanwhile (tombstoned), as fanout batches do
@@ -186,35 +187,11 @@ class FollowService:
             await copy_merged(self.activities, target, of_target)
         after = await self.follows.unfollow_many(list(records.values()))
         for meta in after.values():
-            await self._check(meta)
+            await self.modes.check(meta)
         await self.activities.remove_from_origins([p for p, keep in keeps.items() if not keep])
         for (source, target), record in records.items():
             if record.pull or after.get(target, metas[target]).pull_rooms:
                 await self.broadcaster.follows_changed(source, target, False)
-
-    async def _check(self, meta: FeedMeta) -> None:
-        """Switch the feed to pull above `pull_threshold` followers, back to push below
-        `push_threshold` (hysteresis: no flapping around one number). The counter may have
-        drifted (a crash between a follow's two writes): a switch is decided on the truth."""
-        feed = meta.feed
-        if meta.mode == PUSH and not meta.switching:
-            if meta.followers > self.settings.pull_threshold:
-                meta = await self.follows.recount(feed)
-                if meta.followers > self.settings.pull_threshold:
-                    await self._start(f"to_pull:{feed}:{meta.period}", "to_pull", feed)
-        elif meta.mode == PULL and meta.followers < self.settings.push_threshold:
-            meta = await self.follows.recount(feed)
-            if meta.followers >= self.settings.push_threshold:
-                return
-            if await self.follows.meta.start_draining(feed) is not None:
-                await self._start(f"to_push:{feed}:{meta.period}", "to_push", feed)
-        elif meta.mode == DRAINING:  # its job may have been lost before it was written
-            await self._start(f"to_push:{feed}:{meta.period}", "to_push", feed)
-
-    async def _start(self, job_id: str, kind: str, feed: str) -> None:
-        job = await self.jobs.create_once(job_id, kind, [feed])  # type: ignore[arg-type]
-        if job is not None:
-            self.runner.start(job)
 
 
 def _unheard(key: Key, item: str, done: asyncio.Future[InputError | None]) -> None:

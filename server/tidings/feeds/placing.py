@@ -22,6 +22,7 @@ from ..store.mongo.activities import StoredActivity
 from ..store.mongo.entry_writes import Entry
 from ..store.mongo.feeds import PULL, FeedMeta
 from .context import FeedContext
+from .modes import ModeSwitches
 
 Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its followers, not copied
 
@@ -29,6 +30,7 @@ Pulled = set[tuple[str, str]]  # (pull feed, activity id): merged into its follo
 class Placing:
     def __init__(self, ctx: FeedContext) -> None:
         self.ctx = ctx
+        self.modes = ModeSwitches(ctx)
 
     async def place(
         self, new: Sequence[Activity], feeds: dict[str, list[str]], started: float
@@ -51,6 +53,9 @@ class Placing:
             if sources:
                 job = await self.ctx.jobs.create("add", activity.id, sources)
                 self.ctx.runner.start(job)
+        # The switch point follows the measured fanout rate: a feed added to may be due for a
+        # switch though its follower count did not change.
+        self.modes.added_to(metas.values())
 
         def emitted() -> None:
             INSERT_TO_EMIT.labels("direct").observe(time.perf_counter() - started)

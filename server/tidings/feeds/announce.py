@@ -18,6 +18,7 @@ from typing import Any
 
 from ..domain.events import Broadcaster, feed_update, marked
 from ..domain.ports import FeedUpdate
+from ..domain.reactions import SentCounts, Summary
 from ..firehose.outbox import Firehose
 from ..runtime.background import TaskSet
 
@@ -26,6 +27,7 @@ class Announcer:
     def __init__(self, firehose: Firehose, broadcaster: Broadcaster, tasks: TaskSet) -> None:
         self.firehose, self.broadcaster = firehose, broadcaster
         self.tasks = tasks  # the socket events sent in the background, drained at shutdown
+        self.sent_counts = SentCounts()
 
     async def announce(
         self,
@@ -70,23 +72,23 @@ class Announcer:
         event = marked(feed_update(feed), mark_seen, mark_read)
         await self.broadcaster.feed_update([feed], event)
 
-    def reaction(
-        self, name: str, reaction: dict[str, Any],
-        counts: Callable[[str], Awaitable[dict[str, int]]],
-    ) -> None:  # fmt: skip
+    def reaction(self, name: str, reaction: dict[str, Any], read: Awaitable[Summary]) -> None:
         """A write of `reaction` is stored: its event `name` goes to the sockets watching its
         activity, in the background, with the activity's counts as read after the write
-        (`counts(activity_id)`). Not to the firehose: its messages are feeds' activities (a
-        reaction with target feeds reaches it as the activity those feeds hold)."""
-        self.tasks.spawn(self._tell_reaction(name, reaction, counts))
+        (`read`, begun once the write was stored), or newer ones this node sent already
+        (SentCounts). Not to the firehose: its messages are feeds' activities (a reaction
+        with target feeds reaches it as the activity those feeds hold)."""
+        self.tasks.spawn(self._tell_reaction(name, reaction, read))
 
     async def _tell_reaction(
-        self, name: str, reaction: dict[str, Any],
-        counts: Callable[[str], Awaitable[dict[str, int]]],
-    ) -> None:  # fmt: skip
+        self, name: str, reaction: dict[str, Any], read: Awaitable[Summary]
+    ) -> None:
         activity_id = reaction["activity_id"]
+        summary = await read
+        # No await between choosing the counts and the emit, whose bus hands the event to this
+        # node's WebSocket connections before it first suspends: they are sent in that order.
         event = {"activity_id": activity_id, "reaction": reaction,
-                 "reaction_counts": await counts(activity_id)}  # fmt: skip
+                 "reaction_counts": self.sent_counts.newest(activity_id, summary)}  # fmt: skip
         await self.broadcaster.reaction_event(activity_id, name, event)
 
     async def _tell(

@@ -10,6 +10,7 @@ read with the users of its latest children in one query.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -100,9 +101,7 @@ class Reactions:
             except Exception:
                 await self.store.delete(reaction.id)  # keeps nothing of a refused add
                 raise
-        body = await self._with_users(reaction.public(extra_data=True))
-        self._tell(ADDED, body)
-        return body
+        return await self._tell(ADDED, reaction.public(extra_data=True))
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
         reaction = await self._existing(reaction_id)
@@ -148,9 +147,7 @@ class Reactions:
             raise _missing(reaction_id)
         latest = await self.store.newest_children([reaction_id], LATEST_CHILDREN)
         body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
-        await self._with_users(body)
-        self._tell(UPDATED, body)
-        return body
+        return await self._tell(UPDATED, body)
 
     @completes
     async def delete(self, reaction_id: str, soft: bool, grant: Grant) -> None:
@@ -162,16 +159,14 @@ class Reactions:
         if soft:
             now = now_ms()
             if await self.store.soft_delete(reaction_id, now):
-                self._tell(
-                    DELETED, await self._with_users(replace(reaction, deleted_at=now).public())
-                )
+                await self._tell(DELETED, replace(reaction, deleted_at=now).public())
             return
         for child in await self.store.descendants_with_targets(reaction_id):
             await self._remove_targets(child, child.target_feeds)
         await self._remove_targets(reaction, reaction.target_feeds)
         await self.store.delete_descendants(reaction_id)
         if await self.store.delete(reaction_id):
-            self._tell(DELETED, await self._with_users(reaction.public()))
+            await self._tell(DELETED, reaction.public())
 
     @completes
     async def restore(self, reaction_id: str, grant: Grant) -> None:
@@ -183,7 +178,7 @@ class Reactions:
             raise DoesNotExistError(
                 f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
             )
-        self._tell(ADDED, await self._with_users(replace(reaction, deleted_at=None).public()))
+        await self._tell(ADDED, replace(reaction, deleted_at=None).public())
 
     async def require_activity(self, activity_id: str) -> None:
         """DoesNotExist unless the activity is stored (and not removed)."""
@@ -212,10 +207,20 @@ class Reactions:
             await self._with_users(*bodies)
         return Missed(bodies, len(changed) > limit, await self._counts(activity_id))
 
-    def _tell(self, name: str, reaction: dict[str, Any]) -> None:
-        """The write of `reaction` is stored: its activity's watchers hear (in the background;
-        a copy, since the answer's body is the HTTP layer's to change)."""
-        self.feeds.announcer.reaction(name, dict(reaction), self._counts)
+    async def _tell(self, name: str, reaction: dict[str, Any]) -> dict[str, Any]:
+        """The write of `reaction` is stored: its users are put in it (it is answered), and its
+        activity's watchers hear, in the background (a copy: the answer's body is the HTTP
+        layer's to change). The activity's counts are read from now, after the write, while
+        the users are looked up: the event waits for the slower of the two reads, not for one
+        after the other (the announcer awaits the read)."""
+        read = asyncio.ensure_future(self.store.summary(reaction["activity_id"]))
+        try:
+            await self._with_users(reaction)
+        except BaseException:
+            read.cancel()
+            raise
+        self.feeds.announcer.reaction(name, dict(reaction), read)
+        return reaction
 
     async def _counts(self, activity_id: str) -> dict[str, int]:
         return (await self.store.counts_of([activity_id])).get(activity_id, {})

@@ -1,4 +1,4 @@
-"""The reactions benchmark: what an add costs, and many users liking one activity at once.
+"""The reactions benchmark: what an add costs, many users liking one activity, live events.
 
 1. `--adds` reaction adds, one at a time, each to its own activity (of one feed), without
    target feeds; then as many with one target feed each (the reacting user's `user` feed, where
@@ -9,8 +9,12 @@
    activity's `reaction_counts` afterwards must be exactly `--likers`, and so must a recount
    (the filter pages of its likes read through); adds/s is the likers over the time from the
    first add sent to the last answer.
+3. `live` (bench/reaction_events.py): `--watchers` sockets subscribed to one feed and watching
+   the reactions of one of its activities; `--live` activities added to the feed and as many
+   likes of the activity, alternating and paced: from just before each POST to each socket's
+   receipt of its event (`feed.update`, `reaction.added`), and the ratio of the p99s.
 
-One JSON document on stdout; progress on stderr.
+`--parts` runs some of them only. One JSON document on stdout; progress on stderr.
 """
 
 from __future__ import annotations
@@ -23,21 +27,42 @@ from typing import Any
 
 import aiohttp
 
+from . import reaction_events
 from .enrich import _call
 from .options import add_target_arguments, positive_int, require_loopback
 from .services import Report, Target, describe_store, log, open_target, report_head, run_report
 from .stats import percentiles
 
 PAGE = 25  # the most reactions a filter page answers
+PARTS = ("add", "likers", "live")
+
+
+def parts(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    if not chosen or any(part not in PARTS for part in chosen):
+        raise argparse.ArgumentTypeError(f"{text}: comma-separated, of {', '.join(PARTS)}")
+    return chosen
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser, "with --start: use this store instead of starting an embedded one")
     load = parser.add_argument_group("load")
     load.add_argument("--adds", type=positive_int, default=200, help="per kind of add")
-    load.add_argument("--cold", type=positive_int, default=5, help="first adds shown apart")
+    load.add_argument("--cold", type=positive_int, default=5, help="first ones shown apart")
     load.add_argument("--likers", type=positive_int, default=100, help="at once, on one activity")
     load.add_argument("--rounds", type=positive_int, default=3, help="of concurrent likers")
+    live = parser.add_argument_group("live reaction events against the feed round trip")
+    live.add_argument("--watchers", type=positive_int, default=100, help="sockets (default 100)")
+    live.add_argument(
+        "--live", type=positive_int, default=200, help="activities, and as many likes"
+    )
+    live.add_argument(
+        "--pace-ms", type=reaction_events.pace, default=(20.0, 50.0), metavar="LOW,HIGH",
+        help="the wait between two posts, drawn uniformly (default 20,50)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--parts", type=parts, default=list(PARTS), help=f"which to run (default {','.join(PARTS)})"
+    )
     parser.set_defaults(batch_size=500, concurrency=4)  # the server's own fanout defaults
 
 
@@ -142,20 +167,26 @@ async def reactions(args: argparse.Namespace) -> Report:
         open_target(args, http, run) as target,
     ):
         await describe_store(report, target)
-        report["add"] = {
-            "without_target_feeds": await _adds(args, http, target, run, targets=False),
-            "with_target_feeds": await _adds(args, http, target, run, targets=True),
-        }
-        rounds = []
-        for n in range(args.rounds):
-            log(f"{args.likers} likers at once, round {n + 1}")
-            rounds.append(await _likers(args, http, target, run, n))
-        report["concurrent_likers"] = rounds
+        if "add" in args.parts:
+            report["add"] = {
+                "without_target_feeds": await _adds(args, http, target, run, targets=False),
+                "with_target_feeds": await _adds(args, http, target, run, targets=True),
+            }
+        if "likers" in args.parts:
+            rounds = []
+            for n in range(args.rounds):
+                log(f"{args.likers} likers at once, round {n + 1}")
+                rounds.append(await _likers(args, http, target, run, n))
+            report["concurrent_likers"] = rounds
+        if "live" in args.parts:
+            report["live"] = await reaction_events.live(args, http, target, run)
     return report
 
 
+def _failed(report: Report) -> bool:
+    inexact = not all(r["exact"] for r in report.get("concurrent_likers", []))
+    return inexact or "error" in report.get("live", {})
+
+
 def main(args: argparse.Namespace) -> int:
-    return run_report(
-        reactions(args),
-        lambda report: not all(r["exact"] for r in report.get("concurrent_likers", [{}])),
-    )
+    return run_report(reactions(args), _failed)

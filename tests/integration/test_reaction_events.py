@@ -106,6 +106,25 @@ async def test_watchers_hear_each_stored_reaction_write_once_with_the_counts(
     assert elsewhere.events == []  # only the watchers of that activity
 
 
+async def test_the_like_count_a_watcher_hears_only_rises_when_likes_race(
+    server: ServerProcess, http: aiohttp.ClientSession, subs: list[Sub], uid: str
+) -> None:
+    """Each event's counts are read after its write, but racing writes' reads come back in
+    any order: a node never sends an activity's counts older than those it sent already."""
+    rest = Rest(http, server)
+    activity_id = await rest.add(f"user:{uid}")
+    sub = await watcher(subs, server, activity_id)
+    likes = 60
+    await asyncio.gather(*(
+        reaction_call(rest, "POST", "reaction/",
+                      {"kind": "like", "activity_id": activity_id, "user_id": f"{uid}-{n}"})
+        for n in range(likes)
+    ))  # fmt: skip
+    await sub.until(lambda: len(sub.named("reaction.added")) == likes, "every like")
+    counts = [event["reaction_counts"]["like"] for event in sub.named("reaction.added")]
+    assert counts == sorted(counts) and counts[-1] == likes, counts
+
+
 async def test_a_watcher_on_another_node_hears_the_reactions_written_on_one(
     cluster: Cluster, http: aiohttp.ClientSession, subs: list[Sub], uid: str
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,6 +127,29 @@ def counts_without(counts: Mapping[str, int], reaction: Reaction) -> dict[str, i
     if not reaction.parent and reaction.deleted_at is None and reaction.kind in out:
         out[reaction.kind] = max(0, out[reaction.kind] - 1)
     return out
+
+
+class SentCounts:
+    """The newest counts (by version) sent with an activity's reaction events, for the
+    `limit` activities last sent: the counts one node sends for an activity never go back.
+    Each event's counts are read after its write, but racing writes' reads may come back in
+    any order; an event whose read is older than what was sent already carries the newer
+    counts, which were read after its write too."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._sent: OrderedDict[str, Summary] = OrderedDict()
+
+    def newest(self, activity_id: str, read: Summary) -> dict[str, int]:
+        """The counts to send with an event whose read is `read`: its own, or newer ones."""
+        sent = self._sent.get(activity_id)
+        if sent is None or read.version >= sent.version:
+            sent = read
+        self._sent[activity_id] = sent
+        self._sent.move_to_end(activity_id)
+        if len(self._sent) > self.limit:
+            self._sent.popitem(last=False)
+        return dict(sent.counts)
 
 
 def wire_time(time: datetime) -> str:

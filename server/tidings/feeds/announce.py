@@ -28,6 +28,7 @@ from typing import Any
 from ..domain.events import Broadcaster, feed_update, marked
 from ..domain.ids import format_time
 from ..domain.ports import FeedUpdate
+from ..domain.reactions import SentCounts, Summary
 from ..firehose.outbox import Firehose
 from ..runtime.background import TaskSet
 
@@ -40,13 +41,14 @@ class ReactionWrite:
     tells of (the write's time, as stored): the firehose message's id is derived from the
     reaction's id, `name` and `version`, so a write told again for the same state (a client's
     retry) writes the same message.
-    `counts(activity_id)` reads the activity's counts now; `feeds(activity_id)` the feeds it
-    was added to (for endpoints that take some feed groups only)."""
+    `summary(activity_id)` reads the activity's counts (and their version) from the store now;
+    `feeds(activity_id)` the feeds it was added to (for endpoints that take some feed groups
+    only)."""
 
     name: str  # reaction.added | reaction.updated | reaction.deleted
     reaction: dict[str, Any]  # as the REST API answers it, with its `user`
     version: str
-    counts: Callable[[str], Awaitable[Counts]]
+    summary: Callable[[str], Awaitable[Summary]]
     feeds: Callable[[str], Awaitable[Collection[str]]]
 
     @property
@@ -75,6 +77,7 @@ class Announcer:
     def __init__(self, firehose: Firehose, broadcaster: Broadcaster, tasks: TaskSet) -> None:
         self.firehose, self.broadcaster = firehose, broadcaster
         self.tasks = tasks  # the socket events sent in the background, drained at shutdown
+        self.sent_counts = SentCounts()
 
     async def announce(
         self,
@@ -123,17 +126,18 @@ class Announcer:
         """A write of a reaction is stored: its event is stored for the firehose endpoints that
         take it when this returns, then goes to the sockets watching its activity (unless not
         `sockets`: a write run again tells the firehose only), in the background, with the
-        activity's counts as read after the write."""
+        activity's counts as read after the write (read once for both)."""
         feeds = await self._reaction_feeds(write)
         if feeds is None:
             if sockets:
                 self.tasks.spawn(self._tell_reaction(write))
             return
-        event = write.event(await write.counts(write.activity_id))
+        summary = await write.summary(write.activity_id)
         since = datetime.now(UTC)
+        event = write.event(dict(summary.counts))
         await self.firehose.hand_over_reaction(_fired(write.name, event), feeds, write.key, since)
         if sockets:
-            self.tasks.spawn(self.broadcaster.reaction_event(write.activity_id, write.name, event))
+            self.tasks.spawn(self._emit_reaction(write, summary))
 
     @asynccontextmanager
     async def reaction_removal(
@@ -152,7 +156,8 @@ class Announcer:
             if removal.gone:
                 self.tasks.spawn(self._tell_reaction(write))
             return
-        event = write.event(expected(await write.counts(write.activity_id)))
+        before = await write.summary(write.activity_id)
+        event = write.event(expected(dict(before.counts)))
         since = datetime.now(UTC)
         held = await self.firehose.hold_reaction(_fired(write.name, event), feeds, write.key, since)
         yield removal
@@ -170,8 +175,15 @@ class Announcer:
         return feeds if firehose.wants_reaction(feeds) else None
 
     async def _tell_reaction(self, write: ReactionWrite) -> None:
-        event = write.event(await write.counts(write.activity_id))
-        await self.broadcaster.reaction_event(write.activity_id, write.name, event)
+        await self._emit_reaction(write, await write.summary(write.activity_id))
+
+    async def _emit_reaction(self, write: ReactionWrite, summary: Summary) -> None:
+        """The socket event, with the counts `summary` read after the write, or newer ones this
+        node sent already (SentCounts: racing writes' reads come back in any order). No await
+        between choosing the counts and the emit, whose bus hands the event to this node's
+        sockets before it first suspends: what one node sends of an activity never goes back."""
+        counts = self.sent_counts.newest(write.activity_id, summary)
+        await self.broadcaster.reaction_event(write.activity_id, write.name, write.event(counts))
 
     async def _tell(
         self, updates: Sequence[FeedUpdate], emitted: Callable[[], None] | None = None

@@ -255,7 +255,7 @@ class Reactions:
 
     def _write(self, name: str, reaction: dict[str, Any], version: str) -> ReactionWrite:
         # a copy: the answer's body is the HTTP layer's to change
-        return ReactionWrite(name, dict(reaction), version, self._counts, self._feeds)
+        return ReactionWrite(name, dict(reaction), version, self.store.summary, self._feeds)
 
     async def _added_again(self, asked: Reaction) -> None:
         """An add refused because its id is taken: when it is the client's retry of the add

@@ -14,7 +14,15 @@ from tidings.auth import (
     require_reaction_owner,
 )
 from tidings.domain.errors import InputError, NotAllowedError, PayloadTooLargeError
-from tidings.domain.reactions import Bounds, Reaction, new_reaction_id, parse_add, target_activity
+from tidings.domain.reactions import (
+    Bounds,
+    Reaction,
+    SentCounts,
+    Summary,
+    new_reaction_id,
+    parse_add,
+    target_activity,
+)
 from tidings.store.mongo.reactions import Query
 
 BOUNDS = Bounds(max_bytes=1000, groups=frozenset({"user", "timeline"}))
@@ -89,3 +97,15 @@ def test_who_acts_and_who_may_change() -> None:
     assert authorize_reaction_targets(bob, ["user:bob"]) is bob
     with pytest.raises(NotAllowedError):
         authorize_reaction_targets(bob, ["user:bob", "timeline:bob"])
+
+
+def test_the_counts_sent_for_an_activity_never_go_back_to_an_older_version() -> None:
+    sent = SentCounts(limit=2)
+    assert sent.newest("a", Summary(2, {"like": 2})) == {"like": 2}
+    # a read older than what was sent (racing writes' reads came back out of order)
+    assert sent.newest("a", Summary(1, {"like": 1})) == {"like": 2}
+    assert sent.newest("a", Summary(3, {"like": 1})) == {"like": 1}  # newer: an unlike
+    assert sent.newest("b", Summary(1, {"like": 1})) == {"like": 1}  # another activity
+    sent.newest("c", Summary(1, {}))  # past the limit: the least recently sent is forgotten
+    assert sent.newest("a", Summary(1, {"like": 1})) == {"like": 1}
+    assert sent.newest("c", Summary(0, {})) == {}

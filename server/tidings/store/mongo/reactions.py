@@ -185,6 +185,11 @@ class ReactionStore:
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
         return {d["_id"]: Summary(d.get("v", 0), dict(d.get("counts", {}))) for d in docs}
 
+    async def summary(self, activity_id: str) -> Summary:
+        """The version and the counters of an activity as the store holds them now (not from
+        memory): what a reaction event read after its write carries."""
+        return (await self._summaries_of([activity_id])).get(activity_id, Summary(0, {}))
+
     async def counts_of(self, activity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """`reaction_counts` of each activity (those with none are left out): one query."""
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()

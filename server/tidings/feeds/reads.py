@@ -132,6 +132,24 @@ class Reads:
             sources.append(feed)
         return sources
 
+    async def pull_sources_of(self, feeds: list[str]) -> dict[str, list[str]]:
+        """`pull_sources` of many feeds (a connect storm's subscribes, batched by
+        realtime/events/pull_sources.py): their pull follows and their own metadata in one
+        query each, side by side, then the metadata of the feeds they follow (as
+        `pull_sources` reads it: after the follows)."""
+        records, own = await asyncio.gather(
+            self.follows.pull_follows_of(feeds), self.follows.meta.get_many(feeds)
+        )
+        targets = {r.target for found in records.values() for r in found}
+        metas = await self._metas.get_many(targets) if targets else {}
+        answer: dict[str, list[str]] = {}
+        for feed in feeds:
+            sources = [r.target for r in records.get(feed, ()) if metas[r.target].pull_rooms]
+            if own[feed].pull_rooms:
+                sources.append(feed)
+            answer[feed] = sources
+        return answer
+
     async def read_groups(
         self, feed: str, page: Page, mark_seen: MarkAll = False, mark_read: MarkAll = False
     ) -> GroupedRead:

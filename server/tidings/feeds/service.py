@@ -259,6 +259,10 @@ class FeedService:
         follows, and itself when it is one."""
         return await self.reads.pull_sources(str(feed))
 
+    async def pull_sources_of(self, feeds: list[str]) -> dict[str, list[str]]:
+        """`pull_sources` of many feeds (ids as strings), in a few queries for all."""
+        return await self.reads.pull_sources_of(feeds)
+
     async def read(self, feed: FeedId, page: Page) -> list[dict[str, Any]]:
         return await self.reads.read(str(feed), page)
 

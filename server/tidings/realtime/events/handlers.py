@@ -148,7 +148,7 @@ class Handlers:
         self.rooms = rooms
         self.timers = ExpiryTimers(settings.realtime.token_grace_seconds, self._warn, self._drop)
         self.grants = GrantCache()
-        self.pull_sources = PullSources()
+        self.pull_sources = PullSources(self._pull_sources_of, settings.cache.max_staleness_seconds)
         self.presence = presence
         bus.on(FollowChanged, lambda m: self.follows_changed(m.source, m.target, m.following))
         bus.on(Resync, lambda _: self.pull_sources.clear())
@@ -276,13 +276,16 @@ class Handlers:
         a subscribe does on any transport; False when it disconnected meanwhile."""
         name = str(feed)
         self.rooms.join(peer, feed_room(name))
-        sources = await self.pull_sources.get(name, lambda: self._service.pull_sources(feed))
+        sources = await self.pull_sources.get(name)
         for source in sources:
             if peer.grant is None:  # disconnected meanwhile: it left every room already
                 break
             if feed_room(name) in peer.rooms:
                 self.rooms.add_pull(peer, pull_room(source), name)
         return peer.grant is not None and feed_room(name) in peer.rooms
+
+    async def _pull_sources_of(self, feeds: list[str]) -> dict[str, list[str]]:
+        return await self._service.pull_sources_of(feeds)
 
     def leave_feed(self, peer: Peer, feed: str) -> None:
         self.rooms.leave(peer, feed_room(feed))

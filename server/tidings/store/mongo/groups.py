@@ -130,12 +130,13 @@ class GroupStore:
             return
         created: set[str] = set()
         ops, pairs = [], []
-        for (joining, came), feeds in shared.items():
+        for (joining, members_of), feeds in shared.items():
             single = feeds
             if len(feeds) >= SHARED_FROM:  # a fanout batch: a few commands for all its feeds
-                made, single = await join_shared(self.groups, Shared(joining, came, feeds), token)
+                batch = Shared(joining, members_of, feeds)
+                made, single = await join_shared(self.groups, batch, token)
                 created.update(made)
-            ops += [join_op(feed, joining, came, token) for feed in single]
+            ops += [join_op(feed, joining, members_of, token) for feed in single]
             pairs += [(feed, joining.key) for feed in single]
         if ops:
             upserted, held = await self._upsert(ops)

@@ -17,10 +17,13 @@ from .server import DATABASES
 
 
 class Commands(monitoring.CommandListener):
-    """The commands a client sends, as `name:collection`."""
+    """The commands a client sends, as `name:collection`, and the statements of each write
+    (`statements`, in step with `sent`: the ops of a bulk write, each a write of its own in
+    the store; 1 for anything else)."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.statements: list[int] = []
 
     @property
     def names(self) -> list[str]:
@@ -28,6 +31,12 @@ class Commands(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.sent.append(f"{event.command_name}:{event.command.get(event.command_name)}")
+        ops = next((event.command[k] for k in ("updates", "deletes") if k in event.command), None)
+        self.statements.append(1 if ops is None else len(ops))
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.statements.clear()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -60,9 +60,13 @@ class Broadcaster:
         if rooms:  # one packet for all the rooms: a socket in several of them gets it once
             await self._emit(rooms, event)
         counts = await self._counts(counted) if counted else {}
-        for feed in counted:  # counts are per feed: an event of its own (one feed per room)
-            unseen, unread = counts.get(feed, (0, 0))
-            await self._emit([feed_room(feed)], {**event, "unseen": unseen, "unread": unread})
+        # Counts are per feed: one event for the feeds of equal counts (a fanout batch's feeds
+        # have a few distinct ones), which the hub writes once per feed a socket subscribed to.
+        alike: dict[tuple[int, int], list[str]] = {}
+        for feed in counted:
+            alike.setdefault(counts.get(feed, (0, 0)), []).append(feed_room(feed))
+        for (unseen, unread), same in alike.items():
+            await self._emit(same, {**event, "unseen": unseen, "unread": unread})
 
     async def pull_update(self, feed: str, event: dict[str, Any]) -> None:
         if self._realtime(feed):

@@ -36,21 +36,20 @@ from pymongo.errors import BulkWriteError
 
 from ...config import NOTIFICATION, FeedGroup
 from ...domain.aggregation import (
-    MAX_GROUP_ACTIVITIES,
-    MAX_GROUP_ACTORS,
     Joining,
     joinings,
 )
 from ...domain.errors import FeedConfigError
-from ...domain.ids import format_time, id_time
+from ...domain.ids import format_time
 from ...domain.merge import Bounds
 from . import bulk, scan
 from .client import Database, Document
-from .group_recompute import MAX_JOINED, GroupRecompute, late
+from .group_joins import SHARED_FROM, Shared, join_op, join_shared
+from .group_recompute import GroupRecompute, late
 from .merged_groups import MarkAll, MergedGroups, origin_members, stored_verb
 
 JOIN_ATTEMPTS = 3  # a join that lost the race to create its group is run again
-COUNT_CHUNK = 100  # feeds counted by one aggregate (the embedded store's $in is quadratic)
+COUNT_CHUNK = 50  # feeds counted by one aggregate (the embedded store's $in is quadratic)
 AGE_OUT_CONCURRENCY = 16  # feeds whose groups are trimmed at once (a fanout batch: up to 500)
 
 
@@ -101,7 +100,9 @@ class GroupStore:
         """(feed, activity id, activity, origin) newly inserted into grouped feeds (by the
         insert of `token`) join their groups: one upsert per (feed, group) (an update pipeline:
         ids, origins, count, actors and the newest verb at once), all in one bulk write, each
-        conditional on the group not holding the token yet. A group that holds it already was
+        conditional on the group not holding the token yet; a joining that many feeds share (a
+        fanout batch's activity) in one insert and a few updates for all of them
+        (store/mongo/group_joins.py). A group that holds it already was
         recomputed by the recovery of this very insert (store/mongo/group_recompute.py), which may
         have missed some of its entries: it is recomputed again, as are all of them when the
         insert is so late that recomputes may take it for abandoned. Groups beyond
@@ -112,7 +113,7 @@ class GroupStore:
             by_feed.setdefault(feed, []).append((activity_id, activity))
             if origin is not None:
                 origins[feed, activity_id] = origin
-        ops, pairs = [], []
+        shared: dict[tuple[Joining, tuple[str, ...]], list[str]] = {}
         for feed, members in by_feed.items():
             group = self.group_of_feed(feed)
             if group is None or group.aggregation is None:
@@ -120,17 +121,28 @@ class GroupStore:
             for joining in joinings(members, group.aggregation).values():
                 ids = joining.activity_ids
                 came = origin_members({i: origins[feed, i] for i in ids if (feed, i) in origins})
-                ops.append(_join_op(feed, joining, came, token))
-                pairs.append((feed, joining.key))
-        if not ops:
+                shared.setdefault((joining, tuple(came)), []).append(feed)
+        if not shared:
             return
         if late(token):
+            pairs = [(f, joining.key) for (joining, _), feeds in shared.items() for f in feeds]
             await self.recompute(pairs, [token], create=True)
             return
-        upserted, held = await self._upsert(ops)
-        created = {pairs[index][0] for index in upserted}  # a new group: maybe one too many
-        if held:
-            created |= await self._recompute.run([pairs[i] for i in held], [token], create=True)
+        created: set[str] = set()
+        ops, pairs = [], []
+        for (joining, members_of), feeds in shared.items():
+            single = feeds
+            if len(feeds) >= SHARED_FROM:  # a fanout batch: a few commands for all its feeds
+                batch = Shared(joining, members_of, feeds)
+                made, single = await join_shared(self.groups, batch, token)
+                created.update(made)
+            ops += [join_op(feed, joining, members_of, token) for feed in single]
+            pairs += [(feed, joining.key) for feed in single]
+        if ops:
+            upserted, held = await self._upsert(ops)
+            created |= {pairs[index][0] for index in upserted}  # a new group: maybe one too many
+            if held:
+                created |= await self._recompute.run([pairs[i] for i in held], [token], create=True)
         await self._trim(created)
 
     async def _trim(self, created: Collection[str]) -> None:
@@ -248,7 +260,7 @@ class GroupStore:
     async def counts_many(self, feeds: Sequence[str]) -> dict[str, tuple[int, int]]:
         """(unseen, unread) groups of each feed (the counts of a fanout batch's events): two
         aggregates per COUNT_CHUNK feeds, on the (feed, is_seen) and (feed, is_read) indexes,
-        not two counts per feed."""
+        not two counts per feed. (One aggregate of both would read every group of the feeds.)"""
         found = {feed: [0, 0] for feed in feeds}
         for start in range(0, len(feeds), COUNT_CHUNK):
             chunk = list(feeds[start : start + COUNT_CHUNK])
@@ -274,45 +286,6 @@ class GroupStore:
                 query["gid"] = {"$in": list(which)}
             await self.groups.update_many(query, {"$set": {field: True}})
         return asked
-
-
-def _join_op(feed: str, joining: Joining, came: list[str], token: ObjectId) -> UpdateOne:
-    """One upsert of a group, conditional on its not holding the insert's token yet (a repeat
-    is then a no-op: no match, and the upsert's insert hits the unique index). An update
-    pipeline, so that the ids and the actors are merged, sorted and bounded in the same op;
-    the version goes up (a recompute that read the group before writes nothing) and the group
-    records the token (the newest MAX_JOINED of them: see store/mongo/group_recompute.py). `came`:
-    origin_members of the joining's ids; a group stored before groups kept origins keeps none
-    (None: reads look its origins up in the entries) until it is recomputed."""
-    ids, newest = list(joining.activity_ids), joining.newest
-    known = {"$or": [{"$isArray": "$origins"}, {"$eq": [{"$ifNull": ["$gid", None]}, None]}]}
-
-    def merged(field: str, new: list[str], order: int, bound: int) -> Document:
-        union = {"$setUnion": [{"$ifNull": [f"${field}", []]}, {"$literal": new}]}
-        return {"$slice": [{"$sortArray": {"input": union, "sortBy": order}}, bound]}
-
-    return UpdateOne(
-        {"feed": feed, "group": joining.key, "joined": {"$ne": token}},
-        [{"$set": {
-            "activity_ids": merged("activity_ids", ids, -1, MAX_GROUP_ACTIVITIES),
-            "origins": {"$cond": [known, merged("origins", came, -1, MAX_GROUP_ACTIVITIES), None]},
-            "activity_count": {"$add": [{"$ifNull": ["$activity_count", 0]}, joining.count]},
-            "actors": merged("actors", list(joining.actors), 1, MAX_GROUP_ACTORS),
-            "gid": {"$max": ["$gid", newest]},
-            "updated_at": {"$max": ["$updated_at", id_time(newest)]},
-            # "<newest id> <verb>": its $max is the newest activity's verb
-            "newest_verb": {"$max": ["$newest_verb", f"{newest} {joining.verb}"]},
-            "created_at": {"$min": ["$created_at", id_time(joining.oldest)]},
-            "is_seen": {"$literal": False},
-            "is_read": {"$literal": False},
-            "v": {"$add": [{"$ifNull": ["$v", 0]}, 1]},
-            "joined": {"$slice": [
-                {"$concatArrays": [{"$ifNull": ["$joined", []]}, {"$literal": [token]}]},
-                -MAX_JOINED,
-            ]},
-        }}],
-        upsert=True,
-    )  # fmt: skip
 
 
 def public_group(doc: Document, activities: list[dict[str, Any]], notification: bool) -> Document:

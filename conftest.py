@@ -157,6 +157,26 @@ def node_subs() -> Iterator[list[NodeSubscriber]]:
         sub.close()
 
 
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    """Webhook receivers a test starts (and appends): stopped at its end."""
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        receiver.status = 200  # let hanging requests go
+        receiver.stop()
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[ServerProcess]]:
+    """Server processes a test starts (and appends): killed at its end. (Modules whose nodes
+    need more set-up define their own.)"""
+    started: list[ServerProcess] = []
+    yield started
+    for node in started:
+        node.kill()
+
+
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver of the module's own: firehose tests point their servers at it."""

@@ -27,23 +27,6 @@ from tests.support import ServerProcess, Store, wait_until
 ELEMENT_KEYS = {"feed", "new", "deleted", "deleted_foreign_ids", "published_at"}
 
 
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        receiver.status = 200  # let hanging requests go
-        receiver.stop()
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for node in started:
-        node.kill()
-
-
 def test_every_update_reaches_the_webhooks_signed_once_the_feed_holds_it(
     store: Store, receivers: list[Receiver], nodes: list[ServerProcess], tmp_path: Path, uid: str
 ) -> None:

@@ -31,23 +31,6 @@ from tests.support import API_KEY, ServerProcess, Store, wait_until
 EVENT_KEYS = {"type", "activity_id", "reaction", "reaction_counts", "published_at"}
 
 
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        receiver.status = 200  # let hanging requests go
-        receiver.stop()
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for node in started:
-        node.kill()
-
-
 def attempt(node: ServerProcess, method: str, path: str, **kw: Any) -> requests.Response:
     return requests.request(
         method, f"{node.url}/api/v1.0/{path}", params={"api_key": API_KEY, **kw.pop("params", {})},

@@ -26,6 +26,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from ...store.memory.coalesce import fail_waiters
+
 TTL = 2.0  # seconds an answer is trusted without a follows_changed (max_staleness_seconds)
 MAX_FEEDS = 10_000  # entries remembered; past that the cache starts afresh
 MAX_BATCH = 1000  # feeds of one lookup
@@ -100,12 +102,7 @@ class PullSources:
         try:
             found = await self._lookup(list(batch.feeds))
         except BaseException as exc:
-            if not batch.future.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    batch.future.cancel()
-                else:
-                    batch.future.set_exception(exc)
-                    batch.future.exception()  # retrieved: waiters that are gone raise nothing
+            fail_waiters(batch.future, exc)
             if not isinstance(exc, Exception):
                 raise
             return

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -91,12 +91,7 @@ class Coalescer(Generic[K, V]):
         try:
             found = await self._fetch(list(batch.keys))
         except BaseException as exc:  # every waiter gets the failure (cancelled: CancelledError)
-            if not batch.future.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    batch.future.cancel()
-                else:
-                    batch.future.set_exception(exc)
-                    batch.future.exception()  # retrieved: waiters that are gone raise nothing
+            fail_waiters(batch.future, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -108,3 +103,15 @@ class Coalescer(Generic[K, V]):
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def fail_waiters(future: asyncio.Future[Any], exc: BaseException) -> None:
+    """A shared lookup failed: each of its waiters gets `exc` (cancelled: CancelledError),
+    and it counts as retrieved, so that waiters that are gone leave no warning behind."""
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(exc)
+        future.exception()

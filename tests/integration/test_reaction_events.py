@@ -142,6 +142,33 @@ async def test_a_watcher_on_another_node_hears_the_reactions_written_on_one(
     assert len(on_c.events) == len(on_a.events) == 1
 
 
+async def test_the_like_count_only_rises_on_every_node_when_likes_race_on_two(
+    cluster: Cluster, http: aiohttp.ClientSession, subs: list[Sub], uid: str
+) -> None:
+    """Each event carries the counts its write left, and events of racing writes on A and
+    B reach each node in any order: a node never sends its watchers counts older (by the
+    counters' version, carried on the bus) than those it sent already, so the last event a
+    watcher hears carries the final count."""
+    a, b = Rest(http, cluster["A"]), Rest(http, cluster["B"])
+    activity_id = await a.add(f"user:{uid}")
+    watchers = [
+        await watcher(subs, cluster["C"], activity_id),
+        await watcher(subs, cluster["A"], activity_id),
+        await watcher(subs, cluster["B"], activity_id, polling=True),
+    ]
+    likes = 60
+    await asyncio.gather(*(
+        reaction_call((a, b)[n % 2], "POST", "reaction/",
+                      {"kind": "like", "activity_id": activity_id, "user_id": f"{uid}-{n}"})
+        for n in range(likes)
+    ))  # fmt: skip
+    for sub in watchers:
+        await sub.until(lambda s=sub: len(s.named("reaction.added")) == likes, "every like")
+        counts = [event["reaction_counts"]["like"] for event in sub.named("reaction.added")]
+        assert counts == sorted(counts) and counts[-1] == likes, counts
+        assert all("version" not in event for event in sub.named("reaction.added"))
+
+
 async def test_a_socket_that_missed_reactions_gets_them_when_it_watches_again_with_since(
     server: ServerProcess, http: aiohttp.ClientSession, subs: list[Sub], uid: str
 ) -> None:

@@ -39,13 +39,17 @@ class Emit(Message):
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReactionEmit(Message):
     """A reaction event (`name`, `data`) for the sockets of `rooms` (an activity's watchers):
-    few sockets each, so it travels as JSON and each node encodes it for its own."""
+    few sockets each, so it travels as JSON and each node encodes it for its own. `version`:
+    that of the activity's counts in `data` (`reaction_counts`), which each node compares with
+    what it sent already; it is not sent to the sockets. (0, from a node that sends none: older
+    than any.)"""
 
     KIND: ClassVar[str] = "remit"
     ECHO: ClassVar[bool] = True
     rooms: Sequence[str]
     name: str
     data: dict[str, Any]
+    version: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -158,12 +162,11 @@ def decode(raw: bytes) -> tuple[str, Message]:
     if kind is None:
         raise ValueError(f"unknown message kind {header.get('k')!r}")
     values: dict[str, Any] = {}
-    try:
-        for field in dataclasses.fields(kind):
-            if field.name == "body":
-                values["body"] = body
-            elif field.compare:
-                values[field.name] = header[field.name]
-    except KeyError as exc:
-        raise ValueError(f"a {kind.KIND} message without {exc}") from None
+    for field in dataclasses.fields(kind):
+        if field.name == "body":
+            values["body"] = body
+        elif field.compare and field.name in header:
+            values[field.name] = header[field.name]
+        elif field.compare and field.default is dataclasses.MISSING:
+            raise ValueError(f"a {kind.KIND} message without {field.name!r}")
     return str(header.get("n")), kind(**values)

@@ -57,9 +57,13 @@ class Broadcaster(Protocol):
         too."""
         ...
 
-    async def reaction_event(self, activity_id: str, name: str, data: dict[str, Any]) -> None:
+    async def reaction_event(
+        self, activity_id: str, name: str, data: dict[str, Any], version: int
+    ) -> None:
         """A reaction event (`reaction.added`, ...) to the sockets watching `activity_id`'s
-        reactions, wherever they are connected; called once the store holds the write."""
+        reactions, wherever they are connected; called once the store holds the write.
+        `version`: that of the counts in `data["reaction_counts"]`: a node that sent newer
+        counts of the activity to its sockets already sends those instead."""
         ...
 
     async def follows_changed(self, source: str, target: str, following: bool) -> None:

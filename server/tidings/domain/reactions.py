@@ -130,18 +130,18 @@ def counts_without(counts: Mapping[str, int], reaction: Reaction) -> dict[str, i
 
 
 class SentCounts:
-    """The newest counts (by version) sent with an activity's reaction events, for the
-    `limit` activities last sent: the counts one node sends for an activity never go back.
-    Each event's counts are read after its write, but racing writes' reads may come back in
-    any order; an event whose read is older than what was sent already carries the newer
-    counts, which were read after its write too."""
+    """The newest counts (by version) one node sent with an activity's reaction events, for
+    the `limit` activities last sent: what it sends of an activity never goes back. Each
+    event carries the counts its write left, but racing writes' events (from this node or
+    others, over the bus) arrive in any order; an event older than what was sent already
+    carries the newer counts, which were there after its write too."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
         self._sent: OrderedDict[str, Summary] = OrderedDict()
 
     def newest(self, activity_id: str, read: Summary) -> dict[str, int]:
-        """The counts to send with an event whose read is `read`: its own, or newer ones."""
+        """The counts to send with an event whose counts are `read`: its own, or newer ones."""
         sent = self._sent.get(activity_id)
         if sent is None or read.version >= sent.version:
             sent = read

@@ -11,24 +11,26 @@ still has them sent by any node once their lease runs out.
 Reaction writes follow the same rule (`reaction`): the event (`reaction.added`, `.updated`,
 `.deleted`, with the activity's counts) is stored for the firehose endpoints that take reaction
 events (`reactions = true`) before the write answers, then goes to the sockets watching the
-activity, in the background, with the same counts (read once). A hard delete's event is written
-before the reaction goes, held, and sent after (`reaction_removal`), as a feed removal's is.
-With no endpoint that takes reaction events, a reaction write costs no store work here: its
-counts are read in the background, for the sockets only.
+activity, in the background, with the same counts: those the write's counter update left
+(`ReactionWrite.left`, exact at their version), read from the store only by a write that knows
+none (a retry told again). The version travels with the socket event on the bus, and each node
+sends its sockets the newest counts it knows of the activity (realtime/broadcaster.py). A hard
+delete's event is written before the reaction goes, held, and sent after
+(`reaction_removal`), as a feed removal's is.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.events import Broadcaster, feed_update, marked
 from ..domain.ids import format_time
 from ..domain.ports import FeedUpdate
-from ..domain.reactions import SentCounts, Summary
+from ..domain.reactions import Summary
 from ..firehose.outbox import Firehose
 from ..runtime.background import TaskSet
 
@@ -41,15 +43,17 @@ class ReactionWrite:
     tells of (the write's time, as stored): the firehose message's id is derived from the
     reaction's id, `name` and `version`, so a write told again for the same state (a client's
     retry) writes the same message.
-    `summary(activity_id)` reads the activity's counts (and their version) from the store now;
-    `feeds(activity_id)` the feeds it was added to (for endpoints that take some feed groups
-    only)."""
+    `left`: the activity's counts (and their version) as the write left them, None when it
+    does not know them; `summary(activity_id)` reads them from the store now (for a write
+    without `left`); `feeds(activity_id)` the feeds it was added to (for endpoints that take
+    some feed groups only)."""
 
     name: str  # reaction.added | reaction.updated | reaction.deleted
     reaction: dict[str, Any]  # as the REST API answers it, with its `user`
     version: str
     summary: Callable[[str], Awaitable[Summary]]
     feeds: Callable[[str], Awaitable[Collection[str]]]
+    left: Summary | None = None
 
     @property
     def activity_id(self) -> str:
@@ -58,6 +62,10 @@ class ReactionWrite:
     @property
     def key(self) -> str:
         return f"reaction\n{self.reaction['id']}\n{self.name}\n{self.version}"
+
+    async def counts(self) -> Summary:
+        """The counts its event carries: those it left, or, when it knows none, read now."""
+        return self.left if self.left is not None else await self.summary(self.activity_id)
 
     def event(self, counts: Counts) -> dict[str, Any]:
         """The socket event's data."""
@@ -68,16 +76,16 @@ class ReactionWrite:
 @dataclass
 class Removal:
     """What the block of `reaction_removal` tells: whether it deleted the reaction (False:
-    another delete did first, and tells the sockets)."""
+    another delete did first, and tells the sockets), and the counts it left, when known."""
 
     gone: bool = True
+    left: Summary | None = None
 
 
 class Announcer:
     def __init__(self, firehose: Firehose, broadcaster: Broadcaster, tasks: TaskSet) -> None:
         self.firehose, self.broadcaster = firehose, broadcaster
         self.tasks = tasks  # the socket events sent in the background, drained at shutdown
-        self.sent_counts = SentCounts()
 
     async def announce(
         self,
@@ -126,13 +134,13 @@ class Announcer:
         """A write of a reaction is stored: its event is stored for the firehose endpoints that
         take it when this returns, then goes to the sockets watching its activity (unless not
         `sockets`: a write run again tells the firehose only), in the background, with the
-        activity's counts as read after the write (read once for both)."""
+        same counts: those the write left (`write.counts()`)."""
         feeds = await self._reaction_feeds(write)
         if feeds is None:
             if sockets:
                 self.tasks.spawn(self._tell_reaction(write))
             return
-        summary = await write.summary(write.activity_id)
+        summary = await write.counts()
         since = datetime.now(UTC)
         event = write.event(dict(summary.counts))
         await self.firehose.hand_over_reaction(_fired(write.name, event), feeds, write.key, since)
@@ -148,22 +156,25 @@ class Announcer:
         fails, or the node dies in it, any node sends it once its lease runs out, as for feed
         removals); its counts are those read before, as `expected(counts)` says the deletion
         leaves them. The sockets hear after the block, in the background, unless the block
-        says another delete took the reaction first (`Removal.gone`)."""
+        says another delete took the reaction first (`Removal.gone`), with the counts the
+        deletion left (`Removal.left`) when it counted the reaction down, else the expected
+        ones (read after it when no endpoint takes the event)."""
         removal = Removal()
         feeds = await self._reaction_feeds(write)
         if feeds is None:
             yield removal
             if removal.gone:
-                self.tasks.spawn(self._tell_reaction(write))
+                self.tasks.spawn(self._tell_reaction(replace(write, left=removal.left)))
             return
         before = await write.summary(write.activity_id)
-        event = write.event(expected(dict(before.counts)))
+        expected_counts = Summary(before.version, expected(dict(before.counts)))
+        event = write.event(dict(expected_counts.counts))
         since = datetime.now(UTC)
         held = await self.firehose.hold_reaction(_fired(write.name, event), feeds, write.key, since)
         yield removal
         await self.firehose.release(held)
         if removal.gone:
-            self.tasks.spawn(self.broadcaster.reaction_event(write.activity_id, write.name, event))
+            self.tasks.spawn(self._emit_reaction(write, removal.left or expected_counts))
 
     async def _reaction_feeds(self, write: ReactionWrite) -> Collection[str] | None:
         """The feeds that route `write` to the firehose (none looked up when no endpoint
@@ -175,15 +186,14 @@ class Announcer:
         return feeds if firehose.wants_reaction(feeds) else None
 
     async def _tell_reaction(self, write: ReactionWrite) -> None:
-        await self._emit_reaction(write, await write.summary(write.activity_id))
+        await self._emit_reaction(write, await write.counts())
 
     async def _emit_reaction(self, write: ReactionWrite, summary: Summary) -> None:
-        """The socket event, with the counts `summary` read after the write, or newer ones this
-        node sent already (SentCounts: racing writes' reads come back in any order). No await
-        between choosing the counts and the emit, whose bus hands the event to this node's
-        sockets before it first suspends: what one node sends of an activity never goes back."""
-        counts = self.sent_counts.newest(write.activity_id, summary)
-        await self.broadcaster.reaction_event(write.activity_id, write.name, write.event(counts))
+        """The socket event, with the counts of `summary` and their version: each node that
+        delivers it sends its sockets these counts, or newer ones it sent already
+        (realtime/broadcaster.py), so what a watcher hears of an activity never goes back."""
+        event = write.event(dict(summary.counts))
+        await self.broadcaster.reaction_event(write.activity_id, write.name, event, summary.version)
 
     async def _tell(
         self, updates: Sequence[FeedUpdate], emitted: Callable[[], None] | None = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..auth import Grant, authorize_reaction_targets, reaction_user, require_rea
 from ..domain.activities import parse_activity
 from ..domain.errors import ConflictError, DoesNotExistError, InputError
 from ..domain.feeds import FeedId
+from ..domain.objects import User
 from ..domain.ports import ReactionCounts, UserStore
 from ..domain.reactions import (
     LATEST_CHILDREN,
@@ -36,6 +37,7 @@ from ..domain.reactions import (
     Change,
     NewReaction,
     Reaction,
+    Summary,
     counts_without,
     id_time,
     now_ms,
@@ -43,7 +45,7 @@ from ..domain.reactions import (
     target_activity,
     wire_time,
 )
-from ..runtime.background import TaskSet, completes
+from ..runtime.background import TaskSet, ahead, completes
 from ..runtime.faults import fault_point
 from ..store.mongo.reactions import Query, ReactionStore
 from .announce import ReactionWrite
@@ -108,20 +110,22 @@ class Reactions:
             target_feeds_extra_data=new.target_feeds_extra_data,
         )  # fmt: skip
         target = self._target(reaction)  # validated before anything is stored
-        try:
-            await self.store.insert(reaction)
-        except ConflictError:
-            await self._added_again(reaction)
-            raise
-        fault_point("reactions.inserted")
-        if reaction.target_feeds:
+        # its user, for the event, looked up while the reaction is written
+        async with ahead(self.users.get_many({user_id})) as users:
             try:
-                await self._add_targets(reaction.target_feeds, writer, target)
-            except Exception:
-                await self.store.delete(reaction.id)  # keeps nothing of a refused add
+                left = await self.store.insert(reaction)
+            except ConflictError:
+                await self._added_again(reaction)
                 raise
-        body = await self._with_users(reaction.public(extra_data=True))
-        await self._tell(ADDED, body, wire_time(reaction.created_at))
+            fault_point("reactions.inserted")
+            if reaction.target_feeds:
+                try:
+                    await self._add_targets(reaction.target_feeds, writer, target)
+                except Exception:
+                    await self.store.delete(reaction.id)  # keeps nothing of a refused add
+                    raise
+            body = _put_user(reaction.public(extra_data=True), await users)
+        await self._tell(ADDED, body, wire_time(reaction.created_at), left)
         return body
 
     async def get(self, reaction_id: str) -> dict[str, Any]:
@@ -155,7 +159,7 @@ class Reactions:
         kept = [t for t in targets if t in old.target_feeds]
         if extra is not None and kept:
             await self.feeds.replace([parse_activity(target, self.feeds.limits)])
-        stored = await self.store.update(
+        updated = await self.store.update(
             reaction_id,
             {
                 "data": new.data,
@@ -164,12 +168,13 @@ class Reactions:
             },
             now_ms(),
         )
-        if stored is None:
+        if updated is None:
             raise _missing(reaction_id)
+        stored, left = updated
         latest = await self.store.newest_children([reaction_id], LATEST_CHILDREN)
         body = stored.public(_lists(latest.get(reaction_id, {})), extra_data=True)
         await self._with_users(body)
-        await self._tell(UPDATED, body, _updated(stored))
+        await self._tell(UPDATED, body, _updated(stored), left)
         return body
 
     @completes
@@ -181,14 +186,16 @@ class Reactions:
         require_reaction_owner(grant, reaction.user_id, "delete")
         if soft:
             now = now_ms()
-            if await self.store.soft_delete(reaction_id, now):
-                body = await self._with_users(replace(reaction, deleted_at=now).public())
-                await self._tell(DELETED, body, wire_time(now))
-            elif reaction.deleted_at is not None and self.feeds.announcer.firehose.reactions:
-                # Deleted already, maybe by this delete's first try, stopped before its
-                # firehose message was stored: that message again, under the same id.
-                body = await self._with_users(reaction.public())
-                await self._tell(DELETED, body, wire_time(reaction.deleted_at), sockets=False)
+            async with ahead(self.users.get_many({reaction.user_id})) as users:
+                left = await self.store.soft_delete(reaction_id, now)
+                if left is not None:
+                    body = _put_user(replace(reaction, deleted_at=now).public(), await users)
+                    await self._tell(DELETED, body, wire_time(now), left)
+                elif reaction.deleted_at is not None and self.feeds.announcer.firehose.reactions:
+                    # Deleted already, maybe by this delete's first try, stopped before its
+                    # firehose message was stored: that message again, under the same id.
+                    body = _put_user(reaction.public(), await users)
+                    await self._tell(DELETED, body, wire_time(reaction.deleted_at), sockets=False)
             return
         for child in await self.store.descendants_with_targets(reaction_id):
             await self._remove_targets(child, child.target_feeds)
@@ -200,7 +207,7 @@ class Reactions:
         announcer = self.feeds.announcer
         async with announcer.reaction_removal(write, lambda c: counts_without(c, reaction)) as r:
             await self.store.delete_descendants(reaction_id)
-            r.gone = await self.store.delete(reaction_id)
+            r.gone, r.left = await self.store.delete(reaction_id)
             fault_point("reactions.deleted")
 
     @completes
@@ -210,12 +217,16 @@ class Reactions:
         reaction = await self._existing(reaction_id)
         require_reaction_owner(grant, reaction.user_id)
         now = now_ms()
-        if reaction.deleted_at is None or not await self.store.restore(reaction_id, now):
-            raise DoesNotExistError(
-                f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
-            )
-        body = await self._with_users(replace(reaction, deleted_at=None).public())
-        await self._tell(ADDED, body, f"restored {wire_time(now)}")
+        async with ahead(self.users.get_many({reaction.user_id})) as users:
+            left = None
+            if reaction.deleted_at is not None:
+                left = await self.store.restore(reaction_id, now)
+            if left is None:
+                raise DoesNotExistError(
+                    f"reaction {reaction_id} is not soft-deleted", {"id": ["not soft-deleted"]}
+                )
+            body = _put_user(replace(reaction, deleted_at=None).public(), await users)
+        await self._tell(ADDED, body, f"restored {wire_time(now)}", left)
 
     async def require_activity(self, activity_id: str) -> None:
         """DoesNotExist unless the activity is stored (and not removed)."""
@@ -245,17 +256,22 @@ class Reactions:
         return Missed(bodies, len(changed) > limit, await self._counts(activity_id))
 
     async def _tell(
-        self, name: str, reaction: dict[str, Any], version: str, sockets: bool = True
-    ) -> None:
+        self, name: str, reaction: dict[str, Any], version: str, left: Summary | None = None,
+        sockets: bool = True,
+    ) -> None:  # fmt: skip
         """The write of `reaction` is stored: the firehose's endpoints that take reaction
         events have it stored when this returns; its activity's watchers hear in the
         background (unless not `sockets`). `version`: the state it tells of (the message id
-        comes from it)."""
-        await self.feeds.announcer.reaction(self._write(name, reaction, version), sockets)
+        comes from it); `left`: the activity's counts as the write left them (None: read
+        them)."""
+        write = self._write(name, reaction, version, left)
+        await self.feeds.announcer.reaction(write, sockets)
 
-    def _write(self, name: str, reaction: dict[str, Any], version: str) -> ReactionWrite:
+    def _write(
+        self, name: str, reaction: dict[str, Any], version: str, left: Summary | None = None
+    ) -> ReactionWrite:
         # a copy: the answer's body is the HTTP layer's to change
-        return ReactionWrite(name, dict(reaction), version, self.store.summary, self._feeds)
+        return ReactionWrite(name, dict(reaction), version, self.store.summary, self._feeds, left)
 
     async def _added_again(self, asked: Reaction) -> None:
         """An add refused because its id is taken: when it is the client's retry of the add
@@ -317,9 +333,7 @@ class Reactions:
         every = [*bodies, *(c for b in bodies for c in _children(b))]
         users = await self.users.get_many({body["user_id"] for body in every})
         for body in every:
-            user = users.get(body["user_id"])
-            if user is not None:
-                body["user"] = user.public()
+            _put_user(body, users)
         return bodies[0] if bodies else {}
 
     async def _existing(self, reaction_id: str) -> Reaction:
@@ -347,6 +361,14 @@ class Reactions:
         for feed in feeds:
             group, _, user_id = feed.partition(":")
             await self.feeds.remove(FeedId(group, user_id), None, reaction.foreign_id)
+
+
+def _put_user(body: dict[str, Any], users: Mapping[str, User]) -> dict[str, Any]:
+    """Put its user's object (of `users`, if there) in a reaction's body; answers it."""
+    user = users.get(body["user_id"])
+    if user is not None:
+        body["user"] = user.public()
+    return body
 
 
 def _public(reaction: Reaction, latest: dict[str, list[Reaction]]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from ..bus.base import Bus
 from ..bus.messages import Emit, FollowChanged, LinkUp, ReactionEmit, Resync
 from ..domain.events import FEED_UPDATE, RESYNC
+from ..domain.reactions import SentCounts, Summary
 from ..metrics import BROADCAST_SECONDS
 from .transport import protocol as p
 from .transport.hub import FastConn, Hub
@@ -45,8 +46,9 @@ class Broadcaster:
         self._groups = frozenset(realtime_groups)
         self._notification = frozenset(notification_groups)
         self._counts = counts
+        self.sent_counts = SentCounts()  # the newest counts sent of each activity's reactions
         bus.on(Emit, self._delivered)
-        bus.on(ReactionEmit, lambda m: self.deliver_to_watchers(m.rooms, m.name, m.data))
+        bus.on(ReactionEmit, self.deliver_to_watchers)
         bus.on(Resync, lambda m: self.resync_sockets(None if m.rooms is None else set(m.rooms)))
         bus.on(LinkUp, lambda m: self.resync_sockets() if m.after_outage else None)
 
@@ -77,19 +79,30 @@ class Broadcaster:
         caches of what `source` follows forget it."""
         await self.bus.publish(FollowChanged(source, target, following), [feed_room(source)])
 
-    async def reaction_event(self, activity_id: str, name: str, data: dict[str, Any]) -> None:
+    async def reaction_event(
+        self, activity_id: str, name: str, data: dict[str, Any], version: int
+    ) -> None:
         """A reaction event to the sockets watching `activity_id`'s reactions, on every node
         (one room: no fanout to the feeds that hold the activity)."""
         rooms = [reactions_room(activity_id)]
-        await self.bus.publish(ReactionEmit(rooms, name, data), rooms)
+        await self.bus.publish(ReactionEmit(rooms, name, data, version), rooms)
 
-    async def deliver_to_watchers(
-        self, rooms: Sequence[str], name: str, data: dict[str, Any]
-    ) -> None:
-        """Write a reaction event to this node's sockets in `rooms`, fast or not."""
-        peers = self.hub.recipients(rooms)
+    async def deliver_to_watchers(self, emit: ReactionEmit) -> None:
+        """Write a reaction event to this node's sockets in its rooms, fast or not, with its
+        counts or newer ones this node sent already (by version: events of racing writes,
+        from this node or others, arrive in any order). No await between choosing the counts
+        and writing the frame to the fast sockets; the bus calls this as it publishes on the
+        node that writes (before it first suspends) and as messages arrive on the others, so
+        what a node sends of an activity never goes back."""
+        data = emit.data
+        activity_id, counts = str(data["activity_id"]), data["reaction_counts"]
+        newest = self.sent_counts.newest(activity_id, Summary(emit.version, counts))
+        if newest != counts:
+            data = {**data, "reaction_counts": newest}
+        peers = self.hub.recipients(emit.rooms)
         if not peers:
             return
+        name = emit.name
         frame = p.text_frame(p.event(name, data))
         for peer in peers:
             if isinstance(peer, FastConn):

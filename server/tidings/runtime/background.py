@@ -13,10 +13,11 @@ aiohttp cancels, stops waiting; the write goes on to its end, and a shutdown dra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from ..metrics import WRITES_IN_FLIGHT
@@ -113,3 +114,25 @@ async def _write(work: Awaitable[T]) -> T:
 def spawn(work: Awaitable[Any]) -> asyncio.Task[Any]:
     """Run `work` in the background of the process (failures are logged)."""
     return _process.spawn(work)
+
+
+@contextlib.asynccontextmanager
+async def ahead(work: Coroutine[Any, Any, T]) -> AsyncIterator[asyncio.Task[T]]:
+    """Start `work` now, beside the block (which awaits the task for its result when it needs
+    it): a read that a write will want once it is stored, started while it is written. The
+    task never outlives the block: if the block ends without its result (a failure, a
+    cancellation), it is cancelled and waited for, and its own failure, if any, is dropped."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieved)
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark a task's failure as seen (the block that wanted it has its own outcome)."""
+    if not task.cancelled():
+        task.exception()

@@ -24,7 +24,7 @@ from tidings.bus.messages import (
 
 EVERY_KIND = [
     Emit(["feed:user:a", "pull:user:b"], 3, b'42["x",{"feed":"user:a"}]'),
-    ReactionEmit(["reactions:a1"], "reaction.added", {"reaction": {"id": "r"}, "n": [1]}),
+    ReactionEmit(["reactions:a1"], "reaction.added", {"reaction": {"id": "r"}, "n": [1]}, 7),
     FollowChanged("timeline:a", "user:b", True),
     Resync(["feed:user:a"]),
     Resync(None),
@@ -55,6 +55,17 @@ def test_an_emit_carries_its_packet_as_bytes_and_never_its_local_event() -> None
     assert raw.endswith(b"\n" + body) and b"not" not in raw.partition(b"\n")[0]
     _, read = decode(raw)
     assert isinstance(read, Emit) and read.body == body and read.event is None
+
+
+def test_a_reaction_emit_carries_its_counts_version_beside_the_event() -> None:
+    data = {"activity_id": "a1", "reaction": {"id": "r"}, "reaction_counts": {"like": 3}}
+    raw = encode(ReactionEmit(["reactions:a1"], "reaction.added", data, 42), "n")
+    _, read = decode(raw)
+    assert isinstance(read, ReactionEmit) and read.version == 42 and read.data == data
+    assert "version" not in read.data  # the sockets get `data`, never the version
+    # from a node that sends no version: read as older than any
+    old = raw.replace(b',"version":42', b"")
+    assert old != raw and decode(old)[1] == ReactionEmit(["reactions:a1"], "reaction.added", data)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from tidings.runtime.background import TaskSet, spawn
+from tidings.runtime.background import TaskSet, ahead, spawn
 
 
 async def test_a_failed_task_is_logged_with_its_exception(caplog: pytest.LogCaptureFixture) -> None:
@@ -47,3 +47,22 @@ async def test_drain_waits_for_the_grace_then_cancels_the_rest() -> None:
     slow = tasks.spawn(asyncio.sleep(30))
     assert await tasks.drain(grace=0.5) == 1
     assert quick_done.is_set() and slow.cancelled() and len(tasks) == 0
+
+
+async def test_work_started_ahead_never_outlives_its_block() -> None:
+    async def slow() -> int:
+        await asyncio.sleep(10)
+        return 1
+
+    async def fails() -> int:
+        raise RuntimeError("the lookup failed")
+
+    async with ahead(asyncio.sleep(0, "read")) as read:
+        assert await read == "read"  # awaited in the block: its result
+    with pytest.raises(ValueError):
+        async with ahead(slow()) as lookup:
+            raise ValueError("the write failed")  # the block's failure, not the lookup's
+    assert lookup.cancelled()
+    async with ahead(fails()) as failing:
+        await asyncio.sleep(0)  # it fails unawaited: dropped, never logged as unretrieved
+    assert failing.done() and isinstance(failing.exception(), RuntimeError)

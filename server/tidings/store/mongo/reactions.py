@@ -8,6 +8,10 @@ conditional write that flipped the document's `counted` flag (`_uncount`, `resto
 repeated or concurrent delete never counts twice. A kind whose reactions are all gone keeps
 its counter at 0, as in Stream.
 
+Every write to an activity's reactions (or their children) raises the activity's version `v`
+in the same update as its counter, and answers the document that update left (`Summary`): the
+exact counts at that version, with no read after the write.
+
 The enrichment of a page of activities (`counts_of`, `latest_of`) costs one query each,
 whatever the page's size: never one per activity.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -51,6 +55,13 @@ class Query:
         return bool(keys & {"id_gt", "id_gte"}) and not keys & {"id_lt", "id_lte"}
 
 
+class Deleted(NamedTuple):
+    """What a hard delete did: whether it took the reaction, and the counts it left."""
+
+    gone: bool
+    left: Summary | None
+
+
 class ReactionStore:
     def __init__(self, db: Database, summaries: ObjectCache[str, Summary] | None = None) -> None:
         self.reactions = db["reactions"]
@@ -60,16 +71,17 @@ class ReactionStore:
         # what memory lacks, read for every page of a tick at once (one `$in`)
         self._summaries_read: Coalescer[str, Summary] = Coalescer(self._summaries_of)
 
-    async def insert(self, reaction: Reaction) -> None:
-        """Store a new reaction and count it on its parent (or its activity). An id taken
-        already: ConflictError (409), and nothing is counted."""
+    async def insert(self, reaction: Reaction) -> Summary:
+        """Store a new reaction and count it on its parent (or its activity); answers the
+        activity's counts as its count left them. An id taken already: ConflictError (409),
+        and nothing is counted."""
         try:
             await self.reactions.insert_one(_document(reaction))
         except DuplicateKeyError as exc:
             raise ConflictError(
                 f"a reaction with id {reaction.id} exists already", {"id": ["already taken"]}
             ) from exc
-        await self._count(reaction, 1)
+        return await self._count(reaction, 1)
 
     async def get(self, reaction_id: str) -> Reaction | None:
         doc = await self.reactions.find_one({"_id": reaction_id})
@@ -77,8 +89,9 @@ class ReactionStore:
 
     async def update(
         self, reaction_id: str, changes: Mapping[str, Any], now: datetime
-    ) -> Reaction | None:
-        """Set fields of a reaction that is not (hard) deleted; None when there is none."""
+    ) -> tuple[Reaction, Summary] | None:
+        """Set fields of a reaction that is not (hard) deleted, and the activity's counts as
+        the update left them; None when there is none."""
         doc = await self.reactions.find_one_and_update(
             {"_id": reaction_id},
             {"$set": {**changes, "updated_at": now}},
@@ -87,46 +100,47 @@ class ReactionStore:
         if doc is None:
             return None
         reaction = _reaction(doc)
-        await self._changed(reaction.activity_id)
-        return reaction
+        return reaction, await self._changed(reaction.activity_id)
 
-    async def soft_delete(self, reaction_id: str, now: datetime) -> bool:
-        """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it. False when
-        there is no such live reaction (a second soft delete changes nothing)."""
+    async def soft_delete(self, reaction_id: str, now: datetime) -> Summary | None:
+        """Mark deleted (it stays readable by id, with `deleted_at`) and uncount it: the
+        activity's counts as it left them. None when there is no such live reaction (a second
+        soft delete changes nothing)."""
         return await self._uncount({"_id": reaction_id, "deleted_at": None}, {"deleted_at": now})
 
-    async def restore(self, reaction_id: str, now: datetime) -> bool:
-        """Undo a soft delete and count it again; False when it is not soft-deleted. The time
+    async def restore(self, reaction_id: str, now: datetime) -> Summary | None:
+        """Undo a soft delete and count it again (the activity's counts as that left them);
+        None when it is not soft-deleted. The time
         is kept (`restored_at`, not answered) for the watchers' recovery (`changed_since`)."""
         doc = await self.reactions.find_one_and_update(
             {"_id": reaction_id, "deleted_at": {"$ne": None}, "counted": False},
             {"$unset": {"deleted_at": ""}, "$set": {"counted": True, "restored_at": now}},
         )
         if doc is None:
-            return False
-        await self._count(_reaction(doc), 1)
-        return True
+            return None
+        return await self._count(_reaction(doc), 1)
 
-    async def delete(self, reaction_id: str) -> bool:
+    async def delete(self, reaction_id: str) -> Deleted:
         """Delete a reaction, uncounted first (unless a soft delete uncounted it already), so
         that a delete cut short between the two is finished by its retry without counting
-        twice; False when another delete took it first."""
-        await self._uncount({"_id": reaction_id}, {})
+        twice. `gone` is False when another delete took it first; `left`: the activity's
+        counts as the uncount left them (None when this delete counted nothing down)."""
+        left = await self._uncount({"_id": reaction_id}, {})
         result = await self.reactions.delete_one({"_id": reaction_id})
-        return result.deleted_count == 1
+        return Deleted(result.deleted_count == 1, left)
 
-    async def _uncount(self, match: Document, changes: Document) -> bool:
+    async def _uncount(self, match: Document, changes: Document) -> Summary | None:
         """The one way a counted reaction stops being counted: `counted` flips from true to
         false in the same conditional write that makes `changes`, and only the write that
-        flipped it decrements the counter. Two racing deletes (hard and soft, or twice the
-        same) flip it once between them, whatever the order."""
+        flipped it decrements the counter (and answers the counts it left; None for the
+        others). Two racing deletes (hard and soft, or twice the same) flip it once between
+        them, whatever the order."""
         doc = await self.reactions.find_one_and_update(
             {**match, "counted": True}, {"$set": {**changes, "counted": False}}
         )
         if doc is None:
-            return False
-        await self._count(_reaction(doc), -1)
-        return True
+            return None
+        return await self._count(_reaction(doc), -1)
 
     async def descendants_with_targets(self, reaction_id: str) -> list[Reaction]:
         """The children (at any depth) that put activities in target feeds."""
@@ -183,7 +197,7 @@ class ReactionStore:
 
     async def _summaries_of(self, activity_ids: Sequence[str]) -> dict[str, Summary]:
         docs = await self.counts.find({"_id": {"$in": list(activity_ids)}}).to_list()
-        return {d["_id"]: Summary(d.get("v", 0), dict(d.get("counts", {}))) for d in docs}
+        return {d["_id"]: _summary(d) for d in docs}
 
     async def summary(self, activity_id: str) -> Summary:
         """The version and the counters of an activity as the store holds them now (not from
@@ -260,28 +274,34 @@ class ReactionStore:
         ])  # fmt: skip
         return {row["_id"]: row["n"] async for row in cursor}
 
-    async def _count(self, reaction: Reaction, step: int) -> None:
+    async def _count(self, reaction: Reaction, step: int) -> Summary:
         """Move the counter, and the activity's version (`v`) after it: every write to an
         activity's reactions (or their children) raises `v` once it is done, so a page's
         latest reactions read after `v` was read are at least as new as `v` says (what
-        store/memory/reaction_cache.py relies on)."""
+        store/memory/reaction_cache.py relies on). Answers the activity's document as that
+        update left it: one round trip, as `update_one`'s."""
         field = f"{reaction.kind}"
         if reaction.parent:
             await self.reactions.update_one(
                 {"_id": reaction.parent}, {"$inc": {f"children_counts.{field}": step}}
             )
-            await self._changed(reaction.activity_id)
-        else:
-            await self.counts.update_one(
-                {"_id": reaction.activity_id},
-                {"$inc": {f"counts.{field}": step, "v": 1}},
-                upsert=True,
-            )
-            self.summaries.forget([reaction.activity_id])
+            return await self._changed(reaction.activity_id)
+        return await self._bump(reaction.activity_id, {f"counts.{field}": step, "v": 1})
 
-    async def _changed(self, activity_id: str) -> None:
-        await self.counts.update_one({"_id": activity_id}, {"$inc": {"v": 1}}, upsert=True)
+    async def _changed(self, activity_id: str) -> Summary:
+        return await self._bump(activity_id, {"v": 1})
+
+    async def _bump(self, activity_id: str, inc: Document) -> Summary:
+        doc = await self.counts.find_one_and_update(
+            {"_id": activity_id}, {"$inc": inc}, upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )  # fmt: skip
         self.summaries.forget([activity_id])
+        return _summary(doc or {})  # upserted: never None
+
+
+def _summary(doc: Document) -> Summary:
+    return Summary(doc.get("v", 0), dict(doc.get("counts", {})))
 
 
 def _document(reaction: Reaction) -> Document:

@@ -55,7 +55,7 @@ from ..bus.redis_bus import RedisBus
 from ..config import NOTIFICATION, Settings, allowed_origins
 from ..config.media import S3
 from ..domain.media import MEDIA_PATH
-from ..domain.reactions import Bounds
+from ..domain.reactions import Bounds, SentCounts
 from ..fanout.runner import FanoutRunner
 from ..feeds.announce import Announcer
 from ..feeds.context import FeedContext
@@ -197,7 +197,10 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     sio_peers = SioPeers(sio)
     groups = [name for name, group in settings.feeds.items() if group.realtime]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
-    broadcaster = Broadcaster(hub, sio_peers, bus, groups, notification, reads.counts_many)
+    sent_counts = SentCounts()  # reactions' counts this node sent: they never go back
+    broadcaster = Broadcaster(
+        hub, sio_peers, bus, groups, notification, reads.counts_many, sent_counts
+    )
     # The use cases.
     announcer = Announcer(firehose, broadcaster, TaskSet("announcement"))
     link = bus if isinstance(bus, RedisBus) else None
@@ -224,7 +227,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     presence = Presence(node, presence_groups, realtime.presence_ttl,
                         realtime.presence_info_bytes, RoomEvents(hub, sio), bus)  # fmt: skip
     raid = RaidEvents(settings, service, presence)
-    watches = Watches(settings, reactions, hub)
+    watches = Watches(settings, reactions, hub, sent_counts)
     handlers = Handlers(settings, service, hub, bus, presence,
                         {**raid.events(), **watches.events()})  # fmt: skip
     SioEvents(sio_peers, handlers)

@@ -56,11 +56,12 @@ ADDED, UPDATED, DELETED = "reaction.added", "reaction.updated", "reaction.delete
 
 @dataclass(frozen=True)
 class Missed:
-    """What a watcher of an activity's reactions missed (`changed_since`), and its counts now."""
+    """What a watcher of an activity's reactions missed (`changed_since`), and its counts now
+    (with their version, so that no older event's counts go out after them)."""
 
     reactions: list[dict[str, Any]]
     more: bool
-    counts: dict[str, int]
+    counts: Summary
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ class Reactions:
         bodies = [reaction.public() for reaction in changed[:limit]]
         if bodies:
             await self._with_users(*bodies)
-        return Missed(bodies, len(changed) > limit, await self._counts(activity_id))
+        return Missed(bodies, len(changed) > limit, await self.store.summary(activity_id))
 
     async def _tell(
         self, name: str, reaction: dict[str, Any], version: str, left: Summary | None = None,
@@ -293,9 +294,6 @@ class Reactions:
         if stored is None or stored.removed:
             return ()
         return stored.reach(stored.owners)
-
-    async def _counts(self, activity_id: str) -> dict[str, int]:
-        return (await self.store.counts_of([activity_id])).get(activity_id, {})
 
     async def filter(
         self,

@@ -37,16 +37,17 @@ Counts = Callable[[Sequence[str]], Awaitable[dict[str, tuple[int, int]]]]
 class Broadcaster:
     def __init__(
         self, hub: Hub, sio_peers: SioPeers, bus: Bus, realtime_groups: Collection[str],
-        notification_groups: Collection[str], counts: Counts,
+        notification_groups: Collection[str], counts: Counts, sent_counts: SentCounts,
     ) -> None:  # fmt: skip
         """Notification feeds' events carry `unseen` and `unread`: `counts(feeds)` reads them
         for all the feeds of one event at once (merged groups too), once they hold what the
-        event announces."""
+        event announces. `sent_counts`: the reactions' counts this node sent (shared with the
+        acks of reaction watches)."""
         self.hub, self.sio_peers, self.bus = hub, sio_peers, bus
         self._groups = frozenset(realtime_groups)
         self._notification = frozenset(notification_groups)
         self._counts = counts
-        self.sent_counts = SentCounts()  # the newest counts sent of each activity's reactions
+        self.sent_counts = sent_counts  # the newest counts sent of each activity's reactions
         bus.on(Emit, self._delivered)
         bus.on(ReactionEmit, self.deliver_to_watchers)
         bus.on(Resync, lambda m: self.resync_sockets(None if m.rooms is None else set(m.rooms)))

@@ -16,7 +16,7 @@ from typing import Any
 from ...config import Settings
 from ...domain.errors import InputError, NotAllowedError
 from ...domain.ids import lookup_id
-from ...domain.reactions import new_reaction_id
+from ...domain.reactions import SentCounts, new_reaction_id
 from ...feeds.reactions import Reactions
 from ..transport.dispatch import Ack
 from ..transport.peers import Peer, Rooms
@@ -27,9 +27,12 @@ MAX_WATCHES = 100  # activities one socket watches at once
 
 
 class Watches:
-    def __init__(self, settings: Settings, reactions: Reactions, rooms: Rooms) -> None:
+    def __init__(
+        self, settings: Settings, reactions: Reactions, rooms: Rooms, sent: SentCounts
+    ) -> None:
         self._max_missed = settings.realtime.max_missed
         self._reactions, self.rooms = reactions, rooms
+        self._sent = sent  # the counts this node sent of each activity (the broadcaster's)
 
     def events(self) -> dict[str, Event]:
         """The socket events of reaction watching, for the handlers."""
@@ -66,7 +69,9 @@ class Watches:
                     "cursor": new_reaction_id()}  # fmt: skip
         if since is not None:
             missed = await self._reactions.changed_since(activity_id, since, self._max_missed)
-            ack.update(missed=missed.reactions, more=missed.more, reaction_counts=missed.counts)
+            # Counts this node sends of the activity from now on are never older than these.
+            counts = self._sent.newest(activity_id, missed.counts)
+            ack.update(missed=missed.reactions, more=missed.more, reaction_counts=counts)
         return ack
 
     async def unwatch(self, peer: Peer, data: Any) -> Ack:

@@ -123,7 +123,7 @@ class FastPath:
         writer = await ws.prepare(request)
         try:  # the 101 answer and the open packet: one write
             opening = self._open_head + new_sid() + self._open_tail
-            await writer.write(p.text_frame(opening), drain=False)
+            await writer.write(p.text_frame(opening))  # small: never drains
         except ConnectionResetError:  # the client left during the handshake
             return ws
         conn = FastConn(new_sid(), transport, self)

@@ -37,6 +37,7 @@ GRANT_CACHE_BYTES = 4 << 20  # ... holding at most this many characters of token
 MAX_TOKEN = 8192  # longest token accepted, padding included (Stream's are a few hundred bytes)
 MAX_DETAIL = 512  # longest `detail` (and field message) of an error ack: they may quote input
 MAX_FIELDS = 16  # most `exception_fields` entries of an error ack
+SUBSCRIBED, REFUSED = SUBSCRIPTIONS.labels("ok"), SUBSCRIPTIONS.labels("refused")  # bound once
 
 
 def _cap(text: str, limit: int = MAX_DETAIL) -> str:
@@ -250,7 +251,7 @@ class Handlers:
         try:
             grant.require("feed", "read", feed)
         except TidingsError:
-            SUBSCRIPTIONS.labels("refused").inc()
+            REFUSED.inc()
             raise
         since = data.get("since")
         if since is not None and not (isinstance(since, str) and is_activity_id(since)):
@@ -263,7 +264,7 @@ class Handlers:
         joined = await self.join_feed(peer, feed)
         if member is not None and presence is not None and joined:
             presence.join(peer, name, *member)
-        SUBSCRIPTIONS.labels("ok").inc()
+        SUBSCRIBED.inc()
         ack: Ack = {"ok": True, "feed": name, "missed": [], "more": False}
         if since is not None:
             await fault_pause("subscribe.missed")

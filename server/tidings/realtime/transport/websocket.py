@@ -3,8 +3,9 @@
 `WebSocketResponse`.
 
 Per connection: aiohttp's handler task (which reads), one `FastConn`, nothing else: no writer
-task, no timer (the heartbeat is one timer for all, see heartbeat.py). Every frame the server
-sends goes through the hub (hub.py), so acks, pings and events keep their order per socket.
+task, no timer (the heartbeat is one timer for all, see heartbeat.py). The open packet goes out
+with the 101 answer, in one write; every frame after it goes through the hub (hub.py), so acks,
+pings and events keep their order per socket.
 Long-polling, polling→WebSocket upgrades and (with `websocket_compression`) deflating clients go
 to python-socketio instead (sio_peers.py), so every official client works either way.
 """
@@ -15,8 +16,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -41,23 +40,15 @@ def new_sid() -> str:
     return secrets.token_urlsafe(12)
 
 
-@contextlib.contextmanager
-def corked(transport: asyncio.Transport) -> Iterator[None]:
-    """Hold small writes in the kernel and send them together (Linux TCP_CORK; elsewhere, and
-    on a socket that is not TCP, nothing): one system call and one wake-up of the client saved
-    per connection."""
-    sock = transport.get_extra_info("socket")
-    cork = getattr(socket, "TCP_CORK", None)
-    if sock is None or cork is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        yield
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
+class Upgrade(web.WebSocketResponse):
+    """aiohttp's WebSocket answer with its 101 headers held back until the first write (the
+    open packet): the two go out in one `send`, with no TCP_CORK calls around them.
+
+    `_send_headers_immediately` is how aiohttp's own FileResponse does the same (the headers
+    ride with the first chunk of the body); an aiohttp that ignored it would send the headers
+    at once and the open packet after them: the same bytes in the same order, two writes."""
+
+    _send_headers_immediately = False
 
 
 class FastPath:
@@ -71,6 +62,9 @@ class FastPath:
         self.connect_timeout = connect_timeout
         self.origins = origins  # None: any origin
         self.compression = compression
+        # the open packet around its sid (URL-safe base64: no JSON escape), encoded once
+        opening = p.open_packet("SID", ping_interval, ping_timeout, MAX_PAYLOAD)
+        self._open_head, _, self._open_tail = opening.partition("SID")
         self._sockets: dict[FastConn, web.WebSocketResponse] = {}
         self._closing: dict[FastConn, asyncio.Future[bool]] = {}  # goodbyes under way
 
@@ -122,17 +116,19 @@ class FastPath:
         origin = request.headers.get(hdrs.ORIGIN)
         if origin and self.origins is not None and origin not in self.origins:
             return web.Response(status=400, text=f"{origin} is not an accepted origin.")
-        ws = web.WebSocketResponse(compress=False, heartbeat=None, max_msg_size=MAX_PAYLOAD)
+        ws = Upgrade(compress=False, heartbeat=None, max_msg_size=MAX_PAYLOAD)
         transport = request.transport
         if transport is None:  # the client left during the handshake
             return ws
-        with corked(transport):  # the 101 answer and the open packet: one TCP segment
-            await ws.prepare(request)
-            conn = FastConn(new_sid(), transport, self)
-            self.hub.add(conn)
-            self.heartbeat.assign(conn)
-            opening = p.open_packet(new_sid(), self.ping_interval, self.ping_timeout, MAX_PAYLOAD)
-            self.hub.send(conn, p.text_frame(opening))
+        writer = await ws.prepare(request)
+        try:  # the 101 answer and the open packet: one write
+            opening = self._open_head + new_sid() + self._open_tail
+            await writer.write(p.text_frame(opening))  # small: never drains
+        except ConnectionResetError:  # the client left during the handshake
+            return ws
+        conn = FastConn(new_sid(), transport, self)
+        self.hub.add(conn)
+        self.heartbeat.assign(conn)
         self._sockets[conn] = ws
         try:
             await self._read(conn, ws)
@@ -241,7 +237,7 @@ class FastPath:
             self.goodbye(conn, p.text_frame(p.encode(p.CONNECT_ERROR, self.handlers.refusal(exc))))
             return False
         self.handlers.connected(conn, grant)
-        self.hub.send(conn, p.text_frame(p.encode(p.CONNECT, {"sid": conn.sid})))
+        self.hub.send(conn, p.text_frame(f'40{{"sid":"{conn.sid}"}}'))  # sid: URL-safe base64
         return True
 
     def _event(self, conn: FastConn, packet: p.Packet) -> None:

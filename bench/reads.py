@@ -204,7 +204,7 @@ async def _roundtrip(
         stop.set()
     latencies = await reading
     keep = ("latency_ms", "post_answer_ms", "deliveries_missing", "deliveries_received",
-            "fanout_mode")  # fmt: skip
+            "fanout_mode", "fanout_mode_after")  # fmt: skip
     result: dict[str, Any] = {
         "followers": n,
         "rate_per_s": args.rate,

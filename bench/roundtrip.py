@@ -214,6 +214,8 @@ async def run_round(
     result["offered_deliveries_per_s"] = round(args.rate * len(rnd.connected), 1)
     result.update(await _measure(target, rnd, outcomes))
     result.update(await _check_reads(http, target, rnd, run))
+    if target.db is not None:  # the server may have switched it meanwhile (its time budget)
+        result["fanout_mode_after"] = await fanout_mode(target.db, rnd.posts.target_feed)
     emits_after = await _emit_totals(http, target, emit_path)
     if emits_before is not None and emits_after is not None:
         result["server_emit_path"] = emit_path

@@ -31,7 +31,11 @@ def parts_of(
     chunks: list[list[Member]], first: int, active: Collection[str], size: int
 ) -> list[Part]:
     """The batches of the chunks `first`, `first + 1`, ... (their members in `chunks`), at most
-    `size` members each: the `active` members of all of them first, then the rest."""
+    `size` members each: the `active` members of all of them first, then the rest. Members
+    that fit in one batch are not reordered: they are written in one bulk insert anyway, and
+    a split would only cost a batch (and a firehose message) more."""
+    if sum(len(members) for members in chunks) <= size:
+        active = ()
     parts: list[Part] = []
     hot: list[Member] = []
     hot_chunks: list[int] = []

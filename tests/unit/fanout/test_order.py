@@ -40,3 +40,9 @@ def test_active_members_of_every_chunk_come_first_and_nothing_is_doubled() -> No
     assert sorted(every) == sorted(feeds([m for c in chunks for m in c]))
     assert all(1 not in p.chunks for p in parts)  # the empty chunk has no batch
     assert all(len(p.members) <= 2 for p in parts)
+
+
+def test_members_that_fit_one_batch_are_one_batch_whatever_is_active() -> None:
+    chunks = [chunk("a", 3)]
+    parts = parts_of(chunks, 0, {"timeline:a2"}, 3)
+    assert [feeds(p.members) for p in parts] == [["timeline:a0", "timeline:a1", "timeline:a2"]]

@@ -148,13 +148,18 @@ async def feed_reads(
 async def _reads_alongside(
     http: aiohttp.ClientSession, target: Target, feeds: list[str], rate: float, stop: asyncio.Event
 ) -> list[float]:
-    """Reads of `feeds` in turn, `rate` per second (open loop), until `stop`; latencies (ms)."""
+    """Reads of `feeds` in turn, `rate` per second (open loop), until `stop`; latencies (ms),
+    a failed read (an error or no answer within the HTTP timeout) counted as infinite."""
     latencies: list[float] = []
     pending: set[asyncio.Task[None]] = set()
 
     async def one(feed: str) -> None:
         started = time.perf_counter()
-        await _get(http, target, feed, 25)
+        try:
+            await _get(http, target, feed, 25)
+        except (aiohttp.ClientError, TimeoutError, RuntimeError):
+            latencies.append(float("inf"))
+            return
         latencies.append((time.perf_counter() - started) * 1000)
 
     i = 0
@@ -210,7 +215,11 @@ async def _roundtrip(
         "rate_per_s": args.rate,
         "cold": {k: alone.get(k) for k in keep},
         "warm_with_reads": {k: loaded.get(k) for k in keep},
-        "reads_alongside": {"offered_per_s": args.reads_rate, "latency_ms": percentiles(latencies)},
+        "reads_alongside": {
+            "offered_per_s": args.reads_rate,
+            "failed": sum(1 for ms in latencies if ms == float("inf")),
+            "latency_ms": percentiles([ms for ms in latencies if ms != float("inf")]),
+        },
         "warm_up": {"feeds_read_once_before": len(feeds), "all_ms": round(cold_ms, 1)},
     }
     a, b = (alone.get("latency_ms") or {}), (loaded.get("latency_ms") or {})

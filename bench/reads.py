@@ -6,7 +6,7 @@ run, the raw store answering the same two queries per read (the feed's newest L 
 (feed, activity_id) index, then their activities by `$in`) at the same concurrency: the ratio.
 (b) For each count of `--followers` (default 200), the round trip of bench/roundtrip.py (one
 activity every 1/`--rate` s), cold (fresh follower feeds, never read) and warm with
-`--reads-rate` feed reads per second alongside, of up to 1,000 of the round's follower feeds,
+`--reads-rate` feed reads per second alongside, of up to 200 of the round's follower feeds,
 each read once before (`warm_up` says how long that took): the insert → delivered percentiles
 of both, and their ratio.
 One JSON document on stdout; progress on stderr.
@@ -37,7 +37,7 @@ from .services import (
 )
 from .stats import percentiles
 
-READ_FEEDS = 1000  # follower feeds of a round read alongside its warm round trip, at most
+READ_FEEDS = 200  # follower feeds of a round read alongside its warm round trip, at most
 WARM_UP_IN_FLIGHT = 50
 
 

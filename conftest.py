@@ -25,6 +25,7 @@ from harness.common import API_KEY, API_SECRET
 from harness.pool import ServerPool
 from harness.redis import RedisServer
 from harness.server import DATABASES, ServerProcess, Spawn
+from harness.sqs import MotoServer
 from harness.store import Store, drop_databases
 from harness.webhooks import Receiver
 from tests.integration.nodes import NodeSubscriber, Sub
@@ -175,6 +176,14 @@ def nodes() -> Iterator[list[ServerProcess]]:
     yield started
     for node in started:
         node.kill()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """moto's server (SQS and S3 on one local port), for the module."""
+    server = MotoServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,9 @@ store by default, an S3 bucket (moto's server) as the option."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
 import requests
 from pymongo import MongoClient
 
@@ -199,13 +197,6 @@ def test_streams_npm_sdk_uploads_processes_and_deletes(server: ServerProcess, ui
     statuses = [r.get("status") for r in third]
     assert statuses == [400, 403, 403, None, 404, None], third
     assert requests.get(image_url, timeout=10).status_code == 404
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
 
 
 def test_uploads_in_an_s3_bucket(

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pymongo
-import pytest
 import requests
 
 from harness.common import SERVER_TOKEN
@@ -213,13 +211,6 @@ def resumed_batches(node: ServerProcess) -> float:
         if line.startswith('tidings_fanout_batches_total{kind="add"}'):
             return float(line.rpartition(" ")[2])
     return 0.0
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
 
 
 def test_sqs_queues_get_the_same_updates_fifo_in_order_per_feed(

@@ -136,13 +136,6 @@ def test_an_update_back_to_earlier_fields_is_a_new_message(
     assert not set(sent(7)) & set(sent(8))
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
-
-
 def test_an_update_bigger_than_a_queue_takes_arrives_split_to_fit_each_queue(
     store: Store, moto: MotoServer, tmp_path: Path, uid: str
 ) -> None:

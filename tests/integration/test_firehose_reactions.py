@@ -14,13 +14,11 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pymongo
-import pytest
 import requests
 
 from harness.sqs import AWS_ENV, MotoServer
@@ -126,13 +124,6 @@ def test_an_endpoint_that_takes_reactions_gets_each_write_with_the_counts_others
     for hook in (reacting, plain, raids):
         assert hook.bad_signatures == 0
         assert all(set(e) == EVENT_KEYS for _, e in hook.reactions())
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
 
 
 def test_sqs_queues_that_take_reactions_get_them_fifo_grouped_by_activity(

@@ -5,7 +5,8 @@ part of one) in one unordered bulk insert, announces its `feed.update` to that b
 moves the job's cursor past the chunk once all its batches are done. An add or a removal
 (with `fanout.active_first`) reads a window of chunks at once and writes first the follower
 feeds someone watches, then the rest (fanout/order.py). Batches of a job run in an
-`asyncio.TaskGroup`; at most `fanout.concurrency` batches of all jobs run at once on a node, and
+`asyncio.TaskGroup`; at most `fanout.concurrency` batches of all adds and removals run at once on
+a node (and one batch of the switches, apart, so that no backlog holds up a switch), and
 a job's cursor only ever moves past chunks that are all done. Jobs that switch a feed's fanout
 mode walk its followers the same way (fanout/switches.py).
 
@@ -49,6 +50,8 @@ from .rate import FanoutRate, initial_rate
 from .switches import Batch, BatchMaker, Plan, Switches
 
 log = logging.getLogger(__name__)
+SWITCHES = ("to_pull", "to_push")  # the jobs that switch a feed's fanout mode
+SWITCH_SLOTS = 1  # their batches in flight on a node, beside `fanout.concurrency` others
 
 
 class LeaseLost(Exception):
@@ -107,6 +110,9 @@ class FanoutRunner:
         # Batches in flight on this node, across all its jobs: the store's write load is bounded
         # however many inserts arrive at once, and jobs are served in order of arrival.
         self._slots = asyncio.Semaphore(settings.concurrency)
+        # A switch to pull (or back) has a slot of its own: it must not queue behind the very
+        # pushes it is there to stop (a feed whose push is over budget makes a backlog).
+        self._switch_slots = asyncio.Semaphore(SWITCH_SLOTS)
         # Entries/s of this node's add batches: where push stops paying (feeds/modes.py).
         self.rate = FanoutRate(initial_rate(settings), min(settings.batch_size, CHUNK_SIZE))
         FANOUT_RATE.set(self.rate.per_second)
@@ -171,7 +177,7 @@ class FanoutRunner:
         )  # fmt: skip
 
     async def _run(self, job: Job) -> None:
-        if job.kind in ("to_pull", "to_push"):
+        if job.kind in SWITCHES:
             plan = await self.switches.plan(job)
         else:
             plan = await self._plan(job)
@@ -230,7 +236,8 @@ class FanoutRunner:
         make_batch: BatchMaker,
         ordered: bool = False,
     ) -> None:
-        size, slots = self.settings.batch_size, self._slots
+        size = self.settings.batch_size
+        slots = self._switch_slots if job.kind in SWITCHES else self._slots
         progress = _Progress(self, job, index)
         run = make_batch(source)
         # Follows made from here on may land past the last chunk: they copied the activity

@@ -296,8 +296,10 @@ class ReactionStore:
             {"_id": activity_id}, {"$inc": inc}, upsert=True,
             return_document=ReturnDocument.AFTER,
         )  # fmt: skip
+        if doc is None:  # racing upserts of a first counter: a store may answer none
+            doc = await self.counts.find_one({"_id": activity_id})
         self.summaries.forget([activity_id])
-        return _summary(doc or {})  # upserted: never None
+        return _summary(doc or {})
 
 
 def _summary(doc: Document) -> Summary:

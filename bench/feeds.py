@@ -26,11 +26,13 @@ READ_PAGES = 20  # pages read at most per follower feed
 async def setup_follows(
     http: aiohttp.ClientSession, target: Target, target_feed: str, feeds: Sequence[str]
 ) -> str:
-    """`feeds` follow `target_feed`: straight into the store when it is known, else through the
-    REST API. Answers how."""
+    """`feeds` follow `target_feed`: straight into the store when it is known (the last one
+    through the REST API, so that the server decides the feed's fanout mode on its follower
+    count, as it would had they come one by one), else all through the REST API. Answers how."""
     if target.db is not None:
-        await insert_follows(target.db, target_feed, feeds)
-        return "direct insert into follows"
+        await insert_follows(target.db, target_feed, feeds[:-1])
+        await follow_rest(http, target, feeds[-1], target_feed)
+        return "direct insert into follows, the last through REST"
     slots = asyncio.Semaphore(REST_FOLLOW_CONCURRENCY)
 
     async def follow(feed: str) -> None:
@@ -39,6 +41,22 @@ async def setup_follows(
 
     await asyncio.gather(*(follow(feed) for feed in feeds))
     return "REST follows"
+
+
+async def settled_mode(target: Target, feed: str) -> str | None:
+    """`feed`'s fanout mode once no switch is under way: the server may be switching it, by its
+    time budget, after its last follow (its switch job is written before the follow answers)."""
+    assert target.db is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SWITCH_TIMEOUT
+    switches = {"kind": {"$in": ["to_pull", "to_push"]}, "sources": feed}
+    while True:
+        target.check_alive()
+        mode = await fanout_mode(target.db, feed)
+        busy = await target.db["fanout_jobs"].find_one(switches, {"_id": 1}) is not None
+        if (not busy and mode not in ("switching", "draining")) or loop.time() > deadline:
+            return mode
+        await asyncio.sleep(SWITCH_POLL)
 
 
 async def follow_rest(
@@ -185,3 +203,45 @@ async def post_all(
         await asyncio.sleep(max(0.0, first + index / rate - loop.time()))
         tasks.append(asyncio.create_task(post(index)))
     await asyncio.wait_for(asyncio.gather(*tasks), HTTP_TIMEOUT + 5)
+
+
+RATE_GAUGE = "tidings_fanout_rate_entries_per_second"
+WARM_RATE_ACTIVITIES = 2
+
+
+async def measure_rate_first(
+    http: aiohttp.ClientSession, target: Target, run: str, followers: int
+) -> float | None:
+    """Before the rounds: a push of WARM_RATE_ACTIVITIES activities to `followers` feeds, so that
+    the server has measured its fanout rate (as a node that has been running has) when the
+    rounds' follows make it decide push or pull. Answers the rate it then reports."""
+    if target.db is None or followers <= 0:
+        return None
+    feed = f"user:{run}-rate"
+    await insert_follows(target.db, feed, [f"timeline:{run}-rate-{i}" for i in range(followers)])
+    async with http.post(
+        f"{target.url}{API}/feed/user/{run}-rate/",
+        params={"api_key": target.api_key},
+        json={"activities": [
+            {"actor": "bench", "verb": "post", "object": f"o:{i}"}
+            for i in range(WARM_RATE_ACTIVITIES)
+        ]},
+        headers=headers(target),
+        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT),
+    ) as rsp:  # fmt: skip
+        if rsp.status not in (200, 201):
+            raise RuntimeError(f"add to {feed}: HTTP {rsp.status}: {await rsp.text()}")
+    wanted = followers * WARM_RATE_ACTIVITIES
+    deadline = time.monotonic() + SWITCH_TIMEOUT
+    while await target.db["feed_entries"].count_documents({"origin": feed}) < wanted:
+        target.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the push of {feed} did not finish")
+        await asyncio.sleep(SWITCH_POLL)
+    async with http.get(target.url + "/metrics", timeout=aiohttp.ClientTimeout(5)) as rsp:
+        for line in (await rsp.text()).splitlines():
+            if line.startswith(RATE_GAUGE + " "):
+                rate = float(line.split()[1])
+                log(f"the server measured {rate:.0f} fanout entries/s")
+                return rate
+    return None

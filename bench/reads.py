@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from . import roundtrip
-from .feeds import API, HTTP_TIMEOUT
+from .feeds import API, HTTP_TIMEOUT, measure_rate_first
 from .options import positive_float, positive_int, require_loopback
 from .services import (
     Report,
@@ -209,7 +209,7 @@ async def _roundtrip(
         stop.set()
     latencies = await reading
     keep = ("latency_ms", "post_answer_ms", "deliveries_missing", "deliveries_received",
-            "fanout_mode", "fanout_mode_after")  # fmt: skip
+            "fanout_mode", "mode_settled_s", "fanout_mode_after")  # fmt: skip
     result: dict[str, Any] = {
         "followers": n,
         "rate_per_s": args.rate,
@@ -243,6 +243,9 @@ async def reads(args: argparse.Namespace) -> Report:
         await describe_store(report, target)
         report["feed_reads"] = await feed_reads(args, http, target, run)
         if not args.skip_roundtrip:
+            report["fanout_rate_measured_first"] = await measure_rate_first(
+                http, target, run, args.warm_rate
+            )
             report["roundtrip"] = await roundtrips(args, http, target, run)
     return report
 

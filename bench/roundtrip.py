@@ -30,7 +30,15 @@ from typing import Any
 import aiohttp
 
 from .children import SubscriberProcess, start_subscribers, subscriber_config
-from .feeds import Posts, post_all, read_missing, setup_follows, setup_pull_follows
+from .feeds import (
+    Posts,
+    measure_rate_first,
+    post_all,
+    read_missing,
+    settled_mode,
+    setup_follows,
+    setup_pull_follows,
+)
 from .options import (
     add_fanout_arguments,
     add_subscriber_arguments,
@@ -78,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument(
         "--rate", type=positive_float, default=5.0, help="activities per second (default 5)"
+    )
+    load.add_argument(
+        "--warm-rate",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="before the rounds, push 2 activities to N feeds so that the server has measured "
+        "its fanout rate, by which it picks push or pull (default 2000; 0: none)",
     )
     load.add_argument(
         "--connected",
@@ -235,7 +251,8 @@ async def _set_up(
     result: dict[str, Any],
 ) -> None:
     """The follows of the round (a pull round: with the switch to pull in the middle); into
-    `result`: how long that took and the feed's fanout mode the store then holds."""
+    `result`: how long that took and the feed's fanout mode once settled. Below the pull
+    threshold the server picks the mode by its time budget: the round is a pull round if it did."""
     n, target_feed = rnd.followers, rnd.posts.target_feed
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -244,17 +261,22 @@ async def _set_up(
     else:
         how = await setup_follows(http, target, target_feed, rnd.feeds)
     result["follows_setup_s"] = round(loop.time() - started, 1)
-    result["fanout_mode"] = None if target.db is None else await fanout_mode(target.db, target_feed)
+    if target.db is None:
+        result["fanout_mode"] = None
+        return
+    settling = loop.time()
+    result["fanout_mode"] = await settled_mode(target, target_feed)
+    result["mode_settled_s"] = round(loop.time() - settling, 1)
     log(
         f"[{n}] {n} follows of {target_feed} ({how}) in {result['follows_setup_s']:.1f}s; "
-        f"fanout mode {result['fanout_mode']}"
+        f"fanout mode {result['fanout_mode']} ({result['mode_settled_s']:.1f}s to settle)"
     )
-    expected = "pull" if rnd.pull else "push"
-    if target.db is not None and result["fanout_mode"] != expected:
+    if rnd.pull and result["fanout_mode"] != "pull":
         raise RuntimeError(
-            f"{target_feed} is a {result['fanout_mode']} feed after its set-up, not {expected}: "
+            f"{target_feed} is a {result['fanout_mode']} feed after its set-up, not pull: "
             "is the server's fanout.pull_threshold the --pull-threshold given?"
         )
+    rnd.pull = result["fanout_mode"] == "pull"
 
 
 async def _measure(target: Target, rnd: Round, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -386,6 +408,9 @@ async def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
         else:
             log("no --mongodb-url: the raw insert rate is not measured")
         report["raw_bulk_insert_docs_per_s"] = None if raw is None else round(raw, 1)
+        report["fanout_rate_measured_first"] = await measure_rate_first(
+            http, target, run, args.warm_rate
+        )
         results = []
         for n in args.followers:
             try:

@@ -103,7 +103,7 @@ class _FanoutSchema(Section):
     active_first = fields.Boolean(load_default=True)
     active_seconds = fields.Float(load_default=300.0, validate=validate.Range(min=1))
     push_budget_ms = fields.Float(load_default=250.0, validate=validate.Range(min=0))
-    min_pull_followers = fields.Integer(load_default=1000, validate=validate.Range(min=0))
+    min_pull_followers = fields.Integer(load_default=250, validate=validate.Range(min=0))
 
     @validates_schema
     def hysteresis(self, data: dict[str, Any], **_: Any) -> None:

@@ -65,7 +65,7 @@ class FanoutSettings:
     active_first: bool = True
     active_seconds: float = 300.0
     push_budget_ms: float = 250.0
-    min_pull_followers: int = 1000
+    min_pull_followers: int = 250
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ a push takes here (domain/fanout_mode.py).
   slow for the big ones.
 - Until its first window closes the rate is `initial` (the caller picks the rate at which the
   budget meets the upper bound: a node that measured nothing decides as with counts alone).
+  The first window replaces it whole: `initial` is a stand-in, not a measurement, and averaging
+  away from it would take a dozen windows during which big feeds stay push.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class FanoutRate:
         if self._entries < self._full or self._busy <= 0:
             return
         measured = self._entries / self._busy
-        self._rate += self._smoothing * (measured - self._rate)
+        weight = self._smoothing if self.windows else 1.0
+        self._rate += weight * (measured - self._rate)
         self._entries, self._busy = 0, 0.0
         self.windows += 1
 

@@ -33,40 +33,43 @@ from ..store.mongo.groups import GroupPage, GroupStore, public_group
 from ..store.mongo.merged_groups import MarkAll, combined, group_origins
 
 PULL_WINDOW = 300  # newest activities of each followed pull feed a grouped read merges in
-NO_PULLS_FEEDS = 50_000  # feeds remembered so
+KNOWN_PULLS_FEEDS = 50_000  # feeds remembered so
 
 
-class NoPulls:
-    """The feeds known to follow no pull feed (the common case: their reads need no pull
-    follows lookup), per node. A follow gets marked as a follow of a pull feed only by a follow
-    of a pull feed or by a switch to pull, and both publish `FollowChanged` for its follower, to
-    every node (feeds/following.py, fanout/switches.py): that forgets the feed. A lookup that
-    raced a change is not remembered (`generation`); after the bus was down everything is
-    forgotten (`Subscribed`), and entries expire after `ttl` (a lost message costs a page that
-    long; a `since` does not ask, Reads.merged)."""
+class KnownPulls:
+    """What a feed merges in at read time (the pull feeds it follows, each with its floor), per
+    node, so that a page of a feed needs no store query to find it: the common case is nothing
+    (a feed that follows no pull feed), the other a few pull feeds. A follow gets marked as a
+    follow of a pull feed (or unmarked) only by a follow or unfollow of a pull feed or by a switch
+    to pull, and each publishes `FollowChanged` for its follower, to every node
+    (feeds/following.py, fanout/switches.py): that forgets the feed. A lookup that raced a change
+    is not remembered (`generation`); after the bus was down everything is forgotten
+    (`Subscribed`), and entries expire after `ttl` (`cache.max_staleness_seconds`: a lost
+    message, or a floor moved by a switch back to push, costs a page that long; a `since` does
+    not ask, Reads.merged)."""
 
     def __init__(self, ttl: float, bus: Bus) -> None:
         self.ttl = ttl
         self.generation = 0
-        self._known: OrderedDict[str, float] = OrderedDict()
+        self._known: OrderedDict[str, tuple[float, list[tuple[str, str]]]] = OrderedDict()
         bus.on(FollowChanged, lambda message: self.changed(message.source))
         bus.on(Subscribed, lambda _: self.clear())
 
-    def __contains__(self, feed: object) -> bool:
-        until = self._known.get(feed) if isinstance(feed, str) else None
-        if until is None:
-            return False
-        if until < time.monotonic():
-            del self._known[feed]  # type: ignore[arg-type]
-            return False
-        return True
+    def get(self, feed: str) -> list[tuple[str, str]] | None:
+        found = self._known.get(feed)
+        if found is None:
+            return None
+        if found[0] < time.monotonic():
+            del self._known[feed]
+            return None
+        return found[1]
 
-    def remember(self, feed: str, generation: int) -> None:
+    def remember(self, feed: str, merged: list[tuple[str, str]], generation: int) -> None:
         if generation != self.generation:
             return
-        self._known[feed] = time.monotonic() + self.ttl
+        self._known[feed] = (time.monotonic() + self.ttl, merged)
         self._known.move_to_end(feed)
-        while len(self._known) > NO_PULLS_FEEDS:
+        while len(self._known) > KNOWN_PULLS_FEEDS:
             self._known.popitem(last=False)
 
     def changed(self, feed: str) -> None:
@@ -99,27 +102,26 @@ class Reads:
         # What concurrent reads and subscribes ask of the store, one `$in` query per tick.
         self._pull_follows: Coalescer[str, list[FollowRecord]] = Coalescer(follows.pull_follows_of)
         self._metas: Coalescer[str, FeedMeta] = Coalescer(follows.meta.get_many)
-        self.no_pulls = NoPulls(activities.heads.max_staleness, bus)
+        self.known_pulls = KnownPulls(activities.heads.max_staleness, bus)
 
     async def _pull_follows_of(self, feed: str) -> list[FollowRecord]:
         return (await self._pull_follows.get_many((feed,))).get(feed, [])
 
     async def merged(self, feed: str, exact: bool = False) -> list[tuple[str, str]]:
         """The pull feeds `feed` merges in, each with its floor: as the store says now when
-        `exact`, else perhaps as it said `no_pulls.ttl` ago."""
-        if not exact and feed in self.no_pulls:
-            return []
-        generation = self.no_pulls.generation
+        `exact`, else perhaps as it said `known_pulls.ttl` ago."""
+        if not exact and (known := self.known_pulls.get(feed)) is not None:
+            return known
+        generation = self.known_pulls.generation
         records = await self._pull_follows_of(feed)
-        if not records:
-            self.no_pulls.remember(feed, generation)
-            return []
-        metas = await self._metas.get_many(r.target for r in records)
         found = []
-        for record in records:
-            floor = record.merged_above(metas[record.target])
-            if floor is not None:
-                found.append((record.target, floor))
+        if records:
+            metas = await self._metas.get_many(r.target for r in records)
+            for record in records:
+                floor = record.merged_above(metas[record.target])
+                if floor is not None:
+                    found.append((record.target, floor))
+        self.known_pulls.remember(feed, found, generation)
         return found
 
     async def pull_sources(self, feed: str) -> list[str]:

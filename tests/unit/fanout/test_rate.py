@@ -101,14 +101,17 @@ def test_a_failed_insert_counts_its_time_without_entries() -> None:
     assert rate.per_second == pytest.approx(1_000)  # 500 entries in 0.5 s
 
 
-def test_the_average_moves_by_the_smoothing_per_window() -> None:
-    rate, clock = meter(initial=10_000, smoothing=0.5)
+def test_the_first_window_replaces_the_initial_rate_and_the_next_move_it_by_the_smoothing() -> None:
+    rate, clock = meter(initial=40_000, smoothing=0.5)
     with rate.insert(500):
         clock.now += 0.25  # 2000/s
-    assert rate.per_second == pytest.approx(6_000)
+    assert rate.per_second == pytest.approx(2_000)  # not halfway from a rate never measured
     with rate.insert(500):
-        clock.now += 0.25
-    assert rate.per_second == pytest.approx(4_000)
+        clock.now += 0.125  # 4000/s
+    assert rate.per_second == pytest.approx(3_000)
+    with rate.insert(500):
+        clock.now += 0.125
+    assert rate.per_second == pytest.approx(3_500)
 
 
 def test_the_initial_rate_makes_the_budget_meet_pull_threshold() -> None:
@@ -120,7 +123,7 @@ def test_the_initial_rate_makes_the_budget_meet_pull_threshold() -> None:
     bounds = mode_bounds(settings)
     assert (bounds.budget_ms, bounds.min_pull, bounds.pull_above, bounds.push_below) == (
         250,
-        1000,
+        250,
         10_000,
         8_000,
     )

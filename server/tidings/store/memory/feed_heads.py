@@ -164,6 +164,12 @@ class FeedHeads:
         self._heads.move_to_end(feed)
         return head
 
+    def was_whole(self, feed: str) -> bool:
+        """The last head kept of `feed` (current or not) held the whole feed: it was short then,
+        and most likely still is (its next read can be one plain query)."""
+        head = self._heads.get(feed)
+        return head is not None and head.complete
+
     def begin(self, feed: str) -> Fill | None:
         """A read of `feed` from the store begins; it may be kept as its head (`end`)."""
         if not self.max_bytes:

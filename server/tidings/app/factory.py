@@ -300,7 +300,6 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await watch
     await presence.close()
-    await app[LIMITER].close()
     await bus.close()
 
 

@@ -13,13 +13,15 @@ its limit across the boundary of two windows.
 
 While Redis is down (the bus says so), or for `RETRY_SECONDS` after a call to it failed, calls
 are counted in this node's memory: each node then allows a client the whole limit, and the
-limits are back to cluster-wide when Redis is. `state` says which (on `/readyz`).
+limits are back to cluster-wide when Redis is. `state` says which (on `/readyz`). Memory keeps
+one table of counters per window and drops a window's table whole once it is over (`limits`'
+own memory storage looks at every key's expiry after each increment: a cost that grows with
+the number of clients, on every call).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -27,12 +29,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
-from ..config.limits import SCOPES, LimitSettings
+from ..config.limits import CLASSES, SCOPES, LimitSettings
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5  # seconds a call waits for Redis' counts before it counts in memory
@@ -81,6 +82,26 @@ class Caller:
         return self.key if scope == "key" else self.user if scope == "user" else self.ip
 
 
+class MemoryCounts:
+    """This node's counters, by window: a past window's are dropped whole at the first count
+    of a later one."""
+
+    def __init__(self) -> None:
+        self._windows: dict[int, dict[str, int]] = {}
+
+    def incr(self, window: int, key: str) -> int:
+        counts = self._windows.get(window)
+        if counts is None:
+            for past in [w for w in self._windows if w < window]:
+                del self._windows[past]
+            counts = self._windows[window] = {}
+        count = counts[key] = counts.get(key, 0) + 1
+        return count
+
+    def __len__(self) -> int:
+        return sum(len(counts) for counts in self._windows.values())
+
+
 class Limiter:
     def __init__(self, settings: LimitSettings, prefix: str, link: Link | None = None) -> None:
         """`prefix`: of the keys in Redis (the bus' channel, so that two clusters sharing one
@@ -88,11 +109,14 @@ class Limiter:
         self.settings = settings
         self.window = settings.window_seconds
         self._link = link
-        self._memory = MemoryStorage()
+        self._memory = MemoryCounts()
         self._redis: Storage | None = None
         self._prefix = f"{prefix}:limits"
         self._failed_at = -RETRY_SECONDS
-        self._items: dict[tuple[str, str], RateLimitItemPerSecond] = {}
+        # each class's limited scopes, with their limits
+        self._limits = {
+            kind: [(s, n) for s in SCOPES if (n := settings.limit(kind, s))] for kind in CLASSES
+        }
 
     @property
     def enabled(self) -> bool:
@@ -121,12 +145,6 @@ class Limiter:
         assert self._redis is not None
         return self._redis
 
-    def _item(self, kind: str, scope: str, amount: int) -> RateLimitItemPerSecond:
-        item = self._items.get((kind, scope))
-        if item is None or item.amount != amount:
-            item = self._items[(kind, scope)] = RateLimitItemPerSecond(amount, self.window)
-        return item
-
     async def hit(self, kind: str, caller: Caller, now: float | None = None) -> Verdict | None:
         """Count one call of class `kind` by `caller` in every scope that limits it; None when
         none does (limits off, or no scope of the caller limited)."""
@@ -134,25 +152,23 @@ class Limiter:
             return None
         counted = [
             (scope, limit, who)
-            for scope in SCOPES
-            if (limit := self.settings.limit(kind, scope)) and (who := caller.of(scope))
+            for scope, limit in self._limits[kind]
+            if (who := caller.of(scope)) is not None
         ]
         if not counted:
             return None
         now = time.time() if now is None else now
         window = int(now // self.window)
-        keys = [
-            self._item(kind, scope, limit).key_for(kind, scope, who, str(window))
-            for scope, limit, who in counted
-        ]
-        counts = await self._count(keys)
+        # `<class>/<scope>/<who>/<window>`: user ids and addresses hold no "/"
+        keys = [f"{kind}/{scope}/{who}/{window}" for scope, limit, who in counted]
+        counts = await self._count(window, keys)
         reset = (window + 1) * self.window
         left = [(limit - count, limit, scope) for (scope, limit, _), count
                 in zip(counted, counts, strict=True)]  # fmt: skip
         remaining, limit, scope = min(left)
         return Verdict(remaining >= 0, limit, max(0, remaining), reset, scope)
 
-    async def _count(self, keys: Sequence[str]) -> list[int]:
+    async def _count(self, window: int, keys: Sequence[str]) -> list[int]:
         """Each key's counter after this call's increment: in Redis when it may be used, else
         (or when it fails, within REDIS_TIMEOUT) in memory."""
         if self._use_redis():
@@ -166,12 +182,4 @@ class Limiter:
                 if time.monotonic() - self._failed_at >= RETRY_SECONDS:
                     log.warning("rate limits counted in this node's memory: Redis: %s", exc)
                 self._failed_at = time.monotonic()
-        return [await self._memory.incr(key, self.window) for key in keys]
-
-    async def close(self) -> None:
-        """Nothing of Redis to close (the bus' pool is shared); memory's expiry task ends."""
-        task = getattr(self._memory, "timer", None)
-        if isinstance(task, asyncio.Task):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return [self._memory.incr(window, key) for key in keys]

@@ -11,6 +11,7 @@ import pytest
 from tidings.config import LimitSettings, load_settings
 from tidings.config.limits import CLASSES, SCOPES
 from tidings.ratelimit import CLUSTER, LOCAL, OFF, Caller, Limiter, client_address
+from tidings.ratelimit.limiter import MemoryCounts
 
 T0 = 1_700_000_040.0  # a window of 60 s starts here (1_700_000_040 = 28_333_334 · 60)
 
@@ -93,3 +94,11 @@ def test_every_class_and_scope_has_a_key_and_the_defaults_load() -> None:
 )
 def test_the_clients_address(remote: str, forwarded: str | None, trust: bool, address: str) -> None:
     assert client_address(remote, forwarded, trust) == address
+
+
+def test_memory_drops_a_past_windows_counters_whole() -> None:
+    counts = MemoryCounts()
+    assert [counts.incr(7, "a"), counts.incr(7, "a"), counts.incr(7, "b")] == [1, 2, 1]
+    assert len(counts) == 2
+    assert counts.incr(8, "a") == 1
+    assert len(counts) == 1

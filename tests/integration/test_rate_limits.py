@@ -6,6 +6,7 @@ is down (said on /readyz). Servers of their own, with small limits."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -206,6 +207,13 @@ def limits_state(node: ServerProcess) -> str:
     return str(requests.get(node.url + "/readyz", timeout=WAIT).json()["limits"])
 
 
+def counted(node: ServerProcess, where: str) -> float:
+    """`tidings_rate_counted_total{where=...}` of `node`."""
+    text = requests.get(node.url + "/metrics", timeout=WAIT).text
+    found = re.search(rf'^tidings_rate_counted_total{{where="{where}"}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_a_user_over_the_limit_is_refused_on_both_nodes(pair: Pair, uid: str) -> None:
     a, b = pair.nodes
     wait_until(lambda: {limits_state(a), limits_state(b)} == {"cluster"}, WAIT,
@@ -218,6 +226,7 @@ def test_a_user_over_the_limit_is_refused_on_both_nodes(pair: Pair, uid: str) ->
     for node in (a, b):
         other = read(node, f"{uid}-{node.port}")
         assert other.status_code == 200 and limit_of(other)[1] == 3
+        assert counted(node, "redis") >= 3
 
 
 def test_while_redis_is_down_each_node_counts_alone_and_readyz_says_so(
@@ -230,7 +239,9 @@ def test_while_redis_is_down_each_node_counts_alone_and_readyz_says_so(
                    what="limits counted in memory")  # fmt: skip
     fresh_window(60, 5)
     for node in (a, b):  # each node allows the whole limit
+        before = counted(node, "memory")
         assert [read(node, uid).status_code for _ in range(5)] == [200] * 4 + [429]
+        assert counted(node, "memory") == before + 5
     pair.redis.start()
     for node in (a, b):
         wait_until(lambda node=node: limits_state(node) == "cluster", WAIT,

@@ -34,11 +34,13 @@ from limits.errors import StorageError
 from redis.exceptions import RedisError
 
 from ..config.limits import CLASSES, SCOPES, LimitSettings
+from ..metrics import RATE_COUNTED, RATE_LIMITED
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5  # seconds a call waits for Redis' counts before it counts in memory
 RETRY_SECONDS = 2.0  # after a failure, Redis is asked again this long after
 CLUSTER, LOCAL, OFF = "cluster", "local", "off"
+IN_REDIS, IN_MEMORY = RATE_COUNTED.labels("redis"), RATE_COUNTED.labels("memory")
 
 
 class Link(Protocol):
@@ -166,6 +168,8 @@ class Limiter:
         left = [(limit - count, limit, scope) for (scope, limit, _), count
                 in zip(counted, counts, strict=True)]  # fmt: skip
         remaining, limit, scope = min(left)
+        if remaining < 0:
+            RATE_LIMITED.labels(kind, scope).inc()
         return Verdict(remaining >= 0, limit, max(0, remaining), reset, scope)
 
     async def _count(self, window: int, keys: Sequence[str]) -> list[int]:
@@ -175,11 +179,12 @@ class Limiter:
             storage = self._storage()
             try:
                 async with asyncio.timeout(REDIS_TIMEOUT):
-                    return list(await asyncio.gather(
-                        *(storage.incr(key, self.window) for key in keys)
-                    ))  # fmt: skip
+                    counts = await asyncio.gather(*(storage.incr(key, self.window) for key in keys))
+                IN_REDIS.inc()
+                return list(counts)
             except (StorageError, RedisError, OSError, TimeoutError) as exc:
                 if time.monotonic() - self._failed_at >= RETRY_SECONDS:
                     log.warning("rate limits counted in this node's memory: Redis: %s", exc)
                 self._failed_at = time.monotonic()
+        IN_MEMORY.inc()
         return [self._memory.incr(window, key) for key in keys]

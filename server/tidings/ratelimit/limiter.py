@@ -161,7 +161,7 @@ class Limiter:
             return None
         now = time.time() if now is None else now
         window = int(now // self.window)
-        # `<class>/<scope>/<who>/<window>`: user ids and addresses hold no "/"
+        # `<class>/<scope>/<who>/<window>`: class, scope and window say where `who` ends
         keys = [f"{kind}/{scope}/{who}/{window}" for scope, limit, who in counted]
         counts = await self._count(window, keys)
         reset = (window + 1) * self.window

@@ -89,6 +89,14 @@ PRESENCE_NODES_GONE = Counter(
     "Dead nodes whose members this node made leave: claimed (its time passed) or swept (missing)",
     ["how"],
 )
+RATE_LIMITED = Counter(
+    "tidings_rate_limited_total",
+    "Calls refused by the rate limits, by endpoint class and by the scope that refused first",
+    ["kind", "scope"],
+)
+RATE_COUNTED = Counter(
+    "tidings_rate_counted_total", "Calls counted by the rate limits, by where", ["where"]
+)
 SOCKET_PUBLISHES = Counter(
     "tidings_socket_publishes_total", "publish events over the socket, by result", ["result"]
 )

@@ -116,8 +116,9 @@ async def poll(
     raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
 
 
-READY = {"status": "ok", "store": "ok", "redis": "ok", "presence": "cluster"}
-DEGRADED = {"status": "degraded", "store": "ok", "redis": "down", "presence": "local"}
+READY = {"status": "ok", "store": "ok", "redis": "ok", "presence": "cluster", "limits": "cluster"}
+DEGRADED = {"status": "degraded", "store": "ok", "redis": "down", "presence": "local",
+            "limits": "local"}  # fmt: skip
 
 
 async def wait_ready(rests: list[Rest], body: Doc) -> None:

@@ -391,7 +391,7 @@ async def test_slow_consumer_is_dropped_and_memory_stays_bounded(
     pid = edge_node.process.pid
     # A node without Redis is ready, and says so.
     assert await rest.readyz() == (200, {"status": "ok", "store": "ok", "redis": "off",
-                                       "presence": "local"})  # fmt: skip
+                                       "presence": "local", "limits": "local"})  # fmt: skip
     author, follower = f"user:{uid}", f"timeline:{uid}"
     await rest.follow(follower, author)
     sockets_before = await rest.metric("tidings_connected_sockets")

@@ -1,5 +1,6 @@
 """The HTTP API as aiohttp sub-applications, each with its own middlewares: CORS (outermost,
-so that error bodies are readable cross-origin) and Stream's error shape for every failure.
+so that error bodies are readable cross-origin), Stream's error shape for every failure and,
+inside it, Stream's rate limits (limits.py: their refusal is one of those errors).
 
 The body limit is not theirs to set: aiohttp reads a request's body within the
 `client_max_size` of the application the request arrived at, the root (`app/factory.py`)."""
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from .cors import cors
 from .errors import stream_errors
+from .limits import limit_headers, rate_limited
 from .routes import API_ROUTES, MEDIA_ROUTES
 
 PREFIX = "/api/v1.0"  # where `create_api` is mounted
@@ -18,8 +20,9 @@ OTHER_VERSIONS = "/api"  # where `create_other_versions` is
 
 def create_api() -> web.Application:
     """Stream's REST API (v1.0), to mount at `PREFIX`."""
-    api = web.Application(middlewares=[cors, stream_errors])
+    api = web.Application(middlewares=[cors, stream_errors, rate_limited])
     api.router.add_routes(API_ROUTES)
+    api.on_response_prepare.append(limit_headers)
     return api
 
 

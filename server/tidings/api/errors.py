@@ -55,6 +55,7 @@ async def stream_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = await handler(request)
     except TidingsError as exc:
         response = answer(request, exc.body(), exc.status)
+        response.headers.update(exc.headers)
     except web.HTTPException as exc:
         error = _as_error(exc)
         response = answer(request, error.body(), error.status)

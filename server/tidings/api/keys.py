@@ -16,6 +16,7 @@ from ..firehose.outbox import Firehose
 from ..media.service import MediaService
 from ..objects.service import Objects
 from ..og.previews import LinkPreviews
+from ..ratelimit import Limiter
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.presence.service import Presence
 from ..realtime.transport.heartbeat import Heartbeat
@@ -42,3 +43,4 @@ OBJECTS = web.AppKey("objects", Objects)  # users and collection entries (object
 REACTIONS = web.AppKey("reactions", Reactions)  # the Reactions API's use cases
 ENRICHER = web.AppKey("enricher", Enricher)  # enriched reads (feeds/enrich.py)
 PRIVACY = web.AppKey("privacy", DataPrivacy)  # data_privacy/ (feeds/privacy.py)
+LIMITER = web.AppKey("limiter", Limiter)  # the rate limits (ratelimit/, api/limits.py)

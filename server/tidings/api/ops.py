@@ -11,7 +11,7 @@ from pymongo.errors import PyMongoError
 from .. import metrics
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import ping
-from .keys import BUS, DATABASE, PRESENCE, SERVICE
+from .keys import BUS, DATABASE, LIMITER, PRESENCE, SERVICE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -20,17 +20,22 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """503 without the store; 200 `degraded` without Redis: this node's sockets still get
-    their events, other nodes' sockets recover through `since` once Redis is back. `presence`:
-    "cluster" while it spans the nodes, "local" without Redis (or while it is down)."""
+    their events, other nodes' sockets recover through `since` once Redis is back. `presence`
+    and `limits` (the rate limits' counters): "cluster" while they span the nodes, "local"
+    without Redis (or while it is down: each node counts alone); `limits` is "off" when
+    rate limits are."""
     redis = request.config_dict[BUS].state
     presence = request.config_dict[PRESENCE].state
+    limits = request.config_dict[LIMITER].state
     try:
         await ping(request.config_dict[DATABASE])
     except PyMongoError as exc:
-        body = {"status": "unavailable", "store": str(exc), "redis": redis, "presence": presence}
+        body = {"status": "unavailable", "store": str(exc), "redis": redis,
+                "presence": presence, "limits": limits}  # fmt: skip
         return web.json_response(body, status=503)
     status = "degraded" if redis == "down" else "ok"
-    body = {"status": status, "store": "ok", "redis": redis, "presence": presence}
+    body = {"status": status, "store": "ok", "redis": redis, "presence": presence,
+            "limits": limits}  # fmt: skip
     return web.json_response(body)
 
 

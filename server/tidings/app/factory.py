@@ -34,6 +34,7 @@ from ..api.keys import (
     FIREHOSE,
     HEARTBEAT,
     HUB,
+    LIMITER,
     MEDIA,
     NODE_ID,
     OBJECTS,
@@ -71,6 +72,7 @@ from ..objects.collections import Collections
 from ..objects.service import Objects
 from ..objects.users import Users
 from ..og.previews import LinkPreviews, open_session
+from ..ratelimit import Limiter
 from ..realtime.active_feeds import WatchedFeeds
 from ..realtime.broadcaster import Broadcaster
 from ..realtime.events.handlers import Handlers
@@ -194,7 +196,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     # The sockets of this node, and what reaches them on every node.
     sio = create_sio(settings)
     hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
-    sio_peers = SioPeers(sio)
+    sio_peers = SioPeers(sio, settings.limits.trust_forwarded_for)
     groups = [name for name, group in settings.feeds.items() if group.realtime]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
     sent_counts = SentCounts()  # reactions' counts this node sent: they never go back
@@ -228,15 +230,16 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
                         realtime.presence_info_bytes, RoomEvents(hub, sio), bus)  # fmt: skip
     raid = RaidEvents(settings, service, presence)
     watches = Watches(settings, reactions, hub, sent_counts)
+    limiter = Limiter(settings.limits, redis.channel, link)  # the REST API's and the sockets'
     handlers = Handlers(settings, service, hub, bus, presence,
-                        {**raid.events(), **watches.events()})  # fmt: skip
+                        {**raid.events(), **watches.events()}, limiter)  # fmt: skip
     SioEvents(sio_peers, handlers)
     heartbeat = Heartbeat(hub, realtime.ping_interval)
     fast = None
     if realtime.fast_websocket:
         fast = FastPath(hub, heartbeat, handlers, realtime.ping_interval, realtime.ping_timeout,
                         allowed_origins(settings), realtime.websocket_compression,
-                        realtime.connect_timeout)  # fmt: skip
+                        realtime.connect_timeout, settings.limits.trust_forwarded_for)  # fmt: skip
     faye_clients = FayeClients(hub, realtime.faye_app_id, realtime.faye_timeout, service.missed,
                                realtime.max_missed)  # fmt: skip
     faye = FayeEndpoint(settings, Bayeux(settings, faye_clients, handlers))
@@ -246,6 +249,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     app[PRESENCE], app[RUNNER], app[SERVICE], app[STATS] = presence, runner, service, stats
     app[BROADCASTER], app[OBJECTS], app[REACTIONS] = broadcaster, objects, reactions
     app[ENRICHER], app[PRIVACY] = enricher, DataPrivacy(service, reactions)
+    app[LIMITER] = limiter
     mount(app, sio, fast, realtime.websocket_compression)
     app.add_subapp(PREFIX, create_api())
     app.add_subapp(OTHER_VERSIONS, create_other_versions())

@@ -3,6 +3,7 @@ command-line flags.
 
 - `settings.py`: the frozen dataclasses the code reads (one per section of `default.toml`);
 - `firehose.py`: the `[firehose]` section and its webhook and SQS endpoints;
+- `limits.py`: the `[limits]` section (rate limits);
 - `schema.py`: the marshmallow schemas that check every key and name a bad one;
 - `loader.py`: `load_settings`, the one loader, and the packaged defaults (`default.toml`, data
   inside the package, so an installed wheel starts with them);
@@ -11,6 +12,7 @@ command-line flags.
 """
 
 from .firehose import FirehoseSettings, SqsEndpoint, WebhookEndpoint
+from .limits import LimitSettings
 from .loader import ENV_PREFIX, check_serving, defaults_text, load_settings, read_defaults
 from .settings import (
     AGGREGATED,
@@ -49,6 +51,7 @@ __all__ = [
     "FanoutSettings",
     "FeedGroup",
     "FirehoseSettings",
+    "LimitSettings",
     "MongoSettings",
     "ObjectSettings",
     "RealtimeSettings",

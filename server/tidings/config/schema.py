@@ -17,6 +17,7 @@ from marshmallow import (
 from ..domain.aggregation import DEFAULT_FORMAT, AggregationFormat, AggregationFormatError
 from ..domain.feeds import CLIENT_PERMISSIONS, PRIVATE
 from .firehose import FirehoseSchema, check_feed_groups
+from .limits import LimitSettings, LimitsSchema
 from .media import MediaSchema, OgSchema
 from .sections import GROUP_NAME, Section, positive
 from .settings import (
@@ -237,6 +238,7 @@ class SettingsSchema(Section):
     media = fields.Nested(MediaSchema, required=True)
     og = fields.Nested(OgSchema, required=True)
     objects = fields.Nested(_ObjectsSchema, load_default=ObjectSettings)
+    limits = fields.Nested(LimitsSchema, load_default=LimitSettings)
 
     @validates_schema
     def firehose_groups(self, data: dict[str, Any], **_: Any) -> None:

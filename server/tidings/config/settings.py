@@ -10,6 +10,7 @@ from pathlib import Path
 from ..domain.aggregation import AggregationFormat
 from ..domain.feeds import PRIVATE
 from .firehose import FirehoseSettings
+from .limits import LimitSettings
 from .media import MediaSettings, OgSettings
 from .values import Secret
 
@@ -163,6 +164,7 @@ class Settings:
     media: MediaSettings = field(default_factory=MediaSettings)
     og: OgSettings = field(default_factory=OgSettings)
     objects: ObjectSettings = field(default_factory=ObjectSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 def allowed_origins(settings: Settings) -> list[str] | None:

@@ -17,10 +17,17 @@ class TidingsError(Exception):
     status: ClassVar[int] = 500
     exception: ClassVar[str] = "StreamApiException"
 
-    def __init__(self, detail: str, fields: FieldErrors | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        fields: FieldErrors | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`headers`: HTTP headers of the answer besides the body (a refusal's `Retry-After`)."""
         super().__init__(detail)
         self.detail = detail
         self.fields: dict[str, list[str]] = {k: list(v) for k, v in (fields or {}).items()}
+        self.headers: dict[str, str] = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """Stream's error body (without `duration`, which the HTTP layer adds)."""
@@ -66,6 +73,9 @@ class FeedConfigError(TidingsError):
 
 
 class RateLimitError(TidingsError):
+    """Too many calls: of one socket at once, or of one class by one key, user or address in a
+    window (the rate limits)."""
+
     code, status, exception = 9, 429, "RateLimitReached"
 
 

@@ -23,6 +23,7 @@ from ...domain.feeds import FeedId, parse_feed_id
 from ...domain.ids import is_activity_id
 from ...feeds.service import FeedService
 from ...metrics import SOCKETS, SUBSCRIPTIONS, TOKEN_EXPIRIES
+from ...ratelimit import Caller, Limiter
 from ...runtime.faults import fault_pause
 from ..presence.service import Presence
 from ..transport.dispatch import Ack
@@ -38,6 +39,8 @@ MAX_TOKEN = 8192  # longest token accepted, padding included (Stream's are a few
 MAX_DETAIL = 512  # longest `detail` (and field message) of an error ack: they may quote input
 MAX_FIELDS = 16  # most `exception_fields` entries of an error ack
 SUBSCRIBED, REFUSED = SUBSCRIPTIONS.labels("ok"), SUBSCRIPTIONS.labels("refused")  # bound once
+LIMITED = {"subscribe": "subscribes", "publish": "publishes"}  # events the rate limits count
+ANY_USER = "*"
 
 
 def _cap(text: str, limit: int = MAX_DETAIL) -> str:
@@ -135,11 +138,14 @@ class Handlers:
         bus: Bus,
         presence: Presence | None = None,
         more: Mapping[str, Event] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         """`more`: events beyond subscribe, unsubscribe and token.refresh (raid.py's),
         handled as these are (bounded, errors as acks). From `bus`: follow changes (pull
         rooms), and when follow changes may have been missed (the pull sources start
-        afresh)."""
+        afresh). `limiter`: the rate limits of subscribes and publishes."""
+        self._limiter = limiter if limiter is not None and limiter.enabled else None
+        self._api_key = settings.auth.api_key
         self._groups = settings.feeds.keys()
         self._secret = str(settings.auth.api_secret)
         self._shared = shared_groups(settings.feeds)  # others' feeds a user token reads
@@ -235,6 +241,8 @@ class Handlers:
             if len(args) > 1:
                 raise InputError(f"{event} takes one argument, not {len(args)}",
                                  {"data": ["expected one argument"]})  # fmt: skip
+            if self._limiter is not None and event in LIMITED:
+                await self._count(peer, LIMITED[event])
             return await handler(peer, args[0] if args else None)
         except TidingsError as exc:
             return failure(exc)
@@ -243,6 +251,21 @@ class Handlers:
             return failure(TidingsError("internal error"))
         finally:
             peer.in_flight -= 1
+
+    async def _count(self, peer: Peer, kind: str) -> None:
+        """Count the event in the rate limits; RateLimitError past one. A token that names no
+        user is not counted while `limits.exempt_server_tokens` is on."""
+        limiter, grant = self._limiter, grant_of(peer)
+        assert limiter is not None
+        user = grant.user_id if grant.user_id != ANY_USER else None
+        if user is None and limiter.settings.exempt_server_tokens:
+            return
+        verdict = await limiter.hit(kind, Caller(self._api_key, user, peer.address))
+        if verdict is not None and not verdict.allowed:
+            raise RateLimitError(
+                f"rate limit reached: at most {verdict.limit} {kind} per window for this "
+                f"{verdict.scope}; the window resets at {verdict.reset} (unix seconds)"
+            )
 
     async def subscribe(self, peer: Peer, data: Any) -> Ack:
         data = payload(data, "{feed, since?}")

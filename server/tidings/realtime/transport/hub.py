@@ -49,9 +49,10 @@ class FastConn(Peer):
     fast = True
 
     def __init__(
-        self, sid: str, transport: asyncio.Transport, outlet: Outlet | None = None
-    ) -> None:
-        super().__init__(sid, outlet)
+        self, sid: str, transport: asyncio.Transport, outlet: Outlet | None = None,
+        address: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(sid, outlet, address)
         self.transport = transport
         self.pending: deque[bytes] | None = None
         self.queued = 0  # bytes in `pending`

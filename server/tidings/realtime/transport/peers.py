@@ -29,12 +29,14 @@ class Peer:
     """One connected socket of namespace "/". `grant` is None until the Socket.IO connect.
     `outlet`: the transport that reaches it (None only for a peer no transport serves)."""
 
-    __slots__ = ("bucket", "grant", "in_flight", "outlet", "pulls", "rooms", "sid")
+    __slots__ = ("address", "bucket", "grant", "in_flight", "outlet", "pulls", "rooms", "sid")
     fast = False  # written to directly by the hub (True) or through python-socketio (False)
 
-    def __init__(self, sid: str, outlet: Outlet | None = None) -> None:
+    def __init__(self, sid: str, outlet: Outlet | None = None, address: str | None = None) -> None:
+        """`address`: the client's, as the rate limits count it (None: unknown)."""
         self.sid = sid
         self.outlet = outlet
+        self.address = address
         self.grant: Grant | None = None
         self.rooms: tuple[str, ...] = ()
         # pull room -> the subscribed feeds that bring it (None while there is none: the usual)

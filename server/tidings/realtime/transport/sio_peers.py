@@ -13,6 +13,7 @@ from typing import Any
 
 from ...domain.errors import TidingsError
 from ...metrics import DELIVERIES
+from ...ratelimit import client_address
 from .dispatch import Ack, Dispatcher
 from .peers import Peer
 from .sio import ConnectionRefused, Server
@@ -28,8 +29,10 @@ class SioPeer(Peer):
 class SioPeers:
     """The python-socketio sockets of this node, and the `Outlet` that reaches them."""
 
-    def __init__(self, sio: Server) -> None:
+    def __init__(self, sio: Server, trust_forwarded_for: bool = False) -> None:
+        """`trust_forwarded_for`: a client's address is the last of `X-Forwarded-For`."""
         self.sio = sio
+        self.trust_forwarded_for = trust_forwarded_for
         self.peers: dict[str, SioPeer] = {}
 
     async def emit(self, peer: Peer, event: str, data: Any) -> None:
@@ -75,7 +78,12 @@ class SioEvents:
             answer = self.handlers.refusal(exc)
             raise ConnectionRefused(answer["message"],
                                                              answer["data"]) from exc  # fmt: skip
-        peer = self.peers.peers[sid] = SioPeer(sid, self.peers)
+        request = environ.get("aiohttp.request")  # python-engineio's REMOTE_ADDR is made up
+        address = None
+        if request is not None:
+            forwarded = request.headers.get("X-Forwarded-For")
+            address = client_address(request.remote, forwarded, self.peers.trust_forwarded_for)
+        peer = self.peers.peers[sid] = SioPeer(sid, self.peers, address)
         self.handlers.connected(peer, grant)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:

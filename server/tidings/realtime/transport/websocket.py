@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import WSMsgType, hdrs, web
 
 from ...domain.errors import TidingsError
+from ...ratelimit import client_address
 from . import protocol as p
 from .dispatch import Dispatcher, not_an_event
 from .heartbeat import Heartbeat
@@ -55,9 +56,11 @@ class FastPath:
     def __init__(
         self, hub: Hub, heartbeat: Heartbeat, handlers: Dispatcher, ping_interval: float,
         ping_timeout: float, origins: list[str] | None, compression: bool,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT, trust_forwarded_for: bool = False,
     ) -> None:  # fmt: skip
+        """`trust_forwarded_for`: a client's address is the last of `X-Forwarded-For`."""
         self.hub, self.heartbeat, self.handlers = hub, heartbeat, handlers
+        self.trust_forwarded_for = trust_forwarded_for
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.connect_timeout = connect_timeout
         self.origins = origins  # None: any origin
@@ -126,7 +129,9 @@ class FastPath:
             await writer.write(p.text_frame(opening))  # small: never drains
         except ConnectionResetError:  # the client left during the handshake
             return ws
-        conn = FastConn(new_sid(), transport, self)
+        forwarded = request.headers.get("X-Forwarded-For")
+        address = client_address(request.remote, forwarded, self.trust_forwarded_for)
+        conn = FastConn(new_sid(), transport, self, address)
         self.hub.add(conn)
         self.heartbeat.assign(conn)
         self._sockets[conn] = ws

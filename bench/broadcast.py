@@ -275,6 +275,7 @@ class Tidings(Target):
             "TIDINGS_SERVER_DATA_DIR": str(workdir / f"{name}-var"),  # the supervisor's Redis
             "TIDINGS_REALTIME_FAST_WEBSOCKET": "false" if name == "socketio" else "true",
             "TIDINGS_SERVER_WORKERS": str(self.workers),
+            "TIDINGS_LIMITS_ENABLED": "false",  # one client at full speed: not what is measured
         })  # fmt: skip
         # The package of `root`: `server/tidings` (import `tidings`), or `server` in a checkout
         # from before the rename.

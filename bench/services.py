@@ -118,6 +118,8 @@ def server_env(args: argparse.Namespace, store_url: str, database: str) -> dict[
     env.update({
         "TIDINGS_FANOUT_BATCH_SIZE": str(args.batch_size),
         "TIDINGS_FANOUT_CONCURRENCY": str(args.concurrency),
+        # a benchmark is one client at full speed: what it measures is not the rate limits
+        "TIDINGS_LIMITS_ENABLED": "false",
     })  # fmt: skip
     env.update(threshold_env(args))
     env.update(getattr(args, "server_env", None) or {})  # a benchmark's own settings

@@ -58,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pull-threshold", type=positive_int, default=1000)
     parser.add_argument("--connect-timeout", type=float, default=60.0)
     parser.add_argument("--skip-node", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="Tidings' server.workers (2: one worker per core of a 2-core machine)",
+    )
 
 
 class Recovering(Subscriber):
@@ -132,7 +139,8 @@ async def run(args: argparse.Namespace) -> Report:
     report: Report = {
         **report_head("reconnect", run_id),
         "settings": {"sockets": args.sockets, "concurrency": args.concurrency,
-                     "activities": args.activities, "pull_threshold": args.pull_threshold},
+                     "activities": args.activities, "pull_threshold": args.pull_threshold,
+                     "workers": args.workers},
     }  # fmt: skip
     star = f"user:{run_id}-star"
     feeds = [f"timeline:{run_id}-{i}" for i in range(args.sockets)]
@@ -143,7 +151,8 @@ async def run(args: argparse.Namespace) -> Report:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
         ):
             client = mongo_client(store_url)
-            tidings = Tidings("fast", free_port(), star, store_url, ROOT, workdir)
+            name = "fast2" if args.workers == 2 else "fast"
+            tidings = Tidings(name, free_port(), star, store_url, ROOT, workdir)
             threshold = min(args.pull_threshold, args.sockets - 1)
             tidings.env["TIDINGS_FANOUT_PULL_THRESHOLD"] = str(threshold)
             tidings.env["TIDINGS_FANOUT_PUSH_THRESHOLD"] = str(int(threshold * 0.8))

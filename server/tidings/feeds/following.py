@@ -59,6 +59,14 @@ class FollowService:
         if failed:
             raise next(iter(failed.values()))
 
+    async def follow_each(
+        self, pairs: Sequence[tuple[str, str]], copy_limit: int
+    ) -> dict[tuple[str, str], InputError]:
+        """`follow_many`'s bulk writes, but a pair refused (its source would follow more than
+        `fanout.max_following` feeds) refuses only itself: answered, the others stored (an
+        import's follows)."""
+        return await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=False)
+
     async def _follow_targets(
         self, key: tuple[str, int], sources: list[str]
     ) -> dict[str, InputError]:

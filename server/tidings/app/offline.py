@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from ..config import Settings
+from ..config import Settings, url_location
 from ..domain.activities import Limits
 from ..domain.reactions import Bounds
 from ..fanout.runner import FanoutRunner
@@ -92,9 +92,16 @@ async def importing(settings: Settings) -> AsyncIterator[Importer]:
             FollowService(ctx),
         )  # fmt: skip
         try:
-            yield Importer(stores, rules_of(settings))
+            yield Importer(stores, rules_of(settings), _target(settings))
         finally:
             await runner.close(CLOSE_SECONDS)
+
+
+def _target(settings: Settings) -> str:
+    """The store and database, without credentials: what a checkpoint belongs to."""
+    url = str(settings.mongodb.url)  # the embedded store's port changes with each start
+    where = url_location(url) if url else f"embedded:{settings.server.data_dir}"
+    return f"{where}/{settings.mongodb.database}"
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,8 @@ and run again goes on after the last chunk it finished, and stores each line onc
 
 Beside `FILE` the import keeps two files:
 - `FILE.checkpoint` (JSON): the byte offset and line number after the last chunk written, the
-  counts so far, and how long the refusals file was then. Written after the chunk's writes,
+  counts so far, how long the refusals file was then, and the store and database written (a
+  checkpoint of another one is not resumed from). Written after the chunk's writes,
   to a temporary file that is synced and renamed over it: it is either the old one or the new.
 - `FILE.refused` (NDJSON): one line per refused line, `{"line", "type", "error"}`, the error
   as Stream's API answers it. Cut back to the checkpoint's length on a resume, so that a chunk
@@ -75,12 +76,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.close(folder)
 
 
-def _load(path: Path, restart: bool) -> tuple[Summary, int, int]:
-    """(summary so far, offset, length of the refusals file) from the checkpoint, if any."""
+def _load(path: Path, target: str, restart: bool) -> tuple[Summary, int, int]:
+    """(summary so far, offset, length of the refusals file) from the checkpoint, if any (one
+    of an import into another store or database does not count)."""
     summary, point = Summary(str(path)), checkpoint_path(path)
     if restart or not point.exists():
         return summary, 0, 0
     saved = json.loads(point.read_text())
+    if saved.get("target") != target:
+        return summary, 0, 0
     summary.lines = summary.resumed_at = int(saved["lines"])
     summary.imported.update(saved["imported"])
     summary.existing.update(saved["existing"])
@@ -112,7 +116,8 @@ async def import_file(
     path: Path, importer: Importer, batch: int, restart: bool, progress: Progress
 ) -> Summary:
     """Import `path` from its checkpoint (from the start with `restart`)."""
-    summary, offset, refused_bytes = _load(path, restart)
+    target = importer.target
+    summary, offset, refused_bytes = _load(path, target, restart)
     point, refused = checkpoint_path(path), refused_path(path)
     with path.open("rb") as source, refused.open("ab") as bad:
         bad.truncate(refused_bytes)
@@ -131,6 +136,7 @@ async def import_file(
             summary.lines = number
             _write_atomically(point, json.dumps({
                 **summary.public(), "offset": offset, "refused_bytes": bad.tell(),
+                "target": target,
             }).encode())  # fmt: skip
             progress(read)
     return summary

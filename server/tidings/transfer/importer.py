@@ -59,8 +59,9 @@ class Stores:
 
 
 class Importer:
-    def __init__(self, stores: Stores, rules: Rules) -> None:
+    def __init__(self, stores: Stores, rules: Rules, target: str) -> None:
         self.stores, self.rules = stores, rules
+        self.target = target  # the store and database written, as checkpoints name them
 
     async def chunk(self, lines: Sequence[tuple[int, str]]) -> Outcome:
         """Import numbered lines: each validated first (a bad one refused, nothing of it

@@ -162,6 +162,11 @@ def _activity(feed: object, body: Mapping[str, Any], rules: Rules) -> ActivityLi
         if not isinstance(origin, str):
             raise InputError("origin must be a feed id", {"activity.origin": ["not a feed id"]})
         origin = str(parse_feed_id(origin, groups, "activity.origin"))
+    if not body.get("time"):  # without it, each run would make another id: stored twice
+        raise InputError(
+            "an imported activity needs its time (its id is made from it)",
+            {"activity.time": ["required"]},
+        )
     given = body.get("id")
     fields = {k: v for k, v in body.items() if k not in READ_ONLY}
     activity = parse_activity(fields, rules.limits, "activity.")

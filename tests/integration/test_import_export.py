@@ -120,9 +120,11 @@ def test_bad_lines_are_refused_with_a_summary_and_nothing_stored(
         "{not json",
         {"type": "planet", "planet": {}},
         {"type": "activity", "feed": feed, "activity": {"verb": "post", "object": "x",
-                                                         "foreign_id": f"bad:{uid}"}},
+                                                         "foreign_id": f"bad:{uid}",
+                                                         "time": "2024-01-01T00:00:00"}},
         {"type": "activity", "feed": "nogroup:x", "activity": {"actor": "a", "verb": "v",
-                                                               "object": "o"}},
+                                                               "object": "o",
+                                                               "time": "2024-01-01T00:00:00"}},
         {"type": "follow", "follow": {"feed_id": feed, "target_id": feed}},
         {"type": "reaction", "reaction": {"id": str(uuid.uuid4()), "kind": "like",
                                           "activity_id": str(uuid.uuid4()), "user_id": "u"}},
@@ -220,7 +222,16 @@ def test_export_then_import_into_an_empty_store_gives_the_same_data(
 ) -> None:
     node = spawn({})
     client = stream.connect(node.env["TIDINGS_AUTH_API_KEY"], API_SECRET, base_url=node.base_url)
-    path = write(tmp_path / "app.ndjson", app_records(uid))
+    records = app_records(uid)
+    gone = str(uuid.uuid4())  # a like deleted after a reply to it
+    first = records[2]["activity"]["id"]
+    records += [
+        {"type": "reaction", "reaction": {"id": gone, "kind": "like", "activity_id": first,
+                                          "user_id": "z", "deleted_at": "2024-02-01T00:00:00Z"}},
+        {"type": "reaction", "reaction": {"id": str(uuid.uuid4()), "kind": "reply",
+                                          "parent": gone, "user_id": "y"}},
+    ]  # fmt: skip
+    path = write(tmp_path / "app.ndjson", records)
     assert import_json(path, cli_env(store, node.database))[0] == 0
     # and what the API writes beside it: a follow's fanout, a `to`, a later post
     client.feed("timeline", f"{uid}b").follow("user", f"{uid}d")

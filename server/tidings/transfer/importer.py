@@ -29,6 +29,7 @@ from ..domain.objects import User
 from ..domain.reactions import MAX_DEPTH, Reaction
 from ..feeds.following import FollowService
 from ..store.mongo.activities import ActivityStore
+from ..store.mongo.client import in_chunks
 from ..store.mongo.collections import EntryStore
 from ..store.mongo.entry_writes import Entry
 from ..store.mongo.imports import ImportWrites
@@ -123,6 +124,7 @@ class Importer:
             if o is not None and (a.id in there or o != head)
         ])  # fmt: skip
         inserted = await self.stores.activities.insert_entries(list(entries.values()))
+        await self._raise_max(inserted)
         new = {(e.feed, e.activity_id) for e in inserted}
         for _, line in lines:
             held = (line.feed, line.activity.id) in new
@@ -131,6 +133,19 @@ class Importer:
         await self.stores.writes.remember_ids(
             {line.source_id: line.activity.id for _, line in lines if line.source_id}
         )
+
+    async def _raise_max(self, inserted: list[Entry]) -> None:
+        """Feeds with followers record the highest id they hold, as an add's do: a later add
+        below it is back-dated (feeds/placing.py), copied into pull feeds' followers."""
+        highest: dict[str, str] = {}
+        for entry in inserted:
+            if entry.origin is None:
+                highest[entry.feed] = max(highest.get(entry.feed, ""), entry.activity_id)
+        meta = self.stores.follows.follows.meta
+        for feeds in in_chunks(list(highest)):
+            for feed, found in (await meta.get_many(feeds)).items():
+                if found.slots:
+                    await meta.raise_max(feed, highest[feed])
 
     async def _own(self, pairs: list[tuple[Activity, str]]) -> None:
         """Activities stored already (or added by several feeds): each feed that added one

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...domain.activities import public_activity
-from .client import Database
+from .client import Database, in_chunks
 from .follow_records import Follow
 
 Line = tuple[str, dict[str, Any]]  # (feed, activity as read from it)
-BATCH = 500  # entries read at once, and their activities looked up in one `$in`
+BATCH = 500  # entries read at once, and their activities looked up (`$in`s of IN_CHUNK)
 
 
 class Dump:
@@ -41,9 +41,12 @@ class Dump:
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         if not page:
             return
-        ids = list({e["activity_id"] for e in page})
-        query = {"_id": {"$in": ids}, "removed": {"$ne": True}}
-        data = {d["_id"]: d["data"] async for d in self.activities.find(query, {"data": 1})}
+        data: dict[str, str] = {}
+        for ids in in_chunks(list({e["activity_id"] for e in page})):
+            query = {"_id": {"$in": ids}, "removed": {"$ne": True}}
+            data.update(
+                {d["_id"]: d["data"] async for d in self.activities.find(query, {"data": 1})}
+            )
         for entry in page:
             fields = data.get(entry["activity_id"])
             if fields is not None:

@@ -20,7 +20,7 @@ from ...domain.reactions import Reaction
 from . import bulk
 from .client import Database, Document, in_chunks
 from .owners import activity_doc
-from .reactions import ReactionStore, reaction_document
+from .reactions import ReactionStore, reaction_document, reaction_of
 
 
 class ImportWrites:
@@ -69,7 +69,13 @@ class ImportWrites:
         return found
 
     async def reactions_of(self, ids: Collection[str]) -> dict[str, Reaction]:
-        return await self.reactions.many(ids)
+        """The stored reactions of `ids`, deleted ones too (a child may be imported under a
+        parent deleted after it was added)."""
+        found: dict[str, Reaction] = {}
+        for part in in_chunks(list(ids)):
+            async for doc in self.reactions.reactions.find({"_id": {"$in": part}}):
+                found[doc["_id"]] = reaction_of(doc)
+        return found
 
     async def insert_reactions(self, reactions: Sequence[Reaction]) -> int:
         """Insert reactions in one unordered insert (those stored already skipped), uncounted;

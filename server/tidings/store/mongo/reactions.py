@@ -341,6 +341,11 @@ def reaction_document(reaction: Reaction) -> Document:
     return doc
 
 
+def reaction_of(doc: Document) -> Reaction:
+    """The reaction of a `reactions` document (deleted or not)."""
+    return _reaction(doc)
+
+
 def _reaction(doc: Document) -> Reaction:
     return Reaction(
         id=doc["_id"],

@@ -91,31 +91,35 @@ class ImportWrites:
 
     async def recount(self, activity_ids: Collection[str], parents: Collection[str]) -> None:
         """Set the counters of activities and of parent reactions to what their live reactions
-        are (one aggregation each), raising each activity's reaction version once."""
-        for parent in parents:
-            counts = await self._kinds({"parent": parent, "deleted_at": None})
-            await self.reactions.reactions.update_one(
-                {"_id": parent}, {"$set": {"children_counts": counts}}
-            )
-        writes = []
-        for activity_id in activity_ids:
-            counts = await self._kinds(
-                {"activity_id": activity_id, "parent": "", "deleted_at": None}
-            )
-            writes.append(
-                UpdateOne(
-                    {"_id": activity_id},
-                    {"$set": {"counts": counts}, "$inc": {"v": 1}},
-                    upsert=True,
-                )
-            )
+        are (one aggregation per IN_CHUNK of them), raising each activity's reaction version
+        once."""
+        children = await self._kinds("parent", parents, {})
+        if parents:
+            await self.reactions.reactions.bulk_write(
+                [UpdateOne({"_id": p}, {"$set": {"children_counts": children.get(p, {})}})
+                 for p in parents], ordered=False,
+            )  # fmt: skip
+        counts = await self._kinds("activity_id", activity_ids, {"parent": ""})
+        writes = [
+            UpdateOne({"_id": a}, {"$set": {"counts": counts.get(a, {})}, "$inc": {"v": 1}},
+                      upsert=True)
+            for a in activity_ids
+        ]  # fmt: skip
         if writes:
             await self.reactions.counts.bulk_write(writes, ordered=False)
             self.reactions.summaries.forget(list(activity_ids))
 
-    async def _kinds(self, match: Document) -> dict[str, int]:
-        cursor = await self.reactions.reactions.aggregate(
-            [{"$match": match}, {"$group": {"_id": "$kind", "n": {"$sum": 1}}}]
-        )
-        rows: list[dict[str, Any]] = await cursor.to_list()
-        return {row["_id"]: row["n"] for row in rows}
+    async def _kinds(
+        self, field: str, ids: Collection[str], match: Document
+    ) -> dict[str, dict[str, int]]:
+        """Live reactions per kind, of each of `ids` (by `field`)."""
+        found: dict[str, dict[str, int]] = {}
+        for part in in_chunks(list(ids)):
+            cursor = await self.reactions.reactions.aggregate([
+                {"$match": {field: {"$in": part}, "deleted_at": None, **match}},
+                {"$group": {"_id": {"of": f"${field}", "kind": "$kind"}, "n": {"$sum": 1}}},
+            ])  # fmt: skip
+            rows: list[dict[str, Any]] = await cursor.to_list()
+            for row in rows:
+                found.setdefault(row["_id"]["of"], {})[row["_id"]["kind"]] = row["n"]
+        return found

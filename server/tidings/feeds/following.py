@@ -140,8 +140,9 @@ class FollowService:
                 return []
             async with slots:
                 ids = await self.activities.latest_own(target, copy_limit + 1)
-                if ids:  # a later activity at or below what a follower may merge in is
-                    await self.follows.meta.raise_max(target, ids[0])  # back-dated
+                # a later activity at or below what a follower may merge in is back-dated
+                if ids:
+                    await self.follows.meta.raise_max(target, ids[0])
             return ids
 
         read = await asyncio.gather(*(newest(t, rs) for t, rs in by_target.items()))
@@ -171,7 +172,7 @@ class FollowService:
 
     async def _drop_removed(self, copied: list[Entry]) -> None:
         """Take back copies of activities removed meanwhile (tombstoned), as fanout batches do
-        (one read for every distinct activity)."""
+        (the distinct activities looked up in `$in` reads)."""
         feeds: dict[str, list[str]] = {}
         for entry in copied:
             feeds.setdefault(entry.activity_id, []).append(entry.feed)

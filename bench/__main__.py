@@ -12,6 +12,7 @@ from . import (
     enrich,
     firehose,
     follows,
+    imports,
     raid,
     reactions,
     reads,
@@ -35,6 +36,11 @@ BENCHMARKS = {
         follows,
         "single REST follows of one feed up to 10,000 followers (rate per 1,000) and "
         "follow_many and unfollow_many of 10,000 follows: follows/s",
+    ),
+    "import": (
+        imports,
+        "`tidings import` of N activities across M feeds, then their follows (with the "
+        "follows' copies): activities/s against pymongo's insert_many of the same documents",
     ),
     "raid": (
         raid,

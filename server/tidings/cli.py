@@ -1,4 +1,5 @@
-"""`tidings serve`, `tidings token` and `tidings firehose status|replay|purge|enable`."""
+"""`tidings serve`, `tidings token`, `tidings firehose status|replay|purge|enable`, and
+`tidings import` / `tidings export` (an app's data in and out, as NDJSON)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def _parser() -> argparse.ArgumentParser:
     enable = actions.add_parser("enable", help="send an endpoint disabled by a 410 updates again")
     enable.add_argument("--config", help="a TOML file over the built-in defaults")
     enable.add_argument("endpoint", type=int, metavar="N", help="as `status` numbers it")
+
+    load = commands.add_parser("import", help="import NDJSON files (users, activities, ...)")
+    load.add_argument("--config", help="a TOML file over the built-in defaults")
+    load.add_argument("files", nargs="+", metavar="FILE", help="NDJSON, one record a line")
+    load.add_argument("--batch", type=int, default=1000, help="lines per chunk (default 1000)")
+    load.add_argument(
+        "--restart", action="store_true", help="from the first line, whatever FILE.checkpoint says"
+    )
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    dump = commands.add_parser("export", help="write the store as NDJSON, as import reads it")
+    dump.add_argument("--config", help="a TOML file over the built-in defaults")
+    dump.add_argument("-o", "--output", metavar="FILE", help="where to (default: stdout)")
     return parser
 
 
@@ -104,6 +117,31 @@ def _firehose(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         return _firehose_action(admin, args, settings)
+    except PyMongoError as exc:
+        print(f"tidings: the store at {url_location(str(settings.mongodb.url))}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _transfer(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from pymongo.errors import PyMongoError
+
+    from .app.offline import exporting, importing
+    from .transfer import command
+
+    try:
+        if args.command == "export":
+            return asyncio.run(command.run_export(exporting(settings), args.output))
+        files = [Path(f) for f in args.files]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ConfigError(f"no such file: {', '.join(missing)}")
+        if args.batch < 1:
+            raise ConfigError("--batch must be at least 1")
+        opened = importing(settings)
+        return asyncio.run(command.run_import(opened, files, args.batch, args.restart, args.json))
     except PyMongoError as exc:
         print(f"tidings: the store at {url_location(str(settings.mongodb.url))}: {exc}",
               file=sys.stderr)  # fmt: skip
@@ -173,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "firehose":
             return _firehose(args, settings)
+        if args.command in ("import", "export"):
+            return _transfer(args, settings)
         check_serving(settings)
     except (ConfigError, TidingsError) as exc:
         print(f"tidings: {exc}", file=sys.stderr)

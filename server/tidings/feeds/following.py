@@ -29,6 +29,7 @@ from .context import FeedContext
 from .modes import ModeSwitches
 
 log = logging.getLogger(__name__)
+NEWEST_READS = 8  # targets of one batch whose newest activities are read at once
 
 
 class FollowService:
@@ -58,6 +59,14 @@ class FollowService:
         failed = await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=True)
         if failed:
             raise next(iter(failed.values()))
+
+    async def follow_each(
+        self, pairs: Sequence[tuple[str, str]], copy_limit: int
+    ) -> dict[tuple[str, str], InputError]:
+        """`follow_many`'s bulk writes, but a pair refused (its source would follow more than
+        `fanout.max_following` feeds) refuses only itself: answered, the others stored (an
+        import's follows)."""
+        return await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=False)
 
     async def _follow_targets(
         self, key: tuple[str, int], sources: list[str]
@@ -124,14 +133,22 @@ class FollowService:
         copies: list[Entry] = []
         done: list[tuple[FollowRecord, str, int, bool]] = []
         pulled: list[FollowRecord] = []
-        for target, records in by_target.items():
-            meta = metas[target]
-            ids: list[str] = []
-            if any(r.frontier is None for r in records):  # else read before their insert
+        slots = asyncio.Semaphore(NEWEST_READS)
+
+        async def newest(target: str, records: list[FollowRecord]) -> list[str]:
+            if all(r.frontier is not None for r in records):  # read before their insert
+                return []
+            async with slots:
                 ids = await self.activities.latest_own(target, copy_limit + 1)
+                # a later activity at or below what a follower may merge in is back-dated
+                if ids:
+                    await self.follows.meta.raise_max(target, ids[0])
+            return ids
+
+        read = await asyncio.gather(*(newest(t, rs) for t, rs in by_target.items()))
+        for (target, records), ids in zip(by_target.items(), read, strict=True):
+            meta = metas[target]
             frontier = ids[copy_limit] if len(ids) > copy_limit else ""
-            if ids:  # a later activity at or below what a follower may merge in is back-dated
-                await self.follows.meta.raise_max(target, ids[0])
             if meta.mode in (PUSH, DRAINING):
                 copies += [
                     Entry(r.source, activity_id, origin=target)
@@ -155,15 +172,12 @@ class FollowService:
 
     async def _drop_removed(self, copied: list[Entry]) -> None:
         """Take back copies of activities removed meanwhile (tombstoned), as fanout batches do
-        (one check per distinct activity)."""
+        (the distinct activities looked up in `$in` reads)."""
         feeds: dict[str, list[str]] = {}
         for entry in copied:
             feeds.setdefault(entry.activity_id, []).append(entry.feed)
-        ids = list(feeds)
-        removed = await asyncio.gather(*(self.activities.is_removed(i) for i in ids))
-        for activity_id, gone in zip(ids, removed, strict=True):
-            if gone:
-                await self.activities.remove_entries(feeds[activity_id], activity_id)
+        for activity_id in sorted(await self.activities.removed_among(list(feeds))):
+            await self.activities.remove_entries(feeds[activity_id], activity_id)
 
     async def unfollow(self, source: str, target: str, keep_history: bool) -> None:
         await self.unfollow_many([(source, target, keep_history)])

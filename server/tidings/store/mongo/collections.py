@@ -4,7 +4,7 @@ entry, a select, the entries an enrichment names) is an `_id` lookup and needs n
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,11 @@ class EntryStore:
                 entry = _entry(doc)
                 found[entry.key] = entry
         return found
+
+    async def scan(self) -> AsyncIterator[Entry]:
+        """Every entry, by collection and id (an export's read)."""
+        async for doc in self.entries.find({}).sort("_id", 1):
+            yield _entry(doc)
 
     async def update(self, key: EntryKey, data: dict[str, Any], now: datetime) -> Entry | None:
         doc = await self.entries.find_one_and_update(

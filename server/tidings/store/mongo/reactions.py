@@ -18,7 +18,7 @@ whatever the page's size: never one per activity.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -27,7 +27,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from ...domain.errors import ConflictError
-from ...domain.reactions import Reaction, Summary
+from ...domain.reactions import MAX_DEPTH, Reaction, Summary
 from ..memory.coalesce import Coalescer
 from ..memory.object_cache import ObjectCache
 from .client import Database, Document
@@ -184,6 +184,12 @@ class ReactionStore:
         ).to_list()
         return {d["_id"]: _reaction(d) for d in docs}
 
+    async def scan(self) -> AsyncIterator[Reaction]:
+        """Every reaction, parents before their children (an export's read)."""
+        for depth in range(MAX_DEPTH):
+            async for doc in self.reactions.find({"ancestors": {"$size": depth}}).sort("_id", 1):
+                yield _reaction(doc)
+
     async def ids_of_user(self, user_id: str, limit: int) -> list[str]:
         """Ids of the reactions `user_id` added (soft-deleted ones too: they are still held),
         newest first, at most `limit` (a data export)."""
@@ -324,6 +330,20 @@ def _document(reaction: Reaction) -> Document:
     if reaction.target_feeds_extra_data is not None:
         doc["target_feeds_extra_data"] = reaction.target_feeds_extra_data
     return doc
+
+
+def reaction_document(reaction: Reaction) -> Document:
+    """The document of a reaction stored as it is (an import's): its deletion kept, and then
+    not counted; its counters are set by a recount (store/mongo/imports.py)."""
+    doc = _document(reaction)
+    if reaction.deleted_at is not None:
+        doc["deleted_at"], doc["counted"] = reaction.deleted_at, False
+    return doc
+
+
+def reaction_of(doc: Document) -> Reaction:
+    """The reaction of a `reactions` document (deleted or not)."""
+    return _reaction(doc)
 
 
 def _reaction(doc: Document) -> Reaction:

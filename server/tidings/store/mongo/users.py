@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,11 @@ class UserStore:
             async for doc in self.users.find({"_id": {"$in": ids}}):
                 found[doc["_id"]] = _user(doc)
         return found
+
+    async def scan(self) -> AsyncIterator[User]:
+        """Every user, by id (an export's read)."""
+        async for doc in self.users.find({}).sort("_id", 1):
+            yield _user(doc)
 
     async def update(self, user_id: str, data: dict[str, Any], now: datetime) -> User | None:
         doc = await self.users.find_one_and_update(

@@ -1,0 +1,105 @@
+"""Schemathesis against a running node, from the OpenAPI document the node serves: for every
+operation, requests generated from its schemas (with a server token), and every answer checked:
+no 5xx, a status code the document lists, the content type it lists, a body its schema
+takes (Stream's error body for a 4xx). Then the links of the document (an added user, entry,
+reaction read, changed and deleted by the id the add answered) walked as a state machine.
+
+Bounded for CI: `TIDINGS_FUZZ_EXAMPLES` examples per operation (default 6) and as many stateful
+steps; set it higher locally to look harder (`TIDINGS_FUZZ_EXAMPLES=200 pytest ...`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+
+from harness.common import SERVER_TOKEN
+from tests.support import API_KEY, ServerProcess
+
+EXAMPLES = int(os.environ.get("TIDINGS_FUZZ_EXAMPLES", "6"))
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
+# og/ fetches the page it is given: a fuzzer would send it to random hosts.
+NOT_FUZZED = ("openGraph",)
+
+
+def config(base_url: str) -> SchemathesisConfig:
+    return SchemathesisConfig.from_dict({
+        "base-url": base_url,
+        "seed": 21,  # the same requests every run: a failure in CI is one to reproduce
+        "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
+        "generation": {"mode": "positive", "max-examples": EXAMPLES, "no-shrink": True},
+        "phases": {"coverage": {"enabled": False}, "stateful": {"max-steps": max(EXAMPLES, 6)}},
+        "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        "auth": {"openapi": {"api_key": {"api_key": API_KEY}, "jwt": {"api_key": SERVER_TOKEN}}},
+        "request-timeout": 10,
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def document(server: ServerProcess) -> dict[str, Any]:
+    """The document as the node serves it (no api_key, no token)."""
+    answer = requests.get(f"{server.base_url}/api/v1.0/openapi.json", timeout=10)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def load(server: ServerProcess, document: dict[str, Any]) -> Any:
+    api = schemathesis.openapi.from_dict(document, config=config(f"{server.base_url}/api/v1.0"))
+    return api.exclude(operation_id=NOT_FUZZED)
+
+
+SETTINGS = hypothesis.settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+
+
+def test_every_operation_answers_as_documented(
+    server: ServerProcess, document: dict[str, Any]
+) -> None:
+    """Each operation fuzzed on its own; every failure of every operation told at the end."""
+    failures: list[str] = []
+    operations = [result.ok() for result in load(server, document).get_all_operations()]
+    assert len(operations) > 40
+    session = requests.Session()
+    for operation in operations:
+
+        @hypothesis.given(case=operation.as_strategy())
+        @SETTINGS
+        def fuzz(case: Any) -> None:
+            case.call_and_validate(session=session)
+
+        try:
+            fuzz()
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis' failures, grouped per operation
+            failures.append(f"{operation.label}: {exc}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_the_documented_links_walked_as_a_state_machine(
+    server: ServerProcess, document: dict[str, Any]
+) -> None:
+    machine = load(server, document).as_state_machine()
+    machine.run(settings=hypothesis.settings(SETTINGS, stateful_step_count=max(EXAMPLES, 6)))
+
+
+def test_the_page_is_served(server: ServerProcess, document: dict[str, Any]) -> None:
+    answer = requests.get(f"{server.base_url}/api/v1.0/docs/", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "/api/v1.0/reaction/{reaction_id}/" in answer.text

@@ -126,6 +126,10 @@ ENTRY_LINKS = {
     **_links("deleteEntry", **ENTRY),
 }
 ANY_ACTIVITY = {"anyOf": [s.AddedActivity, s.Activities]}
+# an activity just added, liked (a batch answer has no `id`: the link does not apply to it)
+REACT = {"addReaction": {"operationId": "addReaction", "requestBody": {
+    "kind": "like", "activity_id": "$response.body#/id", "user_id": "$response.body#/actor",
+}}}  # fmt: skip
 
 OPERATIONS = [
     # activities that name no feed of their own
@@ -147,7 +151,8 @@ OPERATIONS = [
                   _text("following_slugs", "comma-separated feed groups"))),
     # a feed's activities
     Operation("addActivities", "POST", FEED + "/", "Add an activity, or a batch of them",
-              "feeds", ANY_ACTIVITY, 201, body={"anyOf": [ActivitySchema, NEW_ACTIVITIES]}),
+              "feeds", ANY_ACTIVITY, 201, body={"anyOf": [ActivitySchema, NEW_ACTIVITIES]},
+              links=REACT),
     Operation("readFeed", "GET", FEED + "/", "A page of a feed", "feeds", s.FeedPage,
               query=FEED_PAGE),
     Operation("removeActivity", "DELETE", FEED + "/{activity_id}/",

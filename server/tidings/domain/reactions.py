@@ -20,8 +20,8 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
-from .validation import check_storable
 from .ids import clock, format_time, lookup_id
+from .validation import check_storable
 
 MAX_KIND = 255  # characters of a kind
 MAX_USER_ID = 255  # characters of a user id

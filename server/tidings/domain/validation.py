@@ -46,15 +46,12 @@ def check_storable(value: Any, field: str) -> None:
             stack.extend(item)
         elif isinstance(item, str):
             _utf8(item, field)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not I64_MIN <= item <= I64_MAX:
-                raise InputError(
-                    f"{field} has an integer beyond 64 bits", {field: ["integer too large"]}
-                )
+        elif type(item) is int and not I64_MIN <= item <= I64_MAX:
+            raise InputError(f"{field} has an integer beyond 64 bits", {field: ["too large"]})
 
 
 def _utf8(text: str, field: str) -> None:
     try:
         text.encode()
     except UnicodeEncodeError:
-        raise InputError(f"{field} has text that is not UTF-8", {field: ["lone surrogate"]}) from None
+        raise InputError(f"{field} has text that is no UTF-8", {field: ["not UTF-8"]}) from None

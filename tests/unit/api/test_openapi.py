@@ -75,9 +75,12 @@ def test_every_operation_answers_streams_error_shape_for_4xx(document: dict[str,
     assert set(required) >= {"code", "detail", "exception", "status_code", "duration"}
 
 
-def test_a_feeds_slug_is_a_configured_group(document: dict[str, Any], groups: tuple[str, ...]) -> None:
+def test_a_feeds_slug_is_a_configured_group(
+    document: dict[str, Any], groups: tuple[str, ...]
+) -> None:
     [slug] = [
-        p for p in document["paths"]["/feed/{slug}/{user_id}/"]["get"]["parameters"]
+        p
+        for p in document["paths"]["/feed/{slug}/{user_id}/"]["get"]["parameters"]
         if p["name"] == "slug"
     ]
     assert slug["schema"]["enum"] == sorted(groups)

@@ -84,7 +84,10 @@ def path_parameters(op: Operation, groups: Collection[str]) -> list[Json]:
 
 
 def _operation(op: Operation, groups: Collection[str]) -> Json:
-    error = {"description": "Stream's error body", "content": {"application/json": {"schema": Error}}}
+    error = {
+        "description": "Stream's error body",
+        "content": {"application/json": {"schema": Error}},
+    }
     success: Json = {
         "description": op.summary,
         "content": {op.answers: {"schema": op.answer}},
@@ -117,8 +120,8 @@ def build_document(groups: Collection[str]) -> Json:
         servers=[{"url": PREFIX}],
         security=[{"api_key": [], "jwt": []}],
     )
-    plugin.map_to_openapi_type(StreamString, ["string", "number"], None)
-    plugin.map_to_openapi_type(TimeField, "string", "date-time")
+    plugin.map_to_openapi_type(StreamString, ["string", "number"], None)  # type: ignore[no-untyped-call]
+    plugin.map_to_openapi_type(TimeField, "string", "date-time")  # type: ignore[no-untyped-call]
     for name, scheme in SECURITY.items():
         spec.components.security_scheme(name, scheme)
     spec.components.schema("Error", schema=Error)

@@ -60,7 +60,8 @@ LIST_LIMIT = q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})
 OFFSET = q("offset", {"type": "integer", "minimum": 0})
 LIST_OFFSET = q("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET})
 ID_BOUNDS = tuple(
-    q(name, {"type": "string", "pattern": ACTIVITY_ID}) for name in ("id_lt", "id_lte", "id_gt", "id_gte")
+    q(name, {"type": "string", "pattern": ACTIVITY_ID})
+    for name in ("id_lt", "id_lte", "id_gt", "id_gte")
 )
 UUID_BOUNDS = tuple(
     q(name, {"type": "string", "format": "uuid"}) for name in ("id_lt", "id_lte", "id_gt", "id_gte")

@@ -123,3 +123,10 @@ def test_the_installed_server_serves_the_dashboard(installed: Installed) -> None
     for asset in ("dashboard.js", "dashboard.css", "tidings.browser.mjs"):
         got = requests.get(f"{installed.url}/dashboard/{asset}", timeout=5)
         assert got.status_code == 200 and got.content, asset
+
+
+def test_the_installed_server_serves_its_openapi_document_and_page(installed: Installed) -> None:
+    document = requests.get(installed.url + "/api/v1.0/openapi.json", timeout=5)
+    assert document.status_code == 200 and document.json()["openapi"] == "3.1.0"
+    page = requests.get(installed.url + "/api/v1.0/docs/", timeout=5)  # its template packaged
+    assert page.status_code == 200 and 'id="addActivities"' in page.text

@@ -52,7 +52,10 @@ def authorize(request: web.Request, resource: Resource, action: Action) -> FeedI
 
 
 async def json_body(request: web.Request) -> Any:
-    text = await request.text()
+    try:
+        text = await request.text()
+    except (UnicodeDecodeError, LookupError) as exc:  # not UTF-8, or an unknown charset
+        raise InputError("request body is not text in its charset", {"body": [str(exc)]}) from exc
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..domain.errors import InputError, PayloadTooLargeError
 from ..domain.media import Kind, parse_process, served_ref
@@ -94,7 +95,8 @@ async def _file_part(request: web.Request, max_bytes: int) -> tuple[bytes, str |
         )
     try:
         return await _read_file_part(request, max_bytes)
-    except ValueError as exc:  # aiohttp's word for a malformed multipart body
+    # aiohttp's words for a malformed multipart body: ValueError, or a part's bad header
+    except (ValueError, HttpProcessingError) as exc:
         raise InputError(f"malformed multipart body: {exc}", {"file": ["malformed"]}) from None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import activities, collections, enrich, feeds, follows, media, privacy, reactions, users
+from .openapi import views as openapi
 
 FEED = "/feed/{slug}/{user_id}"
 SLASH = "{_slash:/?}"
@@ -78,6 +79,9 @@ API_ROUTES = [
     web.post("/data_privacy/delete_activities" + SLASH, privacy.delete_activities),
     web.post("/data_privacy/delete_reactions" + SLASH, privacy.delete_reactions),
     web.get("/data_privacy/export_ids/{user_id}" + SLASH, privacy.export_ids, allow_head=False),
+    # The OpenAPI document of these routes (api/openapi/), and the page that shows it
+    web.get("/openapi.json", openapi.openapi_json, allow_head=False),
+    web.get("/docs" + SLASH, openapi.api_page, allow_head=False),
 ]  # fmt: skip
 # Uploads as they are served, outside the API (under domain/media.py MEDIA_PATH): signed URLs.
 MEDIA_ROUTES = [web.get("/{kind}/{root}/{variant}/{name}", media.serve)]

@@ -18,7 +18,7 @@ from .validation import input_error
 RESERVED_FIELDS = frozenset({"id", "origin", "duration"})
 
 
-class _StreamString(fields.Field[str]):
+class StreamString(fields.Field[str]):
     """A string; numbers are taken and kept as strings, as Stream does for actor, verb, …"""
 
     default_error_messages = {"invalid": "Not a valid string."}  # noqa: RUF012
@@ -31,7 +31,7 @@ class _StreamString(fields.Field[str]):
         raise self.make_error("invalid")
 
 
-class _TimeField(fields.Field[str]):
+class TimeField(fields.Field[str]):
     default_error_messages = {"invalid": "Not a valid ISO-8601 time."}  # noqa: RUF012
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -43,8 +43,8 @@ class _TimeField(fields.Field[str]):
             raise self.make_error("invalid") from exc
 
 
-def _text(required: bool) -> _StreamString:
-    return _StreamString(
+def _text(required: bool) -> StreamString:
+    return StreamString(
         required=required, allow_none=not required, validate=validate.Length(min=1, max=255)
     )
 
@@ -58,7 +58,7 @@ class ActivitySchema(Schema):
     object = _text(required=True)
     target = _text(required=False)
     foreign_id = _text(required=False)
-    time = _TimeField(allow_none=True)
+    time = TimeField(allow_none=True)
     to = fields.List(fields.String(), allow_none=True)
 
 

@@ -101,6 +101,11 @@ def id_floor(time: datetime) -> str:
     return f"{digits[:8]}-{digits[8:]}-0000-0000-000000000000"
 
 
+_LAST_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
+
+
 def id_time(value: str) -> datetime:
-    """The time of an activity id, to the millisecond."""
-    return EPOCH + timedelta(milliseconds=int(value[:8] + value[9:13], 16))
+    """The time of an activity id, to the millisecond. An id past the year 9999 (48 bits of
+    milliseconds reach 10889), which only a bound a client made up can be, is the last time
+    a datetime holds."""
+    return EPOCH + timedelta(milliseconds=min(int(value[:8] + value[9:13], 16), _LAST_MS))

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
+from .validation import check_storable
 
 # Stream: "restricted to alphanumeric characters, dashes and underscore symbols".
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -124,6 +125,7 @@ def check_data(
         raise InputError(f"{field} must be an object", {field: ["not an object"]})
     if not value and not allow_empty:
         raise InputError(f"{field} must not be empty", {field: ["empty object"]})
+    check_storable(value, field)
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > max_bytes:
         raise PayloadTooLargeError(

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from .errors import InputError, PayloadTooLargeError
 from .ids import clock, format_time, lookup_id
+from .validation import check_storable
 
 MAX_KIND = 255  # characters of a kind
 MAX_USER_ID = 255  # characters of a user id
@@ -271,6 +272,7 @@ def parse_data(value: object, bounds: Bounds, name: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InputError(f"{name} must be a JSON object", {name: ["not an object"]})
+    check_storable(value, name)
     size = len(json.dumps(value, separators=(",", ":")).encode())
     if size > bounds.max_bytes:
         raise PayloadTooLargeError(
@@ -339,4 +341,5 @@ def _text(value: object, name: str, most: int) -> str:
         raise InputError(f"{name} is required (a non-empty string)", {name: ["required"]})
     if len(value) > most:
         raise InputError(f"{name} is longer than {most}", {name: [f"at most {most} characters"]})
+    check_storable(value, name)
     return value

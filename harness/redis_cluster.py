@@ -1,0 +1,64 @@
+"""A Redis Cluster of three masters (no replicas) as child processes on free ports, nothing
+persisted: what Tidings' `redis+cluster://` URL is tested against."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from .common import free_port, wait_until
+from .redis import RedisServer
+
+MASTERS = 3
+
+
+class ClusterNodeServer(RedisServer):
+    """One redis-server with `cluster-enabled yes`, its cluster state in a file of its own and
+    its cluster bus on a free port of its own (the default, port + 10000, may be taken or past
+    65535)."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.bus_port = free_port()
+
+    def command(self, binary: str) -> list[str]:
+        return [*super().command(binary), "--cluster-enabled", "yes",
+                "--cluster-port", str(self.bus_port),
+                "--cluster-config-file", f"nodes-{self.port}.conf",
+                "--cluster-node-timeout", "2000"]  # fmt: skip
+
+
+class RedisClusterServer:
+    def __init__(self, workdir: Path, masters: int = MASTERS) -> None:
+        self.workdir = workdir / f"redis-cluster-{free_port()}"
+        self.nodes = [ClusterNodeServer(self.workdir) for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        """Tidings' URL of the cluster: every master as a seed (one would do)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> RedisClusterServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (make test installs it)")
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
+        )  # fmt: skip
+        wait_until(self.ready, 20, what="the Redis Cluster to agree on its slots")
+        return self
+
+    def ready(self) -> bool:
+        """Every master says the cluster is ok (all slots served)."""
+        return all(b"cluster_state:ok" in node.ask(b"CLUSTER INFO") for node in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

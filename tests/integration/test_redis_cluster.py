@@ -4,7 +4,8 @@ cluster of redis-server processes (harness/redis_cluster.py), driven through two
 Events cross nodes over sharded pub/sub, every key a node writes is safe on a cluster (the
 presence keys share the channel's slot), rate limits count for the whole cluster, and a node
 killed with kill -9 leaves the other carrying on: its members leave (the reaper claims it),
-events still flow. More tests run on the cluster too, parametrised with `cluster` (ON_BOTH).
+events still flow; when the master of the channel's slot restarts, the nodes subscribe again
+and their sockets resync. More tests run on the cluster too, parametrised with `cluster` (ON_BOTH).
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
 from harness.cluster import PRESENCE_TTL, REDIS_CLUSTER
+from harness.common import wait_until
 from harness.redis_cluster import RedisClusterServer
-from tests.integration.nodes import READY, Cluster, Rest, Sub, poll, subscriber, wait_ready
+from tests.integration.nodes import (
+    DEGRADED,
+    READY,
+    Cluster,
+    Rest,
+    Sub,
+    poll,
+    subscriber,
+    wait_ready,
+)
 from tests.integration.test_raid import join, seen_join, seen_leave
 from tests.integration.test_rate_limits import fresh_window, limit_of, read
 
@@ -112,3 +123,38 @@ async def test_a_node_killed_leaves_the_other_carrying_on(
 
 async def _ready(rest: Rest) -> bool:
     return await rest.readyz() == (200, READY)
+
+
+async def test_the_channels_master_restarted_the_nodes_subscribe_again_and_resync(
+    cluster: Cluster,
+    redis_cluster: RedisClusterServer,
+    http: aiohttp.ClientSession,
+    subs: list[Sub],
+    uid: str,
+) -> None:
+    """Last of the module: the cluster is whole again at its end, but the restarted master
+    lost its keys."""
+    a, b = Rest(http, cluster["A"]), Rest(http, cluster["B"])
+    await wait_ready([a, b], READY)
+    author = f"user:{uid}"
+    on_b = await subscriber(subs, cluster["B"], [author])
+    before = await a.add(author)
+    await on_b.wait_update(before, "before the restart")
+    client = admin(redis_cluster)
+    try:
+        port = client.get_node_from_key(cluster["A"].env["TIDINGS_REDIS_CHANNEL"]).port
+    finally:
+        client.close()
+    (owner,) = [node for node in redis_cluster.nodes if node.port == port]
+
+    owner.stop()
+    await wait_ready([a, b], DEGRADED)
+    during = await a.add(author)  # stored; B's socket gets it through its resync
+    owner.start()  # on the same port, with its slots (its cluster state file), without its keys
+    await asyncio.to_thread(wait_until, redis_cluster.ready, 20, what="the cluster whole")
+    await wait_ready([a, b], READY)
+    assert await on_b.wait_for("resync", what="after the restart") == {"reason": "redis"}
+    ack = await on_b.subscribe(author, since=before)
+    assert ack["ok"] is True and [x["id"] for x in ack["missed"]] == [during], ack
+    after = await a.add(author)  # and live again, across the nodes
+    await on_b.wait_update(after, "after the restart")

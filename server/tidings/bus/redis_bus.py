@@ -1,7 +1,8 @@
 """The bus between nodes on Redis pub/sub, that keeps local delivery going when Redis fails.
 
 `RedisBus` publishes messages (messages.py) on `redis.channel` and hands every message of the
-other nodes to the handlers of its kind, on redis-py's `redis.asyncio`. For "no lost activity
+other nodes to the handlers of its kind, on redis-py's `redis.asyncio` (one Redis, Sentinel's
+master, or a Redis Cluster's sharded pub/sub: redis_client.py). For "no lost activity
 under Redis faults":
 - an `ECHO` message is handled on this node at once, whether Redis takes it or not (the
   emitting node delivers to its own sockets itself); while Redis is down, publishing is skipped

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import redis
+
 from .common import free_port, wait_until
 from .redis import RedisServer
 
@@ -58,7 +60,39 @@ class RedisClusterServer:
         """Every master says the cluster is ok (all slots served)."""
         return all(b"cluster_state:ok" in node.ask(b"CLUSTER INFO") for node in self.nodes)
 
+    def owner(self, key: str) -> ClusterNodeServer:
+        """The master that holds `key`'s hash slot."""
+        slot = self._client(self.nodes[0]).cluster("KEYSLOT", key)
+        for node in self.nodes:
+            for start, end, *_ in self._client(node).execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end and _port_of(_) == node.port:
+                    return node
+        raise LookupError(f"no master holds the slot of {key!r}")
+
+    def move_slot(self, key: str, to: ClusterNodeServer) -> None:
+        """Move `key`'s hash slot, with its keys, to the master `to`, as a resharding does
+        (IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE on every master)."""
+        source = self.owner(key)
+        src, dst = self._client(source), self._client(to)
+        slot = int(src.cluster("KEYSLOT", key))
+        src_id, dst_id = src.cluster("MYID"), dst.cluster("MYID")
+        dst.cluster("SETSLOT", slot, "IMPORTING", src_id)
+        src.cluster("SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := src.cluster("GETKEYSINSLOT", slot, 100):
+            src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+        for node in (to, source, *(n for n in self.nodes if n not in (to, source))):
+            self._client(node).cluster("SETSLOT", slot, "NODE", dst_id)
+
+    @staticmethod
+    def _client(node: ClusterNodeServer) -> redis.Redis:
+        return redis.Redis(port=node.port, decode_responses=True, socket_timeout=5)
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _port_of(nodes: list[list[object]]) -> int:
+    """The port of the master in a CLUSTER SLOTS range (its first node)."""
+    return int(str(nodes[0][1]))

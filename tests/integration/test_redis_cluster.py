@@ -4,8 +4,9 @@ cluster of redis-server processes (harness/redis_cluster.py), driven through two
 Events cross nodes over sharded pub/sub, every key a node writes is safe on a cluster (the
 presence keys share the channel's slot), rate limits count for the whole cluster, and a node
 killed with kill -9 leaves the other carrying on: its members leave (the reaper claims it),
-events still flow; when the master of the channel's slot restarts, the nodes subscribe again
-and their sockets resync. More tests run on the cluster too, parametrised with `cluster` (ON_BOTH).
+events still flow; when the channel's slot moves to another shard, or its master restarts, the
+nodes subscribe again and their sockets resync. More tests run on the cluster too, parametrised
+with `cluster` (ON_BOTH).
 """
 
 from __future__ import annotations
@@ -125,6 +126,37 @@ async def _ready(rest: Rest) -> bool:
     return await rest.readyz() == (200, READY)
 
 
+async def test_the_channels_slot_moved_the_nodes_follow_it_with_their_presence(
+    cluster: Cluster,
+    redis_cluster: RedisClusterServer,
+    http: aiohttp.ClientSession,
+    subs: list[Sub],
+    uid: str,
+) -> None:
+    a, b = Rest(http, cluster["A"]), Rest(http, cluster["B"])
+    await wait_ready([a, b], READY)
+    room = f"raid:{uid}"
+    watcher = await join(subs, cluster["B"], room, None)
+    await join(subs, cluster["A"], room, "hana")
+    await seen_join(watcher, room, "hana")
+    channel = cluster["A"].env["TIDINGS_REDIS_CHANNEL"]
+    source = redis_cluster.owner(channel)
+    (target,) = [node for node in redis_cluster.nodes if node is not source][:1]
+
+    # Redis ends every subscription to the channel when its slot leaves the shard: each
+    # node subscribes again on the new owner, and its sockets resync.
+    await asyncio.to_thread(redis_cluster.move_slot, channel, target)
+    assert redis_cluster.owner(channel) is target
+    assert await watcher.wait_for("resync", what="after the slot moved") == {"reason": "redis"}
+    await wait_ready([a, b], READY)
+    aid = await a.add(room)
+    await watcher.wait_update(aid, "across the nodes, on the slot's new shard")
+    # The presence keys moved with the slot: no member was lost, none left.
+    ack = await watcher.call("presence", {"feed": room})
+    assert [m["user_id"] for m in ack["members"]] == ["hana"], ack
+    assert not watcher.named("presence.leave"), watcher.events
+
+
 async def test_the_channels_master_restarted_the_nodes_subscribe_again_and_resync(
     cluster: Cluster,
     redis_cluster: RedisClusterServer,
@@ -140,12 +172,7 @@ async def test_the_channels_master_restarted_the_nodes_subscribe_again_and_resyn
     on_b = await subscriber(subs, cluster["B"], [author])
     before = await a.add(author)
     await on_b.wait_update(before, "before the restart")
-    client = admin(redis_cluster)
-    try:
-        port = client.get_node_from_key(cluster["A"].env["TIDINGS_REDIS_CHANNEL"]).port
-    finally:
-        client.close()
-    (owner,) = [node for node in redis_cluster.nodes if node.port == port]
+    owner = redis_cluster.owner(cluster["A"].env["TIDINGS_REDIS_CHANNEL"])
 
     owner.stop()
     await wait_ready([a, b], DEGRADED)

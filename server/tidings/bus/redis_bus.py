@@ -211,7 +211,9 @@ class RedisBus:
                 if message.get("type") == pubsub.message:
                     await self._deliver(message["data"])
                 elif message.get("type") == pubsub.ended:
-                    raise RedisConnectionError("Redis ended the subscription: it moved")
+                    log.warning("Redis ended the subscription to %s (its hash slot moved to "
+                                "another shard): subscribing again", self.channel)  # fmt: skip
+                    raise RedisConnectionError("Redis ended the subscription")
             if now - heard > DEAD_SECONDS:
                 raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
             if now - pinged >= PING_SECONDS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -61,11 +62,11 @@ class RedisClusterServer:
         return all(b"cluster_state:ok" in node.ask(b"CLUSTER INFO") for node in self.nodes)
 
     def owner(self, key: str) -> ClusterNodeServer:
-        """The master that holds `key`'s hash slot."""
-        slot = self._client(self.nodes[0]).cluster("KEYSLOT", key)
+        """The master that holds `key`'s hash slot (by its own account)."""
+        slot = int(self._ask(self.nodes[0], "KEYSLOT", key))
         for node in self.nodes:
-            for start, end, *_ in self._client(node).execute_command("CLUSTER SLOTS"):
-                if start <= slot <= end and _port_of(_) == node.port:
+            for start, end, master, *_ in self._ask(node, "SLOTS"):
+                if start <= slot <= end and int(master[1]) == node.port:
                     return node
         raise LookupError(f"no master holds the slot of {key!r}")
 
@@ -73,26 +74,23 @@ class RedisClusterServer:
         """Move `key`'s hash slot, with its keys, to the master `to`, as a resharding does
         (IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE on every master)."""
         source = self.owner(key)
-        src, dst = self._client(source), self._client(to)
-        slot = int(src.cluster("KEYSLOT", key))
-        src_id, dst_id = src.cluster("MYID"), dst.cluster("MYID")
-        dst.cluster("SETSLOT", slot, "IMPORTING", src_id)
-        src.cluster("SETSLOT", slot, "MIGRATING", dst_id)
-        while keys := src.cluster("GETKEYSINSLOT", slot, 100):
-            src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+        slot = int(self._ask(source, "KEYSLOT", key))
+        src_id, dst_id = self._ask(source, "MYID"), self._ask(to, "MYID")
+        self._ask(to, "SETSLOT", slot, "IMPORTING", src_id)
+        self._ask(source, "SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := self._ask(source, "GETKEYSINSLOT", slot, 100):
+            with redis.Redis(port=source.port, socket_timeout=5) as client:
+                client.migrate("127.0.0.1", to.port, keys, 0, 5000)
         for node in (to, source, *(n for n in self.nodes if n not in (to, source))):
-            self._client(node).cluster("SETSLOT", slot, "NODE", dst_id)
+            self._ask(node, "SETSLOT", slot, "NODE", dst_id)
 
     @staticmethod
-    def _client(node: ClusterNodeServer) -> redis.Redis:
-        return redis.Redis(port=node.port, decode_responses=True, socket_timeout=5)
+    def _ask(node: ClusterNodeServer, *command: object) -> Any:
+        """`CLUSTER <command>` of `node`, decoded."""
+        with redis.Redis(port=node.port, decode_responses=True, socket_timeout=5) as client:
+            return client.cluster(*command)
 
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _port_of(nodes: list[list[object]]) -> int:
-    """The port of the master in a CLUSTER SLOTS range (its first node)."""
-    return int(str(nodes[0][1]))

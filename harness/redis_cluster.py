@@ -43,6 +43,14 @@ class RedisClusterServer:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self) -> RedisClusterServer:
+        """Start the masters and make them one cluster; on failure, none is left running."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> RedisClusterServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
             node.start()

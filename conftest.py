@@ -1,5 +1,6 @@
 """The session's services, shared by every test: one store, one redis-server, a pool of servers
-keyed by configuration, a three-node cluster, and the clients the tests drive them with.
+keyed by configuration, a three-node cluster (on the redis-server, or on a Redis Cluster for
+the tests that ask), and the clients the tests drive them with.
 
 Tests that neither kill, restart nor reconfigure their server take one from `pool` (or
 `server`, the pool's default one); tests that do start their own with `spawn`. Every database
@@ -20,10 +21,18 @@ import pytest
 import stream
 from pymongo import MongoClient
 
-from harness.cluster import CLUSTER_ENV, Cluster, all_running, run_cluster
+from harness.cluster import (
+    CLUSTER_ENV,
+    REDIS,
+    REDIS_CLUSTER,
+    Cluster,
+    all_running,
+    run_cluster,
+)
 from harness.common import API_KEY, API_SECRET
 from harness.pool import ServerPool
 from harness.redis import RedisServer
+from harness.redis_cluster import RedisClusterServer
 from harness.server import DATABASES, ServerProcess, Spawn
 from harness.sqs import MotoServer
 from harness.store import Store, drop_databases
@@ -53,6 +62,14 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
     server = RedisServer(workdir).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(workdir: Path) -> Iterator[RedisClusterServer]:
+    """A Redis Cluster of three masters, started the first time a test of the session asks."""
+    cluster = RedisClusterServer(workdir).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +134,24 @@ def three_nodes(
     yield from run_cluster(store, redis_server, mongo, workdir, CLUSTER_ENV, "cluster")
 
 
+@pytest.fixture(scope="session")
+def three_nodes_on_redis_cluster(
+    store: Store, redis_cluster: RedisClusterServer, mongo: MongoClient[Doc], workdir: Path
+) -> Iterator[Cluster]:
+    """Nodes A, B and C of the session on the Redis Cluster (`redis+cluster://`), each user
+    allowed 4 reads a minute (so that a test sees them counted for the whole cluster)."""
+    env = {**CLUSTER_ENV, "TIDINGS_LIMITS_READS_PER_USER": "4"}
+    yield from run_cluster(store, redis_cluster, mongo, workdir, env, "rcluster")
+
+
 @pytest.fixture
-def cluster(three_nodes: Cluster) -> Cluster:
-    """The session's three nodes, each running (a test before may have killed one)."""
-    return all_running(three_nodes)
+def cluster(request: pytest.FixtureRequest) -> Cluster:
+    """The session's three nodes, each running (a test before may have killed one): on the
+    redis-server, or on the Redis Cluster for a test parametrised with
+    `pytest.mark.parametrize("cluster", [REDIS, REDIS_CLUSTER], indirect=True)`."""
+    on = getattr(request, "param", REDIS)
+    fixture = "three_nodes_on_redis_cluster" if on == REDIS_CLUSTER else "three_nodes"
+    return all_running(request.getfixturevalue(fixture))
 
 
 # --------------------------------------------------------------------------- clients

@@ -1,4 +1,5 @@
-"""Three nodes (A, B, C) on one database, one Redis and a Redis channel of their own."""
+"""Three nodes (A, B, C) on one database, one Redis (or Redis Cluster) and a Redis channel of
+their own."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from typing import Any
 from pymongo import MongoClient
 
 from .redis import RedisServer
+from .redis_cluster import RedisClusterServer
 from .server import ServerProcess
 from .store import Store
 
+REDIS, REDIS_CLUSTER = "redis", "redis-cluster"  # what a cluster of nodes shares
+ON_BOTH = (REDIS, REDIS_CLUSTER)  # tests parametrised with `cluster`: on each in turn
 PRESENCE_TTL = 3.0  # seconds a node's raid members outlive it
 CLUSTER_ENV = {
     "TIDINGS_FANOUT_BATCH_SIZE": "100",
@@ -45,8 +49,8 @@ def start_all(nodes: list[ServerProcess]) -> None:
 
 
 def run_cluster(
-    store: Store, redis_server: RedisServer, mongo: MongoClient[dict[str, Any]], workdir: Path,
-    env: dict[str, str], name: str,
+    store: Store, redis_server: RedisServer | RedisClusterServer,
+    mongo: MongoClient[dict[str, Any]], workdir: Path, env: dict[str, str], name: str,
 ) -> Iterator[Cluster]:  # fmt: skip
     """Nodes A, B and C on one database of their own, one Redis and a channel of their own
     (other tests share the session's redis-server); killed and dropped afterwards."""

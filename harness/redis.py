@@ -25,20 +25,26 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            self.command(binary), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_until(self.ready, 10, what="redis-server")
         return self
 
-    def ready(self) -> bool:
+    def command(self, binary: str) -> list[str]:
+        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
+
+    def ask(self, command: bytes) -> bytes:
+        """The start of redis-server's answer to an inline command (b"" when unreachable)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), 0.2) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+                conn.sendall(command + b"\r\n")
+                return conn.recv(4096)
         except OSError:
-            return False
+            return b""
+
+    def ready(self) -> bool:
+        return self.ask(b"PING").startswith(b"+PONG")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -1,14 +1,17 @@
-"""Which feeds are active across nodes (realtime/active_feeds.py), on a real Redis: a node tells
-what its sockets watch and what was read on it, the others see it in one question, and it ages
-out; without Redis a node answers from its own view, at once."""
+"""Which feeds are active across nodes (realtime/active_feeds.py), on a real Redis and on a real
+Redis Cluster: a node tells what its sockets watch and what was read on it, the others see it
+in one question, and it ages out; without Redis a node answers from its own view, at once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
+
 from harness.common import free_port
 from harness.redis import RedisServer
+from harness.redis_cluster import RedisClusterServer
 from tidings.bus.redis_bus import RedisBus
 from tidings.realtime.active_feeds import WatchedFeeds
 from tidings.realtime.transport.peers import Peer, Rooms
@@ -28,10 +31,12 @@ async def linked(url: str, channel: str) -> RedisBus:
     return bus
 
 
+@pytest.mark.parametrize("redis", ["redis_server", "redis_cluster"])
 async def test_a_node_sees_what_another_watches_and_read_until_it_ages_out(
-    redis_server: RedisServer, uid: str
+    redis: str, request: pytest.FixtureRequest, uid: str
 ) -> None:
-    bus = await linked(redis_server.url, f"t{uid}")
+    service: RedisServer | RedisClusterServer = request.getfixturevalue(redis)
+    bus = await linked(service.url, f"t{uid}")
     try:
         rooms, peer = Rooms(), Peer("sid-1")
         rooms.join(peer, feed_room("timeline:watched"))

@@ -28,6 +28,7 @@ import pytest
 import websocket
 from pymongo import MongoClient
 
+from harness.cluster import ON_BOTH
 from tests.integration.nodes import (
     DEGRADED,
     READY,
@@ -54,6 +55,7 @@ from tidings_client import Tidings
 # --------------------------------------------------------------------------- 1. three nodes
 
 
+@pytest.mark.parametrize("cluster", ON_BOTH, indirect=True)
 async def test_activity_inserted_on_one_node_reaches_subscribers_on_the_others_once(
     cluster: Cluster,
     http: aiohttp.ClientSession,

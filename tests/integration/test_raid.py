@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from pymongo import MongoClient
 
-from harness.cluster import CLUSTER_ENV, PRESENCE_TTL
+from harness.cluster import CLUSTER_ENV, ON_BOTH, PRESENCE_TTL
 from tests import node_client
 from tests.integration.nodes import (
     DEGRADED,
@@ -203,6 +203,7 @@ async def test_membership_follows_the_sockets_token_and_only_presence_groups_hav
     assert summary(await server.call("presence", {"feed": room})) == (0, [])
 
 
+@pytest.mark.parametrize("cluster", ON_BOTH, indirect=True)
 async def test_members_of_a_killed_node_leave_within_the_ttl_once_and_of_a_stopped_one_at_once(
     cluster: Cluster,
     http: aiohttp.ClientSession,

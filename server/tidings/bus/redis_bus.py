@@ -1,7 +1,8 @@
 """The bus between nodes on Redis pub/sub, that keeps local delivery going when Redis fails.
 
 `RedisBus` publishes messages (messages.py) on `redis.channel` and hands every message of the
-other nodes to the handlers of its kind, on redis-py's `redis.asyncio`. For "no lost activity
+other nodes to the handlers of its kind, on redis-py's `redis.asyncio` (one Redis, Sentinel's
+master, or a Redis Cluster's sharded pub/sub: redis_client.py). For "no lost activity
 under Redis faults":
 - an `ECHO` message is handled on this node at once, whether Redis takes it or not (the
   emitting node delivers to its own sockets itself); while Redis is down, publishing is skipped
@@ -31,74 +32,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Collection
-from typing import Any, cast
-from urllib.parse import urlparse
+from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..config import url_location
 from ..metrics import REDIS_UP
 from ..runtime.background import spawn
 from .base import Handler, Handlers, M
 from .messages import LinkUp, Message, Resync, Subscribed, decode, encode
+from .redis_client import CONNECT_TIMEOUT, Client, Subscription, connect, forget_connections
+from .redis_client import publish as publish_on
 
 log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.1, 2.0
-PUBLISH_TIMEOUT = 2.0
-SOCKET_TIMEOUT = 5.0  # any command of any connection (the listener waits with its own timeout)
+PUBLISH_TIMEOUT = CONNECT_TIMEOUT
 PING_SECONDS = 1.0  # the listener pings Redis this often ...
 DEAD_SECONDS = 3.0  # ... and counts the link down when nothing came back for this long
 MAX_OWED_ROOMS = 10_000  # rooms named in one owed resync; past it, every socket resyncs
-
-
-SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-
-
-def sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
-    """`redis+sentinel://[user:password@]host1:port1,host2:port2/db/service` (or `rediss+`):
-    the sentinels, the service (None: the channel names it) and the connection options."""
-    parsed = urlparse(url)
-    sentinels = []
-    for host_port in parsed.netloc.rpartition("@")[2].split(","):
-        host, _, port = host_port.rpartition(":")
-        sentinels.append((host, int(port)))
-    options: dict[str, Any] = {}
-    if parsed.username:
-        options["username"] = parsed.username
-    if parsed.password:
-        options["password"] = parsed.password
-    if parsed.scheme.startswith("rediss"):
-        options["ssl"] = True
-    db, _, service = parsed.path.strip("/").partition("/")
-    if db:
-        options["db"] = int(db)
-    return sentinels, service or None, options
-
-
-def _connect(url: str, channel: str) -> aioredis.Redis:
-    if urlparse(url).scheme in SENTINEL_SCHEMES:
-        sentinels, service, options = sentinel_url(url)
-        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call,unused-ignore]
-        return cast(aioredis.Redis, sentinel.master_for(service or channel))
-    tcp: dict[str, Any] = {}
-    if urlparse(url).scheme in ("redis", "rediss"):  # a Unix socket has no keepalive
-        tcp["socket_keepalive"] = True
-    return aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=PUBLISH_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        health_check_interval=10,
-        **tcp,
-        # A pooled connection that died with a restarted Redis fails once: retry on a new one.
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
 
 
 class RedisBus:
@@ -106,7 +58,7 @@ class RedisBus:
         self.node, self.url, self.channel = node, url, channel
         self._handlers = Handlers()
         self.up = False
-        self._redis: aioredis.Redis | None = None
+        self._redis: Client | None = None
         self._was_down = False
         self._publish_failing = False
         self._listener: asyncio.Task[None] | None = None
@@ -118,20 +70,20 @@ class RedisBus:
     def state(self) -> str:
         return "ok" if self.up else "down"
 
-    def _client(self) -> aioredis.Redis:
+    def _client(self) -> Client:
         if self._redis is None:
-            self._redis = _connect(self.url, self.channel)
+            self._redis = connect(self.url, self.channel)
         return self._redis
 
-    def client(self) -> aioredis.Redis:
-        """The Redis client, for what else is kept in Redis (presence entries): its callers
-        handle Redis errors themselves."""
+    def client(self) -> Client:
+        """The Redis client (a `RedisCluster` on a cluster), for what else is kept in Redis
+        (presence entries): its callers handle Redis errors themselves."""
         return self._client()
 
-    def wire(self, message: Message) -> bytes:
-        """`message` as this node publishes it (for a caller that publishes it in a pipeline
-        with other writes of its own, as presence does)."""
-        return encode(message, self.node)
+    def publish_in(self, pipeline: Any, message: Message) -> None:
+        """Queue `message` on `pipeline` (of this bus' client), for a caller that publishes it
+        with other writes of its own, in order, as presence does."""
+        publish_on(pipeline, self.channel, encode(message, self.node))
 
     def on(self, kind: type[M], handler: Handler[M]) -> None:
         self._handlers.on(kind, handler)
@@ -169,7 +121,7 @@ class RedisBus:
 
     async def _send(self, data: bytes) -> bool:
         try:
-            await asyncio.wait_for(self._client().publish(self.channel, data), PUBLISH_TIMEOUT)
+            await asyncio.wait_for(publish_on(self._client(), self.channel, data), PUBLISH_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
             log.debug("publish failed: %r", exc)
             return False
@@ -228,9 +180,8 @@ class RedisBus:
             try:
                 if self._was_down:  # pooled connections are dead: start afresh, but before
                     # subscribing (the pool hands out the subscription's connection too)
-                    await _quietly(self._client().connection_pool.disconnect())
-                pubsub = self._client().pubsub()
-                await pubsub.subscribe(self.channel)
+                    await _quietly(forget_connections(self._client()))
+                pubsub = await Subscription.open(self._client(), self.channel)
                 await _confirmed(pubsub)
                 await self._came_back()
                 delay = RETRY_MIN
@@ -242,22 +193,27 @@ class RedisBus:
                 self._went_down(exc)
             finally:
                 if pubsub is not None:
-                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
+                    await _quietly(pubsub.aclose())
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
-    async def _receive(self, pubsub: Any) -> None:
-        """Hand messages over until the link dies: an error, or nothing back from Redis (not
-        even the answer to a ping) for DEAD_SECONDS."""
+    async def _receive(self, pubsub: Subscription) -> None:
+        """Hand messages over until the link dies: an error, nothing back from Redis (not even
+        the answer to a ping) for DEAD_SECONDS, or Redis ending the subscription (a cluster
+        moved the channel's slot)."""
         loop = asyncio.get_running_loop()
         heard = pinged = loop.time()
         while True:
-            message = await pubsub.get_message(timeout=PING_SECONDS)
+            message = await pubsub.get_message(PING_SECONDS)
             now = loop.time()
             if message is not None:
                 heard = now
-                if message.get("type") == "message":
+                if message.get("type") == pubsub.message:
                     await self._deliver(message["data"])
+                elif message.get("type") == pubsub.ended:
+                    log.warning("Redis ended the subscription to %s (its hash slot moved to "
+                                "another shard): subscribing again", self.channel)  # fmt: skip
+                    raise RedisConnectionError("Redis ended the subscription")
             if now - heard > DEAD_SECONDS:
                 raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
             if now - pinged >= PING_SECONDS:
@@ -313,14 +269,14 @@ class RedisBus:
                     await _quietly(self._redis.aclose())
 
 
-async def _confirmed(pubsub: Any) -> None:
+async def _confirmed(pubsub: Subscription) -> None:
     """Wait for Redis to confirm the subscription: until then a message published (by another
     connection, another node) is not delivered to it, so "back" would be said too early (a
     resync, a presence republish answered before this node listens)."""
     async with asyncio.timeout(PUBLISH_TIMEOUT):
         while True:
-            message = await pubsub.get_message(timeout=PUBLISH_TIMEOUT)
-            if message is not None and message.get("type") == "subscribe":
+            message = await pubsub.get_message(PUBLISH_TIMEOUT)
+            if message is not None and message.get("type") == pubsub.confirmed:
                 return
 
 

@@ -37,7 +37,7 @@ from .settings import (
     ServerSettings,
     Settings,
 )
-from .values import Secret
+from .values import Secret, cluster_nodes
 
 
 class _ServerSchema(Section):
@@ -73,6 +73,14 @@ class _MongoSchema(Section):
 class _RedisSchema(Section):
     url = fields.String(required=True)
     channel = fields.String(required=True, validate=validate.Length(min=1))
+
+    @validates_schema
+    def check_cluster(self, data: dict[str, Any], **_: Any) -> None:
+        if data["url"].split("://", 1)[0] in ("redis+cluster", "rediss+cluster"):
+            try:
+                cluster_nodes(data["url"])
+            except ValueError as exc:
+                raise ValidationError(str(exc), "url") from None
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RedisSettings:

@@ -29,10 +29,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from limits.aio.storage import RedisStorage, Storage
+from limits.aio.storage import RedisClusterStorage, RedisStorage, Storage
 from limits.errors import StorageError
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from ..bus.redis_client import cluster_options
+from ..config import url_location
 from ..config.limits import CLASSES, SCOPES, LimitSettings
 from ..metrics import RATE_COUNTED, RATE_LIMITED
 
@@ -44,12 +47,14 @@ IN_REDIS, IN_MEMORY = RATE_COUNTED.labels("redis"), RATE_COUNTED.labels("memory"
 
 
 class Link(Protocol):
-    """The node's link to Redis (the bus): whether it is up, and its client."""
+    """The node's link to Redis (the bus): whether it is up, its URL and its client."""
+
+    url: str
 
     @property
     def up(self) -> bool: ...
 
-    def client(self) -> aioredis.Redis: ...
+    def client(self) -> aioredis.Redis | RedisCluster: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +143,22 @@ class Limiter:
 
     def _storage(self) -> Storage:
         if self._redis is None and self._link is not None:
-            # the bus' connections (its URL, Sentinel or not, its timeouts), shared
-            pool: Any = self._link.client().connection_pool  # limits types options as scalars
-            self._redis = RedisStorage(
-                "async+redis://", implementation="redispy", connection_pool=pool,
-                wrap_exceptions=True, key_prefix=self._prefix,
-            )  # fmt: skip
+            client = self._link.client()
+            if isinstance(client, RedisCluster):
+                # limits' cluster storage has a client of its own: the bus' seeds and options.
+                # Each counter is one key, in a script that names it: any slot will do.
+                url = f"async+redis+cluster://{url_location(self._link.url)}"
+                self._redis = RedisClusterStorage(
+                    url, implementation="redispy", wrap_exceptions=True,
+                    key_prefix=self._prefix, **cluster_options(self._link.url),
+                )  # fmt: skip
+            else:
+                # the bus' connections (its URL, Sentinel or not, its timeouts), shared
+                pool: Any = client.connection_pool  # limits types options as scalars
+                self._redis = RedisStorage(
+                    "async+redis://", implementation="redispy", connection_pool=pool,
+                    wrap_exceptions=True, key_prefix=self._prefix,
+                )  # fmt: skip
         assert self._redis is not None
         return self._redis
 

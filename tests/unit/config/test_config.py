@@ -60,6 +60,8 @@ def test_config_file_from_environment_adds_feed_groups(tmp_path: Path) -> None:
         ({"TIDINGS_SERVER_PORT": "70000"}, "server.port"),
         ({"TIDINGS_REALTIME_WEBSOCKET_COMPRESSION": "perhaps"}, "realtime.websocket_compression"),
         ({"TIDINGS_AUTH_API_SECRET": "short"}, "auth.api_secret"),
+        ({"TIDINGS_REDIS_URL": "redis+cluster://r1:7000,r2"}, "redis.url"),
+        ({"TIDINGS_REDIS_URL": "redis+cluster://r1:7000/3"}, "redis.url"),
     ],
 )
 def test_a_bad_value_names_its_key(env: dict[str, str], key: str) -> None:

@@ -1,6 +1,8 @@
 """Presence across nodes, through Redis only (no store writes).
 
-In Redis, under the `redis.channel` name (`<channel>:presence:...`):
+In Redis, under the `redis.channel` name as a hash tag (`{<channel>}:presence:...`, so that on a
+Redis Cluster every key of presence is in one hash slot, the channel's own, where the scripts
+below may use them together):
 - `nodes`: a sorted set of the live nodes, each scored with the time (Redis's clock, ms) its
   entries expire; every node refreshes its own every `min(1, ttl/4)` seconds, well inside
   `realtime.presence_ttl`;
@@ -10,9 +12,10 @@ In Redis, under the `redis.channel` name (`<channel>:presence:...`):
 On the bus: `PresenceSet`, `PresenceSync` and `PresenceGone` (bus/messages.py). A node's
 messages go out in order, through one sender, each in one pipeline with its hash writes.
 
-A node that dies stops refreshing: once its time has passed, the first node whose periodic
-`REAP` script finds it removes it from `nodes` (and its hash) atomically, so exactly one node
-claims each death, and that node publishes `p.gone`: every node then drops the dead node's
+A node that dies stops refreshing: once its time has passed, a node that sees it in `nodes`
+runs the `CLAIM` script, naming the keys it touches (`nodes` and the dead node's hash), which
+removes it from `nodes` (and its hash) atomically if its time has still passed, so exactly one
+node claims each death, and that node publishes `p.gone`: every node then drops the dead node's
 entries and tells its own sockets the leaves of the users no other node has. A node that stops
 cleanly publishes `p.gone` for itself at once. A node whose view holds a node that is not in
 `nodes` twice in a row drops it too (a `p.gone` that was lost, a Redis restarted empty).
@@ -70,21 +73,27 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
 return now
 """
-# KEYS[1] = nodes; ARGV = this node, the prefix of the nodes' hashes. Claims (removes) every
-# node whose time has passed, this one excepted, and answers {claimed, still alive}.
-REAP = """
+# KEYS[1] = nodes, KEYS[1 + i] = the hash of node ARGV[i]. Claims (removes) each of those nodes
+# whose time has still passed (another node may have claimed it first, or it refreshed since),
+# and answers the nodes claimed.
+CLAIM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local claimed = {}
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  if node ~= ARGV[1] then
+for i, node in ipairs(ARGV) do
+  local expires = redis.call('ZSCORE', KEYS[1], node)
+  if expires and tonumber(expires) <= now then
     redis.call('ZREM', KEYS[1], node)
-    redis.call('DEL', ARGV[2] .. node)
+    redis.call('DEL', KEYS[1 + i])
     table.insert(claimed, node)
   end
 end
-return {claimed, redis.call('ZRANGE', KEYS[1], 0, -1)}
+return claimed
 """
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _field(feed: str, user_id: str) -> str:
@@ -97,7 +106,7 @@ class PresenceLink:
         self.node = presence.node
         self.ttl_ms = int(presence.ttl * 1000)
         self.interval = min(1.0, presence.ttl / 4)
-        prefix = f"{link.channel}:presence:"
+        prefix = f"{{{link.channel}}}:presence:"
         self.nodes_key, self.hash_prefix = prefix + "nodes", prefix + "node:"
         self.hash_key = self.hash_prefix + self.node
         self._outbox: list[tuple[Any, ...]] = []
@@ -181,14 +190,16 @@ class PresenceLink:
                     members = [[*key, *e.wire()] for key, e in entries.items()]
                     ask = item[0] == "sync" and bool(item[1])
                     message = PresenceSync(self.node, members, ask)
-                pipe.publish(self.link.channel, self.link.wire(message))
+                self.link.publish_in(pipe, message)
             pipe.pexpire(self.hash_key, self.ttl_ms)
             await pipe.execute()
 
-    async def _register(self) -> None:
-        await self.link.client().eval(
+    async def _register(self) -> int:
+        """Refresh this node's time in `nodes` and its hash's expiry; Redis's clock (ms)."""
+        now = await self.link.client().eval(  # type: ignore[misc,unused-ignore]
             REFRESH, 2, self.nodes_key, self.hash_key, self.node, self.ttl_ms
         )
+        return int(now)
 
     # ------------------------------------------------------------------------ the cluster
 
@@ -228,29 +239,40 @@ class PresenceLink:
                 self._dirty = True
 
     async def _refresh(self, now: float) -> None:
-        await self._register()
+        redis_now = await self._register()
         if self._dirty:
             self._dirty = False
             self.sync()
         if now < self._reap_after:
             return
-        claimed, alive = await self.link.client().eval(
-            REAP, 1, self.nodes_key, self.node, self.hash_prefix
+        nodes: list[tuple[bytes, float]] = await self.link.client().zrange(  # type: ignore[assignment,unused-ignore]
+            self.nodes_key, 0, -1, withscores=True
         )
-        for raw in claimed:
-            dead = raw.decode() if isinstance(raw, bytes) else str(raw)
+        alive = [_text(node) for node, expires in nodes if expires > redis_now]
+        late = [_text(node) for node, expires in nodes if expires <= redis_now]
+        late = [node for node in late if node != self.node]
+        claimed = await self._claim(late) if late else []
+        for dead in claimed:
             log.warning("presence: node %s stopped refreshing its entries: its members leave",
                         dead)  # fmt: skip
             self.presence.node_gone(dead)
             PRESENCE_NODES_GONE.labels("claimed").inc()
             self._queue(("gone", dead))
-        live = {n.decode() if isinstance(n, bytes) else str(n) for n in alive}
+        live = set(alive)
         for node in self.presence.view.nodes() - live - {self.node}:
             self._absent[node] = self._absent.get(node, 0) + 1
             if self._absent[node] >= 2:  # its p.gone never came, or Redis lost it
                 self.presence.node_gone(node)
                 PRESENCE_NODES_GONE.labels("swept").inc()
         self._absent = {n: c for n, c in self._absent.items() if n not in live and c < 2}
+
+    async def _claim(self, late: list[str]) -> list[str]:
+        """Of the nodes whose time had passed, the ones this node claimed."""
+        keys = [self.nodes_key, *(self.hash_prefix + node for node in late)]
+        claimed = await self.link.client().eval(  # type: ignore[misc,unused-ignore]
+            CLAIM, len(keys), *keys, *late
+        )
+        return [_text(node) for node in claimed]
 
     async def close(self) -> None:
         """A clean stop: this node's members leave every node at once."""
@@ -269,8 +291,7 @@ class PresenceLink:
                 async with self.link.client().pipeline(transaction=False) as pipe:
                     pipe.zrem(self.nodes_key, self.node)
                     pipe.delete(self.hash_key)
-                    gone = PresenceGone(self.node, self.node)
-                    pipe.publish(self.link.channel, self.link.wire(gone))
+                    self.link.publish_in(pipe, PresenceGone(self.node, self.node))
                     await pipe.execute()
         except REDIS_FAILURES as exc:
             log.warning("presence: could not tell the other nodes this one stops (%r): its "

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, TypeAlias
 
 import socketio
 from aiohttp import hdrs, web
+from engineio import packet as eio_packet
 from socketio import packet
 
 from ...config import Settings, allowed_origins
 from ...runtime.background import spawn
+from . import protocol as p
 from .dispatch import not_an_event
 from .websocket import FastPath
 
 log = logging.getLogger(__name__)
 SOCKETIO_PATH = "/socket.io/"
+TRANSPORTS = ("polling", "websocket")
 # The one module that imports python-socketio: the rest of Tidings names its parts through these.
 Server: TypeAlias = socketio.AsyncServer
 ConnectionRefused = socketio.exceptions.ConnectionRefusedError
@@ -48,7 +52,41 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         deadline = self._deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
+        if reason == self.eio.reason.CLIENT_DISCONNECT:
+            self._release_poll(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _release_poll(self, eio_sid: str) -> None:
+        """A client closed its session (Engine.IO `1`): a GET it still holds is answered at
+        once with a noop (`6`), as node's engine.io does, not left to wait out the ping
+        interval and then fail 400; a WebSocket's writer ends, so the close frame goes now."""
+        session = self.eio.sockets.get(eio_sid)
+        if session is not None:
+            noop = eio_packet.Packet(eio_packet.NOOP)
+            session.queue.put_nowait(None if session.upgraded else noop)
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """A packet the fast path would close the connection for (protocol.py's rules, or
+        one python-socketio cannot parse) closes the session, logged in one line: python-
+        socketio would log a traceback and keep the session open."""
+        try:
+            if isinstance(data, str):
+                if eio_sid in self._binary_packet:
+                    raise p.ProtocolError("a text packet where an attachment was due")
+                p.decode(data)
+            await super()._handle_eio_message(eio_sid, data)
+        except ValueError as exc:  # ProtocolError, and python-socketio's parse errors
+            log.info("closing session %s: %s", eio_sid, exc)
+            self._binary_packet.pop(eio_sid, None)
+            spawn(self._close(eio_sid))
+
+    async def _close(self, eio_sid: str) -> None:
+        """Close the session: Engine.IO's close packet, then (WebSocket) the close frame at
+        once rather than when the client answers."""
+        session = self.eio.sockets.get(eio_sid)
+        await self.eio.disconnect(eio_sid)
+        if session is not None and session.upgraded:
+            session.queue.put_nowait(None)
 
     def connected(self, eio_sid: str) -> bool:
         """Whether the Engine.IO session is connected to a namespace (not only trying)."""
@@ -102,17 +140,91 @@ def mount(
     """Route `/socket.io/`: direct WebSocket connections to the fast path (when on), the rest
     (long-polling, upgrades, CORS preflight) to python-socketio's request handler."""
 
+    sessions = Sessions(sio)
+
     async def get(request: web.Request) -> web.StreamResponse:
         if fast is not None and fast.accepts(request):
             return await fast.serve(request)
+        refused = await sessions.screen(request)
+        if refused is not None:
+            return refused
         if not compression and hdrs.SEC_WEBSOCKET_EXTENSIONS in request.headers:
             request = without_compression(request)
         response: web.StreamResponse = await sio.handle_request(request)
         return response
 
+    async def post(request: web.Request) -> web.StreamResponse:
+        refused = await sessions.screen(request)
+        if refused is not None:
+            return refused
+        response: web.StreamResponse = await sio.handle_request(request)
+        return response
+
+    async def other(request: web.Request) -> web.StreamResponse:
+        return bad_request(f"method {request.method} is not Engine.IO's")
+
     app.router.add_get(SOCKETIO_PATH, get)
-    app.router.add_post(SOCKETIO_PATH, sio.handle_request)
+    app.router.add_post(SOCKETIO_PATH, post)
     app.router.add_route("OPTIONS", SOCKETIO_PATH, sio.handle_request)
+    app.router.add_route("*", SOCKETIO_PATH, other)
+
+
+def bad_request(reason: str) -> web.Response:
+    return web.Response(status=400, text=reason)
+
+
+class Sessions:
+    """What node's engine.io answers and python-engineio does not, checked before a request
+    reaches python-engineio (its sessions: `eio.sockets`, each with `upgraded`, `upgrading`,
+    `closed`, `last_ping` and its packet `queue`):
+    - a request whose `transport` is missing or unknown is 400 (python-engineio takes a
+      missing one for polling);
+    - a polling session whose ping went unanswered for `ping_timeout` is gone: closed, and
+      the request is 400 (python-engineio notices only on its next sweep, and meanwhile
+      answers 200 with the ping still queued);
+    - a closed polling session with nothing left to deliver is 400 at once, not after a GET
+      that waits out the ping interval;
+    - a second WebSocket for a session that is upgrading or upgraded is accepted and closed
+      at once, cleanly (python-engineio answers it HTTP 400, which clients report as an
+      error)."""
+
+    def __init__(self, sio: SioServer) -> None:
+        self.eio = sio.eio
+
+    async def screen(self, request: web.Request) -> web.StreamResponse | None:
+        """The answer to a request python-engineio should not see, or None."""
+        query = request.query
+        if query.get("transport") not in TRANSPORTS:
+            return bad_request("Transport unknown")
+        sid = query.get("sid")
+        session = None if sid is None else self.eio.sockets.get(sid)
+        if session is None:  # a handshake, or a session python-engineio refuses itself
+            return None
+        if session.upgraded or session.upgrading:
+            if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
+                return await closed_websocket(request)
+            return None  # python-engineio refuses HTTP requests of an upgraded session
+        if self._gone(session):
+            if not session.closed:
+                await session.close(wait=False, abort=True, reason=self.eio.reason.PING_TIMEOUT)
+            self.eio.sockets.pop(sid, None)
+            return bad_request(f"Session {sid} is closed")
+        return None
+
+    def _gone(self, session: Any) -> bool:
+        pinged = session.last_ping
+        if pinged and time.time() - pinged > self.eio.ping_timeout:
+            return True
+        return bool(session.closed and session.queue.empty())
+
+
+async def closed_websocket(request: web.Request) -> web.WebSocketResponse:
+    """Accept the WebSocket and close it at once (code 1000), as node's engine.io ends one it
+    will not serve after the handshake."""
+    ws = web.WebSocketResponse(timeout=1.0, compress=False)
+    await ws.prepare(request)
+    await ws.close()
+    return ws
 
 
 def without_compression(request: web.Request) -> web.Request:

@@ -18,6 +18,7 @@ and dropped, and the event is answered as python-socketio's handlers answer it (
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 import struct
@@ -123,6 +124,37 @@ def decode(text: str) -> Packet:
     if pos == len(text):
         return head
     return replace(head, data=decode_payload(text[pos:]))
+
+
+MAX_POLLING_PACKETS = 16  # packets in one long-polling POST (python-engineio's limit too)
+RECORD_SEPARATOR = "\x1e"
+# what a client sends over long-polling: close, pong, message, upgrade (open and noop are
+# the server's, and in v4 only the server pings)
+_POLLING_TYPES = frozenset("1345")
+
+
+def polling_packets(body: bytes) -> list[str]:
+    """The Engine.IO packets of a long-polling POST body: UTF-8 text, packets separated by
+    the record separator, each the type of a packet a client sends and its data, or `b` and
+    base64 (a binary message). Raises ProtocolError for anything else."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("a payload that is not UTF-8") from exc
+    if not text:
+        return []  # nothing to receive (python-engineio takes it so)
+    records = text.split(RECORD_SEPARATOR)
+    if len(records) > MAX_POLLING_PACKETS:
+        raise ProtocolError(f"more than {MAX_POLLING_PACKETS} packets in a payload")
+    for record in records:
+        if record.startswith("b"):
+            try:
+                binascii.a2b_base64(record[1:].encode(), strict_mode=True)
+            except (binascii.Error, UnicodeEncodeError) as exc:
+                raise ProtocolError("a binary packet that is not base64") from exc
+        elif record[:1] not in _POLLING_TYPES:
+            raise ProtocolError(f"not a client's Engine.IO packet: {record[:8]!r}")
+    return records
 
 
 def without_placeholders(data: Any) -> Any:

@@ -70,6 +70,8 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         one python-socketio cannot parse) closes the session, logged in one line: python-
         socketio would log a traceback and keep the session open."""
         try:
+            if not isinstance(data, str | bytes):  # python-engineio parsed `4<json>`'s JSON
+                raise p.ProtocolError("an Engine.IO message that is not a Socket.IO packet")
             if isinstance(data, str):
                 if eio_sid in self._binary_packet:
                     raise p.ProtocolError("a text packet where an attachment was due")
@@ -186,10 +188,23 @@ class Sessions:
       that waits out the ping interval;
     - a second WebSocket for a session that is upgrading or upgraded is accepted and closed
       at once, cleanly (python-engineio answers it HTTP 400, which clients report as an
-      error)."""
+      error);
+    - a POST whose body is not Engine.IO packets (protocol.py's `polling_packets`) closes
+      the session and is 400 (python-engineio logs a traceback for many such bodies, and
+      answers 200)."""
 
     def __init__(self, sio: SioServer) -> None:
         self.eio = sio.eio
+        # python-engineio reads a POST's body from the request's stream, which `screen` has
+        # read already: it is given aiohttp's copy of the body instead
+        translate = self.eio._async["translate_request"]
+
+        def translate_request(request: web.Request) -> dict[str, Any]:
+            environ: dict[str, Any] = translate(request)
+            environ["wsgi.input"] = ReadBody(request)
+            return environ
+
+        self.eio._async = {**self.eio._async, "translate_request": translate_request}
 
     async def screen(self, request: web.Request) -> web.StreamResponse | None:
         """The answer to a request python-engineio should not see, or None."""
@@ -197,25 +212,52 @@ class Sessions:
         if query.get("transport") not in TRANSPORTS:
             return bad_request("Transport unknown")
         sid = query.get("sid")
-        session = None if sid is None else self.eio.sockets.get(sid)
-        if session is None:  # a handshake, or a session python-engineio refuses itself
+        if sid is None:  # a handshake
+            return None
+        session = self.eio.sockets.get(sid)
+        if session is None:  # a session python-engineio refuses itself
             return None
         if session.upgraded or session.upgrading:
             if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
                 return await closed_websocket(request)
             return None  # python-engineio refuses HTTP requests of an upgraded session
         if self._gone(session):
-            if not session.closed:
-                await session.close(wait=False, abort=True, reason=self.eio.reason.PING_TIMEOUT)
-            self.eio.sockets.pop(sid, None)
+            await self._end(sid, session, self.eio.reason.PING_TIMEOUT)
             return bad_request(f"Session {sid} is closed")
+        if request.method != "POST":
+            return None
+        if session.closed:  # its GET may still take what is queued; nothing more comes in
+            return bad_request(f"Session {sid} is closed")
+        if "j" not in query:  # JSONP: python-engineio's own
+            try:
+                p.polling_packets(await request.read())
+            except p.ProtocolError as exc:
+                log.info("closing session %s: %s", sid, exc)
+                await self._end(sid, session, self.eio.reason.TRANSPORT_ERROR)
+                return bad_request(str(exc))
         return None
+
+    async def _end(self, sid: str, session: Any, reason: Any) -> None:
+        if not session.closed:
+            await session.close(wait=False, abort=True, reason=reason)
+        session.queue.put_nowait(None)  # a GET still held ends (with no packets)
+        self.eio.sockets.pop(sid, None)
 
     def _gone(self, session: Any) -> bool:
         pinged = session.last_ping
         if pinged and time.time() - pinged > self.eio.ping_timeout:
             return True
         return bool(session.closed and session.queue.empty())
+
+
+class ReadBody:
+    """`wsgi.input` for python-engineio: the request's body, read (once) by aiohttp."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+
+    async def read(self, size: int = -1) -> bytes:
+        return await self.request.read()
 
 
 async def closed_websocket(request: web.Request) -> web.WebSocketResponse:

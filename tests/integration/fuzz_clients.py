@@ -9,6 +9,7 @@ session answered 400 or sent Engine.IO's close packet).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -17,7 +18,15 @@ import aiohttp
 from hypothesis import strategies as st
 
 from harness.common import SERVER_TOKEN
-from harness.engineio import BINARY, TEXT, Closed, RawSocket
+from harness.engineio import (
+    BINARY,
+    SOCKET_IO_PATH,
+    TEXT,
+    Closed,
+    RawSocket,
+    address,
+    upgrade_request,
+)
 
 WAIT = 10.0  # a probe's answer (or the close) comes within this, seconds
 PROBE_ID = 987654321
@@ -95,10 +104,9 @@ def probe_packets(feed: str) -> list[str]:
     return ["40" + json.dumps({"token": SERVER_TOKEN}), f"42{PROBE_ID}{subscribe}"]
 
 
-async def websocket_outcome(port: int, frames: list[Frame], connect: bool, feed: str) -> str:
-    """Send `frames` on a WebSocket of the fast path (after a Socket.IO connect, when
-    `connect`), then the probe: ANSWERED or CLOSED; TimeoutError when neither comes."""
-    raw = await (RawSocket.connected(port, SERVER_TOKEN) if connect else RawSocket.open_(port))
+async def websocket_outcome(raw: RawSocket, frames: list[Frame], feed: str) -> str:
+    """Send `frames` on the WebSocket `raw`, then the probe: ANSWERED or CLOSED;
+    TimeoutError when neither comes."""
     try:
         for frame in frames:
             raw.send(frame, TEXT if isinstance(frame, str) else BINARY)
@@ -109,12 +117,34 @@ async def websocket_outcome(port: int, frames: list[Frame], connect: bool, feed:
                 packet = await raw.packet(WAIT)
                 if packet.startswith(f"43{PROBE_ID}["):
                     return ANSWERED
-        except Closed:
-            return CLOSED
-        except ConnectionError:
+        except (Closed, ConnectionError):
             return CLOSED
     finally:
         await raw.close()
+
+
+async def direct(port: int, connect: bool) -> RawSocket:
+    """A WebSocket of the fast path, after a Socket.IO connect when `connect`."""
+    return await (RawSocket.connected(port, SERVER_TOKEN) if connect else RawSocket.open_(port))
+
+
+async def upgraded(http: aiohttp.ClientSession, url: str, connect: bool) -> RawSocket:
+    """A long-polling session (Socket.IO-connected when `connect`) upgraded to a WebSocket:
+    python-socketio's WebSocket transport."""
+    session = await Polling(http, url).open()
+    if connect:
+        await session.connect()
+    host, port = address(url)
+    reader, writer = await asyncio.open_connection(host, port)
+    path = f"{SOCKET_IO_PATH}&sid={session.sid}"
+    writer.write(upgrade_request(host, port, path))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    raw = RawSocket(reader, writer)
+    raw.send("2probe")
+    assert await raw.packet(WAIT) == "3probe"
+    raw.send("5")
+    return raw
 
 
 # ----------------------------------------------------------------------------- long-polling

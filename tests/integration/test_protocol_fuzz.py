@@ -1,6 +1,7 @@
 """Property-based fuzzing of Engine.IO and Socket.IO frames (tests/integration/fuzz_clients.py)
-on both transports of one server: WebSockets (the fast path, Tidings' own codec) and
-long-polling (python-socketio behind Tidings' checks of its requests).
+on both transports of one server, by all three ways in: a direct WebSocket (the fast path,
+Tidings' own codec), long-polling, and a long-polling session upgraded to a WebSocket (both
+python-socketio's, behind Tidings' checks).
 
 For every example: the fuzzed connection is either still answering or closed by the server,
 within a bound, never hung; the server keeps running. After all examples: the server logged
@@ -23,9 +24,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from harness.engineio import RawSocket
 from harness.server import ServerProcess
 from tests.integration.fast_path_clients import (
     PyClient,
@@ -41,9 +43,11 @@ from tests.integration.fuzz_clients import (
     CLOSED,
     Frame,
     describe,
+    direct,
     frame_lists,
     polling_bodies,
     polling_outcome,
+    upgraded,
     websocket_outcome,
 )
 
@@ -100,10 +104,31 @@ async def healthy(server: ServerProcess) -> AsyncIterator[Healthy]:
 async def test_fuzzed_websocket_frames_answer_or_close(
     server: ServerProcess, healthy: Healthy, frames: list[Frame], connect: bool
 ) -> None:
+    """The fast path: a direct WebSocket."""
+    raw = await direct(server.port, connect)
+    await answers_or_closes(server, raw, frames, healthy.feed)
+
+
+@FUZZ
+@given(frames=frame_lists, connect=st.booleans())
+async def test_fuzzed_frames_after_an_upgrade_answer_or_close(
+    server: ServerProcess, healthy: Healthy, http: aiohttp.ClientSession, frames: list[Frame],
+    connect: bool,
+) -> None:  # fmt: skip
+    """python-socketio's WebSocket: a long-polling session upgraded (the official client's
+    default way in)."""
+    raw = await upgraded(http, server.url, connect)
+    await answers_or_closes(server, raw, frames, healthy.feed)
+
+
+async def answers_or_closes(
+    server: ServerProcess, raw: RawSocket, frames: list[Frame], feed: str
+) -> None:
     try:
-        outcome = await websocket_outcome(server.port, frames, connect, healthy.feed)
+        outcome = await websocket_outcome(raw, frames, feed)
     except TimeoutError:
         pytest.fail(f"neither answered nor closed after {describe(frames)}")
+    event(outcome)
     assert outcome in (ANSWERED, CLOSED)
     assert server.running
 
@@ -118,6 +143,7 @@ async def test_fuzzed_polling_payloads_answer_or_close(
         outcome = await polling_outcome(http, server.url, body, connect, healthy.feed)
     except TimeoutError:
         pytest.fail(f"neither answered nor closed after {describe(body.hex())}")
+    event(outcome)
     assert outcome in (ANSWERED, CLOSED)
     assert server.running
 

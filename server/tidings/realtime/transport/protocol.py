@@ -128,15 +128,28 @@ def decode(text: str) -> Packet:
 
 MAX_POLLING_PACKETS = 16  # packets in one long-polling POST (python-engineio's limit too)
 RECORD_SEPARATOR = "\x1e"
-# what a client sends over long-polling: close, pong, message, upgrade (open and noop are
-# the server's, and in v4 only the server pings)
-_POLLING_TYPES = frozenset("1345")
+# What a client may send: over long-polling, close, pong, message and upgrade (open and noop
+# are the server's, and in v4 only the server pings); over a WebSocket also the upgrade probe
+# (`2probe`) and what python-engineio ignores there.
+POLLING_TYPES = frozenset("1345")
+WEBSOCKET_TYPES = frozenset("0123456")
+
+
+def check_packet(packet: str, types: frozenset[str]) -> None:
+    """Raise ProtocolError unless `packet` is an Engine.IO text packet of one of `types`, or
+    `b` and base64 (a binary message, as long-polling carries them)."""
+    if packet.startswith("b"):
+        try:
+            binascii.a2b_base64(packet[1:].encode(), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise ProtocolError("a binary packet that is not base64") from exc
+    elif packet[:1] not in types:
+        raise ProtocolError(f"not a client's Engine.IO packet: {packet[:8]!r}")
 
 
 def polling_packets(body: bytes) -> list[str]:
     """The Engine.IO packets of a long-polling POST body: UTF-8 text, packets separated by
-    the record separator, each the type of a packet a client sends and its data, or `b` and
-    base64 (a binary message). Raises ProtocolError for anything else."""
+    the record separator, each checked by `check_packet`. Raises ProtocolError."""
     try:
         text = body.decode()
     except UnicodeDecodeError as exc:
@@ -147,13 +160,7 @@ def polling_packets(body: bytes) -> list[str]:
     if len(records) > MAX_POLLING_PACKETS:
         raise ProtocolError(f"more than {MAX_POLLING_PACKETS} packets in a payload")
     for record in records:
-        if record.startswith("b"):
-            try:
-                binascii.a2b_base64(record[1:].encode(), strict_mode=True)
-            except (binascii.Error, UnicodeEncodeError) as exc:
-                raise ProtocolError("a binary packet that is not base64") from exc
-        elif record[:1] not in _POLLING_TYPES:
-            raise ProtocolError(f"not a client's Engine.IO packet: {record[:8]!r}")
+        check_packet(record, POLLING_TYPES)
     return records
 
 

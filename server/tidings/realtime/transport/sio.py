@@ -42,6 +42,7 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         super().__init__(*args, **kwargs)
         self.connect_timeout = connect_timeout
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._refused: set[str] = set()  # sessions closing for a malformed packet
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
@@ -54,6 +55,7 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
             deadline.cancel()
         if reason == self.eio.reason.CLIENT_DISCONNECT:
             self._release_poll(eio_sid)
+        self._refused.discard(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     def _release_poll(self, eio_sid: str) -> None:
@@ -69,9 +71,13 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         """A packet the fast path would close the connection for (protocol.py's rules, or
         one python-socketio cannot parse) closes the session, logged in one line: python-
         socketio would log a traceback and keep the session open."""
+        if eio_sid in self._refused or eio_sid not in self.environ:
+            return  # what follows a malformed packet, or a close, in one payload
         try:
             if not isinstance(data, str | bytes):  # python-engineio parsed `4<json>`'s JSON
                 raise p.ProtocolError("an Engine.IO message that is not a Socket.IO packet")
+            if isinstance(data, bytes) and eio_sid not in self._binary_packet:
+                raise p.ProtocolError("a binary message that no binary packet announced")
             if isinstance(data, str):
                 if eio_sid in self._binary_packet:
                     raise p.ProtocolError("a text packet where an attachment was due")
@@ -80,6 +86,7 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         except ValueError as exc:  # ProtocolError, and python-socketio's parse errors
             log.info("closing session %s: %s", eio_sid, exc)
             self._binary_packet.pop(eio_sid, None)
+            self._refused.add(eio_sid)
             spawn(self._close(eio_sid))
 
     async def _close(self, eio_sid: str) -> None:
@@ -204,7 +211,11 @@ class Sessions:
             environ["wsgi.input"] = ReadBody(request)
             return environ
 
-        self.eio._async = {**self.eio._async, "translate_request": translate_request}
+        self.eio._async = {
+            **self.eio._async,
+            "translate_request": translate_request,
+            "websocket": checked_websocket(self.eio._async["websocket"]),
+        }
 
     async def screen(self, request: web.Request) -> web.StreamResponse | None:
         """The answer to a request python-engineio should not see, or None."""
@@ -248,6 +259,26 @@ class Sessions:
         if pinged and time.time() - pinged > self.eio.ping_timeout:
             return True
         return bool(session.closed and session.queue.empty())
+
+
+def checked_websocket(base: type) -> type:
+    """python-engineio's WebSocket (an upgraded session's) reading only Engine.IO packets
+    (protocol.py's `check_packet`): python-engineio parses a frame outside its error
+    handling, so a malformed one ended the request with a traceback. A frame that is not one
+    ends the connection cleanly (the reader's error: python-engineio closes the session)."""
+
+    class Checked(base):  # type: ignore[misc]  # python-engineio's, untyped
+        async def wait(self) -> str | bytes:
+            data: str | bytes = await super().wait()
+            if isinstance(data, str):
+                try:
+                    p.check_packet(data, p.WEBSOCKET_TYPES)
+                except p.ProtocolError as exc:
+                    log.info("closing an upgraded WebSocket: %s", exc)
+                    raise OSError(str(exc)) from exc
+            return data
+
+    return Checked
 
 
 class ReadBody:

@@ -71,6 +71,9 @@ def socketio_packets(draw: st.DrawFn) -> str:
     return "4" + kind + attachments + ns + (ack or "") + (payload or "")
 
 
+# well-formed events of every name with arguments of every shape: what reaches the handlers
+well_formed = st.builds(lambda ack, event: "42" + ack + json.dumps(event),
+                        st.just("") | st.integers(0, 10**6).map(str), events)  # fmt: skip
 engineio_packets = st.builds(lambda kind, rest: kind + rest,
                              st.sampled_from("0123456789b"), texts)  # fmt: skip
 text_frames = st.one_of(
@@ -79,7 +82,7 @@ text_frames = st.one_of(
     texts,
     st.sampled_from(["2probe", "2" + "x" * 70, "5", "6", "1", "41", "3"]),
 )
-frames = st.one_of(text_frames, text_frames, st.binary(max_size=40))
+frames = st.one_of(well_formed, socketio_packets(), text_frames, st.binary(max_size=40))
 frame_lists = st.lists(frames, min_size=1, max_size=4)
 
 
@@ -88,7 +91,9 @@ def polling_record(frame: Frame) -> str:
     return frame if isinstance(frame, str) else "b" + base64.b64encode(frame).decode()
 
 
+socketio_payloads = st.lists(well_formed | socketio_packets(), min_size=1, max_size=4)
 polling_bodies = st.one_of(
+    socketio_payloads.map(lambda ps: "\x1e".join(ps).encode()),  # past Engine.IO's checks
     frame_lists.map(lambda fs: "\x1e".join(polling_record(f) for f in fs).encode()),
     st.binary(max_size=60),
     st.lists(text_frames, min_size=17, max_size=20).map(lambda fs: "\x1e".join(fs).encode()),

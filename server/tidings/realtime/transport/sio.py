@@ -27,16 +27,19 @@ ConnectionRefused = socketio.exceptions.ConnectionRefusedError
 
 
 class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
-    """python-socketio, doing two things as the fast path does that it does not do itself:
+    """python-socketio, doing what the fast path does that it does not do itself:
     - an event whose payload is not `[name, ...]` (python-socketio reads `data[0]` and raises,
       or takes the first character of a string for the name) gets the error ack
       `not_an_event()` (dispatch.py);
     - an Engine.IO session (long-polling, or a WebSocket when the fast path is off) that has
       not connected to a namespace `connect_timeout` seconds after its open is closed, pings
       answered or not (node's `connectTimeout`): an open session costs memory and, polling, a
-      held request.
-    (`_handle_event`, `_handle_eio_connect` and `_handle_eio_disconnect` are python-socketio's;
-    pyproject pins python-socketio below 6.)"""
+      held request;
+    - a malformed packet (protocol.py's rules) closes the session, logged in one line;
+    - a client's Engine.IO close answers the GET it still holds (`6`), as node's does.
+    (`_handle_event`, `_handle_eio_message`, `_handle_eio_connect`, `_handle_eio_disconnect`
+    and `_binary_packet` are python-socketio's; pyproject pins python-socketio below 6 and
+    python-engineio below 5.)"""
 
     def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

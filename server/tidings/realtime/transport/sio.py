@@ -35,7 +35,8 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
       not connected to a namespace `connect_timeout` seconds after its open is closed, pings
       answered or not (node's `connectTimeout`): an open session costs memory and, polling, a
       held request;
-    - a malformed packet (protocol.py's rules) closes the session, logged in one line;
+    - a malformed packet (protocol.py's rules) closes the session, logged in one line, and
+      so do a refused connect to "/" and a disconnect from it (`41`);
     - a client's Engine.IO close answers the GET it still holds (`6`), as node's does.
     (`_handle_event`, `_handle_eio_message`, `_handle_eio_connect`, `_handle_eio_disconnect`
     and `_binary_packet` are python-socketio's; pyproject pins python-socketio below 6 and
@@ -81,16 +82,27 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
                 raise p.ProtocolError("an Engine.IO message that is not a Socket.IO packet")
             if isinstance(data, bytes) and eio_sid not in self._binary_packet:
                 raise p.ProtocolError("a binary message that no binary packet announced")
+            head = None
             if isinstance(data, str):
                 if eio_sid in self._binary_packet:
                     raise p.ProtocolError("a text packet where an attachment was due")
-                p.decode(data)
+                head = p.decode(data)
             await super()._handle_eio_message(eio_sid, data)
+            if head is not None and head.namespace == p.ROOT and self._leaves(eio_sid, head):
+                self._refused.add(eio_sid)
+                spawn(self._close(eio_sid))
         except ValueError as exc:  # ProtocolError, and python-socketio's parse errors
             log.info("closing session %s: %s", eio_sid, exc)
             self._binary_packet.pop(eio_sid, None)
             self._refused.add(eio_sid)
             spawn(self._close(eio_sid))
+
+    def _leaves(self, eio_sid: str, head: p.Packet) -> bool:
+        """Whether the session ends after this packet to "/", as on the fast path: a connect
+        that was refused (`44` went out), or a disconnect (`41`)."""
+        if head.type == p.DISCONNECT:
+            return True
+        return head.type == p.CONNECT and not self.connected(eio_sid)
 
     async def _close(self, eio_sid: str) -> None:
         """Close the session: Engine.IO's close packet, then (WebSocket) the close frame at
@@ -113,7 +125,7 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         if not self.connected(eio_sid):
             log.info("closing session %s: no Socket.IO connect within %ss", eio_sid,
                      self.connect_timeout)  # fmt: skip
-            spawn(self.eio.disconnect(eio_sid))
+            spawn(self._close(eio_sid))
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None,
                             data: Any) -> None:  # fmt: skip

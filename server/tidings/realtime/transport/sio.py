@@ -46,7 +46,7 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
         super().__init__(*args, **kwargs)
         self.connect_timeout = connect_timeout
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
-        self._refused: set[str] = set()  # sessions closing for a malformed packet
+        self._refused: set[str] = set()  # sessions being closed: what they send is dropped
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
@@ -106,9 +106,16 @@ class SioServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
 
     async def _close(self, eio_sid: str) -> None:
         """Close the session: Engine.IO's close packet, then (WebSocket) the close frame at
-        once rather than when the client answers."""
+        once rather than when the client answers. python-engineio waits for the close packet
+        to be taken; a polling client that never polls again is waited for one heartbeat."""
         session = self.eio.sockets.get(eio_sid)
-        await self.eio.disconnect(eio_sid)
+        try:
+            async with asyncio.timeout(self.eio.ping_interval + self.eio.ping_timeout):
+                await self.eio.disconnect(eio_sid)
+        except TimeoutError:
+            pass
+        finally:
+            self._refused.discard(eio_sid)
         if session is not None and session.upgraded:
             session.queue.put_nowait(None)
 
@@ -277,10 +284,11 @@ class Sessions:
 
 
 def checked_websocket(base: type) -> type:
-    """python-engineio's WebSocket (an upgraded session's) reading only Engine.IO packets
-    (protocol.py's `check_packet`): python-engineio parses a frame outside its error
-    handling, so a malformed one ended the request with a traceback. A frame that is not one
-    ends the connection cleanly (the reader's error: python-engineio closes the session)."""
+    """python-engineio's WebSocket (an upgraded session's, or any when the fast path is off)
+    reading only Engine.IO packets (protocol.py's `check_packet`): python-engineio parses a
+    frame outside its error handling, so a malformed one ended the request with a traceback.
+    A frame that is not one ends the connection cleanly (the reader's error: python-engineio
+    closes the session)."""
 
     class Checked(base):  # type: ignore[misc]  # python-engineio's, untyped
         async def wait(self) -> str | bytes:

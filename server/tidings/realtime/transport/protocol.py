@@ -18,6 +18,7 @@ and dropped, and the event is answered as python-socketio's handlers answer it (
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 import struct
@@ -123,6 +124,44 @@ def decode(text: str) -> Packet:
     if pos == len(text):
         return head
     return replace(head, data=decode_payload(text[pos:]))
+
+
+MAX_POLLING_PACKETS = 16  # packets in one long-polling POST (python-engineio's limit too)
+RECORD_SEPARATOR = "\x1e"
+# What a client may send: over long-polling, close, pong, message and upgrade (open and noop
+# are the server's, and in v4 only the server pings); over a WebSocket also the upgrade probe
+# (`2probe`) and what python-engineio ignores there.
+POLLING_TYPES = frozenset("1345")
+WEBSOCKET_TYPES = frozenset("0123456")
+
+
+def check_packet(packet: str, types: frozenset[str]) -> None:
+    """Raise ProtocolError unless `packet` is an Engine.IO text packet of one of `types`, or
+    `b` and base64 (a binary message, as long-polling carries them)."""
+    if packet.startswith("b"):
+        try:
+            binascii.a2b_base64(packet[1:].encode(), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise ProtocolError("a binary packet that is not base64") from exc
+    elif packet[:1] not in types:
+        raise ProtocolError(f"not a client's Engine.IO packet: {packet[:8]!r}")
+
+
+def polling_packets(body: bytes) -> list[str]:
+    """The Engine.IO packets of a long-polling POST body: UTF-8 text, packets separated by
+    the record separator, each checked by `check_packet`. Raises ProtocolError."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("a payload that is not UTF-8") from exc
+    if not text:
+        return []  # nothing to receive (python-engineio takes it so)
+    records = text.split(RECORD_SEPARATOR)
+    if len(records) > MAX_POLLING_PACKETS:
+        raise ProtocolError(f"more than {MAX_POLLING_PACKETS} packets in a payload")
+    for record in records:
+        check_packet(record, POLLING_TYPES)
+    return records
 
 
 def without_placeholders(data: Any) -> Any:

@@ -144,3 +144,38 @@ def test_feed_frames_name_each_feed_and_equal_a_whole_encode() -> None:
     assert frames.frame("timeline:bob") is frames.frame("timeline:bob")  # made once
     empty = p.FeedFrames.of("feed.update", {"feed": "x"})
     assert empty.packet("y").decode() == p.event("feed.update", {"feed": "y"})
+
+
+def test_polling_packets_split_a_clients_payload() -> None:
+    body = b'40{"token":"t"}\x1e3\x1ebAQID\x1e1'
+    assert p.polling_packets(body) == ['40{"token":"t"}', "3", "bAQID", "1"]
+    assert p.polling_packets(b"") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff4",  # not UTF-8
+        b"x",  # untyped
+        b"4\x1e",  # an empty packet
+        b"0",  # open, noop and ping are not a client's to send over long-polling
+        b"6",
+        b"2",
+        b"7",  # names no packet type
+        "٣".encode(),  # a digit, not an ASCII one
+        b"b!!",  # not base64
+        b"bAQI",  # base64 without its padding
+        "\x1e".join(["3"] * 17).encode(),  # more packets than python-engineio takes
+    ],
+)
+def test_polling_packets_refuse_what_a_client_does_not_send(body: bytes) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.polling_packets(body)
+
+
+def test_websocket_packets_may_also_be_the_upgrade_probe() -> None:
+    p.check_packet("2probe", p.WEBSOCKET_TYPES)
+    p.check_packet("5", p.WEBSOCKET_TYPES)
+    for packet in ("", "9", "bé", "x"):
+        with pytest.raises(p.ProtocolError):
+            p.check_packet(packet, p.WEBSOCKET_TYPES)

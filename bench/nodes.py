@@ -59,7 +59,7 @@ class Nodes:
         if self.workers == 1:
             return [self.process.pid]
         kids = procinfo.children(self.process.pid)
-        return [p for p in kids if "server serve" in procinfo.cmdline(p)]
+        return [p for p in kids if "tidings serve" in procinfo.cmdline(p)]
 
     def log_problems(self, limit: int = 20) -> dict[str, object]:
         """The server log's warnings, errors and tracebacks (the supervisor's and every

@@ -4,6 +4,7 @@
 once for `--seconds`, for L = 25 and 100: reads/s and latency percentiles; then, in the same
 run, the raw store answering the same two queries per read (the feed's newest L entries by the
 (feed, activity_id) index, then their activities by `$in`) at the same concurrency: the ratio.
+The same for a follower feed of a pull feed that holds the activities (`merged_feed_reads`).
 (b) For each count of `--followers` (default 200), the round trip of bench/roundtrip.py (one
 activity every 1/`--rate` s), cold (fresh follower feeds, never read) and warm with
 `--reads-rate` feed reads per second alongside, of up to 200 of the round's follower feeds,
@@ -23,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from . import roundtrip
-from .feeds import API, HTTP_TIMEOUT, measure_rate_first
+from .feeds import API, HTTP_TIMEOUT, measure_rate_first, setup_pull_follows
 from .options import positive_float, positive_int, require_loopback
 from .services import (
     Report,
@@ -119,12 +120,11 @@ async def _raw_read(db: Any, feed: str, limit: int) -> None:
     assert len(found) == len(ids)
 
 
-async def feed_reads(
-    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str
+async def _compare(
+    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, feed: str, raw: str
 ) -> dict[str, Any]:
-    feed = f"timeline:{run}-reads"
-    log(f"adding {args.entries} activities to {feed}")
-    await _fill(http, target, feed, args.entries)
+    """Reads of `feed` through Tidings, then the raw store's page of `raw`, for limits 25 and
+    100, at the same concurrency: rates, latencies and their ratio."""
     results: dict[str, Any] = {"feed_entries": args.entries, "in_flight": args.in_flight}
     for limit in (25, 100):
         assert await _get(http, target, feed, limit) == min(limit, args.entries)
@@ -133,16 +133,38 @@ async def feed_reads(
         )
         row: dict[str, Any] = {"tidings": tidings}
         if target.db is not None:
-            raw = await _closed_loop(
-                args.in_flight, args.seconds, lambda limit=limit: _raw_read(target.db, feed, limit)
+            store = await _closed_loop(
+                args.in_flight, args.seconds, lambda limit=limit: _raw_read(target.db, raw, limit)
             )
-            row["raw_store"] = raw
+            row["raw_store"] = store
             row["vs_raw_store"] = (
-                round(tidings["per_s"] / raw["per_s"], 2) if raw["per_s"] else None
+                round(tidings["per_s"] / store["per_s"], 2) if store["per_s"] else None
             )
         results[f"limit_{limit}"] = row
-        log(f"limit {limit}: {row}")
+        log(f"{feed}, limit {limit}: {row}")
     return results
+
+
+async def feed_reads(
+    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str
+) -> dict[str, Any]:
+    feed = f"timeline:{run}-reads"
+    log(f"adding {args.entries} activities to {feed}")
+    await _fill(http, target, feed, args.entries)
+    return await _compare(args, http, target, feed, feed)
+
+
+async def merged_reads(
+    args: argparse.Namespace, http: aiohttp.ClientSession, target: Target, run: str
+) -> dict[str, Any]:
+    """(a) again for a follower feed of a pull feed that holds the `--entries` activities (more
+    followers than `--pull-threshold`): each page merges the pull feed in at read time. The raw
+    store answers the pull feed's page (a merged page costs at least that)."""
+    pull = f"user:{run}-pull"
+    followers = [f"timeline:{run}-m-{i}" for i in range(args.pull_threshold + 1)]
+    await setup_pull_follows(http, target, pull, followers, args.pull_threshold)
+    await _fill(http, target, pull, args.entries)  # after the follows: every follower merges all
+    return {"merged_from": pull, **await _compare(args, http, target, followers[0], pull)}
 
 
 async def _reads_alongside(
@@ -242,6 +264,8 @@ async def reads(args: argparse.Namespace) -> Report:
     ):
         await describe_store(report, target)
         report["feed_reads"] = await feed_reads(args, http, target, run)
+        if target.db is not None:
+            report["merged_feed_reads"] = await merged_reads(args, http, target, run)
         if not args.skip_roundtrip:
             report["fanout_rate_measured_first"] = await measure_rate_first(
                 http, target, run, args.warm_rate

@@ -77,3 +77,37 @@ def match_deliveries(
             out.last[activity_id] = max(out.last.get(activity_id, at), at)
             out.count[activity_id] = out.count.get(activity_id, 0) + 1
     return out
+
+
+def ends(values: Sequence[float]) -> tuple[float, float] | None:
+    """The level of a series at its start and at its end: the medians of its first third and
+    of its last third (a value each at least), steadier than its first and last values. None
+    with fewer than two values."""
+    if len(values) < 2:
+        return None
+    third = max(1, len(values) // 3)
+    return statistics.median(values[:third]), statistics.median(values[-third:])
+
+
+def growth(values: Sequence[float]) -> float | None:
+    """How much a series rose from its start to its end (`ends`); negative when it fell."""
+    levels = ends(values)
+    return None if levels is None else round(levels[1] - levels[0], 1)
+
+
+def growth_pct(values: Sequence[float]) -> float | None:
+    """`growth` as a percentage of the start's level (None when that is not above 0)."""
+    levels = ends(values)
+    if levels is None or levels[0] <= 0:
+        return None
+    return (levels[1] - levels[0]) / levels[0] * 100
+
+
+def trend(values: Sequence[float]) -> dict[str, float | None] | None:
+    """A series' start and end levels (`ends`) and their ratio."""
+    levels = ends(values)
+    if levels is None:
+        return None
+    first, last = levels
+    ratio = round(last / first, 2) if first > 0 else None
+    return {"first": round(first, 1), "last": round(last, 1), "ratio": ratio}

@@ -391,14 +391,15 @@ async def _run(args: argparse.Namespace) -> Report:
         print(json.dumps(samples[-1]), flush=True)
         started = time.monotonic()
         driver = asyncio.create_task(load.drive(args.minutes * 60))
-        next_sample = started + args.sample_seconds
-        while not driver.done():
-            await asyncio.wait([driver], timeout=POLL_SECONDS)
+        spans = int(args.minutes * 60 / args.sample_seconds + 1e-6)
+        due = [started + k * args.sample_seconds for k in range(1, spans + 1)]
+        while due:  # the receipts every POLL_SECONDS, a sample when one is due
+            await asyncio.sleep(min(POLL_SECONDS, max(0.0, due[0] - time.monotonic())))
             sockets = await load.poll(children)
-            if time.monotonic() >= next_sample or driver.done():
+            if time.monotonic() >= due[0]:
+                due.pop(0)
                 samples.append(await load.sample(nodes, time.monotonic() - started, sockets))
                 print(json.dumps(samples[-1]), flush=True)
-                next_sample += args.sample_seconds
         await driver
         await asyncio.sleep(args.drain_timeout)  # the last deliveries
         sockets = await load.poll(children)

@@ -8,7 +8,7 @@ to its own `timeline:<run>-<i>`, which follows `user:<run>-<i mod --authors>`; a
 Then `--rate` operations a second, drawn by the weights of `--mix`, sent to the nodes in turn:
 add (an activity to an author's feed: add→delivered at its followers' sockets, by the kernel's
 receive time), read (a page of 25 of a timeline), follow (a spare timeline follows an author,
-copying 10 activities; unfollows it on its next turn), reaction (a like on one of the 100 latest
+copying 10 activities; half a cycle later it unfollows), reaction (a like on one of the 100 latest
 activities), presence (a room's `presence` over a member's socket), reconnect (a member leaves
 and joins again on the other node).
 
@@ -166,15 +166,18 @@ class Load:
         self.timed("read", ms)
 
     async def follow(self) -> None:
-        n = self.ops["follow"] - 1  # spare k follows on one turn, unfollows on its next
-        k, spare = n % self.args.spare_feeds, self.args.spare_feeds
+        """Turn t: spare t follows its author (timed), then the spare of half a cycle of
+        turns earlier (its follow long answered) unfollows: each spare in and out in turn."""
+        n, spare = self.ops["follow"] - 1, self.args.spare_feeds
+        turn = n // 2
+        k = (turn - spare // 2) % spare if n % 2 else turn % spare
         path = f"/feed/timeline/{self.run}-s{k}/follows/"
         target = f"user:{self.run}-{k % self.args.authors}"
-        if (n // spare) % 2:
-            await self.call("DELETE", f"{path}{target}/", params={"keep_history": "false"})
-        else:
+        if not n % 2:
             body = {"target": target, "activity_copy_limit": FOLLOW_COPY}
             self.timed("follow", (await self.call("POST", path, json=body))[1])
+        elif turn >= spare // 2:
+            await self.call("DELETE", f"{path}{target}/", params={"keep_history": "false"})
 
     async def reaction(self) -> None:
         if self.recent:

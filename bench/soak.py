@@ -1,23 +1,17 @@
 """The soak: two nodes under a steady mixed load for `--minutes`, watched for leaks and drift.
 
-Two `python -m tidings serve` nodes, A and B (rate limits off), on one store (an embedded
-SecantusDB, or `--mongodb-url`) and one redis-server. `--sockets` raw sockets
-(bench/subscribers.py, in `--subscriber-procs` processes), half on each node, each subscribed
-to its own `timeline:<run>-<i>`, which follows `user:<run>-<i mod --authors>`; and
-`--presence-members` members of `--rooms` raid rooms (bench/raid_members.py) on A and B in turn.
-Then `--rate` operations a second, drawn by the weights of `--mix`, sent to the nodes in turn:
-add (an activity to an author's feed: add→delivered at its followers' sockets, by the kernel's
-receive time), read (a page of 25 of a timeline), follow (a spare timeline follows an author,
-copying 10 activities; half a cycle later it unfollows), reaction (a like on one of the 100 latest
-activities), presence (a room's `presence` over a member's socket), reconnect (a member leaves
-and joins again on the other node).
+Two `python -m tidings serve` nodes (rate limits off) on one store and one redis-server;
+`--sockets` raw sockets (bench/subscribers.py), half on each node, each on its own timeline
+following one of `--authors` author feeds; `--presence-members` raid-room members
+(bench/raid_members.py) on both nodes. Then `--rate` operations a second, drawn by the weights of
+`--mix`: add (timed to delivery at its followers' sockets), read, follow (a spare timeline
+follows an author, copying 10 activities, and unfollows half a cycle later), reaction (a like),
+presence (asked over a member's socket), reconnect (a member moves to the other node).
 
-Every `--sample-seconds` (60), and once before the load, one JSON line on stdout: per node its
-RSS and open FDs (/proc), asyncio tasks and event-loop lag (its /metrics) and sockets; the p99s
-of the sample's span and of the run so far; operations and errors so far. At the end one more
-line, the summary: after the warm-up, each node's RSS growth (%), FD and task growth, the p99s'
-trend (the median of the first third of the samples against the last third: bench/stats.py),
-the errors, and the pass criteria; with `--out DIR`, DIR/soak.json and the plot DIR/soak.png.
+stdout is JSON lines: one before the load and one every `--sample-seconds` (per node RSS, FDs,
+asyncio tasks, loop lag, sockets; the p99s; operations and errors), then the summary: growth
+after the warm-up, the p99s' trend, the errors and the pass criteria (bench/README.md says what
+each field means). `--out DIR` also writes DIR/soak.json and the plot DIR/soak.png.
 """
 
 from __future__ import annotations
@@ -57,6 +51,7 @@ CALL_TIMEOUT = 30.0
 POLL_SECONDS = 5.0  # receipts fetched from the subscriber processes
 MAX_IN_FLIGHT = 500  # operations under way: past it the next one is skipped, counted an error
 RECENT, FOLLOW_COPY, FOLLOW_MANY_BATCH = 100, 10, 500
+KEPT = 20_000  # latencies per kind the run's p99 is read from: a uniform sample of them all
 RSS_LIMIT_PCT, FD_SLACK, TASK_SLACK = 5.0, 10, 20  # what "no growth" tolerates
 FLAT_RATIO, FLAT_SLACK_MS = 1.5, 10.0  # a p99 is flat when last <= max(first*1.5, first+10)
 SERVER_ERROR = re.compile(r" (ERROR|CRITICAL) |Traceback")
@@ -87,9 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "reconnect=0.5 (the default; a kind left out is not run)")  # fmt: skip
     load.add_argument("--rooms", type=positive_int, default=4, help="raid rooms")
     load.add_argument("--presence-members", type=positive_int, default=40)
-    load.add_argument(
-        "--spare-feeds", type=positive_int, default=200, help="timelines that follow and unfollow"
-    )
+    load.add_argument("--spare-feeds", type=positive_int, default=200,
+                      help="timelines that follow and unfollow")  # fmt: skip
     load.add_argument("--sample-seconds", type=positive_float, default=60.0)
     options.add_subscriber_arguments(parser, client="raw", procs=2, connect_concurrency=50,
                              connect_timeout=20.0, drain_timeout=10.0)  # fmt: skip
@@ -114,7 +108,9 @@ class Load:
         self.early: dict[str, list[float]] = {}  # receipts that came before their POST's answer
         self.recent: collections.deque[str] = collections.deque(maxlen=RECENT)
         self.span: dict[str, list[float]] = {k: [] for k in TIMED}
-        self.whole: dict[str, list[float]] = {k: [] for k in TIMED}
+        self.whole: dict[str, list[float]] = {k: [] for k in TIMED}  # at most KEPT each
+        self.timings: collections.Counter[str] = collections.Counter()
+        self.sampling = random.Random(run)
         self.ops: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         self.first_errors: list[str] = []
@@ -236,8 +232,15 @@ class Load:
     # ------------------------------------------------------------------ what is measured
 
     def timed(self, kind: str, ms: float) -> None:
+        """One more latency: in the span's, and maybe in the run's sample (a reservoir: each
+        latency of the run is in it with the same chance, and its p99 costs no pause)."""
         self.span[kind].append(ms)
-        self.whole[kind].append(ms)
+        self.timings[kind] += 1
+        whole, seen = self.whole[kind], self.timings[kind]
+        if len(whole) < KEPT:
+            whole.append(ms)
+        elif (slot := self.sampling.randrange(seen)) < KEPT:
+            whole[slot] = ms
 
     def receipt(self, activity_id: str, arrival: float) -> None:
         posted = self.posted.get(activity_id)

@@ -71,3 +71,14 @@ def test_mix() -> None:
     for bad in ("add=1,write=2", "add=0", "add=-1,read=2"):
         with pytest.raises(argparse.ArgumentTypeError):
             soak.mix(bad)
+
+
+def test_the_runs_latencies_are_a_bounded_uniform_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(soak, "KEPT", 100)
+    args = argparse.Namespace(api_secret="s" * 32, authors=5, sockets=10)
+    load = soak.Load(args, "run", {}, None)  # type: ignore[arg-type]  (no call made)
+    for ms in range(10_000):
+        load.timed("read", float(ms))
+    kept = load.whole["read"]
+    assert len(load.span["read"]) == 10_000 and len(kept) == 100
+    assert 3_000 < sum(kept) / len(kept) < 7_000  # from the whole run, not its first 100

@@ -146,6 +146,23 @@ async def node_ready(
     raise RuntimeError(f"the node at {url} is not ready after {START_TIMEOUT:.0f}s")
 
 
+async def node_state(http: aiohttp.ClientSession, url: str, pid: int) -> dict[str, float | None]:
+    """What a node's process uses (/proc) and what its /metrics say of its event loop and
+    sockets (None for what could not be read)."""
+    metrics: dict[str, float] = {}
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with http.get(url + "/metrics", timeout=PROBE_TIMEOUT) as rsp:
+            metrics = parse_metrics(await rsp.text())
+    rss, lag = procinfo.rss_kb(pid), metrics.get("tidings_event_loop_lag_seconds")
+    return {
+        "rss_mb": None if rss is None else round(rss / 1024, 1),
+        "fds": procinfo.open_fds(pid),
+        "tasks": metrics.get("tidings_asyncio_tasks"),
+        "loop_lag_ms": None if lag is None else round(lag * 1000, 1),
+        "sockets": metrics.get("tidings_connected_sockets"),
+    }
+
+
 def _check_alive(nodes: Nodes) -> None:
     if nodes.process.returncode is not None:
         tail = "\n".join(nodes.log_path.read_text(errors="replace").splitlines()[-20:])

@@ -36,24 +36,22 @@ from tidings.auth import feed_token, server_token
 from tidings.domain.feeds import FeedId
 from tidings.runtime.local_redis import local_redis
 
-from . import options, procinfo, wsclient
+from . import options, wsclient
 from .children import SubscriberProcess, start_subscribers, subscriber_config
 from .feeds import API
-from .nodes import node_ready, parse_metrics, redis_node
+from .nodes import node_ready, node_state, redis_node
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember
 from .services import EMBEDDED_CACHE_SIZE, Report, log, report_head, run_report
-from .stats import growth, growth_pct, percentiles, trend
+from .stats import percentiles, soak_summary
 
 MIX = {"add": 3.0, "read": 3.0, "follow": 1.0, "reaction": 1.5, "presence": 1.0, "reconnect": 0.5}
-TIMED = ("add_to_delivered", "read", "follow")
+TIMED = ("add_to_delivered", "read", "follow")  # the kinds with a p99
 CALL_TIMEOUT = 30.0
 POLL_SECONDS = 5.0  # receipts fetched from the subscriber processes
 MAX_IN_FLIGHT = 500  # operations under way: past it the next one is skipped, counted an error
 RECENT, FOLLOW_COPY, FOLLOW_MANY_BATCH = 100, 10, 500
 KEPT = 20_000  # latencies per kind the run's p99 is read from: a uniform sample of them all
-RSS_LIMIT_PCT, FD_SLACK, TASK_SLACK = 5.0, 10, 20  # what "no growth" tolerates
-FLAT_RATIO, FLAT_SLACK_MS = 1.5, 10.0  # a p99 is flat when last <= max(first*1.5, first+10)
 SERVER_ERROR = re.compile(r" (ERROR|CRITICAL) |Traceback")
 
 
@@ -116,7 +114,7 @@ class Load:
         self.first_errors: list[str] = []
         self.members: list[RaidMember] = []
         self.busy: set[int] = set()  # members reconnecting
-        self.calls = 0
+        self.calls = 0  # REST calls: A and B in turn
         self.followers = collections.Counter(i % args.authors for i in range(args.sockets))
 
     def error(self, kind: str, what: str) -> None:
@@ -254,8 +252,7 @@ class Load:
         """The receipts since the last poll, matched; the sockets' state."""
         state = {"connected": 0, "dropped": 0, "duplicates": 0}
         for child in children:
-            await child.send({"poll": True})
-            answer = await child.receive("receipts", CALL_TIMEOUT)
+            answer = await child.poll(CALL_TIMEOUT)
             for key in state:
                 state[key] += int(answer[key])
             for received in answer["received"].values():
@@ -277,20 +274,9 @@ class Load:
         for name, (url, process) in nodes.items():
             if process.returncode is not None:
                 raise RuntimeError(f"node {name} exited ({process.returncode})")
-            metrics: dict[str, float] = {}
-            try:
-                async with self.http.get(url + "/metrics", timeout=aiohttp.ClientTimeout(10)) as r:
-                    metrics = parse_metrics(await r.text())
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self.error("metrics", f"{name}: {type(exc).__name__}: {exc}")
-            rss, lag = procinfo.rss_kb(process.pid), metrics.get("tidings_event_loop_lag_seconds")
-            per_node[name] = {
-                "rss_mb": None if rss is None else round(rss / 1024, 1),
-                "fds": procinfo.open_fds(process.pid),
-                "tasks": metrics.get("tidings_asyncio_tasks"),
-                "loop_lag_ms": None if lag is None else round(lag * 1000, 1),
-                "sockets": metrics.get("tidings_connected_sockets"),
-            }  # fmt: skip
+            per_node[name] = await node_state(self.http, url, process.pid)
+            if per_node[name]["tasks"] is None:
+                self.error("metrics", f"node {name}: no /metrics answer")
         line = {
             "minute": round(elapsed / 60, 2), "nodes": per_node,
             "p99_ms": {k: _p99(v) for k, v in self.span.items()},
@@ -306,42 +292,6 @@ class Load:
 def _p99(values: list[float]) -> float | None:
     cuts = percentiles(values)
     return None if cuts is None else cuts["p99"]
-
-
-# --------------------------------------------------------------------------- the summary
-
-
-def summarize(samples: list[Report], warmup: float, errors: int) -> Report:
-    """After the warm-up: growth per node, the p99s' trend, and the pass criteria."""
-    after = [s for s in samples if s["minute"] > warmup]
-    nodes: Report = {}
-    for name in samples[0]["nodes"] if samples else []:
-
-        def series(key: str, name: str = name) -> list[float]:
-            return [v for s in after if (v := s["nodes"][name][key]) is not None]
-
-        rss = growth_pct(series("rss_mb"))
-        nodes[name] = {"rss_growth_pct": None if rss is None else round(rss, 1),
-                       "fd_growth": growth(series("fds")), "task_growth": growth(series("tasks")),
-                       "loop_lag_ms_max": max(series("loop_lag_ms"), default=None)}  # fmt: skip
-    trends = {k: trend([v for s in after if (v := s["p99_ms"][k]) is not None]) for k in TIMED}
-    trends = {k: t for k, t in trends.items() if t is not None}  # a kind not run: none
-
-    def each(values: list[Any], ok: Any) -> bool:
-        return bool(values) and all(v is not None and ok(v) for v in values)
-
-    checks = {
-        "rss_within_5pct": each([n["rss_growth_pct"] for n in nodes.values()],
-                                lambda g: g <= RSS_LIMIT_PCT),
-        "no_fd_growth": each([n["fd_growth"] for n in nodes.values()], lambda g: g <= FD_SLACK),
-        "no_task_growth": each([n["task_growth"] for n in nodes.values()],
-                               lambda g: g <= TASK_SLACK),
-        "no_errors": errors == 0,
-        "p99s_flat": each(list(trends.values()), lambda t: t["last"] <= max(
-            t["first"] * FLAT_RATIO, t["first"] + FLAT_SLACK_MS)),
-    }  # fmt: skip
-    return {"samples_after_warmup": len(after), "nodes": nodes, "p99_trend_ms": trends,
-            "pass": {**checks, "all": all(checks.values())}}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the run
@@ -373,10 +323,8 @@ async def _run(args: argparse.Namespace) -> Report:
         feeds = [f"timeline:{run}-{i}" for i in range(args.sockets)]
         follows = [{"source": f, "target": f"user:{run}-{i % args.authors}"}
                    for i, f in enumerate(feeds)]  # fmt: skip
-        for start in range(0, len(feeds), FOLLOW_MANY_BATCH):
-            batch = follows[start : start + FOLLOW_MANY_BATCH]
-            await load.call("POST", "/follow_many/", params={"activity_copy_limit": "0"},
-                            json=batch)  # fmt: skip
+        for at in range(0, len(feeds), FOLLOW_MANY_BATCH):  # authors still empty: no copy
+            await load.call("POST", "/follow_many/", json=follows[at : at + FOLLOW_MANY_BATCH])
         stack.push_async_callback(lambda: asyncio.gather(*(c.close() for c in children)))
         for k, url in enumerate(urls.values()):
             config = subscriber_config(args, url, server_token(args.api_secret))
@@ -392,13 +340,10 @@ async def _run(args: argparse.Namespace) -> Report:
             *(m.stop(1.0) for m in load.members), return_exceptions=True))  # fmt: skip
         log(f"{args.sockets} sockets and {args.presence_members} members up: soaking for "
             f"{args.minutes:g} min at {args.rate:g} ops/s")  # fmt: skip
-        sockets = await load.poll(children)
-        samples.append(await load.sample(nodes, 0.0, sockets))  # before the load
-        print(json.dumps(samples[-1]), flush=True)
         started = time.monotonic()
-        driver = asyncio.create_task(load.drive(args.minutes * 60))
         spans = int(args.minutes * 60 / args.sample_seconds + 1e-6)
-        due = [started + k * args.sample_seconds for k in range(1, spans + 1)]
+        due = [started + k * args.sample_seconds for k in range(spans + 1)]  # 0: no load yet
+        driver = asyncio.create_task(load.drive(args.minutes * 60))
         while due:  # the receipts every POLL_SECONDS, a sample when one is due
             await asyncio.sleep(min(POLL_SECONDS, max(0.0, due[0] - time.monotonic())))
             sockets = await load.poll(children)
@@ -411,15 +356,16 @@ async def _run(args: argparse.Namespace) -> Report:
         sockets = await load.poll(children)
         report["deliveries"] = load.deliveries()
         report["sockets_at_end"] = sockets
-        logs = {n: (workdir / f"node-{n}.log").read_text(errors="replace") for n in nodes}
-        server_errors = {n: len(SERVER_ERROR.findall(text)) for n, text in logs.items()}
-    missing, dropped = report["deliveries"]["missing"], sockets["dropped"]
-    errors = {**load.errors, "missing_deliveries": missing, "duplicate_deliveries":
-              report["deliveries"]["duplicates"], "sockets_dropped": dropped,
-              "server_log_errors": sum(server_errors.values())}  # fmt: skip
+        logged = sum(len(SERVER_ERROR.findall((workdir / f"node-{n}.log").read_text(
+            errors="replace"))) for n in nodes)  # fmt: skip
+    delivered = report["deliveries"]
+    errors = {**load.errors, "missing_deliveries": delivered["missing"], "duplicate_deliveries":
+              delivered["duplicates"], "sockets_dropped": sockets["dropped"],
+              "server_log_errors": logged}  # fmt: skip
+    verdict = soak_summary(samples, warmup, sum(errors.values()))
     report |= {"ops": dict(load.ops), "errors": errors, "first_errors": load.first_errors,
-               "run_p99_ms": {k: _p99(v) for k, v in load.whole.items()},
-               **summarize(samples, warmup, sum(errors.values())), "samples": samples}  # fmt: skip
+               "run_p99_ms": {k: _p99(v) for k, v in load.whole.items()}, **verdict,
+               "samples": samples}  # fmt: skip
     if args.out:
         from .plots import soak_trend  # matplotlib: the `bench` extra
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import soak
+from bench import soak, stats
 from bench.stats import ends, growth, growth_pct, trend
 
 
@@ -44,7 +44,7 @@ def sample(minute: float, rss: float, fds: int, tasks: int, p99: float) -> dict[
 def test_a_steady_run_passes_and_the_warm_up_is_left_out() -> None:
     samples = [sample(0, 50, 20, 40, 900)]  # before the load, and warming up: not counted
     samples += [sample(m, 100 + m % 2, 60 + m % 3, 120, 30 + m % 4) for m in range(2, 12)]
-    summary = soak.summarize(samples, warmup=1, errors=0)
+    summary = stats.soak_summary(samples, warmup=1, errors=0)
     assert summary["samples_after_warmup"] == 10
     assert summary["nodes"]["A"]["rss_growth_pct"] <= 1
     assert set(summary["p99_trend_ms"]) == {"add_to_delivered", "read"}  # follow never ran
@@ -55,13 +55,13 @@ def test_a_steady_run_passes_and_the_warm_up_is_left_out() -> None:
 
 def test_each_leak_fails_its_own_criterion() -> None:
     leaking = [sample(m, 100 + 2 * m, 60 + 5 * m, 100 + 10 * m, 30 * m) for m in range(1, 10)]
-    verdict = soak.summarize(leaking, warmup=0, errors=3)["pass"]
+    verdict = stats.soak_summary(leaking, warmup=0, errors=3)["pass"]
     assert verdict == {"rss_within_5pct": False, "no_fd_growth": False, "no_task_growth": False,
                        "no_errors": False, "p99s_flat": False, "all": False}  # fmt: skip
 
 
 def test_too_few_samples_after_the_warm_up_pass_nothing_they_cannot_show() -> None:
-    verdict = soak.summarize([sample(1, 100, 60, 100, 30)], warmup=0, errors=0)["pass"]
+    verdict = stats.soak_summary([sample(1, 100, 60, 100, 30)], warmup=0, errors=0)["pass"]
     assert verdict["no_errors"] and not verdict["rss_within_5pct"] and not verdict["all"]
 
 

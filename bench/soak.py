@@ -325,7 +325,9 @@ async def _run(args: argparse.Namespace) -> Report:
                    for i, f in enumerate(feeds)]  # fmt: skip
         for at in range(0, len(feeds), FOLLOW_MANY_BATCH):  # authors still empty: no copy
             await load.call("POST", "/follow_many/", json=follows[at : at + FOLLOW_MANY_BATCH])
-        stack.push_async_callback(lambda: asyncio.gather(*(c.close() for c in children)))
+        stack.push_async_callback(
+            lambda: asyncio.gather(*(c.close() for c in children), return_exceptions=True)
+        )
         for k, url in enumerate(urls.values()):
             config = subscriber_config(args, url, server_token(args.api_secret))
             procs = max(1, args.subscriber_procs // 2)  # each process on one node

@@ -18,6 +18,7 @@ from . import (
     reads,
     reconnect,
     roundtrip,
+    soak,
     writes,
 )
 
@@ -82,6 +83,12 @@ BENCHMARKS = {
         reconnect,
         "10,000 sockets of distinct follower feeds of one pull feed: connect+subscribe against "
         "node's socket.io, and all of them reconnecting with `since` after a node restart",
+    ),
+    "soak": (
+        soak,
+        "two nodes, 2,000 sockets and a steady mix of adds, reads, follows, reactions, "
+        "presence and reconnects for --minutes: each node's RSS, FDs, tasks and loop lag and "
+        "the p99s every minute, and whether any of them grew",
     ),
 }
 

@@ -67,6 +67,7 @@ import jwt
 
 from harness.common import die_with_parent
 
+from . import procinfo
 from .nodes import STOP_TIMEOUT, Nodes, wait_ready
 from .services import stop_process
 from .stats import distribution
@@ -101,10 +102,10 @@ def raise_nofile() -> int:
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    kb = procinfo.rss_kb(pid)
+    if kb is None:
+        raise RuntimeError(f"no VmRSS for {pid}")
+    return kb
 
 
 # =============================================================================== client side

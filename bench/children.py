@@ -48,6 +48,11 @@ class SubscriberProcess:
             raise RuntimeError(f"expected {event!r} from the subscribers, got {line[:200]!r}")
         return message
 
+    async def poll(self, within: float) -> dict[str, Any]:
+        """The receipts since the last poll, and the sockets' state (bench/subscribers.py)."""
+        await self.send({"poll": True})
+        return await self.receive("receipts", within)
+
     async def close(self) -> None:
         if self.process.stdin is not None and not self.process.stdin.is_closing():
             self.process.stdin.close()

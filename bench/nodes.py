@@ -24,7 +24,7 @@ import aiohttp
 from harness.common import free_port
 
 from . import procinfo
-from .services import server_env, spawn_server, stop_process
+from .services import log, server_env, spawn_server, stop_process
 
 START_TIMEOUT = 120.0
 # The supervisor stops its workers within 2 * server.shutdown_timeout + 10 s, then Redis.
@@ -105,6 +105,64 @@ async def started_nodes(
         await stop_process(process, STOP_TIMEOUT)
 
 
+@contextlib.asynccontextmanager
+async def redis_node(
+    args: argparse.Namespace, name: str, store_url: str, redis_url: str, database: str,
+    workdir: Path, env: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:  # fmt: skip
+    """One `python -m tidings serve` node of several on one store and one Redis (`name` tells
+    their logs and data dirs apart; `env`: the benchmark's own settings): its URL and process,
+    stopped at the end."""
+    port = free_port()
+    node_env = server_env(args, store_url, database)
+    node_env.update({
+        "TIDINGS_REDIS_URL": redis_url,
+        "TIDINGS_REDIS_CHANNEL": f"bench-{database}",
+        "TIDINGS_SERVER_DATA_DIR": str(workdir / f"var-{name}"),
+        **(env or {}),
+    })  # fmt: skip
+    argv = ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
+    process = await spawn_server(argv, node_env, workdir / f"node-{name}.log")
+    log(f"node {name}: pid {process.pid} on 127.0.0.1:{port}")
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        await stop_process(process, 30.0)
+
+
+async def node_ready(
+    http: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process
+) -> None:
+    """Until /readyz says the store is up and presence spans the nodes (Redis is up)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"the node at {url} exited ({process.returncode})")
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with http.get(url + "/readyz", timeout=aiohttp.ClientTimeout(2)) as rsp:
+                if rsp.status == 200 and (await rsp.json()).get("presence") == "cluster":
+                    return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the node at {url} is not ready after {START_TIMEOUT:.0f}s")
+
+
+async def node_state(http: aiohttp.ClientSession, url: str, pid: int) -> dict[str, float | None]:
+    """What a node's process uses (/proc) and what its /metrics say of its event loop and
+    sockets (None for what could not be read)."""
+    metrics: dict[str, float] = {}
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with http.get(url + "/metrics", timeout=PROBE_TIMEOUT) as rsp:
+            metrics = parse_metrics(await rsp.text())
+    rss, lag = procinfo.rss_kb(pid), metrics.get("tidings_event_loop_lag_seconds")
+    return {
+        "rss_mb": None if rss is None else round(rss / 1024, 1),
+        "fds": procinfo.open_fds(pid),
+        "tasks": metrics.get("tidings_asyncio_tasks"),
+        "loop_lag_ms": None if lag is None else round(lag * 1000, 1),
+        "sockets": metrics.get("tidings_connected_sockets"),
+    }
+
+
 def _check_alive(nodes: Nodes) -> None:
     if nodes.process.returncode is not None:
         tail = "\n".join(nodes.log_path.read_text(errors="replace").splitlines()[-20:])
@@ -170,7 +228,8 @@ def _redis_state(body: str) -> object:
     return answer.get("redis") if isinstance(answer, dict) else None
 
 
-def _metrics(text: str) -> dict[str, float]:
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus' text format: each sample's value by its name and labels."""
     found: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -206,7 +265,7 @@ async def _one_worker(url: str) -> tuple[int, Metrics] | None:
         return None
     if status != 200 or not pid or len(opened) != 1:
         return None
-    return pid, _metrics(text)
+    return pid, parse_metrics(text)
 
 
 async def worker_metrics(nodes: Nodes, attempts_per_worker: int = 12) -> dict[int, Metrics]:

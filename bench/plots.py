@@ -11,6 +11,8 @@ plots next to it; a JSON that is missing or unreadable only skips its plots:
 - `broadcast.json` (`python -m bench.broadcast`) -> `broadcast_latency.png` (CDF of one event
   to N sockets per target) and `broadcast_rates.png` (deliveries/s, connect time, RSS/socket).
 
+`python -m bench soak --out DIR` draws its own `soak.png` (`soak_trend`) from its report.
+
 A latency CDF is drawn from `latency_cdf_ms` (the 101 percentiles p0..p100); a result without it
 (older JSON) gets its `latency_ms` percentiles as points instead. Figures are plain `Figure`s
 drawn by Agg: no pyplot, no display needed. Needs matplotlib: `pip install -e '.[bench]'`.
@@ -379,6 +381,54 @@ def broadcast_rates(report: Result, path: Path) -> Path | None:
     memory.set_title("server RSS per socket (lower is better)", fontsize=10)
     figure.suptitle(broadcast_title(report, "broadcast"))
     note_failed(figure, report)
+    return save(figure, path)
+
+
+# ------------------------------------------------------------------------------- soak
+
+SOAK_PANELS = [  # (title, the sample's value per node, or None for the p99s)
+    ("RSS (MB)", "rss_mb"),
+    ("open file descriptors", "fds"),
+    ("asyncio tasks", "tasks"),
+    ("event-loop lag, largest of 10 s (ms)", "loop_lag_ms"),
+    ("p99 of each sample's span (ms)", None),
+]
+
+
+def soak_trend(report: Result, path: Path) -> Path | None:
+    """`python -m bench soak --out`: each node's RSS, FDs, tasks and loop lag, and the p99s,
+    sample by sample over the run's minutes; the warm-up shaded."""
+    samples = report.get("samples") or []
+    if not samples:
+        return None
+    figure = new_figure(12, 7)
+    axes = figure.subplots(2, 3).flatten()
+    minutes = [s["minute"] for s in samples]
+    warmup = (report.get("settings") or {}).get("warmup_minutes", 0)
+    for ax, (title, key) in zip(axes, SOAK_PANELS, strict=False):
+        if key is None:
+            for kind in samples[0]["p99_ms"]:
+                ax.plot(minutes, [s["p99_ms"][kind] for s in samples], marker=".", label=kind)
+        else:
+            for node in samples[0]["nodes"]:
+                values = [s["nodes"][node][key] for s in samples]
+                ax.plot(minutes, values, marker=".", label=f"node {node}")
+        ax.axvspan(0, warmup, color="0.92", zorder=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("minute")
+        ax.legend(fontsize=8)
+        ax.grid(True, color="0.9")
+    verdict = report.get("pass") or {}
+    axes[-1].axis("off")
+    axes[-1].text(0, 1, "\n".join(f"{k}: {v}" for k, v in verdict.items()), va="top",
+                  fontsize=9, family="monospace")  # fmt: skip
+    settings = report.get("settings") or {}
+    figure.suptitle(
+        f"Soak: 2 nodes, {settings.get('sockets', '?')} sockets, "
+        f"{settings.get('rate', '?')} operations/s (warm-up shaded)\nTidings on "
+        f"{report.get('store') or 'store unknown'}, "
+        f"{machine_words((report.get('machine') or {}).get('cores'))}"
+    )
     return save(figure, path)
 
 

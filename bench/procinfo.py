@@ -1,5 +1,5 @@
 """What Linux's /proc says about the processes a benchmark started: their children, CPU time,
-and the TCP connections each holds on a port. Every function answers an empty or
+memory, open files, and the TCP connections each holds on a port. Every function answers an empty or
 None value for a process that is gone (or off Linux) rather than raising."""
 
 from __future__ import annotations
@@ -63,6 +63,26 @@ def cpu_seconds(pid: int) -> float | None:
     if fields is None or len(fields) < 13:
         return None
     return (int(fields[11]) + int(fields[12])) / _ticks()
+
+
+def rss_kb(pid: int) -> int | None:
+    """The process's resident memory (VmRSS), in KiB."""
+    try:
+        lines = (PROC / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def open_fds(pid: int) -> int | None:
+    """How many file descriptors the process holds open."""
+    try:
+        return len(os.listdir(PROC / str(pid) / "fd"))
+    except OSError:
+        return None
 
 
 def _socket_inodes(pid: int) -> set[str]:

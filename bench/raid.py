@@ -28,18 +28,17 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from harness.common import free_port
 from harness.store import embedded_store
 from tidings.auth import feed_token
 from tidings.domain.feeds import FeedId
 from tidings.runtime.local_redis import local_redis
 
+from .nodes import node_ready, redis_node
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember
 from .services import (
@@ -48,13 +47,9 @@ from .services import (
     log,
     report_head,
     run_report,
-    server_env,
-    spawn_server,
-    stop_process,
 )
 from .stats import percentiles
 
-START_TIMEOUT = 120.0
 CALL_TIMEOUT = 30.0
 CONNECT_CONCURRENCY = 50
 PUBLISH_TARGET_MS = 50.0  # publish -> room p99, on one node (stored first)
@@ -76,45 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nodes.add_argument("--api-secret", default=DEV_API_SECRET)
     nodes.add_argument("--out", type=Path, help="also write the JSON here")
     parser.set_defaults(batch_size=500, concurrency=4)
-
-
-# --------------------------------------------------------------------------- the nodes
-
-
-@contextlib.asynccontextmanager
-async def _node(
-    args: argparse.Namespace, name: str, store_url: str, redis_url: str, database: str,
-    workdir: Path,
-) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:  # fmt: skip
-    port = free_port()
-    env = server_env(args, store_url, database)
-    env.update({
-        "TIDINGS_REDIS_URL": redis_url,
-        "TIDINGS_REDIS_CHANNEL": f"bench-raid-{database}",
-        "TIDINGS_REALTIME_PRESENCE_TTL": str(args.presence_ttl),
-        "TIDINGS_SERVER_DATA_DIR": str(workdir / f"var-{name}"),
-    })  # fmt: skip
-    argv = ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
-    process = await spawn_server(argv, env, workdir / f"node-{name}.log")
-    log(f"node {name}: pid {process.pid} on 127.0.0.1:{port}")
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        await stop_process(process, 30.0)
-
-
-async def _ready(http: aiohttp.ClientSession, url: str, process: Any) -> None:
-    """Until /readyz says the store is up and presence spans the nodes."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.returncode is not None:
-            raise RuntimeError(f"the node at {url} exited ({process.returncode})")
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-            async with http.get(url + "/readyz", timeout=aiohttp.ClientTimeout(2)) as rsp:
-                if rsp.status == 200 and (await rsp.json()).get("presence") == "cluster":
-                    return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"the node at {url} is not ready after {START_TIMEOUT:.0f}s")
 
 
 # --------------------------------------------------------------------------- the members
@@ -300,9 +256,10 @@ async def _run(args: argparse.Namespace) -> Report:
             )
         redis_url = await stack.enter_async_context(local_redis(workdir / "redis"))
         database = f"bench_raid_{run}"
+        ttl = {"TIDINGS_REALTIME_PRESENCE_TTL": str(args.presence_ttl)}
         started = {
             name: await stack.enter_async_context(
-                _node(args, name, store_url, redis_url, database, workdir)
+                redis_node(args, name, store_url, redis_url, database, workdir, ttl)
             )
             for name in "AB"
         }
@@ -310,7 +267,7 @@ async def _run(args: argparse.Namespace) -> Report:
         node_b = started["B"][1]
         async with aiohttp.ClientSession() as http:
             for url, process in started.values():
-                await _ready(http, url, process)
+                await node_ready(http, url, process)
         try:
             rooms = {f"raid:{run}-{r}": [] for r in range(args.rooms)}
             for room, room_members in rooms.items():

@@ -219,9 +219,14 @@ async def open_target(
 Report = dict[str, Any]
 
 
-def run_report(benchmark: Coroutine[Any, Any, Report], failed: Callable[[Report], bool]) -> int:
-    """Run a benchmark, print its JSON report on stdout; the exit status is 1 when it could not
-    run or when `failed(report)` (something was missing), 130 on ^C, else 0."""
+def run_report(
+    benchmark: Coroutine[Any, Any, Report],
+    failed: Callable[[Report], bool],
+    indent: int | None = 2,
+) -> int:
+    """Run a benchmark, print its JSON report on stdout (`indent=None`: on one line); the exit
+    status is 1 when it could not run or when `failed(report)` (something was missing), 130 on
+    ^C, else 0."""
     try:
         report = asyncio.run(benchmark)
     except KeyboardInterrupt:
@@ -229,5 +234,5 @@ def run_report(benchmark: Coroutine[Any, Any, Report], failed: Callable[[Report]
     except (RuntimeError, OSError, PyMongoError, aiohttp.ClientError) as exc:
         print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=indent))
     return 1 if failed(report) else 0

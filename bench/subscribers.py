@@ -5,9 +5,13 @@ Run by bench/children.py as `python -m bench.subscribers`; it talks JSON lines:
 1. stdin:  `{"url", "token", "feeds": [...], "client", "concurrency", "connect_timeout"}`
 2. stdout: `{"event": "ready", "connected", "failed", "errors", "seconds"}` once every socket is
    connected (websocket transport, `auth: {"token"}`) and subscribed to its feed, or has failed;
-3. stdin:  `{"expect": [activity ids], "timeout": seconds, "idle_timeout"?: seconds}` once the
+3. (any number of times, for a long run) stdin: `{"poll": true}`; stdout: `{"event":
+   "receipts", "received": {feed: {activity_id: time.time()}}, "connected", "dropped",
+   "duplicates"}`: what arrived since the last poll, then forgotten (so memory stays flat; a
+   duplicate across two polls is then the caller's to see);
+4. stdin:  `{"expect": [activity ids], "timeout": seconds, "idle_timeout"?: seconds}` once the
    poster is done;
-4. stdout: `{"event": "results", "received": {feed: {activity_id: time.time()}}, ...}` as soon
+5. stdout: `{"event": "results", "received": {feed: {activity_id: time.time()}}, ...}` as soon
    as every socket holds every expected id, or at the timeout, or once no new delivery came
    for `idle_timeout` seconds (when given); then it disconnects and exits.
 
@@ -208,6 +212,21 @@ async def _wait_for(
     return False
 
 
+def _receipts(subscribers: list[AnySubscriber]) -> dict[str, Any]:
+    """The answer to a poll: the receipts since the last one, handed over and forgotten."""
+    received = {}
+    for subscriber in subscribers:
+        if subscriber.received:
+            received[subscriber.feed], subscriber.received = subscriber.received, {}
+    return {
+        "event": "receipts",
+        "received": received,
+        "connected": sum(s.connected for s in subscribers),
+        "dropped": sum(s.dropped for s in subscribers),
+        "duplicates": sum(s.duplicates for s in subscribers),
+    }
+
+
 async def run() -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
@@ -251,6 +270,9 @@ async def run() -> int:
 
         try:
             request = await _read_message(reader, STDIN_TIMEOUT)
+            while request.get("poll"):
+                send(_receipts(subscribers))
+                request = await _read_message(reader, STDIN_TIMEOUT)
             expect = [str(i) for i in request.get("expect", [])]
             within = float(request.get("timeout", 30.0))
             idle = request.get("idle_timeout")

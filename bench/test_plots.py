@@ -162,3 +162,16 @@ def test_round_labels() -> None:
         {"followers": 1_000_000, "connected": 10_000, "fanout_mode": "pull"}
     ) == ("pull 1,000,000 followers, 10,000 connected")
     assert plots.round_label({"followers": 10}) == "10 followers, all connected"
+
+
+def test_soak_trend_draws_the_samples(tmp_path: Path) -> None:
+    node = {"rss_mb": 90.0, "fds": 70, "tasks": 120.0, "loop_lag_ms": 5.0, "sockets": 50.0}
+    samples = [{"minute": m, "nodes": {"A": node, "B": node},
+                "p99_ms": {"add_to_delivered": 30.0, "read": 10.0, "follow": None}}
+               for m in range(4)]  # fmt: skip
+    settings = {"sockets": 100, "rate": 10, "warmup_minutes": 1}
+    report = {"samples": samples, "settings": settings, "pass": {"all": True},
+              "store": "embedded SecantusDB", "machine": {"cores": 2}}  # fmt: skip
+    png = plots.soak_trend(report, tmp_path / "soak.png")
+    assert png is not None and png.stat().st_size > 10_000
+    assert plots.soak_trend({"samples": []}, tmp_path / "none.png") is None

@@ -97,6 +97,11 @@ RATE_LIMITED = Counter(
 RATE_COUNTED = Counter(
     "tidings_rate_counted_total", "Calls counted by the rate limits, by where", ["where"]
 )
+ASYNCIO_TASKS = Gauge("tidings_asyncio_tasks", "asyncio tasks alive on this node's event loop")
+EVENT_LOOP_LAG = Gauge(
+    "tidings_event_loop_lag_seconds",
+    "How late this node's event loop ran a timer due: the largest of the last 10 s's measurements",
+)
 SOCKET_PUBLISHES = Counter(
     "tidings_socket_publishes_total", "publish events over the socket, by result", ["result"]
 )

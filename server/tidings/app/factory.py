@@ -91,6 +91,7 @@ from ..realtime.transport.sio_peers import SioEvents, SioPeers
 from ..realtime.transport.slow_consumers import watch_slow_consumers
 from ..realtime.transport.websocket import FastPath
 from ..runtime.background import TaskSet
+from ..runtime.loop_watch import LoopWatch
 from ..store.blobs.gridfs import GridFsBlobs
 from ..store.blobs.s3 import S3Blobs, s3_client
 from ..store.memory.activity_cache import MB, ActivityCache
@@ -258,7 +259,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     setup_ops(app)
     setup_dashboard(app)
     faye.mount(app)
-    app.cleanup_ctx.extend([_realtime, _feeds, _stats, _background(watched.run), faye.running])
+    background = [_background(watched.run), _background(LoopWatch().run)]
+    app.cleanup_ctx.extend([_realtime, _feeds, _stats, *background, faye.running])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets, faye.goodbye])
     return app
 
@@ -313,7 +315,8 @@ async def _stats(app: web.Application) -> AsyncIterator[None]:
 
 
 def _background(run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupContext:
-    """A task that runs as long as the node does (which feeds are active, told to Redis)."""
+    """A task that runs as long as the node does (which feeds are active, told to Redis; the
+    event loop's gauges)."""
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(run())

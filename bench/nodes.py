@@ -39,7 +39,7 @@ ROLES = [  # what the processes of a run are, by a part of their command line
     ("secantus", "store"),
     ("redis-server", "redis"),
     ("bench.subscribers", "subscribers"),
-    ("server serve", "other workers"),
+    ("tidings serve", "other workers"),
 ]
 Metrics = dict[str, float]
 LOG_PROBLEM = re.compile(r" (WARNING|ERROR|CRITICAL) |Traceback|Exception")

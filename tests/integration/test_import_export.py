@@ -221,7 +221,9 @@ def test_export_then_import_into_an_empty_store_gives_the_same_data(
     spawn: Spawn, store: Store, uid: str, tmp_path: Path, mongo: MongoClient[Doc]
 ) -> None:
     node = spawn({})
-    client = stream.connect(node.env["TIDINGS_AUTH_API_KEY"], API_SECRET, base_url=node.base_url, timeout=10)
+    client = stream.connect(
+        node.env["TIDINGS_AUTH_API_KEY"], API_SECRET, base_url=node.base_url, timeout=10
+    )
     records = app_records(uid)
     gone = str(uuid.uuid4())  # a like deleted after a reply to it
     first = records[2]["activity"]["id"]

@@ -43,10 +43,23 @@ Doc = dict[str, Any]
 INTEGRATION = ("tests/integration", "clients/python")
 
 
+# The longest modules, longest first: run first, so that the two workers (a module each at a
+# time, `--dist loadfile`) end together instead of one waiting on the other's last long module.
+LONGEST_FIRST = (
+    "test_js_sdk.py", "test_write_completion.py", "test_fanout_durability.py",
+    "test_stream_js_suites.py", "test_group_batches.py", "test_fanout_active_first.py",
+    "test_migrations.py", "test_hybrid_fanout.py", "test_fanout_faults.py",
+    "test_fanout_budget.py", "test_openapi_fuzz.py", "test_protocol_suite.py",
+    "test_reaction_counts.py", "test_import_export.py",
+)  # fmt: skip
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(part in str(item.fspath) for part in INTEGRATION):
             item.add_marker(pytest.mark.integration)
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))
 
 
 # --------------------------------------------------------------------------- services

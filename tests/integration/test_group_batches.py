@@ -31,6 +31,7 @@ from tidings.store.mongo.group_joins import FEEDS_PER_UPDATE
 from tidings.store.mongo.groups import COUNT_CHUNK, GroupStore
 
 FEEDS = 300
+CONCURRENT_FEEDS = 100  # 20 batches of 50 at once (the likes' twice): the store is the limit
 LIMITS = Limits(groups={"user", "notification"}, max_bytes=10240, max_to=3)
 # What a recompute or a read needs of a group: all of it but its id, feed and join tokens.
 FIELDS = ("group", "gid", "activity_ids", "origins", "activity_count", "actors", "newest_verb",
@@ -144,14 +145,14 @@ async def test_a_shared_join_leaves_each_group_as_joins_one_feed_at_a_time_do(
 async def test_concurrent_batches_replays_and_marks_keep_groups_and_counts_exact(
     stores: Stores, uid: str
 ) -> None:
-    feeds = [f"notification:{uid}-{i}" for i in range(FEEDS)]
+    feeds = [f"notification:{uid}-{i}" for i in range(CONCURRENT_FEEDS)]
     likes = [await stores.post(f"actor{n}", "like") for n in range(4)]
     follows = [await stores.post("erin", "follow") for _ in range(2)]
     # Every batch at once, each of them twice (a takeover running a batch again).
     await asyncio.gather(*(
         stores.fan_out(activity, part, "user:celeb")
         for activity in [*likes, *follows, *likes]
-        for part in (feeds[:150], feeds[150:])
+        for part in (feeds[: len(feeds) // 2], feeds[len(feeds) // 2 :])
     ))  # fmt: skip
     docs = await stores.group_docs(feeds)
     like_ids = sorted((a.id for a in likes), reverse=True)

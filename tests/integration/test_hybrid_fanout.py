@@ -304,7 +304,7 @@ def assert_same_everywhere(pair: Pair, world: World) -> None:
 
 
 @settings(
-    max_examples=10,
+    max_examples=6,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

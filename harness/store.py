@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
+from tidings.store.mongo.embedded import local_url
+
 from .common import die_with_parent, free_port, port_open, wait_until
 
 
@@ -52,7 +54,7 @@ class Store:
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent(),
             )  # fmt: skip
-        self.url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        self.url = local_url(port)
         wait_until(lambda: self._up(port), timeout, 0.1, what="the embedded store")
         return self
 

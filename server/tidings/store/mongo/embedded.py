@@ -24,6 +24,15 @@ START_TIMEOUT = 60.0
 URL_FILE = "store.url"  # in the data directory while the store runs: for `tidings firehose`
 
 
+def local_url(port: int) -> str:
+    """The URL of an embedded store on this machine's `port`. Retryable writes are off: the store
+    keeps a reply for each one (so that a driver's retry is answered, not run again) and, past
+    10,000 of them, sorts them all on every write, so a store that has taken a few minutes of
+    writes slows down without end. A single local process has no failover for them to cover, and
+    a write whose answer is lost is recovered by Tidings itself (a 503, then the client's retry)."""
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+
+
 def running_url(data_dir: Path) -> str | None:
     """The URL of the embedded store that a server on `data_dir` runs, if one does: so that
     the command line reaches the store that `make run` started (a second store cannot open the
@@ -74,7 +83,7 @@ async def embedded_store(data_dir: Path, cache_size: str) -> AsyncIterator[str]:
                 start_new_session=True,  # a Ctrl-C is ours to handle: stop the store last
                 preexec_fn=die_with_parent(),
             )  # fmt: skip
-        url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        url = local_url(port)
         while process.returncode is None and loop.time() < deadline:
             if await _ping(url):
                 break

@@ -14,7 +14,7 @@ unsubscribes it, and the listener subscribes again wherever the slot is then.
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
@@ -42,6 +42,18 @@ def is_cluster(url: str) -> bool:
     return urlparse(url).scheme in CLUSTER_SCHEMES
 
 
+def _credentials(parsed: ParseResult) -> dict[str, Any]:
+    """The user, password and TLS a `redis+…://` or `rediss+…://` URL names."""
+    options: dict[str, Any] = {}
+    if parsed.username:
+        options["username"] = parsed.username
+    if parsed.password:
+        options["password"] = parsed.password
+    if parsed.scheme.startswith("rediss"):
+        options["ssl"] = True
+    return options
+
+
 def sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
     """`redis+sentinel://[user:password@]host1:port1,host2:port2/db/service` (or `rediss+`):
     the sentinels, the service (None: the channel names it) and the connection options."""
@@ -50,13 +62,7 @@ def sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str,
     for host_port in parsed.netloc.rpartition("@")[2].split(","):
         host, _, port = host_port.rpartition(":")
         sentinels.append((host, int(port)))
-    options: dict[str, Any] = {}
-    if parsed.username:
-        options["username"] = parsed.username
-    if parsed.password:
-        options["password"] = parsed.password
-    if parsed.scheme.startswith("rediss"):
-        options["ssl"] = True
+    options = _credentials(parsed)
     db, _, service = parsed.path.strip("/").partition("/")
     if db:
         options["db"] = int(db)
@@ -71,13 +77,8 @@ def cluster_options(url: str) -> dict[str, Any]:
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_keepalive": True,
+        **_credentials(parsed),
     }
-    if parsed.username:
-        options["username"] = parsed.username
-    if parsed.password:
-        options["password"] = parsed.password
-    if parsed.scheme.startswith("rediss"):
-        options["ssl"] = True
     return options
 
 

@@ -63,6 +63,12 @@ TOKEN_EXPIRIES = Counter(
     "tidings_token_expiry_disconnects_total", "Sockets dropped after their token expired"
 )
 REDIS_UP = Gauge("tidings_redis_up", "1 while the Redis pub/sub link works, 0 while it is down")
+BUS_RECEIVED = Counter(
+    "tidings_bus_messages_received_total", "Messages of other nodes this node decoded", ["kind"]
+)
+ROUTED_ROOMS = Gauge(
+    "tidings_bus_routed_rooms", "Rooms whose events this node hears on their own channels"
+)
 SUBSCRIPTIONS = Counter("tidings_subscriptions_total", "Feed subscriptions", ["result"])
 CACHE_BYTES = Gauge(
     "tidings_cache_bytes",

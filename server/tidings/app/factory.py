@@ -185,7 +185,11 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     max_body = settings.server.max_body_bytes
     app = web.Application(middlewares=[metered], client_max_size=max_body)  # every body's limit
     redis, realtime, memory = settings.redis, settings.realtime, settings.cache
-    bus: Bus = RedisBus(node, str(redis.url), redis.channel) if redis.url else LocalBus(node)
+    bus: Bus = (
+        RedisBus(node, str(redis.url), redis.channel, redis.routed_rooms)
+        if redis.url
+        else LocalBus(node)
+    )
     # The store, behind the caches that keep it fast.
     cache = ActivityCache(int(memory.activities_mb * MB), memory.max_staleness_seconds, bus)
     heads = FeedHeads(int(memory.heads_mb * MB), memory.max_staleness_seconds, bus=bus)
@@ -196,7 +200,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     reads = Reads(activities, follows, bus, recent)
     # The sockets of this node, and what reaches them on every node.
     sio = create_sio(settings)
-    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes)
+    hub = Hub(realtime.max_queue_packets, realtime.write_buffer_bytes, realtime.max_queue_bytes,
+              bus)  # fmt: skip
     sio_peers = SioPeers(sio, settings.limits.trust_forwarded_for)
     groups = [name for name, group in settings.feeds.items() if group.realtime]
     notification = [n for n, g in settings.feeds.items() if g.type == NOTIFICATION]
@@ -230,7 +235,7 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     presence = Presence(node, presence_groups, realtime.presence_ttl,
                         realtime.presence_info_bytes, RoomEvents(hub, sio), bus)  # fmt: skip
     raid = RaidEvents(settings, service, presence)
-    watches = Watches(settings, reactions, hub, sent_counts)
+    watches = Watches(settings, reactions, hub, sent_counts, bus)
     limiter = Limiter(settings.limits, redis.channel, link)  # the REST API's and the sockets'
     handlers = Handlers(settings, service, hub, bus, presence,
                         {**raid.events(), **watches.events()}, limiter)  # fmt: skip

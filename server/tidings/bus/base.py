@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol, TypeVar
 
 from .messages import Message
@@ -38,6 +38,15 @@ class Bus(Protocol):
     async def publish(self, message: Message, owed: Collection[str] | None = ()) -> None:
         """`owed`: the rooms whose sockets must resync on a node that misses this message
         (None: every socket; empty: its loss costs nobody anything)."""
+
+    # The rooms this node holds sockets in (routes.py RoomInterest): a routed message for a
+    # room reaches the nodes that hold it.
+    def opened(self, room: str) -> None: ...
+
+    def closed(self, room: str) -> None: ...
+
+    async def heard(self, rooms: Iterable[str]) -> None:
+        """Return once the messages for `rooms` published from now on reach this node."""
 
     def start(self) -> None:
         """Hear the other nodes from now on (publishing works before)."""
@@ -82,6 +91,15 @@ class LocalBus:
     async def publish(self, message: Message, owed: Collection[str] | None = ()) -> None:
         if message.ECHO:
             await self._handlers.handle(message)
+
+    def opened(self, room: str) -> None:
+        pass
+
+    def closed(self, room: str) -> None:
+        pass
+
+    async def heard(self, rooms: Iterable[str]) -> None:
+        pass
 
     def start(self) -> None:
         pass

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 class Message:
     KIND: ClassVar[str] = ""
     ECHO: ClassVar[bool] = False  # also handled on the node that publishes it
+    ROUTED: ClassVar[bool] = False  # for the sockets of its `rooms` only: the bus may send it
+    # only to the nodes that hold some (bus/routes.py)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class Emit(Message):
 
     KIND: ClassVar[str] = "emit"
     ECHO: ClassVar[bool] = True
+    ROUTED: ClassVar[bool] = True
     rooms: Sequence[str]
     split: int
     body: bytes
@@ -46,6 +49,7 @@ class ReactionEmit(Message):
 
     KIND: ClassVar[str] = "remit"
     ECHO: ClassVar[bool] = True
+    ROUTED: ClassVar[bool] = True
     rooms: Sequence[str]
     name: str
     data: dict[str, Any]

@@ -1,9 +1,9 @@
 """The bus between nodes on Redis pub/sub, that keeps local delivery going when Redis fails.
 
-`RedisBus` publishes messages (messages.py) on `redis.channel` and hands every message of the
-other nodes to the handlers of its kind, on redis-py's `redis.asyncio` (one Redis, Sentinel's
-master, or a Redis Cluster's sharded pub/sub: redis_client.py). For "no lost activity
-under Redis faults":
+`RedisBus` publishes messages (messages.py) on `redis.channel`, or on the channels of their rooms
+when they are for a few rooms' sockets (routes.py), and hands every message of the other nodes
+to the handlers of its kind, on redis-py's `redis.asyncio` (one Redis, Sentinel's master, or a
+Redis Cluster's sharded pub/sub: redis_client.py). For "no lost activity under Redis faults":
 - an `ECHO` message is handled on this node at once, whether Redis takes it or not (the
   emitting node delivers to its own sockets itself); while Redis is down, publishing is skipped
   at once instead of retried per message, so a fanout is not slowed down by an outage;
@@ -30,20 +30,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Collection, Iterable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ..config import url_location
-from ..metrics import REDIS_UP
+from ..metrics import BUS_RECEIVED, REDIS_UP
 from ..runtime.background import spawn
 from .base import Handler, Handlers, M
 from .messages import LinkUp, Message, Resync, Subscribed, decode, encode
-from .redis_client import CONNECT_TIMEOUT, Client, Subscription, connect, forget_connections
+from .redis_client import (
+    CONNECT_TIMEOUT,
+    Client,
+    Subscription,
+    connect,
+    forget_connections,
+    publish_all,
+)
 from .redis_client import publish as publish_on
+from .routes import Routes
 
 log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.1, 2.0
@@ -54,8 +63,11 @@ MAX_OWED_ROOMS = 10_000  # rooms named in one owed resync; past it, every socket
 
 
 class RedisBus:
-    def __init__(self, node: str, url: str, channel: str) -> None:
+    def __init__(self, node: str, url: str, channel: str, routed_rooms: int = 0) -> None:
+        """`routed_rooms`: the most rooms of an event published room by room, to the nodes
+        that hold them (routes.py; 0: every event to every node)."""
         self.node, self.url, self.channel = node, url, channel
+        self.routes = Routes(channel, routed_rooms)
         self._handlers = Handlers()
         self.up = False
         self._redis: Client | None = None
@@ -88,26 +100,47 @@ class RedisBus:
     def on(self, kind: type[M], handler: Handler[M]) -> None:
         self._handlers.on(kind, handler)
 
+    def opened(self, room: str) -> None:
+        self.routes.opened(room)
+
+    def closed(self, room: str) -> None:
+        self.routes.closed(room)
+
+    async def heard(self, rooms: Iterable[str]) -> None:
+        if self.up:
+            await self.routes.heard(rooms)
+
     async def publish(self, message: Message, owed: Collection[str] | None = ()) -> None:
         """Publish for the other nodes (an `ECHO` message is handled here meanwhile). Whether
         Redis is up is the listener's to say: while it is down this returns at once (the other
         nodes' sockets in `owed` recover through `since`, once this node tells them to resync;
         None: every socket, empty: the message's loss costs them nothing)."""
         if not message.ECHO:
-            await self._publish(encode(message, self.node), owed)
+            await self._publish(message, owed)
             return
         # Published first, so that the other nodes handle it while this one does.
-        publishing = asyncio.ensure_future(self._publish(encode(message, self.node), owed))
+        publishing = asyncio.ensure_future(self._publish(message, owed))
         try:
             await self._handlers.handle(message)
         finally:
             await publishing
 
-    async def _publish(self, data: bytes, rooms: Collection[str] | None) -> None:
+    def _wire(self, message: Message) -> list[tuple[str, bytes]]:
+        """What to publish of `message`: on the channel of each of its rooms, or on the bus's."""
+        rooms = self.routes.split(message)
+        if rooms is None:
+            return [(self.channel, encode(message, self.node))]
+        wire = []
+        for room in rooms:
+            alone = dataclasses.replace(message, rooms=[room])  # type: ignore[call-arg]
+            wire.append((self.routes.channel(room), encode(alone, self.node)))
+        return wire
+
+    async def _publish(self, message: Message, rooms: Collection[str] | None) -> None:
         if not self.up:
             self._owe(rooms)
             return
-        if await self._send(data):
+        if await self._send(self._wire(message)):
             self._publish_failing = False
             return
         self._owe(rooms)
@@ -119,9 +152,13 @@ class RedisBus:
             )
         self._publish_failing = True
 
-    async def _send(self, data: bytes) -> bool:
+    async def _send(self, messages: list[tuple[str, bytes]]) -> bool:
         try:
-            await asyncio.wait_for(publish_on(self._client(), self.channel, data), PUBLISH_TIMEOUT)
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                if len(messages) == 1:
+                    await publish_on(self._client(), *messages[0])
+                else:
+                    await publish_all(self._client(), messages)
         except (RedisError, OSError, TimeoutError) as exc:
             log.debug("publish failed: %r", exc)
             return False
@@ -157,7 +194,7 @@ class RedisBus:
                 # Events skipped from now on owe a new one.
                 rooms, self._owed_rooms, self._owed = self._owed_rooms, set(), False
                 named = None if rooms is None else sorted(rooms)
-                if await self._send(encode(Resync(named), self.node)):
+                if await self._send([(self.channel, encode(Resync(named), self.node))]):
                     self._publish_failing = False
                     log.warning("told the other nodes to resync: they missed events of this "
                                 "node while it could not publish")  # fmt: skip
@@ -183,6 +220,7 @@ class RedisBus:
                     await _quietly(forget_connections(self._client()))
                 pubsub = await Subscription.open(self._client(), self.channel)
                 await _confirmed(pubsub)
+                self.routes.attach(pubsub)
                 await self._came_back()
                 delay = RETRY_MIN
                 await self._receive(pubsub)
@@ -192,6 +230,7 @@ class RedisBus:
                 log.exception("the Redis listener failed; it starts again")
                 self._went_down(exc)
             finally:
+                self.routes.detach()
                 if pubsub is not None:
                     await _quietly(pubsub.aclose())
             await asyncio.sleep(delay)
@@ -208,9 +247,12 @@ class RedisBus:
             now = loop.time()
             if message is not None:
                 heard = now
-                if message.get("type") == pubsub.message:
+                kind = message.get("type")
+                if kind == pubsub.message:
                     await self._deliver(message["data"])
-                elif message.get("type") == pubsub.ended:
+                elif kind == pubsub.confirmed:
+                    self.routes.confirmed(message["channel"])
+                elif kind == pubsub.ended and not self.routes.left(message["channel"]):
                     log.warning("Redis ended the subscription to %s (its hash slot moved to "
                                 "another shard): subscribing again", self.channel)  # fmt: skip
                     raise RedisConnectionError("Redis ended the subscription")
@@ -219,6 +261,7 @@ class RedisBus:
             if now - pinged >= PING_SECONDS:
                 pinged = now
                 await pubsub.ping()
+                await self.routes.sweep()
 
     async def _deliver(self, data: bytes) -> None:
         try:
@@ -227,6 +270,7 @@ class RedisBus:
             log.exception("not a message of Tidings on the Redis channel")
             return
         if sender != self.node:  # this node handled its own already
+            BUS_RECEIVED.labels(message.KIND).inc()
             await self._handlers.handle(message)
 
     def _went_down(self, exc: BaseException) -> None:

@@ -116,6 +116,15 @@ async def forget_connections(client: Client) -> None:
         await client.connection_pool.disconnect()
 
 
+async def publish_all(client: Client, messages: list[tuple[str, bytes]]) -> None:
+    """Publish each `(channel, data)` of `messages` in one round trip, in order (channels of
+    one slot, on a cluster)."""
+    async with client.pipeline(transaction=False) as pipeline:
+        for channel, data in messages:
+            publish(pipeline, channel, data)
+        await pipeline.execute()
+
+
 def publish(target: Any, channel: str, data: bytes) -> Any:
     """PUBLISH `data` on `channel` through `target` (the client, or a pipeline of it): SPUBLISH
     on a cluster. Awaitable from a client; queued on a pipeline."""
@@ -132,6 +141,7 @@ class Subscription:
     def __init__(self, pubsub: Any, kinds: tuple[str, str, str], own: Any = None) -> None:
         self.pubsub, self._own = pubsub, own
         self.message, self.confirmed, self.ended = kinds
+        self._sharded = kinds is SHARDED
 
     @classmethod
     async def open(cls, client: Client, channel: str) -> Subscription:
@@ -153,6 +163,21 @@ class Subscription:
             await subscription.aclose()
             raise
         return subscription
+
+    async def add(self, channels: list[str]) -> None:
+        """Subscribe to more channels (of the bus channel's slot, on a cluster): Redis confirms
+        each with a message of kind `confirmed`."""
+        if self._sharded:
+            await self.pubsub.ssubscribe(*channels)
+        else:
+            await self.pubsub.subscribe(*channels)
+
+    async def remove(self, channels: list[str]) -> None:
+        """Unsubscribe from `channels`: Redis confirms each with a message of kind `ended`."""
+        if self._sharded:
+            await self.pubsub.sunsubscribe(*channels)
+        else:
+            await self.pubsub.unsubscribe(*channels)
 
     async def get_message(self, within: float) -> dict[str, Any] | None:
         """What Redis said next (None: nothing within `within` seconds)."""

@@ -73,6 +73,7 @@ class _MongoSchema(Section):
 class _RedisSchema(Section):
     url = fields.String(required=True)
     channel = fields.String(required=True, validate=validate.Length(min=1))
+    routed_rooms = fields.Integer(load_default=64, validate=validate.Range(min=0, max=10_000))
 
     @validates_schema
     def check_cluster(self, data: dict[str, Any], **_: Any) -> None:
@@ -84,7 +85,9 @@ class _RedisSchema(Section):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> RedisSettings:
-        return RedisSettings(url=Secret(data["url"]), channel=data["channel"])
+        return RedisSettings(
+            url=Secret(data["url"]), channel=data["channel"], routed_rooms=data["routed_rooms"]
+        )
 
 
 class _AuthSchema(Section):

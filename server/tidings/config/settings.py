@@ -41,6 +41,7 @@ class MongoSettings:
 class RedisSettings:
     url: Secret
     channel: str
+    routed_rooms: int = 64  # events for at most this many rooms go to the nodes holding them
 
 
 @dataclass(frozen=True)

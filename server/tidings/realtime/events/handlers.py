@@ -152,7 +152,7 @@ class Handlers:
         self._max_missed = settings.realtime.max_missed
         self.max_in_flight = settings.realtime.max_events_in_flight
         self._service = service
-        self.rooms = rooms
+        self.rooms, self._bus = rooms, bus
         self.timers = ExpiryTimers(settings.realtime.token_grace_seconds, self._warn, self._drop)
         self.grants = GrantCache()
         self.pull_sources = PullSources(self._pull_sources_of, settings.cache.max_staleness_seconds)
@@ -297,7 +297,8 @@ class Handlers:
 
     async def join_feed(self, peer: Peer, feed: FeedId) -> bool:
         """`peer` (authorised to read `feed`) joins its room and the pull rooms it brings, as
-        a subscribe does on any transport; False when it disconnected meanwhile."""
+        a subscribe does on any transport, and returns once their events reach this node (the
+        bus routes them: bus/routes.py); False when it disconnected meanwhile."""
         name = str(feed)
         self.rooms.join(peer, feed_room(name))
         sources = await self.pull_sources.get(name)
@@ -306,6 +307,7 @@ class Handlers:
                 break
             if feed_room(name) in peer.rooms:
                 self.rooms.add_pull(peer, pull_room(source), name)
+        await self._bus.heard([feed_room(name), *map(pull_room, sources)])
         return peer.grant is not None and feed_room(name) in peer.rooms
 
     async def _pull_sources_of(self, feeds: list[str]) -> dict[str, list[str]]:

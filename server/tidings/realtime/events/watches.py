@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...bus.base import Bus
 from ...config import Settings
 from ...domain.errors import InputError, NotAllowedError
 from ...domain.ids import lookup_id
@@ -28,10 +29,12 @@ MAX_WATCHES = 100  # activities one socket watches at once
 
 class Watches:
     def __init__(
-        self, settings: Settings, reactions: Reactions, rooms: Rooms, sent: SentCounts
-    ) -> None:
+        self, settings: Settings, reactions: Reactions, rooms: Rooms, sent: SentCounts,
+        bus: Bus,
+    ) -> None:  # fmt: skip
+        """`bus`: a watch returns once the events of its room reach this node."""
         self._max_missed = settings.realtime.max_missed
-        self._reactions, self.rooms = reactions, rooms
+        self._reactions, self.rooms, self._bus = reactions, rooms, bus
         self._sent = sent  # the counts this node sent of each activity (the broadcaster's)
 
     def events(self) -> dict[str, Event]:
@@ -63,6 +66,7 @@ class Watches:
         # event (clients dedupe by id) rather than in neither.
         if peer.grant is not None:  # else it disconnected meanwhile, leaving every room
             self.rooms.join(peer, room)
+            await self._bus.heard([room])
         # Every change after `cursor` (a reaction id of now) reaches the socket live: it is a
         # `since` for a watch again when no reaction newer than it came.
         ack: Ack = {"ok": True, "activity_id": activity_id, "missed": [], "more": False,

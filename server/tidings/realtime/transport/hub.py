@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from ...metrics import BACKLOGGED_SOCKETS, DELIVERIES, SLOW_CONSUMERS
 from ...runtime.background import spawn
-from .peers import Outlet, Peer, Rooms
+from .peers import Outlet, Peer, RoomInterest, Rooms
 from .protocol import FeedFrames, Packet
 from .rooms import room_feed
 
@@ -65,8 +65,9 @@ class FastConn(Peer):
 
 class Hub(Rooms):
     def __init__(self, max_queue_packets: int, write_buffer_bytes: int,
-                 max_queue_bytes: int = 1 << 62) -> None:  # fmt: skip
-        super().__init__()
+                 max_queue_bytes: int = 1 << 62, interest: RoomInterest | None = None,
+                 ) -> None:  # fmt: skip
+        super().__init__(interest)
         self.max_pending = max_queue_packets
         self.max_bytes = max_queue_bytes
         self.high = write_buffer_bytes

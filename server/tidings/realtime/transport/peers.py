@@ -25,6 +25,15 @@ class Outlet(Protocol):
     async def disconnect(self, peer: Peer) -> None: ...
 
 
+class RoomInterest(Protocol):
+    """Told when this node's first peer joins a room and when its last one leaves (the bus,
+    which routes a room's events to the nodes that hold it)."""
+
+    def opened(self, room: str) -> None: ...
+
+    def closed(self, room: str) -> None: ...
+
+
 class Peer:
     """One connected socket of namespace "/". `grant` is None until the Socket.IO connect.
     `outlet`: the transport that reaches it (None only for a peer no transport serves)."""
@@ -53,10 +62,12 @@ class Peer:
 
 
 class Rooms:
-    """room name -> the peers in it. Synchronous: a membership change never awaits."""
+    """room name -> the peers in it. Synchronous: a membership change never awaits. `interest`
+    is told when a room gets its first peer and loses its last (the bus routes its events)."""
 
-    def __init__(self) -> None:
+    def __init__(self, interest: RoomInterest | None = None) -> None:
         self._rooms: dict[str, set[Peer]] = {}
+        self._interest = interest
 
     def join(self, peer: Peer, room: str) -> None:
         if room in peer.rooms:
@@ -65,6 +76,8 @@ class Rooms:
         members = self._rooms.get(room)
         if members is None:
             members = self._rooms[room] = set()
+            if self._interest is not None:
+                self._interest.opened(room)
         members.add(peer)
         peer.rooms = (*peer.rooms, room)
 
@@ -77,6 +90,8 @@ class Rooms:
             members.discard(peer)
             if not members:
                 del self._rooms[room]
+                if self._interest is not None:
+                    self._interest.closed(room)
 
     def leave_all(self, peer: Peer) -> None:
         for room in peer.rooms:

@@ -18,6 +18,7 @@ from . import (
     reads,
     reconnect,
     roundtrip,
+    routing,
     soak,
     writes,
 )
@@ -83,6 +84,11 @@ BENCHMARKS = {
         reconnect,
         "10,000 sockets of distinct follower feeds of one pull feed: connect+subscribe against "
         "node's socket.io, and all of them reconnecting with `since` after a node restart",
+    ),
+    "routing": (
+        routing,
+        "four nodes, rooms spread across them: events decoded per node, CPU and delivery p99 "
+        "with events routed to the nodes holding their rooms against every event to every node",
     ),
     "soak": (
         soak,

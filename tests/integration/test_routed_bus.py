@@ -15,8 +15,9 @@ import pytest
 
 from tests.support import RedisServer
 from tidings.bus import routes
-from tidings.bus.messages import Emit, Forget, Message, ReactionEmit
+from tidings.bus.messages import Emit, Forget, LinkUp, Message, ReactionEmit
 from tidings.bus.redis_bus import RedisBus
+from tidings.bus.redis_client import Subscription
 
 WAIT = 10.0
 QUIET = 0.3  # seconds a bus is given to receive what it must not
@@ -160,3 +161,25 @@ def _subscribed(node: Node) -> set[str]:
     subscription = node.bus.routes._subscription
     assert subscription is not None
     return {c.decode() for c in subscription.pubsub.channels}
+
+
+async def test_a_failed_subscription_restarts_the_link_which_resubscribes_and_resyncs(
+    nodes: list[Node], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    a, b, _ = nodes
+    resyncs: list[LinkUp] = []
+    b.bus.on(LinkUp, lambda m: resyncs.append(m) if m.after_outage else None)
+    real, failures = Subscription.add, [1]
+
+    async def failing(self: Subscription, channels: list[str]) -> None:
+        if failures:
+            failures.pop()
+            raise RuntimeError("a fault of the subscribing command")
+        await real(self, channels)
+
+    monkeypatch.setattr(Subscription, "add", failing)
+    b.bus.opened("feed:user:v")
+    await until(lambda: bool(resyncs), "the link started again, its sockets told to resync")
+    await b.bus.heard(["feed:user:v"])
+    await a.bus.publish(emit("feed:user:v"))
+    await until(lambda: b.rooms() == ["feed:user:v"], "the room's event on the new link")

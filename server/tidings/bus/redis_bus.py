@@ -258,6 +258,8 @@ class RedisBus:
                     raise RedisConnectionError("Redis ended the subscription")
             if now - heard > DEAD_SECONDS:
                 raise RedisConnectionError(f"no answer from Redis for {DEAD_SECONDS} s")
+            if self.routes.broken:
+                raise RedisConnectionError("a subscription to rooms' channels failed")
             if now - pinged >= PING_SECONDS:
                 pinged = now
                 await pubsub.ping()

@@ -25,7 +25,6 @@ subscribes every room held when it is back, and every socket resyncs (bus/redis_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -57,6 +56,7 @@ class Routes:
         self._leaving: set[bytes] = set()  # channels unsubscribed, not yet confirmed
         self._queued: list[str] = []  # rooms to subscribe at the next flush
         self._subscription: Subscription | None = None
+        self.broken = False  # a subscription failed on this link: the listener starts afresh
 
     @property
     def enabled(self) -> bool:
@@ -100,6 +100,7 @@ class Routes:
     def attach(self, subscription: Subscription) -> None:
         """The listener subscribed to the bus channel on a new link: subscribe every room held."""
         self._subscription = subscription
+        self.broken = False
         self._lingering.clear()
         for room in self._wanted:
             self._queue(room)
@@ -170,6 +171,9 @@ class Routes:
         ROUTED_ROOMS.set(len(self._subscribed))
         if subscription is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             for start in range(0, len(rooms), BATCH):
                 await subscription.add([self.channel(r) for r in rooms[start : start + BATCH]])
+        except Exception as exc:  # the listener starts the link again, and subscribes them
+            log.warning("could not subscribe to %d rooms' channels: %r", len(rooms), exc)
+            self.broken = True

@@ -264,8 +264,8 @@ def build(settings: Settings, node: str, db: Database, firehose: Firehose) -> we
     setup_ops(app)
     setup_dashboard(app)
     faye.mount(app)
-    background = [_background(watched.run), _background(LoopWatch().run)]
-    app.cleanup_ctx.extend([_realtime, _feeds, _stats, *background, faye.running])
+    background = [_background(f) for f in (watched.run, stats.run, LoopWatch().run)]
+    app.cleanup_ctx.extend([_realtime, _feeds, *background, faye.running])
     app.on_shutdown.extend([_presence_goodbye, _goodbye_sockets, faye.goodbye])
     return app
 
@@ -310,18 +310,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await bus.close()
 
 
-async def _stats(app: web.Application) -> AsyncIterator[None]:
-    """This node's report for the dashboard, written to Redis every few seconds."""
-    task = asyncio.create_task(app[STATS].run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def _background(run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupContext:
-    """A task that runs as long as the node does (which feeds are active, told to Redis; the
-    event loop's gauges)."""
+    """A task that runs as long as the node does (which feeds are active, told to Redis; this
+    node's report for the dashboard; the event loop's gauges)."""
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(run())

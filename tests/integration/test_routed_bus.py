@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import RedisServer
 from tidings.bus import routes
-from tidings.bus.messages import Emit, Forget, LinkUp, Message, ReactionEmit
+from tidings.bus.messages import Emit, Forget, LinkUp, Message, ReactionEmit, Resync
 from tidings.bus.redis_bus import RedisBus
 from tidings.bus.redis_client import Subscription
 
@@ -183,3 +183,26 @@ async def test_a_failed_subscription_restarts_the_link_which_resubscribes_and_re
     await b.bus.heard(["feed:user:v"])
     await a.bus.publish(emit("feed:user:v"))
     await until(lambda: b.rooms() == ["feed:user:v"], "the room's event on the new link")
+
+
+async def test_a_subscription_confirmed_after_heard_gave_up_resyncs_its_room(
+    nodes: list[Node], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A subscribe that stopped waiting read `since` before the room's events reached the
+    node: once Redis confirms, the room's sockets on this node resync."""
+    _, b, _ = nodes
+    monkeypatch.setattr(routes, "CONFIRM_TIMEOUT", 0.05)
+    resyncs: list[Resync] = []
+    b.bus.on(Resync, resyncs.append)
+    real = Subscription.add
+
+    async def slow(self: Subscription, channels: list[str]) -> None:
+        await asyncio.sleep(0.5)  # Redis busy: the confirmation comes after heard gave up
+        await real(self, channels)
+
+    monkeypatch.setattr(Subscription, "add", slow)
+    b.bus.opened("feed:user:late")
+    await b.bus.heard(["feed:user:late"])
+    assert not resyncs, "nothing to resync before the confirmation"
+    await until(lambda: Resync(["feed:user:late"]) in resyncs, "the room told to resync")
+    assert b.bus.up

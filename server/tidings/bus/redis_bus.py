@@ -251,7 +251,8 @@ class RedisBus:
                 if kind == pubsub.message:
                     await self._deliver(message["data"])
                 elif kind == pubsub.confirmed:
-                    self.routes.confirmed(message["channel"])
+                    if (late := self.routes.confirmed(message["channel"])) is not None:
+                        spawn(self._handlers.handle(Resync([late])))  # here, for its sockets
                 elif kind == pubsub.ended and not self.routes.left(message["channel"]):
                     log.warning("Redis ended the subscription to %s (its hash slot moved to "
                                 "another shard): subscribing again", self.channel)  # fmt: skip

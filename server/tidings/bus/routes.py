@@ -54,6 +54,7 @@ class Routes:
         self._subscribed: set[str] = set()  # rooms subscribed (or being) on the current link
         self._confirming: dict[bytes, asyncio.Future[None]] = {}  # channel -> its confirmation
         self._leaving: set[bytes] = set()  # channels unsubscribed, not yet confirmed
+        self._late: dict[bytes, str] = {}  # channel -> its room, confirmed after `heard` gave up
         self._queued: list[str] = []  # rooms to subscribe at the next flush
         self._subscription: Subscription | None = None
         self.broken = False  # a subscription failed on this link: the listener starts afresh
@@ -90,10 +91,18 @@ class Routes:
 
     async def heard(self, rooms: Iterable[str]) -> None:
         """Return once the events of `rooms` reach this node (at once while the link is down:
-        the sockets resync when it is back). Bounded by CONFIRM_TIMEOUT."""
-        waits = [f for f in map(self._confirming.get, map(self._key, rooms)) if f is not None]
-        if waits:
-            await asyncio.wait(waits, timeout=CONFIRM_TIMEOUT)
+        the sockets resync when it is back). Bounded by CONFIRM_TIMEOUT: a room whose
+        confirmation comes later is `late`, and its sockets resync then (`confirmed`)."""
+        waits = {self._key(room): room for room in rooms}
+        futures = {k: f for k in waits if (f := self._confirming.get(k)) is not None}
+        if not futures:
+            return
+        await asyncio.wait(futures.values(), timeout=CONFIRM_TIMEOUT)
+        for key, future in futures.items():
+            if not future.done():
+                log.warning("Redis had not confirmed the subscription to %s within %s s",
+                            waits[key], CONFIRM_TIMEOUT)  # fmt: skip
+                self._late[key] = waits[key]
 
     # ------------------------------------------------------------------- the listener's
 
@@ -110,6 +119,7 @@ class Routes:
         self._subscription = None
         self._subscribed.clear()
         self._leaving.clear()
+        self._late.clear()  # every socket resyncs after the outage
         self._queued.clear()
         for future in self._confirming.values():
             if not future.done():
@@ -117,10 +127,13 @@ class Routes:
         self._confirming.clear()
         ROUTED_ROOMS.set(0)
 
-    def confirmed(self, channel: bytes) -> None:
+    def confirmed(self, channel: bytes) -> str | None:
+        """Redis confirmed a subscription: the room whose sockets must resync now, if a
+        subscribe stopped waiting for it (it read `since` before events reached the node)."""
         future = self._confirming.pop(channel, None)
         if future is not None and not future.done():
             future.set_result(None)
+        return self._late.pop(channel, None)
 
     def left(self, channel: bytes) -> bool:
         """Whether Redis ended `channel`'s subscription because this node asked (False: Redis

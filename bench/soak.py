@@ -67,6 +67,13 @@ def mix(text: str) -> dict[str, float]:
     return weights
 
 
+def setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name.startswith("TIDINGS_") or not equals:
+        raise argparse.ArgumentTypeError(f"{text}: TIDINGS_<SECTION>_<KEY>=value")
+    return name, value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     load = parser.add_argument_group("load")
     load.add_argument("--minutes", type=positive_float, default=60.0)
@@ -90,6 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nodes.add_argument("--api-key", default=DEV_API_KEY)
     nodes.add_argument("--api-secret", default=DEV_API_SECRET)
     nodes.add_argument("--out", type=Path, help="a folder: soak.json and soak.png there")
+    nodes.add_argument("--set", dest="server_env", type=setting, action="append",
+                       metavar="TIDINGS_…=VALUE",
+                       help="a setting of both nodes, e.g. TIDINGS_CACHE_ACTIVITIES_MB=0 (again "
+                       "for more)")  # fmt: skip
     parser.set_defaults(batch_size=500, concurrency=4)  # fmt: skip
 
 
@@ -301,7 +312,10 @@ async def _run(args: argparse.Namespace) -> Report:
     run = uuid.uuid4().hex[:8]
     warmup = args.warmup_minutes if args.warmup_minutes is not None else min(5, args.minutes / 3)
     keys = ("minutes", "sockets", "authors", "rate", "mix", "rooms", "presence_members", "client")
-    settings = {k: getattr(args, k) for k in keys} | {"warmup_minutes": warmup}
+    settings = {k: getattr(args, k) for k in keys} | {
+        "warmup_minutes": warmup,
+        "set": dict(args.server_env or []),
+    }
     report: Report = {**report_head("soak", run), "settings": settings}
     children: list[SubscriberProcess] = []
     samples: list[Report] = []

@@ -7,7 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -22,10 +22,15 @@ class Store:
     else it starts SecantusDB with its data and log under `workdir`."""
 
     def __init__(
-        self, workdir: Path, cache_size: str | None = None, url: str | None = None
+        self,
+        workdir: Path,
+        cache_size: str | None = None,
+        url: str | None = None,
+        flags: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.cache_size = cache_size
+        self.flags = list(flags)  # more of SecantusDB's command-line flags
         self.process: subprocess.Popen[bytes] | None = None
         self.url = os.environ.get("TIDINGS_MONGODB_URL", "") if url is None else url
 
@@ -48,6 +53,7 @@ class Store:
         ]  # fmt: skip
         if self.cache_size:
             argv += ["--cache-size", self.cache_size]
+        argv += self.flags
         self.workdir.mkdir(parents=True, exist_ok=True)
         with (self.workdir / "store.log").open("ab") as out:
             self.process = subprocess.Popen(
@@ -70,10 +76,12 @@ class Store:
 
 
 @contextlib.asynccontextmanager
-async def embedded_store(workdir: Path, cache_size: str) -> AsyncIterator[str]:
+async def embedded_store(
+    workdir: Path, cache_size: str, flags: Sequence[str] = ()
+) -> AsyncIterator[str]:
     """An embedded store of its own for the duration (whatever TIDINGS_MONGODB_URL says): its
     URL."""
-    store = Store(workdir, cache_size, url="")
+    store = Store(workdir, cache_size, url="", flags=flags)
     await asyncio.to_thread(store.start)
     try:
         yield store.url

@@ -38,11 +38,6 @@ from .services import EMBEDDED_CACHE_SIZE, Report, log, mongo_client, report_hea
 from .store import store_version
 
 GROUPS = ("user", "timeline")
-# The embedded store keeps an oplog (Tidings reads none) of 100,000 entries by default; past
-# that, each prune of it walks the rows deleted before, under the store's lock, and a run of a
-# million activities stalled after 100,000 lines (one chunk still unwritten after 10 minutes).
-# Bounds that no run reaches: nothing is pruned, so the figures are the import's.
-NO_OPLOG_PRUNE = ("--oplog-max-entries", "100000000", "--oplog-retention-seconds", "604800")
 START = datetime(2024, 1, 1)  # the first activity's time (UTC); one a second after it
 
 
@@ -187,7 +182,7 @@ async def _store(args: argparse.Namespace, folder: Path) -> AsyncIterator[str]:
         yield args.mongodb_url
         return
     log("starting the embedded store (SecantusDB)")
-    async with embedded_store(folder / "store", EMBEDDED_CACHE_SIZE, NO_OPLOG_PRUNE) as url:
+    async with embedded_store(folder / "store", EMBEDDED_CACHE_SIZE) as url:
         yield url
 
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -22,15 +22,10 @@ class Store:
     else it starts SecantusDB with its data and log under `workdir`."""
 
     def __init__(
-        self,
-        workdir: Path,
-        cache_size: str | None = None,
-        url: str | None = None,
-        flags: Sequence[str] = (),
+        self, workdir: Path, cache_size: str | None = None, url: str | None = None
     ) -> None:
         self.workdir = workdir
         self.cache_size = cache_size
-        self.flags = list(flags)  # more of SecantusDB's command-line flags
         self.process: subprocess.Popen[bytes] | None = None
         self.url = os.environ.get("TIDINGS_MONGODB_URL", "") if url is None else url
 
@@ -53,7 +48,6 @@ class Store:
         ]  # fmt: skip
         if self.cache_size:
             argv += ["--cache-size", self.cache_size]
-        argv += self.flags
         self.workdir.mkdir(parents=True, exist_ok=True)
         with (self.workdir / "store.log").open("ab") as out:
             self.process = subprocess.Popen(
@@ -76,12 +70,10 @@ class Store:
 
 
 @contextlib.asynccontextmanager
-async def embedded_store(
-    workdir: Path, cache_size: str, flags: Sequence[str] = ()
-) -> AsyncIterator[str]:
+async def embedded_store(workdir: Path, cache_size: str) -> AsyncIterator[str]:
     """An embedded store of its own for the duration (whatever TIDINGS_MONGODB_URL says): its
     URL."""
-    store = Store(workdir, cache_size, url="", flags=flags)
+    store = Store(workdir, cache_size, url="")
     await asyncio.to_thread(store.start)
     try:
         yield store.url

@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw-sample", type=positive_int, default=200_000,
                         help="activities (and copies) of the raw insert_many")  # fmt: skip
     parser.add_argument("--mongodb-url", default="", help="else an embedded store is started")
+    parser.add_argument(
+        "--cache-size",
+        default=EMBEDDED_CACHE_SIZE,
+        help="of the embedded store (default: %(default)s)",
+    )
 
 
 def _activity(n: int, feeds: int) -> tuple[str, dict[str, Any]]:
@@ -137,7 +142,7 @@ async def _raw(db: Any, args: argparse.Namespace) -> dict[str, int]:
 
 async def _bench(args: argparse.Namespace) -> Report:
     report = report_head("import", uuid.uuid4().hex[:8])
-    names = ("activities", "feeds", "copy_limit", "batch", "raw_sample")
+    names = ("activities", "feeds", "copy_limit", "batch", "raw_sample", "cache_size")
     report["parameters"] = {name: getattr(args, name) for name in names}
     report["store"] = "mongodb" if args.mongodb_url else "embedded SecantusDB"
     database = f"bench_import_{report['run']}"
@@ -182,7 +187,7 @@ async def _store(args: argparse.Namespace, folder: Path) -> AsyncIterator[str]:
         yield args.mongodb_url
         return
     log("starting the embedded store (SecantusDB)")
-    async with embedded_store(folder / "store", EMBEDDED_CACHE_SIZE) as url:
+    async with embedded_store(folder / "store", args.cache_size) as url:
         yield url
 
 

@@ -1,8 +1,9 @@
 """The import benchmark: `tidings import` of `--activities` activities spread over `--feeds`
 user feeds, then of the follows (timeline:i follows user:i and user:i+1, each copying the
 target's newest `--copy-limit` activities), against the raw store's bulk insert of the same
-documents (pymongo `insert_many` of the activity documents and their feed entries, in chunks of
-`--batch`) in the same run.
+documents in the same run: pymongo `insert_many`, in chunks of `--batch`, of the first
+`--raw-sample` activity documents and their feed entries, then of as many follow copies (the
+entries a follow writes), into scratch collections with the store's own indexes (client.py).
 
 The files are written first (not timed); each import is one `python -m tidings import`
 process, timed from its start to its exit (start-up included). Against an embedded store it
@@ -25,12 +26,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
-
 from harness.common import ROOT
 from harness.server import TIDINGS
 from harness.store import embedded_store
 from tidings.domain.activities import Limits, parse_activity
+from tidings.store.mongo.client import INDEXES
 from tidings.store.mongo.owners import activity_doc
 
 from .options import positive_int
@@ -46,7 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feeds", type=positive_int, default=10_000, help="user feeds")
     parser.add_argument("--copy-limit", type=int, default=100, help="of each follow")
     parser.add_argument("--batch", type=positive_int, default=1000, help="lines per chunk")
+    parser.add_argument("--raw-sample", type=positive_int, default=200_000,
+                        help="activities (and copies) of the raw insert_many")  # fmt: skip
     parser.add_argument("--mongodb-url", default="", help="else an embedded store is started")
+    parser.add_argument(
+        "--cache-size",
+        default=EMBEDDED_CACHE_SIZE,
+        help="of the embedded store (default: %(default)s)",
+    )
 
 
 def _activity(n: int, feeds: int) -> tuple[str, dict[str, Any]]:
@@ -94,33 +101,48 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
 
 
-async def _raw(db: Any, args: argparse.Namespace) -> float:
-    """Activities/s of pymongo's insert_many of the activity documents and their entries, the
-    same documents an import writes, into scratch collections with the same unique index."""
+async def _raw(db: Any, args: argparse.Namespace) -> dict[str, int]:
+    """Per second, pymongo's insert_many of the first `--raw-sample` activity documents with
+    their entries, then of as many copies (timeline:i gets the newest `--copy-limit` of
+    user:i, as its follow copies them): the documents an import writes, into scratch
+    collections with the store's indexes."""
     limits = Limits(GROUPS, 10_000, 100)
-    docs, entries = db["bench_raw_activities"], db["bench_raw_entries"]
-    await entries.create_indexes(
-        [IndexModel([("feed", ASCENDING), ("activity_id", ASCENDING)], unique=True)]
-    )
+    docs, entries = db["raw_activities"], db["raw_entries"]
+    await docs.create_indexes(INDEXES["activities"])
+    await entries.create_indexes(INDEXES["feed_entries"])
+    count = min(args.raw_sample, args.activities)
+    newest: dict[int, list[str]] = {}
     seconds = 0.0
-    for start in range(0, args.activities, args.batch):
-        end = min(start + args.batch, args.activities)
-        chunk = [_activity(n, args.feeds) for n in range(start, end)]
-        parsed = [(feed, parse_activity(body, limits)) for feed, body in chunk]
+    for start in range(0, count, args.batch):
+        numbers = range(start, min(start + args.batch, count))
+        parsed = [(feed, parse_activity(body, limits)) for feed, body in
+                  (_activity(n, args.feeds) for n in numbers)]  # fmt: skip
         batch = [activity_doc(a, {feed: a.to}, feed) for feed, a in parsed]
         rows = [{"feed": feed, "activity_id": a.id, "origin": None} for feed, a in parsed]
         began = time.perf_counter()
         await docs.insert_many(batch, ordered=False)
         await entries.insert_many(rows, ordered=False)
         seconds += time.perf_counter() - began
+        for n, (_, a) in zip(numbers, parsed, strict=True):
+            newest.setdefault(n % args.feeds, []).insert(0, a.id)
+    copies = [
+        {"feed": f"timeline:f{i}", "activity_id": activity_id, "origin": f"user:f{i}"}
+        for i, ids in newest.items() for activity_id in ids[: args.copy_limit]
+    ][:count]  # fmt: skip
+    copying = 0.0
+    for start in range(0, len(copies), args.batch):
+        began = time.perf_counter()
+        await entries.insert_many(copies[start : start + args.batch], ordered=False)
+        copying += time.perf_counter() - began
     await docs.drop()
     await entries.drop()
-    return args.activities / seconds
+    return {"activities": count, "activities_per_s": round(count / seconds),
+            "copies": len(copies), "copies_per_s": round(len(copies) / copying)}  # fmt: skip
 
 
 async def _bench(args: argparse.Namespace) -> Report:
     report = report_head("import", uuid.uuid4().hex[:8])
-    names = ("activities", "feeds", "copy_limit", "batch")
+    names = ("activities", "feeds", "copy_limit", "batch", "raw_sample", "cache_size")
     report["parameters"] = {name: getattr(args, name) for name in names}
     report["store"] = "mongodb" if args.mongodb_url else "embedded SecantusDB"
     database = f"bench_import_{report['run']}"
@@ -141,11 +163,16 @@ async def _bench(args: argparse.Namespace) -> Report:
                 done["copies"] = await client[database]["feed_entries"].count_documents(
                     {"origin": {"$ne": None}}
                 )
+                done["copies_per_s"] = round(done["copies"] / done["seconds"])
                 report["follows"] = done
                 log("raw insert_many of the same documents")
                 raw = await _raw(client[f"{database}_raw"], args)
-                report["raw_insert_many"] = {"activities_per_s": round(raw)}
-                report["import_vs_raw"] = round(report["activities"]["activities_per_s"] / raw, 3)
+                report["raw_insert_many"] = raw
+                report["import_vs_raw"] = {
+                    "activities": round(args.activities / report["activities"]["seconds"]
+                                        / raw["activities_per_s"], 3),
+                    "copies": round(done["copies_per_s"] / raw["copies_per_s"], 3),
+                }  # fmt: skip
             finally:
                 await client.drop_database(database)
                 await client.drop_database(f"{database}_raw")
@@ -160,7 +187,7 @@ async def _store(args: argparse.Namespace, folder: Path) -> AsyncIterator[str]:
         yield args.mongodb_url
         return
     log("starting the embedded store (SecantusDB)")
-    async with embedded_store(folder / "store", EMBEDDED_CACHE_SIZE) as url:
+    async with embedded_store(folder / "store", args.cache_size) as url:
         yield url
 
 

@@ -254,3 +254,58 @@ def test_export_then_import_into_an_empty_store_gives_the_same_data(
         assert _normalised(second) == _normalised(first)
     finally:
         mongo.drop_database(empty)
+
+
+def test_imported_follows_store_what_the_api_follows_store(
+    server: ServerProcess, store: Store, client: stream.client.StreamClient, uid: str,
+    tmp_path: Path, mongo: MongoClient[Doc],
+) -> None:  # fmt: skip
+    """timeline:<uid>b follows three feeds through the API, one REST follow each;
+    timeline:<uid>c follows the same feeds through an import (its bulk follow path): both hold
+    the same entries, follows and counters, and an activity added afterwards reaches both."""
+    sizes = {f"{uid}a": 12, f"{uid}e": 3, f"{uid}n": 0}  # more than the copy limit, fewer, none
+    records: list[Any] = [
+        {"type": "activity", "feed": f"user:{user}", "activity": {
+            "actor": user, "verb": "post", "object": f"post:{n}", "foreign_id": f"{user}:{n}",
+            "time": f"2024-03-01T10:{n:02d}:00"}}
+        for user, count in sizes.items() for n in range(count)
+    ]  # fmt: skip
+    env = cli_env(store, server.database)
+    assert import_json(write(tmp_path / "activities.ndjson", records), env)[0] == 0
+    for user in sizes:
+        client.feed("timeline", f"{uid}b").follow("user", user, activity_copy_limit=5)
+    follows = [
+        {"type": "follow", "follow": {"feed_id": f"timeline:{uid}c", "target_id": f"user:{user}",
+                                      "activity_copy_limit": 5}}
+        for user in sizes
+    ]  # fmt: skip
+    code, report = import_json(write(tmp_path / "follows.ndjson", follows), env)
+    assert code == 0 and report["imported"] == {"follow": 3}, report
+    db = mongo[server.database]
+
+    def held(user: str) -> dict[str, Any]:
+        feed = client.feed("timeline", user)
+        return {
+            "read": [(a["id"], a.get("origin")) for a in feed.get(limit=100)["results"]],
+            "following": sorted(f["target_id"] for f in feed.following(limit=10)["results"]),
+            "entries": sorted(
+                (d["activity_id"], d["origin"], d.get("pulled"))
+                for d in db["feed_entries"].find({"feed": f"timeline:{user}"})
+            ),
+            "follows": sorted(
+                (d["target"], d["frontier"], d["period"], "pull_source" in d)
+                for d in db["follows"].find({"source": f"timeline:{user}"})
+            ),
+        }
+
+    api, imported = held(f"{uid}b"), held(f"{uid}c")
+    assert len(api["read"]) == 5 + 3  # the newest 5 of a, the 3 of e
+    assert imported == api
+    for user, count in sizes.items():
+        meta = db["feeds"].find_one({"_id": f"user:{user}"})
+        assert meta is not None and meta["followers"] == 2 and meta["slots"] == 2
+        newest = client.feed("user", user).get(limit=1)["results"]
+        assert meta.get("max_id", "") == (newest[0]["id"] if count else "")
+        assert db["follower_chunks"].count_documents({"target": f"user:{user}"}) == 1
+    client.feed("user", f"{uid}a").add_activity({"actor": "a", "verb": "post", "object": "new"})
+    wait_until(lambda: held(f"{uid}b")["read"] == held(f"{uid}c")["read"] != api["read"], TIMEOUT)

@@ -56,32 +56,33 @@ class FollowService:
         """`follow_many/`: every (source, target) pair followed in bulk writes. A source that
         would follow more than `fanout.max_following` feeds refuses the whole batch (nothing
         stored). Validation of the feed ids is the caller's."""
-        failed = await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=True)
+        failed, _ = await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=True)
         if failed:
             raise next(iter(failed.values()))
 
     async def follow_each(
         self, pairs: Sequence[tuple[str, str]], copy_limit: int
-    ) -> dict[tuple[str, str], InputError]:
+    ) -> tuple[dict[tuple[str, str], InputError], set[tuple[str, str]]]:
         """`follow_many`'s bulk writes, but a pair refused (its source would follow more than
-        `fanout.max_following` feeds) refuses only itself: answered, the others stored (an
-        import's follows)."""
+        `fanout.max_following` feeds) refuses only itself (an import's follows). Answers the
+        pairs refused, and those that were follows already."""
         return await self._follow_batch(list(dict.fromkeys(pairs)), copy_limit, whole=False)
 
     async def _follow_targets(
         self, key: tuple[str, int], sources: list[str]
     ) -> dict[str, InputError]:
         target, copy_limit = key
-        failed = await self._follow_batch(
+        failed, _ = await self._follow_batch(
             [(s, target) for s in dict.fromkeys(sources)], copy_limit, whole=False
         )
         return {source: error for (source, _), error in failed.items()}
 
     async def _follow_batch(
         self, pairs: list[tuple[str, str]], copy_limit: int, whole: bool
-    ) -> dict[tuple[str, str], InputError]:
+    ) -> tuple[dict[tuple[str, str], InputError], set[tuple[str, str]]]:
         """Store the follows of `pairs`; answer those refused by the follow cap (`whole`: any
-        refusal refuses every pair, before anything is stored). One survey of the sources'
+        refusal refuses every pair, before anything is stored), and those that were follows
+        already. One survey of the sources'
         follows before (which pairs exist, how many feeds each source follows) and one after
         (none undone meanwhile, and no source past the cap through concurrent follows)."""
         cap = self.settings.max_following
@@ -95,16 +96,15 @@ class FollowService:
                 if pair[0] in over and pair not in existing:
                     failed[pair] = _cap_error(pair[0], cap)
             if whole:
-                return failed
+                return failed, set(existing)
             pairs = [p for p in pairs if p not in failed]
         prefilled: dict[str, tuple[str, int, bool]] = {}
         if copy_limit == 0:  # nothing to copy: the follows are inserted complete
             targets = list(dict.fromkeys(t for _, t in pairs))
             before_metas = await self.follows.meta.get_many(targets)
-            for target in targets:
-                ids = await self.activities.latest_own(target, 1)
-                if ids:  # as in _complete
-                    await self.follows.meta.raise_max(target, ids[0])
+            newest = {t: await self.activities.latest_own(t, 1) for t in targets}
+            await self.follows.meta.raise_max_many({t: i[0] for t, i in newest.items() if i})
+            for target, ids in newest.items():  # as in _complete
                 meta = before_metas[target]
                 prefilled[target] = (ids[0] if ids else "", meta.period, meta.pull_rooms)
         started = await self.follows.follow_many(pairs, prefilled, existing)
@@ -118,7 +118,7 @@ class FollowService:
             gone = {r.id for r in undone}
             started.follows[:] = [(r, n) for r, n in started.follows if r.id not in gone]
         await self._complete(started.follows, copy_limit)
-        return failed
+        return failed, set(existing)
 
     async def _complete(self, started: list[tuple[FollowRecord, bool]], copy_limit: int) -> None:
         """Copy (push feeds) or frontier (pull feeds) of the follows started, in bulk: per
@@ -139,13 +139,13 @@ class FollowService:
             if all(r.frontier is not None for r in records):  # read before their insert
                 return []
             async with slots:
-                ids = await self.activities.latest_own(target, copy_limit + 1)
-                # a later activity at or below what a follower may merge in is back-dated
-                if ids:
-                    await self.follows.meta.raise_max(target, ids[0])
-            return ids
+                return await self.activities.latest_own(target, copy_limit + 1)
 
         read = await asyncio.gather(*(newest(t, rs) for t, rs in by_target.items()))
+        # a later activity at or below what a follower may merge in is back-dated
+        await self.follows.meta.raise_max_many(
+            {t: ids[0] for t, ids in zip(by_target, read, strict=True) if ids}
+        )
         for (target, records), ids in zip(by_target.items(), read, strict=True):
             meta = metas[target]
             frontier = ids[copy_limit] if len(ids) > copy_limit else ""

@@ -143,9 +143,8 @@ class Importer:
                 highest[entry.feed] = max(highest.get(entry.feed, ""), entry.activity_id)
         meta = self.stores.follows.follows.meta
         for feeds in in_chunks(list(highest)):
-            for feed, found in (await meta.get_many(feeds)).items():
-                if found.slots:
-                    await meta.raise_max(feed, highest[feed])
+            found = await meta.get_many(feeds)
+            await meta.raise_max_many({f: highest[f] for f in feeds if found[f].slots})
 
     async def _own(self, pairs: list[tuple[Activity, str]]) -> None:
         """Activities stored already (or added by several feeds): each feed that added one
@@ -166,8 +165,7 @@ class Importer:
             by_limit.setdefault(line.copy_limit, []).append((number, line))
         for limit, group in by_limit.items():
             pairs = [(line.source, line.target) for _, line in group]
-            there = set(await self.stores.follows.follows.existing(pairs))
-            failed = await self.stores.follows.follow_each(pairs, limit)
+            failed, there = await self.stores.follows.follow_each(pairs, limit)
             for number, line in group:
                 pair = (line.source, line.target)
                 error = failed.get(pair)

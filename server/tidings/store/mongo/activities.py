@@ -49,6 +49,9 @@ from .owners import (
 )
 
 RETRIES = 20  # conditional writes of one document that lost a race, before giving up
+# Ids of one `$in` read of removed_among: the embedded store matches each document found
+# against the whole list, so 4 reads of 25 ids cost it 2/3 of one read of 100.
+REMOVED_PART = 25
 
 
 @dataclass(frozen=True)
@@ -356,9 +359,10 @@ class ActivityStore(EntryWrites):
         return doc is None or bool(doc.get("removed"))
 
     async def removed_among(self, ids: Sequence[str]) -> set[str]:
-        """`is_removed` of many, in one `$in` read per IN_CHUNK ids."""
+        """`is_removed` of many, in one `$in` read per REMOVED_PART ids (a bulk follow's copies:
+        a million ids in an import)."""
         live: set[str] = set()
-        for part in in_chunks(list(ids)):
+        for part in in_chunks(list(ids), REMOVED_PART):
             live.update([d["_id"] async for d in self.activities.find(
                 {"_id": {"$in": part}, "removed": {"$ne": True}}, {"_id": 1})])  # fmt: skip
         return set(ids) - live

@@ -102,9 +102,9 @@ def connect(url: str, settings: MongoSettings) -> AsyncMongoClient[Document]:
 IN_CHUNK = 100  # ids of one `$in`: the embedded store's cost grows with its square (1,000: 4 s)
 
 
-def in_chunks(ids: list[Any]) -> list[list[Any]]:
-    """`ids` in pieces of at most IN_CHUNK, one `$in` query each."""
-    return [ids[i : i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
+def in_chunks(ids: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
+    """`ids` in pieces of at most `size`, one `$in` query each."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 async def ensure_indexes(db: Database) -> None:

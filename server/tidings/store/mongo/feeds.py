@@ -22,11 +22,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from .client import Database, Document
@@ -238,6 +238,15 @@ class FeedMetaStore:
             {"_id": feed}, {"$max": {"max_id": activity_id}}, {"max_id": 1}
         )
         return "" if doc is None else str(doc.get("max_id", ""))
+
+    async def raise_max_many(self, highest: Mapping[str, str]) -> None:
+        """`raise_max` of many feeds (feed → the highest id it holds) in one unordered bulk
+        write, the ids held before unanswered: a bulk follow's targets, an import's feeds."""
+        if highest:
+            await self.feeds.bulk_write(
+                [UpdateOne({"_id": f}, {"$max": {"max_id": i}}) for f, i in highest.items()],
+                ordered=False,
+            )
 
     async def start_switch(self, feed: str) -> FeedMeta | None:
         """Push → switching (to pull); None when the feed is not a push feed."""

@@ -63,8 +63,10 @@ class FollowWrites:
         metas: dict[str, FeedMeta] = {}
         docs: list[Document] = []
         now = datetime.now(UTC)
-        for target, sources in wanted.items():
-            chunks, metas[target] = await self.meta.take_many(target, len(sources), CHUNK_SIZE)
+        taken = await asyncio.gather(
+            *(self.meta.take_many(t, len(s), CHUNK_SIZE) for t, s in wanted.items())
+        )
+        for (target, sources), (chunks, metas[target]) in zip(wanted.items(), taken, strict=True):
             done: Document = {}
             if target in complete:
                 frontier, period, pull = complete[target]

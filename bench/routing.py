@@ -11,6 +11,7 @@ delivery from just before its POST to its arrival (p50, p99), the POSTs' own lat
 node the messages of other nodes it decoded (`tidings_bus_messages_received_total`) and the CPU
 seconds it spent meanwhile. One JSON document on stdout, progress on stderr.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -153,6 +153,18 @@ class SentCounts:
         return dict(sent.counts)
 
 
+def child_ancestors(parent: Reaction, field_name: str = "parent") -> tuple[str, ...]:
+    """The ancestors of a child of `parent` (root first); InputError past MAX_DEPTH levels.
+    `field_name`: the input's field that names the parent, in the error."""
+    ancestors = (*parent.ancestors, parent.id)
+    if len(ancestors) >= MAX_DEPTH:
+        raise InputError(
+            f"reactions nest at most {MAX_DEPTH} levels deep",
+            {field_name: [f"already {MAX_DEPTH} levels deep"]},
+        )
+    return ancestors
+
+
 def wire_time(time: datetime) -> str:
     """Stream writes a reaction's times in UTC with a `Z`."""
     return format_time(time) + "Z"

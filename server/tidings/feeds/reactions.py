@@ -32,12 +32,12 @@ from ..domain.objects import User
 from ..domain.ports import ReactionCounts, UserStore
 from ..domain.reactions import (
     LATEST_CHILDREN,
-    MAX_DEPTH,
     Bounds,
     Change,
     NewReaction,
     Reaction,
     Summary,
+    child_ancestors,
     counts_without,
     id_time,
     now_ms,
@@ -97,12 +97,7 @@ class Reactions:
                 raise InputError(
                     f"parent reaction {new.parent} does not exist", {"parent": ["not found"]}
                 )
-            ancestors = (*parent.ancestors, parent.id)
-            if len(ancestors) >= MAX_DEPTH:
-                raise InputError(
-                    f"reactions nest at most {MAX_DEPTH} levels deep",
-                    {"parent": [f"already {MAX_DEPTH} levels deep"]},
-                )
+            ancestors = child_ancestors(parent)
             activity_id = parent.activity_id
         reaction = Reaction(
             id=new.id, kind=new.kind, activity_id=activity_id, user_id=user_id, data=new.data,

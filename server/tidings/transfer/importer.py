@@ -26,7 +26,7 @@ from ..domain.activities import Activity
 from ..domain.errors import DoesNotExistError, InputError, TidingsError
 from ..domain.objects import Entry as ObjectEntry
 from ..domain.objects import User
-from ..domain.reactions import MAX_DEPTH, Reaction
+from ..domain.reactions import MAX_DEPTH, Reaction, child_ancestors
 from ..feeds.following import FollowService
 from ..store.mongo.activities import ActivityStore
 from ..store.mongo.client import in_chunks
@@ -233,12 +233,7 @@ def _reaction(
     activity_id = mapped.get(line.activity_id, line.activity_id)
     if line.parent:
         parent = known[line.parent]
-        ancestors = (*parent.ancestors, parent.id)
-        if len(ancestors) >= MAX_DEPTH:
-            raise InputError(
-                f"reactions nest at most {MAX_DEPTH} levels deep",
-                {"reaction.parent": [f"already {MAX_DEPTH} levels deep"]},
-            )
+        ancestors = child_ancestors(parent, "reaction.parent")
         activity_id = parent.activity_id
     elif activity_id not in live:
         raise DoesNotExistError(

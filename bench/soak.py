@@ -372,8 +372,11 @@ async def _run(args: argparse.Namespace) -> Report:
         sockets = await load.poll(children)
         report["deliveries"] = load.deliveries()
         report["sockets_at_end"] = sockets
-        logged = sum(len(SERVER_ERROR.findall((workdir / f"node-{n}.log").read_text(
-            errors="replace"))) for n in nodes)  # fmt: skip
+        logs = {n: (workdir / f"node-{n}.log").read_text(errors="replace") for n in nodes}
+        lines = [f"node {n}: {line}" for n, text in logs.items()
+                 for line in text.splitlines() if SERVER_ERROR.search(line)]  # fmt: skip
+        logged = len(lines)
+        load.first_errors.extend(lines[:10])  # the log is gone with the run's folder
     delivered = report["deliveries"]
     errors = {**load.errors, "missing_deliveries": delivered["missing"], "duplicate_deliveries":
               delivered["duplicates"], "sockets_dropped": sockets["dropped"],

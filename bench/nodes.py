@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,9 +23,11 @@ from typing import Any
 import aiohttp
 
 from harness.common import free_port
+from harness.store import embedded_store
+from tidings.runtime.local_redis import local_redis
 
 from . import procinfo
-from .services import log, server_env, spawn_server, stop_process
+from .services import EMBEDDED_CACHE_SIZE, log, server_env, spawn_server, stop_process
 
 START_TIMEOUT = 120.0
 # The supervisor stops its workers within 2 * server.shutdown_timeout + 10 s, then Redis.
@@ -103,6 +106,30 @@ async def started_nodes(
         yield nodes
     finally:
         await stop_process(process, STOP_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the nodes of a many-node benchmark share: a working folder, the store and Redis."""
+
+    workdir: Path
+    store_url: str
+    redis_url: str
+    store: str  # as the report names it
+
+
+async def shared_services(
+    args: argparse.Namespace, stack: contextlib.AsyncExitStack, name: str
+) -> Shared:
+    """A temporary folder `tidings-<name>-…`, the store of `--mongodb-url` or an embedded one
+    started there, and a redis-server: undone by `stack`."""
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"tidings-{name}-")))
+    store_url = args.mongodb_url or await stack.enter_async_context(
+        embedded_store(workdir / "store", EMBEDDED_CACHE_SIZE)
+    )
+    redis_url = await stack.enter_async_context(local_redis(workdir / "redis"))
+    store = "mongodb" if args.mongodb_url else "embedded SecantusDB"
+    return Shared(workdir, store_url, redis_url, store)
 
 
 @contextlib.asynccontextmanager

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,16 +32,13 @@ from typing import Any
 
 import aiohttp
 
-from harness.store import embedded_store
 from tidings.auth import feed_token
 from tidings.domain.feeds import FeedId
-from tidings.runtime.local_redis import local_redis
 
-from .nodes import node_ready, redis_node
+from .nodes import node_ready, redis_node, shared_services
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember
 from .services import (
-    EMBEDDED_CACHE_SIZE,
     Report,
     log,
     report_head,
@@ -247,14 +243,9 @@ async def _run(args: argparse.Namespace) -> Report:
     }  # fmt: skip
     members: list[RaidMember] = []
     async with contextlib.AsyncExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidings-raid-")))
-        store_url = args.mongodb_url
-        report["store"] = "mongodb" if store_url else "embedded SecantusDB"
-        if not store_url:
-            store_url = await stack.enter_async_context(
-                embedded_store(workdir / "store", EMBEDDED_CACHE_SIZE)
-            )
-        redis_url = await stack.enter_async_context(local_redis(workdir / "redis"))
+        shared = await shared_services(args, stack, "raid")
+        workdir, store_url, redis_url = shared.workdir, shared.store_url, shared.redis_url
+        report["store"] = shared.store
         database = f"bench_raid_{run}"
         ttl = {"TIDINGS_REALTIME_PRESENCE_TTL": str(args.presence_ttl)}
         started = {

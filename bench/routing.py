@@ -18,23 +18,19 @@ import argparse
 import asyncio
 import contextlib
 import random
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import aiohttp
 
-from harness.store import embedded_store
 from tidings.auth import server_token
-from tidings.runtime.local_redis import local_redis
 
 from . import options, procinfo
 from .children import SubscriberProcess, start_subscribers, subscriber_config
 from .feeds import API
-from .nodes import node_ready, parse_metrics, redis_node
+from .nodes import Shared, node_ready, parse_metrics, redis_node, shared_services
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
-from .services import EMBEDDED_CACHE_SIZE, Report, log, report_head, run_report
+from .services import Report, log, report_head, run_report
 from .stats import percentiles
 
 NODES = 4
@@ -78,13 +74,13 @@ class Mode:
         self.failed = 0
 
     async def start(self, args: argparse.Namespace, stack: contextlib.AsyncExitStack, run: str,
-                    store_url: str, redis_url: str, workdir: Path) -> None:  # fmt: skip
+                    shared: Shared) -> None:  # fmt: skip
         env = {"TIDINGS_REDIS_ROUTED_ROOMS": MODES[self.name]}
         database = f"bench_routing_{run}_{self.name}"
         for k in range(NODES):
-            self.nodes.append(await stack.enter_async_context(
-                redis_node(args, f"{self.name}-{k}", store_url, redis_url, database, workdir, env)
-            ))  # fmt: skip
+            self.nodes.append(await stack.enter_async_context(redis_node(
+                args, f"{self.name}-{k}", shared.store_url, shared.redis_url, database,
+                shared.workdir, env)))  # fmt: skip
         self.feeds = [f"user:{run}-{self.name}-{i}" for i in range(args.rooms)]
         stack.push_async_callback(
             lambda: asyncio.gather(*(c.close() for c in self.children), return_exceptions=True)
@@ -151,15 +147,12 @@ async def _run(args: argparse.Namespace) -> Report:
                       "settings": {k: getattr(args, k) for k in keys}}  # fmt: skip
     modes = [Mode(name, run) for name in MODES]
     async with contextlib.AsyncExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidings-routing-")))
-        store_url = args.mongodb_url or await stack.enter_async_context(
-            embedded_store(workdir / "store", EMBEDDED_CACHE_SIZE))  # fmt: skip
-        report["store"] = "mongodb" if args.mongodb_url else "embedded SecantusDB"
-        redis_url = await stack.enter_async_context(local_redis(workdir / "redis"))
+        shared = await shared_services(args, stack, "routing")
+        report["store"] = shared.store
         http = await stack.enter_async_context(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)))  # fmt: skip
         for mode in modes:
-            await mode.start(args, stack, run, store_url, redis_url, workdir)
+            await mode.start(args, stack, run, shared)
         for mode in modes:
             await mode.connect(args, http)
         log(f"{len(modes)} x {NODES} nodes, {args.rooms} rooms each; posting")

@@ -23,7 +23,6 @@ import contextlib
 import json
 import random
 import re
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,18 +30,16 @@ from typing import Any
 
 import aiohttp
 
-from harness.store import embedded_store
 from tidings.auth import feed_token, server_token
 from tidings.domain.feeds import FeedId
-from tidings.runtime.local_redis import local_redis
 
 from . import options, wsclient
 from .children import SubscriberProcess, start_subscribers, subscriber_config
 from .feeds import API
-from .nodes import node_ready, node_state, redis_node
+from .nodes import node_ready, node_state, redis_node, shared_services
 from .options import DEV_API_KEY, DEV_API_SECRET, positive_float, positive_int
 from .raid_members import RaidMember
-from .services import EMBEDDED_CACHE_SIZE, Report, log, report_head, run_report
+from .services import Report, log, report_head, run_report
 from .stats import percentiles, soak_summary
 
 MIX = {"add": 3.0, "read": 3.0, "follow": 1.0, "reaction": 1.5, "presence": 1.0, "reconnect": 0.5}
@@ -320,11 +317,9 @@ async def _run(args: argparse.Namespace) -> Report:
     children: list[SubscriberProcess] = []
     samples: list[Report] = []
     async with contextlib.AsyncExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidings-soak-")))
-        store_url = args.mongodb_url or await stack.enter_async_context(
-            embedded_store(workdir / "store", EMBEDDED_CACHE_SIZE))  # fmt: skip
-        report["store"] = "mongodb" if args.mongodb_url else "embedded SecantusDB"
-        redis_url = await stack.enter_async_context(local_redis(workdir / "redis"))
+        shared = await shared_services(args, stack, "soak")
+        workdir, store_url, redis_url = shared.workdir, shared.store_url, shared.redis_url
+        report["store"] = shared.store
         nodes = {name: await stack.enter_async_context(
             redis_node(args, name, store_url, redis_url, f"bench_soak_{run}", workdir))
             for name in "AB"}  # fmt: skip

@@ -27,6 +27,8 @@ from .follow_records import (
     record_of,
 )
 
+TAKE_CONCURRENCY = 16  # targets whose slots are taken at once (a follow_many names 2,500)
+
 
 class FollowWrites:
     def __init__(self, db: Database) -> None:
@@ -63,9 +65,13 @@ class FollowWrites:
         metas: dict[str, FeedMeta] = {}
         docs: list[Document] = []
         now = datetime.now(UTC)
-        taken = await asyncio.gather(
-            *(self.meta.take_many(t, len(s), CHUNK_SIZE) for t, s in wanted.items())
-        )
+        slots = asyncio.Semaphore(TAKE_CONCURRENCY)
+
+        async def take(target: str, count: int) -> tuple[list[int], FeedMeta]:
+            async with slots:
+                return await self.meta.take_many(target, count, CHUNK_SIZE)
+
+        taken = await asyncio.gather(*(take(t, len(s)) for t, s in wanted.items()))
         for (target, sources), (chunks, metas[target]) in zip(wanted.items(), taken, strict=True):
             done: Document = {}
             if target in complete:
